@@ -1,0 +1,84 @@
+"""workbench: an 11-factor AI engineering workbench that lives in Jupyter.
+
+Public names are loaded lazily so ``import workbench`` and ``%load_ext workbench``
+stay fast: litellm, pandas, plotly and pydantic are imported on first use.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+# litellm must never fetch its price map or tokenizers over the network. The user
+# may choose otherwise by setting these variables before importing workbench.
+for _name, _value in (
+    ("LITELLM_LOCAL_MODEL_COST_MAP", "True"),
+    ("LITELLM_OFFLINE_MODE", "true"),
+    ("HF_HUB_OFFLINE", "1"),
+):
+    os.environ.setdefault(_name, _value)
+
+from workbench.errors import (  # noqa: E402  (light module: no third-party imports)
+    ConfigError,
+    ProviderError,
+    ReplayMiss,
+    TemplateError,
+    UnknownModel,
+    WorkbenchError,
+)
+
+if TYPE_CHECKING:
+    from workbench.result import Result
+    from workbench.runtime import Workbench
+
+__all__ = [
+    "ConfigError",
+    "ProviderError",
+    "ReplayMiss",
+    "Result",
+    "TemplateError",
+    "UnknownModel",
+    "Workbench",
+    "WorkbenchError",
+    "get",
+    "load_ipython_extension",
+]
+
+__version__ = "0.1.0"
+
+_current: Workbench | None = None
+
+
+def get() -> Workbench:
+    """The notebook's one Workbench, built from the project's config on first use."""
+    global _current
+    if _current is None:
+        from workbench.runtime import Workbench
+
+        _current = Workbench.from_config()
+    return _current
+
+
+def _set_current(wb: Workbench | None) -> None:
+    """Make ``wb`` the instance that ``get()`` and the magics use."""
+    global _current
+    _current = wb
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext workbench``: register the magics (nothing heavy is imported)."""
+    from workbench.jupyter.magics import register
+
+    register(ipython)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Workbench":
+        from workbench.runtime import Workbench
+
+        return Workbench
+    if name == "Result":
+        from workbench.result import Result
+
+        return Result
+    raise AttributeError(f"module 'workbench' has no attribute {name!r}")

@@ -1,0 +1,103 @@
+"""The ``workbench`` command: ``calls``, ``replay``, ``chaos-server``.
+
+Errors meant for users print one line (``workbench: …``) and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from workbench.errors import WorkbenchError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="workbench", description="The 11-factor AI workbench.")
+    parser.add_argument("--config", help="path of workbench.toml (default: searched from here up)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    calls = sub.add_parser("calls", help="list recorded calls")
+    calls.add_argument("-s", "--session")
+    calls.add_argument("--route")
+    calls.add_argument("-n", "--limit", type=int, default=20)
+    calls.add_argument("--format", choices=["table", "csv", "json"], default="table")
+
+    replay = sub.add_parser("replay", help="re-run a recorded session; exit 1 if any answer differs")
+    replay.add_argument("session")
+
+    chaos = sub.add_parser("chaos-server", help="serve a misbehaving OpenAI-compatible API")
+    chaos.add_argument("--host", default="127.0.0.1")
+    chaos.add_argument("--port", type=int, default=8900)
+    chaos.add_argument("--name", default="chaos")
+    chaos.add_argument("--latency-ms", type=float, default=0.0)
+    chaos.add_argument("--error-rate", type=float, default=0.0)
+    chaos.add_argument("--error-status", type=int, default=500)
+    chaos.add_argument("--status", type=int, help="answer every request with this status")
+    chaos.add_argument("--rpm", type=int, help="requests per minute before 429 + Retry-After")
+    chaos.add_argument("--retry-after", type=float, help="Retry-After to send with 429 (seconds)")
+    chaos.add_argument("--context-window", type=int, help="prompt tokens over this: 400 context_length_exceeded")
+    chaos.add_argument("--api-key-env", help="require the bearer token held in this environment variable")
+    chaos.add_argument("--seed", type=int)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "chaos-server":
+            return _chaos(args)
+        from workbench.runtime import Workbench
+
+        wb = Workbench.from_config(args.config)
+        if args.command == "calls":
+            df = wb.calls.df(session=args.session, limit=args.limit, route=args.route)
+            if args.format == "csv":
+                print(df.to_csv(index=False), end="")
+            elif args.format == "json":
+                print(df.to_json(orient="records", indent=2))
+            else:
+                cols = ["call_id", "started_at", "session", "route", "model", "status", "prompt",
+                        "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms"]  # fmt: skip
+                view = df[cols].assign(prompt=df["prompt"].str.slice(0, 40))
+                print(view.to_string(index=False) if len(df) else "no calls recorded")
+            return 0
+        report = wb.replay(args.session)
+        for row in report.itertuples():
+            mark = "identical" if row.identical else "DIFFERENT"
+            print(f"{row.call_id}  {mark:9}  {str(row.prompt)[:60]!r}")
+        same = int(report["identical"].sum())
+        print(f"{same}/{len(report)} calls identical")
+        return 0 if same == len(report) else 1
+    except WorkbenchError as exc:
+        print(f"workbench: {exc}", file=sys.stderr)
+        return 2
+
+
+def _chaos(args: argparse.Namespace) -> int:
+    import os
+
+    from workbench.limits import ChaosServer
+
+    key = None
+    if args.api_key_env:
+        key = os.environ.get(args.api_key_env)
+        if not key:
+            raise WorkbenchError(f"--api-key-env {args.api_key_env}: that variable is not set; export it first")
+    server = ChaosServer(
+        host=args.host, port=args.port, name=args.name, latency_ms=args.latency_ms,
+        error_rate=args.error_rate, error_status=args.error_status, status=args.status,
+        rpm=args.rpm, retry_after=args.retry_after, context_window=args.context_window,
+        api_key=key, seed=args.seed,
+    )  # fmt: skip
+    print(f"chaos server {args.name!r} on {server.url} (Ctrl-C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""Settings from ``workbench.toml``, ``[tool.workbench]`` in pyproject.toml, and ``WORKBENCH_*``.
+
+Lookup order for the file: an explicit path, ``$WORKBENCH_CONFIG``, then the first
+``workbench.toml`` (or ``pyproject.toml`` with a ``[tool.workbench]`` table) in the
+current folder or its parents. Relative paths in the file are relative to the
+file's folder. Environment variables override the file:
+
+``WORKBENCH_STORE`` (store path), ``WORKBENCH_MODE`` (live|replay),
+``WORKBENCH_DEFAULT_ROUTE``.
+
+API keys never appear in the config: a deployment names the environment variable
+that holds its key (``api_key_env``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from workbench.errors import ConfigError
+
+Mode = Literal["live", "replay"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Price(_Strict):
+    """Per-token prices in USD (what litellm's price map calls them)."""
+
+    input_cost_per_token: float = Field(0.0, ge=0)
+    output_cost_per_token: float = Field(0.0, ge=0)
+
+
+class Deployment(_Strict):
+    """One place a route can send a request: a litellm model name plus how to reach it."""
+
+    model: str
+    name: str | None = None
+    api_base: str | None = None
+    api_key_env: str | None = None
+    timeout: float = Field(60.0, gt=0)
+    input_cost_per_token: float | None = Field(None, ge=0)
+    output_cost_per_token: float | None = Field(None, ge=0)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """The name attempts and health tables show."""
+        return self.name or self.model
+
+    @property
+    def price(self) -> Price | None:
+        """The deployment's own price override, if it sets one."""
+        if self.input_cost_per_token is None and self.output_cost_per_token is None:
+            return None
+        return Price(
+            input_cost_per_token=self.input_cost_per_token or 0.0,
+            output_cost_per_token=self.output_cost_per_token or 0.0,
+        )
+
+
+class Route(_Strict):
+    """An ordered list of deployments tried in turn (failover)."""
+
+    deployments: list[Deployment] = Field(min_length=1)
+    retries: int = Field(1, ge=0, le=10)
+    max_retry_after: float = Field(10.0, ge=0)
+
+
+class ScriptedRule(_Strict):
+    """``local/scripted``: a regex on the last message and the reply or tool call it triggers."""
+
+    pattern: str
+    reply: str | None = None
+    tool: str | None = None
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    role: Literal["user", "tool"] = "user"
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression ({exc})") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_action(self) -> ScriptedRule:
+        if (self.reply is None) == (self.tool is None):
+            raise ValueError("a rule needs exactly one of 'reply' or 'tool'")
+        return self
+
+
+class Scripted(_Strict):
+    """Rules for ``local/scripted``: inline, or in a separate TOML file (``file``)."""
+
+    file: Path | None = None
+    default: str = "I have no scripted rule for that."
+    rules: list[ScriptedRule] = Field(default_factory=list)
+
+
+class Settings(_Strict):
+    """Everything the runtime needs to know, validated."""
+
+    store: Path = Path(".workbench/workbench.db")
+    mode: Mode = "live"
+    default_route: str = "local/echo"
+    routes: dict[str, Route] = Field(default_factory=dict)
+    prices: dict[str, Price] = Field(default_factory=dict)
+    scripted: Scripted = Field(default_factory=Scripted)
+    source: Path | None = None
+    root: Path = Field(default_factory=Path.cwd)
+
+    def price_for(self, deployment: Deployment) -> Price | None:
+        """A deployment's configured price: its own override, else ``[prices]`` for its model."""
+        return deployment.price or self.prices.get(deployment.model)
+
+
+_ENV = {
+    "WORKBENCH_STORE": "store",
+    "WORKBENCH_MODE": "mode",
+    "WORKBENCH_DEFAULT_ROUTE": "default_route",
+}
+
+
+def find_config(start: Path | None = None) -> tuple[Path | None, dict[str, Any]]:
+    """Locate the config file and return it with its workbench table (empty if none)."""
+    env_path = os.environ.get("WORKBENCH_CONFIG")
+    if env_path:
+        path = Path(env_path)
+        if not path.is_file():
+            raise ConfigError(
+                f"WORKBENCH_CONFIG={env_path}: no such file; point it at a workbench.toml"
+            )
+        return path, _read_table(path)
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / "workbench.toml"
+        if candidate.is_file():
+            return candidate, _read_table(candidate)
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file():
+            table = _read_toml(pyproject).get("tool", {}).get("workbench")
+            if table is not None:
+                return pyproject, table
+    return None, {}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc}); fix the syntax there") from None
+
+
+def _read_table(path: Path) -> dict[str, Any]:
+    data = _read_toml(path)
+    if path.name == "pyproject.toml":
+        return data.get("tool", {}).get("workbench", {})
+    return data
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Read, merge (file < environment < keyword overrides) and validate the settings."""
+    if path is not None:
+        source: Path | None = Path(path)
+        if not source.is_file():
+            raise ConfigError(f"{path}: no such config file; pass the path of a workbench.toml")
+        table = _read_table(source)
+    else:
+        source, table = find_config()
+    data = dict(table)
+    origin = {key: str(source) for key in data}
+    for env_name, key in _ENV.items():
+        if os.environ.get(env_name):
+            data[key] = os.environ[env_name]
+            origin[key] = env_name
+    for key, value in overrides.items():
+        if value is not None:
+            data[key] = value
+            origin[key] = "arguments"
+    root = source.parent.resolve() if source else Path.cwd()
+    data["source"], data["root"] = source, root
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, origin, source)) from None
+    updates: dict[str, Any] = {}
+    if not settings.store.is_absolute():
+        updates["store"] = root / settings.store
+    scripted = settings.scripted
+    if scripted.file is not None:
+        rules_path = scripted.file if scripted.file.is_absolute() else root / scripted.file
+        updates["scripted"] = _load_scripted(rules_path, scripted)
+    return settings.model_copy(update=updates) if updates else settings
+
+
+def _load_scripted(path: Path, inline: Scripted) -> Scripted:
+    if not path.is_file():
+        raise ConfigError(f"scripted.file: {path} does not exist; create it or drop the key")
+    table = _read_toml(path)
+    try:
+        from_file = Scripted.model_validate({**table, "file": path})
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, {}, path)) from None
+    return Scripted(
+        file=path,
+        default=table.get("default", inline.default),
+        rules=[*inline.rules, *from_file.rules],
+    )
+
+
+def _one_line(exc: ValidationError, origin: dict[str, str], source: Path | None) -> str:
+    err = exc.errors()[0]
+    loc = err["loc"]
+    key = ""
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+    where = origin.get(str(loc[0]) if loc else "", str(source) if source else "settings")
+    got = err.get("input")
+    got_text = "" if err["type"] == "missing" or isinstance(got, dict) else f" (got {got!r})"
+    message = err["msg"].removeprefix("Value error, ")
+    return f"{where}: {key}: {message}{got_text}"

@@ -1,0 +1,32 @@
+"""What a call cost: configured per-token prices first, else litellm's price map."""
+
+from __future__ import annotations
+
+from workbench.config import Deployment, Settings
+from workbench.serving import Completion, litellm_module
+
+
+class Pricing:
+    """The ``cost.settle`` stage: turn a completion's real usage into USD."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    def settle(self, deployment: Deployment | None, completion: Completion) -> float | None:
+        """The call's cost in USD, or ``None`` when no price is known for the model."""
+        if completion.replay_of is not None:
+            return completion.recorded_cost_usd
+        price = self.settings.price_for(deployment) if deployment else None
+        usage = completion.usage
+        if price is not None:
+            return (
+                usage["prompt_tokens"] * price.input_cost_per_token
+                + usage["completion_tokens"] * price.output_cost_per_token
+            )
+        if completion.model.startswith("local/"):
+            return 0.0
+        litellm = litellm_module()
+        try:
+            return float(litellm.completion_cost(completion_response=completion.raw, model=completion.model))
+        except Exception:  # litellm raises plain Exception for models missing from its map
+            return None

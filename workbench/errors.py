@@ -1,0 +1,51 @@
+"""The one error hierarchy users see.
+
+::
+
+    WorkbenchError            base: a user mistake or a failure the user can act on
+    ├── ConfigError           malformed workbench.toml / [tool.workbench] / WORKBENCH_* value
+    ├── UnknownModel          -m names neither a route nor a model litellm knows
+    ├── TemplateError         {name} in a prompt that the namespace does not define
+    ├── ProviderError         every deployment of a route failed (attempts attached)
+    └── ReplayMiss            replay mode found no recorded call for a request
+
+Every message says what was wrong and what to do, in its first line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class WorkbenchError(Exception):
+    """Base class of every error workbench raises on purpose."""
+
+
+class ConfigError(WorkbenchError):
+    """The configuration is malformed: the message names the file, key and expectation."""
+
+
+class UnknownModel(WorkbenchError):
+    """A model or route name that is neither configured nor known to litellm."""
+
+
+class TemplateError(WorkbenchError):
+    """A ``{name}`` placeholder in a prompt could not be filled."""
+
+
+class ProviderError(WorkbenchError):
+    """Every deployment of a route failed; ``attempts`` lists what was tried."""
+
+    def __init__(self, message: str, attempts: list[Any] | None = None, call_id: str = ""):
+        super().__init__(message)
+        self.attempts = attempts or []
+        self.call_id = call_id
+
+
+class ReplayMiss(WorkbenchError):
+    """Replay mode has no recorded call with this request's fingerprint."""
+
+    def __init__(self, message: str, closest_call_id: str | None = None, diff: str = ""):
+        super().__init__(message)
+        self.closest_call_id = closest_call_id
+        self.diff = diff

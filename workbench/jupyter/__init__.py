@@ -1,0 +1,1 @@
+"""The notebook face: magics and display helpers (thin: they call the runtime)."""

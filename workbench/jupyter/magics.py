@@ -1,0 +1,146 @@
+"""``%%llm`` and the ``%llm_*`` line magics.
+
+Every user mistake raises ``UsageError`` (one line, and the cell fails, so nbval
+sees it). The magics only parse, call the runtime and display.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from workbench.errors import WorkbenchError
+
+
+def _wb() -> Any:
+    import workbench
+
+    try:
+        return workbench.get()
+    except WorkbenchError as exc:
+        raise UsageError(str(exc)) from None
+
+
+@magics_class
+class WorkbenchMagics(Magics):
+    """The workbench magics."""
+
+    @magic_arguments()
+    @argument("-m", "--model", help="route or litellm model name (default: the configured default route)")
+    @argument("-s", "--session", help="continue the named conversation (its history is sent)")
+    @argument("-o", "--output", metavar="VAR", help="store the Result in this variable")
+    @argument("--user", help="who the call is for (recorded for attribution)")
+    @argument("--task", help="what the call is for (recorded for attribution)")
+    @argument("--format", choices=["markdown", "text", "json"], default="markdown",
+              help="how to show the answer; json also asks the model for a JSON object")  # fmt: skip
+    @argument("--no-stream", action="store_true", help="wait for the whole answer instead of streaming")
+    @argument("--temperature", type=float, help="sampling temperature")
+    @argument("--max-tokens", type=int, help="upper bound on answer tokens")
+    @cell_magic
+    def llm(self, line: str, cell: str) -> None:
+        """Ask a model: the cell is the prompt; ``{name}`` is filled from the namespace.
+
+        Example::
+
+            %%llm -m local/extractive -s support
+            {notes}
+
+            When does the office open?
+        """
+        args = parse_argstring(self.llm, line)
+        from workbench.context import fill
+
+        try:
+            prompt = fill(cell, self.shell.user_ns).strip()
+        except WorkbenchError as exc:
+            raise UsageError(str(exc)) from None
+        if args.max_tokens is not None and args.max_tokens <= 0:
+            raise UsageError("--max-tokens must be a positive whole number")
+        wb = _wb()
+        preview = None
+        if not args.no_stream:
+            from workbench.jupyter.display import StreamPreview
+
+            preview = StreamPreview()
+        try:
+            result = wb.ask(
+                prompt, model=args.model, session=args.session, user=args.user, task=args.task,
+                temperature=args.temperature, max_tokens=args.max_tokens,
+                response_format={"type": "json_object"} if args.format == "json" else None,
+                stream=preview is not None, on_token=preview, format=args.format,
+            )  # fmt: skip
+        except WorkbenchError as exc:
+            raise UsageError(str(exc)) from None
+        finally:
+            if preview is not None:
+                preview.close()
+        if args.format == "json":
+            try:
+                result.json()
+            except ValueError as exc:
+                raise UsageError(
+                    f"the answer is not valid JSON ({exc}); call {result.call_id} is recorded: "
+                    "ask for JSON in the prompt or use --format markdown"
+                ) from None
+        if args.output:
+            self.shell.user_ns[args.output] = result
+        from IPython.display import display
+
+        display(result)
+
+    @line_magic
+    def llm_config(self, line: str) -> None:
+        """Show the effective configuration (key variables by name, never their values)."""
+        import os
+
+        wb = _wb()
+        s = wb.settings
+        print(f"config: {s.source or '(none found: defaults)'}")
+        print(f"store:  {s.store}")
+        print(f"mode:   {s.mode}")
+        print(f"default route: {s.default_route}")
+        for name, route in {**s.routes, **wb.router.extra_routes}.items():
+            print(f"route {name} (retries {route.retries}):")
+            for d in route.deployments:
+                key = ""
+                if d.api_key_env:
+                    key = f", key from ${d.api_key_env} ({'set' if os.environ.get(d.api_key_env) else 'missing'})"
+                base = f", api_base {d.api_base}" if d.api_base else ""
+                print(f"  - {d.label}: {d.model}{base}{key}, timeout {d.timeout:g}s")
+
+    @line_magic
+    def llm_models(self, line: str) -> Any:
+        """Routes, their deployments, and each deployment's health over its recent attempts."""
+        return _wb().models()
+
+    @magic_arguments()
+    @argument("-s", "--session", help="only this session")
+    @argument("-n", "--limit", type=int, default=20, help="the most recent N calls (default 20)")
+    @argument("--route", help="only this route")
+    @line_magic
+    def llm_calls(self, line: str) -> Any:
+        """Recorded calls as a DataFrame."""
+        args = parse_argstring(self.llm_calls, line)
+        return _wb().calls.df(session=args.session, limit=args.limit, route=args.route)
+
+    @magic_arguments()
+    @argument("session", help="the recorded session to re-run")
+    @line_magic
+    def llm_replay(self, line: str) -> Any:
+        """Re-run a recorded session's calls and report identical/different per call."""
+        args = parse_argstring(self.llm_replay, line)
+        try:
+            report = _wb().replay(args.session)
+        except WorkbenchError as exc:
+            raise UsageError(str(exc)) from None
+        same = int(report["identical"].sum())
+        print(f"{same}/{len(report)} calls identical")
+        return report
+
+
+def register(ipython: Any) -> None:
+    """Register the magics with an IPython shell."""
+    ipython.register_magics(WorkbenchMagics)

@@ -1,0 +1,5 @@
+"""Factor 7, rate limits and latency: the chaos server for failure drills."""
+
+from workbench.limits.chaos import ChaosServer
+
+__all__ = ["ChaosServer"]

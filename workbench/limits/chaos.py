@@ -1,0 +1,222 @@
+"""An OpenAI-compatible server that misbehaves on purpose, for failure drills and tests.
+
+Serves ``GET /v1/models`` and ``POST /v1/chat/completions`` (streaming and not).
+Knobs: ``latency_ms`` before answering, ``error_rate`` (share of requests answered
+with ``error_status``), ``status`` (answer every request with this status), ``rpm``
+(over it: 429 with ``Retry-After``), ``context_window`` (prompt tokens over it:
+OpenAI's 400 ``context_length_exceeded``), ``api_key`` (require this bearer token),
+``seed`` (repeatable error draws). Tokens are counted as whitespace-separated words.
+
+Use it from Python (``with ChaosServer(name="backup") as srv: srv.url``) or as
+``workbench chaos-server --port 8900 --error-rate 0.3``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class ChaosStats:
+    """What the server saw and did."""
+
+    requests: int = 0
+    errors: int = 0
+    rate_limited: int = 0
+    statuses: list[int] = field(default_factory=list)
+
+
+class ChaosServer:
+    """A misbehaving OpenAI-compatible endpoint on 127.0.0.1."""
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, name: str = "chaos",
+                 latency_ms: float = 0.0, error_rate: float = 0.0, error_status: int = 500,
+                 status: int | None = None, rpm: int | None = None,
+                 retry_after: float | None = None, context_window: int | None = None,
+                 api_key: str | None = None, seed: int | None = None,
+                 reply: str = "[{name}] {prompt}"):  # fmt: skip
+        if not 0.0 <= error_rate <= 1.0:
+            raise ValueError("error_rate must be between 0 and 1")
+        self.name, self.latency_ms, self.error_rate = name, latency_ms, error_rate
+        self.error_status, self.status, self.rpm = error_status, status, rpm
+        self.retry_after, self.context_window, self.api_key = retry_after, context_window, api_key
+        self.reply = reply
+        self.stats = ChaosStats()
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+        self._window: deque[float] = deque()
+        self._httpd = ThreadingHTTPServer((host, port), _handler(self))
+        self._httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        return self._httpd.server_address[1]
+
+    @property
+    def url(self) -> str:
+        """The OpenAI base URL (``.../v1``) to use as a deployment's ``api_base``."""
+        return f"http://{self._httpd.server_address[0]}:{self.port}/v1"
+
+    def start(self) -> ChaosServer:
+        """Serve in a background thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._httpd.serve_forever, name=f"chaos-{self.name}", daemon=True)
+            self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in this thread until interrupted."""
+        self._httpd.serve_forever()
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread = None
+
+    def __enter__(self) -> ChaosServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- decisions (under the lock so concurrent requests see one state) --------------
+
+    def decide(self, prompt_tokens: int) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
+        """The status, error body and headers for the next request."""
+        with self._lock:
+            self.stats.requests += 1
+            now = time.monotonic()
+            if self.rpm is not None:
+                while self._window and now - self._window[0] >= 60.0:
+                    self._window.popleft()
+                if len(self._window) >= self.rpm:
+                    wait = self.retry_after if self.retry_after is not None else 60.0 - (now - self._window[0])
+                    self.stats.rate_limited += 1
+                    header = f"{wait:g}" if self.retry_after is not None else str(max(1, math.ceil(wait)))
+                    return 429, _error("Rate limit reached for requests", "rate_limit_exceeded"), {
+                        "Retry-After": header
+                    }
+                self._window.append(now)
+            if self.status is not None and self.status >= 400:
+                self.stats.errors += 1
+                return self.status, _error(f"{self.name} is failing on purpose", "chaos"), {}
+            if self.error_rate and self._random.random() < self.error_rate:
+                self.stats.errors += 1
+                return self.error_status, _error(f"{self.name} failed at random", "chaos"), {}
+            if self.context_window is not None and prompt_tokens > self.context_window:
+                return 400, _error(
+                    f"This model's maximum context length is {self.context_window} tokens. However, "
+                    f"your messages resulted in {prompt_tokens} tokens.",
+                    "context_length_exceeded",
+                ), {}
+            return 200, None, {}
+
+
+def _error(message: str, code: str) -> dict[str, Any]:
+    return {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _handler(server: ChaosServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # without it every request pays ~40 ms of delayed ACK
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            return
+
+        def _json(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(data)
+            server.stats.statuses.append(status)
+
+        def _authorized(self) -> bool:
+            if server.api_key is None or self.headers.get("Authorization") == f"Bearer {server.api_key}":
+                return True
+            self._json(401, _error("Incorrect API key provided", "invalid_api_key"))
+            return False
+
+        def do_GET(self) -> None:  # noqa: N802
+            if not self._authorized():
+                return
+            if self.path.rstrip("/") in ("/v1/models", "/models"):
+                model = {"id": f"chaos-{server.name}", "object": "model", "created": 0, "owned_by": "workbench"}
+                self._json(200, {"object": "list", "data": [model]})
+            else:
+                self._json(404, _error(f"no route {self.path}", "not_found"))
+
+        def do_POST(self) -> None:  # noqa: N802
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            if not self._authorized():
+                return
+            if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
+                self._json(404, _error(f"no route {self.path}", "not_found"))
+                return
+            messages = body.get("messages") or []
+            prompt_tokens = sum(_words(str(m.get("content") or "")) for m in messages)
+            status, error, headers = server.decide(prompt_tokens)
+            if server.latency_ms:
+                time.sleep(server.latency_ms / 1000)
+            if error is not None:
+                self._json(status, error, headers)
+                return
+            last_user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+            text = server.reply.format(name=server.name, prompt=str(last_user.get("content") or ""))
+            usage = {"prompt_tokens": prompt_tokens, "completion_tokens": _words(text),
+                     "total_tokens": prompt_tokens + _words(text)}  # fmt: skip
+            model = body.get("model") or f"chaos-{server.name}"
+            if body.get("stream"):
+                self._stream(model, text, usage, bool((body.get("stream_options") or {}).get("include_usage")))
+                return
+            self._json(200, {
+                "id": f"chatcmpl-{server.name}-{server.stats.requests}", "object": "chat.completion",
+                "created": int(time.time()), "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                             "finish_reason": "stop"}],
+                "usage": usage,
+            })  # fmt: skip
+
+        def _stream(self, model: str, text: str, usage: dict[str, int], include_usage: bool) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            base = {"id": f"chatcmpl-{server.name}-{server.stats.requests}", "object": "chat.completion.chunk",
+                    "created": int(time.time()), "model": model}  # fmt: skip
+            words = text.split(" ")
+            events = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                            "finish_reason": None}]}]  # fmt: skip
+            for i, word in enumerate(words):
+                piece = word if i == len(words) - 1 else word + " "
+                events.append({**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
+            events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+            if include_usage:
+                events.append({**base, "choices": [], "usage": usage})
+            for event in [*(json.dumps(e) for e in events), "[DONE]"]:
+                data = f"data: {event}\n\n".encode()
+                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            server.stats.statuses.append(200)
+
+    return Handler

@@ -1,0 +1,125 @@
+"""Working memory: named sessions with persisted history and small key-value state.
+
+Live mode loads a session's history from the store (so it survives a kernel
+restart). Replay mode rebuilds history as the run goes, starting empty, so a
+notebook recorded from a fresh start replays identically however many times it
+was run live before.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, MutableMapping
+from typing import Any
+
+from workbench.store import Store, utcnow
+
+
+class SessionState(MutableMapping[str, Any]):
+    """A session's key-value state, written through to the store on every change."""
+
+    def __init__(self, store: Store, name: str):
+        self._store, self._name = store, name
+        rows = store.query("SELECT state FROM sessions WHERE name = ?", (name,))
+        self._data: dict[str, Any] = json.loads(rows[0]["state"] or "{}") if rows else {}
+
+    def _save(self) -> None:
+        state = json.dumps(self._data, sort_keys=True)
+        self._store.execute(
+            "INSERT INTO sessions (name, created_at, history_from, state) VALUES (?, ?, '', ?) "
+            "ON CONFLICT(name) DO UPDATE SET state = excluded.state",
+            (self._name, utcnow(), state),
+        )
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        json.dumps(value)  # fail here, not at save time, if the value is not JSON
+        self._data[key] = value
+        self._save()
+
+    def __delitem__(self, key: str) -> None:
+        del self._data[key]
+        self._save()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"SessionState({self._data!r})"
+
+
+class Session:
+    """One conversation: ``history`` (list of messages) and ``state``."""
+
+    def __init__(self, book: Sessions, name: str):
+        self._book, self.name = book, name
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """The messages a next call in this session sends before its prompt (a copy)."""
+        return list(self._book.history(self.name))
+
+    @property
+    def state(self) -> SessionState:
+        """Small persisted key-value state."""
+        return SessionState(self._book.store, self.name)
+
+    def reset(self) -> None:
+        """Start the history afresh (recorded calls stay in the store)."""
+        self._book.reset(self.name)
+
+    def __repr__(self) -> str:
+        return f"Session({self.name!r}, turns={len(self._book.history(self.name)) // 2})"
+
+
+class Sessions:
+    """The ``memory.observe`` stage and the session history cache."""
+
+    def __init__(self, store: Store, replay: bool):
+        self.store = store
+        self.replay = replay
+        self._history: dict[str, list[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def history(self, name: str) -> list[dict[str, Any]]:
+        """The cached history of ``name`` (loaded from the store once, in live mode)."""
+        with self._lock:
+            if name not in self._history:
+                self._history[name] = [] if self.replay else self._load(name)
+            return self._history[name]
+
+    def _load(self, name: str) -> list[dict[str, Any]]:
+        rows = self.store.query(
+            "SELECT c.prompt, c.text FROM calls c LEFT JOIN sessions s ON s.name = c.session "
+            "WHERE c.session = ? AND c.status = 'ok' AND c.mode = 'live' "
+            "AND c.started_at >= COALESCE(s.history_from, '') ORDER BY c.started_at",
+            (name,),
+        )
+        history: list[dict[str, Any]] = []
+        for row in rows:
+            history += [{"role": "user", "content": row["prompt"]}, {"role": "assistant", "content": row["text"]}]
+        return history
+
+    def observe(self, name: str, prompt: str, answer: str) -> None:
+        """Append one turn to the session's history."""
+        history = self.history(name)
+        with self._lock:
+            history += [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
+
+    def reset(self, name: str) -> None:
+        """Forget the history from now on (live: persisted as ``history_from``)."""
+        with self._lock:
+            self._history[name] = []
+        if not self.replay:
+            now = utcnow()
+            self.store.execute(
+                "INSERT INTO sessions (name, created_at, history_from, state) VALUES (?, ?, ?, '{}') "
+                "ON CONFLICT(name) DO UPDATE SET history_from = excluded.history_from",
+                (name, now, now),
+            )

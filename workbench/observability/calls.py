@@ -1,0 +1,88 @@
+"""``wb.calls``: the recorded calls and their attempts as pandas DataFrames."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from workbench.store import Store
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+CALL_VIEW = (
+    "id", "started_at", "session", "mode", "route", "model", "status", "prompt", "text",
+    "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "user", "task", "error",
+)  # fmt: skip
+ATTEMPT_VIEW = (
+    "call_id", "n", "deployment", "model", "status", "error_class", "status_code",
+    "retry_after", "latency_ms", "started_at", "error",
+)  # fmt: skip
+
+_COLUMNS = ", ".join(f'"{c}"' for c in CALL_VIEW)
+
+
+class CallLog:
+    """Read-only views on the ``calls`` and ``attempts`` tables."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def df(self, session: str | None = None, limit: int | None = None, route: str | None = None,
+           status: str | None = None) -> pd.DataFrame:  # fmt: skip
+        """Calls, oldest first (``limit`` keeps the most recent ones)."""
+        import pandas as pd
+
+        where, params = _where(session=session, route=route, status=status)
+        sql = f"SELECT {_COLUMNS} FROM calls {where} ORDER BY started_at DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        rows = self.store.query(sql, params)[::-1]
+        return pd.DataFrame(rows, columns=list(CALL_VIEW)).rename(columns={"id": "call_id"})
+
+    def last(self) -> dict[str, Any] | None:
+        """The most recent call row, or ``None``."""
+        rows = self.store.query("SELECT * FROM calls ORDER BY started_at DESC LIMIT 1")
+        return rows[0] if rows else None
+
+    def attempts(self, call_id: str | None = None) -> pd.DataFrame:
+        """The attempts of one call (default: the most recent call)."""
+        import pandas as pd
+
+        if call_id is None:
+            last = self.last()
+            call_id = last["id"] if last else ""
+        rows = self.store.query(
+            f"SELECT {', '.join(ATTEMPT_VIEW)} FROM attempts WHERE call_id = ? ORDER BY n", (call_id,)
+        )
+        return pd.DataFrame(rows, columns=list(ATTEMPT_VIEW))
+
+
+def _where(**filters: Any) -> tuple[str, list[Any]]:
+    parts = [(f'"{k}" = ?', v) for k, v in filters.items() if v is not None]
+    if not parts:
+        return "", []
+    return "WHERE " + " AND ".join(p for p, _ in parts), [v for _, v in parts]
+
+
+def deployment_health(store: Store, window: int = 100) -> dict[str, dict[str, Any]]:
+    """Per deployment, over its last ``window`` attempts: counts, error rate, p50, last error."""
+    rows = store.query(
+        "SELECT deployment, status, latency_ms, error_class FROM ("
+        " SELECT *, ROW_NUMBER() OVER (PARTITION BY deployment ORDER BY id DESC) AS k FROM attempts"
+        ") WHERE k <= ? AND status != 'skipped' ORDER BY id",
+        (window,),
+    )
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        h = out.setdefault(row["deployment"], {"attempts": 0, "errors": 0, "_lat": [], "last_error": None})
+        h["attempts"] += 1
+        if row["status"] == "ok":
+            h["_lat"].append(row["latency_ms"] or 0.0)
+        else:
+            h["errors"] += 1
+            h["last_error"] = row["error_class"]
+    for h in out.values():
+        lat = sorted(h.pop("_lat"))
+        h["error_rate"] = round(h["errors"] / h["attempts"], 3)
+        h["p50_ms"] = round(lat[len(lat) // 2], 1) if lat else None
+    return out

@@ -1,0 +1,57 @@
+"""Spans collected in memory during a call and written with it in one transaction."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+
+def new_id(nbytes: int = 8) -> str:
+    """A random lowercase hex id (16 hex digits by default, 32 for trace ids)."""
+    return os.urandom(nbytes).hex()
+
+
+class Trace:
+    """The spans of one call: ``with trace.span("stage"):`` nests and times them."""
+
+    __slots__ = ("trace_id", "rows", "_stack")
+
+    def __init__(self, trace_id: str | None = None):
+        self.trace_id = trace_id or new_id(16)
+        self.rows: list[list[Any]] = []
+        self._stack: list[str] = []
+
+    @contextmanager
+    def span(self, name: str, **attributes: Any) -> Iterator[dict[str, Any]]:
+        """Time a stage; the yielded dict collects attributes set inside the block."""
+        span_id = new_id()
+        parent = self._stack[-1] if self._stack else None
+        row: list[Any] = [span_id, self.trace_id, parent, None, name, time.time_ns(), None, "ok", attributes]
+        self.rows.append(row)
+        self._stack.append(span_id)
+        try:
+            yield attributes
+        except BaseException as exc:
+            row[7] = "error"
+            attributes.setdefault("error", type(exc).__name__)
+            raise
+        finally:
+            row[6] = time.time_ns()
+            self._stack.pop()
+
+    def add(self, name: str, start_ns: int, end_ns: int, status: str = "ok", **attributes: Any) -> None:
+        """Add an already-timed child of the current span (e.g. one provider attempt)."""
+        parent = self._stack[-1] if self._stack else None
+        self.rows.append([new_id(), self.trace_id, parent, None, name, start_ns, end_ns, status, attributes])
+
+    def for_store(self, call_id: str) -> list[tuple[Any, ...]]:
+        """Rows in ``spans`` column order, stamped with the call id."""
+        out = []
+        for row in self.rows:
+            attrs = row[8]
+            out.append((*row[:3], call_id, *row[4:8], json.dumps(attrs, default=str) if attrs else None))
+        return out

@@ -1,0 +1,282 @@
+"""``Workbench``: owns every part and runs the one-call pipeline.
+
+``ask()`` reads as the pipeline (see DESIGN.md): compose the context, serve it
+(live over litellm with failover, or from the recording in replay mode), observe
+it into the session, settle its cost, and record call, attempts, spans and an
+audit entry in one transaction. Each stage opens a span.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from workbench.audit import AuditLog, rerun_session
+from workbench.config import Deployment, Route, Settings, load_settings
+from workbench.context import Composer
+from workbench.context.compose import ContextArg
+from workbench.cost import Pricing
+from workbench.errors import ProviderError, ReplayMiss, WorkbenchError
+from workbench.memory import Session, Sessions
+from workbench.observability import CallLog, Trace, deployment_health, new_id
+from workbench.result import Format, Result
+from workbench.serving import Completion, ReplayServing, Request, Router, TokenSink
+from workbench.store import Store, utcnow
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass(slots=True)
+class _Call:
+    """The state of one call as it moves down the pipeline."""
+
+    id: str
+    trace: Trace
+    started_at: str
+    t0: float
+    route_name: str
+    route: Route
+    request: Request
+    request_json: str
+    fingerprint: str
+    prompt: str
+    session: str | None
+    user: str | None
+    task: str | None
+    replay_of: str | None = None
+
+
+class Workbench:
+    """The runtime: ``wb.ask(...)`` and the views on what it recorded."""
+
+    def __init__(self, settings: Settings | None = None):
+        self.settings = settings or load_settings()
+        self.store = Store(self.settings.store)
+        self.router = Router(self.settings)
+        self.replayer = ReplayServing(self.store)
+        self.composer = Composer()
+        self.pricing = Pricing(self.settings)
+        self.sessions = Sessions(self.store, replay=self.mode == "replay")
+        self.calls = CallLog(self.store)
+        self.audit = AuditLog(self.store)
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike[str] | None = None, **overrides: Any) -> Workbench:
+        """Build from workbench.toml / [tool.workbench] / WORKBENCH_* (``overrides`` win)."""
+        return cls(load_settings(path, **overrides))
+
+    @property
+    def mode(self) -> str:
+        """``live`` (call providers, record) or ``replay`` (answer from recordings)."""
+        return self.settings.mode
+
+    def __repr__(self) -> str:
+        return f"Workbench(mode={self.mode!r}, store={str(self.store.path)!r})"
+
+    # ---- the pipeline -------------------------------------------------------------
+
+    def ask(self, prompt: str, *, model: str | None = None, session: str | None = None,
+            system: str | None = None, context: ContextArg = None, user: str | None = None,
+            task: str | None = None, temperature: float | None = None,
+            max_tokens: int | None = None, response_format: dict[str, Any] | None = None,
+            stream: bool = False, on_token: TokenSink | None = None,
+            format: Format = "markdown") -> Result:  # fmt: skip
+        """Send ``prompt`` to a model or route and return the recorded :class:`Result`.
+
+        ``session`` continues a named conversation; ``context`` (text, ``{id: text}``
+        or a list) is given to the model as citable sources; ``stream`` calls
+        ``on_token(delta)`` as text arrives.
+        """
+        call = self._begin(prompt, model, session, system, context, user, task,
+                           temperature, max_tokens, response_format, stream)  # fmt: skip
+        return self._run(call, on_token, format)
+
+    async def aask(self, prompt: str, *, model: str | None = None, session: str | None = None,
+                   system: str | None = None, context: ContextArg = None, user: str | None = None,
+                   task: str | None = None, temperature: float | None = None,
+                   max_tokens: int | None = None, response_format: dict[str, Any] | None = None,
+                   stream: bool = False, on_token: TokenSink | None = None,
+                   format: Format = "markdown") -> Result:  # fmt: skip
+        """Async twin of :meth:`ask` (uses ``litellm.acompletion``)."""
+        call = self._begin(prompt, model, session, system, context, user, task,
+                           temperature, max_tokens, response_format, stream)  # fmt: skip
+        return await self._arun(call, on_token, format)
+
+    def _run(self, call: _Call, on_token: TokenSink | None, format: Format) -> Result:
+        try:
+            with call.trace.span("llm.call", route=call.route_name, mode=self.mode):
+                with call.trace.span("serving.complete") as attrs:
+                    if self.mode == "replay":
+                        completion = self._replay(call, on_token)
+                    else:
+                        completion = self.router.complete(call.route_name, call.route, call.request, on_token)
+                    self._served(call, completion, attrs)
+                result = self._settle(call, completion, format)
+        except (ProviderError, ReplayMiss) as exc:
+            self._record_failure(call, exc)
+            raise
+        self._record(call, completion, result)
+        return result
+
+    async def _arun(self, call: _Call, on_token: TokenSink | None, format: Format) -> Result:
+        try:
+            with call.trace.span("llm.call", route=call.route_name, mode=self.mode):
+                with call.trace.span("serving.complete") as attrs:
+                    if self.mode == "replay":
+                        completion = self._replay(call, on_token)
+                    else:
+                        completion = await self.router.acomplete(
+                            call.route_name, call.route, call.request, on_token
+                        )
+                    self._served(call, completion, attrs)
+                result = self._settle(call, completion, format)
+        except (ProviderError, ReplayMiss) as exc:
+            self._record_failure(call, exc)
+            raise
+        self._record(call, completion, result)
+        return result
+
+    def _begin(self, prompt: str, model: str | None, session: str | None, system: str | None,
+               context: ContextArg, user: str | None, task: str | None, temperature: float | None,
+               max_tokens: int | None, response_format: dict[str, Any] | None,
+               stream: bool) -> _Call:  # fmt: skip
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise WorkbenchError("the prompt is empty: write the question in the cell or pass prompt=")
+        trace = Trace()
+        t0 = time.perf_counter()
+        route_name, route = self.router.resolve(model, check=self.mode == "live")
+        with trace.span("context.compose") as attrs:
+            history = self.sessions.history(session) if session else ()
+            messages = self.composer.compose(prompt, system, context, history)
+            attrs.update(messages=len(messages), history_messages=len(history))
+        params = {"temperature": temperature, "max_tokens": max_tokens, "response_format": response_format}
+        request = Request(route_name, messages, {k: v for k, v in params.items() if v is not None}, stream)
+        return self._call(trace, t0, route, request, prompt, session, user, task)
+
+    def _call(self, trace: Trace, t0: float, route: Route, request: Request, prompt: str,
+              session: str | None, user: str | None, task: str | None) -> _Call:  # fmt: skip
+        request_json = request.to_json()
+        return _Call(new_id(), trace, utcnow(), t0, request.route, route, request, request_json,
+                     Request.fingerprint_of(request_json), prompt, session, user, task)  # fmt: skip
+
+    def rerun(self, request: Request, prompt: str, replay_of: str) -> Result:
+        """Send a recorded request again, exactly as recorded (no composing, no session)."""
+        _, route = self.router.resolve(request.route, check=self.mode == "live")
+        call = self._call(Trace(), time.perf_counter(), route, request, prompt, None, None, None)
+        call.replay_of = replay_of
+        return self._run(call, None, "markdown")
+
+    def _replay(self, call: _Call, on_token: TokenSink | None) -> Completion:
+        completion = self.replayer.complete(call.request, call.fingerprint)
+        call.replay_of = completion.replay_of
+        if on_token and completion.text:
+            on_token(completion.text)
+        return completion
+
+    def _served(self, call: _Call, completion: Completion, attrs: dict[str, Any]) -> None:
+        attrs.update(model=completion.model, attempts=len(completion.attempts))
+        for a in completion.attempts:
+            call.trace.add("serving.attempt", a.end_ns - int(a.latency_ms * 1e6), a.end_ns,
+                           "ok" if a.status == "ok" else "error", deployment=a.deployment,
+                           error_class=a.error_class)  # fmt: skip
+
+    def _deployment(self, route: Route, label: str) -> Deployment | None:
+        return next((d for d in route.deployments if d.label == label), None)
+
+    def _settle(self, call: _Call, completion: Completion, format: Format) -> Result:
+        if call.session:
+            with call.trace.span("memory.observe", session=call.session):
+                self.sessions.observe(call.session, call.prompt, completion.text)
+        with call.trace.span("cost.settle") as attrs:
+            cost = self.pricing.settle(self._deployment(call.route, completion.deployment), completion)
+            attrs["cost_usd"] = cost
+        return Result(
+            text=completion.text, model=completion.model, usage=completion.usage, cost_usd=cost,
+            latency_ms=(time.perf_counter() - call.t0) * 1000, call_id=call.id,
+            trace_id=call.trace.trace_id, route=call.route_name, session=call.session,
+            mode=self.mode, tool_calls=completion.tool_calls, attempts=completion.attempts,
+            format=format,
+        )  # fmt: skip
+
+    def _row(self, call: _Call, **fields: Any) -> dict[str, Any]:
+        return {
+            "id": call.id, "trace_id": call.trace.trace_id, "session": call.session,
+            "started_at": call.started_at, "mode": self.mode, "replay_of": call.replay_of,
+            "route": call.route_name, "prompt": call.prompt, "request": call.request_json,
+            "fingerprint": call.fingerprint, "stream": int(call.request.stream), "cache_hit": 0,
+            "user": call.user, "task": call.task, **fields,
+        }  # fmt: skip
+
+    def _record(self, call: _Call, completion: Completion, result: Result) -> None:
+        import json
+
+        row = self._row(
+            call, model=completion.model, deployment=completion.deployment, status="ok",
+            text=completion.text, finish_reason=completion.finish_reason,
+            tool_calls=json.dumps(completion.tool_calls) if completion.tool_calls else None,
+            cost_usd=result.cost_usd, latency_ms=round(result.latency_ms, 3),
+            ttft_ms=completion.ttft_ms, **completion.usage,
+        )  # fmt: skip
+        self.store.record_call(row, [a.row(call.id) for a in completion.attempts], call.trace.for_store(call.id))
+
+    def _record_failure(self, call: _Call, exc: WorkbenchError) -> None:
+        attempts = getattr(exc, "attempts", [])
+        row = self._row(call, status="error", error=str(exc).splitlines()[0][:1000],
+                        latency_ms=round((time.perf_counter() - call.t0) * 1000, 3))  # fmt: skip
+        self.store.record_call(row, [a.row(call.id) for a in attempts], call.trace.for_store(call.id))
+        if isinstance(exc, ProviderError):
+            exc.call_id = call.id
+
+    # ---- sessions, routes, views --------------------------------------------------
+
+    def session(self, name: str) -> Session:
+        """The named session: ``.history``, ``.state``, ``.reset()``."""
+        return Session(self.sessions, name)
+
+    def add_route(self, name: str, deployments: Sequence[dict[str, Any] | Deployment | str],
+                  retries: int = 1, max_retry_after: float = 10.0) -> Route:  # fmt: skip
+        """Define (or replace) a route for this Workbench: ordered deployments tried in turn."""
+        from pydantic import ValidationError
+
+        items = [{"model": d} if isinstance(d, str) else d for d in deployments]
+        try:
+            route = Route.model_validate(
+                {"deployments": items, "retries": retries, "max_retry_after": max_retry_after}
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise WorkbenchError(f"add_route({name!r}): {where}: {first['msg']}") from None
+        self.router.extra_routes[name] = route
+        return route
+
+    def models(self) -> pd.DataFrame:
+        """Routes, their deployments and each deployment's recent health."""
+        import pandas as pd
+
+        health = deployment_health(self.store)
+        rows = []
+        routes = {**self.settings.routes, **self.router.extra_routes}
+        for name, route in routes.items():
+            for i, d in enumerate(route.deployments, 1):
+                key = "-"
+                if d.api_key_env:
+                    key = f"{d.api_key_env} ({'set' if os.environ.get(d.api_key_env) else 'missing'})"
+                rows.append({"route": name, "order": i, "deployment": d.label, "model": d.model,
+                             "key": key, "default": name == self.settings.default_route,
+                             **health.get(d.label, {})})  # fmt: skip
+        columns = ["route", "order", "deployment", "model", "key", "default",
+                   "attempts", "errors", "error_rate", "p50_ms", "last_error"]  # fmt: skip
+        return pd.DataFrame(rows, columns=columns)
+
+    def replay(self, session: str) -> pd.DataFrame:
+        """Re-run a recorded session's calls and report identical/different per call."""
+        return rerun_session(self, session)
+
+    def close(self) -> None:
+        """Close the store."""
+        self.store.close()

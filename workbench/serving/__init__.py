@@ -1,0 +1,18 @@
+"""Factor 1, the model serving layer: routes, deployments, litellm, offline models, replay."""
+
+from workbench.serving.replay import ReplayServing
+from workbench.serving.router import LOCAL_MODELS, FailoverPlan, Router, TokenSink, litellm_module
+from workbench.serving.types import Attempt, Completion, Request, canonical_json
+
+__all__ = [
+    "LOCAL_MODELS",
+    "Attempt",
+    "Completion",
+    "FailoverPlan",
+    "ReplayServing",
+    "Request",
+    "Router",
+    "TokenSink",
+    "canonical_json",
+    "litellm_module",
+]

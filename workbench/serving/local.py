@@ -1,0 +1,133 @@
+"""The offline models, registered with litellm as the custom provider ``local``.
+
+They go through ``litellm.completion``/``acompletion`` like any provider, so usage,
+streaming and pricing take the same path as real models. Token counts are real
+(litellm's ``token_counter``). ``local/scripted`` takes its rules per call in the
+``local_scripted`` keyword (a :class:`workbench.config.Scripted`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import litellm
+from litellm import CustomLLM
+from litellm.types.utils import (
+    ChatCompletionMessageToolCall,
+    Function,
+    GenericStreamingChunk,
+    Usage,
+)
+
+from workbench.config import Scripted
+from workbench.serving import extractive, scripted
+from workbench.serving.scripted import ScriptedTurn
+
+PROVIDER = "local"
+MODELS = ("local/echo", "local/extractive", "local/scripted")
+_CHUNK = re.compile(r"\s*\S+\s*")
+
+
+def _last_user_text(messages: list[dict[str, Any]]) -> str:
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            return extractive._text_of(message.get("content"))
+    return ""
+
+
+def respond(model: str, messages: list[dict[str, Any]], optional_params: dict[str, Any]) -> ScriptedTurn:
+    """What the local model ``model`` answers to ``messages``."""
+    name = model.removeprefix(f"{PROVIDER}/")
+    if name == "echo":
+        return ScriptedTurn(_last_user_text(messages))
+    if name == "extractive":
+        return ScriptedTurn(extractive.answer(messages))
+    if name == "scripted":
+        return scripted.respond(messages, optional_params.get("local_scripted") or Scripted())
+    raise litellm.NotFoundError(
+        message=f"unknown local model {model!r}; local models are {', '.join(MODELS)}",
+        model=model,
+        llm_provider=PROVIDER,
+    )
+
+
+def _usage(messages: list[dict[str, Any]], turn: ScriptedTurn) -> Usage:
+    prompt = litellm.token_counter(model="gpt-4o", messages=messages)
+    reply = turn.text or (turn.tool_call()["function"]["arguments"] if turn.tool else "")
+    completion = litellm.token_counter(model="gpt-4o", text=reply, count_response_tokens=True) if reply else 0
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+
+
+class LocalModels(CustomLLM):
+    """litellm handler for ``local/echo``, ``local/extractive`` and ``local/scripted``."""
+
+    def completion(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
+                   model_response: Any, print_verbose: Any, encoding: Any, api_key: Any,
+                   logging_obj: Any, optional_params: dict, *args: Any, **kwargs: Any) -> Any:  # fmt: skip
+        """A whole answer, with real token usage."""
+        turn = respond(model, messages, optional_params)
+        choice = model_response.choices[0]
+        if turn.tool:
+            call = turn.tool_call()
+            choice.message.content = None
+            choice.message.tool_calls = [
+                ChatCompletionMessageToolCall(id=call["id"], type="function", function=Function(**call["function"]))
+            ]
+            choice.finish_reason = "tool_calls"
+        else:
+            choice.message.content = turn.text
+            choice.finish_reason = "stop"
+        model_response.model = model
+        model_response.usage = _usage(messages, turn)
+        return model_response
+
+    def streaming(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
+                  model_response: Any, print_verbose: Any, encoding: Any, api_key: Any,
+                  logging_obj: Any, optional_params: dict, *args: Any, **kwargs: Any,
+                  ) -> Iterator[GenericStreamingChunk]:  # fmt: skip
+        """The answer word by word; usage rides on the last chunk."""
+        turn = respond(model, messages, optional_params)
+        usage = _usage(messages, turn)
+        usage_block = {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens,
+        }
+        if turn.tool:
+            call = turn.tool_call()
+            yield GenericStreamingChunk(
+                text="", is_finished=True, finish_reason="tool_calls", usage=usage_block, index=0,
+                tool_use={"id": call["id"], "type": "function", "function": call["function"], "index": 0},
+            )  # fmt: skip
+            return
+        pieces = _CHUNK.findall(turn.text) or [""]
+        for i, piece in enumerate(pieces):
+            last = i == len(pieces) - 1
+            yield GenericStreamingChunk(
+                text=piece, is_finished=last, finish_reason="stop" if last else "",
+                usage=usage_block if last else None, index=0, tool_use=None,
+            )  # fmt: skip
+
+    async def acompletion(self, *args: Any, **kwargs: Any) -> Any:
+        """Async twin of :meth:`completion` (the work is CPU-only and tiny)."""
+        return self.completion(*args, **kwargs)
+
+    async def astreaming(self, *args: Any, **kwargs: Any) -> AsyncIterator[GenericStreamingChunk]:
+        """Async twin of :meth:`streaming`."""
+        for chunk in self.streaming(*args, **kwargs):
+            yield chunk
+
+
+_HANDLER: LocalModels | None = None
+
+
+def register() -> None:
+    """Register the ``local`` provider with litellm (idempotent)."""
+    global _HANDLER
+    if _HANDLER is None:
+        _HANDLER = LocalModels()
+    if not any(item.get("provider") == PROVIDER for item in litellm.custom_provider_map):
+        litellm.custom_provider_map.append({"provider": PROVIDER, "custom_handler": _HANDLER})
+    litellm.utils.custom_llm_setup()

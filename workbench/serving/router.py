@@ -1,0 +1,297 @@
+"""Routes -> deployments -> litellm, with ordered failover and Retry-After-aware retries.
+
+We drive litellm per attempt (``num_retries=0``, ``max_retries=0``) instead of using
+``litellm.Router`` because every attempt must be recorded with its deployment,
+error class and latency, and replay must be able to stand in for the whole layer.
+
+The failover policy is :class:`FailoverPlan`, free of I/O, so the sync and async
+drivers share it:
+
+- transient errors (429, 5xx, timeouts, connection errors) are retried on the same
+  deployment up to ``route.retries`` times, waiting ``Retry-After`` when the
+  provider sends one (if it is at most ``route.max_retry_after``), else an
+  exponential backoff with full jitter; then the next deployment is tried;
+- context-window-exceeded, auth and other provider errors fail over at once;
+- a deployment whose ``api_key_env`` is not set is skipped (recorded, never sent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from workbench.config import Deployment, Route, Settings
+from workbench.errors import ProviderError, UnknownModel
+from workbench.serving.failures import Failure, classify
+from workbench.serving.types import Attempt, Completion, Request
+from workbench.store import utcnow
+
+TokenSink = Callable[[str | None], None]  # a text delta, or None: "discard what was streamed"
+LOCAL_MODELS = ("local/echo", "local/extractive", "local/scripted")
+PLACEHOLDER_KEY = "sk-no-key-needed"  # for key-less OpenAI-compatible servers (vLLM, Ollama, chaos)
+
+_litellm: Any = None
+
+
+def litellm_module() -> Any:
+    """Import litellm once, quietly, with the local models registered."""
+    global _litellm
+    if _litellm is None:
+        import litellm
+
+        litellm.suppress_debug_info = True
+        litellm.drop_params = True
+        from workbench.serving import local
+
+        local.register()
+        _litellm = litellm
+    return _litellm
+
+
+def backoff(retry: int, base: float = 0.25, cap: float = 4.0) -> float:
+    """Exponential backoff with full jitter for the ``retry``-th retry (0-based)."""
+    return random.uniform(0, min(cap, base * 2**retry))
+
+
+class FailoverPlan:
+    """Which deployment to try next and how long to wait first (no I/O)."""
+
+    def __init__(self, route: Route):
+        self.route = route
+        self.attempts: list[Attempt] = []
+        self._index = 0
+        self._retry = 0
+        self._wait = 0.0
+
+    def next(self) -> tuple[Deployment, float] | None:
+        """The next deployment to call and the seconds to sleep before calling it."""
+        deployments = self.route.deployments
+        while self._index < len(deployments):
+            deployment = deployments[self._index]
+            if deployment.api_key_env and not os.environ.get(deployment.api_key_env):
+                self._record(deployment, "skipped", 0.0, error_class="MissingKey",
+                             error=f"{deployment.api_key_env} is not set")  # fmt: skip
+                self._advance()
+                continue
+            wait, self._wait = self._wait, 0.0
+            return deployment, wait
+        return None
+
+    def succeeded(self, deployment: Deployment, started_at: str, latency_ms: float) -> None:
+        """Record a successful attempt."""
+        self._record(deployment, "ok", latency_ms, started_at=started_at)
+
+    def failed(self, deployment: Deployment, failure: Failure, started_at: str, latency_ms: float) -> None:
+        """Record a failed attempt and decide: retry here (after a wait) or move on."""
+        self._record(deployment, "error", latency_ms, started_at=started_at,
+                     error_class=failure.error_class, error=failure.message,
+                     status_code=failure.status_code, retry_after=failure.retry_after)  # fmt: skip
+        if failure.transient and self._retry < self.route.retries:
+            if failure.retry_after is None:
+                self._wait = backoff(self._retry)
+                self._retry += 1
+                return
+            if failure.retry_after <= self.route.max_retry_after:
+                self._wait = failure.retry_after
+                self._retry += 1
+                return
+        self._advance()
+
+    def _advance(self) -> None:
+        self._index += 1
+        self._retry = 0
+        self._wait = 0.0
+
+    def _record(self, deployment: Deployment, status: str, latency_ms: float,
+                started_at: str | None = None, **error: Any) -> None:  # fmt: skip
+        self.attempts.append(
+            Attempt(n=len(self.attempts) + 1, deployment=deployment.label, model=deployment.model,
+                    status=status, started_at=started_at or utcnow(), latency_ms=latency_ms,
+                    end_ns=time.time_ns(), **error)  # fmt: skip
+        )
+
+    def error(self, route_name: str) -> ProviderError:
+        """The error raised when the plan runs out of deployments."""
+        tried = [a for a in self.attempts if a.status != "skipped"]
+        if not tried:
+            keys = ", ".join(a.error or "" for a in self.attempts)
+            return ProviderError(
+                f"route {route_name!r}: no deployment could be tried ({keys}); "
+                "export the key or add a local fallback deployment",
+                self.attempts,
+            )
+        last = tried[-1]
+        return ProviderError(
+            f"route {route_name!r}: all {len(tried)} attempts failed, last on "
+            f"{last.deployment}: {last.error_class}: {last.error}; "
+            "see wb.calls.attempts() and add or fix a deployment",
+            self.attempts,
+        )
+
+
+class Router:
+    """Resolves names to routes and completes requests over litellm with failover."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.extra_routes: dict[str, Route] = {}
+
+    def route_names(self) -> list[str]:
+        """Every configured route name."""
+        return [*self.settings.routes, *self.extra_routes]
+
+    def resolve(self, name: str | None, check: bool = True) -> tuple[str, Route]:
+        """The route for a route name or a bare litellm model name."""
+        name = (name or self.settings.default_route).strip()
+        route = self.extra_routes.get(name) or self.settings.routes.get(name)
+        if route is not None:
+            return name, route
+        if check:
+            self._check_model(name)
+        return name, Route(deployments=[Deployment(model=name)])
+
+    def _check_model(self, name: str) -> None:
+        if name in LOCAL_MODELS:
+            return
+        routes = ", ".join(self.route_names()) or "none configured"
+        hint = (
+            f"use a route ({routes}), a local model ({', '.join(LOCAL_MODELS)}) or a "
+            "provider-prefixed litellm name such as 'openai/gpt-4o-mini'; %llm_models lists them"
+        )
+        if name.startswith("local/"):
+            raise UnknownModel(f"unknown model {name!r}: {hint}")
+        litellm = litellm_module()
+        provider = name.split("/", 1)[0] if "/" in name else None
+        if provider in litellm.provider_list or name in litellm.model_cost:
+            return
+        raise UnknownModel(f"unknown model or route {name!r}: {hint}")
+
+    def _kwargs(self, deployment: Deployment, request: Request) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            **deployment.params,
+            "model": deployment.model,
+            "messages": request.messages,
+            "timeout": deployment.timeout,
+            "num_retries": 0,
+            "max_retries": 0,
+            **{k: v for k, v in request.params.items() if v is not None},
+        }
+        if deployment.api_base:
+            kwargs["api_base"] = deployment.api_base
+        if deployment.api_key_env:
+            kwargs["api_key"] = os.environ[deployment.api_key_env]
+        elif deployment.api_base:
+            kwargs["api_key"] = PLACEHOLDER_KEY
+        if deployment.model == "local/scripted":
+            kwargs["local_scripted"] = self.settings.scripted
+        if request.stream:
+            kwargs["stream"] = True
+            kwargs["stream_options"] = {"include_usage": True}
+        return kwargs
+
+    @staticmethod
+    def _secrets(deployment: Deployment) -> tuple[str, ...]:
+        return (os.environ.get(deployment.api_key_env, ""),) if deployment.api_key_env else ()
+
+    def complete(self, route_name: str, route: Route, request: Request,
+                 on_token: TokenSink | None = None) -> Completion:  # fmt: skip
+        """Send ``request`` down the route, failing over as the plan says."""
+        litellm = litellm_module()
+        plan = FailoverPlan(route)
+        while (step := plan.next()) is not None:
+            deployment, wait = step
+            if wait:
+                time.sleep(wait)
+            started_at, t0 = utcnow(), time.perf_counter()
+            streamed = False
+            try:
+                kwargs = self._kwargs(deployment, request)
+                if request.stream:
+                    chunks, ttft = [], None
+                    for chunk in litellm.completion(**kwargs):
+                        chunks.append(chunk)
+                        delta = chunk.choices[0].delta.content if chunk.choices else None
+                        if delta:
+                            ttft = ttft if ttft is not None else (time.perf_counter() - t0) * 1000
+                            streamed = True
+                            if on_token:
+                                on_token(delta)
+                    response = litellm.stream_chunk_builder(chunks, messages=request.messages)
+                else:
+                    response, ttft = litellm.completion(**kwargs), None
+            except Exception as exc:
+                failure = classify(exc, self._secrets(deployment))
+                if failure is None:
+                    raise
+                if streamed and on_token:
+                    on_token(None)
+                plan.failed(deployment, failure, started_at, (time.perf_counter() - t0) * 1000)
+                continue
+            plan.succeeded(deployment, started_at, (time.perf_counter() - t0) * 1000)
+            return _completion(deployment, response, plan.attempts, ttft)
+        raise plan.error(route_name)
+
+    async def acomplete(self, route_name: str, route: Route, request: Request,
+                        on_token: TokenSink | None = None) -> Completion:  # fmt: skip
+        """Async twin of :meth:`complete` (same plan, ``litellm.acompletion``)."""
+        litellm = litellm_module()
+        plan = FailoverPlan(route)
+        while (step := plan.next()) is not None:
+            deployment, wait = step
+            if wait:
+                await asyncio.sleep(wait)
+            started_at, t0 = utcnow(), time.perf_counter()
+            streamed = False
+            try:
+                kwargs = self._kwargs(deployment, request)
+                if request.stream:
+                    chunks, ttft = [], None
+                    async for chunk in await litellm.acompletion(**kwargs):
+                        chunks.append(chunk)
+                        delta = chunk.choices[0].delta.content if chunk.choices else None
+                        if delta:
+                            ttft = ttft if ttft is not None else (time.perf_counter() - t0) * 1000
+                            streamed = True
+                            if on_token:
+                                on_token(delta)
+                    response = litellm.stream_chunk_builder(chunks, messages=request.messages)
+                else:
+                    response, ttft = await litellm.acompletion(**kwargs), None
+            except Exception as exc:
+                failure = classify(exc, self._secrets(deployment))
+                if failure is None:
+                    raise
+                if streamed and on_token:
+                    on_token(None)
+                plan.failed(deployment, failure, started_at, (time.perf_counter() - t0) * 1000)
+                continue
+            plan.succeeded(deployment, started_at, (time.perf_counter() - t0) * 1000)
+            return _completion(deployment, response, plan.attempts, ttft)
+        raise plan.error(route_name)
+
+
+def _completion(deployment: Deployment, response: Any, attempts: list[Attempt],
+                ttft_ms: float | None) -> Completion:  # fmt: skip
+    choice = response.choices[0]
+    message = choice.message
+    usage = getattr(response, "usage", None)
+    tool_calls = [tc.model_dump() for tc in message.tool_calls] if message.tool_calls else None
+    return Completion(
+        text=message.content or "",
+        model=deployment.model,
+        deployment=deployment.label,
+        usage={
+            "prompt_tokens": int(getattr(usage, "prompt_tokens", 0) or 0),
+            "completion_tokens": int(getattr(usage, "completion_tokens", 0) or 0),
+            "total_tokens": int(getattr(usage, "total_tokens", 0) or 0),
+        },
+        attempts=attempts,
+        finish_reason=choice.finish_reason,
+        tool_calls=tool_calls,
+        ttft_ms=ttft_ms,
+        raw=response,
+    )

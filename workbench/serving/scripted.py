@@ -1,0 +1,54 @@
+"""``local/scripted``: follow rules (regex -> reply text, or -> a tool call with JSON args)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from workbench.config import Scripted
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptedTurn:
+    """What the scripted model says: text, or one tool call."""
+
+    text: str
+    tool: str | None = None
+    arguments: dict[str, Any] | None = None
+
+    def tool_call(self) -> dict[str, Any]:
+        """The tool call in OpenAI's shape, with an id derived from its content."""
+        args = json.dumps(self.arguments or {}, sort_keys=True)
+        digest = hashlib.sha256(f"{self.tool}:{args}".encode()).hexdigest()[:12]
+        return {"id": f"call_{digest}", "type": "function", "function": {"name": self.tool, "arguments": args}}
+
+
+def _expand(match: re.Match[str], value: Any) -> Any:
+    if isinstance(value, str):
+        return match.expand(value)
+    if isinstance(value, dict):
+        return {k: _expand(match, v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(match, v) for v in value]
+    return value
+
+
+def respond(messages: list[dict[str, Any]], script: Scripted) -> ScriptedTurn:
+    """Apply the first rule whose pattern matches the last message of the rule's role."""
+    last = messages[-1] if messages else {"role": "user", "content": ""}
+    role = "tool" if last.get("role") == "tool" else "user"
+    content = last.get("content") or ""
+    content = content if isinstance(content, str) else json.dumps(content)
+    for rule in script.rules:
+        if rule.role != role:
+            continue
+        match = re.search(rule.pattern, content)
+        if match is None:
+            continue
+        if rule.tool is not None:
+            return ScriptedTurn("", rule.tool, _expand(match, rule.arguments))
+        return ScriptedTurn(match.expand(rule.reply or ""))
+    return ScriptedTurn(script.default)

@@ -1,0 +1,85 @@
+"""What goes into and comes out of the serving layer."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+# Parameters that change what a model answers: part of the request fingerprint.
+OUTPUT_PARAMS = ("temperature", "max_tokens", "top_p", "stop", "seed", "response_format", "tools")
+
+
+def canonical_json(value: Any) -> str:
+    """Deterministic JSON (sorted keys, no spaces) for hashing and storing."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+@dataclass(slots=True)
+class Request:
+    """A fully composed request to a route: the final messages and output-affecting params."""
+
+    route: str
+    messages: list[dict[str, Any]]
+    params: dict[str, Any] = field(default_factory=dict)
+    stream: bool = False
+
+    def to_json(self) -> str:
+        """The stored form (also what the fingerprint hashes)."""
+        return canonical_json({"route": self.route, "messages": self.messages, "params": self.params})
+
+    @staticmethod
+    def fingerprint_of(stored_json: str) -> str:
+        """The replay key of a stored request."""
+        return hashlib.sha256(stored_json.encode()).hexdigest()
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One try of one deployment, as recorded in the ``attempts`` table."""
+
+    n: int
+    deployment: str
+    model: str
+    status: str  # ok | error | skipped
+    started_at: str
+    latency_ms: float = 0.0
+    error_class: str | None = None
+    error: str | None = None
+    status_code: int | None = None
+    retry_after: float | None = None
+    end_ns: int = 0  # wall clock at the end of the attempt (for its span)
+
+    def row(self, call_id: str) -> dict[str, Any]:
+        """The attempt as a store row."""
+        return {
+            "call_id": call_id,
+            "n": self.n,
+            "deployment": self.deployment,
+            "model": self.model,
+            "status": self.status,
+            "error_class": self.error_class,
+            "error": self.error,
+            "status_code": self.status_code,
+            "retry_after": self.retry_after,
+            "started_at": self.started_at,
+            "latency_ms": round(self.latency_ms, 3),
+        }
+
+
+@dataclass(slots=True)
+class Completion:
+    """What a route answered, with every attempt it took to get there."""
+
+    text: str
+    model: str
+    deployment: str
+    usage: dict[str, int]
+    attempts: list[Attempt]
+    finish_reason: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    ttft_ms: float | None = None
+    raw: Any = None  # the provider response (litellm ModelResponse), for pricing
+    replay_of: str | None = None
+    recorded_cost_usd: float | None = None

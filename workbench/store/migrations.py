@@ -1,0 +1,133 @@
+"""Named, append-only schema migrations (applied names are kept in ``_migrations``).
+
+Never edit a migration that has shipped: add a new ``mNNN_...`` function instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import sqlite_utils
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+
+def m001_initial(db: sqlite_utils.Database) -> None:
+    """Sessions, calls with their attempts and spans, and the hash-chained audit log."""
+    db["sessions"].create(
+        {
+            "name": str,
+            "created_at": str,
+            "history_from": str,  # calls before this instant are not part of the history
+            "state": str,  # JSON object: small key-value state
+        },
+        pk="name",
+    )
+    db["calls"].create(
+        {
+            "id": str,
+            "trace_id": str,
+            "session": str,
+            "started_at": str,
+            "mode": str,  # live | replay
+            "replay_of": str,  # in replay mode (or a re-run), the recorded call it reproduces
+            "route": str,
+            "model": str,  # the model that actually answered
+            "deployment": str,
+            "status": str,  # ok | error
+            "error": str,
+            "prompt": str,
+            "request": str,  # JSON: final messages + output-affecting params
+            "fingerprint": str,
+            "text": str,
+            "tool_calls": str,  # JSON list, when the model asked for tools
+            "finish_reason": str,
+            "prompt_tokens": int,
+            "completion_tokens": int,
+            "total_tokens": int,
+            "cost_usd": float,
+            "latency_ms": float,
+            "ttft_ms": float,
+            "stream": int,
+            "cache_hit": int,
+            "user": str,
+            "task": str,
+        },
+        pk="id",
+    )
+    db["calls"].create_index(["fingerprint"])
+    db["calls"].create_index(["session", "started_at"])
+    db["calls"].create_index(["started_at"])
+    db["attempts"].create(
+        {
+            "id": int,
+            "call_id": str,
+            "n": int,
+            "deployment": str,
+            "model": str,
+            "status": str,  # ok | error | skipped
+            "error_class": str,
+            "error": str,
+            "status_code": int,
+            "retry_after": float,
+            "started_at": str,
+            "latency_ms": float,
+        },
+        pk="id",
+    )
+    db["attempts"].create_index(["call_id"])
+    db["attempts"].create_index(["deployment", "id"])
+    db["spans"].create(
+        {
+            "span_id": str,
+            "trace_id": str,
+            "parent_id": str,
+            "call_id": str,
+            "name": str,
+            "start_ns": int,
+            "end_ns": int,
+            "status": str,
+            "attributes": str,
+        },
+        pk="span_id",
+    )
+    db["spans"].create_index(["trace_id"])
+    db["audit"].create(
+        {
+            "id": int,
+            "ts": str,
+            "kind": str,
+            "ref": str,
+            "payload": str,
+            "prev_hash": str,
+            "hash": str,
+        },
+        pk="id",
+    )
+
+
+MIGRATIONS: list[Migration] = [m001_initial]
+
+
+def migrate(db: sqlite_utils.Database) -> list[str]:
+    """Apply every migration not yet recorded; return the names applied now."""
+    table = db["_migrations"]
+    if not table.exists():
+        table.create({"name": str, "applied_at": str}, pk="name")
+    done = {row["name"] for row in table.rows}
+    applied = []
+    for migration in MIGRATIONS:
+        name = migration.__name__
+        if name in done:
+            continue
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            migration(db)
+            table.insert({"name": name, "applied_at": datetime.now(UTC).isoformat()})
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        applied.append(name)
+    return applied
