@@ -238,7 +238,7 @@ class Workbench:
         return Session(self.sessions, name)
 
     def add_route(self, name: str, deployments: Sequence[dict[str, Any] | Deployment | str],
-                  retries: int = 1, max_retry_after: float = 10.0) -> Route:  # fmt: skip
+                  retries: int = 1, max_retry_after: float = 10.0) -> None:  # fmt: skip
         """Define (or replace) a route for this Workbench: ordered deployments tried in turn."""
         from pydantic import ValidationError
 
@@ -252,7 +252,6 @@ class Workbench:
             where = ".".join(str(p) for p in first["loc"])
             raise WorkbenchError(f"add_route({name!r}): {where}: {first['msg']}") from None
         self.router.extra_routes[name] = route
-        return route
 
     def models(self) -> pd.DataFrame:
         """Routes, their deployments and each deployment's recent health."""

@@ -35,8 +35,18 @@ class Sentence:
     position: int
 
 
+_SUFFIXES = ("ing", "ed", "es", "s")
+
+
+def _stem(word: str) -> str:
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
 def _terms(text: str) -> list[str]:
-    return [t.rstrip("s") if len(t) > 3 else t for t in _WORD.findall(text.lower()) if t not in _STOP]
+    return [_stem(t) for t in _WORD.findall(text.lower()) if t not in _STOP]
 
 
 def _text_of(content: object) -> str:
@@ -67,6 +77,7 @@ def split_question(messages: list[dict]) -> tuple[list[tuple[str, str]], str]:
 def sentences(blocks: list[tuple[str, str]]) -> list[Sentence]:
     """Split context blocks into sentences, tracking ``[id]`` source markers."""
     out: list[Sentence] = []
+    seen: set[str] = set()
     for default_source, text in blocks:
         source = default_source
         for line in text.splitlines():
@@ -74,8 +85,10 @@ def sentences(blocks: list[tuple[str, str]]) -> list[Sentence]:
             if marker:
                 source, line = marker.group(1), marker.group(2)
             for piece in _SENTENCE.split(line.strip()):
-                if _terms(piece):
-                    out.append(Sentence(piece.strip(), source, len(out)))
+                piece = piece.strip()
+                if piece not in seen and _terms(piece):  # a repeated sentence is cited once, first source
+                    seen.add(piece)
+                    out.append(Sentence(piece, source, len(out)))
     return out
 
 
