@@ -108,14 +108,13 @@ class Workbench:
 
     def _run(self, call: _Call, on_token: TokenSink | None, format: Format) -> Result:
         try:
-            with call.trace.span("llm.call", route=call.route_name, mode=self.mode):
-                with call.trace.span("serving.complete") as attrs:
-                    if self.mode == "replay":
-                        completion = self._replay(call, on_token)
-                    else:
-                        completion = self.router.complete(call.route_name, call.route, call.request, on_token)
-                    self._served(call, completion, attrs)
-                result = self._settle(call, completion, format)
+            with call.trace.span("serving.complete") as attrs:
+                if self.mode == "replay":
+                    completion = self._replay(call, on_token)
+                else:
+                    completion = self.router.complete(call.route_name, call.route, call.request, on_token)
+                self._served(call, completion, attrs)
+            result = self._settle(call, completion, format)
         except (ProviderError, ReplayMiss) as exc:
             self._record_failure(call, exc)
             raise
@@ -124,16 +123,13 @@ class Workbench:
 
     async def _arun(self, call: _Call, on_token: TokenSink | None, format: Format) -> Result:
         try:
-            with call.trace.span("llm.call", route=call.route_name, mode=self.mode):
-                with call.trace.span("serving.complete") as attrs:
-                    if self.mode == "replay":
-                        completion = self._replay(call, on_token)
-                    else:
-                        completion = await self.router.acomplete(
-                            call.route_name, call.route, call.request, on_token
-                        )
-                    self._served(call, completion, attrs)
-                result = self._settle(call, completion, format)
+            with call.trace.span("serving.complete") as attrs:
+                if self.mode == "replay":
+                    completion = self._replay(call, on_token)
+                else:
+                    completion = await self.router.acomplete(call.route_name, call.route, call.request, on_token)
+                self._served(call, completion, attrs)
+            result = self._settle(call, completion, format)
         except (ProviderError, ReplayMiss) as exc:
             self._record_failure(call, exc)
             raise
@@ -146,9 +142,10 @@ class Workbench:
                stream: bool) -> _Call:  # fmt: skip
         if not isinstance(prompt, str) or not prompt.strip():
             raise WorkbenchError("the prompt is empty: write the question in the cell or pass prompt=")
-        trace = Trace()
         t0 = time.perf_counter()
         route_name, route = self.router.resolve(model, check=self.mode == "live")
+        trace = Trace()
+        trace.begin("llm.call", route=route_name, mode=self.mode, session=session)
         with trace.span("context.compose") as attrs:
             history = self.sessions.history(session) if session else ()
             messages = self.composer.compose(prompt, system, context, history)
@@ -166,7 +163,9 @@ class Workbench:
     def rerun(self, request: Request, prompt: str, replay_of: str) -> Result:
         """Send a recorded request again, exactly as recorded (no composing, no session)."""
         _, route = self.router.resolve(request.route, check=self.mode == "live")
-        call = self._call(Trace(), time.perf_counter(), route, request, prompt, None, None, None)
+        trace = Trace()
+        trace.begin("llm.call", route=request.route, mode=self.mode, replay_of=replay_of)
+        call = self._call(trace, time.perf_counter(), route, request, prompt, None, None, None)
         call.replay_of = replay_of
         return self._run(call, None, "markdown")
 
@@ -221,12 +220,14 @@ class Workbench:
             cost_usd=result.cost_usd, latency_ms=round(result.latency_ms, 3),
             ttft_ms=completion.ttft_ms, **completion.usage,
         )  # fmt: skip
+        call.trace.end()
         self.store.record_call(row, [a.row(call.id) for a in completion.attempts], call.trace.for_store(call.id))
 
     def _record_failure(self, call: _Call, exc: WorkbenchError) -> None:
         attempts = getattr(exc, "attempts", [])
         row = self._row(call, status="error", error=str(exc).splitlines()[0][:1000],
                         latency_ms=round((time.perf_counter() - call.t0) * 1000, 3))  # fmt: skip
+        call.trace.end(exc)
         self.store.record_call(row, [a.row(call.id) for a in attempts], call.trace.for_store(call.id))
         if isinstance(exc, ProviderError):
             exc.call_id = call.id

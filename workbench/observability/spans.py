@@ -25,23 +25,33 @@ class Trace:
         self.rows: list[list[Any]] = []
         self._stack: list[str] = []
 
+    def begin(self, name: str, **attributes: Any) -> dict[str, Any]:
+        """Open a span as a child of the current one; returns its attribute dict."""
+        parent = self._stack[-1] if self._stack else None
+        span_id = new_id()
+        self.rows.append([span_id, self.trace_id, parent, None, name, time.time_ns(), None, "ok", attributes])
+        self._stack.append(span_id)
+        return attributes
+
+    def end(self, error: BaseException | None = None) -> None:
+        """Close the innermost open span (marked as an error if ``error`` is given)."""
+        span_id = self._stack.pop()
+        row = next(r for r in reversed(self.rows) if r[0] == span_id)
+        row[6] = time.time_ns()
+        if error is not None:
+            row[7] = "error"
+            row[8].setdefault("error", type(error).__name__)
+
     @contextmanager
     def span(self, name: str, **attributes: Any) -> Iterator[dict[str, Any]]:
         """Time a stage; the yielded dict collects attributes set inside the block."""
-        span_id = new_id()
-        parent = self._stack[-1] if self._stack else None
-        row: list[Any] = [span_id, self.trace_id, parent, None, name, time.time_ns(), None, "ok", attributes]
-        self.rows.append(row)
-        self._stack.append(span_id)
+        attrs = self.begin(name, **attributes)
         try:
-            yield attributes
+            yield attrs
         except BaseException as exc:
-            row[7] = "error"
-            attributes.setdefault("error", type(exc).__name__)
+            self.end(exc)
             raise
-        finally:
-            row[6] = time.time_ns()
-            self._stack.pop()
+        self.end()
 
     def add(self, name: str, start_ns: int, end_ns: int, status: str = "ok", **attributes: Any) -> None:
         """Add an already-timed child of the current span (e.g. one provider attempt)."""

@@ -71,9 +71,11 @@ class ReplayServing:
                 "(WORKBENCH_MODE=live) to record them"
             )
         best, best_score, best_lines = None, -1.0, []
+        new_text = "\n".join(new_lines)
         for row in candidates:
             lines = _lines(row["route"], json.loads(row["request"]))
-            score = difflib.SequenceMatcher(None, lines, new_lines).ratio() + (row["route"] == request.route)
+            similarity = difflib.SequenceMatcher(None, "\n".join(lines), new_text, autojunk=False).ratio()
+            score = similarity + (row["route"] == request.route)
             if score > best_score:
                 best, best_score, best_lines = row, score, lines
         assert best is not None

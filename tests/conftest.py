@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from workbench.limits import ChaosServer
+from workbench.runtime import Workbench
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path_factory, monkeypatch) -> None:
+    """Run each test from an empty folder, so no project workbench.toml is picked up."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
+@pytest.fixture
+def wb(tmp_path: Path) -> Iterator[Workbench]:
+    """A Workbench on a real SQLite file, with default settings."""
+    bench = Workbench.from_config(store=str(tmp_path / "wb.db"))
+    yield bench
+    bench.close()
+
+
+@pytest.fixture
+def chaos() -> Iterator[callable]:
+    """Start chaos servers on 127.0.0.1; all are stopped at the end of the test."""
+    servers: list[ChaosServer] = []
+
+    def start(**options) -> ChaosServer:
+        server = ChaosServer(**options).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -1,0 +1,56 @@
+import sqlite3
+
+import pytest
+import sqlite_utils
+
+from workbench.store import MIGRATIONS, Store, migrate
+
+
+def test_migrates_from_blank_once_and_records_names(tmp_path):
+    store = Store(tmp_path / "w.db")
+    names = [r["name"] for r in store.query("SELECT name FROM _migrations")]
+    assert names == [m.__name__ for m in MIGRATIONS]
+    assert migrate(store.db) == []  # idempotent
+    tables = set(store.db.table_names())
+    assert {"sessions", "calls", "attempts", "spans", "audit"} <= tables
+    assert store.query("PRAGMA journal_mode")[0]["journal_mode"] == "wal"
+    assert store.query("PRAGMA busy_timeout")[0]["timeout"] >= 5000
+
+
+def test_migrates_an_in_memory_database():
+    db = sqlite_utils.Database(memory=True)
+    db.conn.isolation_level = None
+    assert migrate(db) == ["m001_initial"]
+
+
+def _call(i: str, **extra):
+    return {"id": i, "trace_id": "t" * 32, "started_at": "2026-01-01T00:00:00", "mode": "live",
+            "route": "r", "model": "m", "status": "ok", "fingerprint": "f", "text": "x", **extra}
+
+
+def test_call_attempts_spans_and_audit_commit_together_or_not_at_all(tmp_path):
+    store = Store(tmp_path / "w.db")
+    store.record_call(_call("a", session="s"), [{"call_id": "a", "n": 1, "status": "ok"}],
+                      [("s1", "t" * 32, None, "a", "llm.call", 1, 2, "ok", None)])
+    assert store.query("SELECT count(*) n FROM attempts")[0]["n"] == 1
+    assert store.query("SELECT name FROM sessions")[0]["name"] == "s"
+    # A duplicate span id fails the insert: the call row and audit entry must roll back too.
+    with pytest.raises(sqlite3.IntegrityError):
+        store.record_call(_call("b"), [], [("s1", "t" * 32, None, "b", "llm.call", 1, 2, "ok", None)])
+    assert [r["id"] for r in store.query("SELECT id FROM calls")] == ["a"]
+    assert store.query("SELECT count(*) n FROM audit")[0]["n"] == 1
+
+
+def test_a_second_connection_sees_committed_calls(tmp_path):
+    first, second = Store(tmp_path / "w.db"), Store(tmp_path / "w.db")
+    first.record_call(_call("a"), [], [])
+    assert second.query("SELECT id FROM calls")[0]["id"] == "a"
+
+
+def test_unwritable_store_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    from workbench import WorkbenchError
+
+    with pytest.raises(WorkbenchError, match="cannot open the store"):
+        Store(blocker / "sub" / "w.db")

@@ -1,0 +1,79 @@
+import pytest
+
+from workbench import UnknownModel, WorkbenchError
+from workbench.runtime import Workbench
+
+
+def test_result_fields_and_recorded_row(wb):
+    r = wb.ask("hello there", user="ana", task="triage")
+    assert r.text == "hello there" and r.model == "local/echo" and not r.cache_hit
+    assert r.usage["prompt_tokens"] > 0 and r.usage["total_tokens"] == r.usage["prompt_tokens"] + 2
+    assert len(r.call_id) == 16 and len(r.trace_id) == 32 and r.latency_ms > 0
+    row = wb.calls.last()
+    assert (row["id"], row["user"], row["task"], row["status"]) == (r.call_id, "ana", "triage", "ok")
+    spans = wb.store.query("SELECT name, parent_id FROM spans WHERE call_id = ? ORDER BY start_ns", (r.call_id,))
+    names = [s["name"] for s in spans]
+    assert names == ["llm.call", "context.compose", "serving.complete", "serving.attempt", "cost.settle"]
+    assert [s["parent_id"] is None for s in spans] == [True, False, False, False, False]
+
+
+def test_sessions_survive_a_restart_and_can_be_reset(tmp_path):
+    db = str(tmp_path / "w.db")
+    first = Workbench.from_config(store=db)
+    first.ask("one", session="s")
+    first.ask("two", session="s")
+    first.close()
+    restarted = Workbench.from_config(store=db)
+    assert [m["content"] for m in restarted.session("s").history] == ["one", "one", "two", "two"]
+    r = restarted.ask("three", session="s")
+    sent = restarted.calls.last()["request"]
+    assert '"one"' in sent and r.usage["prompt_tokens"] > 10
+    restarted.session("s").reset()
+    assert restarted.session("s").history == []
+    assert Workbench.from_config(store=db).session("s").history == []
+    assert len(restarted.calls.df(session="s")) == 3  # nothing recorded was lost
+
+
+def test_session_state_is_persisted(tmp_path):
+    db = str(tmp_path / "w.db")
+    Workbench.from_config(store=db).session("s").state["ticket"] = 42
+    state = Workbench.from_config(store=db).session("s").state
+    assert dict(state) == {"ticket": 42}
+    with pytest.raises(TypeError):
+        state["bad"] = object()
+
+
+def test_cost_uses_configured_local_prices(tmp_path):
+    (tmp_path / "workbench.toml").write_text(
+        '[prices."local/echo"]\ninput_cost_per_token = 0.001\noutput_cost_per_token = 0.01\n')
+    wb = Workbench.from_config(tmp_path / "workbench.toml", store=str(tmp_path / "w.db"))
+    r = wb.ask("a b c")
+    assert r.cost_usd == pytest.approx(r.usage["prompt_tokens"] * 0.001 + r.usage["completion_tokens"] * 0.01)
+    assert Workbench.from_config(store=str(tmp_path / "x.db")).ask("a b c").cost_usd == 0.0
+
+
+def test_user_mistakes_are_one_line_errors(wb):
+    with pytest.raises(UnknownModel, match="unknown model or route 'gpt-nonexistent'"):
+        wb.ask("hi", model="gpt-nonexistent")
+    with pytest.raises(UnknownModel, match="unknown model 'local/nope'"):
+        wb.ask("hi", model="local/nope")
+    with pytest.raises(WorkbenchError, match="the prompt is empty"):
+        wb.ask("   ")
+    with pytest.raises(WorkbenchError, match=r"add_route\('x'\): deployments"):
+        wb.add_route("x", [])
+    assert wb.calls.df().empty
+
+
+def test_provider_prefixed_names_resolve_without_a_route(wb):
+    assert wb.router.resolve("openai/gpt-4o-mini")[1].deployments[0].model == "openai/gpt-4o-mini"
+
+
+def test_replay_report_marks_changed_answers(wb):
+    wb.ask("stable", session="s")
+    wb.ask("[src] Fact one.\n\nfact?", model="local/extractive", session="s")
+    wb.store.execute("UPDATE calls SET text = 'tampered' WHERE prompt = 'stable'")
+    report = wb.replay("s")
+    assert report["identical"].tolist() == [False, True]
+    assert report["replayed"][0] == "stable"
+    with pytest.raises(WorkbenchError, match="no recorded calls in session 'nope'; recorded sessions: s"):
+        wb.replay("nope")
