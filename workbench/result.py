@@ -45,11 +45,10 @@ class Result:
         """Model, tokens, cost, latency and call id in one line."""
         cost = "cost unknown" if self.cost_usd is None else f"${self.cost_usd:.6f}"
         via = f" via {self.route}" if self.route and self.route != self.model else ""
-        replay = " · replayed" if self.mode == "replay" else ""
         return (
             f"{self.model}{via} · {self.usage.get('prompt_tokens', 0)} → "
             f"{self.usage.get('completion_tokens', 0)} tokens · {cost} · "
-            f"{self.latency_ms:.0f} ms · call {self.call_id}{replay}"
+            f"{self.latency_ms:.0f} ms · call {self.call_id}"
         )
 
     def _tool_text(self) -> str:
@@ -60,7 +59,8 @@ class Result:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict, dict]:
         body = "\n".join(p for p in (self.text, self._tool_text()) if p)
         plain = f"{body}\n— {self.model}"
-        meta = {"workbench": {"call_id": self.call_id, "trace_id": self.trace_id, "route": self.route}}
+        meta = {"workbench": {"call_id": self.call_id, "trace_id": self.trace_id, "route": self.route,
+                              "mode": self.mode}}
         footer = f"<sub>{html.escape(self.footer())}</sub>"
         data: dict[str, Any] = {"text/plain": plain}
         if self.format == "json":

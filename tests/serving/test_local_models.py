@@ -1,7 +1,5 @@
 import json
 
-import pytest
-
 from workbench.config import Scripted, ScriptedRule
 from workbench.serving import extractive, litellm_module
 from workbench.serving.scripted import respond

@@ -15,13 +15,34 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from workbench.errors import WorkbenchError
 
 
+class WorkbenchUsageError(UsageError):
+    """A user mistake in a workbench magic: shown as the message alone, and the cell fails."""
+
+
+def _show_error(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> None:
+    """Publish the error as an error output whose traceback is just the message (no stack)."""
+    lines = str(value).splitlines() or [""]
+    shell._showtraceback(etype, value, [f"UsageError: {lines[0]}", *lines[1:]])
+
+
+def _usage(exc: BaseException) -> WorkbenchUsageError:
+    return WorkbenchUsageError(str(exc))
+
+
+def _parse(magic: Any, line: str) -> Any:
+    try:
+        return parse_argstring(magic, line)
+    except UsageError as exc:
+        raise _usage(exc) from None
+
+
 def _wb() -> Any:
     import workbench
 
     try:
         return workbench.get()
     except WorkbenchError as exc:
-        raise UsageError(str(exc)) from None
+        raise _usage(exc) from None
 
 
 @magics_class
@@ -50,15 +71,15 @@ class WorkbenchMagics(Magics):
 
             When does the office open?
         """
-        args = parse_argstring(self.llm, line)
+        args = _parse(self.llm, line)
         from workbench.context import fill
 
         try:
             prompt = fill(cell, self.shell.user_ns).strip()
         except WorkbenchError as exc:
-            raise UsageError(str(exc)) from None
+            raise _usage(exc) from None
         if args.max_tokens is not None and args.max_tokens <= 0:
-            raise UsageError("--max-tokens must be a positive whole number")
+            raise WorkbenchUsageError("--max-tokens must be a positive whole number")
         wb = _wb()
         preview = None
         if not args.no_stream:
@@ -73,7 +94,7 @@ class WorkbenchMagics(Magics):
                 stream=preview is not None, on_token=preview, format=args.format,
             )  # fmt: skip
         except WorkbenchError as exc:
-            raise UsageError(str(exc)) from None
+            raise _usage(exc) from None
         finally:
             if preview is not None:
                 preview.close()
@@ -81,7 +102,7 @@ class WorkbenchMagics(Magics):
             try:
                 result.json()
             except ValueError as exc:
-                raise UsageError(
+                raise WorkbenchUsageError(
                     f"the answer is not valid JSON ({exc}); call {result.call_id} is recorded: "
                     "ask for JSON in the prompt or use --format markdown"
                 ) from None
@@ -123,7 +144,7 @@ class WorkbenchMagics(Magics):
     @line_magic
     def llm_calls(self, line: str) -> Any:
         """Recorded calls as a DataFrame."""
-        args = parse_argstring(self.llm_calls, line)
+        args = _parse(self.llm_calls, line)
         return _wb().calls.df(session=args.session, limit=args.limit, route=args.route)
 
     @magic_arguments()
@@ -131,16 +152,22 @@ class WorkbenchMagics(Magics):
     @line_magic
     def llm_replay(self, line: str) -> Any:
         """Re-run a recorded session's calls and report identical/different per call."""
-        args = parse_argstring(self.llm_replay, line)
+        args = _parse(self.llm_replay, line)
         try:
             report = _wb().replay(args.session)
         except WorkbenchError as exc:
-            raise UsageError(str(exc)) from None
+            raise _usage(exc) from None
         same = int(report["identical"].sum())
         print(f"{same}/{len(report)} calls identical")
         return report
 
 
 def register(ipython: Any) -> None:
-    """Register the magics with an IPython shell."""
+    """Register the magics, and show their usage errors as error outputs without a stack.
+
+    IPython prints a plain ``UsageError`` to stderr with no ``error`` message, which
+    nbval cannot see; the handler is installed only if no other one is.
+    """
     ipython.register_magics(WorkbenchMagics)
+    if not ipython.custom_exceptions:
+        ipython.set_custom_exc((WorkbenchUsageError,), _show_error)

@@ -1,0 +1,60 @@
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+
+from workbench.cli import main
+from workbench.runtime import Workbench
+
+
+def test_calls_and_replay_commands(tmp_path, capsys, monkeypatch):
+    (tmp_path / "workbench.toml").write_text('store = "w.db"\n')
+    wb = Workbench.from_config(tmp_path / "workbench.toml")
+    wb.ask("first question", session="s")
+    wb.ask("second question", session="s")
+    config = str(tmp_path / "workbench.toml")
+    assert main(["--config", config, "calls", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["prompt"] for r in rows] == ["first question", "second question"]
+    assert main(["--config", config, "calls"]) == 0
+    assert "second question" in capsys.readouterr().out
+    assert main(["--config", config, "replay", "s"]) == 0
+    assert "2/2 calls identical" in capsys.readouterr().out
+    wb.store.execute("UPDATE calls SET text = 'changed' WHERE prompt = 'first question'")
+    assert main(["--config", config, "replay", "s"]) == 1
+    assert "DIFFERENT" in capsys.readouterr().out
+    assert main(["--config", config, "replay", "nope"]) == 2
+    assert capsys.readouterr().err.startswith("workbench: no recorded calls in session 'nope'")
+
+
+def test_bad_config_is_one_line_and_exit_2(tmp_path, capsys):
+    (tmp_path / "workbench.toml").write_text('mode = "sometimes"\n')
+    assert main(["--config", str(tmp_path / "workbench.toml"), "calls"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "mode: Input should be 'live' or 'replay'" in err
+
+
+def test_chaos_server_command_serves_models(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "chaos-server", "--port", str(port),
+                             "--name", "cli"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert "chaos server 'cli' on http://127.0.0.1:" in proc.stdout.readline()
+        deadline = time.time() + 10
+        while True:
+            try:
+                body = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2))
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.1)
+        assert body["data"][0]["id"] == "chaos-cli"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -1,0 +1,48 @@
+"""The magics on a real kernel through nbclient: outputs as a notebook stores them."""
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+from nbformat.v4 import new_code_cell, new_notebook
+
+
+def execute(cells, path, env_store):
+    nb = new_notebook(cells=[new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(path)}}).execute(env={"WORKBENCH_STORE": env_store})
+    return nb
+
+
+def test_llm_cell_on_a_real_kernel(tmp_path):
+    import os
+
+    env_store = str(tmp_path / "k.db")
+    os.environ["WORKBENCH_STORE"] = env_store
+    try:
+        nb = execute([
+            "%load_ext workbench",
+            "%%llm -m local/extractive\n[faq] Returns are free within 30 days.\n\nAre returns free?",
+            "%%llm -m local/echo\n{undefined_name}",
+        ], tmp_path, env_store)
+    finally:
+        os.environ.pop("WORKBENCH_STORE")
+    answer = nb.cells[1].outputs
+    assert answer[0].data == {"text/plain": ""}  # the streaming preview, returned to empty
+    assert answer[1].data["text/plain"] == "Returns are free within 30 days. [faq]\n— local/extractive"
+    [error] = nb.cells[2].outputs
+    assert error.output_type == "error" and error.ename == "WorkbenchUsageError"
+    assert error.evalue.startswith("{undefined_name} in the prompt is not defined")
+    assert len(error.traceback) == 1  # the message alone, no stack
+    assert nbformat.validate(nb) is None
+
+
+def test_a_failing_magic_stops_the_run(tmp_path):
+    nb = new_notebook(cells=[new_code_cell("%load_ext workbench"), new_code_cell("%%llm -m nope\nhi"),
+                             new_code_cell("print('never')")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    client = NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
+    with pytest.raises(CellExecutionError, match="unknown model or route 'nope'"):
+        client.execute(env={"WORKBENCH_STORE": str(tmp_path / "k.db")})
+    assert nb.cells[2].outputs == []

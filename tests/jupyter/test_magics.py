@@ -1,0 +1,111 @@
+"""%%llm and the line magics, driven through a real IPython shell."""
+
+import subprocess
+import sys
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.testing.globalipapp import start_ipython
+from IPython.utils.capture import capture_output
+
+import workbench
+
+
+@pytest.fixture(scope="module")
+def ip():
+    shell = start_ipython()
+    shell.run_line_magic("load_ext", "workbench")
+    return shell
+
+
+@pytest.fixture(autouse=True)
+def current(wb):
+    workbench._set_current(wb)
+    yield wb
+    workbench._set_current(None)
+
+
+def run(ip, line, cell=None):
+    with capture_output() as out:
+        value = ip.run_cell_magic("llm", line, cell) if cell is not None else ip.run_line_magic(*line.split(" ", 1))
+    return out, value
+
+
+def test_cell_is_sent_and_the_answer_displayed_with_a_stable_plain_text(ip, current):
+    out, _ = run(ip, "-m local/echo --no-stream", "Hello from a cell")
+    [shown] = [o for o in out.outputs if "text/markdown" in o.data]
+    assert shown.data["text/plain"] == "Hello from a cell\n— local/echo"
+    assert "call " + current.calls.last()["id"] in shown.data["text/markdown"]
+    assert shown.metadata["text/markdown"]["workbench"]["call_id"] == current.calls.last()["id"]
+
+
+def test_streaming_preview_ends_empty_and_the_answer_follows(ip):
+    out, _ = run(ip, "-m local/echo", "stream this please")
+    assert out.outputs[0].data == {"text/plain": ""}
+    assert out.outputs[-1].data["text/plain"] == "stream this please\n— local/echo"
+
+
+def test_variables_are_filled_and_braces_escape(ip, current):
+    ip.user_ns["city"] = "Lisbon"
+    run(ip, "-m local/echo --no-stream -o answer", "Weather in {city}? Reply as {{json}}")
+    assert current.calls.last()["prompt"] == "Weather in Lisbon? Reply as {json}"
+    assert ip.user_ns["answer"].text == "Weather in Lisbon? Reply as {json}"
+
+
+def test_options_are_recorded(ip, current):
+    run(ip, "-m local/echo --no-stream -s chat --user ana --task demo --temperature 0.3 --max-tokens 50", "hi")
+    row = current.calls.last()
+    assert (row["session"], row["user"], row["task"]) == ("chat", "ana", "demo")
+    assert '"temperature":0.3' in row["request"] and '"max_tokens":50' in row["request"]
+
+
+@pytest.mark.parametrize(("line", "cell", "message"), [
+    ("-m local/echo", "Hi {missing}", "{missing} in the prompt is not defined"),
+    ("-m local/echo", "unbalanced {", "cannot fill the prompt"),
+    ("-m nope", "hi", "unknown model or route 'nope'"),
+    ("--bogus", "hi", "unrecognized arguments: --bogus"),
+    ("--max-tokens 0", "hi", "--max-tokens must be a positive whole number"),
+    ("-m local/echo --format json", "not json", "the answer is not valid JSON"),
+])
+def test_mistakes_are_usage_errors(ip, current, line, cell, message):
+    with pytest.raises(UsageError, match=message.replace("{", r"\{").replace("}", r"\}")):
+        run(ip, line, cell)
+
+
+def test_json_format(ip, tmp_path):
+    rules = '[[scripted.rules]]\npattern = "as json"\nreply = \'{"status": "ok", "items": 3}\'\n'
+    (tmp_path / "workbench.toml").write_text(f'store = "{tmp_path / "j.db"}"\n' + rules)
+    workbench._set_current(workbench.Workbench.from_config(tmp_path / "workbench.toml"))
+    out, _ = run(ip, "-m local/scripted --format json --no-stream", "answer as json")
+    [shown] = [o for o in out.outputs if "application/json" in o.data]
+    assert shown.data["application/json"] == {"status": "ok", "items": 3}
+
+
+def test_failed_cells_still_record_the_call(ip, current, chaos):
+    dead = chaos(name="dead", status=500)
+    current.add_route("down", [{"model": "openai/chaos", "api_base": dead.url}], retries=0)
+    with pytest.raises(UsageError, match="route 'down': all 1 attempts failed"):
+        run(ip, "-m down", "anyone?")
+    assert current.calls.last()["status"] == "error"
+
+
+def test_line_magics(ip, current):
+    run(ip, "-m local/echo -s s1 --no-stream", "first")
+    _, calls = run(ip, "llm_calls -s s1")
+    assert calls["prompt"].tolist() == ["first"]
+    out, report = run(ip, "llm_replay s1")
+    assert report["identical"].tolist() == [True] and "1/1 calls identical" in out.stdout
+    _, models = run(ip, "llm_models ")
+    assert list(models.columns[:3]) == ["route", "order", "deployment"]
+    out, _ = run(ip, "llm_config ")
+    assert "mode:   live" in out.stdout
+    with pytest.raises(UsageError, match="no recorded calls in session 'ghost'"):
+        run(ip, "llm_replay ghost")
+
+
+def test_load_ext_does_not_import_litellm():
+    code = ("import sys; from IPython.testing.globalipapp import start_ipython; ip = start_ipython();"
+            "ip.run_line_magic('load_ext', 'workbench');"
+            "print(sorted(m for m in ('litellm', 'pandas', 'plotly', 'pydantic', 'mcp') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
