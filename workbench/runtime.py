@@ -114,12 +114,10 @@ class Workbench:
                 else:
                     completion = self.router.complete(call.route_name, call.route, call.request, on_token)
                 self._served(call, completion, attrs)
-            result = self._settle(call, completion, format)
         except (ProviderError, ReplayMiss) as exc:
             self._record_failure(call, exc)
             raise
-        self._record(call, completion, result)
-        return result
+        return self._finish(call, completion, format)
 
     async def _arun(self, call: _Call, on_token: TokenSink | None, format: Format) -> Result:
         try:
@@ -129,12 +127,10 @@ class Workbench:
                 else:
                     completion = await self.router.acomplete(call.route_name, call.route, call.request, on_token)
                 self._served(call, completion, attrs)
-            result = self._settle(call, completion, format)
         except (ProviderError, ReplayMiss) as exc:
             self._record_failure(call, exc)
             raise
-        self._record(call, completion, result)
-        return result
+        return self._finish(call, completion, format)
 
     def _begin(self, prompt: str, model: str | None, session: str | None, system: str | None,
                context: ContextArg, user: str | None, task: str | None, temperature: float | None,
@@ -185,6 +181,11 @@ class Workbench:
 
     def _deployment(self, route: Route, label: str) -> Deployment | None:
         return next((d for d in route.deployments if d.label == label), None)
+
+    def _finish(self, call: _Call, completion: Completion, format: Format) -> Result:
+        result = self._settle(call, completion, format)
+        self._record(call, completion, result)
+        return result
 
     def _settle(self, call: _Call, completion: Completion, format: Format) -> Result:
         if call.session:

@@ -1,5 +1,7 @@
 """The magics on a real kernel through nbclient: outputs as a notebook stores them."""
 
+import os
+
 import nbformat
 import pytest
 from nbclient import NotebookClient
@@ -10,24 +12,18 @@ from nbformat.v4 import new_code_cell, new_notebook
 def execute(cells, path, env_store):
     nb = new_notebook(cells=[new_code_cell(c) for c in cells])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(path)}}).execute(env={"WORKBENCH_STORE": env_store})
+    client = NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(path)}})
+    client.execute(env={**os.environ, "WORKBENCH_STORE": env_store})
     return nb
 
 
 def test_llm_cell_on_a_real_kernel(tmp_path):
-    import os
-
-    env_store = str(tmp_path / "k.db")
-    os.environ["WORKBENCH_STORE"] = env_store
-    try:
-        nb = execute([
-            "%load_ext workbench",
-            "%%llm -m local/extractive\n[faq] Returns are free within 30 days.\n\nAre returns free?",
-            "%%llm -m local/echo\n{undefined_name}",
-        ], tmp_path, env_store)
-    finally:
-        os.environ.pop("WORKBENCH_STORE")
+    nb = execute([
+        "%load_ext workbench",
+        "%%llm -m local/extractive\n[faq] Returns are free within 30 days.\n\nAre returns free?",
+        "%%llm -m local/echo\n{undefined_name}",
+    ], tmp_path, str(tmp_path / "k.db"))
     answer = nb.cells[1].outputs
     assert answer[0].data == {"text/plain": ""}  # the streaming preview, returned to empty
     assert answer[1].data["text/plain"] == "Returns are free within 30 days. [faq]\n— local/extractive"
@@ -44,5 +40,5 @@ def test_a_failing_magic_stops_the_run(tmp_path):
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     client = NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
     with pytest.raises(CellExecutionError, match="unknown model or route 'nope'"):
-        client.execute(env={"WORKBENCH_STORE": str(tmp_path / "k.db")})
+        client.execute(env={**os.environ, "WORKBENCH_STORE": str(tmp_path / "k.db")})
     assert nb.cells[2].outputs == []

@@ -139,6 +139,7 @@ class Router:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.extra_routes: dict[str, Route] = {}
+        self._model_routes: dict[str, Route] = {}  # bare model names already checked
 
     def route_names(self) -> list[str]:
         """Every configured route name."""
@@ -150,9 +151,14 @@ class Router:
         route = self.extra_routes.get(name) or self.settings.routes.get(name)
         if route is not None:
             return name, route
-        if check:
-            self._check_model(name)
-        return name, Route(deployments=[Deployment(model=name)])
+        route = self._model_routes.get(name)
+        if route is None:
+            if check:
+                self._check_model(name)
+            route = Route(deployments=[Deployment(model=name)])
+            if check:
+                self._model_routes[name] = route
+        return name, route
 
     def _check_model(self, name: str) -> None:
         if name in LOCAL_MODELS:
@@ -206,33 +212,20 @@ class Router:
             deployment, wait = step
             if wait:
                 time.sleep(wait)
-            started_at, t0 = utcnow(), time.perf_counter()
-            streamed = False
+            attempt = _AttemptRun(deployment, on_token)
             try:
                 kwargs = self._kwargs(deployment, request)
                 if request.stream:
-                    chunks, ttft = [], None
                     for chunk in litellm.completion(**kwargs):
-                        chunks.append(chunk)
-                        delta = chunk.choices[0].delta.content if chunk.choices else None
-                        if delta:
-                            ttft = ttft if ttft is not None else (time.perf_counter() - t0) * 1000
-                            streamed = True
-                            if on_token:
-                                on_token(delta)
-                    response = litellm.stream_chunk_builder(chunks, messages=request.messages)
+                        attempt.add(chunk)
+                    response = attempt.built(litellm, request.messages)
                 else:
-                    response, ttft = litellm.completion(**kwargs), None
+                    response = litellm.completion(**kwargs)
             except Exception as exc:
-                failure = classify(exc, self._secrets(deployment))
-                if failure is None:
+                if not attempt.failed(plan, exc, self._secrets(deployment)):
                     raise
-                if streamed and on_token:
-                    on_token(None)
-                plan.failed(deployment, failure, started_at, (time.perf_counter() - t0) * 1000)
                 continue
-            plan.succeeded(deployment, started_at, (time.perf_counter() - t0) * 1000)
-            return _completion(deployment, response, plan.attempts, ttft)
+            return attempt.succeeded(plan, response)
         raise plan.error(route_name)
 
     async def acomplete(self, route_name: str, route: Route, request: Request,
@@ -244,34 +237,63 @@ class Router:
             deployment, wait = step
             if wait:
                 await asyncio.sleep(wait)
-            started_at, t0 = utcnow(), time.perf_counter()
-            streamed = False
+            attempt = _AttemptRun(deployment, on_token)
             try:
                 kwargs = self._kwargs(deployment, request)
                 if request.stream:
-                    chunks, ttft = [], None
                     async for chunk in await litellm.acompletion(**kwargs):
-                        chunks.append(chunk)
-                        delta = chunk.choices[0].delta.content if chunk.choices else None
-                        if delta:
-                            ttft = ttft if ttft is not None else (time.perf_counter() - t0) * 1000
-                            streamed = True
-                            if on_token:
-                                on_token(delta)
-                    response = litellm.stream_chunk_builder(chunks, messages=request.messages)
+                        attempt.add(chunk)
+                    response = attempt.built(litellm, request.messages)
                 else:
-                    response, ttft = await litellm.acompletion(**kwargs), None
+                    response = await litellm.acompletion(**kwargs)
             except Exception as exc:
-                failure = classify(exc, self._secrets(deployment))
-                if failure is None:
+                if not attempt.failed(plan, exc, self._secrets(deployment)):
                     raise
-                if streamed and on_token:
-                    on_token(None)
-                plan.failed(deployment, failure, started_at, (time.perf_counter() - t0) * 1000)
                 continue
-            plan.succeeded(deployment, started_at, (time.perf_counter() - t0) * 1000)
-            return _completion(deployment, response, plan.attempts, ttft)
+            return attempt.succeeded(plan, response)
         raise plan.error(route_name)
+
+
+class _AttemptRun:
+    """One attempt in flight: its timing, streamed chunks, and how it ends in the plan."""
+
+    def __init__(self, deployment: Deployment, on_token: TokenSink | None):
+        self.deployment, self.on_token = deployment, on_token
+        self.started_at, self.t0 = utcnow(), time.perf_counter()
+        self.chunks: list[Any] = []
+        self.ttft_ms: float | None = None
+
+    def _elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.t0) * 1000
+
+    def add(self, chunk: Any) -> None:
+        """Keep a streamed chunk and pass its text on."""
+        self.chunks.append(chunk)
+        delta = chunk.choices[0].delta.content if chunk.choices else None
+        if delta:
+            if self.ttft_ms is None:
+                self.ttft_ms = self._elapsed_ms()
+            if self.on_token:
+                self.on_token(delta)
+
+    def built(self, litellm: Any, messages: list[dict[str, Any]]) -> Any:
+        """The whole response from the chunks (usage counted by litellm if the provider sent none)."""
+        return litellm.stream_chunk_builder(self.chunks, messages=messages)
+
+    def failed(self, plan: FailoverPlan, exc: Exception, secrets: tuple[str, ...]) -> bool:
+        """Record a provider failure in the plan; ``False`` if ``exc`` is not one (re-raise it)."""
+        failure = classify(exc, secrets)
+        if failure is None:
+            return False
+        if self.ttft_ms is not None and self.on_token:
+            self.on_token(None)  # discard the partial stream: another attempt follows
+        plan.failed(self.deployment, failure, self.started_at, self._elapsed_ms())
+        return True
+
+    def succeeded(self, plan: FailoverPlan, response: Any) -> Completion:
+        """Record the success and build the completion."""
+        plan.succeeded(self.deployment, self.started_at, self._elapsed_ms())
+        return _completion(self.deployment, response, plan.attempts, self.ttft_ms)
 
 
 def _completion(deployment: Deployment, response: Any, attempts: list[Attempt],

@@ -1,0 +1,138 @@
+"""Overhead of the workbench pipeline, measured against litellm itself in the same run.
+
+P1  wb.ask on local/echo vs bare litellm.completion on the same local model, same
+    process, by throughput: alternating blocks of calls, several rounds, median
+    ms/call. Prints (ours - bare) / bare. Target <= 0.25.
+P2  `%load_ext workbench` wall time vs `import litellm`, each in fresh processes,
+    median of 5. Target <= 0.1.
+P8  resident memory growth of one process over N local/echo calls through wb.ask
+    (litellm alone over the same N printed beside it). Target <= 50 MB.
+
+Usage: python bench/overhead.py [--block 200] [--rounds 7] [--calls 10000] [--only P1,P2,P8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+MESSAGES = [{"role": "user", "content": "How long does the overhead of one call take?"}]
+
+
+def _workbench():
+    from workbench.runtime import Workbench
+
+    folder = tempfile.mkdtemp(prefix="wb-bench-")
+    os.chdir(folder)  # no project config: default settings, a fresh store
+    return Workbench.from_config(store=os.path.join(folder, "bench.db"))
+
+
+def p1(block: int, rounds: int) -> None:
+    from workbench.serving import litellm_module
+
+    litellm = litellm_module()
+    wb = _workbench()
+    prompt = MESSAGES[0]["content"]
+
+    def bare() -> None:
+        litellm.completion(model="local/echo", messages=MESSAGES)
+
+    def ours() -> None:
+        wb.ask(prompt, model="local/echo")
+
+    for fn in (bare, ours):  # warm up: imports, tokenizer, statement cache
+        for _ in range(50):
+            fn()
+    times: dict[str, list[float]] = {"bare": [], "ours": []}
+    for r in range(rounds):
+        order = (("bare", bare), ("ours", ours)) if r % 2 == 0 else (("ours", ours), ("bare", bare))
+        for name, fn in order:
+            t0 = time.perf_counter()
+            for _ in range(block):
+                fn()
+            times[name].append((time.perf_counter() - t0) / block * 1000)
+    b, o = statistics.median(times["bare"]), statistics.median(times["ours"])
+    print(f"P1 bare litellm.completion(local/echo): {b:.3f} ms/call (rounds: {_fmt(times['bare'])})")
+    print(f"P1 wb.ask(local/echo):                  {o:.3f} ms/call (rounds: {_fmt(times['ours'])})")
+    print(f"P1 added overhead: {o - b:.3f} ms/call; ratio to litellm's own cost = {(o - b) / b:.3f} (target <= 0.25)")
+
+
+def _fmt(values: list[float]) -> str:
+    return ", ".join(f"{v:.2f}" for v in values)
+
+
+def _fresh(code: str) -> float:
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=tempfile.gettempdir())  # fmt: skip
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def p2(runs: int = 5) -> None:
+    load = ("from IPython.testing.globalipapp import start_ipython; import time; ip = start_ipython();"
+            "t = time.perf_counter(); ip.run_line_magic('load_ext', 'workbench');"
+            "print(time.perf_counter() - t)")  # fmt: skip
+    imp = "import time; t = time.perf_counter(); import litellm; print(time.perf_counter() - t)"
+    ext, lit = [], []
+    for _ in range(runs):
+        ext.append(_fresh(load))
+        lit.append(_fresh(imp))
+    e, m = statistics.median(ext), statistics.median(lit)
+    print(f"P2 %load_ext workbench: median {e * 1000:.1f} ms ({_fmt([x * 1000 for x in ext])})")
+    print(f"P2 import litellm:      median {m * 1000:.1f} ms ({_fmt([x * 1000 for x in lit])})")
+    print(f"P2 ratio = {e / m:.4f} (target <= 0.1)")
+
+
+def p8(calls: int) -> None:
+    import gc
+
+    import psutil
+
+    from workbench.serving import litellm_module
+
+    litellm = litellm_module()
+    wb = _workbench()
+    proc = psutil.Process()
+
+    def growth(fn) -> float:
+        for _ in range(200):
+            fn()
+        gc.collect()
+        before = proc.memory_info().rss
+        for _ in range(calls):
+            fn()
+        gc.collect()
+        return (proc.memory_info().rss - before) / 2**20
+
+    bare = growth(lambda: litellm.completion(model="local/echo", messages=MESSAGES))
+    ours = growth(lambda: wb.ask("How long does the overhead of one call take?", model="local/echo"))
+    print(f"P8 RSS growth over {calls} calls: bare litellm {bare:.1f} MB; "
+          f"wb.ask (after the bare run) {ours:.1f} MB (target <= 50 MB)")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--block", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--calls", type=int, default=10_000)
+    parser.add_argument("--only", default="P1,P2,P8")
+    args = parser.parse_args()
+    only = set(args.only.upper().split(","))
+    if "P2" in only:
+        p2()
+    if "P1" in only:
+        p1(args.block, args.rounds)
+    if "P8" in only:
+        p8(args.calls)
+
+
+if __name__ == "__main__":
+    main()
