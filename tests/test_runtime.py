@@ -77,3 +77,24 @@ def test_replay_report_marks_changed_answers(wb):
     assert report["replayed"][0] == "stable"
     with pytest.raises(WorkbenchError, match="no recorded calls in session 'nope'; recorded sessions: s"):
         wb.replay("nope")
+
+
+def test_models_lists_routes_and_directly_used_models(wb):
+    wb.add_route("pair", ["local/echo", "local/extractive"])
+    wb.ask("hi", model="local/scripted")
+    wb.ask("hi", model="pair")
+    df = wb.models()
+    assert df[["route", "deployment"]].values.tolist() == [
+        ["pair", "local/echo"], ["pair", "local/extractive"], ["(direct)", "local/scripted"]]
+    assert df.set_index("deployment").loc["local/echo", "attempts"] == 1
+    assert df.set_index("deployment").loc["local/extractive", "attempts"] != 1  # never tried: NaN
+
+
+def test_first_call_latency_excludes_importing_litellm(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import os, tempfile; os.chdir(tempfile.mkdtemp()); from workbench.runtime import Workbench;"
+            "print(Workbench.from_config(store='x.db').ask('hi').latency_ms)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert float(out.stdout.split()[-1]) < 3000  # importing litellm alone takes ~5 s here

@@ -23,7 +23,7 @@ from workbench.errors import ProviderError, ReplayMiss, WorkbenchError
 from workbench.memory import Session, Sessions
 from workbench.observability import CallLog, Trace, deployment_health, new_id
 from workbench.result import Format, Result
-from workbench.serving import Completion, ReplayServing, Request, Router, TokenSink
+from workbench.serving import Completion, ReplayServing, Request, Router, TokenSink, litellm_module
 from workbench.store import Store, utcnow
 
 if TYPE_CHECKING:
@@ -138,6 +138,8 @@ class Workbench:
                stream: bool) -> _Call:  # fmt: skip
         if not isinstance(prompt, str) or not prompt.strip():
             raise WorkbenchError("the prompt is empty: write the question in the cell or pass prompt=")
+        if self.mode == "live":
+            litellm_module()  # a one-off import of seconds is not part of any call's latency
         t0 = time.perf_counter()
         route_name, route = self.router.resolve(model, check=self.mode == "live")
         trace = Trace()
@@ -256,19 +258,26 @@ class Workbench:
         self.router.extra_routes[name] = route
 
     def models(self) -> pd.DataFrame:
-        """Routes, their deployments and each deployment's recent health."""
+        """Routes, their deployments and each deployment's recent health.
+
+        Models called directly by name (``-m local/echo``) are listed under the route
+        ``(direct)`` once they have been used.
+        """
         import pandas as pd
 
         health = deployment_health(self.store)
         rows = []
         routes = {**self.settings.routes, **self.router.extra_routes}
-        for name, route in routes.items():
-            for i, d in enumerate(route.deployments, 1):
+        labels = {d.label for route in routes.values() for d in route.deployments}
+        direct = [Deployment(model=label) for label in health
+                  if label not in labels and "/" in label and not label.startswith("replay:")]  # fmt: skip
+        for name, deployments in [*((n, r.deployments) for n, r in routes.items()), ("(direct)", direct)]:
+            for i, d in enumerate(deployments, 1):
                 key = "-"
                 if d.api_key_env:
                     key = f"{d.api_key_env} ({'set' if os.environ.get(d.api_key_env) else 'missing'})"
                 rows.append({"route": name, "order": i, "deployment": d.label, "model": d.model,
-                             "key": key, "default": name == self.settings.default_route,
+                             "key": key, "default": self.settings.default_route in (name, d.label),
                              **health.get(d.label, {})})  # fmt: skip
         columns = ["route", "order", "deployment", "model", "key", "default",
                    "attempts", "errors", "error_rate", "p50_ms", "last_error"]  # fmt: skip

@@ -109,3 +109,14 @@ def test_load_ext_does_not_import_litellm():
             "print(sorted(m for m in ('litellm', 'pandas', 'plotly', 'pydantic', 'mcp') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_config_reload_picks_up_edits_and_keeps_working_on_a_broken_file(ip, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "workbench.toml").write_text(f'store = "{tmp_path / "r.db"}"\ndefault_route = "local/extractive"\n')
+    out, _ = run(ip, "llm_config --reload")
+    assert "default route: local/extractive" in out.stdout
+    (tmp_path / "workbench.toml").write_text('mode = "sometimes"\n')
+    with pytest.raises(UsageError, match="mode: Input should be 'live' or 'replay'"):
+        run(ip, "llm_config --reload")
+    assert workbench.get().settings.default_route == "local/extractive"

@@ -112,11 +112,26 @@ class WorkbenchMagics(Magics):
 
         display(result)
 
+    @magic_arguments()
+    @argument("--reload", action="store_true", help="re-read workbench.toml and the environment first")
     @line_magic
     def llm_config(self, line: str) -> None:
         """Show the effective configuration (key variables by name, never their values)."""
         import os
 
+        import workbench
+
+        args = _parse(self.llm_config, line)
+        if args.reload:
+            old = workbench._current
+            workbench._set_current(None)
+            try:
+                _wb()
+            except WorkbenchUsageError:
+                workbench._set_current(old)  # a broken edit keeps the working runtime
+                raise
+            if old is not None:
+                old.close()
         wb = _wb()
         s = wb.settings
         print(f"config: {s.source or '(none found: defaults)'}")

@@ -1,0 +1,75 @@
+"""The chaos server over real HTTP (stdlib client and the openai SDK through litellm)."""
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+from workbench.limits import ChaosServer
+from workbench.serving import litellm_module
+
+
+def post(url, body, key=None):
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
+    request = urllib.request.Request(url + "/chat/completions", json.dumps(body).encode(), headers)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, dict(response.headers), response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read().decode()
+
+
+BODY = {"model": "m", "messages": [{"role": "user", "content": "ping"}]}
+
+
+def test_models_and_a_plain_completion(chaos):
+    server = chaos(name="plain")
+    with urllib.request.urlopen(server.url + "/models", timeout=5) as response:
+        assert json.load(response)["data"][0]["id"] == "chaos-plain"
+    status, _, text = post(server.url, BODY)
+    body = json.loads(text)
+    assert status == 200 and body["choices"][0]["message"]["content"] == "[plain] ping"
+    assert body["usage"] == {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
+
+
+def test_error_draws_repeat_with_the_same_seed(chaos):
+    def draws(seed):
+        server = chaos(error_rate=0.5, seed=seed)
+        return [post(server.url, BODY)[0] for _ in range(20)]
+
+    first, second = draws(7), draws(7)
+    assert first == second and set(first) == {200, 500}
+    assert draws(8) != first
+
+
+def test_rpm_limit_answers_429_with_retry_after(chaos):
+    server = chaos(rpm=2)
+    statuses = [post(server.url, BODY) for _ in range(3)]
+    assert [s for s, _, _ in statuses] == [200, 200, 429]
+    assert 1 <= int(statuses[2][1]["Retry-After"]) <= 60
+    assert server.stats.rate_limited == 1
+
+
+def test_fixed_status_context_window_and_key(chaos):
+    assert post(chaos(status=503).url, BODY)[0] == 503
+    status, _, text = post(chaos(context_window=0).url, BODY)
+    assert status == 400 and json.loads(text)["error"]["code"] == "context_length_exceeded"
+    locked = chaos(api_key="sk-chaos-test")
+    assert post(locked.url, BODY)[0] == 401
+    assert post(locked.url, BODY, key="sk-chaos-test")[0] == 200
+
+
+def test_streaming_through_the_openai_sdk(chaos):
+    server = chaos(name="s", latency_ms=1)
+    litellm = litellm_module()
+    chunks = list(litellm.completion(model="openai/x", api_base=server.url, api_key="k", stream=True,
+                                     stream_options={"include_usage": True}, messages=BODY["messages"]))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "[s] ping"
+    assert litellm.stream_chunk_builder(chunks).usage.total_tokens == 3
+
+
+def test_bad_error_rate_is_refused():
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        ChaosServer(error_rate=2)
