@@ -20,7 +20,24 @@ def test_migrates_from_blank_once_and_records_names(tmp_path):
 def test_migrates_an_in_memory_database():
     db = sqlite_utils.Database(memory=True)
     db.conn.isolation_level = None
-    assert migrate(db) == ["m001_initial"]
+    assert migrate(db) == ["m001_initial", "m002_replay_lookup_index"]
+
+
+def test_migrates_a_store_created_by_the_first_schema(tmp_path):
+    import sqlite3
+
+    from workbench.store.migrations import m001_initial
+
+    old = sqlite_utils.Database(sqlite3.connect(tmp_path / "old.db", isolation_level=None))
+    old["_migrations"].create({"name": str, "applied_at": str}, pk="name")
+    m001_initial(old)
+    old["_migrations"].insert({"name": "m001_initial", "applied_at": "2026-11-28"})
+    old["calls"].insert({"id": "kept", "fingerprint": "f", "started_at": "t"})
+    old.conn.close()
+    store = Store(tmp_path / "old.db")
+    assert [r["id"] for r in store.query("SELECT id FROM calls")] == ["kept"]
+    plan = store.query("EXPLAIN QUERY PLAN SELECT id FROM calls WHERE fingerprint = 'f' ORDER BY started_at DESC")
+    assert "idx_calls_fingerprint_started_at" in plan[0]["detail"] and "TEMP B-TREE" not in str(plan)
 
 
 def _call(i: str, **extra):

@@ -46,12 +46,7 @@ def _insert_sql(table: str, columns: Sequence[str]) -> str:
 _INSERT_CALL = _insert_sql("calls", CALL_COLUMNS)
 _INSERT_ATTEMPT = _insert_sql("attempts", ATTEMPT_COLUMNS)
 _INSERT_SPAN = _insert_sql("spans", SPAN_COLUMNS)
-# Reads the chain's head and appends to it in one statement (wb_audit_hash is registered on open).
-_APPEND_AUDIT = (
-    "INSERT INTO audit (ts, kind, ref, payload, prev_hash, hash) "
-    "SELECT :ts, :kind, :ref, :payload, head, wb_audit_hash(head, :ts, :kind, :ref, :payload) "
-    "FROM (SELECT COALESCE((SELECT hash FROM audit ORDER BY id DESC LIMIT 1), :genesis) AS head)"
-)
+_INSERT_AUDIT = _insert_sql("audit", ("ts", "kind", "ref", "payload", "prev_hash", "hash"))
 _TOUCH_SESSION = (
     "INSERT INTO sessions (name, created_at, history_from, state) VALUES (?, ?, '', '{}') "
     "ON CONFLICT(name) DO NOTHING"
@@ -88,7 +83,6 @@ class Store:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
-        conn.create_function("wb_audit_hash", 5, audit_hash, deterministic=True)
         self.conn = conn
         self.db = sqlite_utils.Database(conn)
         self.lock = threading.RLock()
@@ -144,8 +138,11 @@ class Store:
             self._append_audit(conn, kind, ref, json.dumps(payload, sort_keys=True))
 
     def _append_audit(self, conn: sqlite3.Connection, kind: str, ref: str, payload: str) -> None:
-        params = {"ts": utcnow(), "kind": kind, "ref": ref, "payload": payload, "genesis": GENESIS}
-        conn.execute(_APPEND_AUDIT, params)
+        # Inside BEGIN IMMEDIATE, so no other writer can extend the chain between read and insert.
+        row = conn.execute("SELECT hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+        prev = row[0] if row else GENESIS
+        ts = utcnow()
+        conn.execute(_INSERT_AUDIT, (ts, kind, ref, payload, prev, audit_hash(prev, ts, kind, ref, payload)))
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
         """Rows of a read query as dicts."""

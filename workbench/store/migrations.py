@@ -107,7 +107,17 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [m001_initial]
+def m002_replay_lookup_index(db: sqlite_utils.Database) -> None:
+    """Replay picks the newest recorded call per fingerprint: index both, not only the fingerprint.
+
+    A notebook run live many times records many calls with one fingerprint; without
+    ``started_at`` in the index every replayed call sorted all of them.
+    """
+    db.execute("DROP INDEX IF EXISTS idx_calls_fingerprint")
+    db["calls"].create_index(["fingerprint", "started_at"])
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m002_replay_lookup_index]
 
 
 def migrate(db: sqlite_utils.Database) -> list[str]:
