@@ -11,8 +11,10 @@ from workbench.runtime import Workbench
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path_factory, monkeypatch) -> None:
-    """Run each test from an empty folder, so no project workbench.toml is picked up."""
+    """Run each test from an empty folder with no WORKBENCH_* settings (the notebooks' store stays theirs)."""
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+    for name in ("WORKBENCH_STORE", "WORKBENCH_MODE", "WORKBENCH_CONFIG", "WORKBENCH_DEFAULT_ROUTE"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

@@ -19,7 +19,9 @@ for _name, _value in (
     os.environ.setdefault(_name, _value)
 
 from workbench.errors import (  # noqa: E402  (light module: no third-party imports)
+    BudgetExceeded,
     ConfigError,
+    KillSwitchActive,
     ProviderError,
     ReplayMiss,
     TemplateError,
@@ -32,7 +34,9 @@ if TYPE_CHECKING:
     from workbench.runtime import Workbench
 
 __all__ = [
+    "BudgetExceeded",
     "ConfigError",
+    "KillSwitchActive",
     "ProviderError",
     "ReplayMiss",
     "Result",

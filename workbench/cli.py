@@ -1,4 +1,4 @@
-"""The ``workbench`` command: ``calls``, ``replay``, ``chaos-server``.
+"""The ``workbench`` command: ``calls``, ``replay``, ``costs``, ``budget``, ``chaos-server``.
 
 Errors meant for users print one line (``workbench: …``) and exit with status 2.
 """
@@ -25,6 +25,22 @@ def _parser() -> argparse.ArgumentParser:
 
     replay = sub.add_parser("replay", help="re-run a recorded session; exit 1 if any answer differs")
     replay.add_argument("session")
+
+    costs = sub.add_parser("costs", help="spend grouped by user, task, agent, session, model, route, day, month")
+    costs.add_argument("--by", default="model")
+    costs.add_argument("--since")
+
+    budget = sub.add_parser("budget", help="list or set budgets; kill or lift the kill switch")
+    budget_sub = budget.add_subparsers(dest="action", required=True)
+    budget_sub.add_parser("list")
+    budget_set = budget_sub.add_parser("set")
+    budget_set.add_argument("scope", help="global, user:NAME, task:NAME, agent:NAME or session:NAME")
+    budget_set.add_argument("--usd", type=float)
+    budget_set.add_argument("--tokens", type=int)
+    budget_set.add_argument("--period", choices=["day", "month", "total"], default="total")
+    kill = budget_sub.add_parser("kill")
+    kill.add_argument("reason", nargs="?", default="kill switch")
+    budget_sub.add_parser("lift")
 
     chaos = sub.add_parser("chaos-server", help="serve a misbehaving OpenAI-compatible API")
     chaos.add_argument("--host", default="127.0.0.1")
@@ -62,6 +78,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms"]  # fmt: skip
                 view = df[cols].assign(prompt=df["prompt"].str.slice(0, 40))
                 print(view.to_string(index=False) if len(df) else "no calls recorded")
+            return 0
+        if args.command == "costs":
+            df = wb.costs.df(by=args.by, since=args.since)
+            print(df.to_string(index=False) if len(df) else "no spend recorded")
+            return 0
+        if args.command == "budget":
+            if args.action == "set":
+                wb.budgets.set(args.scope, args.usd, tokens=args.tokens, period=args.period)
+            elif args.action == "kill":
+                wb.kill(args.reason)
+                print(f"kill switch ON ({args.reason})")
+            elif args.action == "lift":
+                wb.budgets.lift()
+                print("kill switch lifted")
+            df = wb.budgets.df()
+            print(df.to_string(index=False) if len(df) else "no budgets set")
             return 0
         report = wb.replay(args.session)
         for row in report.itertuples():

@@ -72,6 +72,14 @@ class Route(_Strict):
     deployments: list[Deployment] = Field(min_length=1)
     retries: int = Field(1, ge=0, le=10)
     max_retry_after: float = Field(10.0, ge=0)
+    cache: bool | None = None  # None: follow [cache].enabled
+
+
+class Cache(_Strict):
+    """The exact response cache: a repeated request (same fingerprint) within ``ttl_s`` is answered from the store."""
+
+    enabled: bool = False
+    ttl_s: float = Field(3600.0, gt=0)
 
 
 class ScriptedRule(_Strict):
@@ -116,6 +124,7 @@ class Settings(_Strict):
     routes: dict[str, Route] = Field(default_factory=dict)
     prices: dict[str, Price] = Field(default_factory=dict)
     scripted: Scripted = Field(default_factory=Scripted)
+    cache: Cache = Field(default_factory=Cache)
     source: Path | None = None
     root: Path = Field(default_factory=Path.cwd)
 

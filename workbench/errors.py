@@ -7,7 +7,9 @@
     ├── UnknownModel          -m names neither a route nor a model litellm knows
     ├── TemplateError         {name} in a prompt that the namespace does not define
     ├── ProviderError         every deployment of a route failed (attempts attached)
-    └── ReplayMiss            replay mode found no recorded call for a request
+    ├── ReplayMiss            replay mode found no recorded call for a request
+    ├── BudgetExceeded        the call's worst case does not fit a budget (nothing was sent)
+    └── KillSwitchActive      the kill switch is on (nothing was sent)
 
 Every message says what was wrong and what to do, in its first line.
 """
@@ -49,3 +51,11 @@ class ReplayMiss(WorkbenchError):
         super().__init__(message)
         self.closest_call_id = closest_call_id
         self.diff = diff
+
+
+class BudgetExceeded(WorkbenchError):
+    """A call's worst-case cost does not fit a budget that covers it; nothing was sent."""
+
+
+class KillSwitchActive(WorkbenchError):
+    """The kill switch is on: no call is sent until it is lifted."""

@@ -18,8 +18,9 @@ from workbench.audit import AuditLog, rerun_session
 from workbench.config import Deployment, Route, Settings, load_settings
 from workbench.context import Composer
 from workbench.context.compose import ContextArg
-from workbench.cost import Pricing
-from workbench.errors import ProviderError, ReplayMiss, WorkbenchError
+from workbench.cost import Attribution, Budgets, Costs, Pricing
+from workbench.errors import BudgetExceeded, KillSwitchActive, ProviderError, ReplayMiss, WorkbenchError
+from workbench.limits.cache import ResponseCache
 from workbench.memory import Session, Sessions
 from workbench.observability import CallLog, Trace, deployment_health, new_id
 from workbench.result import Format, Result
@@ -47,7 +48,20 @@ class _Call:
     session: str | None
     user: str | None
     task: str | None
+    agent: str | None = None
+    use_cache: bool = False
+    budgeted: bool = False  # some budget exists: reserve before sending, notify after
+    reserved: bool = False
+    budget: float | None = None  # this call's own cap in USD
     replay_of: str | None = None
+
+    @property
+    def who(self) -> Attribution:
+        return Attribution(self.user, self.task, self.agent, self.session)
+
+
+# Refusals and failures a call is recorded with (anything else is a bug and propagates).
+_RECORDED_FAILURES = (ProviderError, ReplayMiss, BudgetExceeded, KillSwitchActive)
 
 
 class Workbench:
@@ -63,6 +77,9 @@ class Workbench:
         self.sessions = Sessions(self.store, replay=self.mode == "replay")
         self.calls = CallLog(self.store)
         self.audit = AuditLog(self.store)
+        self.costs = Costs(self.store)
+        self.budgets = Budgets(self.store, self.settings)
+        self.cache = ResponseCache(self.store)
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None, **overrides: Any) -> Workbench:
@@ -84,15 +101,19 @@ class Workbench:
             task: str | None = None, temperature: float | None = None,
             max_tokens: int | None = None, response_format: dict[str, Any] | None = None,
             stream: bool = False, on_token: TokenSink | None = None,
-            format: Format = "markdown") -> Result:  # fmt: skip
+            format: Format = "markdown", agent: str | None = None, cache: bool | None = None,
+            budget: float | None = None) -> Result:  # fmt: skip
         """Send ``prompt`` to a model or route and return the recorded :class:`Result`.
 
         ``session`` continues a named conversation; ``context`` (text, ``{id: text}``
         or a list) is given to the model as citable sources; ``stream`` calls
-        ``on_token(delta)`` as text arrives.
+        ``on_token(delta)`` as text arrives; ``user``/``task``/``agent`` attribute the
+        cost; ``cache=False`` bypasses the response cache (``None``: as configured);
+        ``budget`` (USD) refuses the call unless its worst case fits.
         """
         call = self._begin(prompt, model, session, system, context, user, task,
-                           temperature, max_tokens, response_format, stream)  # fmt: skip
+                           temperature, max_tokens, response_format, stream, agent, cache)  # fmt: skip
+        call.budget = budget
         return self._run(call, on_token, format)
 
     async def aask(self, prompt: str, *, model: str | None = None, session: str | None = None,
@@ -100,42 +121,86 @@ class Workbench:
                    task: str | None = None, temperature: float | None = None,
                    max_tokens: int | None = None, response_format: dict[str, Any] | None = None,
                    stream: bool = False, on_token: TokenSink | None = None,
-                   format: Format = "markdown") -> Result:  # fmt: skip
+                   format: Format = "markdown", agent: str | None = None,
+                   cache: bool | None = None, budget: float | None = None) -> Result:  # fmt: skip
         """Async twin of :meth:`ask` (uses ``litellm.acompletion``)."""
         call = self._begin(prompt, model, session, system, context, user, task,
-                           temperature, max_tokens, response_format, stream)  # fmt: skip
+                           temperature, max_tokens, response_format, stream, agent, cache)  # fmt: skip
+        call.budget = budget
         return await self._arun(call, on_token, format)
 
     def _run(self, call: _Call, on_token: TokenSink | None, format: Format) -> Result:
         try:
-            with call.trace.span("serving.complete") as attrs:
-                if self.mode == "replay":
-                    completion = self._replay(call, on_token)
-                else:
-                    completion = self.router.complete(call.route_name, call.route, call.request, on_token)
-                self._served(call, completion, attrs)
-        except (ProviderError, ReplayMiss) as exc:
+            completion = self._admit(call, on_token)
+            if completion is None:
+                with call.trace.span("serving.complete") as attrs:
+                    if self.mode == "replay":
+                        completion = self._replay(call, on_token)
+                    else:
+                        completion = self.router.complete(call.route_name, call.route, call.request, on_token)
+                    self._served(call, completion, attrs)
+        except _RECORDED_FAILURES as exc:
             self._record_failure(call, exc)
+            raise
+        except BaseException:
+            self._abandon(call)
             raise
         return self._finish(call, completion, format)
 
     async def _arun(self, call: _Call, on_token: TokenSink | None, format: Format) -> Result:
         try:
-            with call.trace.span("serving.complete") as attrs:
-                if self.mode == "replay":
-                    completion = self._replay(call, on_token)
-                else:
-                    completion = await self.router.acomplete(call.route_name, call.route, call.request, on_token)
-                self._served(call, completion, attrs)
-        except (ProviderError, ReplayMiss) as exc:
+            completion = self._admit(call, on_token)
+            if completion is None:
+                with call.trace.span("serving.complete") as attrs:
+                    if self.mode == "replay":
+                        completion = self._replay(call, on_token)
+                    else:
+                        completion = await self.router.acomplete(call.route_name, call.route, call.request, on_token)
+                    self._served(call, completion, attrs)
+        except _RECORDED_FAILURES as exc:
             self._record_failure(call, exc)
             raise
+        except BaseException:
+            self._abandon(call)
+            raise
         return self._finish(call, completion, format)
+
+    def _admit(self, call: _Call, on_token: TokenSink | None) -> Completion | None:
+        """Kill switch, then the response cache (a hit is returned), then the budget reservation."""
+        call.budgeted = self.budgets.gate()
+        if self.mode != "live":
+            return None
+        if call.use_cache:
+            with call.trace.span("limits.cache") as attrs:
+                hit = self.cache.lookup(call.fingerprint, self.settings.cache.ttl_s)
+                attrs["hit"] = hit is not None
+            if hit is not None:
+                if on_token and hit.text:
+                    on_token(hit.text)
+                return hit
+        if call.budgeted or call.budget is not None:
+            with call.trace.span("cost.reserve") as attrs:
+                usd, tokens = self.budgets.estimate(call.route, call.request)
+                attrs.update(usd=usd, tokens=tokens)
+                if call.budget is not None and usd > call.budget:
+                    raise BudgetExceeded(
+                        f"this call may cost up to ${usd:.6f}, over its budget of ${call.budget:.6f}; nothing was "
+                        "sent. Lower --max-tokens, pick a cheaper model, or raise --budget"
+                    )
+                if call.budgeted:
+                    self.budgets.reserve(call.id, call.who, usd, tokens)
+                    call.reserved = True
+        return None
+
+    def _abandon(self, call: _Call) -> None:
+        """A call interrupted before it could be recorded gives its reservation back."""
+        if call.reserved:
+            self.budgets.release(call.id)
 
     def _begin(self, prompt: str, model: str | None, session: str | None, system: str | None,
                context: ContextArg, user: str | None, task: str | None, temperature: float | None,
                max_tokens: int | None, response_format: dict[str, Any] | None,
-               stream: bool) -> _Call:  # fmt: skip
+               stream: bool, agent: str | None = None, cache: bool | None = None) -> _Call:  # fmt: skip
         if not isinstance(prompt, str) or not prompt.strip():
             raise WorkbenchError("the prompt is empty: write the question in the cell or pass prompt=")
         if self.mode == "live":
@@ -150,7 +215,12 @@ class Workbench:
             attrs.update(messages=len(messages), history_messages=len(history))
         params = {"temperature": temperature, "max_tokens": max_tokens, "response_format": response_format}
         request = Request(route_name, messages, {k: v for k, v in params.items() if v is not None}, stream)
-        return self._call(trace, t0, route, request, prompt, session, user, task)
+        call = self._call(trace, t0, route, request, prompt, session, user, task)
+        call.agent = agent
+        call.use_cache = cache if cache is not None else (
+            route.cache if route.cache is not None else self.settings.cache.enabled
+        )
+        return call
 
     def _call(self, trace: Trace, t0: float, route: Route, request: Request, prompt: str,
               session: str | None, user: str | None, task: str | None) -> _Call:  # fmt: skip
@@ -187,6 +257,8 @@ class Workbench:
     def _finish(self, call: _Call, completion: Completion, format: Format) -> Result:
         result = self._settle(call, completion, format)
         self._record(call, completion, result)
+        if call.budgeted and self.mode == "live":
+            self.budgets.notify(call.who)
         return result
 
     def _settle(self, call: _Call, completion: Completion, format: Format) -> Result:
@@ -201,7 +273,7 @@ class Workbench:
             latency_ms=(time.perf_counter() - call.t0) * 1000, call_id=call.id,
             trace_id=call.trace.trace_id, route=call.route_name, session=call.session,
             mode=self.mode, tool_calls=completion.tool_calls, attempts=completion.attempts,
-            format=format,
+            format=format, cache_hit=completion.cached_from is not None,
         )  # fmt: skip
 
     def _row(self, call: _Call, **fields: Any) -> dict[str, Any]:
@@ -210,7 +282,7 @@ class Workbench:
             "started_at": call.started_at, "mode": self.mode, "replay_of": call.replay_of,
             "route": call.route_name, "prompt": call.prompt, "request": call.request_json,
             "fingerprint": call.fingerprint, "stream": int(call.request.stream), "cache_hit": 0,
-            "user": call.user, "task": call.task, **fields,
+            "user": call.user, "task": call.task, "agent": call.agent, **fields,
         }  # fmt: skip
 
     def _record(self, call: _Call, completion: Completion, result: Result) -> None:
@@ -221,21 +293,30 @@ class Workbench:
             text=completion.text, finish_reason=completion.finish_reason,
             tool_calls=json.dumps(completion.tool_calls) if completion.tool_calls else None,
             cost_usd=result.cost_usd, latency_ms=round(result.latency_ms, 3),
-            ttft_ms=completion.ttft_ms, **completion.usage,
+            ttft_ms=completion.ttft_ms, cache_hit=int(completion.cached_from is not None),
+            cached_from=completion.cached_from,
+            saved_usd=completion.recorded_cost_usd if completion.cached_from else None, **completion.usage,
         )  # fmt: skip
         call.trace.end()
-        self.store.record_call(row, [a.row(call.id) for a in completion.attempts], call.trace.for_store(call.id))
+        self.store.record_call(row, [a.row(call.id) for a in completion.attempts], call.trace.for_store(call.id),
+                               settle_reservation=call.reserved)  # fmt: skip
 
     def _record_failure(self, call: _Call, exc: WorkbenchError) -> None:
         attempts = getattr(exc, "attempts", [])
-        row = self._row(call, status="error", error=str(exc).splitlines()[0][:1000],
+        status = "refused" if isinstance(exc, (BudgetExceeded, KillSwitchActive)) else "error"
+        row = self._row(call, status=status, error=str(exc).splitlines()[0][:1000],
                         latency_ms=round((time.perf_counter() - call.t0) * 1000, 3))  # fmt: skip
         call.trace.end(exc)
-        self.store.record_call(row, [a.row(call.id) for a in attempts], call.trace.for_store(call.id))
+        self.store.record_call(row, [a.row(call.id) for a in attempts], call.trace.for_store(call.id),
+                               settle_reservation=call.reserved)  # fmt: skip
         if isinstance(exc, ProviderError):
             exc.call_id = call.id
 
     # ---- sessions, routes, views --------------------------------------------------
+
+    def kill(self, reason: str = "kill switch") -> None:
+        """Refuse every new call (every process on this store) until ``wb.budgets.lift()``."""
+        self.budgets.kill(reason)
 
     def session(self, name: str) -> Session:
         """The named session: ``.history``, ``.state``, ``.reset()``."""

@@ -58,3 +58,19 @@ def test_chaos_server_command_serves_models(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_budget_and_costs_commands(tmp_path, capsys):
+    config = tmp_path / "workbench.toml"
+    config.write_text('store = "w.db"\n')
+    Workbench.from_config(config).ask("spend", user="ana")
+    assert main(["--config", str(config), "costs", "--by", "user"]) == 0
+    assert "ana" in capsys.readouterr().out
+    assert main(["--config", str(config), "budget", "set", "user:ana", "--usd", "2", "--period", "month"]) == 0
+    assert "user:ana  month" in capsys.readouterr().out
+    assert main(["--config", str(config), "budget", "kill", "drill"]) == 0
+    assert Workbench.from_config(config).store.query(
+        "SELECT active, reason FROM switches")[0] == {"active": 1, "reason": "drill"}
+    assert main(["--config", str(config), "budget", "lift"]) == 0
+    assert main(["--config", str(config), "budget", "set", "planet:x", "--usd", "1"]) == 2
+    assert "write 'global' or one of" in capsys.readouterr().err

@@ -120,3 +120,21 @@ def test_config_reload_picks_up_edits_and_keeps_working_on_a_broken_file(ip, tmp
     with pytest.raises(UsageError, match="mode: Input should be 'live' or 'replay'"):
         run(ip, "llm_config --reload")
     assert workbench.get().settings.default_route == "local/extractive"
+
+
+def test_cost_and_budget_magics(ip, current):
+    run(ip, "-m local/echo --no-stream --user ana", "hi")
+    _, costs = run(ip, "llm_costs --by user")
+    assert costs["user"].tolist() == ["ana"] and costs["calls"].tolist() == [1]
+    _, budgets = run(ip, "llm_budget --set user:ana 5 --period day")
+    assert budgets[["scope", "period", "limit_usd"]].values.tolist() == [["user:ana", "day", 5.0]]
+    out, _ = run(ip, "llm_budget --kill maintenance")
+    assert "kill switch ON (maintenance)" in out.stdout
+    with pytest.raises(UsageError, match="the kill switch is on \\(maintenance\\)"):
+        run(ip, "-m local/echo --no-stream", "blocked?")
+    run(ip, "llm_budget --lift")
+    run(ip, "-m local/echo --no-stream --budget 1", "allowed")
+    with pytest.raises(UsageError, match="budget 'lots' is not an amount in USD"):
+        run(ip, "llm_budget --set global lots")
+    with pytest.raises(UsageError, match="cannot group costs by 'planet'"):
+        run(ip, "llm_costs --by planet")

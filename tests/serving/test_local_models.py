@@ -74,3 +74,11 @@ def test_scripted_tool_call_through_litellm():
     call = r.choices[0].message.tool_calls[0]
     assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"city": "Lima"}
     assert r.choices[0].finish_reason == "tool_calls"
+
+
+def test_local_models_stop_at_max_tokens_like_real_ones():
+    litellm = litellm_module()
+    long = "one two three four five six seven eight nine ten"
+    r = litellm.completion(model="local/echo", max_tokens=3, messages=[{"role": "user", "content": long}])
+    assert r.choices[0].message.content == "one two three" and r.choices[0].finish_reason == "length"
+    assert r.usage.completion_tokens == 3

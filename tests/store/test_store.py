@@ -12,7 +12,7 @@ def test_migrates_from_blank_once_and_records_names(tmp_path):
     assert names == [m.__name__ for m in MIGRATIONS]
     assert migrate(store.db) == []  # idempotent
     tables = set(store.db.table_names())
-    assert {"sessions", "calls", "attempts", "spans", "audit"} <= tables
+    assert {"sessions", "calls", "attempts", "spans", "audit", "budgets", "reservations", "switches"} <= tables
     assert store.query("PRAGMA journal_mode")[0]["journal_mode"] == "wal"
     assert store.query("PRAGMA busy_timeout")[0]["timeout"] >= 5000
 
@@ -20,7 +20,7 @@ def test_migrates_from_blank_once_and_records_names(tmp_path):
 def test_migrates_an_in_memory_database():
     db = sqlite_utils.Database(memory=True)
     db.conn.isolation_level = None
-    assert migrate(db) == ["m001_initial", "m002_replay_lookup_index"]
+    assert migrate(db) == ["m001_initial", "m002_replay_lookup_index", "m003_cost_control"]
 
 
 def test_migrates_a_store_created_by_the_first_schema(tmp_path):

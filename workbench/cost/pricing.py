@@ -14,6 +14,8 @@ class Pricing:
 
     def settle(self, deployment: Deployment | None, completion: Completion) -> float | None:
         """The call's cost in USD, or ``None`` when no price is known for the model."""
+        if completion.cached_from is not None:
+            return 0.0  # what it would have cost is recorded as saved_usd
         if completion.replay_of is not None:
             return completion.recorded_cost_usd
         price = self.settings.price_for(deployment) if deployment else None

@@ -58,6 +58,8 @@ class WorkbenchMagics(Magics):
     @argument("--format", choices=["markdown", "text", "json"], default="markdown",
               help="how to show the answer; json also asks the model for a JSON object")  # fmt: skip
     @argument("--no-stream", action="store_true", help="wait for the whole answer instead of streaming")
+    @argument("--no-cache", action="store_true", help="do not answer from the response cache")
+    @argument("--budget", type=float, metavar="USD", help="refuse the call unless its worst-case cost fits")
     @argument("--temperature", type=float, help="sampling temperature")
     @argument("--max-tokens", type=int, help="upper bound on answer tokens")
     @cell_magic
@@ -92,6 +94,7 @@ class WorkbenchMagics(Magics):
                 temperature=args.temperature, max_tokens=args.max_tokens,
                 response_format={"type": "json_object"} if args.format == "json" else None,
                 stream=preview is not None, on_token=preview, format=args.format,
+                cache=False if args.no_cache else None, budget=args.budget,
             )  # fmt: skip
         except WorkbenchError as exc:
             raise _usage(exc) from None
@@ -163,6 +166,46 @@ class WorkbenchMagics(Magics):
         return _wb().calls.df(session=args.session, limit=args.limit, route=args.route)
 
     @magic_arguments()
+    @argument("--by", default="model", help="user | task | agent | session | model | route | day | month")
+    @argument("--since", help="only calls since this ISO date, e.g. 2026-11-01")
+    @line_magic
+    def llm_costs(self, line: str) -> Any:
+        """Spend from the ledger, grouped by one dimension."""
+        args = _parse(self.llm_costs, line)
+        try:
+            return _wb().costs.df(by=args.by, since=args.since)
+        except WorkbenchError as exc:
+            raise _usage(exc) from None
+
+    @magic_arguments()
+    @argument("--set", nargs=2, metavar=("SCOPE", "USD"), help="set a budget, e.g. --set user:alice 5")
+    @argument("--tokens", type=int, help="with --set: a token limit (USD may be '-' for tokens only)")
+    @argument("--period", default="total", choices=["day", "month", "total"], help="with --set or --remove")
+    @argument("--remove", metavar="SCOPE", help="delete a budget")
+    @argument("--kill", nargs="?", const="kill switch", metavar="REASON", help="refuse every new call")
+    @argument("--lift", action="store_true", help="lift the kill switch")
+    @line_magic
+    def llm_budget(self, line: str) -> Any:
+        """Show budgets (spent, reserved, used); set, remove; the kill switch."""
+        args = _parse(self.llm_budget, line)
+        wb = _wb()
+        try:
+            if args.set:
+                scope, usd = args.set
+                wb.budgets.set(scope, None if usd == "-" else _usd(usd), tokens=args.tokens, period=args.period)
+            if args.remove:
+                wb.budgets.remove(args.remove, args.period)
+            if args.kill:
+                wb.kill(args.kill)
+                print(f"kill switch ON ({args.kill}): every new call is refused until %llm_budget --lift")
+            if args.lift:
+                wb.budgets.lift()
+                print("kill switch lifted")
+        except WorkbenchError as exc:
+            raise _usage(exc) from None
+        return wb.budgets.df()
+
+    @magic_arguments()
     @argument("session", help="the recorded session to re-run")
     @line_magic
     def llm_replay(self, line: str) -> Any:
@@ -175,6 +218,13 @@ class WorkbenchMagics(Magics):
         same = int(report["identical"].sum())
         print(f"{same}/{len(report)} calls identical")
         return report
+
+
+def _usd(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise WorkbenchUsageError(f"budget {text!r} is not an amount in USD: write e.g. 5 or 0.25") from None
 
 
 def register(ipython: Any) -> None:

@@ -38,7 +38,17 @@ def _last_user_text(messages: list[dict[str, Any]]) -> str:
 
 
 def respond(model: str, messages: list[dict[str, Any]], optional_params: dict[str, Any]) -> ScriptedTurn:
-    """What the local model ``model`` answers to ``messages``."""
+    """What the local model ``model`` answers to ``messages``, cut at ``max_tokens`` like a real model."""
+    turn = _respond(model, messages, optional_params)
+    limit = optional_params.get("max_tokens")
+    if limit and turn.text and not turn.tool:
+        tokens = litellm.encode(model="gpt-4o", text=turn.text)
+        if len(tokens) > limit:
+            return ScriptedTurn(litellm.decode(model="gpt-4o", tokens=list(tokens[:limit])), truncated=True)
+    return turn
+
+
+def _respond(model: str, messages: list[dict[str, Any]], optional_params: dict[str, Any]) -> ScriptedTurn:
     name = model.removeprefix(f"{PROVIDER}/")
     if name == "echo":
         return ScriptedTurn(_last_user_text(messages))
@@ -78,7 +88,7 @@ class LocalModels(CustomLLM):
             choice.finish_reason = "tool_calls"
         else:
             choice.message.content = turn.text
-            choice.finish_reason = "stop"
+            choice.finish_reason = "length" if turn.truncated else "stop"
         model_response.model = model
         model_response.usage = _usage(messages, turn)
         return model_response
@@ -106,7 +116,7 @@ class LocalModels(CustomLLM):
         for i, piece in enumerate(pieces):
             last = i == len(pieces) - 1
             yield GenericStreamingChunk(
-                text=piece, is_finished=last, finish_reason="stop" if last else "",
+                text=piece, is_finished=last, finish_reason=("length" if turn.truncated else "stop") if last else "",
                 usage=usage_block if last else None, index=0, tool_use=None,
             )  # fmt: skip
 

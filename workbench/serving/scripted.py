@@ -18,6 +18,7 @@ class ScriptedTurn:
     text: str
     tool: str | None = None
     arguments: dict[str, Any] | None = None
+    truncated: bool = False  # cut at max_tokens
 
     def tool_call(self) -> dict[str, Any]:
         """The tool call in OpenAI's shape, with an id derived from its content."""

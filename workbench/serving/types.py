@@ -82,4 +82,5 @@ class Completion:
     ttft_ms: float | None = None
     raw: Any = None  # the provider response (litellm ModelResponse), for pricing
     replay_of: str | None = None
+    cached_from: str | None = None
     recorded_cost_usd: float | None = None

@@ -25,7 +25,7 @@ CALL_COLUMNS = (
     "id", "trace_id", "session", "started_at", "mode", "replay_of", "route", "model",
     "deployment", "status", "error", "prompt", "request", "fingerprint", "text", "tool_calls",
     "finish_reason", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd",
-    "latency_ms", "ttft_ms", "stream", "cache_hit", "user", "task",
+    "latency_ms", "ttft_ms", "stream", "cache_hit", "user", "task", "agent", "cached_from", "saved_usd",
 )  # fmt: skip
 ATTEMPT_COLUMNS = (
     "call_id", "n", "deployment", "model", "status", "error_class", "error", "status_code",
@@ -106,8 +106,13 @@ class Store:
         call: dict[str, Any],
         attempts: Sequence[dict[str, Any]],
         spans: Sequence[tuple[Any, ...]],
+        settle_reservation: bool = False,
     ) -> None:
-        """Write a call, its attempts, spans, session row and audit entry atomically."""
+        """Write a call, its attempts, spans, session row and audit entry atomically.
+
+        ``settle_reservation`` deletes the call's budget reservation in the same
+        transaction, so its worst case is replaced by its real cost at one instant.
+        """
         call_row = tuple(call.get(c) for c in CALL_COLUMNS)
         attempt_rows = [tuple(a.get(c) for c in ATTEMPT_COLUMNS) for a in attempts]
         payload = json.dumps(
@@ -130,6 +135,8 @@ class Store:
                 conn.executemany(_INSERT_ATTEMPT, attempt_rows)
             if spans:
                 conn.executemany(_INSERT_SPAN, spans)
+            if settle_reservation:
+                conn.execute("DELETE FROM reservations WHERE call_id = ?", (call["id"],))
             self._append_audit(conn, "call", call["id"], payload)
 
     def append_audit(self, kind: str, ref: str, payload: dict[str, Any]) -> None:

@@ -117,7 +117,36 @@ def m002_replay_lookup_index(db: sqlite_utils.Database) -> None:
     db["calls"].create_index(["fingerprint", "started_at"])
 
 
-MIGRATIONS: list[Migration] = [m001_initial, m002_replay_lookup_index]
+def m003_cost_control(db: sqlite_utils.Database) -> None:
+    """Cost control: agent attribution, cache provenance, budgets, reservations, switches.
+
+    A reservation holds a call's worst-case cost against every budget that covers it
+    from before the call is sent until its real cost is recorded (then it is deleted).
+    """
+    db["calls"].add_column("agent", str)
+    db["calls"].add_column("cached_from", str)  # the recorded call a cache hit reused
+    db["calls"].add_column("saved_usd", float)  # what a cache hit did not spend
+    db["budgets"].create(
+        {"id": int, "scope": str, "key": str, "period": str, "limit_usd": float, "limit_tokens": int,
+         "thresholds": str, "created_at": str},
+        pk="id",
+    )  # fmt: skip
+    db["budgets"].create_index(["scope", "key", "period"], unique=True)
+    db["reservations"].create(
+        {"call_id": str, "user": str, "task": str, "agent": str, "session": str, "usd": float, "tokens": int,
+         "created_at": str},
+        pk="call_id",
+    )  # fmt: skip
+    db["budget_events"].create(
+        {"id": int, "budget_id": int, "threshold": float, "period_start": str, "spent_usd": float,
+         "spent_tokens": int, "at": str},
+        pk="id",
+    )  # fmt: skip
+    db["budget_events"].create_index(["budget_id", "threshold", "period_start"], unique=True)
+    db["switches"].create({"name": str, "active": int, "reason": str, "at": str}, pk="name")
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m002_replay_lookup_index, m003_cost_control]
 
 
 def migrate(db: sqlite_utils.Database) -> list[str]:

@@ -1,0 +1,154 @@
+"""Budgets are never overspent: by threads, by an event loop, or by several processes on one store."""
+
+import asyncio
+import multiprocessing
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from workbench import BudgetExceeded, KillSwitchActive, WorkbenchError
+from workbench.cost import BudgetWarning
+from workbench.runtime import Workbench
+
+PRICES = {"local/echo": {"input_cost_per_token": 0.001, "output_cost_per_token": 0.001}}
+LIMIT = 0.2
+
+
+def priced(path, **overrides) -> Workbench:
+    return Workbench.from_config(store=str(path), prices=PRICES, **overrides)
+
+
+def outcome(wb, prompt, **kw):
+    try:
+        return wb.ask(prompt, max_tokens=5, **kw)
+    except BudgetExceeded:
+        return None
+
+
+def spent(wb, user="ana"):
+    return float(wb.costs.df(by="user").set_index("user").loc[user, "cost_usd"])
+
+
+def test_threads_never_overspend(tmp_path):
+    wb = priced(tmp_path / "w.db")
+    wb.budgets.set("user:ana", LIMIT)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BudgetWarning)
+        with ThreadPoolExecutor(max_workers=100) as pool:
+            results = list(pool.map(lambda i: outcome(wb, f"question {i} " * 3, user="ana"), range(100)))
+    done = [r for r in results if r is not None]
+    assert 0 < len(done) < 100  # the budget was binding
+    assert spent(wb) <= LIMIT
+    assert wb.calls.df(status="refused")["error"].str.startswith("budget user:ana (total) would be exceeded").all()
+    assert wb.store.query("SELECT COUNT(*) n FROM reservations")[0]["n"] == 0
+
+
+def test_asyncio_never_overspends(tmp_path):
+    wb = priced(tmp_path / "w.db")
+    wb.budgets.set("global", LIMIT)
+
+    async def one(i):
+        try:
+            return await wb.aask(f"question {i} " * 3, max_tokens=5)
+        except BudgetExceeded:
+            return None
+
+    async def main():
+        return await asyncio.gather(*(one(i) for i in range(100)))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BudgetWarning)
+        results = asyncio.run(main())
+    assert 0 < sum(r is not None for r in results) < 100
+    assert wb.costs.total() <= LIMIT
+
+
+def _worker(path: str, n: int, worker: int, queue) -> None:
+    import warnings as w
+
+    w.simplefilter("ignore")
+    wb = priced(path)
+    queue.put(sum(outcome(wb, f"process {worker} question {i} " * 3, user="ana") is not None for i in range(n)))
+
+
+def test_four_processes_never_overspend(tmp_path):
+    path = tmp_path / "w.db"
+    priced(path).budgets.set("user:ana", LIMIT)
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(str(path), 25, i, queue)) for i in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=180)
+        assert p.exitcode == 0
+    done = sum(queue.get(timeout=5) for _ in procs)
+    assert 0 < done < 100
+    assert spent(priced(path)) <= LIMIT
+
+
+def test_thresholds_warn_once_per_crossing_and_are_recorded(wb):
+    wb.budgets.set("task:report", tokens=60, thresholds=(0.5, 0.8))
+    seen = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for i in range(8):
+            try:
+                wb.ask(f"ten words of prompt to use the budget {i}", task="report", max_tokens=1)
+            except BudgetExceeded:
+                break
+        seen = [str(w.message) for w in caught if w.category is BudgetWarning]
+    assert [s.split(" has reached ")[1].split(" ")[0] for s in seen] == ["50%", "80%"]
+    events = wb.store.query("SELECT threshold FROM budget_events ORDER BY id")
+    assert [e["threshold"] for e in events] == [0.5, 0.8]
+
+
+def test_over_budget_sends_nothing(tmp_path, chaos):
+    server = chaos(name="paid")
+    wb = Workbench.from_config(store=str(tmp_path / "w.db"))
+    wb.add_route("paid", [{"model": "openai/chaos", "api_base": server.url,
+                           "input_cost_per_token": 1.0, "output_cost_per_token": 1.0}])
+    wb.budgets.set("global", 1.0)
+    with pytest.raises(BudgetExceeded, match=r"nothing was sent"):
+        wb.ask("this costs more than a dollar", model="paid", max_tokens=10)
+    assert server.stats.requests == 0
+    assert wb.calls.last()["status"] == "refused"
+
+
+def test_kill_switch_stops_every_process_until_lifted(tmp_path):
+    first, second = priced(tmp_path / "w.db"), priced(tmp_path / "w.db")
+    first.kill("incident 42")
+    with pytest.raises(KillSwitchActive, match=r"incident 42"):
+        second.ask("anything")
+    first.budgets.lift()
+    assert second.ask("anything").text == "anything"
+    kinds = [r["kind"] for r in first.store.query("SELECT kind FROM audit ORDER BY id")]
+    assert kinds.count("kill") == 2 and first.audit.verify()
+
+
+def test_bad_budget_settings_are_clear(wb):
+    with pytest.raises(WorkbenchError, match="write 'global' or one of user:NAME"):
+        wb.budgets.set("team:x", 1)
+    with pytest.raises(WorkbenchError, match="period 'week'"):
+        wb.budgets.set("global", 1, period="week")
+    with pytest.raises(WorkbenchError, match="needs a limit"):
+        wb.budgets.set("global")
+
+
+def test_daily_budget_counts_only_today(wb):
+    wb.budgets.set("global", 0.001, period="day")
+    wb.store.execute(
+        "INSERT INTO calls (id, started_at, status, mode, cost_usd, total_tokens) "
+        "VALUES ('old', '2020-01-01T00:00:00', 'ok', 'live', 5.0, 10)"
+    )
+    assert wb.budgets.df()["spent_usd"].tolist() == [0.0]
+
+
+def test_a_call_budget_refuses_a_worst_case_over_it(wb):
+    from workbench.runtime import Workbench
+
+    paid = Workbench.from_config(store=str(wb.store.path), prices=PRICES)
+    with pytest.raises(BudgetExceeded, match=r"over its budget of \$0\.001000; nothing was sent"):
+        paid.ask("hello there", max_tokens=50, budget=0.001)
+    assert paid.ask("hi", max_tokens=1, budget=0.1).text == "hi"

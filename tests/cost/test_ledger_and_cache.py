@@ -1,0 +1,51 @@
+import pytest
+
+from workbench import WorkbenchError
+from workbench.runtime import Workbench
+
+PRICES = {"local/echo": {"input_cost_per_token": 0.001, "output_cost_per_token": 0.002}}
+
+
+def test_costs_by_dimension(tmp_path):
+    wb = Workbench.from_config(store=str(tmp_path / "w.db"), prices=PRICES)
+    wb.ask("a", user="ana", task="t1")
+    wb.ask("b b", user="ana", task="t2", agent="triage")
+    wb.ask("c", user="bo", task="t1")
+    by_user = wb.costs.df(by="user").set_index("user")
+    assert by_user.loc["ana", "calls"] == 2 and by_user.loc["bo", "calls"] == 1
+    assert by_user["cost_usd"].sum() == pytest.approx(wb.costs.total())
+    assert wb.costs.df(by="agent").set_index("agent").loc["triage", "calls"] == 1
+    assert len(wb.costs.df(by="day")) == 1
+    with pytest.raises(WorkbenchError, match="cannot group costs by 'colour'"):
+        wb.costs.df(by="colour")
+
+
+def test_cache_hit_is_free_records_the_saving_and_can_be_bypassed(tmp_path, chaos):
+    server = chaos(name="s")
+    wb = Workbench.from_config(store=str(tmp_path / "w.db"), cache={"enabled": True, "ttl_s": 60})
+    wb.add_route("r", [{"model": "openai/chaos", "api_base": server.url,
+                        "input_cost_per_token": 0.01, "output_cost_per_token": 0.01}])
+    first = wb.ask("same question", model="r")
+    second = wb.ask("same question", model="r")
+    assert (first.cache_hit, second.cache_hit) == (False, True)
+    assert second.text == first.text and second.cost_usd == 0.0 and server.stats.requests == 1
+    row = wb.calls.last()
+    assert row["cached_from"] == first.call_id and row["saved_usd"] == pytest.approx(first.cost_usd)
+    assert wb.ask("same question", model="r", cache=False).cache_hit is False
+    assert server.stats.requests == 2
+    assert wb.ask("same question", model="r", temperature=0.9).cache_hit is False  # another fingerprint
+    assert wb.costs.df(by="route").loc[0, "saved_usd"] == pytest.approx(first.cost_usd)
+
+
+def test_cache_ttl_and_per_route_switch(tmp_path):
+    wb = Workbench.from_config(store=str(tmp_path / "w.db"), cache={"enabled": True, "ttl_s": 60})
+    wb.ask("q")
+    wb.store.execute("UPDATE calls SET started_at = '2020-01-01T00:00:00'")
+    assert wb.ask("q").cache_hit is False  # expired
+    wb.add_route("nocache", ["local/echo"])
+    wb.router.extra_routes["nocache"] = wb.router.extra_routes["nocache"].model_copy(update={"cache": False})
+    wb.ask("z", model="nocache")
+    assert wb.ask("z", model="nocache").cache_hit is False
+    off = Workbench.from_config(store=str(tmp_path / "w.db"))
+    off.ask("q")
+    assert off.ask("q").cache_hit is False  # disabled unless configured

@@ -1,0 +1,41 @@
+"""The exact response cache: the recorded calls themselves, looked up by request fingerprint.
+
+No second copy of answers is kept: a hit is the newest successful live call with the
+same fingerprint inside the TTL (served by the ``(fingerprint, started_at)`` index).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from workbench.serving import Attempt, Completion
+from workbench.store import Store, utcnow
+
+
+class ResponseCache:
+    """Answers a repeated request from the store."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def lookup(self, fingerprint: str, ttl_s: float) -> Completion | None:
+        """The cached completion for ``fingerprint``, or ``None``."""
+        since = (datetime.now(UTC) - timedelta(seconds=ttl_s)).isoformat(timespec="microseconds")
+        with self.store.lock:
+            row = self.store.conn.execute(
+                "SELECT id, text, tool_calls, model, deployment, finish_reason, prompt_tokens, completion_tokens, "
+                "total_tokens, cost_usd FROM calls WHERE fingerprint = ? AND started_at >= ? AND status = 'ok' "
+                "AND mode = 'live' AND cached_from IS NULL ORDER BY started_at DESC LIMIT 1",
+                (fingerprint, since),
+            ).fetchone()
+        if row is None:
+            return None
+        call_id, text, tool_calls, model, deployment, finish, prompt, completion, total, cost = row
+        return Completion(
+            text=text or "", model=model, deployment=deployment,
+            usage={"prompt_tokens": prompt or 0, "completion_tokens": completion or 0, "total_tokens": total or 0},
+            attempts=[Attempt(n=1, deployment="cache", model=model, status="ok", started_at=utcnow())],
+            finish_reason=finish, tool_calls=json.loads(tool_calls) if tool_calls else None,
+            cached_from=call_id, recorded_cost_usd=cost,
+        )  # fmt: skip
