@@ -1,11 +1,14 @@
 """Test-run settings shared by pytest and the notebook kernels nbval starts.
 
-Every run records into a fresh store, so the tour notebooks compare the same on
-every run; kernels inherit these variables from the pytest process.
+Each tour notebook records into a fresh store of its own, so it compares the same on
+every run and whatever ran before it; kernels inherit these variables from pytest.
 """
 
 import os
 import tempfile
+from pathlib import Path
+
+import pytest
 
 _run_dir = tempfile.mkdtemp(prefix="workbench-tests-")
 os.environ["WORKBENCH_STORE"] = os.path.join(_run_dir, "notebooks.db")
@@ -15,3 +18,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ["JUPYTER_PLATFORM_DIRS"] = "1"
 os.environ.pop("WORKBENCH_MODE", None)
 os.environ.pop("WORKBENCH_CONFIG", None)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before nbval starts a notebook's kernel (on its first cell), give it its own store."""
+    path = Path(str(getattr(item, "path", "")))
+    if path.suffix == ".ipynb":
+        os.environ["WORKBENCH_STORE"] = os.path.join(_run_dir, f"{path.stem}.db")

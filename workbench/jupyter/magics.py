@@ -196,8 +196,9 @@ class WorkbenchMagics(Magics):
             if args.remove:
                 wb.budgets.remove(args.remove, args.period)
             if args.kill:
-                wb.kill(args.kill)
-                print(f"kill switch ON ({args.kill}): every new call is refused until %llm_budget --lift")
+                reason = args.kill.strip("\"'")  # IPython keeps the quotes of a quoted argument
+                wb.kill(reason)
+                print(f"kill switch ON ({reason}): every new call is refused until %llm_budget --lift")
             if args.lift:
                 wb.budgets.lift()
                 print("kill switch lifted")
