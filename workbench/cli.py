@@ -54,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     chaos.add_argument("--retry-after", type=float, help="Retry-After to send with 429 (seconds)")
     chaos.add_argument("--context-window", type=int, help="prompt tokens over this: 400 context_length_exceeded")
     chaos.add_argument("--api-key-env", help="require the bearer token held in this environment variable")
+    chaos.add_argument("--jitter-ms", type=float, default=0.0, help="latency standard deviation")
+    chaos.add_argument("--tpm", type=int, help="prompt tokens per minute before 429 + Retry-After")
+    chaos.add_argument("--malformed-rate", type=float, default=0.0, help="share of answers with a broken body")
+    chaos.add_argument("--cut-stream-after", type=int, help="close streams after N words")
+    chaos.add_argument("--no-stream-usage", action="store_true", help="never send usage in streams")
     chaos.add_argument("--seed", type=int)
     return parser
 
@@ -121,7 +126,8 @@ def _chaos(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, name=args.name, latency_ms=args.latency_ms,
         error_rate=args.error_rate, error_status=args.error_status, status=args.status,
         rpm=args.rpm, retry_after=args.retry_after, context_window=args.context_window,
-        api_key=key, seed=args.seed,
+        api_key=key, seed=args.seed, jitter_ms=args.jitter_ms, tpm=args.tpm, malformed_rate=args.malformed_rate,
+        cut_stream_after=args.cut_stream_after, stream_usage=not args.no_stream_usage,
     )  # fmt: skip
     print(f"chaos server {args.name!r} on {server.url} (Ctrl-C to stop)", flush=True)
     try:

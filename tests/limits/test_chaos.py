@@ -73,3 +73,24 @@ def test_streaming_through_the_openai_sdk(chaos):
 def test_bad_error_rate_is_refused():
     with pytest.raises(ValueError, match="between 0 and 1"):
         ChaosServer(error_rate=2)
+
+
+def test_latency_jitter_is_seeded_and_tpm_is_enforced(chaos):
+    a, b = ChaosServer(latency_ms=50, jitter_ms=20, seed=3), ChaosServer(latency_ms=50, jitter_ms=20, seed=3)
+    draws_a, draws_b = [a.latency_s() for _ in range(50)], [b.latency_s() for _ in range(50)]
+    for s in (a, b):
+        s.stop()
+    assert draws_a == draws_b and len(set(draws_a)) > 40 and 0.03 < sum(draws_a) / 50 < 0.07
+    limited = chaos(tpm=5)
+    body = {"model": "m", "messages": [{"role": "user", "content": "three small words"}]}
+    assert [post(limited.url, body)[0] for _ in range(2)] == [200, 429]
+
+
+def test_a_cut_stream_ends_without_its_terminating_chunk(chaos):
+    server = chaos(cut_stream_after=1)
+    request = urllib.request.Request(server.url + "/chat/completions",
+                                     json.dumps({**BODY, "stream": True}).encode(),
+                                     {"Content-Type": "application/json"})
+    with pytest.raises(Exception) as err, urllib.request.urlopen(request, timeout=5) as response:
+        response.read()
+    assert "IncompleteRead" in type(err.value).__name__ or isinstance(err.value, OSError)

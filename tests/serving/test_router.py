@@ -150,3 +150,30 @@ def test_prices_from_config_give_the_cost(wb, chaos):
                         "input_cost_per_token": 0.001, "output_cost_per_token": 0.002}])
     result = wb.ask("two words", model="r")
     assert result.cost_usd == pytest.approx(2 * 0.001 + 3 * 0.002)
+
+
+def test_a_stream_cut_mid_way_discards_the_partial_text_and_fails_over(wb, chaos):
+    cut, ok = chaos(name="cut", cut_stream_after=2), chaos(name="ok")
+    route(wb, "r", cut, ok, retries=0)
+    seen = []
+    result = wb.ask("one two three four", model="r", stream=True, on_token=seen.append)
+    assert result.text == "[ok] one two three four"
+    assert None in seen and "".join(t for t in seen[seen.index(None) + 1:]) == result.text
+    assert attempts(wb, result.call_id)[0][:3] == ["cut", "error", "MidStreamFallbackError"]
+
+
+def test_a_malformed_body_fails_over(wb, chaos):
+    bad, ok = chaos(name="bad", malformed_rate=1.0), chaos(name="ok")
+    route(wb, "r", bad, ok, retries=0)
+    assert wb.ask("hi", model="r").text == "[ok] hi"
+
+
+def test_streamed_calls_are_priced_even_when_the_provider_sends_no_usage(wb, chaos):
+    server = chaos(name="quiet", stream_usage=False)
+    wb.add_route("r", [{"model": "openai/chaos", "api_base": server.url,
+                        "input_cost_per_token": 0.001, "output_cost_per_token": 0.002}])
+    result = wb.ask("count these tokens for me", model="r", stream=True)
+    assert result.usage["prompt_tokens"] > 0 and result.usage["completion_tokens"] > 0
+    assert result.cost_usd == pytest.approx(result.usage["prompt_tokens"] * 0.001
+                                            + result.usage["completion_tokens"] * 0.002)
+    assert wb.calls.last()["ttft_ms"] is not None

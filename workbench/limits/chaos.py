@@ -1,11 +1,14 @@
 """An OpenAI-compatible server that misbehaves on purpose, for failure drills and tests.
 
 Serves ``GET /v1/models`` and ``POST /v1/chat/completions`` (streaming and not).
-Knobs: ``latency_ms`` before answering, ``error_rate`` (share of requests answered
-with ``error_status``), ``status`` (answer every request with this status), ``rpm``
-(over it: 429 with ``Retry-After``), ``context_window`` (prompt tokens over it:
-OpenAI's 400 ``context_length_exceeded``), ``api_key`` (require this bearer token),
-``seed`` (repeatable error draws). Tokens are counted as whitespace-separated words.
+Knobs: ``latency_ms`` before answering (``jitter_ms``: normally distributed around
+it), ``error_rate`` (share of requests answered with ``error_status``), ``status``
+(answer every request with this status), ``rpm``/``tpm`` (over either: 429 with
+``Retry-After``), ``context_window`` (prompt tokens over it: OpenAI's 400
+``context_length_exceeded``), ``api_key`` (require this bearer token),
+``malformed_rate`` (share of 200 answers whose body is not JSON), ``cut_stream_after``
+(close a stream after N words), ``stream_usage=False`` (never send usage, as some
+providers do), ``seed`` (repeatable draws). Tokens are counted as whitespace-separated words.
 
 Use it from Python (``with ChaosServer(name="backup") as srv: srv.url``) or as
 ``workbench chaos-server --port 8900 --error-rate 0.3``.
@@ -16,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import socket
 import threading
 import time
 from collections import deque
@@ -42,17 +46,21 @@ class ChaosServer:
                  status: int | None = None, rpm: int | None = None,
                  retry_after: float | None = None, context_window: int | None = None,
                  api_key: str | None = None, seed: int | None = None,
-                 reply: str = "[{name}] {prompt}"):  # fmt: skip
+                 reply: str = "[{name}] {prompt}", jitter_ms: float = 0.0, tpm: int | None = None,
+                 malformed_rate: float = 0.0, cut_stream_after: int | None = None,
+                 stream_usage: bool = True):  # fmt: skip
         if not 0.0 <= error_rate <= 1.0:
             raise ValueError("error_rate must be between 0 and 1")
         self.name, self.latency_ms, self.error_rate = name, latency_ms, error_rate
         self.error_status, self.status, self.rpm = error_status, status, rpm
         self.retry_after, self.context_window, self.api_key = retry_after, context_window, api_key
-        self.reply = reply
+        self.reply, self.jitter_ms, self.tpm = reply, jitter_ms, tpm
+        self.malformed_rate, self.cut_stream_after, self.stream_usage = malformed_rate, cut_stream_after, stream_usage
         self.stats = ChaosStats()
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._window: deque[float] = deque()
+        self._token_window: deque[tuple[float, int]] = deque()
         self._httpd = ThreadingHTTPServer((host, port), _handler(self))
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -79,10 +87,11 @@ class ChaosServer:
         self._httpd.serve_forever()
 
     def stop(self) -> None:
-        """Stop serving and release the port."""
-        self._httpd.shutdown()
+        """Stop serving and release the port (safe on a server that never started)."""
+        if self._thread is not None:
+            self._httpd.shutdown()  # waits for serve_forever: only call it when that loop runs
+            self._thread = None
         self._httpd.server_close()
-        self._thread = None
 
     def __enter__(self) -> ChaosServer:
         return self.start()
@@ -92,11 +101,33 @@ class ChaosServer:
 
     # ---- decisions (under the lock so concurrent requests see one state) --------------
 
+    def latency_s(self) -> float:
+        """How long to wait before answering this request (drawn from the seeded generator)."""
+        with self._lock:
+            ms = self._random.gauss(self.latency_ms, self.jitter_ms) if self.jitter_ms else self.latency_ms
+        return max(0.0, ms) / 1000
+
+    def malformed(self) -> bool:
+        """Whether this 200 answer's body should be broken."""
+        with self._lock:
+            return bool(self.malformed_rate) and self._random.random() < self.malformed_rate
+
     def decide(self, prompt_tokens: int) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
         """The status, error body and headers for the next request."""
         with self._lock:
             self.stats.requests += 1
             now = time.monotonic()
+            if self.tpm is not None:
+                while self._token_window and now - self._token_window[0][0] >= 60.0:
+                    self._token_window.popleft()
+                used = sum(n for _, n in self._token_window)
+                if used + prompt_tokens > self.tpm:
+                    self.stats.rate_limited += 1
+                    wait = 60.0 - (now - self._token_window[0][0]) if self._token_window else 1.0
+                    return 429, _error("Rate limit reached for tokens per minute", "rate_limit_exceeded"), {
+                        "Retry-After": str(max(1, math.ceil(wait)))
+                    }
+                self._token_window.append((now, prompt_tokens))
             if self.rpm is not None:
                 while self._window and now - self._window[0] >= 60.0:
                     self._window.popleft()
@@ -150,6 +181,14 @@ def _handler(server: ChaosServer) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
             server.stats.statuses.append(status)
 
+        def _raw(self, status: int, data: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            server.stats.statuses.append(status)
+
         def _authorized(self) -> bool:
             if server.api_key is None or self.headers.get("Authorization") == f"Bearer {server.api_key}":
                 return True
@@ -175,8 +214,9 @@ def _handler(server: ChaosServer) -> type[BaseHTTPRequestHandler]:
             messages = body.get("messages") or []
             prompt_tokens = sum(_words(str(m.get("content") or "")) for m in messages)
             status, error, headers = server.decide(prompt_tokens)
-            if server.latency_ms:
-                time.sleep(server.latency_ms / 1000)
+            wait = server.latency_s()
+            if wait:
+                time.sleep(wait)
             if error is not None:
                 self._json(status, error, headers)
                 return
@@ -185,6 +225,9 @@ def _handler(server: ChaosServer) -> type[BaseHTTPRequestHandler]:
             usage = {"prompt_tokens": prompt_tokens, "completion_tokens": _words(text),
                      "total_tokens": prompt_tokens + _words(text)}  # fmt: skip
             model = body.get("model") or f"chaos-{server.name}"
+            if server.malformed():
+                self._raw(200, b'{"id": "chatcmpl-broken", "choices": [{"index": 0, "mess')
+                return
             if body.get("stream"):
                 self._stream(model, text, usage, bool((body.get("stream_options") or {}).get("include_usage")))
                 return
@@ -210,9 +253,16 @@ def _handler(server: ChaosServer) -> type[BaseHTTPRequestHandler]:
                 piece = word if i == len(words) - 1 else word + " "
                 events.append({**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
             events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-            if include_usage:
+            if include_usage and server.stream_usage:
                 events.append({**base, "choices": [], "usage": usage})
-            for event in [*(json.dumps(e) for e in events), "[DONE]"]:
+            cut = server.cut_stream_after
+            for i, event in enumerate([*(json.dumps(e) for e in events), "[DONE]"]):
+                if cut is not None and i > cut:  # the first event carries only the role
+                    self.close_connection = True
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_RDWR)  # mid-stream, no terminating chunk
+                    server.stats.statuses.append(-1)
+                    return
                 data = f"data: {event}\n\n".encode()
                 self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
                 self.wfile.flush()

@@ -14,6 +14,7 @@ _TRANSIENT = {
     "InternalServerError",
     "ServiceUnavailableError",
     "BadGatewayError",
+    "MidStreamFallbackError",  # the stream broke after it started
 }
 _PROVIDER_MODULES = ("litellm", "openai", "httpx", "httpcore", "anthropic")
 # litellm repeats the class name: "litellm.RateLimitError: RateLimitError: OpenAIException - ..."
