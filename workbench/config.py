@@ -72,7 +72,15 @@ class Route(_Strict):
     deployments: list[Deployment] = Field(min_length=1)
     retries: int = Field(1, ge=0, le=10)
     max_retry_after: float = Field(10.0, ge=0)
+    deadline_s: float = Field(30.0, gt=0)  # how long a call may wait for an open circuit's probe
     cache: bool | None = None  # None: follow [cache].enabled
+
+
+class Breaker(_Strict):
+    """Per-deployment circuit breakers: open after ``failures`` in a row, probe after ``cooldown_s``."""
+
+    failures: int = Field(5, ge=1)
+    cooldown_s: float = Field(30.0, gt=0)
 
 
 class Cache(_Strict):
@@ -125,6 +133,7 @@ class Settings(_Strict):
     prices: dict[str, Price] = Field(default_factory=dict)
     scripted: Scripted = Field(default_factory=Scripted)
     cache: Cache = Field(default_factory=Cache)
+    breaker: Breaker = Field(default_factory=Breaker)
     source: Path | None = None
     root: Path = Field(default_factory=Path.cwd)
 

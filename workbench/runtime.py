@@ -323,15 +323,18 @@ class Workbench:
         return Session(self.sessions, name)
 
     def add_route(self, name: str, deployments: Sequence[dict[str, Any] | Deployment | str],
-                  retries: int = 1, max_retry_after: float = 10.0) -> None:  # fmt: skip
-        """Define (or replace) a route for this Workbench: ordered deployments tried in turn."""
+                  retries: int = 1, max_retry_after: float = 10.0, deadline_s: float = 30.0,
+                  cache: bool | None = None) -> None:  # fmt: skip
+        """Define (or replace) a route for this Workbench: ordered deployments tried in turn.
+
+        Takes the same settings as a ``[routes.NAME]`` table in workbench.toml.
+        """
         from pydantic import ValidationError
 
         items = [{"model": d} if isinstance(d, str) else d for d in deployments]
         try:
-            route = Route.model_validate(
-                {"deployments": items, "retries": retries, "max_retry_after": max_retry_after}
-            )
+            route = Route.model_validate({"deployments": items, "retries": retries, "max_retry_after": max_retry_after,
+                                          "deadline_s": deadline_s, "cache": cache})  # fmt: skip
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
@@ -359,8 +362,8 @@ class Workbench:
                     key = f"{d.api_key_env} ({'set' if os.environ.get(d.api_key_env) else 'missing'})"
                 rows.append({"route": name, "order": i, "deployment": d.label, "model": d.model,
                              "key": key, "default": self.settings.default_route in (name, d.label),
-                             **health.get(d.label, {})})  # fmt: skip
-        columns = ["route", "order", "deployment", "model", "key", "default",
+                             "breaker": self.router.breakers.state(d.label), **health.get(d.label, {})})  # fmt: skip
+        columns = ["route", "order", "deployment", "model", "key", "default", "breaker",
                    "attempts", "errors", "error_rate", "p50_ms", "last_error"]  # fmt: skip
         return pd.DataFrame(rows, columns=columns)
 

@@ -42,8 +42,7 @@ def test_cache_ttl_and_per_route_switch(tmp_path):
     wb.ask("q")
     wb.store.execute("UPDATE calls SET started_at = '2020-01-01T00:00:00'")
     assert wb.ask("q").cache_hit is False  # expired
-    wb.add_route("nocache", ["local/echo"])
-    wb.router.extra_routes["nocache"] = wb.router.extra_routes["nocache"].model_copy(update={"cache": False})
+    wb.add_route("nocache", ["local/echo"], cache=False)
     wb.ask("z", model="nocache")
     assert wb.ask("z", model="nocache").cache_hit is False
     off = Workbench.from_config(store=str(tmp_path / "w.db"))

@@ -12,7 +12,9 @@ drivers share it:
   provider sends one (if it is at most ``route.max_retry_after``), else an
   exponential backoff with full jitter; then the next deployment is tried;
 - context-window-exceeded, auth and other provider errors fail over at once;
-- a deployment whose ``api_key_env`` is not set is skipped (recorded, never sent).
+- a deployment whose ``api_key_env`` is not set is skipped (recorded, never sent);
+- a deployment whose circuit breaker is open is skipped too; when every one is open,
+  the call waits for the earliest half-open probe if it comes within ``deadline_s``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 
 from workbench.config import Deployment, Route, Settings
 from workbench.errors import ProviderError, UnknownModel
+from workbench.serving.breaker import Breakers
 from workbench.serving.failures import Failure, classify
 from workbench.serving.types import Attempt, Completion, Request
 from workbench.store import utcnow
@@ -60,51 +63,74 @@ def backoff(retry: int, base: float = 0.25, cap: float = 4.0) -> float:
 class FailoverPlan:
     """Which deployment to try next and how long to wait first (no I/O)."""
 
-    def __init__(self, route: Route):
-        self.route = route
+    def __init__(self, route: Route, breakers: Breakers | None = None, clock: Callable[[], float] = time.monotonic):
+        self.route, self.breakers, self._clock = route, breakers, clock
         self.attempts: list[Attempt] = []
-        self._index = 0
-        self._retry = 0
-        self._wait = 0.0
+        self._queue = list(route.deployments)  # not tried yet, in order
+        self._open: list[Deployment] = []  # skipped for an open circuit: may be probed before the deadline
+        self._retry: tuple[Deployment, float] | None = None
+        self._retries = 0
+        self._started = clock()
 
-    def next(self) -> tuple[Deployment, float] | None:
-        """The next deployment to call and the seconds to sleep before calling it."""
-        deployments = self.route.deployments
-        while self._index < len(deployments):
-            deployment = deployments[self._index]
+    def next(self) -> tuple[Deployment | None, float] | None:
+        """The next deployment to call and the seconds to sleep first.
+
+        ``(None, seconds)`` means: every deployment left is behind an open circuit;
+        sleep, then ask again. ``None`` means the plan is exhausted.
+        """
+        if self._retry is not None:
+            step, self._retry = self._retry, None
+            return step
+        while self._queue:
+            deployment = self._queue.pop(0)
+            self._retries = 0
             if deployment.api_key_env and not os.environ.get(deployment.api_key_env):
                 self._record(deployment, "skipped", 0.0, error_class="MissingKey",
                              error=f"{deployment.api_key_env} is not set")  # fmt: skip
-                self._advance()
                 continue
-            wait, self._wait = self._wait, 0.0
-            return deployment, wait
+            if self.breakers is not None and not self.breakers.allow(deployment.label):
+                probe_in = self.breakers.retry_at(deployment.label)
+                self._record(deployment, "skipped", 0.0, error_class="CircuitOpen",
+                             error=f"circuit open; next probe in {probe_in:.1f}s")  # fmt: skip
+                self._open.append(deployment)
+                continue
+            return deployment, 0.0
+        if self._open and self.breakers is not None:
+            for deployment in list(self._open):
+                if self.breakers.allow(deployment.label):
+                    self._open.remove(deployment)
+                    self._retries = self.route.retries  # a half-open probe is never retried
+                    return deployment, 0.0
+            wait = max(0.05, min(self.breakers.retry_at(d.label) for d in self._open))
+            if self._clock() - self._started + wait <= self.route.deadline_s:
+                return None, wait
         return None
 
     def succeeded(self, deployment: Deployment, started_at: str, latency_ms: float) -> None:
         """Record a successful attempt."""
         self._record(deployment, "ok", latency_ms, started_at=started_at)
+        if self.breakers is not None:
+            self.breakers.succeeded(deployment.label)
 
     def failed(self, deployment: Deployment, failure: Failure, started_at: str, latency_ms: float) -> None:
         """Record a failed attempt and decide: retry here (after a wait) or move on."""
         self._record(deployment, "error", latency_ms, started_at=started_at,
                      error_class=failure.error_class, error=failure.message,
                      status_code=failure.status_code, retry_after=failure.retry_after)  # fmt: skip
-        if failure.transient and self._retry < self.route.retries:
-            if failure.retry_after is None:
-                self._wait = backoff(self._retry)
-                self._retry += 1
-                return
-            if failure.retry_after <= self.route.max_retry_after:
-                self._wait = failure.retry_after
-                self._retry += 1
-                return
-        self._advance()
-
-    def _advance(self) -> None:
-        self._index += 1
-        self._retry = 0
-        self._wait = 0.0
+        if self.breakers is not None:
+            self.breakers.failed(deployment.label, failure.error_class)
+            if self.breakers.state(deployment.label) != "closed":
+                return  # this failure opened the circuit: do not retry into it
+        if not failure.transient or self._retries >= self.route.retries:
+            return
+        if failure.retry_after is None:
+            wait = backoff(self._retries)
+        elif failure.retry_after <= self.route.max_retry_after:
+            wait = failure.retry_after
+        else:
+            return  # the provider asks for longer than this route waits: fail over now
+        self._retries += 1
+        self._retry = (deployment, wait)
 
     def _record(self, deployment: Deployment, status: str, latency_ms: float,
                 started_at: str | None = None, **error: Any) -> None:  # fmt: skip
@@ -118,10 +144,10 @@ class FailoverPlan:
         """The error raised when the plan runs out of deployments."""
         tried = [a for a in self.attempts if a.status != "skipped"]
         if not tried:
-            keys = ", ".join(a.error or "" for a in self.attempts)
+            reasons = ", ".join(f"{a.deployment}: {a.error}" for a in self.attempts)
             return ProviderError(
-                f"route {route_name!r}: no deployment could be tried ({keys}); "
-                "export the key or add a local fallback deployment",
+                f"route {route_name!r}: no deployment could be tried ({reasons}); export the missing key, "
+                "wait for the circuit to close, raise the route's deadline_s, or add a fallback deployment",
                 self.attempts,
             )
         last = tried[-1]
@@ -139,6 +165,7 @@ class Router:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.extra_routes: dict[str, Route] = {}
+        self.breakers = Breakers(settings.breaker.failures, settings.breaker.cooldown_s)
         self._model_routes: dict[str, Route] = {}  # bare model names already checked
 
     def route_names(self) -> list[str]:
@@ -207,11 +234,13 @@ class Router:
                  on_token: TokenSink | None = None) -> Completion:  # fmt: skip
         """Send ``request`` down the route, failing over as the plan says."""
         litellm = litellm_module()
-        plan = FailoverPlan(route)
+        plan = FailoverPlan(route, self.breakers)
         while (step := plan.next()) is not None:
             deployment, wait = step
             if wait:
                 time.sleep(wait)
+            if deployment is None:
+                continue
             attempt = _AttemptRun(deployment, on_token)
             try:
                 kwargs = self._kwargs(deployment, request)
@@ -232,11 +261,13 @@ class Router:
                         on_token: TokenSink | None = None) -> Completion:  # fmt: skip
         """Async twin of :meth:`complete` (same plan, ``litellm.acompletion``)."""
         litellm = litellm_module()
-        plan = FailoverPlan(route)
+        plan = FailoverPlan(route, self.breakers)
         while (step := plan.next()) is not None:
             deployment, wait = step
             if wait:
                 await asyncio.sleep(wait)
+            if deployment is None:
+                continue
             attempt = _AttemptRun(deployment, on_token)
             try:
                 kwargs = self._kwargs(deployment, request)
