@@ -74,6 +74,7 @@ class Route(_Strict):
     max_retry_after: float = Field(10.0, ge=0)
     deadline_s: float = Field(30.0, gt=0)  # how long a call may wait for an open circuit's probe
     cache: bool | None = None  # None: follow [cache].enabled
+    policy: Literal["ordered", "cheapest", "fastest", "complexity"] = "ordered"
 
 
 class Breaker(_Strict):

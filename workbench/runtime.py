@@ -293,7 +293,7 @@ class Workbench:
             text=completion.text, finish_reason=completion.finish_reason,
             tool_calls=json.dumps(completion.tool_calls) if completion.tool_calls else None,
             cost_usd=result.cost_usd, latency_ms=round(result.latency_ms, 3),
-            ttft_ms=completion.ttft_ms, cache_hit=int(completion.cached_from is not None),
+            ttft_ms=completion.ttft_ms, cache_hit=int(completion.cached_from is not None), routing=completion.routing,
             cached_from=completion.cached_from,
             saved_usd=completion.recorded_cost_usd if completion.cached_from else None, **completion.usage,
         )  # fmt: skip
@@ -324,7 +324,7 @@ class Workbench:
 
     def add_route(self, name: str, deployments: Sequence[dict[str, Any] | Deployment | str],
                   retries: int = 1, max_retry_after: float = 10.0, deadline_s: float = 30.0,
-                  cache: bool | None = None) -> None:  # fmt: skip
+                  cache: bool | None = None, policy: str = "ordered") -> None:  # fmt: skip
         """Define (or replace) a route for this Workbench: ordered deployments tried in turn.
 
         Takes the same settings as a ``[routes.NAME]`` table in workbench.toml.
@@ -334,7 +334,7 @@ class Workbench:
         items = [{"model": d} if isinstance(d, str) else d for d in deployments]
         try:
             route = Route.model_validate({"deployments": items, "retries": retries, "max_retry_after": max_retry_after,
-                                          "deadline_s": deadline_s, "cache": cache})  # fmt: skip
+                                          "deadline_s": deadline_s, "cache": cache, "policy": policy})  # fmt: skip
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])

@@ -20,7 +20,7 @@ def test_migrates_from_blank_once_and_records_names(tmp_path):
 def test_migrates_an_in_memory_database():
     db = sqlite_utils.Database(memory=True)
     db.conn.isolation_level = None
-    assert migrate(db) == ["m001_initial", "m002_replay_lookup_index", "m003_cost_control"]
+    assert migrate(db) == ["m001_initial", "m002_replay_lookup_index", "m003_cost_control", "m004_routing_decision"]
 
 
 def test_migrates_a_store_created_by_the_first_schema(tmp_path):

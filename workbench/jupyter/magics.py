@@ -168,11 +168,22 @@ class WorkbenchMagics(Magics):
     @magic_arguments()
     @argument("--by", default="model", help="user | task | agent | session | model | route | day | month")
     @argument("--since", help="only calls since this ISO date, e.g. 2026-11-01")
+    @argument("--plot", choices=["spend", "latency", "cache"], help="show a figure instead of the table")
+    @argument("--freq", default="day", choices=["hour", "day", "month"], help="time buckets of --plot spend|cache")
     @line_magic
     def llm_costs(self, line: str) -> Any:
-        """Spend from the ledger, grouped by one dimension."""
+        """Spend from the ledger, grouped by one dimension (or, with --plot, as a figure)."""
         args = _parse(self.llm_costs, line)
         try:
+            if args.plot:
+                from workbench.observability import plots
+
+                store = _wb().store
+                if args.plot == "spend":
+                    return plots.spend_over_time(store, by=args.by if args.by != "day" else "model", freq=args.freq)
+                if args.plot == "latency":
+                    return plots.latency_by_model(store)
+                return plots.cache_hit_rate(store, freq=args.freq)
             return _wb().costs.df(by=args.by, since=args.since)
         except WorkbenchError as exc:
             raise _usage(exc) from None

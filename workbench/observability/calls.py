@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 CALL_VIEW = (
     "id", "started_at", "session", "mode", "route", "model", "status", "prompt", "text",
-    "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "user", "task", "error",
+    "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "user", "task", "error", "routing",
 )  # fmt: skip
 ATTEMPT_VIEW = (
     "call_id", "n", "deployment", "model", "status", "error_class", "status_code",

@@ -30,6 +30,7 @@ from workbench.config import Deployment, Route, Settings
 from workbench.errors import ProviderError, UnknownModel
 from workbench.serving.breaker import Breakers
 from workbench.serving.failures import Failure, classify
+from workbench.serving.policies import LatencyTracker, order
 from workbench.serving.types import Attempt, Completion, Request
 from workbench.store import utcnow
 
@@ -63,10 +64,11 @@ def backoff(retry: int, base: float = 0.25, cap: float = 4.0) -> float:
 class FailoverPlan:
     """Which deployment to try next and how long to wait first (no I/O)."""
 
-    def __init__(self, route: Route, breakers: Breakers | None = None, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, route: Route, breakers: Breakers | None = None, clock: Callable[[], float] = time.monotonic,
+                 deployments: list[Deployment] | None = None):  # fmt: skip
         self.route, self.breakers, self._clock = route, breakers, clock
         self.attempts: list[Attempt] = []
-        self._queue = list(route.deployments)  # not tried yet, in order
+        self._queue = list(deployments if deployments is not None else route.deployments)  # not tried yet, in order
         self._open: list[Deployment] = []  # skipped for an open circuit: may be probed before the deadline
         self._retry: tuple[Deployment, float] | None = None
         self._retries = 0
@@ -166,7 +168,13 @@ class Router:
         self.settings = settings
         self.extra_routes: dict[str, Route] = {}
         self.breakers = Breakers(settings.breaker.failures, settings.breaker.cooldown_s)
+        self.latency = LatencyTracker()
         self._model_routes: dict[str, Route] = {}  # bare model names already checked
+
+    def plan(self, route: Route, request: Request) -> tuple[FailoverPlan, str]:
+        """The failover plan for a request, in the order the route's policy chose, and why."""
+        deployments, reason = order(route, request, self.settings, self.latency, litellm_module())
+        return FailoverPlan(route, self.breakers, deployments=deployments), reason
 
     def route_names(self) -> list[str]:
         """Every configured route name."""
@@ -234,7 +242,7 @@ class Router:
                  on_token: TokenSink | None = None) -> Completion:  # fmt: skip
         """Send ``request`` down the route, failing over as the plan says."""
         litellm = litellm_module()
-        plan = FailoverPlan(route, self.breakers)
+        plan, routing = self.plan(route, request)
         while (step := plan.next()) is not None:
             deployment, wait = step
             if wait:
@@ -254,14 +262,17 @@ class Router:
                 if not attempt.failed(plan, exc, self._secrets(deployment)):
                     raise
                 continue
-            return attempt.succeeded(plan, response)
+            completion = attempt.succeeded(plan, response)
+            completion.routing = routing
+            self.latency.observe(deployment.label, completion.attempts[-1].latency_ms)
+            return completion
         raise plan.error(route_name)
 
     async def acomplete(self, route_name: str, route: Route, request: Request,
                         on_token: TokenSink | None = None) -> Completion:  # fmt: skip
         """Async twin of :meth:`complete` (same plan, ``litellm.acompletion``)."""
         litellm = litellm_module()
-        plan = FailoverPlan(route, self.breakers)
+        plan, routing = self.plan(route, request)
         while (step := plan.next()) is not None:
             deployment, wait = step
             if wait:
@@ -281,7 +292,10 @@ class Router:
                 if not attempt.failed(plan, exc, self._secrets(deployment)):
                     raise
                 continue
-            return attempt.succeeded(plan, response)
+            completion = attempt.succeeded(plan, response)
+            completion.routing = routing
+            self.latency.observe(deployment.label, completion.attempts[-1].latency_ms)
+            return completion
         raise plan.error(route_name)
 
 

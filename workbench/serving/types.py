@@ -84,3 +84,4 @@ class Completion:
     replay_of: str | None = None
     cached_from: str | None = None
     recorded_cost_usd: float | None = None
+    routing: str | None = None  # the routing policy's decision and its reason

@@ -146,7 +146,12 @@ def m003_cost_control(db: sqlite_utils.Database) -> None:
     db["switches"].create({"name": str, "active": int, "reason": str, "at": str}, pk="name")
 
 
-MIGRATIONS: list[Migration] = [m001_initial, m002_replay_lookup_index, m003_cost_control]
+def m004_routing_decision(db: sqlite_utils.Database) -> None:
+    """Record which order a routing policy chose for a call, and why."""
+    db["calls"].add_column("routing", str)
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m002_replay_lookup_index, m003_cost_control, m004_routing_decision]
 
 
 def migrate(db: sqlite_utils.Database) -> list[str]:

@@ -1,0 +1,122 @@
+"""Routing policies: the order in which a route's deployments are tried, and why.
+
+- ``ordered``: as configured (failover only).
+- ``cheapest``: cheapest first, by this request's prompt tokens and answer budget at each
+  deployment's price (config prices, else litellm's price map); deployments whose context
+  window is too small for the prompt go last, unknown prices after known ones.
+- ``fastest``: lowest recent latency first (an EWMA of successful attempts in this
+  process); a deployment never measured goes first, so it gets measured.
+- ``complexity``: list the route cheap-to-strong. A prompt scoring
+  ``COMPLEX_AT`` or more is *hard* and tries the deployments strongest-first; otherwise
+  the configured order. The score, transparently: +1 for a prompt over 100 tokens, +1
+  more over 400; +2 for code (a ``` fence or a ``def``/``class``/``SELECT`` line); +1 for
+  each reasoning cue (see ``CUES``), at most 3; +1 for two or more questions.
+
+Failover still applies after ordering. The decision is recorded on the call.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+
+from workbench.config import Deployment, Route, Settings
+from workbench.serving.types import Request
+
+COMPLEX_AT = 2
+CUES = ("step by step", "prove", "derive", "analy", "design", "debug", "refactor", "optimi", "compare",
+        "trade-off", "explain why", "root cause")  # fmt: skip
+_CODE = re.compile(r"```|^\s*(def|class|select|function|import)\b", re.IGNORECASE | re.MULTILINE)
+DEFAULT_ANSWER_TOKENS = 256
+
+
+class LatencyTracker:
+    """EWMA of successful attempt latency per deployment (thread-safe)."""
+
+    def __init__(self, alpha: float = 0.3):
+        self.alpha = alpha
+        self._ewma: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def observe(self, deployment: str, latency_ms: float) -> None:
+        """Fold one successful attempt's latency in."""
+        with self._lock:
+            old = self._ewma.get(deployment)
+            self._ewma[deployment] = latency_ms if old is None else self.alpha * latency_ms + (1 - self.alpha) * old
+
+    def get(self, deployment: str) -> float | None:
+        """The current estimate in ms, or ``None`` if never measured."""
+        with self._lock:
+            return self._ewma.get(deployment)
+
+
+def complexity(request: Request, count_tokens: Any) -> tuple[int, list[str]]:
+    """The complexity score of the last user message and the reasons that make it up."""
+    text = next((m.get("content") or "" for m in reversed(request.messages) if m.get("role") == "user"), "")
+    text = text if isinstance(text, str) else str(text)
+    score, why = 0, []
+    tokens = count_tokens(text)
+    if tokens > 100:
+        score += 1 + (tokens > 400)
+        why.append(f"{tokens} tokens")
+    if _CODE.search(text):
+        score += 2
+        why.append("code")
+    cues = [c for c in CUES if c in text.lower()][:3]
+    if cues:
+        score += len(cues)
+        why.append("cues: " + ", ".join(cues))
+    if text.count("?") >= 2:
+        score += 1
+        why.append(f"{text.count('?')} questions")
+    return score, why
+
+
+def order(route: Route, request: Request, settings: Settings, latency: LatencyTracker,
+          litellm: Any) -> tuple[list[Deployment], str]:  # fmt: skip
+    """The deployments in the order to try them, and the reason, under the route's policy."""
+    deployments = list(route.deployments)
+    if route.policy == "ordered" or len(deployments) < 2:
+        return deployments, route.policy
+    if route.policy == "fastest":
+        def speed(d: Deployment) -> float:
+            ms = latency.get(d.label)
+            return -1.0 if ms is None else ms
+
+        ranked = sorted(deployments, key=speed)
+        shown = ", ".join(f"{d.label} {'unmeasured' if speed(d) < 0 else f'{speed(d):.0f} ms'}" for d in ranked)
+        return ranked, f"fastest: {shown}"
+    if route.policy == "cheapest":
+        prompt = litellm.token_counter(model=deployments[0].model, messages=request.messages)
+        answer = request.params.get("max_tokens") or DEFAULT_ANSWER_TOKENS
+
+        def cost(d: Deployment) -> tuple[int, float]:
+            info = _model_info(litellm, d.model)
+            fits = info.get("max_input_tokens") is None or prompt <= info["max_input_tokens"]
+            price = settings.price_for(d)
+            if price is not None:
+                unit_in, unit_out = price.input_cost_per_token, price.output_cost_per_token
+            elif d.model.startswith("local/"):
+                unit_in = unit_out = 0.0
+            elif info.get("input_cost_per_token") is not None:
+                unit_in, unit_out = info["input_cost_per_token"], info.get("output_cost_per_token") or 0.0
+            else:
+                return (0 if fits else 2, float("inf"))
+            return (0 if fits else 2, prompt * unit_in + answer * unit_out)
+
+        ranked = sorted(deployments, key=cost)
+        shown = ", ".join(f"{d.label} ${cost(d)[1]:.6f}" + ("" if cost(d)[0] == 0 else " (too long)") for d in ranked)
+        return ranked, f"cheapest: {shown}"
+    score, why = complexity(request, lambda text: litellm.token_counter(model="gpt-4o", text=text))
+    hard = score >= COMPLEX_AT
+    ranked = deployments[::-1] if hard else deployments
+    detail = "; ".join(why) or "no signals"
+    return ranked, f"complexity {score} ({detail}): {'hard, strongest first' if hard else 'simple, cheapest first'}"
+
+
+def _model_info(litellm: Any, model: str) -> dict[str, Any]:
+    try:
+        return dict(litellm.get_model_info(model))
+    except Exception:  # litellm raises plain Exception for models missing from its map
+        return {}
