@@ -125,7 +125,8 @@ class Budgets:
 
         rows = []
         for b in self.store.query("SELECT * FROM budgets ORDER BY scope, key, period"):
-            spent_usd, spent_tokens, held_usd, held_tokens = self._usage(self.store.conn, b)
+            with self.store.lock:  # the connection is shared: never read it beside another thread's transaction
+                spent_usd, spent_tokens, held_usd, held_tokens = self._usage(self.store.conn, b)
             limit = b["limit_usd"]
             rows.append({
                 "scope": b["scope"] if b["scope"] == "global" else f"{b['scope']}:{b['key']}",
@@ -141,10 +142,11 @@ class Budgets:
 
     def gate(self) -> bool:
         """Refuse at once if the kill switch is on; tell whether any budget exists."""
-        row = self.store.conn.execute(
-            "SELECT (SELECT reason FROM switches WHERE name = 'kill' AND active = 1), "
-            "EXISTS (SELECT 1 FROM budgets)"
-        ).fetchone()
+        with self.store.lock:
+            row = self.store.conn.execute(
+                "SELECT (SELECT reason FROM switches WHERE name = 'kill' AND active = 1), "
+                "EXISTS (SELECT 1 FROM budgets)"
+            ).fetchone()
         if row[0] is not None:
             raise KillSwitchActive(
                 f"the kill switch is on ({row[0]}): no call is sent until it is lifted "

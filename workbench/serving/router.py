@@ -65,8 +65,10 @@ class FailoverPlan:
     """Which deployment to try next and how long to wait first (no I/O)."""
 
     def __init__(self, route: Route, breakers: Breakers | None = None, clock: Callable[[], float] = time.monotonic,
-                 deployments: list[Deployment] | None = None):  # fmt: skip
+                 deployments: list[Deployment] | None = None, routing: str = "ordered",
+                 latency: LatencyTracker | None = None):  # fmt: skip
         self.route, self.breakers, self._clock = route, breakers, clock
+        self.routing, self.latency = routing, latency  # the policy's decision; where latencies are learned
         self.attempts: list[Attempt] = []
         self._queue = list(deployments if deployments is not None else route.deployments)  # not tried yet, in order
         self._open: list[Deployment] = []  # skipped for an open circuit: may be probed before the deadline
@@ -109,10 +111,12 @@ class FailoverPlan:
         return None
 
     def succeeded(self, deployment: Deployment, started_at: str, latency_ms: float) -> None:
-        """Record a successful attempt."""
+        """Record a successful attempt (and tell the breaker and the latency tracker)."""
         self._record(deployment, "ok", latency_ms, started_at=started_at)
         if self.breakers is not None:
             self.breakers.succeeded(deployment.label)
+        if self.latency is not None:
+            self.latency.observe(deployment.label, latency_ms)
 
     def failed(self, deployment: Deployment, failure: Failure, started_at: str, latency_ms: float) -> None:
         """Record a failed attempt and decide: retry here (after a wait) or move on."""
@@ -171,10 +175,10 @@ class Router:
         self.latency = LatencyTracker()
         self._model_routes: dict[str, Route] = {}  # bare model names already checked
 
-    def plan(self, route: Route, request: Request) -> tuple[FailoverPlan, str]:
-        """The failover plan for a request, in the order the route's policy chose, and why."""
+    def plan(self, route: Route, request: Request) -> FailoverPlan:
+        """The failover plan for a request, in the order the route's policy chose (and why)."""
         deployments, reason = order(route, request, self.settings, self.latency, litellm_module())
-        return FailoverPlan(route, self.breakers, deployments=deployments), reason
+        return FailoverPlan(route, self.breakers, deployments=deployments, routing=reason, latency=self.latency)
 
     def route_names(self) -> list[str]:
         """Every configured route name."""
@@ -242,7 +246,7 @@ class Router:
                  on_token: TokenSink | None = None) -> Completion:  # fmt: skip
         """Send ``request`` down the route, failing over as the plan says."""
         litellm = litellm_module()
-        plan, routing = self.plan(route, request)
+        plan = self.plan(route, request)
         while (step := plan.next()) is not None:
             deployment, wait = step
             if wait:
@@ -262,17 +266,14 @@ class Router:
                 if not attempt.failed(plan, exc, self._secrets(deployment)):
                     raise
                 continue
-            completion = attempt.succeeded(plan, response)
-            completion.routing = routing
-            self.latency.observe(deployment.label, completion.attempts[-1].latency_ms)
-            return completion
+            return attempt.succeeded(plan, response)
         raise plan.error(route_name)
 
     async def acomplete(self, route_name: str, route: Route, request: Request,
                         on_token: TokenSink | None = None) -> Completion:  # fmt: skip
         """Async twin of :meth:`complete` (same plan, ``litellm.acompletion``)."""
         litellm = litellm_module()
-        plan, routing = self.plan(route, request)
+        plan = self.plan(route, request)
         while (step := plan.next()) is not None:
             deployment, wait = step
             if wait:
@@ -292,10 +293,7 @@ class Router:
                 if not attempt.failed(plan, exc, self._secrets(deployment)):
                     raise
                 continue
-            completion = attempt.succeeded(plan, response)
-            completion.routing = routing
-            self.latency.observe(deployment.label, completion.attempts[-1].latency_ms)
-            return completion
+            return attempt.succeeded(plan, response)
         raise plan.error(route_name)
 
 
@@ -338,7 +336,9 @@ class _AttemptRun:
     def succeeded(self, plan: FailoverPlan, response: Any) -> Completion:
         """Record the success and build the completion."""
         plan.succeeded(self.deployment, self.started_at, self._elapsed_ms())
-        return _completion(self.deployment, response, plan.attempts, self.ttft_ms)
+        completion = _completion(self.deployment, response, plan.attempts, self.ttft_ms)
+        completion.routing = plan.routing
+        return completion
 
 
 def _completion(deployment: Deployment, response: Any, attempts: list[Attempt],
