@@ -48,6 +48,8 @@ class Deployment(_Strict):
     timeout: float = Field(60.0, gt=0)
     input_cost_per_token: float | None = Field(None, ge=0)
     output_cost_per_token: float | None = Field(None, ge=0)
+    rpm: int | None = Field(None, gt=0)  # requests per minute this deployment allows (enforced before sending)
+    tpm: int | None = Field(None, gt=0)  # tokens per minute (prompt + answer budget)
     params: dict[str, Any] = Field(default_factory=dict)
 
     @property

@@ -21,6 +21,7 @@ from workbench.context.compose import ContextArg
 from workbench.cost import Attribution, Budgets, Costs, Pricing
 from workbench.errors import BudgetExceeded, KillSwitchActive, ProviderError, ReplayMiss, WorkbenchError
 from workbench.limits.cache import ResponseCache
+from workbench.limits.ratelimit import RateLimiter
 from workbench.memory import Session, Sessions
 from workbench.observability import CallLog, Trace, deployment_health, new_id
 from workbench.result import Format, Result
@@ -71,6 +72,7 @@ class Workbench:
         self.settings = settings or load_settings()
         self.store = Store(self.settings.store)
         self.router = Router(self.settings)
+        self.router.limiter = RateLimiter(self.store)
         self.replayer = ReplayServing(self.store)
         self.composer = Composer()
         self.pricing = Pricing(self.settings)

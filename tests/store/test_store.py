@@ -20,7 +20,8 @@ def test_migrates_from_blank_once_and_records_names(tmp_path):
 def test_migrates_an_in_memory_database():
     db = sqlite_utils.Database(memory=True)
     db.conn.isolation_level = None
-    assert migrate(db) == ["m001_initial", "m002_replay_lookup_index", "m003_cost_control", "m004_routing_decision"]
+    assert migrate(db) == ["m001_initial", "m002_replay_lookup_index", "m003_cost_control", "m004_routing_decision",
+                           "m005_rate_limits"]
 
 
 def test_migrates_a_store_created_by_the_first_schema(tmp_path):
@@ -71,3 +72,21 @@ def test_unwritable_store_is_a_clear_error(tmp_path):
 
     with pytest.raises(WorkbenchError, match="cannot open the store"):
         Store(blocker / "sub" / "w.db")
+
+
+def _open(path: str) -> None:
+    Store(path)
+
+
+def test_processes_opening_a_new_store_at_once_migrate_it_once(tmp_path):
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_open, args=(str(tmp_path / "new.db"),)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    names = [r["name"] for r in Store(tmp_path / "new.db").query("SELECT name FROM _migrations")]
+    assert names == [m.__name__ for m in MIGRATIONS]

@@ -36,6 +36,7 @@ class ChaosStats:
     errors: int = 0
     rate_limited: int = 0
     statuses: list[int] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)  # time.monotonic() of each request
 
 
 class ChaosServer:
@@ -117,6 +118,7 @@ class ChaosServer:
         with self._lock:
             self.stats.requests += 1
             now = time.monotonic()
+            self.stats.arrivals.append(now)
             if self.tpm is not None:
                 while self._token_window and now - self._token_window[0][0] >= 60.0:
                     self._token_window.popleft()

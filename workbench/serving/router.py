@@ -30,7 +30,7 @@ from workbench.config import Deployment, Route, Settings
 from workbench.errors import ProviderError, UnknownModel
 from workbench.serving.breaker import Breakers
 from workbench.serving.failures import Failure, classify
-from workbench.serving.policies import LatencyTracker, order
+from workbench.serving.policies import DEFAULT_ANSWER_TOKENS, LatencyTracker, order
 from workbench.serving.types import Attempt, Completion, Request
 from workbench.store import utcnow
 
@@ -110,6 +110,14 @@ class FailoverPlan:
                 return None, wait
         return None
 
+    def remaining_s(self) -> float:
+        """How much of the route's deadline is left."""
+        return max(0.0, self.route.deadline_s - (self._clock() - self._started))
+
+    def skip(self, deployment: Deployment, error_class: str, error: str) -> None:
+        """Record that a deployment the plan offered was not tried after all."""
+        self._record(deployment, "skipped", 0.0, error_class=error_class, error=error)
+
     def succeeded(self, deployment: Deployment, started_at: str, latency_ms: float) -> None:
         """Record a successful attempt (and tell the breaker and the latency tracker)."""
         self._record(deployment, "ok", latency_ms, started_at=started_at)
@@ -173,7 +181,22 @@ class Router:
         self.extra_routes: dict[str, Route] = {}
         self.breakers = Breakers(settings.breaker.failures, settings.breaker.cooldown_s)
         self.latency = LatencyTracker()
+        self.limiter: Any = None  # a RateLimiter, wired in by the runtime (limits sits above serving)
         self._model_routes: dict[str, Route] = {}  # bare model names already checked
+
+    def _slot(self, plan: FailoverPlan, deployment: Deployment, request: Request) -> float | None:
+        """Seconds to wait for the deployment's rate-limit slot, or ``None``: skipped (recorded)."""
+        if self.limiter is None or (deployment.rpm is None and deployment.tpm is None):
+            return 0.0
+        tokens = 0
+        if deployment.tpm:
+            answer = request.params.get("max_tokens") or DEFAULT_ANSWER_TOKENS
+            tokens = litellm_module().token_counter(model=deployment.model, messages=request.messages) + answer
+        wait = self.limiter.reserve(deployment.label, deployment.rpm, deployment.tpm, tokens, plan.remaining_s())
+        if wait is None:
+            limits = ", ".join(f"{v} {k}" for k, v in (("rpm", deployment.rpm), ("tpm", deployment.tpm)) if v)
+            plan.skip(deployment, "RateLimited", f"no {limits} slot within the call's deadline")
+        return wait
 
     def plan(self, route: Route, request: Request) -> FailoverPlan:
         """The failover plan for a request, in the order the route's policy chose (and why)."""
@@ -251,8 +274,10 @@ class Router:
             deployment, wait = step
             if wait:
                 time.sleep(wait)
-            if deployment is None:
+            if deployment is None or (slot := self._slot(plan, deployment, request)) is None:
                 continue
+            if slot:
+                time.sleep(slot)
             attempt = _AttemptRun(deployment, on_token)
             try:
                 kwargs = self._kwargs(deployment, request)
@@ -278,8 +303,10 @@ class Router:
             deployment, wait = step
             if wait:
                 await asyncio.sleep(wait)
-            if deployment is None:
+            if deployment is None or (slot := self._slot(plan, deployment, request)) is None:
                 continue
+            if slot:
+                await asyncio.sleep(slot)
             attempt = _AttemptRun(deployment, on_token)
             try:
                 kwargs = self._kwargs(deployment, request)

@@ -151,27 +151,36 @@ def m004_routing_decision(db: sqlite_utils.Database) -> None:
     db["calls"].add_column("routing", str)
 
 
-MIGRATIONS: list[Migration] = [m001_initial, m002_replay_lookup_index, m003_cost_control, m004_routing_decision]
+def m005_rate_limits(db: sqlite_utils.Database) -> None:
+    """Per-deployment rate-limit slots (GCRA theoretical arrival times), shared by every process."""
+    db["rate_state"].create({"deployment": str, "tat_req": float, "tat_tok": float}, pk="deployment")
+
+
+MIGRATIONS: list[Migration] = [
+    m001_initial, m002_replay_lookup_index, m003_cost_control, m004_routing_decision, m005_rate_limits,
+]
 
 
 def migrate(db: sqlite_utils.Database) -> list[str]:
-    """Apply every migration not yet recorded; return the names applied now."""
-    table = db["_migrations"]
-    if not table.exists():
-        table.create({"name": str, "applied_at": str}, pk="name")
-    done = {row["name"] for row in table.rows}
-    applied = []
-    for migration in MIGRATIONS:
-        name = migration.__name__
-        if name in done:
-            continue
-        db.execute("BEGIN IMMEDIATE")
-        try:
+    """Apply every migration not yet recorded; return the names applied now.
+
+    The check and the changes run in one ``BEGIN IMMEDIATE`` transaction, so several
+    processes opening a new store at once apply each migration exactly once.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+        done = {row[0] for row in db.execute("SELECT name FROM _migrations").fetchall()}
+        applied = []
+        for migration in MIGRATIONS:
+            if migration.__name__ in done:
+                continue
             migration(db)
-            table.insert({"name": name, "applied_at": datetime.now(UTC).isoformat()})
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-        applied.append(name)
+            db.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",
+                       (migration.__name__, datetime.now(UTC).isoformat()))  # fmt: skip
+            applied.append(migration.__name__)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
     return applied
