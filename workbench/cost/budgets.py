@@ -24,6 +24,7 @@ from typing import Any, Literal
 from workbench.config import Route, Settings
 from workbench.errors import BudgetExceeded, KillSwitchActive, WorkbenchError
 from workbench.serving import Request, litellm_module
+from workbench.serving.policies import unit_prices
 from workbench.store import Store, utcnow
 
 Scope = Literal["global", "user", "task", "agent", "session"]
@@ -159,15 +160,9 @@ class Budgets:
         litellm = litellm_module()
         worst_usd, worst_tokens = 0.0, 0
         for d in route.deployments:
-            prompt = litellm.token_counter(model=d.model, messages=request.messages)
+            prompt = request.prompt_tokens(d.model)
             out = request.params.get("max_tokens") or _max_output_tokens(litellm, d.model)
-            price = self.settings.price_for(d)
-            if price is not None:
-                unit_in, unit_out = price.input_cost_per_token, price.output_cost_per_token
-            else:
-                entry = litellm.model_cost.get(d.model) or litellm.model_cost.get(d.model.split("/", 1)[-1]) or {}
-                unit_in = entry.get("input_cost_per_token") or 0.0
-                unit_out = entry.get("output_cost_per_token") or 0.0
+            unit_in, unit_out = unit_prices(self.settings, d, litellm) or (0.0, 0.0)  # unknown price: tokens only
             worst_usd = max(worst_usd, prompt * unit_in + out * unit_out)
             worst_tokens = max(worst_tokens, prompt + out)
         return worst_usd, worst_tokens

@@ -88,22 +88,16 @@ def order(route: Route, request: Request, settings: Settings, latency: LatencyTr
         shown = ", ".join(f"{d.label} {'unmeasured' if speed(d) < 0 else f'{speed(d):.0f} ms'}" for d in ranked)
         return ranked, f"fastest: {shown}"
     if route.policy == "cheapest":
-        prompt = litellm.token_counter(model=deployments[0].model, messages=request.messages)
+        prompt = request.prompt_tokens(deployments[0].model)
         answer = request.params.get("max_tokens") or DEFAULT_ANSWER_TOKENS
 
         def cost(d: Deployment) -> tuple[int, float]:
             info = _model_info(litellm, d.model)
             fits = info.get("max_input_tokens") is None or prompt <= info["max_input_tokens"]
-            price = settings.price_for(d)
-            if price is not None:
-                unit_in, unit_out = price.input_cost_per_token, price.output_cost_per_token
-            elif d.model.startswith("local/"):
-                unit_in = unit_out = 0.0
-            elif info.get("input_cost_per_token") is not None:
-                unit_in, unit_out = info["input_cost_per_token"], info.get("output_cost_per_token") or 0.0
-            else:
+            units = unit_prices(settings, d, litellm)
+            if units is None:
                 return (0 if fits else 2, float("inf"))
-            return (0 if fits else 2, prompt * unit_in + answer * unit_out)
+            return (0 if fits else 2, prompt * units[0] + answer * units[1])
 
         ranked = sorted(deployments, key=cost)
         shown = ", ".join(f"{d.label} ${cost(d)[1]:.6f}" + ("" if cost(d)[0] == 0 else " (too long)") for d in ranked)
@@ -113,6 +107,19 @@ def order(route: Route, request: Request, settings: Settings, latency: LatencyTr
     ranked = deployments[::-1] if hard else deployments
     detail = "; ".join(why) or "no signals"
     return ranked, f"complexity {score} ({detail}): {'hard, strongest first' if hard else 'simple, cheapest first'}"
+
+
+def unit_prices(settings: Settings, deployment: Deployment, litellm: Any) -> tuple[float, float] | None:
+    """(input, output) USD per token: configured prices, else 0 for local models, else litellm's map."""
+    price = settings.price_for(deployment)
+    if price is not None:
+        return price.input_cost_per_token, price.output_cost_per_token
+    if deployment.model.startswith("local/"):
+        return 0.0, 0.0
+    info = _model_info(litellm, deployment.model)
+    if info.get("input_cost_per_token") is None:
+        return None
+    return info["input_cost_per_token"], info.get("output_cost_per_token") or 0.0
 
 
 def _model_info(litellm: Any, model: str) -> dict[str, Any]:

@@ -191,7 +191,7 @@ class Router:
         tokens = 0
         if deployment.tpm:
             answer = request.params.get("max_tokens") or DEFAULT_ANSWER_TOKENS
-            tokens = litellm_module().token_counter(model=deployment.model, messages=request.messages) + answer
+            tokens = request.prompt_tokens(deployment.model) + answer
         wait = self.limiter.reserve(deployment.label, deployment.rpm, deployment.tpm, tokens, plan.remaining_s())
         if wait is None:
             limits = ", ".join(f"{v} {k}" for k, v in (("rpm", deployment.rpm), ("tpm", deployment.tpm)) if v)

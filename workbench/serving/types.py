@@ -24,6 +24,15 @@ class Request:
     messages: list[dict[str, Any]]
     params: dict[str, Any] = field(default_factory=dict)
     stream: bool = False
+    _prompt_tokens: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+
+    def prompt_tokens(self, model: str) -> int:
+        """The messages' token count for ``model``'s tokenizer, counted once per request."""
+        if model not in self._prompt_tokens:
+            from workbench.serving.router import litellm_module
+
+            self._prompt_tokens[model] = litellm_module().token_counter(model=model, messages=self.messages)
+        return self._prompt_tokens[model]
 
     def to_json(self) -> str:
         """The stored form (also what the fingerprint hashes)."""
