@@ -56,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     chaos.add_argument("--api-key-env", help="require the bearer token held in this environment variable")
     chaos.add_argument("--jitter-ms", type=float, default=0.0, help="latency standard deviation")
     chaos.add_argument("--tpm", type=int, help="prompt tokens per minute before 429 + Retry-After")
+    chaos.add_argument("--window", type=float, default=60.0, metavar="S",
+                       help="rpm/tpm allow bursts of this many seconds' worth (1: per-second enforcement)")
     chaos.add_argument("--malformed-rate", type=float, default=0.0, help="share of answers with a broken body")
     chaos.add_argument("--cut-stream-after", type=int, help="close streams after N words")
     chaos.add_argument("--no-stream-usage", action="store_true", help="never send usage in streams")
@@ -127,7 +129,7 @@ def _chaos(args: argparse.Namespace) -> int:
         error_rate=args.error_rate, error_status=args.error_status, status=args.status,
         rpm=args.rpm, retry_after=args.retry_after, context_window=args.context_window,
         api_key=key, seed=args.seed, jitter_ms=args.jitter_ms, tpm=args.tpm, malformed_rate=args.malformed_rate,
-        cut_stream_after=args.cut_stream_after, stream_usage=not args.no_stream_usage,
+        cut_stream_after=args.cut_stream_after, stream_usage=not args.no_stream_usage, window_s=args.window,
     )  # fmt: skip
     print(f"chaos server {args.name!r} on {server.url} (Ctrl-C to stop)", flush=True)
     try:

@@ -50,6 +50,7 @@ class Deployment(_Strict):
     output_cost_per_token: float | None = Field(None, ge=0)
     rpm: int | None = Field(None, gt=0)  # requests per minute this deployment allows (enforced before sending)
     tpm: int | None = Field(None, gt=0)  # tokens per minute (prompt + answer budget)
+    max_parallel: int | None = Field(None, gt=0)  # requests in flight at once, across every process
     params: dict[str, Any] = Field(default_factory=dict)
 
     @property

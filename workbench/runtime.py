@@ -104,18 +104,21 @@ class Workbench:
             max_tokens: int | None = None, response_format: dict[str, Any] | None = None,
             stream: bool = False, on_token: TokenSink | None = None,
             format: Format = "markdown", agent: str | None = None, cache: bool | None = None,
-            budget: float | None = None) -> Result:  # fmt: skip
+            budget: float | None = None, priority: int = 0, max_wait: float | None = None) -> Result:  # fmt: skip
         """Send ``prompt`` to a model or route and return the recorded :class:`Result`.
 
         ``session`` continues a named conversation; ``context`` (text, ``{id: text}``
         or a list) is given to the model as citable sources; ``stream`` calls
         ``on_token(delta)`` as text arrives; ``user``/``task``/``agent`` attribute the
         cost; ``cache=False`` bypasses the response cache (``None``: as configured);
-        ``budget`` (USD) refuses the call unless its worst case fits.
+        ``budget`` (USD) refuses the call unless its worst case fits; ``priority``
+        (higher first) is its place in a rate-limited deployment's queue and
+        ``max_wait`` (seconds) the longest it waits there before failing over.
         """
         call = self._begin(prompt, model, session, system, context, user, task,
                            temperature, max_tokens, response_format, stream, agent, cache)  # fmt: skip
         call.budget = budget
+        self._queueing(call, priority, max_wait)
         return self._run(call, on_token, format)
 
     async def aask(self, prompt: str, *, model: str | None = None, session: str | None = None,
@@ -124,12 +127,22 @@ class Workbench:
                    max_tokens: int | None = None, response_format: dict[str, Any] | None = None,
                    stream: bool = False, on_token: TokenSink | None = None,
                    format: Format = "markdown", agent: str | None = None,
-                   cache: bool | None = None, budget: float | None = None) -> Result:  # fmt: skip
+                   cache: bool | None = None, budget: float | None = None, priority: int = 0,
+                   max_wait: float | None = None) -> Result:  # fmt: skip
         """Async twin of :meth:`ask` (uses ``litellm.acompletion``)."""
         call = self._begin(prompt, model, session, system, context, user, task,
                            temperature, max_tokens, response_format, stream, agent, cache)  # fmt: skip
         call.budget = budget
+        self._queueing(call, priority, max_wait)
         return await self._arun(call, on_token, format)
+
+    @staticmethod
+    def _queueing(call: _Call, priority: int, max_wait: float | None) -> None:
+        if not isinstance(priority, int) or isinstance(priority, bool):
+            raise WorkbenchError(f"priority must be a whole number (higher goes first), not {priority!r}")
+        if max_wait is not None and not (isinstance(max_wait, int | float) and max_wait >= 0):
+            raise WorkbenchError(f"max_wait must be seconds >= 0, not {max_wait!r}")
+        call.request.priority, call.request.max_wait_s = priority, max_wait
 
     def _run(self, call: _Call, on_token: TokenSink | None, format: Format) -> Result:
         try:
@@ -352,6 +365,8 @@ class Workbench:
         import pandas as pd
 
         health = deployment_health(self.store)
+        queues = self.router.limiter.queues() if self.router.limiter is not None else {}
+        idle = {"waiting": 0, "in_flight": 0}
         rows = []
         routes = {**self.settings.routes, **self.router.extra_routes}
         labels = {d.label for route in routes.values() for d in route.deployments}
@@ -364,9 +379,10 @@ class Workbench:
                     key = f"{d.api_key_env} ({'set' if os.environ.get(d.api_key_env) else 'missing'})"
                 rows.append({"route": name, "order": i, "deployment": d.label, "model": d.model,
                              "key": key, "default": self.settings.default_route in (name, d.label),
-                             "breaker": self.router.breakers.state(d.label), **health.get(d.label, {})})  # fmt: skip
-        columns = ["route", "order", "deployment", "model", "key", "default", "breaker",
-                   "attempts", "errors", "error_rate", "p50_ms", "last_error"]  # fmt: skip
+                             "breaker": self.router.breakers.state(d.label), "limits": _limits(d),
+                             **queues.get(d.label, idle), **health.get(d.label, {})})  # fmt: skip
+        columns = ["route", "order", "deployment", "model", "key", "default", "breaker", "limits", "waiting",
+                   "in_flight", "attempts", "errors", "error_rate", "p50_ms", "last_error"]  # fmt: skip
         return pd.DataFrame(rows, columns=columns)
 
     def replay(self, session: str) -> pd.DataFrame:
@@ -376,3 +392,9 @@ class Workbench:
     def close(self) -> None:
         """Close the store."""
         self.store.close()
+
+
+def _limits(d: Deployment) -> str:
+    """A deployment's rate limits as one short cell, e.g. ``600 rpm · 3 parallel``."""
+    parts = [f"{v} {k}" for k, v in (("rpm", d.rpm), ("tpm", d.tpm), ("parallel", d.max_parallel)) if v]
+    return " · ".join(parts) or "-"

@@ -65,6 +65,8 @@ def test_options_are_recorded(ip, current):
     ("-m nope", "hi", "unknown model or route 'nope'"),
     ("--bogus", "hi", "unrecognized arguments: --bogus"),
     ("--max-tokens 0", "hi", "--max-tokens must be a positive whole number"),
+    ("-m local/echo --max-wait -1", "hi", "max_wait must be seconds >= 0"),
+    ("--priority high", "hi", "argument --priority: invalid int value: 'high'"),
     ("-m local/echo --format json", "not json", "the answer is not valid JSON"),
 ])
 def test_mistakes_are_usage_errors(ip, current, line, cell, message):

@@ -60,6 +60,8 @@ class WorkbenchMagics(Magics):
     @argument("--no-stream", action="store_true", help="wait for the whole answer instead of streaming")
     @argument("--no-cache", action="store_true", help="do not answer from the response cache")
     @argument("--budget", type=float, metavar="USD", help="refuse the call unless its worst-case cost fits")
+    @argument("--priority", type=int, default=0, help="place in a rate-limited deployment's queue (higher first)")
+    @argument("--max-wait", type=float, metavar="S", help="longest wait for a rate-limit slot before failing over")
     @argument("--temperature", type=float, help="sampling temperature")
     @argument("--max-tokens", type=int, help="upper bound on answer tokens")
     @cell_magic
@@ -95,6 +97,7 @@ class WorkbenchMagics(Magics):
                 response_format={"type": "json_object"} if args.format == "json" else None,
                 stream=preview is not None, on_token=preview, format=args.format,
                 cache=False if args.no_cache else None, budget=args.budget,
+                priority=args.priority, max_wait=args.max_wait,
             )  # fmt: skip
         except WorkbenchError as exc:
             raise _usage(exc) from None

@@ -4,8 +4,10 @@ Serves ``GET /v1/models`` and ``POST /v1/chat/completions`` (streaming and not).
 Knobs: ``latency_ms`` before answering (``jitter_ms``: normally distributed around
 it), ``error_rate`` (share of requests answered with ``error_status``), ``status``
 (answer every request with this status), ``rpm``/``tpm`` (over either: 429 with
-``Retry-After``), ``context_window`` (prompt tokens over it: OpenAI's 400
-``context_length_exceeded``), ``api_key`` (require this bearer token),
+``Retry-After`` and ``retry-after-ms``; enforced as token buckets holding ``window_s``
+seconds' worth, 60 by default: ``rpm=600, window_s=1`` allows bursts of 10, as providers
+that enforce per-minute limits at a finer grain do), ``context_window`` (prompt tokens
+over it: OpenAI's 400 ``context_length_exceeded``), ``api_key`` (require this bearer token),
 ``malformed_rate`` (share of 200 answers whose body is not JSON), ``cut_stream_after``
 (close a stream after N words), ``stream_usage=False`` (never send usage, as some
 providers do), ``seed`` (repeatable draws). Tokens are counted as whitespace-separated words.
@@ -22,7 +24,6 @@ import random
 import socket
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -37,6 +38,8 @@ class ChaosStats:
     rate_limited: int = 0
     statuses: list[int] = field(default_factory=list)
     arrivals: list[float] = field(default_factory=list)  # time.monotonic() of each request
+    in_flight: int = 0  # requests being answered now
+    max_in_flight: int = 0  # the most answered at once
 
 
 class ChaosServer:
@@ -49,7 +52,7 @@ class ChaosServer:
                  api_key: str | None = None, seed: int | None = None,
                  reply: str = "[{name}] {prompt}", jitter_ms: float = 0.0, tpm: int | None = None,
                  malformed_rate: float = 0.0, cut_stream_after: int | None = None,
-                 stream_usage: bool = True):  # fmt: skip
+                 stream_usage: bool = True, window_s: float = 60.0):  # fmt: skip
         if not 0.0 <= error_rate <= 1.0:
             raise ValueError("error_rate must be between 0 and 1")
         self.name, self.latency_ms, self.error_rate = name, latency_ms, error_rate
@@ -60,8 +63,9 @@ class ChaosServer:
         self.stats = ChaosStats()
         self._random = random.Random(seed)
         self._lock = threading.Lock()
-        self._window: deque[float] = deque()
-        self._token_window: deque[tuple[float, int]] = deque()
+        now = time.monotonic()
+        self._requests = _Bucket(rpm, window_s, now) if rpm is not None else None
+        self._tokens = _Bucket(tpm, window_s, now) if tpm is not None else None
         self._httpd = ThreadingHTTPServer((host, port), _handler(self))
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -119,28 +123,19 @@ class ChaosServer:
             self.stats.requests += 1
             now = time.monotonic()
             self.stats.arrivals.append(now)
-            if self.tpm is not None:
-                while self._token_window and now - self._token_window[0][0] >= 60.0:
-                    self._token_window.popleft()
-                used = sum(n for _, n in self._token_window)
-                if used + prompt_tokens > self.tpm:
-                    self.stats.rate_limited += 1
-                    wait = 60.0 - (now - self._token_window[0][0]) if self._token_window else 1.0
-                    return 429, _error("Rate limit reached for tokens per minute", "rate_limit_exceeded"), {
-                        "Retry-After": str(max(1, math.ceil(wait)))
-                    }
-                self._token_window.append((now, prompt_tokens))
-            if self.rpm is not None:
-                while self._window and now - self._window[0] >= 60.0:
-                    self._window.popleft()
-                if len(self._window) >= self.rpm:
-                    wait = self.retry_after if self.retry_after is not None else 60.0 - (now - self._window[0])
-                    self.stats.rate_limited += 1
-                    header = f"{wait:g}" if self.retry_after is not None else str(max(1, math.ceil(wait)))
-                    return 429, _error("Rate limit reached for requests", "rate_limit_exceeded"), {
-                        "Retry-After": header
-                    }
-                self._window.append(now)
+            limited = [(name, bucket.wait(n, now)) for name, bucket, n in
+                       (("requests", self._requests, 1), ("tokens per minute", self._tokens, prompt_tokens))
+                       if bucket is not None]  # fmt: skip
+            waits = [(name, wait) for name, wait in limited if wait > 0]
+            if waits:
+                name, wait = max(waits, key=lambda w: w[1])
+                self.stats.rate_limited += 1
+                headers = ({"Retry-After": f"{self.retry_after:g}"} if self.retry_after is not None else
+                           {"Retry-After": str(max(1, math.ceil(wait))), "retry-after-ms": str(math.ceil(wait * 1000))})
+                return 429, _error(f"Rate limit reached for {name}", "rate_limit_exceeded"), headers
+            for bucket, n in ((self._requests, 1), (self._tokens, prompt_tokens)):
+                if bucket is not None:
+                    bucket.take(n)
             if self.status is not None and self.status >= 400:
                 self.stats.errors += 1
                 return self.status, _error(f"{self.name} is failing on purpose", "chaos"), {}
@@ -154,6 +149,25 @@ class ChaosServer:
                     "context_length_exceeded",
                 ), {}
             return 200, None, {}
+
+
+class _Bucket:
+    """A token bucket: holds up to ``per_minute * window_s / 60``, refilled at ``per_minute / 60`` a second."""
+
+    def __init__(self, per_minute: int, window_s: float, now: float):
+        self.rate = per_minute / 60.0
+        self.capacity = max(1.0, per_minute * window_s / 60.0)
+        self.level, self._t = self.capacity, now
+
+    def wait(self, n: int, now: float) -> float:
+        """Seconds until ``n`` fit (``0``: they fit now). Refills up to ``now`` first."""
+        self.level = min(self.capacity, self.level + (now - self._t) * self.rate)
+        self._t = now
+        need = min(float(n), self.capacity)
+        return 0.0 if need <= self.level else (need - self.level) / self.rate
+
+    def take(self, n: int) -> None:
+        self.level -= n
 
 
 def _error(message: str, code: str) -> dict[str, Any]:
@@ -213,6 +227,16 @@ def _handler(server: ChaosServer) -> type[BaseHTTPRequestHandler]:
             if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
                 self._json(404, _error(f"no route {self.path}", "not_found"))
                 return
+            with server._lock:
+                server.stats.in_flight += 1
+                server.stats.max_in_flight = max(server.stats.max_in_flight, server.stats.in_flight)
+            try:
+                self._complete(body)
+            finally:
+                with server._lock:
+                    server.stats.in_flight -= 1
+
+        def _complete(self, body: dict[str, Any]) -> None:
             messages = body.get("messages") or []
             prompt_tokens = sum(_words(str(m.get("content") or "")) for m in messages)
             status, error, headers = server.decide(prompt_tokens)

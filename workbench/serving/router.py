@@ -184,19 +184,27 @@ class Router:
         self.limiter: Any = None  # a RateLimiter, wired in by the runtime (limits sits above serving)
         self._model_routes: dict[str, Route] = {}  # bare model names already checked
 
-    def _slot(self, plan: FailoverPlan, deployment: Deployment, request: Request) -> float | None:
-        """Seconds to wait for the deployment's rate-limit slot, or ``None``: skipped (recorded)."""
-        if self.limiter is None or (deployment.rpm is None and deployment.tpm is None):
-            return 0.0
+    def _ticket(self, plan: FailoverPlan, deployment: Deployment, request: Request) -> Any:
+        """The request's place in the deployment's queue, or ``None`` if the deployment sets no limits."""
+        if self.limiter is None or not (deployment.rpm or deployment.tpm or deployment.max_parallel):
+            return None
         tokens = 0
         if deployment.tpm:
             answer = request.params.get("max_tokens") or DEFAULT_ANSWER_TOKENS
             tokens = request.prompt_tokens(deployment.model) + answer
-        wait = self.limiter.reserve(deployment.label, deployment.rpm, deployment.tpm, tokens, plan.remaining_s())
-        if wait is None:
-            limits = ", ".join(f"{v} {k}" for k, v in (("rpm", deployment.rpm), ("tpm", deployment.tpm)) if v)
-            plan.skip(deployment, "RateLimited", f"no {limits} slot within the call's deadline")
-        return wait
+        max_wait = plan.remaining_s()
+        if request.max_wait_s is not None:
+            max_wait = min(max_wait, request.max_wait_s)
+        return self.limiter.ticket(deployment.label, rpm=deployment.rpm, tpm=deployment.tpm,
+                                   max_parallel=deployment.max_parallel, tokens=tokens, priority=request.priority,
+                                   max_wait_s=max_wait, lease_s=deployment.timeout)  # fmt: skip
+
+    @staticmethod
+    def _not_admitted(plan: FailoverPlan, deployment: Deployment, request: Request) -> None:
+        limits = ", ".join(f"{v} {k}" for k, v in (("rpm", deployment.rpm), ("tpm", deployment.tpm),
+                                                   ("max_parallel", deployment.max_parallel)) if v)  # fmt: skip
+        within = "the call's deadline" if request.max_wait_s is None else f"max_wait={request.max_wait_s:g}s"
+        plan.skip(deployment, "RateLimited", f"no {limits} slot within {within}")
 
     def plan(self, route: Route, request: Request) -> FailoverPlan:
         """The failover plan for a request, in the order the route's policy chose (and why)."""
@@ -274,10 +282,12 @@ class Router:
             deployment, wait = step
             if wait:
                 time.sleep(wait)
-            if deployment is None or (slot := self._slot(plan, deployment, request)) is None:
+            if deployment is None:
                 continue
-            if slot:
-                time.sleep(slot)
+            ticket = self._ticket(plan, deployment, request)
+            if ticket is not None and self.limiter.acquire(ticket) is None:
+                self._not_admitted(plan, deployment, request)
+                continue
             attempt = _AttemptRun(deployment, on_token)
             try:
                 kwargs = self._kwargs(deployment, request)
@@ -291,6 +301,9 @@ class Router:
                 if not attempt.failed(plan, exc, self._secrets(deployment)):
                     raise
                 continue
+            finally:
+                if ticket is not None:
+                    self.limiter.release(ticket)
             return attempt.succeeded(plan, response)
         raise plan.error(route_name)
 
@@ -303,10 +316,12 @@ class Router:
             deployment, wait = step
             if wait:
                 await asyncio.sleep(wait)
-            if deployment is None or (slot := self._slot(plan, deployment, request)) is None:
+            if deployment is None:
                 continue
-            if slot:
-                await asyncio.sleep(slot)
+            ticket = self._ticket(plan, deployment, request)
+            if ticket is not None and await self.limiter.aacquire(ticket) is None:
+                self._not_admitted(plan, deployment, request)
+                continue
             attempt = _AttemptRun(deployment, on_token)
             try:
                 kwargs = self._kwargs(deployment, request)
@@ -320,6 +335,9 @@ class Router:
                 if not attempt.failed(plan, exc, self._secrets(deployment)):
                     raise
                 continue
+            finally:
+                if ticket is not None:
+                    self.limiter.release(ticket)
             return attempt.succeeded(plan, response)
         raise plan.error(route_name)
 

@@ -24,6 +24,8 @@ class Request:
     messages: list[dict[str, Any]]
     params: dict[str, Any] = field(default_factory=dict)
     stream: bool = False
+    priority: int = field(default=0, compare=False)  # place in a rate-limited deployment's queue (higher first)
+    max_wait_s: float | None = field(default=None, compare=False)  # longest wait for a slot (None: the deadline)
     _prompt_tokens: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     def prompt_tokens(self, model: str) -> int:

@@ -156,8 +156,18 @@ def m005_rate_limits(db: sqlite_utils.Database) -> None:
     db["rate_state"].create({"deployment": str, "tat_req": float, "tat_tok": float}, pk="deployment")
 
 
+def m006_rate_queue(db: sqlite_utils.Database) -> None:
+    """The shared queue of calls waiting for a deployment (by priority), and leases of requests in flight."""
+    db["rate_waiters"].create({"id": int, "deployment": str, "priority": int, "enqueued": float, "expires": float},
+                              pk="id")
+    db["rate_waiters"].create_index(["deployment", "priority", "id"])
+    db["rate_leases"].create({"id": int, "deployment": str, "expires": float}, pk="id")
+    db["rate_leases"].create_index(["deployment"])
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial, m002_replay_lookup_index, m003_cost_control, m004_routing_decision, m005_rate_limits,
+    m006_rate_queue,
 ]
 
 
