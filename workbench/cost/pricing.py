@@ -11,6 +11,7 @@ class Pricing:
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        self._unpriced: set[str] = set()  # models litellm's map does not know (a failed lookup costs ~3 ms)
 
     def settle(self, deployment: Deployment | None, completion: Completion) -> float | None:
         """The call's cost in USD, or ``None`` when no price is known for the model."""
@@ -27,8 +28,11 @@ class Pricing:
             )
         if completion.model.startswith("local/"):
             return 0.0
+        if completion.model in self._unpriced:
+            return None
         litellm = litellm_module()
         try:
             return float(litellm.completion_cost(completion_response=completion.raw, model=completion.model))
         except Exception:  # litellm raises plain Exception for models missing from its map
+            self._unpriced.add(completion.model)
             return None
