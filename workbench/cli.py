@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     kill.add_argument("reason", nargs="?", default="kill switch")
     budget_sub.add_parser("lift")
 
+    alerts = sub.add_parser("alerts", help="alert rules with their current values; --history: what fired when")
+    alerts.add_argument("--history", action="store_true", help="list alerts that fired or resolved")
+    alerts.add_argument("--check", action="store_true", help="evaluate the rules now (record and post changes)")
     chaos = sub.add_parser("chaos-server", help="serve a misbehaving OpenAI-compatible API")
     chaos.add_argument("--host", default="127.0.0.1")
     chaos.add_argument("--port", type=int, default=8900)
@@ -101,6 +104,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print("kill switch lifted")
             df = wb.budgets.df()
             print(df.to_string(index=False) if len(df) else "no budgets set")
+            return 0
+        if args.command == "alerts":
+            for notice in wb.alerts.check() if args.check else []:
+                print(notice)
+            df = wb.alerts.df() if args.history else wb.alerts.values()
+            empty = "no alerts recorded" if args.history else "no alert rules configured ([[alerts.rules]])"
+            print(df.to_string(index=False) if len(df) else empty)
+            wb.alerts.flush()
             return 0
         report = wb.replay(args.session)
         for row in report.itertuples():

@@ -127,6 +127,25 @@ class Scripted(_Strict):
     rules: list[ScriptedRule] = Field(default_factory=list)
 
 
+class AlertRule(_Strict):
+    """A threshold on a recent metric: fires once when crossed, resolves when back under."""
+
+    name: str = Field(min_length=1)
+    metric: Literal["error_rate", "p50_latency_ms", "p95_latency_ms", "spend_usd"]
+    above: float = Field(ge=0)
+    window_s: float = Field(300.0, gt=0)  # the metric is computed over live calls this recent
+    min_calls: int = Field(5, ge=1)  # error rate and latency need this many calls in the window
+    route: str | None = None  # only calls of this route (default: every call)
+
+
+class Alerts(_Strict):
+    """``[alerts]``: rules, and where to POST a fired or resolved alert."""
+
+    rules: list[AlertRule] = Field(default_factory=list)
+    webhook: str | None = None  # a URL; prefer webhook_env when the URL carries a token
+    webhook_env: str | None = None  # the environment variable holding the webhook URL
+
+
 class Settings(_Strict):
     """Everything the runtime needs to know, validated."""
 
@@ -138,6 +157,7 @@ class Settings(_Strict):
     scripted: Scripted = Field(default_factory=Scripted)
     cache: Cache = Field(default_factory=Cache)
     breaker: Breaker = Field(default_factory=Breaker)
+    alerts: Alerts = Field(default_factory=Alerts)
     source: Path | None = None
     root: Path = Field(default_factory=Path.cwd)
 

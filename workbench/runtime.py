@@ -23,7 +23,7 @@ from workbench.errors import BudgetExceeded, KillSwitchActive, ProviderError, Re
 from workbench.limits.cache import ResponseCache
 from workbench.limits.ratelimit import RateLimiter
 from workbench.memory import Session, Sessions
-from workbench.observability import CallLog, Trace, deployment_health, new_id
+from workbench.observability import Alerts, CallLog, Trace, deployment_health, new_id
 from workbench.result import Format, Result
 from workbench.serving import Completion, ReplayServing, Request, Router, TokenSink, litellm_module
 from workbench.store import Store, utcnow
@@ -82,6 +82,7 @@ class Workbench:
         self.costs = Costs(self.store)
         self.budgets = Budgets(self.store, self.settings)
         self.cache = ResponseCache(self.store)
+        self.alerts = Alerts(self.store, self.settings)
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None, **overrides: Any) -> Workbench:
@@ -272,8 +273,10 @@ class Workbench:
     def _finish(self, call: _Call, completion: Completion, format: Format) -> Result:
         result = self._settle(call, completion, format)
         self._record(call, completion, result)
-        if call.budgeted and self.mode == "live":
-            self.budgets.notify(call.who)
+        if self.mode == "live":
+            if call.budgeted:
+                self.budgets.notify(call.who)
+            self.alerts.check(call.route_name, call.id)
         return result
 
     def _settle(self, call: _Call, completion: Completion, format: Format) -> Result:
@@ -326,6 +329,8 @@ class Workbench:
                                settle_reservation=call.reserved)  # fmt: skip
         if isinstance(exc, ProviderError):
             exc.call_id = call.id
+        if self.mode == "live" and status == "error":
+            self.alerts.check(call.route_name, call.id)
 
     # ---- sessions, routes, views --------------------------------------------------
 

@@ -74,3 +74,21 @@ def test_budget_and_costs_commands(tmp_path, capsys):
     assert main(["--config", str(config), "budget", "lift"]) == 0
     assert main(["--config", str(config), "budget", "set", "planet:x", "--usd", "1"]) == 2
     assert "write 'global' or one of" in capsys.readouterr().err
+
+
+def test_alerts_command_lists_rules_checks_them_and_shows_history(tmp_path, capsys):
+    (tmp_path / "workbench.toml").write_text(
+        'store = "w.db"\n[prices."local/echo"]\ninput_cost_per_token = 0.01\n'
+        '[[alerts.rules]]\nname = "spend"\nmetric = "spend_usd"\nabove = 0\n'
+    )
+    config = str(tmp_path / "workbench.toml")
+    assert main(["--config", config, "alerts"]) == 0
+    assert "spend" in capsys.readouterr().out
+    wb = Workbench.from_config(config)
+    wb.alerts._rules.clear()  # record a call without checking, as if the rule were added later
+    wb.ask("hello", model="local/echo")
+    assert main(["--config", config, "alerts", "--check"]) == 0
+    assert "ALERT spend: spend_usd" in capsys.readouterr().out
+    assert main(["--config", config, "alerts", "--history"]) == 0
+    out = capsys.readouterr().out
+    assert "fired" in out and "spend_usd" in out

@@ -140,3 +140,22 @@ def test_cost_and_budget_magics(ip, current):
         run(ip, "llm_budget --set global lots")
     with pytest.raises(UsageError, match="cannot group costs by 'planet'"):
         run(ip, "llm_costs --by planet")
+
+
+def test_alerts_magic_adds_rules_and_shows_values_and_history(ip, current):
+    import warnings
+
+    _, rules = run(ip, "llm_alerts --add slow p50_latency_ms 0 --min-calls 1 --route local/echo")
+    assert rules[["name", "metric", "above", "firing"]].values.tolist() == [["slow", "p50_latency_ms", 0.0, False]]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run(ip, "-m local/echo --no-stream", "hello")
+    assert any("ALERT slow: p50_latency_ms" in str(w.message) for w in caught)
+    _, history = run(ip, "llm_alerts --history")
+    assert history[["rule", "event"]].values.tolist() == [["slow", "fired"]]
+    with pytest.raises(UsageError, match="ABOVE 'lots' is not a number"):
+        run(ip, "llm_alerts --add x error_rate lots")
+    with pytest.raises(UsageError, match="alert 'x': metric: Input should be"):
+        run(ip, "llm_alerts --add x errors 1")
+    _, rules = run(ip, "llm_alerts --remove slow")
+    assert rules.empty

@@ -221,6 +221,31 @@ class WorkbenchMagics(Magics):
         return wb.budgets.df()
 
     @magic_arguments()
+    @argument("--add", nargs=3, metavar=("NAME", "METRIC", "ABOVE"),
+              help="add a rule: METRIC is error_rate, p50_latency_ms, p95_latency_ms or spend_usd")  # fmt: skip
+    @argument("--window", type=float, default=300.0, metavar="S", help="with --add: the metric's window")
+    @argument("--min-calls", type=int, default=5, help="with --add: calls needed before rates count")
+    @argument("--route", help="with --add: only this route's calls")
+    @argument("--remove", metavar="NAME", help="stop checking a rule")
+    @argument("--history", action="store_true", help="show what fired and resolved, newest first")
+    @line_magic
+    def llm_alerts(self, line: str) -> Any:
+        """Alert rules with their current values (checked now), or their history."""
+        args = _parse(self.llm_alerts, line)
+        wb = _wb()
+        try:
+            if args.add:
+                name, metric, above = args.add
+                wb.alerts.add(name, metric, _number(above, "ABOVE"), window_s=args.window,
+                              min_calls=args.min_calls, route=args.route)  # fmt: skip
+            if args.remove:
+                wb.alerts.remove(args.remove)
+            wb.alerts.check()
+        except WorkbenchError as exc:
+            raise _usage(exc) from None
+        return wb.alerts.df() if args.history else wb.alerts.values()
+
+    @magic_arguments()
     @argument("session", help="the recorded session to re-run")
     @line_magic
     def llm_replay(self, line: str) -> Any:
@@ -233,6 +258,13 @@ class WorkbenchMagics(Magics):
         same = int(report["identical"].sum())
         print(f"{same}/{len(report)} calls identical")
         return report
+
+
+def _number(text: str, what: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise WorkbenchUsageError(f"{what} {text!r} is not a number: write e.g. 0.2 or 1500") from None
 
 
 def _usd(text: str) -> float:

@@ -165,9 +165,16 @@ def m006_rate_queue(db: sqlite_utils.Database) -> None:
     db["rate_leases"].create_index(["deployment"])
 
 
+def m007_alerts(db: sqlite_utils.Database) -> None:
+    """Alerts that fired or resolved, and whether their webhook took them."""
+    db["alerts"].create({"id": int, "rule": str, "event": str, "metric": str, "value": float, "above": float,
+                         "window_s": float, "route": str, "at": str, "call_id": str, "delivery": str}, pk="id")
+    db["alerts"].create_index(["rule", "id"])
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial, m002_replay_lookup_index, m003_cost_control, m004_routing_decision, m005_rate_limits,
-    m006_rate_queue,
+    m006_rate_queue, m007_alerts,
 ]
 
 
