@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(df.to_string(index=False) if len(df) else "no budgets set")
             return 0
         if args.command == "alerts":
-            for notice in wb.alerts.check() if args.check else []:
+            for notice in wb.alerts.check(warn=False) if args.check else []:
                 print(notice)
             df = wb.alerts.df() if args.history else wb.alerts.values()
             empty = "no alerts recorded" if args.history else "no alert rules configured ([[alerts.rules]])"

@@ -75,8 +75,8 @@ class Alerts:
 
     # ---- checking -----------------------------------------------------------------
 
-    def check(self, route: str | None = None, call_id: str | None = None) -> list[str]:
-        """Evaluate the rules (those of ``route``, or all); record, show and post what changed."""
+    def check(self, route: str | None = None, call_id: str | None = None, warn: bool = True) -> list[str]:
+        """Evaluate the rules (those of ``route``, or all); record, post and (``warn``) show what changed."""
         rules = [r for r in self._rules.values() if route is None or r.route in (None, route)]
         if not rules:
             return []
@@ -104,7 +104,8 @@ class Alerts:
         for row in changes:
             notice = _describe(row)
             notices.append(notice)
-            warnings.warn(notice, AlertWarning, stacklevel=4)
+            if warn:
+                warnings.warn(notice, AlertWarning, stacklevel=5)  # at the line that made the call
             self._post(row)
         return notices
 
