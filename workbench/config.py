@@ -146,6 +146,28 @@ class Alerts(_Strict):
     webhook_env: str | None = None  # the environment variable holding the webhook URL
 
 
+class MemoryWeights(_Strict):
+    """How long-term memory ranks: BM25 match, recency (half-life decay) and importance."""
+
+    bm25: float = Field(1.0, ge=0)
+    recency: float = Field(0.3, ge=0)
+    importance: float = Field(0.3, ge=0)
+
+
+class MemorySettings(_Strict):
+    """``[memory]``: ranking, forgetting, deduplication, and what is remembered from a conversation."""
+
+    weights: MemoryWeights = Field(default_factory=MemoryWeights)
+    half_life_days: float = Field(30.0, gt=0)  # recency halves every this many days since last use
+    ttl_days: dict[Literal["fact", "preference", "episode"], float] = Field(default_factory=lambda: {"episode": 90.0})
+    duplicate: float = Field(0.8, gt=0, le=1)  # word overlap at or above: the same memory (updated, not re-added)
+    related: float = Field(0.5, gt=0, le=1)  # at or above (under duplicate): same subject, new value (supersedes)
+    extract: Literal["none", "rules"] = "none"  # what a conversation writes without --remember
+    k: int = Field(5, ge=1)  # memories given to a call that reads a scope
+    history_tokens: int | None = Field(None, gt=0)  # a session's history budget (None: unlimited)
+    history_overflow: Literal["trim", "summarise"] = "trim"
+
+
 class Settings(_Strict):
     """Everything the runtime needs to know, validated."""
 
@@ -158,6 +180,8 @@ class Settings(_Strict):
     cache: Cache = Field(default_factory=Cache)
     breaker: Breaker = Field(default_factory=Breaker)
     alerts: Alerts = Field(default_factory=Alerts)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
+    contexts: Path = Path("contexts")  # where context specs (NAME.yaml / NAME.toml) live
     source: Path | None = None
     root: Path = Field(default_factory=Path.cwd)
 
@@ -239,6 +263,8 @@ def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) 
     updates: dict[str, Any] = {}
     if not settings.store.is_absolute():
         updates["store"] = root / settings.store
+    if not settings.contexts.is_absolute():
+        updates["contexts"] = root / settings.contexts
     scripted = settings.scripted
     if scripted.file is not None:
         rules_path = scripted.file if scripted.file.is_absolute() else root / scripted.file

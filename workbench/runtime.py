@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from workbench.audit import AuditLog, rerun_session
 from workbench.config import Deployment, Route, Settings, load_settings
-from workbench.context import Composer
-from workbench.context.compose import ContextArg
+from workbench.context import Composer, ContextArg, ContextPlan, ContextSpec, Docs, Item, SourceSpec, fit, load_spec
+from workbench.context.grounding import grounding
 from workbench.cost import Attribution, Budgets, Costs, Pricing
 from workbench.errors import BudgetExceeded, KillSwitchActive, ProviderError, ReplayMiss, WorkbenchError
 from workbench.limits.cache import ResponseCache
 from workbench.limits.ratelimit import RateLimiter
-from workbench.memory import Session, Sessions
+from workbench.memory import Memory, Session, Sessions, check_scope, visible_scopes
+from workbench.memory.extract import extract as extract_memories
 from workbench.observability import Alerts, CallLog, Trace, deployment_health, new_id
 from workbench.result import Format, Result
 from workbench.serving import Completion, ReplayServing, Request, Router, TokenSink, litellm_module
@@ -55,6 +56,10 @@ class _Call:
     reserved: bool = False
     budget: float | None = None  # this call's own cap in USD
     replay_of: str | None = None
+    plan: ContextPlan | None = None  # the context plan, when a spec, memory or a history budget built it
+    memory: str | None = None  # the long-term memory scope the call reads (and writes if remember)
+    remember: bool = False
+    grounding: float | None = None
 
     @property
     def who(self) -> Attribution:
@@ -83,6 +88,8 @@ class Workbench:
         self.budgets = Budgets(self.store, self.settings)
         self.cache = ResponseCache(self.store)
         self.alerts = Alerts(self.store, self.settings)
+        self.docs = Docs(self.store)
+        self.memory = Memory(self.store, self.settings.memory)
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None, **overrides: Any) -> Workbench:
@@ -105,7 +112,8 @@ class Workbench:
             max_tokens: int | None = None, response_format: dict[str, Any] | None = None,
             stream: bool = False, on_token: TokenSink | None = None,
             format: Format = "markdown", agent: str | None = None, cache: bool | None = None,
-            budget: float | None = None, priority: int = 0, max_wait: float | None = None) -> Result:  # fmt: skip
+            budget: float | None = None, priority: int = 0, max_wait: float | None = None,
+            spec: str | None = None, memory: str | None = None, remember: bool = False) -> Result:  # fmt: skip
         """Send ``prompt`` to a model or route and return the recorded :class:`Result`.
 
         ``session`` continues a named conversation; ``context`` (text, ``{id: text}``
@@ -115,9 +123,14 @@ class Workbench:
         ``budget`` (USD) refuses the call unless its worst case fits; ``priority``
         (higher first) is its place in a rate-limited deployment's queue and
         ``max_wait`` (seconds) the longest it waits there before failing over.
+        ``spec`` names a context spec (``contexts/NAME.yaml``) that builds the context
+        within its token budget (the plan is ``result.context``); ``memory`` (a scope
+        such as ``user:alice``) gives the call what that scope remembers, and
+        ``remember=True`` writes the prompt to it.
         """
         call = self._begin(prompt, model, session, system, context, user, task,
-                           temperature, max_tokens, response_format, stream, agent, cache)  # fmt: skip
+                           temperature, max_tokens, response_format, stream, agent, cache,
+                           spec, memory, remember)  # fmt: skip
         call.budget = budget
         self._queueing(call, priority, max_wait)
         return self._run(call, on_token, format)
@@ -129,10 +142,12 @@ class Workbench:
                    stream: bool = False, on_token: TokenSink | None = None,
                    format: Format = "markdown", agent: str | None = None,
                    cache: bool | None = None, budget: float | None = None, priority: int = 0,
-                   max_wait: float | None = None) -> Result:  # fmt: skip
+                   max_wait: float | None = None, spec: str | None = None, memory: str | None = None,
+                   remember: bool = False) -> Result:  # fmt: skip
         """Async twin of :meth:`ask` (uses ``litellm.acompletion``)."""
         call = self._begin(prompt, model, session, system, context, user, task,
-                           temperature, max_tokens, response_format, stream, agent, cache)  # fmt: skip
+                           temperature, max_tokens, response_format, stream, agent, cache,
+                           spec, memory, remember)  # fmt: skip
         call.budget = budget
         self._queueing(call, priority, max_wait)
         return await self._arun(call, on_token, format)
@@ -216,27 +231,91 @@ class Workbench:
     def _begin(self, prompt: str, model: str | None, session: str | None, system: str | None,
                context: ContextArg, user: str | None, task: str | None, temperature: float | None,
                max_tokens: int | None, response_format: dict[str, Any] | None,
-               stream: bool, agent: str | None = None, cache: bool | None = None) -> _Call:  # fmt: skip
+               stream: bool, agent: str | None = None, cache: bool | None = None, spec: str | None = None,
+               memory: str | None = None, remember: bool = False) -> _Call:  # fmt: skip
         if not isinstance(prompt, str) or not prompt.strip():
             raise WorkbenchError("the prompt is empty: write the question in the cell or pass prompt=")
+        if memory is not None:
+            check_scope(memory)
+        elif remember:
+            raise WorkbenchError("remember=True needs a memory scope to write to: memory='user:alice' "
+                                 "(%%llm --memory user:alice --remember)")  # fmt: skip
         if self.mode == "live":
             litellm_module()  # a one-off import of seconds is not part of any call's latency
         t0 = time.perf_counter()
         route_name, route = self.router.resolve(model, check=self.mode == "live")
         trace = Trace()
         trace.begin("llm.call", route=route_name, mode=self.mode, session=session)
+        plan = None
         with trace.span("context.compose") as attrs:
             history = self.sessions.history(session) if session else ()
-            messages = self.composer.compose(prompt, system, context, history)
+            if spec is None and memory is None and not (session and self.settings.memory.history_tokens):
+                messages = self.composer.compose(prompt, system, context, history)
+            else:
+                plan = self._plan(prompt, system, context, history, route_name, route, spec, memory,
+                                  Attribution(user, task, agent, session))  # fmt: skip
+                messages = plan.messages
+                attrs.update(spec=plan.spec, version=plan.version, tokens=plan.used, budget=plan.budget)
             attrs.update(messages=len(messages), history_messages=len(history))
         params = {"temperature": temperature, "max_tokens": max_tokens, "response_format": response_format}
         request = Request(route_name, messages, {k: v for k, v in params.items() if v is not None}, stream)
         call = self._call(trace, t0, route, request, prompt, session, user, task)
-        call.agent = agent
+        call.agent, call.plan, call.memory, call.remember = agent, plan, memory, remember
         call.use_cache = cache if cache is not None else (
             route.cache if route.cache is not None else self.settings.cache.enabled
         )
         return call
+
+    def _plan(self, prompt: str, system: str | None, context: ContextArg, history: Sequence[dict[str, Any]],
+              route_name: str, route: Route, spec_name: str | None, memory: str | None,
+              who: Attribution) -> ContextPlan:  # fmt: skip
+        """Gather each source's candidates and fit them into the spec's budget (see context/budget.py)."""
+        if spec_name:
+            spec = load_spec(spec_name, self.settings.contexts)
+        else:
+            spec = ContextSpec(budget_tokens=10**9)
+        sources = list(spec.sources)
+        if memory and not any(s.kind == "memory" for s in sources):
+            sources.append(SourceSpec(kind="memory", scopes=[], k=self.settings.memory.k, priority=-1))
+        if history and not any(s.kind == "history" for s in sources):
+            over = "summarise" if self.settings.memory.history_overflow == "summarise" else "drop"
+            sources.append(SourceSpec(kind="history", turns=10**6, priority=-2, overflow=over,
+                                      max_tokens=self.settings.memory.history_tokens))  # fmt: skip
+        inline = _inline(context)
+        has_tools = any(s.kind == "tools" for s in sources)
+        spec = spec.model_copy(update={"sources": sources})
+        candidates: dict[int, list[Item]] = {}
+        for i, source in enumerate(sources):
+            if source.kind == "documents":
+                candidates[i] = [Item(c.id, c.text) for c in self.docs.search(source.collection, prompt, source.k)]
+            elif source.kind == "memory":
+                scopes = _scopes(source.scopes, who) + ([memory] if memory else [])
+                scopes = list(dict.fromkeys(s for scope in scopes for s in visible_scopes(scope)))
+                found = self.memory.search(prompt, scopes, source.k) if scopes else []
+                candidates[i] = [Item(m.id, m.text) for m in found]
+            elif source.kind == "history":
+                candidates[i] = _turns(history, source.turns)
+            else:
+                candidates[i] = inline
+        model = route.deployments[0].model if route.deployments else route_name
+        counted: dict[str, int] = {}
+
+        def count(text: str) -> int:
+            if text not in counted:
+                counted[text] = litellm_module().token_counter(model=model, text=text)
+            return counted[text]
+
+        def summarise(texts: list[str], cap: int) -> str:
+            words = max(10, int(cap * 0.7))
+            ask = ("Summarise the following in at most {n} words, keeping names, numbers and decisions:\n\n{t}"
+                   .format(n=words, t="\n\n".join(texts)))  # fmt: skip
+            return self.ask(ask, model=route_name, max_tokens=cap, user=who.user, task="summary",
+                            agent=who.agent).text  # fmt: skip
+
+        rendered = spec.render_system(user=who.user, task=who.task, agent=who.agent, session=who.session)
+        system_text = "\n\n".join(p for p in (rendered, system or "") if p)
+        return fit(spec, system_text, prompt, candidates, count, summarise if self.mode == "live" else None,
+                   fixed=[] if has_tools else inline)
 
     def _call(self, trace: Trace, t0: float, route: Route, request: Request, prompt: str,
               session: str | None, user: str | None, task: str | None) -> _Call:  # fmt: skip
@@ -283,6 +362,18 @@ class Workbench:
         if call.session:
             with call.trace.span("memory.observe", session=call.session):
                 self.sessions.observe(call.session, call.prompt, completion.text)
+        if call.memory and self.mode == "live":
+            with call.trace.span("memory.write", scope=call.memory) as attrs:
+                writes = [("fact", call.prompt)] if call.remember else []
+                if self.settings.memory.extract == "rules" and not call.remember:
+                    writes = extract_memories(call.prompt)
+                actions = [self.memory.add(text, call.memory, kind, source_call=call.id).action
+                           for kind, text in writes]  # fmt: skip
+                attrs.update(writes=len(actions), actions=",".join(actions))
+        if call.plan is not None:
+            cited = [b.text for b in call.plan.blocks if b.status != "dropped"
+                     and (b.source.startswith("documents:") or b.source in ("context", "tools"))]  # fmt: skip
+            call.grounding = grounding(completion.text, cited) if cited else None
         with call.trace.span("cost.settle") as attrs:
             cost = self.pricing.settle(self._deployment(call.route, completion.deployment), completion)
             attrs["cost_usd"] = cost
@@ -291,7 +382,8 @@ class Workbench:
             latency_ms=(time.perf_counter() - call.t0) * 1000, call_id=call.id,
             trace_id=call.trace.trace_id, route=call.route_name, session=call.session,
             mode=self.mode, tool_calls=completion.tool_calls, attempts=completion.attempts,
-            format=format, cache_hit=completion.cached_from is not None,
+            format=format, cache_hit=completion.cached_from is not None, context=call.plan,
+            grounding=call.grounding,
         )  # fmt: skip
 
     def _row(self, call: _Call, **fields: Any) -> dict[str, Any]:
@@ -300,7 +392,10 @@ class Workbench:
             "started_at": call.started_at, "mode": self.mode, "replay_of": call.replay_of,
             "route": call.route_name, "prompt": call.prompt, "request": call.request_json,
             "fingerprint": call.fingerprint, "stream": int(call.request.stream), "cache_hit": 0,
-            "user": call.user, "task": call.task, "agent": call.agent, **fields,
+            "user": call.user, "task": call.task, "agent": call.agent,
+            "context_spec": call.plan.spec if call.plan else None,
+            "context_version": call.plan.version if call.plan else None,
+            "context_plan": call.plan.to_json() if call.plan else None, "grounding": call.grounding, **fields,
         }  # fmt: skip
 
     def _record(self, call: _Call, completion: Completion, result: Result) -> None:
@@ -403,3 +498,35 @@ def _limits(d: Deployment) -> str:
     """A deployment's rate limits as one short cell, e.g. ``600 rpm · 3 parallel``."""
     parts = [f"{v} {k}" for k, v in (("rpm", d.rpm), ("tpm", d.tpm), ("parallel", d.max_parallel)) if v]
     return " · ".join(parts) or "-"
+
+
+def _inline(context: ContextArg) -> list[Item]:
+    """``context=`` as citable items: a text is one item, a mapping keeps its ids, a list is numbered."""
+    if context is None:
+        return []
+    if isinstance(context, str):
+        return [Item("context", context)] if context.strip() else []
+    if isinstance(context, Mapping):
+        return [Item(str(k), str(v)) for k, v in context.items()]
+    return [Item(str(i), str(v)) for i, v in enumerate(context, 1)]
+
+
+def _scopes(names: Sequence[str], who: Attribution) -> list[str]:
+    """A spec's memory scopes for this call: ``user`` -> ``user:alice`` (skipped when the call has no user)."""
+    mine = {"user": who.user, "agent": who.agent, "session": who.session}
+    scopes = []
+    for name in names:
+        if name in mine:
+            if mine[name]:
+                scopes.append(f"{name}:{mine[name]}")
+        else:
+            scopes.append(check_scope(name))
+    return scopes
+
+
+def _turns(history: Sequence[dict[str, Any]], last: int) -> list[Item]:
+    """A session's history as turns (user + assistant), newest first, at most ``last``."""
+    turns = [list(history[i:i + 2]) for i in range(0, len(history), 2)]
+    items = [Item(f"turn {n}", "\n".join(f"{m['role']}: {m['content']}" for m in turn), messages=turn)
+             for n, turn in enumerate(turns, 1)]  # fmt: skip
+    return items[::-1][:last]

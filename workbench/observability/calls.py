@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 CALL_VIEW = (
     "id", "started_at", "session", "mode", "route", "model", "status", "prompt", "text",
     "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "user", "task", "error", "routing",
+    "context_spec", "context_version", "grounding",
 )  # fmt: skip
 ATTEMPT_VIEW = (
     "call_id", "n", "deployment", "model", "status", "error_class", "status_code",

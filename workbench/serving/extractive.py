@@ -19,7 +19,7 @@ NO_ANSWER = "The context I was given does not answer this question."
 _SOURCE = re.compile(r"^\[([^\]\s]{1,80})\]\s*(.*)$")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=\S)")
 _WORD = re.compile(r"[a-z0-9]+")
-_STOP = frozenset(
+STOP_WORDS = _STOP = frozenset(
     "a an and are as at be by can could did do does for from had has have how i in is it its"
     " me my of on or our so that the their them there these they this to was we were what"
     " when where which who whom why will with would you your about into than then".split()
@@ -45,7 +45,8 @@ def _stem(word: str) -> str:
     return word
 
 
-def _terms(text: str) -> list[str]:
+def terms(text: str) -> list[str]:
+    """Content words of ``text``, lower-cased and lightly stemmed (stop words dropped)."""
     return [_stem(t) for t in _WORD.findall(text.lower()) if t not in _STOP]
 
 
@@ -86,7 +87,7 @@ def sentences(blocks: list[tuple[str, str]]) -> list[Sentence]:
                 source, line = marker.group(1), marker.group(2)
             for piece in _SENTENCE.split(line.strip()):
                 piece = piece.strip()
-                if piece not in seen and _terms(piece):  # a repeated sentence is cited once, first source
+                if piece not in seen and terms(piece):  # a repeated sentence is cited once, first source
                     seen.add(piece)
                     out.append(Sentence(piece, source, len(out)))
     return out
@@ -94,8 +95,8 @@ def sentences(blocks: list[tuple[str, str]]) -> list[Sentence]:
 
 def rank(candidates: list[Sentence], question: str, k1: float = 1.2, b: float = 0.75) -> list[tuple[float, Sentence]]:
     """BM25 scores of the candidates against the question, best first (zero scores dropped)."""
-    query = set(_terms(question))
-    docs = [Counter(_terms(s.text)) for s in candidates]
+    query = set(terms(question))
+    docs = [Counter(terms(s.text)) for s in candidates]
     if not query or not docs:
         return []
     avg_len = sum(sum(d.values()) for d in docs) / len(docs)

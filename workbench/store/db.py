@@ -26,7 +26,7 @@ CALL_COLUMNS = (
     "deployment", "status", "error", "prompt", "request", "fingerprint", "text", "tool_calls",
     "finish_reason", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd",
     "latency_ms", "ttft_ms", "stream", "cache_hit", "user", "task", "agent", "cached_from", "saved_usd",
-    "routing",
+    "routing", "context_spec", "context_version", "context_plan", "grounding",
 )  # fmt: skip
 ATTEMPT_COLUMNS = (
     "call_id", "n", "deployment", "model", "status", "error_class", "error", "status_code",

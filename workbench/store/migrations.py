@@ -172,9 +172,26 @@ def m007_alerts(db: sqlite_utils.Database) -> None:
     db["alerts"].create_index(["rule", "id"])
 
 
+def m008_context_and_memory(db: sqlite_utils.Database) -> None:
+    """Document chunks and long-term memories (each with FTS5), and what context each call was given."""
+    db["documents"].create({"id": str, "collection": str, "source": str, "n": int, "text": str, "tokens": int,
+                            "added_at": str}, pk="id")
+    db["documents"].create_index(["collection", "source"])
+    db["documents"].enable_fts(["text"], create_triggers=True, tokenize="porter")
+    db["memories"].create({"id": str, "scope": str, "kind": str, "text": str, "importance": float,
+                           "created_at": str, "updated_at": str, "accessed_at": str, "access_count": int,
+                           "expires_at": str, "status": str, "supersedes": str, "superseded_by": str,
+                           "source_call": str}, pk="id")
+    db["memories"].create_index(["scope", "status"])
+    db["memories"].enable_fts(["text"], create_triggers=True, tokenize="porter")
+    for column in ("context_spec", "context_version", "context_plan"):
+        db["calls"].add_column(column, str)
+    db["calls"].add_column("grounding", float)
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial, m002_replay_lookup_index, m003_cost_control, m004_routing_decision, m005_rate_limits,
-    m006_rate_queue, m007_alerts,
+    m006_rate_queue, m007_alerts, m008_context_and_memory,
 ]
 
 

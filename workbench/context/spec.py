@@ -1,0 +1,136 @@
+"""Context specs: what a call is given, in a file, versioned by its content.
+
+A spec is ``contexts/NAME.yaml`` (or ``.yml`` / ``.toml``)::
+
+    description: Customer support answers from the handbook
+    system: |
+      You are the support assistant of {{ company }}. Answer from the context; cite [ids].
+    variables: {company: Acme}
+    pinned: Refunds are only paid to the original card.
+    budget_tokens: 1500
+    sources:
+      - {kind: documents, collection: handbook, k: 4, priority: 3, max_tokens: 600, overflow: truncate}
+      - {kind: memory, scopes: [user, shared], k: 5, priority: 2, max_tokens: 200}
+      - {kind: history, turns: 6, priority: 1, max_tokens: 400, overflow: summarise}
+
+``system`` is a Jinja template rendered in a sandbox with ``variables`` plus ``user``,
+``task``, ``agent``, ``session`` and ``today``; the user's text is never rendered as a
+template. Memory scopes ``user``, ``agent`` and ``session`` mean the call's own
+(``user:alice``, ...). A spec's version is the hash of its file; every call records
+the spec's name and version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from workbench.errors import ConfigError, TemplateError
+
+SUFFIXES = (".yaml", ".yml", ".toml")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceSpec(_Strict):
+    """One ordered source of context, with its priority, token cap and overflow rule."""
+
+    kind: Literal["documents", "memory", "history", "tools"]
+    collection: str | None = None  # documents: which collection
+    k: int = Field(4, ge=1)  # documents / memory: how many to retrieve
+    scopes: list[str] = Field(default_factory=lambda: ["user", "shared"])  # memory
+    turns: int = Field(6, ge=1)  # history: the last N turns
+    priority: int = 0  # higher is given room first
+    max_tokens: int | None = Field(None, gt=0)  # this source's cap
+    overflow: Literal["drop", "truncate", "summarise"] = "drop"
+
+    @model_validator(mode="after")
+    def _collection_for_documents(self) -> SourceSpec:
+        if self.kind == "documents" and not self.collection:
+            raise ValueError("a documents source needs a collection (wb.docs.add(COLLECTION, ...))")
+        return self
+
+    @property
+    def label(self) -> str:
+        """How the plan names this source."""
+        return f"documents:{self.collection}" if self.kind == "documents" else self.kind
+
+
+class ContextSpec(_Strict):
+    """A validated spec (``name`` and ``version`` come from its file)."""
+
+    name: str | None = None
+    version: str | None = None
+    description: str = ""
+    system: str = ""
+    variables: dict[str, Any] = Field(default_factory=dict)
+    pinned: str = ""
+    budget_tokens: int = Field(4000, gt=0)
+    sources: list[SourceSpec] = Field(default_factory=list)
+
+    def render_system(self, **call: Any) -> str:
+        """The system prompt, rendered in Jinja's sandbox (undefined names are errors)."""
+        if not self.system:
+            return ""
+        from jinja2 import StrictUndefined
+        from jinja2 import TemplateError as JinjaError
+        from jinja2.sandbox import SandboxedEnvironment
+
+        env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+        values = {**self.variables, "today": date.today().isoformat(), **call}
+        try:
+            return env.from_string(self.system).render(values).strip()
+        except JinjaError as exc:
+            raise TemplateError(
+                f"context spec {self.name!r}: system template: {exc}; define it under variables:"
+            ) from None
+
+
+def find_spec(name: str, folder: Path) -> Path:
+    """The file of spec ``name`` in ``folder`` (one-line error listing what exists)."""
+    for suffix in SUFFIXES:
+        path = folder / f"{name}{suffix}"
+        if path.is_file():
+            return path
+    known = sorted({p.stem for p in folder.glob("*") if p.suffix in SUFFIXES}) if folder.is_dir() else []
+    raise ConfigError(f"no context spec {name!r} in {folder}/ (have: {', '.join(known) or 'none'}); "
+                      f"create {folder / name}.yaml")  # fmt: skip
+
+
+def load_spec(name_or_path: str | Path, folder: Path) -> ContextSpec:
+    """Load and validate a spec by name (from ``folder``) or path; version = hash of the file."""
+    path = Path(name_or_path)
+    if path.suffix not in SUFFIXES:
+        path = find_spec(str(name_or_path), folder)
+    elif not path.is_file():
+        raise ConfigError(f"no such context spec file: {path}")
+    raw = path.read_bytes()
+    try:
+        if path.suffix == ".toml":
+            data = tomllib.loads(raw.decode())
+        else:
+            import yaml
+
+            data = yaml.safe_load(raw) or {}
+    except Exception as exc:  # a YAML or TOML syntax error
+        first = str(exc).strip().splitlines()[0]
+        raise ConfigError(f"{path}: not valid {path.suffix[1:].upper()}: {first}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys (system, sources, ...) at the top")
+    try:
+        return ContextSpec.model_validate({**data, "name": path.stem,
+                                           "version": hashlib.sha256(raw).hexdigest()[:12]})  # fmt: skip
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ""
+        for part in err["loc"]:
+            key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+        got = "" if err["type"] == "missing" or isinstance(err.get("input"), dict) else f" (got {err.get('input')!r})"
+        raise ConfigError(f"{path}: {key}: {err['msg'].removeprefix('Value error, ')}{got}") from None

@@ -1,0 +1,291 @@
+"""Long-term memory: scoped items in SQLite (FTS5), ranked, deduplicated, superseded, forgotten.
+
+Scopes: ``user:NAME``, ``agent:NAME``, ``session:NAME`` and ``shared`` (or ``shared:TOPIC``).
+An agent sees its own scope plus ``shared``. Kinds: ``fact``, ``preference``, ``episode``.
+
+Ranking (weights in ``[memory.weights]``): ``bm25 * match + recency * 0.5 ** (days since
+last use / half_life_days) + importance * importance``, where ``match`` is the item's
+FTS5 BM25 score over the best score of the query (0..1). Candidates are the FTS matches
+plus up to 10 of the most important, most recently used items of the scopes, so a
+standing preference reaches a question that shares no word with it.
+
+Writing is not append-only. Against the active items of the same scope and kind, the
+share of content words two texts have in common (Jaccard) decides:
+
+- at or above ``duplicate`` (0.8): the same memory — it is updated, not added again;
+- at or above ``related`` (0.5): the same subject with a new value (``Alice prefers tea``
+  then ``Alice prefers coffee``) — the new item *supersedes* the old, which is kept
+  with a link both ways (``history(id)``);
+- below: a new item.
+
+Forgetting: a time-to-live per item or per kind (``ttl_days``; episodes: 90 days), the
+recency decay above, ``forget(id)`` (deletes the item and its history), and
+``compact()`` which deletes what has expired.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from workbench.config import MemorySettings
+from workbench.context.docs import fts_query
+from workbench.errors import WorkbenchError
+from workbench.serving.extractive import terms
+from workbench.store import Store, utcnow
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Kind = Literal["fact", "preference", "episode"]
+KINDS = ("fact", "preference", "episode")
+_SCOPE = re.compile(r"^(user|agent|session|shared):[^\s:][^\s]*$|^shared$")
+_COLUMNS = ("id", "scope", "kind", "text", "importance", "created_at", "updated_at", "accessed_at", "access_count",
+            "expires_at", "status", "supersedes", "superseded_by", "source_call")  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryItem:
+    """One memory; ``action`` says what a write did (added / updated / superseded), ``score`` how it ranked."""
+
+    id: str
+    scope: str
+    kind: str
+    text: str
+    importance: float
+    created_at: str
+    updated_at: str
+    access_count: int = 0
+    expires_at: str | None = None
+    supersedes: str | None = None
+    source_call: str | None = None
+    action: str = ""
+    score: float = 0.0
+
+
+def check_scope(scope: str) -> str:
+    """``scope`` if it is well formed, else a one-line error saying what is."""
+    if not isinstance(scope, str) or not _SCOPE.match(scope):
+        raise WorkbenchError(f"memory scope {scope!r} is not one of user:NAME, agent:NAME, session:NAME, shared "
+                             "or shared:TOPIC")  # fmt: skip
+    return scope
+
+
+def visible_scopes(scope: str) -> list[str]:
+    """What a reader of ``scope`` sees: the scope itself plus ``shared``."""
+    check_scope(scope)
+    return [scope] if scope == "shared" else [scope, "shared"]
+
+
+def similarity(a: str, b: str) -> float:
+    """Jaccard overlap of two texts' content words (0..1)."""
+    x, y = set(terms(a)), set(terms(b))
+    return len(x & y) / len(x | y) if x and y else 0.0
+
+
+class Memory:
+    """``wb.memory``: add, search, update, forget, history, compact."""
+
+    def __init__(self, store: Store, settings: MemorySettings):
+        self.store, self.settings = store, settings
+
+    # ---- writing --------------------------------------------------------------------
+
+    def add(self, text: str, scope: str = "shared", kind: Kind = "fact", *, importance: float = 0.5,
+            ttl_days: float | None = None, source_call: str | None = None) -> MemoryItem:  # fmt: skip
+        """Remember ``text`` in ``scope``; a near-duplicate updates, a same-subject item is superseded."""
+        text = " ".join(str(text).split())
+        if not text:
+            raise WorkbenchError("nothing to remember: the memory text is empty")
+        check_scope(scope)
+        _check(kind, importance)
+        now = utcnow()
+        ttl = ttl_days if ttl_days is not None else self.settings.ttl_days.get(kind)
+        expires = (datetime.now(UTC) + timedelta(days=ttl)).isoformat(timespec="microseconds") if ttl else None
+        with self.store.transaction() as conn:
+            best, best_sim = None, 0.0
+            for row in self._candidates(conn, text, [scope], kind=kind):
+                sim = similarity(text, row["text"])
+                if sim > best_sim:
+                    best, best_sim = row, sim
+            if best is not None and best_sim >= self.settings.duplicate:
+                conn.execute("UPDATE memories SET importance = MAX(importance, ?), updated_at = ?, accessed_at = ?, "
+                             "access_count = access_count + 1, expires_at = COALESCE(?, expires_at) WHERE id = ?",
+                             (importance, now, now, expires, best["id"]))  # fmt: skip
+                row = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM memories WHERE id = ?", (best["id"],)).fetchone()
+                return replace(_item(dict(zip(_COLUMNS, row, strict=True))), action="updated")
+            supersedes = best["id"] if best is not None and best_sim >= self.settings.related else None
+            item = {"id": new_id(), "scope": scope, "kind": kind, "text": text, "importance": importance,
+                    "created_at": now, "updated_at": now, "accessed_at": now, "access_count": 0,
+                    "expires_at": expires, "status": "active", "supersedes": supersedes, "superseded_by": None,
+                    "source_call": source_call}  # fmt: skip
+            conn.execute(f"INSERT INTO memories ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+                         [item[c] for c in _COLUMNS])  # fmt: skip
+            if supersedes:
+                conn.execute("UPDATE memories SET status = 'superseded', superseded_by = ?, updated_at = ? "
+                             "WHERE id = ?", (item["id"], now, supersedes))  # fmt: skip
+        return replace(_item(item), action="superseded" if supersedes else "added")
+
+    def update(self, memory_id: str, text: str | None = None, *, importance: float | None = None,
+               kind: Kind | None = None) -> MemoryItem:  # fmt: skip
+        """Change a memory: new text makes a new version that supersedes it (history kept)."""
+        old = self._get(memory_id)
+        if old["status"] != "active":
+            raise WorkbenchError(f"memory {memory_id} was {old['status']}; update its latest version "
+                                 f"({old['superseded_by'] or 'none'})")  # fmt: skip
+        _check(kind or old["kind"], importance if importance is not None else old["importance"])
+        now = utcnow()
+        if text is None or " ".join(text.split()) == old["text"]:
+            with self.store.transaction() as conn:
+                conn.execute("UPDATE memories SET importance = ?, kind = ?, updated_at = ? WHERE id = ?",
+                             (importance if importance is not None else old["importance"], kind or old["kind"],
+                              now, memory_id))  # fmt: skip
+            return replace(_item(self._get(memory_id)), action="updated")
+        item = {**old, "id": new_id(), "text": " ".join(text.split()), "kind": kind or old["kind"],
+                "importance": importance if importance is not None else old["importance"], "created_at": now,
+                "updated_at": now, "accessed_at": now, "access_count": 0, "supersedes": memory_id,
+                "superseded_by": None, "status": "active"}  # fmt: skip
+        with self.store.transaction() as conn:
+            conn.execute(f"INSERT INTO memories ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+                         [item[c] for c in _COLUMNS])  # fmt: skip
+            conn.execute("UPDATE memories SET status = 'superseded', superseded_by = ?, updated_at = ? WHERE id = ?",
+                         (item["id"], now, memory_id))  # fmt: skip
+        return replace(_item(item), action="superseded")
+
+    def forget(self, memory_id: str) -> int:
+        """Delete a memory and every version in its history; returns how many rows went."""
+        chain = [row["id"] for row in self._chain(memory_id)]
+        with self.store.transaction() as conn:
+            conn.executemany("DELETE FROM memories WHERE id = ?", [(i,) for i in chain])
+        return len(chain)
+
+    def compact(self) -> int:
+        """Delete expired memories (and versions they superseded); returns how many rows went."""
+        now = utcnow()
+        sql = "SELECT id FROM memories WHERE status = 'active' AND expires_at IS NOT NULL AND expires_at < ?"
+        expired = [r["id"] for r in self.store.query(sql, (now,))]
+        return sum(self.forget(i) for i in expired)
+
+    # ---- reading --------------------------------------------------------------------
+
+    def search(self, query: str, scopes: str | list[str] = "shared", k: int | None = None,
+               kinds: list[str] | None = None, touch: bool = True) -> list[MemoryItem]:  # fmt: skip
+        """The best ``k`` active, unexpired memories in ``scopes`` for ``query`` (see the module doc)."""
+        scopes = [scopes] if isinstance(scopes, str) else list(scopes)
+        for scope in scopes:
+            check_scope(scope)
+        k = k or self.settings.k
+        with self.store.lock:
+            rows = self._candidates(self.store.conn, query, scopes, kinds=kinds, limit=max(50, 5 * k))
+        if not rows:
+            return []
+        w, now = self.settings.weights, datetime.now(UTC)
+        top = max((r["match"] for r in rows), default=0.0) or 1.0
+        scored = []
+        for row in rows:
+            days = (now - datetime.fromisoformat(row["accessed_at"])).total_seconds() / 86400
+            score = (w.bm25 * row["match"] / top + w.recency * 0.5 ** (days / self.settings.half_life_days)
+                     + w.importance * row["importance"])  # fmt: skip
+            scored.append(replace(_item(row), score=round(score, 4)))
+        scored.sort(key=lambda m: m.score, reverse=True)
+        found = scored[:k]
+        if touch and found:
+            stamp = utcnow()
+            with self.store.transaction() as conn:
+                conn.executemany("UPDATE memories SET accessed_at = ?, access_count = access_count + 1 WHERE id = ?",
+                                 [(stamp, m.id) for m in found])  # fmt: skip
+        return found
+
+    def history(self, memory_id: str) -> pd.DataFrame:
+        """Every version of a memory, oldest first (``status``: superseded … active)."""
+        import pandas as pd
+
+        return pd.DataFrame(self._chain(memory_id), columns=list(_COLUMNS))
+
+    def df(self, scope: str | None = None, all_versions: bool = False) -> pd.DataFrame:
+        """Memories (active ones, unless ``all_versions``), most recently used first."""
+        import pandas as pd
+
+        where, params = ["1 = 1"], []
+        if scope:
+            where.append("scope = ?")
+            params.append(scope)
+        if not all_versions:
+            where.append("status = 'active'")
+        rows = self.store.query(f"SELECT {', '.join(_COLUMNS)} FROM memories WHERE {' AND '.join(where)} "
+                                "ORDER BY accessed_at DESC", params)  # fmt: skip
+        return pd.DataFrame(rows, columns=list(_COLUMNS))
+
+    # ---- inside -----------------------------------------------------------------------
+
+    def _candidates(self, conn: Any, query: str, scopes: list[str], kind: str | None = None,
+                    kinds: list[str] | None = None, limit: int = 20) -> list[dict[str, Any]]:  # fmt: skip
+        marks = ", ".join("?" * len(scopes))
+        where = f"m.status = 'active' AND m.scope IN ({marks}) AND (m.expires_at IS NULL OR m.expires_at >= ?)"
+        params: list[Any] = [*scopes, utcnow()]
+        if kind:
+            where += " AND m.kind = ?"
+            params.append(kind)
+        if kinds:
+            where += f" AND m.kind IN ({', '.join('?' * len(kinds))})"
+            params.extend(kinds)
+        columns = ", ".join(f"m.{c}" for c in _COLUMNS)
+        match = fts_query(query)
+        rows = []
+        if match:
+            sql = (f"SELECT {columns}, -bm25(memories_fts) AS match FROM memories_fts "
+                   f"JOIN memories m ON m.rowid = memories_fts.rowid WHERE memories_fts MATCH ? AND {where} "
+                   "ORDER BY bm25(memories_fts) LIMIT ?")  # fmt: skip
+            rows = conn.execute(sql, [match, *params, limit]).fetchall()
+        # Items that share no word with the query still compete on importance and recency (a standing
+        # preference applies to every question), up to a few per call.
+        seen = [row[0] for row in rows]
+        extra = max(0, min(limit - len(rows), 10))
+        if extra:
+            sql = (f"SELECT {columns}, 0.0 AS match FROM memories m WHERE {where} "
+                   f"AND m.id NOT IN ({', '.join('?' * len(seen))}) "
+                   "ORDER BY m.importance DESC, m.accessed_at DESC LIMIT ?")  # fmt: skip
+            rows += conn.execute(sql, [*params, *seen, extra]).fetchall()
+        return [dict(zip((*_COLUMNS, "match"), row, strict=True)) for row in rows]
+
+    def _get(self, memory_id: str) -> dict[str, Any]:
+        rows = self.store.query(f"SELECT {', '.join(_COLUMNS)} FROM memories WHERE id = ?", (memory_id,))
+        if not rows:
+            raise WorkbenchError(f"no memory {memory_id!r}; wb.memory.df() lists them")
+        return rows[0]
+
+    def _chain(self, memory_id: str) -> list[dict[str, Any]]:
+        """The versions linked to ``memory_id`` (through supersedes / superseded_by), oldest first."""
+        row = self._get(memory_id)
+        while row["supersedes"]:
+            older = self.store.query(f"SELECT {', '.join(_COLUMNS)} FROM memories WHERE id = ?", (row["supersedes"],))
+            if not older:
+                break
+            row = older[0]
+        chain = [row]
+        while chain[-1]["superseded_by"]:
+            newer = self.store.query(f"SELECT {', '.join(_COLUMNS)} FROM memories WHERE id = ?",
+                                     (chain[-1]["superseded_by"],))  # fmt: skip
+            if not newer:
+                break
+            chain.append(newer[0])
+        return chain
+
+
+def new_id() -> str:
+    return secrets.token_hex(8)
+
+
+def _check(kind: str, importance: float) -> None:
+    if kind not in KINDS:
+        raise WorkbenchError(f"memory kind {kind!r} is not one of {', '.join(KINDS)}")
+    if not 0.0 <= float(importance) <= 1.0:
+        raise WorkbenchError(f"importance must be between 0 and 1, not {importance!r}")
+
+
+def _item(row: dict[str, Any]) -> MemoryItem:
+    fields = MemoryItem.__dataclass_fields__
+    return MemoryItem(**{k: v for k, v in row.items() if k in fields})
