@@ -42,6 +42,15 @@ def _parser() -> argparse.ArgumentParser:
     kill.add_argument("reason", nargs="?", default="kill switch")
     budget_sub.add_parser("lift")
 
+    context = sub.add_parser("context", help="render a context spec's plan without calling a model")
+    context_sub = context.add_subparsers(dest="action", required=True)
+    render = context_sub.add_parser("render", help="print the plan and the final messages")
+    render.add_argument("spec", help="the spec's name (contexts/NAME.yaml) or a path to it")
+    render.add_argument("--input", required=True, help="the user text to plan for")
+    render.add_argument("-m", "--model", help="count tokens for this route or model")
+    render.add_argument("--user", help="the user (for user-scoped memory)")
+    render.add_argument("-s", "--session", help="include this session's history")
+    render.add_argument("--memory", metavar="SCOPE", help="also read this memory scope")
     alerts = sub.add_parser("alerts", help="alert rules with their current values; --history: what fired when")
     alerts.add_argument("--history", action="store_true", help="list alerts that fired or resolved")
     alerts.add_argument("--check", action="store_true", help="evaluate the rules now (record and post changes)")
@@ -104,6 +113,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print("kill switch lifted")
             df = wb.budgets.df()
             print(df.to_string(index=False) if len(df) else "no budgets set")
+            return 0
+        if args.command == "context":
+            plan = wb.plan_context(args.spec, args.input, model=args.model, user=args.user, session=args.session,
+                                   memory=args.memory)  # fmt: skip
+            print(plan)
+            for message in plan.messages:
+                print(f"\n--- {message['role']}\n{message['content']}")
             return 0
         if args.command == "alerts":
             for notice in wb.alerts.check(warn=False) if args.check else []:

@@ -266,9 +266,23 @@ class Workbench:
         )
         return call
 
+    def plan_context(self, spec: str | None, prompt: str, *, model: str | None = None, user: str | None = None,
+                     task: str | None = None, agent: str | None = None, session: str | None = None,
+                     memory: str | None = None, system: str | None = None,
+                     context: ContextArg = None) -> ContextPlan:  # fmt: skip
+        """What a call would be given, without calling a model (summaries are listed, not made)."""
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise WorkbenchError("give the input to plan for: --input 'When do refunds arrive?'")
+        if memory is not None:
+            check_scope(memory)
+        route_name, route = self.router.resolve(model, check=self.mode == "live")
+        history = self.sessions.history(session) if session else ()
+        return self._plan(prompt, system, context, history, route_name, route, spec, memory,
+                          Attribution(user, task, agent, session), summaries=False)  # fmt: skip
+
     def _plan(self, prompt: str, system: str | None, context: ContextArg, history: Sequence[dict[str, Any]],
               route_name: str, route: Route, spec_name: str | None, memory: str | None,
-              who: Attribution) -> ContextPlan:  # fmt: skip
+              who: Attribution, summaries: bool = True) -> ContextPlan:  # fmt: skip
         """Gather each source's candidates and fit them into the spec's budget (see context/budget.py)."""
         if spec_name:
             spec = load_spec(spec_name, self.settings.contexts)
@@ -291,7 +305,7 @@ class Workbench:
             elif source.kind == "memory":
                 scopes = _scopes(source.scopes, who) + ([memory] if memory else [])
                 scopes = list(dict.fromkeys(s for scope in scopes for s in visible_scopes(scope)))
-                found = self.memory.search(prompt, scopes, source.k) if scopes else []
+                found = self.memory.search(prompt, scopes, source.k, touch=summaries) if scopes else []
                 candidates[i] = [Item(m.id, m.text) for m in found]
             elif source.kind == "history":
                 candidates[i] = _turns(history, source.turns)
@@ -314,7 +328,8 @@ class Workbench:
 
         rendered = spec.render_system(user=who.user, task=who.task, agent=who.agent, session=who.session)
         system_text = "\n\n".join(p for p in (rendered, system or "") if p)
-        return fit(spec, system_text, prompt, candidates, count, summarise if self.mode == "live" else None,
+        # In replay mode the summary call is replayed like any other recorded call.
+        return fit(spec, system_text, prompt, candidates, count, summarise if summaries else None,
                    fixed=[] if has_tools else inline)
 
     def _call(self, trace: Trace, t0: float, route: Route, request: Request, prompt: str,

@@ -92,3 +92,19 @@ def test_alerts_command_lists_rules_checks_them_and_shows_history(tmp_path, caps
     assert main(["--config", config, "alerts", "--history"]) == 0
     out = capsys.readouterr().out
     assert "fired" in out and "spend_usd" in out
+
+
+def test_context_render_prints_the_plan_without_calling_a_model(tmp_path, capsys):
+    (tmp_path / "workbench.toml").write_text('store = "w.db"\n')
+    (tmp_path / "contexts").mkdir()
+    (tmp_path / "contexts" / "faq.yaml").write_text(
+        "system: Be brief.\nbudget_tokens: 300\nsources:\n  - {kind: documents, collection: faq, k: 2}\n")
+    wb = Workbench.from_config(tmp_path / "workbench.toml")
+    wb.docs.add("faq", "The office opens at 9 on Saturdays.")
+    config = str(tmp_path / "workbench.toml")
+    assert main(["--config", config, "context", "render", "faq", "--input", "When does the office open?"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("context faq v") and "documents:faq" in out and "--- system" in out
+    assert wb.calls.df().empty
+    assert main(["--config", config, "context", "render", "nope", "--input", "x"]) == 2
+    assert "no context spec 'nope'" in capsys.readouterr().err

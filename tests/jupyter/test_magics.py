@@ -159,3 +159,37 @@ def test_alerts_magic_adds_rules_and_shows_values_and_history(ip, current):
         run(ip, "llm_alerts --add x errors 1")
     _, rules = run(ip, "llm_alerts --remove slow")
     assert rules.empty
+
+
+def test_context_spec_memory_and_remember_options(ip, current, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "contexts").mkdir()
+    (tmp_path / "contexts" / "faq.yaml").write_text(
+        "system: Answer briefly.\nsources:\n  - {kind: documents, collection: faq, k: 1}\n")
+    current.settings = current.settings.model_copy(update={"contexts": tmp_path / "contexts"})
+    current.docs.add("faq", "The office opens at 9 on Saturdays.")
+    out, _ = run(ip, "-m local/extractive -c faq --no-stream", "When does the office open on Saturdays?")
+    assert "opens at 9" in out.outputs[0].data["text/plain"]
+    assert current.calls.last()["context_spec"] == "faq"
+    run(ip, "-m local/echo --memory user:ana --remember --no-stream", "I am based in Lisbon")
+    assert current.memory.df("user:ana")["text"].tolist() == ["I am based in Lisbon"]
+    with pytest.raises(UsageError, match="no context spec 'nope'"):
+        run(ip, "-m local/echo -c nope", "hi")
+    with pytest.raises(UsageError, match="remember=True needs a memory scope"):
+        run(ip, "-m local/echo --remember", "hi")
+
+
+def test_context_and_memory_widgets(ip, current):
+    import ipywidgets
+
+    current.docs.add("faq", "The office opens at 9 on Saturdays.")
+    current.memory.add("Ana prefers short answers", "user:ana", "preference")
+    _, view = run(ip, "llm_context --input When does the office open? --memory user:ana -m local/echo")
+    assert isinstance(view, ipywidgets.VBox) and "wb-context-view" in view._dom_classes
+    html = view.children[0].value
+    assert "(inline)" in html and "Ana prefers short answers" not in html and "wb-included" in html
+    assert "Ana prefers short answers" in view.children[1].children[0].value  # the final messages
+    _, inspector = run(ip, "llm_memory user:ana")
+    assert "Ana prefers short answers" in inspector.children[2].value
+    with pytest.raises(UsageError, match="memory scope 'ana' is not one of"):
+        run(ip, "llm_memory ana")

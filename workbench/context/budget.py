@@ -7,7 +7,8 @@ what is left of the total. Items of a source are taken best first (retrieval ran
 history newest first). An item that does not fit is handled by its source's
 ``overflow``: ``drop`` it, ``truncate`` it to the room left (if at least
 ``MIN_TRUNCATE`` tokens), or ``summarise`` everything that did not fit into one block
-made by the model (at call time; a render shows what would be summarised). Tokens are
+made by the model (a quarter of the source's room, at least ``MIN_TRUNCATE`` tokens, is
+kept for it; at call time only — a render shows what would be summarised). Tokens are
 counted with litellm's counter for the target model.
 """
 
@@ -121,6 +122,10 @@ def fit(spec: ContextSpec, system: str, prompt: str, candidates: dict[int, list[
 def _fill(source: SourceSpec, items: Sequence[Item], left: int, count: Counter,
           summarise: Summariser | None) -> tuple[list[tuple[Item, Block]], int]:  # fmt: skip
     cap = min(source.max_tokens or left, left)
+    reserve = 0  # room kept for the summary when a summarising source will not fit whole
+    if source.overflow == "summarise" and sum(count(i.text) for i in items) > cap:
+        reserve = min(cap, max(MIN_TRUNCATE, cap // 4))
+        cap, left = cap - reserve, left - reserve
     placed: list[tuple[Item, Block]] = []
     overflow: list[Item] = []
     for item in items:
@@ -145,6 +150,7 @@ def _fill(source: SourceSpec, items: Sequence[Item], left: int, count: Counter,
                 f"{why}; history turns are kept whole" if source.kind == "history"
                 else f"{why}; under {MIN_TRUNCATE} tokens left to truncate into")  # fmt: skip
             placed.append((item, Block(source.label, item.ref, tokens, "dropped", reason, item.text)))
+    cap, left = cap + reserve, left + reserve
     if overflow:
         texts = [i.text for i in reversed(overflow)] if source.kind == "history" else [i.text for i in overflow]
         if summarise is None or cap < MIN_TRUNCATE:

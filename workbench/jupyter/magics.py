@@ -52,6 +52,9 @@ class WorkbenchMagics(Magics):
     @magic_arguments()
     @argument("-m", "--model", help="route or litellm model name (default: the configured default route)")
     @argument("-s", "--session", help="continue the named conversation (its history is sent)")
+    @argument("-c", "--context", metavar="SPEC", help="build the context from contexts/SPEC.yaml")
+    @argument("--memory", metavar="SCOPE", help="give the call what SCOPE remembers (user:NAME, agent:NAME, shared)")
+    @argument("--remember", action="store_true", help="with --memory: remember this cell's text in SCOPE")
     @argument("-o", "--output", metavar="VAR", help="store the Result in this variable")
     @argument("--user", help="who the call is for (recorded for attribution)")
     @argument("--task", help="what the call is for (recorded for attribution)")
@@ -97,7 +100,8 @@ class WorkbenchMagics(Magics):
                 response_format={"type": "json_object"} if args.format == "json" else None,
                 stream=preview is not None, on_token=preview, format=args.format,
                 cache=False if args.no_cache else None, budget=args.budget,
-                priority=args.priority, max_wait=args.max_wait,
+                priority=args.priority, max_wait=args.max_wait, spec=args.context, memory=args.memory,
+                remember=args.remember,
             )  # fmt: skip
         except WorkbenchError as exc:
             raise _usage(exc) from None
@@ -244,6 +248,43 @@ class WorkbenchMagics(Magics):
         except WorkbenchError as exc:
             raise _usage(exc) from None
         return wb.alerts.df() if args.history else wb.alerts.values()
+
+    @magic_arguments()
+    @argument("spec", nargs="?", help="the context spec (contexts/SPEC.yaml); none: only memory and history")
+    @argument("--input", required=True, nargs="+", help="the user text to plan for")
+    @argument("-m", "--model", help="count tokens for this route or model")
+    @argument("-s", "--session", help="include this session's history")
+    @argument("--user", help="the user (for user-scoped memory)")
+    @argument("--memory", metavar="SCOPE", help="also read this memory scope")
+    @line_magic
+    def llm_context(self, line: str) -> Any:
+        """Show what a call would be given: each block with its tokens, what was dropped and why, the messages."""
+        args = _parse(self.llm_context, line)
+        try:
+            plan = _wb().plan_context(args.spec, " ".join(args.input).strip("\"'"), model=args.model,
+                                      session=args.session, user=args.user, memory=args.memory)  # fmt: skip
+        except WorkbenchError as exc:
+            raise _usage(exc) from None
+        from workbench.jupyter.widgets import context_view
+
+        return context_view(plan)
+
+    @magic_arguments()
+    @argument("scope", nargs="?", help="one scope (user:alice, agent:triage, shared); default: all")
+    @line_magic
+    def llm_memory(self, line: str) -> Any:
+        """Inspect long-term memory: search, age and importance, forget an item, see its history."""
+        args = _parse(self.llm_memory, line)
+        from workbench.memory import check_scope
+
+        try:
+            if args.scope:
+                check_scope(args.scope)
+        except WorkbenchError as exc:
+            raise _usage(exc) from None
+        from workbench.jupyter.widgets import MemoryInspector
+
+        return MemoryInspector(_wb().memory, args.scope).widget
 
     @magic_arguments()
     @argument("session", help="the recorded session to re-run")

@@ -172,14 +172,20 @@ class Memory:
     # ---- reading --------------------------------------------------------------------
 
     def search(self, query: str, scopes: str | list[str] = "shared", k: int | None = None,
-               kinds: list[str] | None = None, touch: bool = True) -> list[MemoryItem]:  # fmt: skip
-        """The best ``k`` active, unexpired memories in ``scopes`` for ``query`` (see the module doc)."""
+               kinds: list[str] | None = None, touch: bool = True,
+               matching: bool = False) -> list[MemoryItem]:  # fmt: skip
+        """The best ``k`` active, unexpired memories in ``scopes`` for ``query`` (see the module doc).
+
+        ``matching=True`` returns only items sharing a word with the query; ``touch=False``
+        leaves their access time and count alone.
+        """
         scopes = [scopes] if isinstance(scopes, str) else list(scopes)
         for scope in scopes:
             check_scope(scope)
         k = k or self.settings.k
         with self.store.lock:
-            rows = self._candidates(self.store.conn, query, scopes, kinds=kinds, limit=max(50, 5 * k))
+            rows = self._candidates(self.store.conn, query, scopes, kinds=kinds, limit=max(50, 5 * k),
+                                    fill=not matching)  # fmt: skip
         if not rows:
             return []
         w, now = self.settings.weights, datetime.now(UTC)
@@ -222,7 +228,8 @@ class Memory:
     # ---- inside -----------------------------------------------------------------------
 
     def _candidates(self, conn: Any, query: str, scopes: list[str], kind: str | None = None,
-                    kinds: list[str] | None = None, limit: int = 20) -> list[dict[str, Any]]:  # fmt: skip
+                    kinds: list[str] | None = None, limit: int = 20,
+                    fill: bool = True) -> list[dict[str, Any]]:  # fmt: skip
         marks = ", ".join("?" * len(scopes))
         where = f"m.status = 'active' AND m.scope IN ({marks}) AND (m.expires_at IS NULL OR m.expires_at >= ?)"
         params: list[Any] = [*scopes, utcnow()]
@@ -243,7 +250,7 @@ class Memory:
         # Items that share no word with the query still compete on importance and recency (a standing
         # preference applies to every question), up to a few per call.
         seen = [row[0] for row in rows]
-        extra = max(0, min(limit - len(rows), 10))
+        extra = max(0, min(limit - len(rows), 10)) if fill or not match else 0
         if extra:
             sql = (f"SELECT {columns}, 0.0 AS match FROM memories m WHERE {where} "
                    f"AND m.id NOT IN ({', '.join('?' * len(seen))}) "
