@@ -9,6 +9,7 @@ audit entry in one transaction. Each stage opens a span.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -379,7 +380,7 @@ class Workbench:
                 self.sessions.observe(call.session, call.prompt, completion.text)
         if call.memory and self.mode == "live":
             with call.trace.span("memory.write", scope=call.memory) as attrs:
-                writes = [("fact", call.prompt)] if call.remember else []
+                writes = [("fact", _remembered(call.prompt))] if call.remember else []
                 if self.settings.memory.extract == "rules" and not call.remember:
                     writes = extract_memories(call.prompt)
                 actions = [self.memory.add(text, call.memory, kind, source_call=call.id).action
@@ -545,3 +546,9 @@ def _turns(history: Sequence[dict[str, Any]], last: int) -> list[Item]:
     items = [Item(f"turn {n}", "\n".join(f"{m['role']}: {m['content']}" for m in turn), messages=turn)
              for n, turn in enumerate(turns, 1)]  # fmt: skip
     return items[::-1][:last]
+
+
+def _remembered(prompt: str) -> str:
+    """What ``--remember`` stores: the text without a leading "remember that"."""
+    text = re.sub(r"^\s*(please\s+)?remember\s+that\s+", "", prompt, flags=re.IGNORECASE).strip()
+    return text[:1].upper() + text[1:] if text else prompt

@@ -15,6 +15,7 @@ counted with litellm's counter for the target model.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 MIN_TRUNCATE = 16
+_HEADING = re.compile(r"^#{1,6}\s*(.+?)\s*\n+")
 Counter = Callable[[str], int]
 Summariser = Callable[[list[str], int], str]
 
@@ -178,7 +180,7 @@ def _messages(spec: ContextSpec, system: str, prompt: str, chosen: dict[int, lis
               fixed: Sequence[Item]) -> list[dict[str, Any]]:  # fmt: skip
     """System (rendered prompt, pinned, documents and tool results as [id] lines, memories), history, input."""
     parts = [p for p in (system, spec.pinned.strip()) if p]
-    context = [f"[{item.ref}] {' '.join(item.text.split())}" if item.ref != "context" else item.text for item in fixed]
+    context = [_cited(item) if item.ref != "context" else item.text for item in fixed]
     memories: list[str] = []
     history: list[Item] = []
     summaries: list[str] = []
@@ -190,7 +192,7 @@ def _messages(spec: ContextSpec, system: str, prompt: str, chosen: dict[int, lis
             if block.ref == "summary":
                 summaries.append(f"Summary of earlier {kind}: {item.text}")
             elif kind in ("documents", "tools"):
-                context.append(f"[{item.ref}] {' '.join(item.text.split())}")
+                context.append(_cited(item))
             elif kind == "memory":
                 memories.append(f"- {item.text}")
             elif kind == "history":
@@ -205,3 +207,9 @@ def _messages(spec: ContextSpec, system: str, prompt: str, chosen: dict[int, lis
         messages.extend(item.messages or [])
     messages.append({"role": "user", "content": prompt})
     return messages
+
+
+def _cited(item: Item) -> str:
+    """``[id] text`` on one line; a leading markdown heading becomes ``Heading:``."""
+    text = _HEADING.sub(r"\1: ", item.text.strip(), count=1)
+    return f"[{item.ref}] {' '.join(text.split())}"

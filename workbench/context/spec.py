@@ -23,6 +23,7 @@ the spec's name and version.
 from __future__ import annotations
 
 import hashlib
+import os
 import tomllib
 from datetime import date
 from pathlib import Path
@@ -100,8 +101,9 @@ def find_spec(name: str, folder: Path) -> Path:
         if path.is_file():
             return path
     known = sorted({p.stem for p in folder.glob("*") if p.suffix in SUFFIXES}) if folder.is_dir() else []
-    raise ConfigError(f"no context spec {name!r} in {folder}/ (have: {', '.join(known) or 'none'}); "
-                      f"create {folder / name}.yaml")  # fmt: skip
+    shown = Path(os.path.relpath(folder))  # relative, so the message reads the same in any checkout
+    raise ConfigError(f"no context spec {name!r} in {shown}/ (have: {', '.join(known) or 'none'}); "
+                      f"create {shown / name}.yaml")  # fmt: skip
 
 
 def load_spec(name_or_path: str | Path, folder: Path) -> ContextSpec:
