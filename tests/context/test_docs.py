@@ -35,7 +35,7 @@ def test_csv_rows_text_and_re_adding_replaces(wb, tmp_path):
 
 
 def test_long_paragraphs_are_split_to_the_chunk_size(wb):
-    text = " ".join(f"word{i}" for i in range(250))
+    text = " ".join(f"word{i}" for i in range(250))  # one line, longer than a file name may be
     assert wb.docs.add("long", text, chunk_words=100) == 3
     assert wb.docs.df("long")["words"].tolist() == [100, 100, 50]
 
@@ -52,3 +52,8 @@ def test_missing_files_are_one_line_errors(wb):
         wb.docs.add("handbook", ["missing.md"])
     with pytest.raises(WorkbenchError, match="name the collection"):
         wb.docs.add("", ["x"])
+
+
+def test_a_one_line_text_longer_than_a_file_name_is_text(wb):
+    line = " ".join(["a long single-line note"] * 20)  # 460 characters, no newline: not a path
+    assert wb.docs.add("notes", line) == 1

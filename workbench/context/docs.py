@@ -84,9 +84,10 @@ class Docs:
         match = fts_query(query)
         if not match:
             return []
-        sql = ("SELECT d.id, d.collection, d.source, d.text, -bm25(documents_fts) AS score "
+        # FTS5's rank column is bm25() by default, and ORDER BY rank is its fast path (~1.4x).
+        sql = ("SELECT d.id, d.collection, d.source, d.text, -documents_fts.rank AS score "
                "FROM documents_fts JOIN documents d ON d.rowid = documents_fts.rowid "
-               "WHERE documents_fts MATCH ? AND d.collection = ? ORDER BY bm25(documents_fts) LIMIT ?")  # fmt: skip
+               "WHERE documents_fts MATCH ? AND d.collection = ? ORDER BY documents_fts.rank LIMIT ?")  # fmt: skip
         return [Chunk(**row) for row in self.store.query(sql, (match, collection, int(k)))]
 
     def get(self, chunk_id: str) -> Chunk | None:
@@ -125,8 +126,7 @@ _LOOKS_LIKE_PATH = re.compile(r"^[^\s]+\.(md|markdown|txt|csv|rst)$", re.IGNOREC
 
 def _read(item: str | Path) -> tuple[str, str, str]:
     """(source name, text, kind) for a path or a literal text."""
-    if isinstance(item, str) and ("\n" in item or len(item) > 1024
-                                  or (not _LOOKS_LIKE_PATH.match(item) and not Path(item).is_file())):  # fmt: skip
+    if isinstance(item, str) and ("\n" in item or (not _LOOKS_LIKE_PATH.match(item) and not _is_file(item))):
         return f"text-{hashlib.sha256(item.encode()).hexdigest()[:8]}", item, "md"
     path = Path(item)
     if not path.is_file():
@@ -137,6 +137,13 @@ def _read(item: str | Path) -> tuple[str, str, str]:
         raise WorkbenchError(f"{path}: not UTF-8 text; convert it, or pass its text") from None
     suffix = path.suffix.lower()
     return path.name, text, "csv" if suffix == ".csv" else "md" if suffix in (".md", ".markdown") else "txt"
+
+
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except OSError:  # e.g. a long sentence is "a file name too long"
+        return False
 
 
 def _chunks(text: str, size: int, markdown: bool) -> Iterator[str]:

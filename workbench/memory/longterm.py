@@ -243,9 +243,9 @@ class Memory:
         match = fts_query(query)
         rows = []
         if match:
-            sql = (f"SELECT {columns}, -bm25(memories_fts) AS match FROM memories_fts "
+            sql = (f"SELECT {columns}, -memories_fts.rank AS match FROM memories_fts "
                    f"JOIN memories m ON m.rowid = memories_fts.rowid WHERE memories_fts MATCH ? AND {where} "
-                   "ORDER BY bm25(memories_fts) LIMIT ?")  # fmt: skip
+                   "ORDER BY memories_fts.rank LIMIT ?")  # fmt: skip
             rows = conn.execute(sql, [match, *params, limit]).fetchall()
         # Items that share no word with the query still compete on importance and recency (a standing
         # preference applies to every question), up to a few per call.

@@ -1,0 +1,142 @@
+"""The widgets in real JupyterLab, driven by headless Chromium: what a user sees and clicks.
+
+Needs Chromium at /usr/bin/chromium (``apt-get install chromium``; ``.ci/run`` installs it)
+and the ``playwright`` Python package (in the test extra). Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+TOKEN = "workbench-browser-test"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server on 127.0.0.1 serving a temp folder, with its own config dirs and store."""
+    assert Path(CHROMIUM).exists(), "browser tests need Chromium: apt-get install -y chromium"
+    root = tmp_path_factory.mktemp("lab")
+    port = _free_port()
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(root / ".config"), "JUPYTER_DATA_DIR": str(root / ".data"),
+           "IPYTHONDIR": str(root / ".ipython"), "JUPYTER_RUNTIME_DIR": str(root / ".runtime"),
+           "WORKBENCH_STORE": str(root / "lab.db")}  # fmt: skip
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--allow-root", "--no-browser", "--ip", "127.0.0.1",
+         f"--port={port}", f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
+         "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=2)
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                raise AssertionError(f"JupyterLab did not start: {server.stderr.read().decode()[-2000:]}") from None
+            time.sleep(0.3)
+    yield url, root
+    server.terminate()
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def _notebook(root: Path, name: str, cells: list[str]) -> None:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, root / name)
+
+
+def _run_all(page, url: str, name: str) -> None:
+    """Open the notebook, wait for its kernel (requests sent before it connects are lost), Run All Cells."""
+    workspace = Path(name).stem  # its own workspace: no tabs restored from another test
+    page.goto(f"{url}/lab/workspaces/{workspace}/tree/{name}?reset&token={TOKEN}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_selector(".jp-StatusBar-TextItem:has-text('Idle')", timeout=60_000)
+    page.click("text=Run >> nth=0")
+    page.click("text=Run All Cells")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+def test_the_memory_inspector_forgets_what_the_user_clicks(lab, browser):
+    url, root = lab
+    _notebook(root, "memory.ipynb", [
+        "%load_ext workbench",
+        "import workbench\nwb = workbench.get()\n"
+        "tea = wb.memory.add('Ana prefers green tea', 'user:ana', 'preference')\n"
+        "wb.memory.add('Ana works on the billing team', 'user:ana')",
+        "%llm_memory user:ana",
+    ])
+    page = browser.new_page()
+    try:
+        _run_all(page, url, "memory.ipynb")
+        inspector = page.locator(".wb-memory-inspector")
+        inspector.wait_for(timeout=60_000)
+        assert inspector.locator("table.wb-memories tr[data-id]").count() == 2
+        assert "Ana prefers green tea" in inspector.inner_text()
+        inspector.locator("input[type='text']").fill("tea")
+        inspector.locator("input[type='text']").press("Enter")
+        page.wait_for_function("document.querySelectorAll('.wb-memory-inspector tr[data-id]').length === 1")
+        inspector.locator("button", has_text="history").click()
+        page.wait_for_selector(".wb-memory-inspector table.wb-history")
+        inspector.locator("button", has_text="forget").click()
+        page.wait_for_selector(".wb-memory-inspector :text('forgot')", timeout=30_000)
+    finally:
+        page.close()
+    rows = sqlite3.connect(root / "lab.db").execute("SELECT text FROM memories").fetchall()
+    assert rows == [("Ana works on the billing team",)]  # the click reached the kernel and the store
+
+
+def test_the_context_view_shows_blocks_and_the_final_messages(lab, browser):
+    url, root = lab
+    (root / "contexts").mkdir(exist_ok=True)
+    (root / "contexts" / "faq.yaml").write_text(
+        "system: Be brief.\nbudget_tokens: 300\nsources:\n  - {kind: documents, collection: faq, k: 2}\n")
+    _notebook(root, "context.ipynb", [
+        "%load_ext workbench",
+        "import workbench\nwb = workbench.get()\nwb.docs.add('faq', 'The office opens at 9 on Saturdays.')",
+        '%llm_context faq --input "When does the office open on Saturdays"',
+    ])
+    page = browser.new_page()
+    try:
+        _run_all(page, url, "context.ipynb")
+        view = page.locator(".wb-context-view")
+        view.wait_for(timeout=60_000)
+        assert view.locator("tr.wb-block").count() == 3 and "of 300 tokens" in view.inner_text()
+        assert view.locator("tr.wb-included", has_text="documents:faq").count() == 1
+        view.get_by_text("final messages (2)").click()
+        page.wait_for_function("document.querySelector('.wb-context-view').innerText.includes('When does the office')")
+    finally:
+        page.close()
