@@ -182,6 +182,7 @@ class Settings(_Strict):
     alerts: Alerts = Field(default_factory=Alerts)
     memory: MemorySettings = Field(default_factory=MemorySettings)
     contexts: Path = Path("contexts")  # where context specs (NAME.yaml / NAME.toml) live
+    retrieval: Literal["bm25", "hybrid"] = "bm25"  # hybrid: + sentence embeddings (the embeddings extra)
     source: Path | None = None
     root: Path = Field(default_factory=Path.cwd)
 

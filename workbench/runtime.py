@@ -89,8 +89,8 @@ class Workbench:
         self.budgets = Budgets(self.store, self.settings)
         self.cache = ResponseCache(self.store)
         self.alerts = Alerts(self.store, self.settings)
-        self.docs = Docs(self.store)
-        self.memory = Memory(self.store, self.settings.memory)
+        self.docs = Docs(self.store, hybrid=self.settings.retrieval == "hybrid")
+        self.memory = Memory(self.store, self.settings.memory, hybrid=self.settings.retrieval == "hybrid")
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None, **overrides: Any) -> Workbench:

@@ -50,8 +50,8 @@ def fts_query(text: str) -> str:
 class Docs:
     """``wb.docs``: collections of chunked documents."""
 
-    def __init__(self, store: Store, chunk_words: int = 120):
-        self.store, self.chunk_words = store, chunk_words
+    def __init__(self, store: Store, chunk_words: int = 120, hybrid: bool = False):
+        self.store, self.chunk_words, self.hybrid = store, chunk_words, hybrid
 
     def add(self, collection: str, items: str | Path | Iterable[str | Path], *,
             chunk_words: int | None = None) -> int:  # fmt: skip
@@ -66,21 +66,35 @@ class Docs:
             source, text, kind = _read(item)
             pieces = list(_csv_rows(text) if kind == "csv" else _chunks(text, size, markdown=kind == "md"))
             rows.append((source, pieces))
+        vectors: list[list[bytes | None]] = [[None] * len(pieces) for _, pieces in rows]
+        if self.hybrid:
+            from workbench.context.embeddings import embedder
+
+            flat = embedder().embed([piece for _, pieces in rows for piece in pieces])
+            at = 0
+            for i, (_, pieces) in enumerate(rows):
+                vectors[i] = [flat[at + j].tobytes() for j in range(len(pieces))]
+                at += len(pieces)
         now, written = utcnow(), 0
         with self.store.transaction() as conn:
-            for source, pieces in rows:
+            for (source, pieces), vecs in zip(rows, vectors, strict=True):
                 conn.execute("DELETE FROM documents WHERE collection = ? AND source = ?", (collection, source))
                 conn.executemany(
-                    "INSERT OR REPLACE INTO documents (id, collection, source, n, text, tokens, added_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(f"{source}#{n}", collection, source, n, piece, len(_WORD.findall(piece)), now)
-                     for n, piece in enumerate(pieces, 1)],  # fmt: skip
+                    "INSERT OR REPLACE INTO documents (id, collection, source, n, text, tokens, added_at, vector) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(f"{source}#{n}", collection, source, n, piece, len(_WORD.findall(piece)), now, vec)
+                     for n, (piece, vec) in enumerate(zip(pieces, vecs, strict=True), 1)],  # fmt: skip
                 )
                 written += len(pieces)
         return written
 
     def search(self, collection: str, query: str, k: int = 5) -> list[Chunk]:
         """The ``k`` chunks of ``collection`` that best match ``query`` (BM25), best first."""
+        if self.hybrid:
+            return self._hybrid(collection, query, k)
+        return self._bm25(collection, query, k)
+
+    def _bm25(self, collection: str, query: str, k: int) -> list[Chunk]:
         match = fts_query(query)
         if not match:
             return []
@@ -89,6 +103,32 @@ class Docs:
                "FROM documents_fts JOIN documents d ON d.rowid = documents_fts.rowid "
                "WHERE documents_fts MATCH ? AND d.collection = ? ORDER BY documents_fts.rank LIMIT ?")  # fmt: skip
         return [Chunk(**row) for row in self.store.query(sql, (match, collection, int(k)))]
+
+    def _hybrid(self, collection: str, query: str, k: int, pool: int = 50) -> list[Chunk]:
+        """BM25 and cosine rankings fused (reciprocal rank fusion); vectors are streamed, never all in RAM."""
+        import numpy as np
+
+        from workbench.context.embeddings import embedder, fuse
+
+        lexical = self._bm25(collection, query, pool)
+        target = embedder().embed([query])[0]
+        best: list[tuple[float, str]] = []
+        with self.store.lock:
+            cursor = self.store.conn.execute(
+                "SELECT id, vector FROM documents WHERE collection = ? AND vector IS NOT NULL", (collection,))
+            while batch := cursor.fetchmany(4096):
+                matrix = np.frombuffer(b"".join(v for _, v in batch), dtype=np.float32).reshape(len(batch), -1)
+                sims = matrix @ target
+                best.extend((float(sims[i]), batch[i][0]) for i in np.argsort(-sims)[:pool])
+                best = sorted(best, reverse=True)[:pool]
+        fused = fuse([c.id for c in lexical], [ref for _, ref in best])[:k]
+        texts = {c.id: c for c in lexical}
+        found = []
+        for ref, score in fused:
+            chunk = texts.get(ref) or self.get(ref)
+            if chunk is not None:
+                found.append(Chunk(chunk.id, chunk.collection, chunk.source, chunk.text, round(score, 6)))
+        return found
 
     def get(self, chunk_id: str) -> Chunk | None:
         """One chunk by its id (e.g. a citation in an answer)."""

@@ -45,6 +45,7 @@ KINDS = ("fact", "preference", "episode")
 _SCOPE = re.compile(r"^(user|agent|session|shared):[^\s:][^\s]*$|^shared$")
 _COLUMNS = ("id", "scope", "kind", "text", "importance", "created_at", "updated_at", "accessed_at", "access_count",
             "expires_at", "status", "supersedes", "superseded_by", "source_call")  # fmt: skip
+_INSERT = f"INSERT INTO memories ({', '.join(_COLUMNS)}, vector) VALUES ({', '.join('?' * len(_COLUMNS))}, ?)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +90,8 @@ def similarity(a: str, b: str) -> float:
 class Memory:
     """``wb.memory``: add, search, update, forget, history, compact."""
 
-    def __init__(self, store: Store, settings: MemorySettings):
-        self.store, self.settings = store, settings
+    def __init__(self, store: Store, settings: MemorySettings, hybrid: bool = False):
+        self.store, self.settings, self.hybrid = store, settings, hybrid
 
     # ---- writing --------------------------------------------------------------------
 
@@ -103,6 +104,7 @@ class Memory:
         check_scope(scope)
         _check(kind, importance)
         now = utcnow()
+        vector = self._vector(text)
         ttl = ttl_days if ttl_days is not None else self.settings.ttl_days.get(kind)
         expires = (datetime.now(UTC) + timedelta(days=ttl)).isoformat(timespec="microseconds") if ttl else None
         with self.store.transaction() as conn:
@@ -122,8 +124,7 @@ class Memory:
                     "created_at": now, "updated_at": now, "accessed_at": now, "access_count": 0,
                     "expires_at": expires, "status": "active", "supersedes": supersedes, "superseded_by": None,
                     "source_call": source_call}  # fmt: skip
-            conn.execute(f"INSERT INTO memories ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
-                         [item[c] for c in _COLUMNS])  # fmt: skip
+            conn.execute(_INSERT, [*(item[c] for c in _COLUMNS), vector])
             if supersedes:
                 conn.execute("UPDATE memories SET status = 'superseded', superseded_by = ?, updated_at = ? "
                              "WHERE id = ?", (item["id"], now, supersedes))  # fmt: skip
@@ -148,9 +149,9 @@ class Memory:
                 "importance": importance if importance is not None else old["importance"], "created_at": now,
                 "updated_at": now, "accessed_at": now, "access_count": 0, "supersedes": memory_id,
                 "superseded_by": None, "status": "active"}  # fmt: skip
+        vector = self._vector(item["text"])
         with self.store.transaction() as conn:
-            conn.execute(f"INSERT INTO memories ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
-                         [item[c] for c in _COLUMNS])  # fmt: skip
+            conn.execute(_INSERT, [*(item[c] for c in _COLUMNS), vector])
             conn.execute("UPDATE memories SET status = 'superseded', superseded_by = ?, updated_at = ? WHERE id = ?",
                          (item["id"], now, memory_id))  # fmt: skip
         return replace(_item(item), action="superseded")
@@ -186,6 +187,8 @@ class Memory:
         with self.store.lock:
             rows = self._candidates(self.store.conn, query, scopes, kinds=kinds, limit=max(50, 5 * k),
                                     fill=not matching)  # fmt: skip
+            if self.hybrid and not matching:
+                rows = self._semantic(self.store.conn, query, scopes, rows, limit=max(20, 2 * k))
         if not rows:
             return []
         w, now = self.settings.weights, datetime.now(UTC)
@@ -257,6 +260,40 @@ class Memory:
                    "ORDER BY m.importance DESC, m.accessed_at DESC LIMIT ?")  # fmt: skip
             rows += conn.execute(sql, [*params, *seen, extra]).fetchall()
         return [dict(zip((*_COLUMNS, "match"), row, strict=True)) for row in rows]
+
+    def _vector(self, text: str) -> bytes | None:
+        if not self.hybrid:
+            return None
+        from workbench.context.embeddings import embedder
+
+        return embedder().embed([text])[0].tobytes()
+
+    def _semantic(self, conn: Any, query: str, scopes: list[str], rows: list[dict[str, Any]],
+                  limit: int) -> list[dict[str, Any]]:  # fmt: skip
+        """Add the items closest in meaning to ``query``; ``match`` becomes the fused (RRF) rank score."""
+        import numpy as np
+
+        from workbench.context.embeddings import embedder, fuse
+
+        target = embedder().embed([query])[0]
+        marks = ", ".join("?" * len(scopes))
+        sql = (f"SELECT id, vector FROM memories WHERE status = 'active' AND scope IN ({marks}) "
+               "AND vector IS NOT NULL AND (expires_at IS NULL OR expires_at >= ?)")  # fmt: skip
+        pairs = conn.execute(sql, [*scopes, utcnow()]).fetchall()
+        if not pairs:
+            return rows
+        sims = np.frombuffer(b"".join(v for _, v in pairs), dtype=np.float32).reshape(len(pairs), -1) @ target
+        close = [pairs[i][0] for i in np.argsort(-sims)[:limit]]
+        lexical = [r["id"] for r in sorted(rows, key=lambda r: -r["match"]) if r["match"] > 0]
+        fused = dict(fuse(lexical, close))
+        have = {r["id"] for r in rows}
+        missing = [i for i in close if i not in have]
+        if missing:
+            columns = ", ".join(_COLUMNS)
+            extra = conn.execute(f"SELECT {columns}, 0.0 FROM memories WHERE id IN ({', '.join('?' * len(missing))})",
+                                 missing).fetchall()  # fmt: skip
+            rows = rows + [dict(zip((*_COLUMNS, "match"), row, strict=True)) for row in extra]
+        return [{**r, "match": fused.get(r["id"], 0.0)} for r in rows]
 
     def _get(self, memory_id: str) -> dict[str, Any]:
         rows = self.store.query(f"SELECT {', '.join(_COLUMNS)} FROM memories WHERE id = ?", (memory_id,))

@@ -189,9 +189,15 @@ def m008_context_and_memory(db: sqlite_utils.Database) -> None:
     db["calls"].add_column("grounding", float)
 
 
+def m009_embeddings(db: sqlite_utils.Database) -> None:
+    """Sentence embeddings (float32 bytes) of chunks and memories, for hybrid retrieval."""
+    db["documents"].add_column("vector", bytes)
+    db["memories"].add_column("vector", bytes)
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial, m002_replay_lookup_index, m003_cost_control, m004_routing_decision, m005_rate_limits,
-    m006_rate_queue, m007_alerts, m008_context_and_memory,
+    m006_rate_queue, m007_alerts, m008_context_and_memory, m009_embeddings,
 ]
 
 
