@@ -13,6 +13,7 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from workbench.audit import AuditLog, rerun_session
@@ -313,12 +314,9 @@ class Workbench:
             else:
                 candidates[i] = inline
         model = route.deployments[0].model if route.deployments else route_name
-        counted: dict[str, int] = {}
 
         def count(text: str) -> int:
-            if text not in counted:
-                counted[text] = litellm_module().token_counter(model=model, text=text)
-            return counted[text]
+            return _count_tokens(model, text)
 
         def summarise(texts: list[str], cap: int) -> str:
             words = max(10, int(cap * 0.7))
@@ -552,3 +550,9 @@ def _remembered(prompt: str) -> str:
     """What ``--remember`` stores: the text without a leading "remember that"."""
     text = re.sub(r"^\s*(please\s+)?remember\s+that\s+", "", prompt, flags=re.IGNORECASE).strip()
     return text[:1].upper() + text[1:] if text else prompt
+
+
+@lru_cache(maxsize=8192)
+def _count_tokens(model: str, text: str) -> int:
+    """The token count from litellm, remembered: chunks, memories and turns recur from call to call."""
+    return litellm_module().token_counter(model=model, text=text)

@@ -57,3 +57,11 @@ def test_an_unknown_spec_lists_the_known_ones(tmp_path):
     (tmp_path / "support.yaml").write_text(SPEC)
     with pytest.raises(ConfigError, match=r"no context spec 'sales' in .* \(have: support\)"):
         load_spec("sales", tmp_path)
+
+
+def test_an_edited_spec_is_reloaded_and_an_unchanged_one_is_not_reparsed(tmp_path):
+    (tmp_path / "s.yaml").write_text("budget_tokens: 100\n")
+    first = load_spec("s", tmp_path)
+    assert load_spec("s", tmp_path) is first  # same content: the parsed spec is reused
+    (tmp_path / "s.yaml").write_text("budget_tokens: 200\n")
+    assert load_spec("s", tmp_path).budget_tokens == 200

@@ -114,6 +114,21 @@ def load_spec(name_or_path: str | Path, folder: Path) -> ContextSpec:
     elif not path.is_file():
         raise ConfigError(f"no such context spec file: {path}")
     raw = path.read_bytes()
+    digest = hashlib.sha256(raw).hexdigest()
+    cached = _PARSED.get((str(path), digest))
+    if cached is not None:  # parsing YAML costs more than the rest of planning a context
+        return cached
+    spec = _parse(path, raw, digest)
+    if len(_PARSED) > 256:
+        _PARSED.clear()
+    _PARSED[(str(path), digest)] = spec
+    return spec
+
+
+_PARSED: dict[tuple[str, str], ContextSpec] = {}  # (path, content hash) -> spec: an edit is a new key
+
+
+def _parse(path: Path, raw: bytes, digest: str) -> ContextSpec:
     try:
         if path.suffix == ".toml":
             data = tomllib.loads(raw.decode())
@@ -127,8 +142,7 @@ def load_spec(name_or_path: str | Path, folder: Path) -> ContextSpec:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of keys (system, sources, ...) at the top")
     try:
-        return ContextSpec.model_validate({**data, "name": path.stem,
-                                           "version": hashlib.sha256(raw).hexdigest()[:12]})  # fmt: skip
+        return ContextSpec.model_validate({**data, "name": path.stem, "version": digest[:12]})
     except ValidationError as exc:
         err = exc.errors()[0]
         key = ""

@@ -45,6 +45,7 @@ KINDS = ("fact", "preference", "episode")
 _SCOPE = re.compile(r"^(user|agent|session|shared):[^\s:][^\s]*$|^shared$")
 _COLUMNS = ("id", "scope", "kind", "text", "importance", "created_at", "updated_at", "accessed_at", "access_count",
             "expires_at", "status", "supersedes", "superseded_by", "source_call")  # fmt: skip
+SCAN_LIMIT = 300  # a scope (and kind) this small is compared whole on every write
 _INSERT = f"INSERT INTO memories ({', '.join(_COLUMNS)}, vector) VALUES ({', '.join('?' * len(_COLUMNS))}, ?)"
 
 
@@ -109,7 +110,7 @@ class Memory:
         expires = (datetime.now(UTC) + timedelta(days=ttl)).isoformat(timespec="microseconds") if ttl else None
         with self.store.transaction() as conn:
             best, best_sim = None, 0.0
-            for row in self._candidates(conn, text, [scope], kind=kind):
+            for row in self._similar(conn, text, scope, kind):
                 sim = similarity(text, row["text"])
                 if sim > best_sim:
                     best, best_sim = row, sim
@@ -260,6 +261,15 @@ class Memory:
                    "ORDER BY m.importance DESC, m.accessed_at DESC LIMIT ?")  # fmt: skip
             rows += conn.execute(sql, [*params, *seen, extra]).fetchall()
         return [dict(zip((*_COLUMNS, "match"), row, strict=True)) for row in rows]
+
+    def _similar(self, conn: Any, text: str, scope: str, kind: str) -> list[dict[str, Any]]:
+        """Items a write could duplicate or supersede: all of a small scope, else its best BM25 matches."""
+        where = "scope = ? AND kind = ? AND status = 'active' AND (expires_at IS NULL OR expires_at >= ?)"
+        params = (scope, kind, utcnow())
+        if conn.execute(f"SELECT COUNT(*) FROM memories WHERE {where}", params).fetchone()[0] <= SCAN_LIMIT:
+            rows = conn.execute(f"SELECT id, text FROM memories WHERE {where}", params).fetchall()
+            return [{"id": i, "text": t} for i, t in rows]  # a scan beats ranking the whole FTS index
+        return self._candidates(conn, text, [scope], kind=kind)
 
     def _vector(self, text: str) -> bytes | None:
         if not self.hybrid:

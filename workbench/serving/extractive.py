@@ -12,6 +12,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 
 NO_CONTEXT = "I was given no context to answer from."
 NO_ANSWER = "The context I was given does not answer this question."
@@ -38,6 +39,7 @@ class Sentence:
 _SUFFIXES = ("ing", "ed", "es", "s")
 
 
+@lru_cache(maxsize=65536)  # vocabularies repeat: stemming is most of the cost of terms()
 def _stem(word: str) -> str:
     for suffix in _SUFFIXES:
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
