@@ -33,7 +33,7 @@ class Result:
     tool_calls: list[dict[str, Any]] | None = None
     attempts: list[Any] = field(default_factory=list)
     format: Format = "markdown"
-    context: Any = None  # the ContextPlan, when a spec, memory or a history budget built the context
+    context: Any = field(default=None, repr=False)  # the ContextPlan, when a spec, memory or a history budget built it
     grounding: float | None = None  # share of the answer's sentences supported by the retrieved context
 
     def __str__(self) -> str:

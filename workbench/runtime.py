@@ -376,12 +376,14 @@ class Workbench:
         if call.session:
             with call.trace.span("memory.observe", session=call.session):
                 self.sessions.observe(call.session, call.prompt, completion.text)
-        if call.memory and self.mode == "live":
-            with call.trace.span("memory.write", scope=call.memory) as attrs:
+        extracting = self.settings.memory.extract == "rules" and not call.remember
+        scope = call.memory or (f"user:{call.user}" if extracting and call.user else None)
+        if scope and self.mode == "live":  # what to remember: --remember, else the configured extraction
+            with call.trace.span("memory.write", scope=scope) as attrs:
                 writes = [("fact", _remembered(call.prompt))] if call.remember else []
-                if self.settings.memory.extract == "rules" and not call.remember:
+                if extracting:
                     writes = extract_memories(call.prompt)
-                actions = [self.memory.add(text, call.memory, kind, source_call=call.id).action
+                actions = [self.memory.add(text, scope, kind, source_call=call.id).action
                            for kind, text in writes]  # fmt: skip
                 attrs.update(writes=len(actions), actions=",".join(actions))
         if call.plan is not None:

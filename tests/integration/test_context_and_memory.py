@@ -68,6 +68,8 @@ def test_rules_extraction_remembers_preferences_from_the_conversation(tmp_path):
     wb.ask("I prefer answers as bullet points. What is the refund window?", model="local/echo", memory="user:cy")
     assert wb.memory.df("user:cy")[["kind", "text"]].values.tolist() == [
         ["preference", "I prefer answers as bullet points."]]
+    wb.ask("My team is the payments squad.", model="local/echo", user="dee")  # no scope given: the user's own
+    assert wb.memory.df("user:dee")["text"].tolist() == ["My team is the payments squad."]
 
 
 def test_a_session_over_its_history_budget_is_trimmed_or_summarised_by_its_model(tmp_path):
