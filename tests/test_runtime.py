@@ -13,8 +13,9 @@ def test_result_fields_and_recorded_row(wb):
     assert (row["id"], row["user"], row["task"], row["status"]) == (r.call_id, "ana", "triage", "ok")
     spans = wb.store.query("SELECT name, parent_id FROM spans WHERE call_id = ? ORDER BY start_ns", (r.call_id,))
     names = [s["name"] for s in spans]
-    assert names == ["llm.call", "context.compose", "serving.complete", "serving.attempt", "cost.settle"]
-    assert [s["parent_id"] is None for s in spans] == [True, False, False, False, False]
+    assert names == ["llm.call", "guardrails.check_input", "context.compose", "serving.complete", "serving.attempt",
+                     "guardrails.check_output", "cost.settle"]
+    assert [s["parent_id"] is None for s in spans] == [True] + [False] * 6
 
 
 def test_sessions_survive_a_restart_and_can_be_reset(tmp_path):

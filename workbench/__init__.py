@@ -21,6 +21,7 @@ for _name, _value in (
 from workbench.errors import (  # noqa: E402  (light module: no third-party imports)
     BudgetExceeded,
     ConfigError,
+    GuardrailViolation,
     KillSwitchActive,
     ProviderError,
     ReplayMiss,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BudgetExceeded",
     "ConfigError",
+    "GuardrailViolation",
     "KillSwitchActive",
     "ProviderError",
     "ReplayMiss",

@@ -168,6 +168,19 @@ class MemorySettings(_Strict):
     history_overflow: Literal["trim", "summarise"] = "trim"
 
 
+GuardAction = Literal["block", "redact", "flag", "off"]
+
+
+class GuardrailSettings(_Strict):
+    """``[guardrails]``: what each scanner does at each stage (block / redact / flag / off)."""
+
+    input: dict[Literal["secrets", "pii", "max_length"], GuardAction] = Field(
+        default_factory=lambda: {"secrets": "block", "pii": "flag", "max_length": "block"})
+    output: dict[Literal["secrets", "pii"], Literal["redact", "flag", "off"]] = Field(
+        default_factory=lambda: {"secrets": "redact", "pii": "flag"})
+    max_input_chars: int = Field(100_000, gt=0)
+
+
 class Settings(_Strict):
     """Everything the runtime needs to know, validated."""
 
@@ -181,6 +194,7 @@ class Settings(_Strict):
     breaker: Breaker = Field(default_factory=Breaker)
     alerts: Alerts = Field(default_factory=Alerts)
     memory: MemorySettings = Field(default_factory=MemorySettings)
+    guardrails: GuardrailSettings = Field(default_factory=GuardrailSettings)
     contexts: Path = Path("contexts")  # where context specs (NAME.yaml / NAME.toml) live
     retrieval: Literal["bm25", "hybrid"] = "bm25"  # hybrid: + sentence embeddings (the embeddings extra)
     source: Path | None = None

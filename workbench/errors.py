@@ -57,5 +57,9 @@ class BudgetExceeded(WorkbenchError):
     """A call's worst-case cost does not fit a budget that covers it; nothing was sent."""
 
 
+class GuardrailViolation(WorkbenchError):
+    """A guardrail blocked the call (the message names the scanner and what it found); nothing was sent."""
+
+
 class KillSwitchActive(WorkbenchError):
     """The kill switch is on: no call is sent until it is lifted."""

@@ -12,7 +12,7 @@ import os
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ from workbench.context import Composer, ContextArg, ContextPlan, ContextSpec, Do
 from workbench.context.grounding import grounding
 from workbench.cost import Attribution, Budgets, Costs, Pricing
 from workbench.errors import BudgetExceeded, KillSwitchActive, ProviderError, ReplayMiss, WorkbenchError
+from workbench.guardrails import Guard
 from workbench.limits.cache import ResponseCache
 from workbench.limits.ratelimit import RateLimiter
 from workbench.memory import Memory, Session, Sessions, check_scope, visible_scopes
@@ -90,6 +91,7 @@ class Workbench:
         self.budgets = Budgets(self.store, self.settings)
         self.cache = ResponseCache(self.store)
         self.alerts = Alerts(self.store, self.settings)
+        self.guard = Guard(self.store, self.settings.guardrails)
         self.docs = Docs(self.store, hybrid=self.settings.retrieval == "hybrid")
         self.memory = Memory(self.store, self.settings.memory, hybrid=self.settings.retrieval == "hybrid")
 
@@ -242,12 +244,15 @@ class Workbench:
         elif remember:
             raise WorkbenchError("remember=True needs a memory scope to write to: memory='user:alice' "
                                  "(%%llm --memory user:alice --remember)")  # fmt: skip
+        call_id = new_id()
         if self.mode == "live":
             litellm_module()  # a one-off import of seconds is not part of any call's latency
         t0 = time.perf_counter()
         route_name, route = self.router.resolve(model, check=self.mode == "live")
         trace = Trace()
         trace.begin("llm.call", route=route_name, mode=self.mode, session=session)
+        with trace.span("guardrails.check_input"):
+            prompt = self.guard.check("input", prompt, call_id, session)  # a block raises: nothing is sent
         plan = None
         with trace.span("context.compose") as attrs:
             history = self.sessions.history(session) if session else ()
@@ -261,7 +266,7 @@ class Workbench:
             attrs.update(messages=len(messages), history_messages=len(history))
         params = {"temperature": temperature, "max_tokens": max_tokens, "response_format": response_format}
         request = Request(route_name, messages, {k: v for k, v in params.items() if v is not None}, stream)
-        call = self._call(trace, t0, route, request, prompt, session, user, task)
+        call = self._call(trace, t0, route, request, prompt, session, user, task, call_id)
         call.agent, call.plan, call.memory, call.remember = agent, plan, memory, remember
         call.use_cache = cache if cache is not None else (
             route.cache if route.cache is not None else self.settings.cache.enabled
@@ -331,10 +336,10 @@ class Workbench:
         return fit(spec, system_text, prompt, candidates, count, summarise if summaries else None,
                    fixed=[] if has_tools else inline)
 
-    def _call(self, trace: Trace, t0: float, route: Route, request: Request, prompt: str,
-              session: str | None, user: str | None, task: str | None) -> _Call:  # fmt: skip
+    def _call(self, trace: Trace, t0: float, route: Route, request: Request, prompt: str, session: str | None,
+              user: str | None, task: str | None, call_id: str | None = None) -> _Call:  # fmt: skip
         request_json = request.to_json()
-        return _Call(new_id(), trace, utcnow(), t0, request.route, route, request, request_json,
+        return _Call(call_id or new_id(), trace, utcnow(), t0, request.route, route, request, request_json,
                      Request.fingerprint_of(request_json), prompt, session, user, task)  # fmt: skip
 
     def rerun(self, request: Request, prompt: str, replay_of: str) -> Result:
@@ -364,6 +369,10 @@ class Workbench:
         return next((d for d in route.deployments if d.label == label), None)
 
     def _finish(self, call: _Call, completion: Completion, format: Format) -> Result:
+        with call.trace.span("guardrails.check_output"):
+            text = self.guard.check("output", completion.text, call.id, call.session)
+        if text != completion.text:
+            completion = replace(completion, text=text)
         result = self._settle(call, completion, format)
         self._record(call, completion, result)
         if self.mode == "live":

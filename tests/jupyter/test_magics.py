@@ -193,3 +193,10 @@ def test_context_and_memory_widgets(ip, current):
     assert "Ana prefers short answers" in inspector.children[2].value
     with pytest.raises(UsageError, match="memory scope 'ana' is not one of"):
         run(ip, "llm_memory ana")
+
+
+def test_a_blocked_cell_fails_in_one_line_and_llm_guard_lists_the_event(ip, current):
+    with pytest.raises(UsageError, match="blocked by the secrets guardrail: found aws_access_key"):
+        run(ip, "-m local/echo -s g --no-stream", "deploy with AKIAIOSFODNN7EXAMPLE please")
+    _, events = run(ip, "llm_guard -s g")
+    assert events[["stage", "scanner", "action"]].values.tolist() == [["input", "secrets", "block"]]

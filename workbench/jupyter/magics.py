@@ -287,6 +287,14 @@ class WorkbenchMagics(Magics):
         return MemoryInspector(_wb().memory, args.scope).widget
 
     @magic_arguments()
+    @argument("-s", "--session", help="only this session's events")
+    @line_magic
+    def llm_guard(self, line: str) -> Any:
+        """What the guardrails found: stage, scanner, action and the kinds and spans (never the text)."""
+        args = _parse(self.llm_guard, line)
+        return _wb().guard.df(args.session)
+
+    @magic_arguments()
     @argument("session", help="the recorded session to re-run")
     @line_magic
     def llm_replay(self, line: str) -> Any:

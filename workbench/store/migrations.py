@@ -195,9 +195,18 @@ def m009_embeddings(db: sqlite_utils.Database) -> None:
     db["memories"].add_column("vector", bytes)
 
 
+def m010_guard_events(db: sqlite_utils.Database) -> None:
+    """What the guardrails found (kinds and spans, never the text), by call and session."""
+    db["guard_events"].create({"id": int, "at": str, "call_id": str, "session": str, "stage": str, "scanner": str,
+                               "action": str, "findings": str}, pk="id")
+    db["guard_events"].create_index(["session", "id"])
+    db["guard_events"].create_index(["call_id"])
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial, m002_replay_lookup_index, m003_cost_control, m004_routing_decision, m005_rate_limits,
     m006_rate_queue, m007_alerts, m008_context_and_memory, m009_embeddings,
+    m010_guard_events,
 ]
 
 

@@ -1,0 +1,103 @@
+"""Scanners: secrets and personal data found in text, with their exact spans.
+
+Each scanner returns :class:`Finding` spans; a finding keeps its kind and position,
+never the matched text, so guard events can be stored without storing what they guard.
+
+- ``secrets``: provider API keys (OpenAI, Anthropic, AWS, GitHub, Slack, Google, Stripe),
+  private-key blocks, JSON web tokens.
+- ``pii``: e-mail addresses, phone numbers (9-15 digits, international or grouped),
+  payment card numbers (13-19 digits passing the Luhn check), IBANs (passing the mod-97
+  check), US social security numbers, UK national insurance numbers.
+- ``max_length``: an input longer than ``max_input_chars``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_SECRETS = {
+    "openai_key": r"\bsk-(?:proj-|svcacct-)?[A-Za-z0-9_-]{20,}",
+    "anthropic_key": r"\bsk-ant-[A-Za-z0-9_-]{20,}",
+    "aws_access_key": r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",
+    "github_token": r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})",
+    "slack_token": r"\bxox[abprs]-[A-Za-z0-9-]{10,}",
+    "google_api_key": r"\bAIza[0-9A-Za-z_-]{35}",
+    "stripe_key": r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}",
+    "private_key": r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----[\s\S]*?(?:-----END (?:[A-Z]+ )?PRIVATE KEY-----|$)",
+    "jwt": r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
+}
+_SECRET = [(kind, re.compile(pattern)) for kind, pattern in _SECRETS.items()]
+_EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
+_PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,4}){2,4}(?!\w)")
+_CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
+_SSN = re.compile(r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b")
+_NINO = re.compile(r"\b(?![DFIQUV])[A-CEGHJ-PR-TW-Z](?![DFIOQUV])[A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """Where something sensitive is: its kind and span (the text itself is never kept)."""
+
+    kind: str
+    start: int
+    end: int
+
+
+def luhn(digits: str) -> bool:
+    """The Luhn check of payment card numbers."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def iban_valid(text: str) -> bool:
+    """The ISO 13616 mod-97 check of an IBAN."""
+    compact = text.replace(" ", "")
+    if not 15 <= len(compact) <= 34:
+        return False
+    moved = compact[4:] + compact[:4]
+    return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
+
+
+def find_secrets(text: str) -> list[Finding]:
+    """API keys, tokens and private keys in ``text``."""
+    found = [Finding(kind, m.start(), m.end()) for kind, rx in _SECRET for m in rx.finditer(text)]
+    return _without_overlaps(found)
+
+
+def find_pii(text: str) -> list[Finding]:
+    """E-mail addresses, phone, card, IBAN and national id numbers in ``text``."""
+    found = [Finding("email", m.start(), m.end()) for m in _EMAIL.finditer(text)]
+    found += [Finding("iban", m.start(), m.end()) for m in _IBAN.finditer(text) if iban_valid(m.group())]
+    for m in _CARD.finditer(text):
+        digits = re.sub(r"\D", "", m.group())
+        if 13 <= len(digits) <= 19 and luhn(digits):
+            found.append(Finding("card_number", m.start(), m.end()))
+    found += [Finding("us_ssn", m.start(), m.end()) for m in _SSN.finditer(text)]
+    found += [Finding("uk_nino", m.start(), m.end()) for m in _NINO.finditer(text)]
+    for m in _PHONE.finditer(text):
+        if 9 <= len(re.sub(r"\D", "", m.group())) <= 15:
+            found.append(Finding("phone", m.start(), m.end()))
+    return _without_overlaps(found)
+
+
+def redact(text: str, findings: list[Finding]) -> str:
+    """``text`` with each finding replaced by ``[REDACTED:kind]``."""
+    for f in sorted(findings, key=lambda f: f.start, reverse=True):
+        text = f"{text[:f.start]}[REDACTED:{f.kind}]{text[f.end:]}"
+    return text
+
+
+def _without_overlaps(findings: list[Finding]) -> list[Finding]:
+    """Keep the earliest, then longest, of overlapping findings (a card is not also a phone number)."""
+    kept: list[Finding] = []
+    for f in sorted(findings, key=lambda f: (f.start, -(f.end - f.start))):
+        if not kept or f.start >= kept[-1].end:
+            kept.append(f)
+    return kept
