@@ -31,6 +31,7 @@ def test_scopes_are_separate_and_agents_see_their_own_plus_shared(wb):
     assert {m.scope for m in found} == {"agent:triage", "shared"}
     with pytest.raises(WorkbenchError, match="memory scope 'alice' is not one of"):
         wb.memory.search("x", "alice")
+    assert wb.memory.search("triage", []) == []
 
 
 def test_ranking_uses_match_importance_and_recency(wb):

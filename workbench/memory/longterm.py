@@ -184,6 +184,8 @@ class Memory:
         scopes = [scopes] if isinstance(scopes, str) else list(scopes)
         for scope in scopes:
             check_scope(scope)
+        if not scopes:
+            return []
         k = k or self.settings.k
         with self.store.lock:
             rows = self._candidates(self.store.conn, query, scopes, kinds=kinds, limit=max(50, 5 * k),
