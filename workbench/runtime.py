@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.audit import AuditLog, rerun_session
 from workbench.config import Deployment, Route, Settings, load_settings
 from workbench.context import Composer, ContextArg, ContextPlan, ContextSpec, Docs, Item, SourceSpec, fit, load_spec
+from workbench.context.compose import context_items
 from workbench.context.grounding import grounding
 from workbench.cost import Attribution, Budgets, Costs, Pricing
 from workbench.errors import BudgetExceeded, KillSwitchActive, ProviderError, ReplayMiss, WorkbenchError
@@ -302,7 +303,7 @@ class Workbench:
             over = "summarise" if self.settings.memory.history_overflow == "summarise" else "drop"
             sources.append(SourceSpec(kind="history", turns=10**6, priority=-2, overflow=over,
                                       max_tokens=self.settings.memory.history_tokens))  # fmt: skip
-        inline = _inline(context)
+        inline = [Item(ref, text) for ref, text in context_items(context)]
         has_tools = any(s.kind == "tools" for s in sources)
         spec = spec.model_copy(update={"sources": sources})
         candidates: dict[int, list[Item]] = {}
@@ -523,17 +524,6 @@ def _limits(d: Deployment) -> str:
     """A deployment's rate limits as one short cell, e.g. ``600 rpm · 3 parallel``."""
     parts = [f"{v} {k}" for k, v in (("rpm", d.rpm), ("tpm", d.tpm), ("parallel", d.max_parallel)) if v]
     return " · ".join(parts) or "-"
-
-
-def _inline(context: ContextArg) -> list[Item]:
-    """``context=`` as citable items: a text is one item, a mapping keeps its ids, a list is numbered."""
-    if context is None:
-        return []
-    if isinstance(context, str):
-        return [Item("context", context)] if context.strip() else []
-    if isinstance(context, Mapping):
-        return [Item(str(k), str(v)) for k, v in context.items()]
-    return [Item(str(i), str(v)) for i, v in enumerate(context, 1)]
 
 
 def _scopes(names: Sequence[str], who: Attribution) -> list[str]:

@@ -8,15 +8,22 @@ from typing import Any
 ContextArg = str | Mapping[str, str] | Sequence[str] | None
 
 
+def context_items(context: ContextArg) -> list[tuple[str, str]]:
+    """``(id, text)`` pairs: a text is one item (id ``context``), a mapping keeps its ids, a list is numbered."""
+    if context is None:
+        return []
+    if isinstance(context, str):
+        return [("context", context)] if context.strip() else []
+    if isinstance(context, Mapping):
+        return [(str(key), str(text)) for key, text in context.items()]
+    return [(str(i), str(text)) for i, text in enumerate(context, 1)]
+
+
 def format_context(context: ContextArg) -> str:
     """Context as text; documents become ``[id] text`` lines so answers can cite them."""
-    if context is None:
-        return ""
     if isinstance(context, str):
         return context
-    if isinstance(context, Mapping):
-        return "\n".join(f"[{key}] {' '.join(str(text).split())}" for key, text in context.items())
-    return "\n".join(f"[{i}] {' '.join(str(text).split())}" for i, text in enumerate(context, 1))
+    return "\n".join(f"[{ref}] {' '.join(text.split())}" for ref, text in context_items(context))
 
 
 class Composer:

@@ -106,9 +106,7 @@ class Docs:
 
     def _hybrid(self, collection: str, query: str, k: int, pool: int = 50) -> list[Chunk]:
         """BM25 and cosine rankings fused (reciprocal rank fusion); vectors are streamed, never all in RAM."""
-        import numpy as np
-
-        from workbench.context.embeddings import embedder, fuse
+        from workbench.context.embeddings import embedder, fuse, nearest
 
         lexical = self._bm25(collection, query, pool)
         target = embedder().embed([query])[0]
@@ -117,10 +115,7 @@ class Docs:
             cursor = self.store.conn.execute(
                 "SELECT id, vector FROM documents WHERE collection = ? AND vector IS NOT NULL", (collection,))
             while batch := cursor.fetchmany(4096):
-                matrix = np.frombuffer(b"".join(v for _, v in batch), dtype=np.float32).reshape(len(batch), -1)
-                sims = matrix @ target
-                best.extend((float(sims[i]), batch[i][0]) for i in np.argsort(-sims)[:pool])
-                best = sorted(best, reverse=True)[:pool]
+                best = sorted(best + nearest(batch, target, pool), reverse=True)[:pool]
         fused = fuse([c.id for c in lexical], [ref for _, ref in best])[:k]
         texts = {c.id: c for c in lexical}
         found = []

@@ -107,6 +107,16 @@ def embedder() -> Embedder:
     return Embedder()
 
 
+def nearest(pairs: list[tuple[str, bytes]], target: Any, limit: int) -> list[tuple[float, str]]:
+    """The ``limit`` ``(cosine, id)`` closest to ``target`` among ``(id, vector bytes)`` pairs, best first."""
+    import numpy as np
+
+    if not pairs:
+        return []
+    sims = np.frombuffer(b"".join(v for _, v in pairs), dtype=np.float32).reshape(len(pairs), -1) @ target
+    return [(float(sims[i]), pairs[i][0]) for i in np.argsort(-sims)[:limit]]
+
+
 def fuse(*rankings: list[str], k: int = RRF_K) -> list[tuple[str, float]]:
     """Reciprocal rank fusion of ranked id lists: ``(id, score)``, best first."""
     scores: dict[str, float] = {}

@@ -29,15 +29,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from workbench.config import _one_line, _Strict
 from workbench.errors import ConfigError, TemplateError
 
 SUFFIXES = (".yaml", ".yml", ".toml")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class SourceSpec(_Strict):
@@ -144,9 +141,4 @@ def _parse(path: Path, raw: bytes, digest: str) -> ContextSpec:
     try:
         return ContextSpec.model_validate({**data, "name": path.stem, "version": digest[:12]})
     except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ""
-        for part in err["loc"]:
-            key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
-        got = "" if err["type"] == "missing" or isinstance(err.get("input"), dict) else f" (got {err.get('input')!r})"
-        raise ConfigError(f"{path}: {key}: {err['msg'].removeprefix('Value error, ')}{got}") from None
+        raise ConfigError(_one_line(exc, {}, path)) from None

@@ -283,9 +283,7 @@ class Memory:
     def _semantic(self, conn: Any, query: str, scopes: list[str], rows: list[dict[str, Any]],
                   limit: int) -> list[dict[str, Any]]:  # fmt: skip
         """Add the items closest in meaning to ``query``; ``match`` becomes the fused (RRF) rank score."""
-        import numpy as np
-
-        from workbench.context.embeddings import embedder, fuse
+        from workbench.context.embeddings import embedder, fuse, nearest
 
         target = embedder().embed([query])[0]
         marks = ", ".join("?" * len(scopes))
@@ -294,8 +292,7 @@ class Memory:
         pairs = conn.execute(sql, [*scopes, utcnow()]).fetchall()
         if not pairs:
             return rows
-        sims = np.frombuffer(b"".join(v for _, v in pairs), dtype=np.float32).reshape(len(pairs), -1) @ target
-        close = [pairs[i][0] for i in np.argsort(-sims)[:limit]]
+        close = [ref for _, ref in nearest(pairs, target, limit)]
         lexical = [r["id"] for r in sorted(rows, key=lambda r: -r["match"]) if r["match"] > 0]
         fused = dict(fuse(lexical, close))
         have = {r["id"] for r in rows}
@@ -307,27 +304,24 @@ class Memory:
             rows = rows + [dict(zip((*_COLUMNS, "match"), row, strict=True)) for row in extra]
         return [{**r, "match": fused.get(r["id"], 0.0)} for r in rows]
 
-    def _get(self, memory_id: str) -> dict[str, Any]:
+    def _find(self, memory_id: str | None) -> dict[str, Any] | None:
         rows = self.store.query(f"SELECT {', '.join(_COLUMNS)} FROM memories WHERE id = ?", (memory_id,))
-        if not rows:
+        return rows[0] if rows else None
+
+    def _get(self, memory_id: str) -> dict[str, Any]:
+        row = self._find(memory_id)
+        if row is None:
             raise WorkbenchError(f"no memory {memory_id!r}; wb.memory.df() lists them")
-        return rows[0]
+        return row
 
     def _chain(self, memory_id: str) -> list[dict[str, Any]]:
         """The versions linked to ``memory_id`` (through supersedes / superseded_by), oldest first."""
         row = self._get(memory_id)
-        while row["supersedes"]:
-            older = self.store.query(f"SELECT {', '.join(_COLUMNS)} FROM memories WHERE id = ?", (row["supersedes"],))
-            if not older:
-                break
-            row = older[0]
+        while row["supersedes"] and (older := self._find(row["supersedes"])) is not None:
+            row = older
         chain = [row]
-        while chain[-1]["superseded_by"]:
-            newer = self.store.query(f"SELECT {', '.join(_COLUMNS)} FROM memories WHERE id = ?",
-                                     (chain[-1]["superseded_by"],))  # fmt: skip
-            if not newer:
-                break
-            chain.append(newer[0])
+        while chain[-1]["superseded_by"] and (newer := self._find(chain[-1]["superseded_by"])) is not None:
+            chain.append(newer)
         return chain
 
 
