@@ -26,7 +26,6 @@ recency decay above, ``forget(id)`` (deletes the item and its history), and
 from __future__ import annotations
 
 import re
-import secrets
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -35,7 +34,7 @@ from workbench.config import MemorySettings
 from workbench.context.docs import fts_query
 from workbench.errors import WorkbenchError
 from workbench.serving.extractive import terms
-from workbench.store import Store, utcnow
+from workbench.store import Store, new_id, utcnow
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -323,10 +322,6 @@ class Memory:
         while chain[-1]["superseded_by"] and (newer := self._find(chain[-1]["superseded_by"])) is not None:
             chain.append(newer)
         return chain
-
-
-def new_id() -> str:
-    return secrets.token_hex(8)
 
 
 def _check(kind: str, importance: float) -> None:

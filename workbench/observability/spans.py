@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-
-def new_id(nbytes: int = 8) -> str:
-    """A random lowercase hex id (16 hex digits by default, 32 for trace ids)."""
-    return os.urandom(nbytes).hex()
+from workbench.store import new_id
 
 
 class Trace:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -53,6 +54,11 @@ _TOUCH_SESSION = (
     "ON CONFLICT(name) DO NOTHING"
 )
 GENESIS = "sha256:" + "0" * 64
+
+
+def new_id(nbytes: int = 8) -> str:
+    """A random lowercase hex id (16 hex digits by default, 32 for trace ids)."""
+    return os.urandom(nbytes).hex()
 
 
 def utcnow() -> str:
