@@ -168,17 +168,118 @@ class MemorySettings(_Strict):
     history_overflow: Literal["trim", "summarise"] = "trim"
 
 
-GuardAction = Literal["block", "redact", "flag", "off"]
+GuardAction = Literal["block", "redact", "flag", "ask", "quarantine", "off"]
+GUARD_STAGES = ("input", "output", "document", "tool_call", "tool_result")
+# What each stage can do with a finding (output "block" withholds the answer; it was paid for and is recorded).
+GUARD_STAGE_ACTIONS: dict[str, tuple[str, ...]] = {
+    "input": ("block", "redact", "flag", "ask", "off"),
+    "output": ("block", "redact", "flag", "off"),
+    "document": ("quarantine", "redact", "flag", "off"),
+    "tool_call": ("block", "ask", "flag", "off"),
+    "tool_result": ("block", "quarantine", "redact", "flag", "off"),
+}
+GUARD_DEFAULTS: dict[str, dict[str, str]] = {
+    "input": {"secrets": "block", "pii": "flag", "max_length": "block", "injection": "block"},
+    "output": {"secrets": "redact", "pii": "flag", "leakage": "redact", "sinks": "flag"},
+    "document": {"injection": "quarantine"},
+    "tool_call": {"boundaries": "block", "secrets": "block"},
+    "tool_result": {"injection": "quarantine", "secrets": "redact"},
+}
+
+
+class GuardRule(_Strict):
+    """``[[guardrails.rules]]``: a regex or keyword list checked at a stage, with its own action."""
+
+    name: str = Field(min_length=1)
+    stage: Literal["input", "output"] = "output"
+    regex: str | None = None
+    keywords: list[str] = Field(default_factory=list)  # whole words or phrases, any case
+    min_hits: int = Field(1, ge=1)  # a topic: this many of the keywords must appear
+    action: Literal["block", "redact", "flag"] = "flag"
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression ({exc})") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_matcher(self) -> GuardRule:
+        if (self.regex is None) == (not self.keywords):
+            raise ValueError("a rule needs exactly one of 'regex' or 'keywords'")
+        return self
+
+
+class ArgumentRule(_Strict):
+    """``[[guardrails.tools.arguments]]``: check one argument of the tools matching a glob."""
+
+    tool: str = Field(min_length=1)  # glob: "db.*"
+    argument: str = Field(min_length=1)
+    check: str = Field(min_length=1)  # read_only_sql | path | url | a registered check
+
+
+class ToolBoundaries(_Strict):
+    """``[guardrails.tools]``: allowlists (globs), argument checks, and a cap on destructive calls."""
+
+    allow: list[str] = Field(default_factory=lambda: ["*"])
+    agents: dict[str, list[str]] = Field(default_factory=dict)  # agent name -> its allowlist
+    sessions: dict[str, list[str]] = Field(default_factory=dict)  # session name -> its allowlist
+    arguments: list[ArgumentRule] = Field(default_factory=list)
+    paths: list[Path] = Field(default_factory=list)  # roots for check = "path" (relative to the project)
+    urls: list[str] = Field(default_factory=list)  # patterns for check = "url": "https://api.example.com/*"
+    max_destructive: int | None = Field(None, ge=0)  # destructive tool calls allowed per session
+
+
+class GuardBreaker(_Strict):
+    """``[guardrails.breaker]``: this many violations within the window lock a session or agent."""
+
+    violations: int = Field(3, ge=0)  # 0: never lock
+    window_s: float = Field(600.0, gt=0)
 
 
 class GuardrailSettings(_Strict):
-    """``[guardrails]``: what each scanner does at each stage (block / redact / flag / off)."""
+    """``[guardrails]``: what each scanner does at each stage, and the guardrails' own settings.
 
-    input: dict[Literal["secrets", "pii", "max_length"], GuardAction] = Field(
-        default_factory=lambda: {"secrets": "block", "pii": "flag", "max_length": "block"})
-    output: dict[Literal["secrets", "pii"], Literal["redact", "flag", "off"]] = Field(
-        default_factory=lambda: {"secrets": "redact", "pii": "flag"})
+    A stage table names scanners and actions; it is merged over the defaults, so
+    ``[guardrails.input] pii = "redact"`` changes only that scanner (``"off"`` turns one off).
+    """
+
+    input: dict[str, GuardAction] = Field(default_factory=lambda: dict(GUARD_DEFAULTS["input"]))
+    output: dict[str, GuardAction] = Field(default_factory=lambda: dict(GUARD_DEFAULTS["output"]))
+    document: dict[str, GuardAction] = Field(default_factory=lambda: dict(GUARD_DEFAULTS["document"]))
+    tool_call: dict[str, GuardAction] = Field(default_factory=lambda: dict(GUARD_DEFAULTS["tool_call"]))
+    tool_result: dict[str, GuardAction] = Field(default_factory=lambda: dict(GUARD_DEFAULTS["tool_result"]))
+    quarantine: Literal["fence", "drop"] = "fence"  # what quarantining a document chunk or tool result does
+    injection_threshold: float = Field(0.5, gt=0, le=1)
+    semantic_threshold: float = Field(0.5, gt=0, le=1)
+    canary: bool = True  # put a canary token in system prompts, so a leaked one is recognised
     max_input_chars: int = Field(100_000, gt=0)
+    rules: list[GuardRule] = Field(default_factory=list)
+    tools: ToolBoundaries = Field(default_factory=ToolBoundaries)
+    breaker: GuardBreaker = Field(default_factory=GuardBreaker)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_stages(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            for stage in GUARD_STAGES:
+                if isinstance(data.get(stage), dict):
+                    data[stage] = {**GUARD_DEFAULTS[stage], **data[stage]}
+        return data
+
+    @model_validator(mode="after")
+    def _actions_fit_stages(self) -> GuardrailSettings:
+        for stage in GUARD_STAGES:
+            for scanner, action in getattr(self, stage).items():
+                if action not in GUARD_STAGE_ACTIONS[stage]:
+                    raise ValueError(f"{stage}.{scanner}: the {stage} stage can't {action!r}; "
+                                     f"use one of {', '.join(GUARD_STAGE_ACTIONS[stage])}")  # fmt: skip
+        return self
 
 
 class Settings(_Strict):

@@ -35,6 +35,7 @@ class Result:
     format: Format = "markdown"
     context: Any = field(default=None, repr=False)  # the ContextPlan, when a spec, memory or a history budget built it
     grounding: float | None = None  # share of the answer's sentences supported by the retrieved context
+    data: Any = field(default=None, repr=False)  # with schema=: the parsed JSON (a model instance for pydantic)
 
     def __str__(self) -> str:
         return self.text

@@ -14,16 +14,37 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from workbench.audit import AuditLog, rerun_session
 from workbench.config import Deployment, Route, Settings, load_settings
-from workbench.context import Composer, ContextArg, ContextPlan, ContextSpec, Docs, Item, SourceSpec, fit, load_spec
+from workbench.context import (
+    Block,
+    Composer,
+    ContextArg,
+    ContextPlan,
+    ContextSpec,
+    Docs,
+    Item,
+    SourceSpec,
+    fit,
+    load_spec,  # fmt: skip
+)
 from workbench.context.compose import context_items
 from workbench.context.grounding import grounding
 from workbench.cost import Attribution, Budgets, Costs, Pricing
 from workbench.errors import BudgetExceeded, KillSwitchActive, ProviderError, ReplayMiss, WorkbenchError
-from workbench.guardrails import Guard
+from workbench.guardrails import (
+    SINKS,
+    Finding,
+    Guard,
+    ScanResult,
+    SchemaViolation,
+    Screened,
+    conform,
+    reask_prompt,  # fmt: skip
+    schema_instruction,
+)
 from workbench.limits.cache import ResponseCache
 from workbench.limits.ratelimit import RateLimiter
 from workbench.memory import Memory, Session, Sessions, check_scope, visible_scopes
@@ -64,6 +85,8 @@ class _Call:
     memory: str | None = None  # the long-term memory scope the call reads (and writes if remember)
     remember: bool = False
     grounding: float | None = None
+    system: str | None = None  # the system message as sent (with its canary)
+    sink: str | None = None  # where the answer is going: html | shell | sql
 
     @property
     def who(self) -> Attribution:
@@ -72,6 +95,7 @@ class _Call:
 
 # Refusals and failures a call is recorded with (anything else is a bug and propagates).
 _RECORDED_FAILURES = (ProviderError, ReplayMiss, BudgetExceeded, KillSwitchActive)
+Sink = Literal["html", "shell", "sql"]
 
 
 class Workbench:
@@ -92,7 +116,7 @@ class Workbench:
         self.budgets = Budgets(self.store, self.settings)
         self.cache = ResponseCache(self.store)
         self.alerts = Alerts(self.store, self.settings)
-        self.guard = Guard(self.store, self.settings.guardrails)
+        self.guard = Guard(self.store, self.settings.guardrails, self.settings.root)
         self.docs = Docs(self.store, hybrid=self.settings.retrieval == "hybrid")
         self.memory = Memory(self.store, self.settings.memory, hybrid=self.settings.retrieval == "hybrid")
 
@@ -118,7 +142,8 @@ class Workbench:
             stream: bool = False, on_token: TokenSink | None = None,
             format: Format = "markdown", agent: str | None = None, cache: bool | None = None,
             budget: float | None = None, priority: int = 0, max_wait: float | None = None,
-            spec: str | None = None, memory: str | None = None, remember: bool = False) -> Result:  # fmt: skip
+            spec: str | None = None, memory: str | None = None, remember: bool = False,
+            sink: Sink | None = None, schema: Any = None) -> Result:  # fmt: skip
         """Send ``prompt`` to a model or route and return the recorded :class:`Result`.
 
         ``session`` continues a named conversation; ``context`` (text, ``{id: text}``
@@ -131,14 +156,28 @@ class Workbench:
         ``spec`` names a context spec (``contexts/NAME.yaml``) that builds the context
         within its token budget (the plan is ``result.context``); ``memory`` (a scope
         such as ``user:alice``) gives the call what that scope remembers, and
-        ``remember=True`` writes the prompt to it.
+        ``remember=True`` writes the prompt to it. ``sink`` (``html``, ``shell``, ``sql``)
+        says where the answer is going, so the output guardrail checks it for what would run
+        there; ``schema`` (a JSON schema dict or a pydantic model) asks for JSON matching it,
+        re-asks once if the answer doesn't, and puts the parsed value in ``result.data``.
         """
+        system = self._schema_system(system, schema)
         call = self._begin(prompt, model, session, system, context, user, task,
                            temperature, max_tokens, response_format, stream, agent, cache,
                            spec, memory, remember)  # fmt: skip
-        call.budget = budget
+        call.budget, call.sink = budget, _sink(sink)
         self._queueing(call, priority, max_wait)
-        return self._run(call, on_token, format)
+        result = self._run(call, on_token, format)
+        if schema is None:
+            return result
+        value, error = conform(result.text, schema)
+        if error is None:
+            return replace(result, data=value)
+        self._reasking(result, error)
+        again = self.ask(reask_prompt(prompt, result.text, error, schema), model=model, system=system, user=user,
+                         task=task, agent=agent, temperature=temperature, max_tokens=max_tokens, cache=cache,
+                         budget=budget, format=format, sink=sink)  # fmt: skip
+        return self._conformed(again, schema, result)
 
     async def aask(self, prompt: str, *, model: str | None = None, session: str | None = None,
                    system: str | None = None, context: ContextArg = None, user: str | None = None,
@@ -148,14 +187,46 @@ class Workbench:
                    format: Format = "markdown", agent: str | None = None,
                    cache: bool | None = None, budget: float | None = None, priority: int = 0,
                    max_wait: float | None = None, spec: str | None = None, memory: str | None = None,
-                   remember: bool = False) -> Result:  # fmt: skip
+                   remember: bool = False, sink: Sink | None = None, schema: Any = None) -> Result:  # fmt: skip
         """Async twin of :meth:`ask` (uses ``litellm.acompletion``)."""
+        system = self._schema_system(system, schema)
         call = self._begin(prompt, model, session, system, context, user, task,
                            temperature, max_tokens, response_format, stream, agent, cache,
                            spec, memory, remember)  # fmt: skip
-        call.budget = budget
+        call.budget, call.sink = budget, _sink(sink)
         self._queueing(call, priority, max_wait)
-        return await self._arun(call, on_token, format)
+        result = await self._arun(call, on_token, format)
+        if schema is None:
+            return result
+        value, error = conform(result.text, schema)
+        if error is None:
+            return replace(result, data=value)
+        self._reasking(result, error)
+        again = await self.aask(reask_prompt(prompt, result.text, error, schema), model=model, system=system,
+                                user=user, task=task, agent=agent, temperature=temperature, max_tokens=max_tokens,
+                                cache=cache, budget=budget, format=format, sink=sink)  # fmt: skip
+        return self._conformed(again, schema, result)
+
+    @staticmethod
+    def _schema_system(system: str | None, schema: Any) -> str | None:
+        if schema is None:
+            return system
+        return "\n\n".join(p for p in (system, schema_instruction(schema)) if p)
+
+    def _reasking(self, result: Result, error: str) -> None:
+        """Record that an answer missed its schema and is being asked for once more."""
+        self.guard.record([ScanResult("schema", "output", "reask", (Finding(error[:200], 0, len(result.text)),))],
+                          result.call_id, result.session)  # fmt: skip
+
+    def _conformed(self, again: Result, schema: Any, first: Result) -> Result:
+        value, error = conform(again.text, schema)
+        if error is not None:
+            self.guard.record([ScanResult("schema", "output", "block", (Finding(error[:200], 0, len(again.text)),))],
+                              again.call_id, again.session)  # fmt: skip
+            raise SchemaViolation(f"the answer did not match the schema after one re-ask ({error}); both calls are "
+                                  f"recorded ({first.call_id}, {again.call_id}). Loosen the schema or try a "
+                                  "stronger model")  # fmt: skip
+        return replace(again, data=value)
 
     @staticmethod
     def _queueing(call: _Call, priority: int, max_wait: float | None) -> None:
@@ -253,7 +324,7 @@ class Workbench:
         trace = Trace()
         trace.begin("llm.call", route=route_name, mode=self.mode, session=session)
         with trace.span("guardrails.check_input"):
-            prompt = self.guard.check("input", prompt, call_id, session)  # a block raises: nothing is sent
+            prompt = self.guard.check("input", prompt, call_id, session, agent=agent)  # a block raises: nothing is sent
         plan = None
         with trace.span("context.compose") as attrs:
             history = self.sessions.history(session) if session else ()
@@ -261,14 +332,21 @@ class Workbench:
                 messages = self.composer.compose(prompt, system, context, history)
             else:
                 plan = self._plan(prompt, system, context, history, route_name, route, spec, memory,
-                                  Attribution(user, task, agent, session))  # fmt: skip
+                                  Attribution(user, task, agent, session), call_id=call_id)  # fmt: skip
                 messages = plan.messages
                 attrs.update(spec=plan.spec, version=plan.version, tokens=plan.used, budget=plan.budget)
             attrs.update(messages=len(messages), history_messages=len(history))
+        if messages and messages[0]["role"] == "system":
+            messages = [{**messages[0], "content": self.guard.with_canary(messages[0]["content"])}, *messages[1:]]
+        # What the leakage scanner protects: the instructions, not the retrieved context (answers quote that);
+        # the canary is recognised wherever it appears.
+        instructions = [b.text for b in plan.blocks if b.source == "system"] if plan else [system or ""]
+        system_text = "\n".join(instructions).strip() or None
         params = {"temperature": temperature, "max_tokens": max_tokens, "response_format": response_format}
         request = Request(route_name, messages, {k: v for k, v in params.items() if v is not None}, stream)
         call = self._call(trace, t0, route, request, prompt, session, user, task, call_id)
         call.agent, call.plan, call.memory, call.remember = agent, plan, memory, remember
+        call.system = system_text
         call.use_cache = cache if cache is not None else (
             route.cache if route.cache is not None else self.settings.cache.enabled
         )
@@ -290,7 +368,7 @@ class Workbench:
 
     def _plan(self, prompt: str, system: str | None, context: ContextArg, history: Sequence[dict[str, Any]],
               route_name: str, route: Route, spec_name: str | None, memory: str | None,
-              who: Attribution, summaries: bool = True) -> ContextPlan:  # fmt: skip
+              who: Attribution, summaries: bool = True, call_id: str | None = None) -> ContextPlan:  # fmt: skip
         """Gather each source's candidates and fit them into the spec's budget (see context/budget.py)."""
         if spec_name:
             spec = load_spec(spec_name, self.settings.contexts)
@@ -307,9 +385,15 @@ class Workbench:
         has_tools = any(s.kind == "tools" for s in sources)
         spec = spec.model_copy(update={"sources": sources})
         candidates: dict[int, list[Item]] = {}
+        quarantined: list[tuple[str, Screened]] = []
         for i, source in enumerate(sources):
             if source.kind == "documents":
-                candidates[i] = [Item(c.id, c.text) for c in self.docs.search(source.collection, prompt, source.k)]
+                found = self.docs.search(source.collection, prompt, source.k)
+                screened = self.guard.screen("document", [(c.id, c.text) for c in found], call_id, who.session,
+                                             agent=who.agent, record=summaries)  # fmt: skip
+                candidates[i] = [Item(s.ref, s.text) for s in screened if s.status != "dropped"]
+                quarantined += [(f"documents:{source.collection}", s) for s in screened
+                                if s.status in ("fenced", "dropped")]  # fmt: skip
             elif source.kind == "memory":
                 scopes = _scopes(source.scopes, who) + ([memory] if memory else [])
                 scopes = list(dict.fromkeys(s for scope in scopes for s in visible_scopes(scope)))
@@ -334,8 +418,9 @@ class Workbench:
         rendered = spec.render_system(user=who.user, task=who.task, agent=who.agent, session=who.session)
         system_text = "\n\n".join(p for p in (rendered, system or "") if p)
         # In replay mode the summary call is replayed like any other recorded call.
-        return fit(spec, system_text, prompt, candidates, count, summarise if summaries else None,
-                   fixed=[] if has_tools else inline)
+        plan = fit(spec, system_text, prompt, candidates, count, summarise if summaries else None,
+                   fixed=[] if has_tools else inline)  # fmt: skip
+        return _with_quarantine(plan, quarantined)
 
     def _call(self, trace: Trace, t0: float, route: Route, request: Request, prompt: str, session: str | None,
               user: str | None, task: str | None, call_id: str | None = None) -> _Call:  # fmt: skip
@@ -371,7 +456,8 @@ class Workbench:
 
     def _finish(self, call: _Call, completion: Completion, format: Format) -> Result:
         with call.trace.span("guardrails.check_output"):
-            text = self.guard.check("output", completion.text, call.id, call.session)
+            text = self.guard.check("output", completion.text, call.id, call.session, agent=call.agent,
+                                    system=call.system, sink=call.sink)  # fmt: skip
         if text != completion.text:
             completion = replace(completion, text=text)
         result = self._settle(call, completion, format)
@@ -518,6 +604,23 @@ class Workbench:
     def close(self) -> None:
         """Close the store."""
         self.store.close()
+
+
+def _sink(sink: str | None) -> str | None:
+    if sink is not None and sink not in SINKS:
+        raise WorkbenchError(f"sink must be one of {', '.join(SINKS)} (where the answer will be used), not {sink!r}")
+    return sink
+
+
+def _with_quarantine(plan: ContextPlan, quarantined: list[tuple[str, Screened]]) -> ContextPlan:
+    """Mark fenced chunks in the plan, and list dropped ones, with why the guardrails quarantined them."""
+    reasons = {s.ref: s for _, s in quarantined}
+    for block in plan.blocks:
+        if block.ref in reasons and reasons[block.ref].status == "fenced":
+            block.reason = "; ".join(r for r in (block.reason, f"fenced: {reasons[block.ref].reason}") if r)
+    plan.blocks += [Block(source, s.ref, 0, "dropped", f"dropped: {s.reason}") for source, s in quarantined
+                    if s.status == "dropped"]  # fmt: skip
+    return plan
 
 
 def _limits(d: Deployment) -> str:

@@ -1,6 +1,15 @@
-"""Factor 10, safety and guardrails: scanners for secrets and personal data at the input and output stages."""
+"""Factor 10, safety and guardrails: scanners at every stage of a call, tool boundaries, a circuit breaker."""
 
-from workbench.guardrails.guard import Guard, ScanResult
+from workbench.guardrails.boundaries import register_check, sql_problems
+from workbench.guardrails.guard import Guard, ScanResult, Screened, SessionLocked, ToolDenied
+from workbench.guardrails.injection import find_injection
+from workbench.guardrails.output import SINKS, canary_for
+from workbench.guardrails.registry import ScanContext, Scanner, register_scanner, scanners
 from workbench.guardrails.scanners import Finding, find_pii, find_secrets, iban_valid, luhn, redact
+from workbench.guardrails.schema import SchemaViolation, conform, reask_prompt
+from workbench.guardrails.schema import instruction as schema_instruction
 
-__all__ = ["Finding", "Guard", "ScanResult", "find_pii", "find_secrets", "iban_valid", "luhn", "redact"]
+__all__ = ["SINKS", "Finding", "Guard", "ScanContext", "ScanResult", "Scanner", "SchemaViolation", "Screened",
+           "SessionLocked", "ToolDenied", "canary_for", "conform", "find_injection", "find_pii", "find_secrets",
+           "iban_valid", "luhn", "reask_prompt", "redact", "register_check", "register_scanner", "scanners",
+           "schema_instruction", "sql_problems"]

@@ -29,9 +29,16 @@ _SECRETS = {
 }
 _SECRET = [(kind, re.compile(pattern)) for kind, pattern in _SECRETS.items()]
 _EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
-_PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,4}){2,4}(?!\w)")
+_PHONE = re.compile(r"(?<![\w+/-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,6}){1,4}(?!\w)")
 _CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
+_DATE = re.compile(r"(?:19|20)\d\d[-./](?:0?[1-9]|1[0-2])[-./]\d{1,2}\b")
+_GENERIC_TLDS = frozenset(
+    "com net org edu gov mil int info biz name pro aero coop museum io ai app dev me tv xyz online site tech store "
+    "shop cloud email blog news live life today world global group company agency digital media solutions services "
+    "network systems academy center studio design art club team work mobi asia jobs travel health bank insurance "
+    "law legal finance capital consulting marketing software page wiki"
+    .split())  # fmt: skip
 _SSN = re.compile(r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b")
 _NINO = re.compile(r"\b(?![DFIQUV])[A-CEGHJ-PR-TW-Z](?![DFIOQUV])[A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b")
 
@@ -43,6 +50,7 @@ class Finding:
     kind: str
     start: int
     end: int
+    score: float = 1.0  # how sure the scanner is (pattern scanners: 1.0)
 
 
 def luhn(digits: str) -> bool:
@@ -73,7 +81,8 @@ def find_secrets(text: str) -> list[Finding]:
 
 def find_pii(text: str) -> list[Finding]:
     """E-mail addresses, phone, card, IBAN and national id numbers in ``text``."""
-    found = [Finding("email", m.start(), m.end()) for m in _EMAIL.finditer(text)]
+    found = [Finding("email", m.start(), m.end()) for m in _EMAIL.finditer(text)
+             if _real_tld(m.group().rsplit(".", 1)[-1])]  # fmt: skip
     found += [Finding("iban", m.start(), m.end()) for m in _IBAN.finditer(text) if iban_valid(m.group())]
     for m in _CARD.finditer(text):
         digits = re.sub(r"\D", "", m.group())
@@ -82,9 +91,25 @@ def find_pii(text: str) -> list[Finding]:
     found += [Finding("us_ssn", m.start(), m.end()) for m in _SSN.finditer(text)]
     found += [Finding("uk_nino", m.start(), m.end()) for m in _NINO.finditer(text)]
     for m in _PHONE.finditer(text):
-        if 9 <= len(re.sub(r"\D", "", m.group())) <= 15:
+        if _phone_like(m.group()):
             found.append(Finding("phone", m.start(), m.end()))
     return _without_overlaps(found)
+
+
+def _real_tld(tld: str) -> bool:
+    """A country code or a common generic TLD (``name@domain.tld`` is a placeholder, not an address)."""
+    return len(tld) == 2 or tld.lower() in _GENERIC_TLDS
+
+
+def _phone_like(match: str) -> bool:
+    """Enough digits for a phone number, and not an IP address, a date or a version."""
+    digits = len(re.sub(r"\D", "", match))
+    if match.count(".") == 3 and all(part.isdigit() and int(part) < 256 for part in match.split(".")):
+        return False
+    if _DATE.match(match):
+        return False
+    international = match.startswith("+") or "(" in match
+    return (9 if international else 10) <= digits <= 15
 
 
 def redact(text: str, findings: list[Finding]) -> str:

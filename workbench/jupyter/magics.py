@@ -67,6 +67,8 @@ class WorkbenchMagics(Magics):
     @argument("--max-wait", type=float, metavar="S", help="longest wait for a rate-limit slot before failing over")
     @argument("--temperature", type=float, help="sampling temperature")
     @argument("--max-tokens", type=int, help="upper bound on answer tokens")
+    @argument("--sink", choices=["html", "shell", "sql"], help="check the answer for what would run there")
+    @argument("--schema", metavar="VAR", help="answer as JSON matching VAR (a JSON-schema dict or pydantic model)")
     @cell_magic
     def llm(self, line: str, cell: str) -> None:
         """Ask a model: the cell is the prompt; ``{name}`` is filled from the namespace.
@@ -87,6 +89,12 @@ class WorkbenchMagics(Magics):
             raise _usage(exc) from None
         if args.max_tokens is not None and args.max_tokens <= 0:
             raise WorkbenchUsageError("--max-tokens must be a positive whole number")
+        schema = None
+        if args.schema is not None:
+            if args.schema not in self.shell.user_ns:
+                raise WorkbenchUsageError(f"--schema {args.schema}: no such variable; define a JSON-schema dict or a "
+                                          "pydantic model with that name first")  # fmt: skip
+            schema = self.shell.user_ns[args.schema]
         wb = _wb()
         preview = None
         if not args.no_stream:
@@ -101,7 +109,7 @@ class WorkbenchMagics(Magics):
                 stream=preview is not None, on_token=preview, format=args.format,
                 cache=False if args.no_cache else None, budget=args.budget,
                 priority=args.priority, max_wait=args.max_wait, spec=args.context, memory=args.memory,
-                remember=args.remember,
+                remember=args.remember, sink=args.sink, schema=schema,
             )  # fmt: skip
         except WorkbenchError as exc:
             raise _usage(exc) from None
@@ -288,11 +296,26 @@ class WorkbenchMagics(Magics):
 
     @magic_arguments()
     @argument("-s", "--session", help="only this session's events")
+    @argument("--locks", action="store_true", help="sessions and agents the circuit breaker locked")
+    @argument("--reset", metavar="KEY", help="unlock session:NAME or agent:NAME after review")
+    @argument("--by", help="with --reset: who reviewed it (recorded)")
+    @argument("--scanners", action="store_true", help="the registered scanners and each stage's policy")
     @line_magic
     def llm_guard(self, line: str) -> Any:
         """What the guardrails found: stage, scanner, action and the kinds and spans (never the text)."""
         args = _parse(self.llm_guard, line)
-        return _wb().guard.df(args.session)
+        guard = _wb().guard
+        if args.reset:
+            try:
+                guard.reset(args.reset, by=args.by)
+            except WorkbenchError as exc:
+                raise _usage(exc) from None
+            return guard.locks()
+        if args.locks:
+            return guard.locks()
+        if args.scanners:
+            return guard.scanners()
+        return guard.df(args.session)
 
     @magic_arguments()
     @argument("session", help="the recorded session to re-run")

@@ -203,10 +203,19 @@ def m010_guard_events(db: sqlite_utils.Database) -> None:
     db["guard_events"].create_index(["call_id"])
 
 
+def m011_guardrails(db: sqlite_utils.Database) -> None:
+    """Guard events by agent, with a score, the item screened and a decision; circuit-breaker locks."""
+    for column, kind in (("agent", str), ("score", float), ("ref", str), ("detail", str)):
+        db["guard_events"].add_column(column, kind)
+    db["guard_events"].create_index(["agent", "id"])
+    db["guard_locks"].create({"key": str, "locked_at": str, "violations": int, "reset_at": str, "reset_by": str},
+                             pk="key")
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial, m002_replay_lookup_index, m003_cost_control, m004_routing_decision, m005_rate_limits,
     m006_rate_queue, m007_alerts, m008_context_and_memory, m009_embeddings,
-    m010_guard_events,
+    m010_guard_events, m011_guardrails,
 ]
 
 

@@ -1,0 +1,92 @@
+"""Output scanners: system-prompt leakage, and what an answer would do in the sink it is meant for.
+
+- ``leakage``: the call's system prompt carries a canary (``<!-- wb-canary-... -->``,
+  derived from the prompt's text, so a replayed request is identical); an answer that
+  contains it, or repeats 12 or more consecutive words of the system prompt, leaks it.
+- ``sinks``: an answer meant for HTML, a shell or SQL is checked for what would run
+  there — script tags, event handlers and ``javascript:`` URLs; destructive commands,
+  command chaining and substitution, ``curl | sh``; anything but one read-only query.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from workbench.guardrails.boundaries import sql_problems
+from workbench.guardrails.scanners import Finding
+
+CANARY_PREFIX = "wb-canary-"
+LEAK_WORDS = 12
+SINKS = ("html", "shell", "sql")
+
+_CANARY = re.compile(r"wb-canary-[0-9a-f]{12}")
+_WORDS = re.compile(r"\w+")
+_HTML = [
+    ("script_tag", re.compile(r"<\s*script\b", re.I)),
+    ("event_handler", re.compile(r"<[^>]+\bon[a-z]+\s*=", re.I)),
+    ("javascript_url", re.compile(r"(?:href|src|action)\s*=\s*[\"']?\s*javascript:", re.I)),
+    ("embedded_frame", re.compile(r"<\s*(?:iframe|object|embed|frame)\b", re.I)),
+    ("data_html_url", re.compile(r"data:text/html", re.I)),
+    ("meta_refresh", re.compile(r"<\s*meta[^>]+http-equiv\s*=\s*[\"']?refresh", re.I)),
+]
+_SHELL = [
+    ("destructive_command", re.compile(r"\brm\s+-[a-z]*[rf][a-z]*\b|\bmkfs(?:\.\w+)?\b|\bdd\s+if=|\bshred\b|"
+                                       r">\s*/dev/(?:sd|nvme|hd)|\bchmod\s+-?R?\s*777\b|:\(\)\s*\{")),
+    ("pipe_to_shell", re.compile(r"\b(?:curl|wget)\b[^|\n]*\|\s*(?:sudo\s+)?(?:ba|z|da)?sh\b")),
+    ("command_substitution", re.compile(r"\$\([^)]*\)|`[^`\n]+`")),
+    ("command_chaining", re.compile(r"(?:;|&&|\|\|)\s*\w")),
+    ("privilege_escalation", re.compile(r"\bsudo\b|\bsu\s+-")),
+]
+
+
+def canary_for(system: str) -> str:
+    """The canary token for a system prompt: stable for the same text, unguessable without it."""
+    return CANARY_PREFIX + hashlib.sha256(system.encode()).hexdigest()[:12]
+
+
+def with_canary(system: str) -> str:
+    """``system`` with its canary appended as an HTML comment (models ignore it; a leak carries it)."""
+    return f"{system}\n<!-- {canary_for(system)} -->"
+
+
+def find_leakage(text: str, system: str | None) -> list[Finding]:
+    """Canary tokens in ``text``, and runs of ``LEAK_WORDS`` words copied from ``system``."""
+    found = [Finding("canary", m.start(), m.end()) for m in _CANARY.finditer(text)]
+    if not system:
+        return found
+    base = _CANARY.sub("", system)
+    words = [w.lower() for w in _WORDS.findall(base)]
+    if len(words) < LEAK_WORDS:
+        return found
+    grams = {tuple(words[i:i + LEAK_WORDS]) for i in range(len(words) - LEAK_WORDS + 1)}
+    out = [(m.group().lower(), m.start(), m.end()) for m in _WORDS.finditer(text)]
+    i = 0
+    while i <= len(out) - LEAK_WORDS:
+        if tuple(w for w, _, _ in out[i:i + LEAK_WORDS]) in grams:
+            j = i + LEAK_WORDS
+            while j < len(out) and tuple(w for w, _, _ in out[j - LEAK_WORDS + 1:j + 1]) in grams:
+                j += 1
+            found.append(Finding("system_prompt", out[i][1], out[j - 1][2]))
+            i = j
+        else:
+            i += 1
+    return found
+
+
+def find_sink_risks(text: str, sink: str | None) -> list[Finding]:
+    """What in ``text`` would act in ``sink`` (``html``, ``shell`` or ``sql``); nothing without a sink."""
+    if sink == "html":
+        return [Finding(kind, m.start(), m.end()) for kind, rx in _HTML for m in rx.finditer(text)]
+    if sink == "shell":
+        return [Finding(kind, m.start(), m.end()) for kind, rx in _SHELL for m in rx.finditer(text)]
+    if sink == "sql":
+        body = _fenced_code(text)
+        return [Finding(problem, 0, len(text)) for problem in sql_problems(body)]
+    return []
+
+
+def _fenced_code(text: str) -> str:
+    """The first fenced code block's body, else the whole text."""
+    m = re.search(r"```[\w-]*\n(.*?)```", text, re.S)
+    return m.group(1) if m else text
