@@ -17,10 +17,21 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from functools import lru_cache
 from pathlib import Path
 
+from workbench.guardrails.injection import _ABOUT, _QUOTED
 from workbench.guardrails.scanners import Finding
+
+_WORD = re.compile(r"[^\W\d_]+")
+# Common English words that are not also common words of other Latin-script languages ("a", "do", "me", "in"...).
+_ENGLISH = frozenset(
+    "the and but for with from about are was were been being does did have has had you she they this that these "
+    "those what which who how why when where can could would should will shall may might must not yes all any every "
+    "some more most other into than then there here just only also very please tell give show write make let now "
+    "new your our their its it is to of we"
+    .split())  # fmt: skip
 
 HEAD = Path(__file__).with_name("injection_head.json")
 
@@ -118,7 +129,25 @@ def semantic_score(text: str) -> float:
     return 1 / (1 + math.exp(-z))
 
 
-def find_injection_semantic(text: str, *, threshold: float = 0.5) -> list[Finding]:
-    """One ``semantic_injection`` finding over the whole text when the score reaches ``threshold``."""
-    s = semantic_score(text)
+def english_enough(text: str) -> bool:
+    """Whether ``text`` reads as English (the model is English-only; other languages get the phrase lists)."""
+    words = _WORD.findall(text.lower())
+    return len(words) < 4 or sum(w in _ENGLISH for w in words) / len(words) >= 0.15
+
+
+def find_injection_semantic(text: str, *, threshold: float = 0.5, quoted_discount: bool = False) -> list[Finding]:
+    """One ``semantic_injection`` finding over the whole text when the score reaches ``threshold``.
+
+    Text that is not English is not scored (the phrase lists cover 12 languages). With
+    ``quoted_discount`` (the input stage), a text that talks about an attack it quotes is
+    scored without the quotes, as the phrase detector does.
+    """
+    if not english_enough(text):
+        return []
+    scored = text
+    if quoted_discount and _QUOTED.search(text):
+        outside = _QUOTED.sub(" ", text)
+        if _ABOUT.search(outside.lower()):
+            scored = outside
+    s = semantic_score(scored)
     return [Finding("semantic_injection", 0, len(text), round(s, 3))] if s >= threshold else []

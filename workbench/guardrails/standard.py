@@ -41,7 +41,8 @@ def _injection(text: str, ctx: ScanContext) -> list[Finding]:
 def _injection_semantic(text: str, ctx: ScanContext) -> list[Finding]:
     from workbench.guardrails.semantic import find_injection_semantic
 
-    return find_injection_semantic(text, threshold=ctx.guard.settings.semantic_threshold)
+    return find_injection_semantic(text, threshold=ctx.guard.settings.semantic_threshold,
+                                   quoted_discount=ctx.stage == "input")  # fmt: skip
 
 
 def _boundaries(text: str, ctx: ScanContext) -> list[Finding]:
