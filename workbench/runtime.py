@@ -12,6 +12,7 @@ import os
 import re
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
@@ -323,8 +324,8 @@ class Workbench:
         route_name, route = self.router.resolve(model, check=self.mode == "live")
         trace = Trace()
         trace.begin("llm.call", route=route_name, mode=self.mode, session=session)
-        with trace.span("guardrails.check_input"):
-            prompt = self.guard.check("input", prompt, call_id, session, agent=agent)  # a block raises: nothing is sent
+        with trace.span("guardrails.check_input") as attrs:  # a block raises: nothing is sent
+            prompt = self.guard.check("input", prompt, call_id, session, agent=agent, report=attrs)
         plan = None
         with trace.span("context.compose") as attrs:
             history = self.sessions.history(session) if session else ()
@@ -332,7 +333,7 @@ class Workbench:
                 messages = self.composer.compose(prompt, system, context, history)
             else:
                 plan = self._plan(prompt, system, context, history, route_name, route, spec, memory,
-                                  Attribution(user, task, agent, session), call_id=call_id)  # fmt: skip
+                                  Attribution(user, task, agent, session), call_id=call_id, trace=trace)  # fmt: skip
                 messages = plan.messages
                 attrs.update(spec=plan.spec, version=plan.version, tokens=plan.used, budget=plan.budget)
             attrs.update(messages=len(messages), history_messages=len(history))
@@ -368,7 +369,8 @@ class Workbench:
 
     def _plan(self, prompt: str, system: str | None, context: ContextArg, history: Sequence[dict[str, Any]],
               route_name: str, route: Route, spec_name: str | None, memory: str | None,
-              who: Attribution, summaries: bool = True, call_id: str | None = None) -> ContextPlan:  # fmt: skip
+              who: Attribution, summaries: bool = True, call_id: str | None = None,
+              trace: Trace | None = None) -> ContextPlan:  # fmt: skip
         """Gather each source's candidates and fit them into the spec's budget (see context/budget.py)."""
         if spec_name:
             spec = load_spec(spec_name, self.settings.contexts)
@@ -389,8 +391,9 @@ class Workbench:
         for i, source in enumerate(sources):
             if source.kind == "documents":
                 found = self.docs.search(source.collection, prompt, source.k)
-                screened = self.guard.screen("document", [(c.id, c.text) for c in found], call_id, who.session,
-                                             agent=who.agent, record=summaries)  # fmt: skip
+                with trace.span("guardrails.check_documents") if trace else nullcontext({}) as attrs:
+                    screened = self.guard.screen("document", [(c.id, c.text) for c in found], call_id, who.session,
+                                                 agent=who.agent, record=summaries, report=attrs)  # fmt: skip
                 candidates[i] = [Item(s.ref, s.text) for s in screened if s.status != "dropped"]
                 quarantined += [(f"documents:{source.collection}", s) for s in screened
                                 if s.status in ("fenced", "dropped")]  # fmt: skip
@@ -455,9 +458,9 @@ class Workbench:
         return next((d for d in route.deployments if d.label == label), None)
 
     def _finish(self, call: _Call, completion: Completion, format: Format) -> Result:
-        with call.trace.span("guardrails.check_output"):
+        with call.trace.span("guardrails.check_output") as attrs:
             text = self.guard.check("output", completion.text, call.id, call.session, agent=call.agent,
-                                    system=call.system, sink=call.sink)  # fmt: skip
+                                    system=call.system, sink=call.sink, report=attrs)  # fmt: skip
         if text != completion.text:
             completion = replace(completion, text=text)
         result = self._settle(call, completion, format)

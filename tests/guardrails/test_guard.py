@@ -1,5 +1,7 @@
 """The input and output stages: block before sending, redact, flag; events recorded without the text."""
 
+import json
+
 import pytest
 
 from workbench import GuardrailViolation
@@ -113,3 +115,14 @@ def test_tool_results_are_screened_before_they_reach_the_model(wb):
     assert wb.guard.check_tool_result("env.get", f"OPENAI_API_KEY={key}") == "OPENAI_API_KEY=[REDACTED:openai_key]"
     assert wb.guard.df()[["stage", "scanner", "action", "ref"]].values.tolist() == [
         ["tool_result", "secrets", "redact", "env.get"], ["tool_result", "injection", "quarantine", "web.get"]]
+
+
+def test_each_stage_is_a_span_with_what_it_ran_and_found(tmp_path):
+    wb = _project(tmp_path)
+    result = wb.ask("What is the returns policy and the note?", model="local/echo", spec="help")
+    spans = {s["name"]: json.loads(s["attributes"]) for s in wb.store.query(
+        "SELECT name, attributes FROM spans WHERE trace_id = ?", (result.trace_id,))}  # fmt: skip
+    assert spans["guardrails.check_input"] == {"scanners": 4, "findings": 0, "actions": ""}
+    assert spans["guardrails.check_documents"] == {"scanners": 1, "findings": 1, "actions": "injection:quarantine",
+                                                   "items": 2}
+    assert spans["guardrails.check_output"]["scanners"] == 4

@@ -105,12 +105,17 @@ class Guard:
     # -- the stages ---------------------------------------------------------------------------
 
     def check(self, stage: str, text: str, call_id: str | None = None, session: str | None = None, *,
-              agent: str | None = None, system: str | None = None, sink: str | None = None) -> str:  # fmt: skip
-        """``text`` as the input or output stage lets it through; raises on an input ``block``."""
+              agent: str | None = None, system: str | None = None, sink: str | None = None,
+              report: dict[str, Any] | None = None) -> str:  # fmt: skip
+        """``text`` as the input or output stage lets it through; raises on an input ``block``.
+
+        ``report`` (a span's attributes) gets the scanners run, the findings and the actions.
+        """
         if stage == "input":
             self.ensure_open(session, agent)
         ctx = ScanContext(stage, system=system, sink=sink, session=session, agent=agent, guard=self)
         results = self.scan(stage, text, ctx)
+        _report(report, self._active(stage), results)
         if not results:
             return text
         decisions = self._decide(results, ctx, call_id)
@@ -135,12 +140,14 @@ class Guard:
 
     def screen(self, stage: str, items: Sequence[tuple[str, str]], call_id: str | None = None,
                session: str | None = None, *, agent: str | None = None, tool: str | None = None,
-               record: bool = True) -> list[Screened]:  # fmt: skip
+               record: bool = True, report: dict[str, Any] | None = None) -> list[Screened]:  # fmt: skip
         """Retrieved chunks (``document``) or tool output (``tool_result``) as they may enter the context."""
         out = []
+        every: list[ScanResult] = []
         for ref, text in items:
             ctx = ScanContext(stage, tool=tool, session=session, agent=agent, guard=self)
             results = self.scan(stage, text, ctx)
+            every += results
             if not results:
                 out.append(Screened(ref, text, "clean"))
                 continue
@@ -159,6 +166,7 @@ class Guard:
                 out.append(Screened(ref, FENCE.format(ref=ref, text=clean), "fenced", f"quarantined ({reason})"))
             else:
                 out.append(Screened(ref, clean, "redacted" if redactions else "flagged", reason))
+        _report(report, self._active(stage), every, items=len(items))
         return out
 
     def check_tool_call(self, tool: str, arguments: dict[str, Any], *, risk: str = "read", session: str | None = None,
@@ -307,6 +315,10 @@ class Guard:
                 for s in scanners().values()]  # fmt: skip
         return pd.DataFrame(rows)
 
+    def _active(self, stage: str) -> int:
+        return sum(a != "off" for a in getattr(self.settings, stage).values()) + sum(
+            r.stage == stage for r in self.settings.rules)
+
     def _scanner(self, stage: str, name: str) -> Any:
         scanner = get_scanner(name)
         if scanner is None:
@@ -349,6 +361,12 @@ class Guard:
         with self.store.transaction() as conn:
             conn.executemany("INSERT INTO guard_events (at, call_id, session, agent, stage, scanner, action, score, "
                              "ref, findings, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)  # fmt: skip
+
+
+def _report(report: dict[str, Any] | None, scanners: int, results: list[ScanResult], **extra: Any) -> None:
+    if report is not None:
+        report.update(scanners=scanners, findings=sum(len(r.findings) for r in results),
+                      actions=",".join(sorted({f"{r.scanner}:{r.action}" for r in results})), **extra)  # fmt: skip
 
 
 def _keys(session: str | None, agent: str | None) -> list[str]:
