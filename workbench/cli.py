@@ -1,4 +1,4 @@
-"""The ``workbench`` command: ``calls``, ``replay``, ``costs``, ``budget``, ``chaos-server``.
+"""The ``workbench`` command: ``calls``, ``replay``, ``costs``, ``budget``, ``approvals``, ``chaos-server``.
 
 Errors meant for users print one line (``workbench: …``) and exit with status 2.
 """
@@ -54,6 +54,18 @@ def _parser() -> argparse.ArgumentParser:
     alerts = sub.add_parser("alerts", help="alert rules with their current values; --history: what fired when")
     alerts.add_argument("--history", action="store_true", help="list alerts that fired or resolved")
     alerts.add_argument("--check", action="store_true", help="evaluate the rules now (record and post changes)")
+    approvals = sub.add_parser("approvals", help="list pending approvals, or decide one")
+    approvals_sub = approvals.add_subparsers(dest="action", required=True)
+    approvals_sub.add_parser("list", help="what waits for a decision, across sessions")
+    approvals_sub.add_parser("history", help="every approval and its decision, newest first")
+    for name in ("approve", "reject", "escalate"):
+        decide = approvals_sub.add_parser(name)
+        decide.add_argument("id")
+        decide.add_argument("--by", help="who decides (default: your user name)")
+        decide.add_argument("--reason", default="", help="why (recorded)")
+        if name == "approve":
+            decide.add_argument("--arguments", metavar="JSON", help="run with these arguments instead (modify)")
+
     chaos = sub.add_parser("chaos-server", help="serve a misbehaving OpenAI-compatible API")
     chaos.add_argument("--host", default="127.0.0.1")
     chaos.add_argument("--port", type=int, default=8900)
@@ -75,6 +87,32 @@ def _parser() -> argparse.ArgumentParser:
     chaos.add_argument("--no-stream-usage", action="store_true", help="never send usage in streams")
     chaos.add_argument("--seed", type=int)
     return parser
+
+
+def _approvals(wb: object, args: argparse.Namespace) -> int:
+    import json
+
+    approvals = wb.approvals  # type: ignore[attr-defined]
+    if args.action in ("list", "history"):
+        df = approvals.pending() if args.action == "list" else approvals.df()
+        cols = ["id", "created_at", "status", "tool", "risk", "arguments", "session", "agent", "reason"]
+        if args.action == "history":
+            cols += ["decided_by", "decided_at", "decision_reason"]
+        print(df[cols].to_string(index=False) if len(df) else f"no {'pending ' if args.action == 'list' else ''}"
+              "approvals")  # fmt: skip
+        return 0
+    decision, edited = args.action, None
+    if args.action == "approve" and args.arguments:
+        try:
+            edited = json.loads(args.arguments)
+        except json.JSONDecodeError as exc:
+            raise WorkbenchError(f"--arguments is not JSON ({exc})") from None
+        decision = "modify"
+    approvals.decide(args.id, decision, by=args.by, reason=args.reason, arguments=edited)
+    row = approvals.get(args.id)
+    print(f"{args.id}: {row['status']} by {row['decided_by']}"
+          + (f" (run {row['run_id']} resumes when its notebook or `wb.resume` picks it up)" if row["run_id"] else ""))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -129,6 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(df.to_string(index=False) if len(df) else empty)
             wb.alerts.flush()
             return 0
+        if args.command == "approvals":
+            return _approvals(wb, args)
         report = wb.replay(args.session)
         for row in report.itertuples():
             mark = "identical" if row.identical else "DIFFERENT"

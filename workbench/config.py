@@ -101,6 +101,7 @@ class ScriptedRule(_Strict):
     reply: str | None = None
     tool: str | None = None
     arguments: dict[str, Any] = Field(default_factory=dict)
+    calls: list[dict[str, Any]] = Field(default_factory=list)  # several tool calls at once: [{tool, arguments}]
     role: Literal["user", "tool"] = "user"
 
     @field_validator("pattern")
@@ -114,8 +115,10 @@ class ScriptedRule(_Strict):
 
     @model_validator(mode="after")
     def _one_action(self) -> ScriptedRule:
-        if (self.reply is None) == (self.tool is None):
-            raise ValueError("a rule needs exactly one of 'reply' or 'tool'")
+        if sum((self.reply is not None, self.tool is not None, bool(self.calls))) != 1:
+            raise ValueError("a rule needs exactly one of 'reply', 'tool' or 'calls'")
+        if any("tool" not in c for c in self.calls):
+            raise ValueError("each of 'calls' needs a 'tool' (and may have 'arguments')")
         return self
 
 
@@ -185,6 +188,31 @@ GUARD_DEFAULTS: dict[str, dict[str, str]] = {
     "tool_call": {"boundaries": "block", "secrets": "block"},
     "tool_result": {"injection": "quarantine", "secrets": "redact"},
 }
+
+
+class ApprovalRule(_Strict):
+    """``[[approvals.rules]]``: tool calls matching all the given conditions get this decision."""
+
+    tool: str = "*"  # glob over tool names: "db.*"
+    risk: Literal["read", "write", "destructive"] | None = None
+    min_cost_usd: float | None = Field(None, ge=0)  # the run's spend so far at or above this
+    decision: Literal["approve", "ask", "reject"]
+
+
+class ApprovalSettings(_Strict):
+    """``[approvals]``: which tool calls need a human; pending approvals expire after ``expire_s``."""
+
+    rules: list[ApprovalRule] = Field(default_factory=list)  # first match wins
+    default: dict[Literal["read", "write", "destructive"], Literal["approve", "ask", "reject"]] = Field(
+        default_factory=lambda: {"read": "approve", "write": "approve", "destructive": "ask"})
+    expire_s: float = Field(86_400.0, gt=0)
+
+    @field_validator("default", mode="before")
+    @classmethod
+    def _merge_default(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {"read": "approve", "write": "approve", "destructive": "ask", **value}
+        return value
 
 
 class GuardRule(_Strict):
@@ -296,6 +324,7 @@ class Settings(_Strict):
     alerts: Alerts = Field(default_factory=Alerts)
     memory: MemorySettings = Field(default_factory=MemorySettings)
     guardrails: GuardrailSettings = Field(default_factory=GuardrailSettings)
+    approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
     contexts: Path = Path("contexts")  # where context specs (NAME.yaml / NAME.toml) live
     retrieval: Literal["bm25", "hybrid"] = "bm25"  # hybrid: + sentence embeddings (the embeddings extra)
     source: Path | None = None

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
+from workbench.approvals import Approvals
 from workbench.audit import AuditLog, rerun_session
 from workbench.config import Deployment, Route, Settings, load_settings
 from workbench.context import (
@@ -46,6 +47,7 @@ from workbench.guardrails import (
     reask_prompt,  # fmt: skip
     schema_instruction,
 )
+from workbench.integrations import Tools
 from workbench.limits.cache import ResponseCache
 from workbench.limits.ratelimit import RateLimiter
 from workbench.memory import Memory, Session, Sessions, check_scope, visible_scopes
@@ -57,6 +59,8 @@ from workbench.store import Store, utcnow
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from workbench.orchestration import Agent, AgentRun
 
 
 @dataclass(slots=True)
@@ -88,6 +92,7 @@ class _Call:
     grounding: float | None = None
     system: str | None = None  # the system message as sent (with its canary)
     sink: str | None = None  # where the answer is going: html | shell | sql
+    observe: bool = True  # add the exchange to the session's history (an agent's steps don't)
 
     @property
     def who(self) -> Attribution:
@@ -118,6 +123,8 @@ class Workbench:
         self.cache = ResponseCache(self.store)
         self.alerts = Alerts(self.store, self.settings)
         self.guard = Guard(self.store, self.settings.guardrails, self.settings.root)
+        self.tools = Tools()
+        self.approvals = Approvals(self.store, self.settings.approvals)
         self.docs = Docs(self.store, hybrid=self.settings.retrieval == "hybrid")
         self.memory = Memory(self.store, self.settings.memory, hybrid=self.settings.retrieval == "hybrid")
 
@@ -207,6 +214,61 @@ class Workbench:
                                 user=user, task=task, agent=agent, temperature=temperature, max_tokens=max_tokens,
                                 cache=cache, budget=budget, format=format, sink=sink)  # fmt: skip
         return self._conformed(again, schema, result)
+
+    @property
+    def tool(self) -> Tools:
+        """``@wb.tool`` / ``@wb.tool(risk="destructive")``: register a typed function as a tool."""
+        return self.tools
+
+    def agent(self, name: str, **options: Any) -> Agent:
+        """An agent: ``model=``, ``tools=`` (names or globs), ``max_steps=``, ``budget=`` (USD), ``system=``."""
+        from workbench.orchestration import Agent
+
+        return Agent(self, name, **options)
+
+    def resume(self, run_id: str) -> AgentRun:
+        """Continue a parked agent run (after its approval was decided), from its saved state."""
+        from workbench.orchestration import Agent
+
+        return Agent.of_run(self, run_id).resume(run_id)
+
+    def step(self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None,
+             model: str | None = None, session: str | None = None, user: str | None = None, task: str | None = None,
+             agent: str | None = None, budget: float | None = None, max_tokens: int | None = None,
+             temperature: float | None = None, check_input: str | None = None) -> Result:  # fmt: skip
+        """One model turn on ``messages`` as given (an agent's step): no composing, no session history.
+
+        ``tools`` are OpenAI-style function schemas; ``result.tool_calls`` holds what the model
+        wants to run. ``check_input`` is scanned by the input guardrails first (the task, on an
+        agent's first step). The call is recorded, priced and guarded like any other.
+        """
+        if not messages:
+            raise WorkbenchError("a step needs at least one message")
+        call_id = new_id()
+        if self.mode == "live":
+            litellm_module()
+        t0 = time.perf_counter()
+        route_name, route = self.router.resolve(model, check=self.mode == "live")
+        trace = Trace()
+        trace.begin("llm.call", route=route_name, mode=self.mode, session=session, agent=agent)
+        if check_input is not None:
+            with trace.span("guardrails.check_input") as attrs:
+                self.guard.check("input", check_input, call_id, session, agent=agent, report=attrs)
+        else:
+            self.guard.ensure_open(session, agent)
+        messages = [dict(m) for m in messages]
+        system_text = None
+        if messages[0]["role"] == "system":
+            system_text = messages[0]["content"]
+            messages[0]["content"] = self.guard.with_canary(system_text)
+        params = {"temperature": temperature, "max_tokens": max_tokens, "tools": tools or None}
+        request = Request(route_name, messages, {k: v for k, v in params.items() if v is not None}, False)
+        prompt = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "") or ""
+        call = self._call(trace, t0, route, request, prompt, session, user, task, call_id)
+        call.agent, call.system, call.observe = agent, system_text, False
+        call.use_cache = route.cache if route.cache is not None else self.settings.cache.enabled
+        call.budget = budget
+        return self._run(call, None, "text")
 
     @staticmethod
     def _schema_system(system: str | None, schema: Any) -> str | None:
@@ -472,7 +534,7 @@ class Workbench:
         return result
 
     def _settle(self, call: _Call, completion: Completion, format: Format) -> Result:
-        if call.session:
+        if call.session and call.observe:
             with call.trace.span("memory.observe", session=call.session):
                 self.sessions.observe(call.session, call.prompt, completion.text)
         extracting = self.settings.memory.extract == "rules" and not call.remember

@@ -5,6 +5,7 @@ import sys
 
 import pytest
 from IPython.core.error import UsageError
+from IPython.terminal.interactiveshell import TerminalInteractiveShell
 from IPython.testing.globalipapp import start_ipython
 from IPython.utils.capture import capture_output
 
@@ -13,7 +14,8 @@ import workbench
 
 @pytest.fixture(scope="module")
 def ip():
-    shell = start_ipython()
+    start_ipython()  # once per process; later calls return None
+    shell = TerminalInteractiveShell.instance()
     shell.run_line_magic("load_ext", "workbench")
     return shell
 

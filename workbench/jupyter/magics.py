@@ -68,6 +68,8 @@ class WorkbenchMagics(Magics):
     @argument("--temperature", type=float, help="sampling temperature")
     @argument("--max-tokens", type=int, help="upper bound on answer tokens")
     @argument("--sink", choices=["html", "shell", "sql"], help="check the answer for what would run there")
+    @argument("-t", "--tools", metavar="TOOLS", help="let the model use these tools (comma-separated names or globs)")
+    @argument("--max-steps", type=int, default=8, help="with -t: the most model turns before stopping")
     @argument("--schema", metavar="VAR", help="answer as JSON matching VAR (a JSON-schema dict or pydantic model)")
     @cell_magic
     def llm(self, line: str, cell: str) -> None:
@@ -96,6 +98,8 @@ class WorkbenchMagics(Magics):
                                           "pydantic model with that name first")  # fmt: skip
             schema = self.shell.user_ns[args.schema]
         wb = _wb()
+        if args.tools:
+            return self._agent_cell(wb, args, prompt)
         preview = None
         if not args.no_stream:
             from workbench.jupyter.display import StreamPreview
@@ -293,6 +297,46 @@ class WorkbenchMagics(Magics):
         from workbench.jupyter.widgets import MemoryInspector
 
         return MemoryInspector(_wb().memory, args.scope).widget
+
+    def _agent_cell(self, wb: Any, args: Any, prompt: str) -> None:
+        """``%%llm -t``: run the agent loop with the cell as the task; show the answer or what it waits for."""
+        from IPython.display import display
+
+        try:
+            agent = wb.agent("cell", model=args.model, tools=args.tools, max_steps=args.max_steps,
+                             budget=args.budget, session=args.session, user=args.user)  # fmt: skip
+            run = agent.run(prompt)
+        except WorkbenchError as exc:
+            raise _usage(exc) from None
+        if args.output:
+            self.shell.user_ns[args.output] = run
+        display(run)
+        if run.status == "waiting":
+            from workbench.jupyter.widgets import approval_card
+
+            display(approval_card(wb, run))
+
+    @magic_arguments()
+    @argument("--approve", metavar="ID", help="approve a pending approval (and resume its run here)")
+    @argument("--reject", metavar="ID", help="reject a pending approval (the run is told why)")
+    @argument("--reason", default="", help="why (recorded)")
+    @argument("--by", help="who decides (default: your user name)")
+    @argument("--history", action="store_true", help="every approval and its decision")
+    @line_magic
+    def llm_approvals(self, line: str) -> Any:
+        """Approvals waiting for a decision across sessions; decide one and resume its run."""
+        args = _parse(self.llm_approvals, line)
+        wb = _wb()
+        target, decision = (args.approve, "approve") if args.approve else (args.reject, "reject")
+        if target:
+            try:
+                wb.approvals.decide(target, decision, by=args.by, reason=args.reason)
+                run_id = wb.approvals.get(target)["run_id"]
+                if run_id:
+                    return wb.resume(run_id)
+            except WorkbenchError as exc:
+                raise _usage(exc) from None
+        return wb.approvals.df() if args.history else wb.approvals.pending()
 
     @magic_arguments()
     @argument("-s", "--session", help="only this session's events")

@@ -80,10 +80,10 @@ class LocalModels(CustomLLM):
         turn = respond(model, messages, optional_params)
         choice = model_response.choices[0]
         if turn.tool:
-            call = turn.tool_call()
             choice.message.content = None
             choice.message.tool_calls = [
                 ChatCompletionMessageToolCall(id=call["id"], type="function", function=Function(**call["function"]))
+                for call in turn.tool_calls()
             ]
             choice.finish_reason = "tool_calls"
         else:

@@ -19,12 +19,21 @@ class ScriptedTurn:
     tool: str | None = None
     arguments: dict[str, Any] | None = None
     truncated: bool = False  # cut at max_tokens
+    more: tuple[tuple[str, dict[str, Any]], ...] = ()  # further tool calls of the same turn (parallel calls)
 
     def tool_call(self) -> dict[str, Any]:
-        """The tool call in OpenAI's shape, with an id derived from its content."""
-        args = json.dumps(self.arguments or {}, sort_keys=True)
-        digest = hashlib.sha256(f"{self.tool}:{args}".encode()).hexdigest()[:12]
-        return {"id": f"call_{digest}", "type": "function", "function": {"name": self.tool, "arguments": args}}
+        """The (first) tool call in OpenAI's shape, with an id derived from its content."""
+        return self.tool_calls()[0]
+
+    def tool_calls(self) -> list[dict[str, Any]]:
+        """Every tool call of the turn in OpenAI's shape, ids derived from their content."""
+        out = []
+        for i, (tool, arguments) in enumerate(((self.tool, self.arguments), *self.more)):
+            args = json.dumps(arguments or {}, sort_keys=True)
+            key = f"{tool}:{args}" if i == 0 else f"{i}:{tool}:{args}"  # the first keeps the id it always had
+            digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+            out.append({"id": f"call_{digest}", "type": "function", "function": {"name": tool, "arguments": args}})
+        return out
 
 
 def _expand(match: re.Match[str], value: Any) -> Any:
@@ -51,5 +60,8 @@ def respond(messages: list[dict[str, Any]], script: Scripted) -> ScriptedTurn:
             continue
         if rule.tool is not None:
             return ScriptedTurn("", rule.tool, _expand(match, rule.arguments))
+        if rule.calls:
+            first, *rest = [(c["tool"], _expand(match, c.get("arguments", {}))) for c in rule.calls]
+            return ScriptedTurn("", first[0], first[1], more=tuple(rest))
         return ScriptedTurn(match.expand(rule.reply or ""))
     return ScriptedTurn(script.default)

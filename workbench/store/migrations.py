@@ -212,10 +212,28 @@ def m011_guardrails(db: sqlite_utils.Database) -> None:
                              pk="key")
 
 
+def m012_agents_and_approvals(db: sqlite_utils.Database) -> None:
+    """Agent runs (their messages, so a parked run resumes), their tool calls, and approvals."""
+    db["agent_runs"].create({"id": str, "agent": str, "task": str, "status": str, "model": str, "session": str,
+                             "user": str, "messages": str, "tools": str, "steps": int, "cost_usd": float,
+                             "answer": str, "stop_reason": str, "waiting_on": str, "started_at": str,
+                             "finished_at": str, "max_steps": int, "budget": float, "system": str},
+                            pk="id")  # fmt: skip
+    db["tool_calls"].create({"id": str, "run_id": str, "step": int, "call_id": str, "tool": str, "risk": str,
+                             "arguments": str, "status": str, "result": str, "error": str, "started_at": str,
+                             "latency_ms": float}, pk="id")  # fmt: skip
+    db["tool_calls"].create_index(["run_id", "step"])
+    db["approvals"].create({"id": str, "created_at": str, "expires_at": str, "status": str, "tool": str,
+                            "risk": str, "arguments": str, "reason": str, "session": str, "agent": str,
+                            "run_id": str, "tool_call_id": str, "decided_by": str, "decided_at": str,
+                            "decision_reason": str, "final_arguments": str}, pk="id")  # fmt: skip
+    db["approvals"].create_index(["status", "created_at"])
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial, m002_replay_lookup_index, m003_cost_control, m004_routing_decision, m005_rate_limits,
     m006_rate_queue, m007_alerts, m008_context_and_memory, m009_embeddings,
-    m010_guard_events, m011_guardrails,
+    m010_guard_events, m011_guardrails, m012_agents_and_approvals,
 ]
 
 

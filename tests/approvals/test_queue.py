@@ -1,0 +1,72 @@
+"""The approval queue: policy, decisions with who/when/why, escalation, expiry, the CLI and the magic."""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from workbench.approvals import ApprovalError
+from workbench.runtime import Workbench
+
+
+@pytest.fixture
+def wb(tmp_path):
+    bench = Workbench.from_config(store=str(tmp_path / "q.db"), approvals={
+        "rules": [{"tool": "db.query", "decision": "approve"}, {"tool": "mail.*", "risk": "write", "decision": "ask"},
+                  {"tool": "*", "min_cost_usd": 5, "decision": "reject"}],
+        "expire_s": 0.5})  # fmt: skip
+    yield bench
+    bench.close()
+
+
+def test_the_first_matching_rule_decides_else_the_risk_default(wb):
+    a = wb.approvals
+    assert a.policy("db.query", "destructive") == "approve"
+    assert a.policy("mail.send", "write") == "ask" and a.policy("mail.read", "read") == "approve"
+    assert a.policy("files.read", "read", spent_usd=6) == "reject"
+    assert a.policy("db.drop", "destructive") == "ask" and a.policy("db.insert", "write") == "approve"
+
+
+def test_decisions_are_recorded_once_with_who_when_and_why(wb):
+    a = wb.approvals
+    row = a.request("mail.send", {"to": "all@acme.test"}, risk="write", reason="write tool needs approval",
+                    session="s", agent="mailer")  # fmt: skip
+    a.decide(row["id"], "escalate", by="junior", reason="needs a manager")
+    assert a.pending()["status"].tolist() == ["escalated"]
+    a.decide(row["id"], "modify", by="manager", reason="only the team", arguments={"to": "team@acme.test"})
+    done = a.get(row["id"])
+    assert (done["status"], done["decided_by"], done["decision_reason"], json.loads(done["final_arguments"])) == (
+        "modified", "manager", "only the team", {"to": "team@acme.test"})
+    assert done["decided_at"] > done["created_at"]
+    with pytest.raises(ApprovalError, match="is already modified"):
+        a.decide(row["id"], "approve")
+    with pytest.raises(ApprovalError, match="modify needs the edited arguments"):
+        a.decide(row["id"], "modify")
+    with pytest.raises(ApprovalError, match="no approval 'nope'"):
+        a.decide("nope", "approve")
+
+
+def test_pending_approvals_expire(wb):
+    row = wb.approvals.request("db.drop", {}, risk="destructive", reason="r")
+    time.sleep(0.6)
+    with pytest.raises(ApprovalError, match="expired at"):
+        wb.approvals.decide(row["id"], "approve")
+    assert wb.approvals.pending().empty and wb.approvals.get(row["id"])["status"] == "expired"
+
+
+def test_the_cli_lists_and_decides(tmp_path):
+    (tmp_path / "workbench.toml").write_text('store = "c.db"\n')
+    wb = Workbench.from_config(tmp_path / "workbench.toml")
+    row = wb.approvals.request("db.drop", {"table": "t"}, risk="destructive", reason="destructive tool")
+    cli = [sys.executable, "-m", "workbench.cli", "--config", str(tmp_path / "workbench.toml"), "approvals"]
+    listed = subprocess.run([*cli, "list"], capture_output=True, text=True, check=True).stdout
+    assert row["id"] in listed and "db.drop" in listed and '{"table": "t"}' in listed
+    out = subprocess.run([*cli, "approve", row["id"], "--by", "ops", "--arguments", '{"table": "t_tmp"}'],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert out.startswith(f"{row['id']}: modified by ops")
+    assert json.loads(wb.approvals.get(row["id"])["final_arguments"]) == {"table": "t_tmp"}
+    again = subprocess.run([*cli, "reject", row["id"]], capture_output=True, text=True)
+    assert again.returncode == 2 and "is already modified" in again.stderr
+    assert "no pending approvals" in subprocess.run([*cli, "list"], capture_output=True, text=True).stdout

@@ -1,0 +1,81 @@
+"""%%llm -t runs the agent loop from a cell; a parked run shows an approval card whose click resumes it."""
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.terminal.interactiveshell import TerminalInteractiveShell
+from IPython.testing.globalipapp import start_ipython
+from IPython.utils.capture import capture_output
+
+import workbench
+from workbench.runtime import Workbench
+
+RULES = [{"pattern": "(?i)drop the (?P<t>\\w+) table", "tool": "db__drop", "arguments": {"table": "\\g<t>"}},
+         {"role": "tool", "pattern": "dropped (?P<t>\\w+)", "reply": "The \\g<t> table is gone."},
+         {"role": "tool", "pattern": "rejected", "reply": "Nothing was dropped."}]
+
+
+@pytest.fixture(scope="module")
+def ip():
+    start_ipython()  # once per process; later calls return None
+    shell = TerminalInteractiveShell.instance()
+    shell.run_line_magic("load_ext", "workbench")
+    return shell
+
+
+@pytest.fixture
+def agent_wb(tmp_path):
+    wb = Workbench.from_config(store=str(tmp_path / "c.db"), scripted={"rules": RULES})
+    wb.dropped = []
+
+    @wb.tool(name="db.drop", risk="destructive")
+    def drop(table: str) -> str:
+        """Drop a table."""
+        wb.dropped.append(table)
+        return f"dropped {table}"
+
+    workbench._set_current(wb)
+    yield wb
+    workbench._set_current(None)
+    wb.close()
+
+
+def test_a_cell_parks_on_a_destructive_tool_and_the_card_click_resumes_it(ip, agent_wb):
+    with capture_output() as out:
+        ip.run_cell_magic("llm", "-m local/scripted -t db.* -o run", "Please drop the staging table")
+    run = ip.user_ns["run"]
+    assert run.status == "waiting" and agent_wb.dropped == []
+    assert "waiting for approval" in out.outputs[0].data["text/markdown"]
+    card = out.outputs[1].data["text/plain"]
+    assert card.startswith("VBox(")
+    from workbench.jupyter.widgets import ApprovalCard
+
+    card = ApprovalCard(agent_wb, run, by="ana")
+    assert "db.drop" in card.header.value and '"table": "staging"' in card.arguments.value
+    card.reason.value = "staging is disposable"
+    with capture_output():
+        card.approve_button.click()
+    assert agent_wb.dropped == ["staging"] and "approved by ana" in card.status.value
+    assert agent_wb.approvals.df().iloc[0]["decision_reason"] == "staging is disposable"
+    assert card.approve_button.disabled  # a second click can't run it twice
+
+
+def test_edit_runs_the_edited_arguments_and_reject_tells_the_model(ip, agent_wb):
+    from workbench.jupyter.widgets import ApprovalCard
+
+    run = agent_wb.agent("ops", tools=["db.*"], model="local/scripted").run("drop the orders table")
+    card = ApprovalCard(agent_wb, run)
+    card.edit_button.click()
+    card.arguments.value = '{"table": "orders_tmp"}'
+    with capture_output():
+        card.approve_button.click()
+    assert agent_wb.dropped == ["orders_tmp"]
+    other = agent_wb.agent("ops", tools=["db.*"], model="local/scripted").run("drop the users table")
+    with capture_output():
+        resumed = ip.run_line_magic("llm_approvals", f"--reject {other.waiting_on} --reason production")
+    assert resumed.answer == "Nothing was dropped." and agent_wb.dropped == ["orders_tmp"]
+    assert ip.run_line_magic("llm_approvals", "").empty
+    assert ip.run_line_magic("llm_approvals", "--history")["status"].tolist() == ["rejected", "modified"]
+    with pytest.raises(UsageError, match="no approval 'nope'"):
+        ip.run_line_magic("llm_approvals", "--approve nope")
+    with pytest.raises(UsageError, match="unknown tool 'nothing'"):
+        ip.run_cell_magic("llm", "-m local/scripted -t nothing", "hi")

@@ -1,0 +1,118 @@
+"""The agent loop, offline with local/scripted: tools run, results go back, guardrails and approvals apply."""
+
+import time
+
+import pytest
+
+from workbench.runtime import Workbench
+
+RULES = [
+    {"pattern": "(?i)revenue of (?P<r>\\w+) and (?P<s>\\w+)", "calls": [
+        {"tool": "sales__revenue", "arguments": {"region": "\\g<r>"}},
+        {"tool": "sales__revenue", "arguments": {"region": "\\g<s>"}}]},
+    {"pattern": "(?i)clean up the (?P<t>\\w+) table", "tool": "db__drop", "arguments": {"table": "\\g<t>"}},
+    {"pattern": "(?i)loop forever", "tool": "sales__revenue", "arguments": {"region": "x"}},
+    {"pattern": "(?i)delegate: (?P<q>.+)", "tool": "agent__helper", "arguments": {"task": "\\g<q>"}},
+    {"role": "tool", "pattern": "\"region\": \"x\"", "tool": "sales__revenue", "arguments": {"region": "x"}},
+    {"role": "tool", "pattern": "dropped (?P<t>\\w+)", "reply": "Done: the \\g<t> table is gone."},
+    {"role": "tool", "pattern": "(?i)rejected|denied|not approved", "reply": "I did not touch anything."},
+    {"role": "tool", "pattern": "\"total\": (?P<n>\\d+)", "reply": "The last region made \\g<n>."},
+    {"pattern": "(?i)what is (?P<a>\\d+) plus (?P<b>\\d+)", "reply": "It is \\g<a>+\\g<b>."},
+]
+
+
+@pytest.fixture
+def wb(tmp_path):
+    bench = Workbench.from_config(store=str(tmp_path / "a.db"), scripted={"rules": RULES},
+                                  default_route="local/scripted")  # fmt: skip
+    ran: list[tuple[str, float]] = []
+
+    @bench.tool(name="sales.revenue")
+    def revenue(region: str) -> dict:
+        """Revenue of a region."""
+        ran.append((region, time.perf_counter()))
+        time.sleep(0.2)
+        return {"region": region, "total": 1000 + len(region)}
+
+    @bench.tool(name="db.drop", risk="destructive")
+    def drop(table: str) -> str:
+        """Drop a table."""
+        ran.append((f"drop {table}", time.perf_counter()))
+        return f"dropped {table}"
+
+    bench.ran = ran
+    yield bench
+    bench.close()
+
+
+def test_independent_tool_calls_run_in_parallel_and_the_answer_uses_their_results(wb):
+    run = wb.agent("analyst", tools=["sales.*"]).run("What is the revenue of north and south?")
+    assert run.status == "done" and run.answer == "The last region made 1005."
+    (first, t1), (second, t2) = sorted(wb.ran)
+    assert (first, second) == ("north", "south") and abs(t1 - t2) < 0.15  # started together, not 0.2 s apart
+    assert run.df()[["step", "tool", "status"]].values.tolist() == [[1, "sales.revenue", "ok"]] * 2
+    assert run.steps == 2 and len(wb.calls.df()) == 2 and set(wb.calls.df()["task"]) == {"agent:analyst"}
+
+
+def test_the_step_limit_and_the_budget_stop_a_run(wb):
+    looping = wb.agent("looper", tools=["sales.revenue"], max_steps=3).run("loop forever please")
+    assert (looping.status, looping.stop_reason, looping.steps) == ("stopped", "step limit of 3 reached", 3)
+    from workbench.config import Price
+
+    wb.settings.prices["local/scripted"] = Price(input_cost_per_token=0.0001, output_cost_per_token=0.0001)
+    spender = wb.agent("spender", tools=["sales.revenue"], max_steps=50, budget=1.0).run("loop forever please")
+    assert spender.status == "stopped" and spender.steps >= 2 and spender.cost_usd <= 1.0  # never over
+    assert spender.stop_reason.startswith("budget: the next step may cost up to $")
+
+
+def test_a_destructive_tool_parks_the_run_until_a_human_approves(wb):
+    run = wb.agent("ops", tools=["db.*"]).run("Please clean up the staging table")
+    assert run.status == "waiting" and wb.ran == []
+    [pending] = wb.approvals.pending().to_dict("records")
+    assert (pending["tool"], pending["arguments"], pending["run_id"]) == ("db.drop", '{"table": "staging"}', run.id)
+    wb.approvals.decide(pending["id"], "approve", by="ana", reason="staging is disposable")
+    done = wb.resume(run.id)
+    assert done.status == "done" and done.answer == "Done: the staging table is gone."
+    assert [r for r, _ in wb.ran] == ["drop staging"]
+    assert wb.resume(run.id).answer == done.answer and len(wb.ran) == 1  # resuming again runs nothing again
+    decided = wb.approvals.df().iloc[0]
+    assert (decided["status"], decided["decided_by"], decided["decision_reason"]) == (
+        "approved", "ana", "staging is disposable")
+
+
+def test_reject_and_modify_decisions(wb):
+    run = wb.agent("ops", tools=["db.*"]).run("clean up the customers table")
+    wb.approvals.decide(run.waiting_on, "reject", by="ana", reason="customers is production")
+    done = wb.resume(run.id)
+    assert done.answer == "I did not touch anything." and wb.ran == []
+    assert done.df()["result"].tolist() == ["rejected by ana: customers is production"]
+    other = wb.agent("ops", tools=["db.*"]).run("clean up the orders table")
+    wb.approvals.decide(other.waiting_on, "modify", by="ana", arguments={"table": "orders_tmp"})
+    assert wb.resume(other.id).answer == "Done: the orders_tmp table is gone."
+
+
+def test_a_programmatic_decider_answers_at_once(wb):
+    wb.approvals.decider = lambda request: request["arguments"]["table"] == "scratch"
+    scratch = wb.agent("ops", tools=["db.*"]).run("clean up the scratch table")
+    assert scratch.answer == "Done: the scratch table is gone."
+    assert wb.agent("ops", tools=["db.*"]).run("clean up the users table").answer == "I did not touch anything."
+
+
+def test_guardrails_deny_a_tool_before_approvals_are_asked(tmp_path):
+    wb = Workbench.from_config(store=str(tmp_path / "g.db"), scripted={"rules": RULES},
+                               guardrails={"tools": {"allow": ["sales.*"]}})  # fmt: skip
+
+    @wb.tool(name="db.drop", risk="destructive")
+    def drop(table: str) -> str:
+        raise AssertionError("must not run")
+
+    run = wb.agent("ops", tools=["db.*"], model="local/scripted").run("clean up the orders table")
+    assert run.answer == "I did not touch anything." and wb.approvals.df().empty
+    assert run.df()["status"].tolist() == ["denied"]
+
+
+def test_delegation_to_another_agent(wb):
+    wb.agent("helper").as_tool()
+    run = wb.agent("boss", tools=["agent.helper"]).run("delegate: what is 2 plus 3")
+    assert run.df()["result"].tolist() == ["It is 2+3."]
+    assert {r["agent"] for r in wb.store.query("SELECT agent FROM calls")} == {"boss", "helper"}

@@ -1,0 +1,88 @@
+"""The approval card: a parked agent run's pending tool call, decided with a click.
+
+A notebook cell can't block waiting for a widget click (the kernel would never see the
+click), so the run is parked with its state saved and the cell ends, showing this card:
+the action, its arguments, why it needs approval, and Approve / Edit / Reject (with a
+reason). A click records the decision and resumes the run from its saved state; the
+result appears in the card's own output area. If the resumed run needs another approval,
+a new card appears there.
+"""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from typing import Any
+
+
+class ApprovalCard:
+    """The widget for one pending approval of a parked run (``.widget`` is what the cell shows)."""
+
+    def __init__(self, wb: Any, run: Any, by: str | None = None):
+        import ipywidgets as widgets
+
+        self.wb, self.run, self.by = wb, run, by
+        row = wb.approvals.get(run.waiting_on)
+        self.approval_id = row["id"]
+        arguments = json.loads(row["arguments"])
+        self.header = widgets.HTML(
+            f"<div class='wb-approval-head'><b>approval needed</b> · {escape(row['risk'])} tool "
+            f"<code>{escape(row['tool'])}</code> · agent {escape(row['agent'] or '')}</div>"
+            f"<div class='wb-approval-why'>{escape(row['reason'])}</div>"
+        )
+        self.arguments = widgets.Textarea(value=json.dumps(arguments, indent=2), description="arguments",
+                                          disabled=True, layout=widgets.Layout(width="95%", height="90px"))  # fmt: skip
+        self.reason = widgets.Text(placeholder="why (recorded)", description="reason")
+        self.approve_button = widgets.Button(description="Approve", button_style="success", icon="check")
+        self.edit_button = widgets.Button(description="Edit", icon="pencil")
+        self.reject_button = widgets.Button(description="Reject", button_style="danger", icon="times")
+        self.status = widgets.HTML()
+        self.output = widgets.Output()
+        self.approve_button.on_click(lambda _: self.decide("approve"))
+        self.edit_button.on_click(lambda _: self.edit())
+        self.reject_button.on_click(lambda _: self.decide("reject"))
+        buttons = widgets.HBox([self.approve_button, self.edit_button, self.reject_button])
+        self.widget = widgets.VBox([self.header, self.arguments, self.reason, buttons, self.status, self.output])
+        self.widget.add_class("wb-approval-card")
+
+    def edit(self) -> None:
+        """Let the arguments be edited; Approve then runs the tool with the edited ones (a modify)."""
+        self.arguments.disabled = False
+        self.approve_button.description = "Run edited"
+
+    def decide(self, decision: str) -> None:
+        """Record the decision, resume the run, and show its result in this card's output area."""
+        from IPython.display import display
+
+        from workbench.errors import WorkbenchError
+
+        edited = None
+        if decision == "approve" and not self.arguments.disabled:
+            try:
+                edited = json.loads(self.arguments.value)
+            except json.JSONDecodeError as exc:
+                self.status.value = f"<span class='wb-error'>the arguments are not JSON: {escape(str(exc))}</span>"
+                return
+            decision = "modify"
+        for button in (self.approve_button, self.edit_button, self.reject_button):
+            button.disabled = True
+        self.arguments.disabled = True
+        try:
+            self.wb.approvals.decide(self.approval_id, decision, by=self.by, reason=self.reason.value,
+                                     arguments=edited)  # fmt: skip
+            row = self.wb.approvals.get(self.approval_id)
+            who = escape(row["decided_by"])
+            self.status.value = f"<span class='wb-decided'>{escape(row['status'])} by {who}</span>"
+            resumed = self.wb.resume(self.run.id)
+        except WorkbenchError as exc:
+            self.status.value = f"<span class='wb-error'>{escape(str(exc))}</span>"
+            return
+        with self.output:
+            display(resumed)
+            if resumed.status == "waiting":
+                display(approval_card(self.wb, resumed, by=self.by))
+
+
+def approval_card(wb: Any, run: Any, by: str | None = None) -> Any:
+    """The card widget for a waiting run (what ``%%llm -t`` shows when a tool needs approval)."""
+    return ApprovalCard(wb, run, by).widget

@@ -1,0 +1,326 @@
+"""The agent loop: the model asks for tools, they run (behind guardrails and approvals), results go back.
+
+``wb.agent("analyst", model=..., tools=["db.*"], max_steps=8, budget=0.05).run(task)``:
+
+1. a step is one recorded model call with the tools' schemas (``wb.step``); the task is
+   scanned by the input guardrails on the first step;
+2. each tool call the model asks for passes the ``tool_call`` guardrails (allowlists,
+   argument checks, destructive cap), then the approval policy: ``approve`` runs it,
+   ``reject`` tells the model so, ``ask`` goes to the programmatic decider or — when
+   there is none — **parks the run**: its messages are saved, ``run()`` returns with
+   ``status == "waiting"``, and the approval card, ``%llm_approvals`` or ``workbench
+   approvals`` decide later; ``resume(run_id)`` continues from the saved state without
+   running again the tools that already ran;
+3. independent tool calls of one step run in parallel; their results pass the
+   ``tool_result`` guardrails (quarantine, redaction) before the model sees them;
+4. the loop stops on an answer, ``max_steps`` or ``budget`` (USD over the run).
+
+An agent is also a tool of other agents (``as_tool()``: delegation). Each agent reads
+its own memory scope ``agent:NAME`` and ``shared``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from workbench.errors import BudgetExceeded, GuardrailViolation, WorkbenchError
+from workbench.integrations import Tool, ToolError, result_text
+from workbench.store import new_id, utcnow
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from workbench.runtime import Workbench
+
+DONE, WAITING, STOPPED = "done", "waiting", "stopped"
+
+
+@dataclass
+class AgentRun:
+    """What a run did: its answer (or why it stopped / what it waits for), steps, cost, tool calls."""
+
+    id: str
+    agent: str
+    task: str
+    status: str  # done | waiting | stopped
+    answer: str | None
+    steps: int
+    cost_usd: float
+    stop_reason: str | None = None
+    waiting_on: str | None = None  # the approval id a waiting run needs
+    tool_calls: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    def df(self) -> pd.DataFrame:
+        """The run's tool calls: step, tool, arguments, status, result, latency."""
+        import pandas as pd
+
+        cols = ["step", "tool", "risk", "arguments", "status", "result", "latency_ms"]
+        return pd.DataFrame(self.tool_calls, columns=cols)
+
+    def __str__(self) -> str:
+        if self.status == DONE:
+            return self.answer or ""
+        if self.status == WAITING:
+            return f"waiting for approval {self.waiting_on}"
+        return f"stopped: {self.stop_reason}"
+
+    def footer(self) -> str:
+        """The line under the answer: agent, steps, tool calls, cost, run id."""
+        return (f"agent {self.agent} · {self.steps} steps · {len(self.tool_calls)} tool calls · ${self.cost_usd:.6f} "
+                f"· run {self.id}")  # fmt: skip
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        head = str(self) if self.status == DONE else f"**{self}**"
+        return {"text/markdown": f"{head}\n\n<sub>{self.footer()}</sub>",
+                "text/plain": f"{self}\n— agent {self.agent}"}
+
+
+class Agent:
+    """A model with tools, a step limit and a budget; ``run(task)`` loops until it answers."""
+
+    def __init__(self, wb: Workbench, name: str, *, model: str | None = None, tools: list[str] | str | None = None,
+                 memory: bool = True, max_steps: int = 8, budget: float | None = None, system: str | None = None,
+                 session: str | None = None, user: str | None = None) -> None:  # fmt: skip
+        if not name or not name.replace("-", "").replace("_", "").isalnum():
+            raise WorkbenchError(f"agent name {name!r}: use letters, digits, '-' and '_'")
+        if max_steps < 1:
+            raise WorkbenchError("max_steps must be at least 1")
+        self.wb, self.name, self.model, self.memory = wb, name, model, memory
+        self.tool_names = tools
+        self.max_steps, self.budget, self.system, self.session, self.user = max_steps, budget, system, session, user
+        wb.tools.select(tools)  # unknown tools fail now, not mid-run
+
+    # -- running ----------------------------------------------------------------------------
+
+    def run(self, task: str, *, session: str | None = None, user: str | None = None) -> AgentRun:
+        """Work on ``task`` until an answer, the step limit, the budget, or an approval to wait for."""
+        if not isinstance(task, str) or not task.strip():
+            raise WorkbenchError("give the agent a task: agent.run('Which customers churned in May?')")
+        tools = self.wb.tools.select(self.tool_names)
+        messages = []
+        system = self._system(task)
+        if system:
+            messages.append({"role": "system", "content": system})
+        messages.append({"role": "user", "content": task})
+        state = {"id": new_id(), "agent": self.name, "task": task, "status": "running", "model": self.model,
+                 "session": session or self.session, "user": user or self.user, "messages": messages,
+                 "tools": [t.name for t in tools], "steps": 0, "cost_usd": 0.0, "answer": None, "stop_reason": None,
+                 "waiting_on": None, "started_at": utcnow(), "finished_at": None}  # fmt: skip
+        state.update(max_steps=self.max_steps, budget=self.budget, system=self.system)
+        self._save(state)
+        return self._loop(state)
+
+    def resume(self, run_id: str) -> AgentRun:
+        """Continue a parked run from its saved messages (tools that already ran are not run again)."""
+        state = self._load(run_id)
+        if state["status"] == DONE:
+            return self._result(state)
+        return self._loop(state)
+
+    def as_tool(self, risk: str = "read") -> Tool:
+        """This agent as a tool (``agent.NAME``) other agents can delegate a task to."""
+        def delegate(task: str) -> str:
+            run = self.run(task)
+            return run.answer if run.status == DONE else f"[{self.name} {run}]"
+
+        tool = Tool(f"agent.{self.name}", f"Delegate a task to the {self.name} agent; it answers in text.",
+                    {"type": "object", "properties": {"task": {"type": "string", "description": "what to do"}},
+                     "required": ["task"]}, risk, delegate, "agent")  # fmt: skip
+        return self.wb.tools.add(tool)
+
+    def _loop(self, state: dict[str, Any]) -> AgentRun:
+        tools = {t.name: t for t in self.wb.tools.select(state["tools"])} if state["tools"] else {}
+        schemas = [t.schema() for t in tools.values()] or None
+        messages = state["messages"]
+        if messages[-1]["role"] == "assistant" and messages[-1].get("tool_calls"):
+            if not self._tool_results(state, tools, messages[-1]["tool_calls"]):
+                return self._result(state)
+        while state["steps"] < self.max_steps:
+            if self.budget is not None and state["cost_usd"] >= self.budget:
+                return self._stop(state, f"budget of ${self.budget:.4f} spent")
+            remaining = None if self.budget is None else self.budget - state["cost_usd"]
+            try:
+                result = self.wb.step(messages, tools=schemas, model=state["model"], session=state["session"],
+                                      user=state["user"], task=f"agent:{self.name}", agent=self.name,
+                                      budget=remaining,
+                                      check_input=state["task"] if state["steps"] == 0 else None)  # fmt: skip
+            except BudgetExceeded as exc:
+                return self._stop(state, f"budget: the next step {str(exc).split('; ')[0].removeprefix('this call ')}")
+            state["steps"] += 1
+            state["cost_usd"] += result.cost_usd or 0.0
+            state["last_call"] = result.call_id
+            if not result.tool_calls:
+                state.update(status=DONE, answer=result.text, finished_at=utcnow())
+                self._save(state)
+                return self._result(state)
+            messages.append({"role": "assistant", "content": result.text or None, "tool_calls": result.tool_calls})
+            self._save(state)
+            if not self._tool_results(state, tools, result.tool_calls):
+                return self._result(state)
+        return self._stop(state, f"step limit of {self.max_steps} reached")
+
+    # -- tool calls ---------------------------------------------------------------------------
+
+    def _tool_results(self, state: dict[str, Any], tools: dict[str, Tool], calls: list[dict[str, Any]]) -> bool:
+        """Decide, run and record this step's tool calls; False when the run must wait for a human."""
+        done = {r["id"]: r for r in self.wb.store.query(
+            "SELECT * FROM tool_calls WHERE run_id = ? AND step = ?", (state["id"], state["steps"]))}  # fmt: skip
+        plans = [self._decide(state, tools, call, done.get(_row_id(state, call))) for call in calls]
+        waiting = next((p for p in plans if p["status"] == "pending"), None)
+        runnable = [p for p in plans if p["status"] == "run"]
+        if len(runnable) > 1:
+            with ThreadPoolExecutor(min(8, len(runnable))) as pool:
+                list(pool.map(lambda p: self._execute(state, p), runnable))
+        else:
+            for p in runnable:
+                self._execute(state, p)
+        for p in plans:
+            if p["status"] not in ("pending", "recorded"):
+                self._record(state, p)
+        if waiting is not None:
+            state.update(status=WAITING, waiting_on=waiting["approval_id"])
+            self._save(state)
+            return False
+        state["messages"] += [{"role": "tool", "tool_call_id": p["id"], "content": p["result"]} for p in plans]
+        state.update(status="running", waiting_on=None)
+        self._save(state)
+        return True
+
+    def _decide(self, state: dict[str, Any], tools: dict[str, Tool], call: dict[str, Any],
+                recorded: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
+        wire = call["function"]["name"]
+        tool = next((t for t in tools.values() if t.name == wire or t.name.replace(".", "__") == wire), None)
+        plan = {"id": call["id"], "row": _row_id(state, call), "tool": tool.name if tool else wire,
+                "risk": tool.risk if tool else "read", "tool_obj": tool, "result": "", "error": None,
+                "latency_ms": 0.0, "approval_id": None}  # fmt: skip
+        try:
+            plan["arguments"] = json.loads(call["function"].get("arguments") or "{}")
+        except json.JSONDecodeError as exc:
+            return {**plan, "arguments": {}, "status": "error", "result": f"error: arguments are not JSON ({exc})"}
+        if recorded and recorded["status"] not in ("pending",):
+            return {**plan, "status": "recorded", "result": recorded["result"]}
+        if recorded:  # waiting on an approval: has it been decided?
+            return self._after_approval(state, plan, recorded)
+        if tool is None:
+            return {**plan, "status": "error", "result": f"error: unknown tool {wire}; use one of {sorted(tools)}"}
+        try:
+            self.wb.guard.check_tool_call(tool.name, plan["arguments"], risk=tool.risk, session=state["session"],
+                                          agent=self.name, call_id=state.get("last_call"))  # fmt: skip
+        except GuardrailViolation as exc:
+            return {**plan, "status": "denied", "result": f"denied by the guardrails: {exc}"}
+        decision = self.wb.approvals.policy(tool.name, tool.risk, state["cost_usd"])
+        if decision == "approve":
+            return {**plan, "status": "run"}
+        if decision == "reject":
+            return {**plan, "status": "rejected", "result": f"rejected by policy: {tool.name} is not allowed"}
+        row = self.wb.approvals.request(tool.name, plan["arguments"], risk=tool.risk,
+                                        reason=f"{tool.risk} tool {tool.name} needs a human's approval",
+                                        session=state["session"], agent=self.name, run_id=state["id"],
+                                        tool_call_id=call["id"])  # fmt: skip
+        plan["approval_id"] = row["id"]
+        self.wb.approvals.ask_decider(row)
+        return self._after_approval(state, plan, None)
+
+    def _after_approval(self, state: dict[str, Any], plan: dict[str, Any],
+                        recorded: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
+        approval_id = plan["approval_id"] or json.loads(recorded["error"] or "{}").get("approval")
+        plan["approval_id"] = approval_id
+        row = self.wb.approvals.get(approval_id)
+        if row["status"] in ("pending", "escalated") and row["expires_at"] < utcnow():
+            self.wb.approvals.expire()
+            row = self.wb.approvals.get(approval_id)
+        if row["status"] in ("approved", "modified"):
+            return {**plan, "status": "run", "arguments": json.loads(row["final_arguments"])}
+        if row["status"] == "rejected":
+            return {**plan, "status": "rejected",
+                    "result": f"rejected by {row['decided_by']}: {row['decision_reason'] or 'no reason given'}"}
+        if row["status"] == "expired":
+            return {**plan, "status": "rejected", "result": "not approved in time (the approval expired)"}
+        if recorded is None:
+            self._record(state, {**plan, "status": "pending", "error": json.dumps({"approval": approval_id})})
+        return {**plan, "status": "pending"}
+
+    def _execute(self, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        tool: Tool = plan["tool_obj"]
+        t0 = time.perf_counter()
+        try:
+            out = result_text(tool.run(plan["arguments"]))
+            plan["status"] = "ok"
+        except ToolError as exc:
+            out, plan["status"], plan["error"] = f"error: {exc}", "error", str(exc)
+        except Exception as exc:  # noqa: BLE001 - a tool's failure is told to the model, which may recover
+            out, plan["status"], plan["error"] = f"error: {type(exc).__name__}: {exc}", "error", repr(exc)
+        plan["latency_ms"] = (time.perf_counter() - t0) * 1000
+        plan["result"] = self.wb.guard.check_tool_result(tool.name, out, session=state["session"], agent=self.name)
+
+    def _record(self, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        row = {"id": plan["row"], "run_id": state["id"], "step": state["steps"], "call_id": state.get("last_call"),
+               "tool": plan["tool"], "risk": plan["risk"], "arguments": json.dumps(plan["arguments"], default=str),
+               "status": plan["status"], "result": plan["result"][:20_000], "error": plan["error"],
+               "started_at": utcnow(), "latency_ms": round(plan["latency_ms"], 3)}  # fmt: skip
+        with self.wb.store.transaction() as conn:
+            conn.execute(f"INSERT OR REPLACE INTO tool_calls ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                         tuple(row.values()))  # fmt: skip
+
+    # -- state ------------------------------------------------------------------------------
+
+    def _system(self, task: str) -> str | None:
+        parts = [self.system] if self.system else []
+        if self.memory:
+            found = self.wb.memory.search(task, [f"agent:{self.name}", "shared"], 5)
+            if found:
+                parts.append("What you remember:\n" + "\n".join(f"- {m.text}" for m in found))
+        return "\n\n".join(parts) or None
+
+    def _stop(self, state: dict[str, Any], reason: str) -> AgentRun:
+        state.update(status=STOPPED, stop_reason=reason, finished_at=utcnow())
+        self._save(state)
+        return self._result(state)
+
+    def _save(self, state: dict[str, Any]) -> None:
+        row = {k: state.get(k) for k in ("id", "agent", "task", "status", "model", "session", "user", "steps",
+                                         "cost_usd", "answer", "stop_reason", "waiting_on", "started_at",
+                                         "finished_at", "max_steps", "budget", "system")}  # fmt: skip
+        row["messages"] = json.dumps(state["messages"], default=str)
+        row["tools"] = json.dumps(state["tools"])
+        with self.wb.store.transaction() as conn:
+            conn.execute(f"INSERT OR REPLACE INTO agent_runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                         tuple(row.values()))  # fmt: skip
+
+    def _load(self, run_id: str) -> dict[str, Any]:
+        rows = self.wb.store.query("SELECT * FROM agent_runs WHERE id = ?", (run_id,))
+        if not rows:
+            raise WorkbenchError(f"no agent run {run_id!r}")
+        state = dict(rows[0])
+        if state["agent"] != self.name:
+            raise WorkbenchError(f"run {run_id} belongs to agent {state['agent']!r}, not {self.name!r}")
+        state["messages"] = json.loads(state["messages"])
+        state["tools"] = json.loads(state["tools"])
+        return state
+
+    @classmethod
+    def of_run(cls, wb: Workbench, run_id: str) -> Agent:
+        """The agent a stored run belongs to, as it was configured (to resume it from anywhere)."""
+        rows = wb.store.query("SELECT agent, model, tools, max_steps, budget, system, session, user FROM agent_runs "
+                              "WHERE id = ?", (run_id,))  # fmt: skip
+        if not rows:
+            raise WorkbenchError(f"no agent run {run_id!r}")
+        r = rows[0]
+        return cls(wb, r["agent"], model=r["model"], tools=json.loads(r["tools"]) or None,
+                   max_steps=r["max_steps"] or 8, budget=r["budget"], system=r["system"], session=r["session"],
+                   user=r["user"], memory=False)  # fmt: skip
+
+    def _result(self, state: dict[str, Any]) -> AgentRun:
+        calls = self.wb.store.query("SELECT step, tool, risk, arguments, status, result, latency_ms FROM tool_calls "
+                                    "WHERE run_id = ? ORDER BY step, started_at", (state["id"],))  # fmt: skip
+        return AgentRun(state["id"], self.name, state["task"], state["status"], state["answer"], state["steps"],
+                        round(state["cost_usd"], 9), state["stop_reason"], state["waiting_on"], calls)  # fmt: skip
+
+
+def _row_id(state: dict[str, Any], call: dict[str, Any]) -> str:
+    """A tool call's row: the run, the step and the model's id for the call (stable across a resume)."""
+    return f"{state['id']}:{state['steps']}:{call['id']}"
