@@ -140,3 +140,77 @@ def test_the_context_view_shows_blocks_and_the_final_messages(lab, browser):
         page.wait_for_function("document.querySelector('.wb-context-view').innerText.includes('When does the office')")
     finally:
         page.close()
+
+
+SCRIPTED = r'''[[scripted.rules]]
+pattern = "(?i)drop the (?P<t>\\w+) table"
+tool = "db__drop"
+arguments = { table = "\\g<t>" }
+
+[[scripted.rules]]
+role = "tool"
+pattern = "dropped (?P<t>\\w+)"
+reply = "The \\g<t> table is gone."
+
+[[scripted.rules]]
+role = "tool"
+pattern = "rejected"
+reply = "Nothing was dropped."
+'''
+
+
+def _agent_notebook(root: Path, name: str, table: str) -> None:
+    (root / "workbench.toml").write_text(SCRIPTED)
+    _notebook(root, name, [
+        "%load_ext workbench",
+        "import workbench\nfrom pathlib import Path\nwb = workbench.get()\n\n"
+        "@wb.tool(name='db.drop', risk='destructive')\n"
+        "def drop(table: str) -> str:\n"
+        "    '''Drop a table.'''\n"
+        f"    with open('{name}.ran', 'a') as f:\n"
+        "        f.write(table + '\\n')\n"
+        "    return f'dropped {table}'",
+        f"%%llm -m local/scripted -t db.*\nPlease drop the {table} table",
+    ])
+
+
+def _decisions(root: Path) -> list[tuple]:
+    return sqlite3.connect(root / "lab.db").execute(
+        "SELECT tool, arguments, status, decision_reason FROM approvals ORDER BY created_at").fetchall()
+
+
+def test_approve_on_the_card_runs_the_destructive_tool_once_and_shows_the_result(lab, browser):
+    url, root = lab
+    _agent_notebook(root, "approve.ipynb", "staging")
+    page = browser.new_page()
+    try:
+        _run_all(page, url, "approve.ipynb")
+        card = page.locator(".wb-approval-card")
+        card.wait_for(timeout=60_000)
+        assert "db.drop" in card.inner_text() and '"table": "staging"' in card.locator("textarea").input_value()
+        assert not (root / "approve.ipynb.ran").exists()  # nothing ran before the click
+        card.locator("input[type='text']").fill("staging is disposable")
+        card.locator("button", has_text="Approve").click()
+        page.wait_for_selector(".wb-approval-card :text('The staging table is gone.')", timeout=30_000)
+        assert card.locator("button", has_text="Approve").is_disabled()
+    finally:
+        page.close()
+    assert (root / "approve.ipynb.ran").read_text() == "staging\n"  # ran exactly once
+    assert ("db.drop", '{"table": "staging"}', "approved", "staging is disposable") in _decisions(root)
+
+
+def test_reject_on_the_card_never_runs_the_tool(lab, browser):
+    url, root = lab
+    _agent_notebook(root, "reject.ipynb", "customers")
+    page = browser.new_page()
+    try:
+        _run_all(page, url, "reject.ipynb")
+        card = page.locator(".wb-approval-card")
+        card.wait_for(timeout=60_000)
+        card.locator("input[type='text']").fill("production data")
+        card.locator("button", has_text="Reject").click()
+        page.wait_for_selector(".wb-approval-card :text('Nothing was dropped.')", timeout=30_000)
+    finally:
+        page.close()
+    assert not (root / "reject.ipynb.ran").exists()
+    assert ("db.drop", '{"table": "customers"}', "rejected", "production data") in _decisions(root)
