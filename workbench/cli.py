@@ -66,6 +66,14 @@ def _parser() -> argparse.ArgumentParser:
         if name == "approve":
             decide.add_argument("--arguments", metavar="JSON", help="run with these arguments instead (modify)")
 
+    mcp = sub.add_parser("mcp", help="MCP servers: list their tools (with pin status), resources and prompts")
+    mcp_sub = mcp.add_subparsers(dest="action", required=True)
+    mcp_list = mcp_sub.add_parser("list", help="start the configured servers and list what they offer")
+    mcp_list.add_argument("server", nargs="?", help="only this server")
+    mcp_approve = mcp_sub.add_parser("approve", help="re-pin a tool whose definition changed, after review")
+    mcp_approve.add_argument("tool", help="server.tool")
+    mcp_approve.add_argument("--by", help="who reviewed it")
+
     chaos = sub.add_parser("chaos-server", help="serve a misbehaving OpenAI-compatible API")
     chaos.add_argument("--host", default="127.0.0.1")
     chaos.add_argument("--port", type=int, default=8900)
@@ -87,6 +95,31 @@ def _parser() -> argparse.ArgumentParser:
     chaos.add_argument("--no-stream-usage", action="store_true", help="never send usage in streams")
     chaos.add_argument("--seed", type=int)
     return parser
+
+
+def _mcp(wb: object, args: argparse.Namespace) -> int:
+    mcp = wb.mcp  # type: ignore[attr-defined]
+    try:
+        if args.action == "approve":
+            mcp.approve(args.tool, by=args.by)
+            print(f"{args.tool}: pinned again")
+            return 0
+        servers = [args.server] if args.server else sorted(mcp.settings.servers)
+        if not servers:
+            print("no MCP servers configured ([mcp.servers.NAME] in workbench.toml)")
+            return 0
+        for server in servers:
+            tools = mcp.connect(server)
+            pins = mcp.df().set_index("name")["status"].to_dict()
+            print(f"{server}: {len(tools)} tools")
+            for t in tools:
+                print(f"  {t.name:32} {t.risk:11} {pins.get(t.name, ''):8} {t.description[:60]}")
+            for label, df in (("resources", mcp.resources(server)), ("prompts", mcp.prompts(server))):
+                if len(df):
+                    print(f"  {label}: {', '.join(df.iloc[:, 0].astype(str))}")
+        return 0
+    finally:
+        mcp.close()
 
 
 def _approvals(wb: object, args: argparse.Namespace) -> int:
@@ -169,6 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "approvals":
             return _approvals(wb, args)
+        if args.command == "mcp":
+            return _mcp(wb, args)
         report = wb.replay(args.session)
         for row in report.itertuples():
             mark = "identical" if row.identical else "DIFFERENT"

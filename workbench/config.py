@@ -190,6 +190,32 @@ GUARD_DEFAULTS: dict[str, dict[str, str]] = {
 }
 
 
+class MCPServerConfig(_Strict):
+    """``[mcp.servers.NAME]``: a stdio command (``command`` + ``args``) or a streamable-HTTP ``url``."""
+
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)  # literal values for the server's environment
+    env_pass: list[str] = Field(default_factory=list)  # variables passed through from ours (keys stay out of config)
+    url: str | None = None
+    timeout_s: float = Field(30.0, gt=0)  # per tool call: a hung server is an error after this long
+    connect_timeout_s: float = Field(60.0, gt=0)
+    risk: dict[str, Literal["read", "write", "destructive"]] = Field(default_factory=dict)  # per tool; else hints
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> MCPServerConfig:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("an MCP server needs exactly one of 'command' (stdio) or 'url' (streamable HTTP)")
+        return self
+
+
+class MCPSettings(_Strict):
+    """``[mcp]``: the servers, and how many tools an agent is given at most (a tool search picks them)."""
+
+    servers: dict[str, MCPServerConfig] = Field(default_factory=dict)
+    max_tools: int = Field(20, ge=1)
+
+
 class ApprovalRule(_Strict):
     """``[[approvals.rules]]``: tool calls matching all the given conditions get this decision."""
 
@@ -325,6 +351,7 @@ class Settings(_Strict):
     memory: MemorySettings = Field(default_factory=MemorySettings)
     guardrails: GuardrailSettings = Field(default_factory=GuardrailSettings)
     approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
+    mcp: MCPSettings = Field(default_factory=MCPSettings)
     contexts: Path = Path("contexts")  # where context specs (NAME.yaml / NAME.toml) live
     retrieval: Literal["bm25", "hybrid"] = "bm25"  # hybrid: + sentence embeddings (the embeddings extra)
     source: Path | None = None

@@ -47,7 +47,7 @@ from workbench.guardrails import (
     reask_prompt,  # fmt: skip
     schema_instruction,
 )
-from workbench.integrations import Tools
+from workbench.integrations import MCP, Tools
 from workbench.limits.cache import ResponseCache
 from workbench.limits.ratelimit import RateLimiter
 from workbench.memory import Memory, Session, Sessions, check_scope, visible_scopes
@@ -125,6 +125,7 @@ class Workbench:
         self.guard = Guard(self.store, self.settings.guardrails, self.settings.root)
         self.tools = Tools()
         self.approvals = Approvals(self.store, self.settings.approvals)
+        self.mcp = MCP(self.store, self.settings.mcp, self.settings.root, self.tools)
         self.docs = Docs(self.store, hybrid=self.settings.retrieval == "hybrid")
         self.memory = Memory(self.store, self.settings.memory, hybrid=self.settings.retrieval == "hybrid")
 
@@ -224,7 +225,17 @@ class Workbench:
         """An agent: ``model=``, ``tools=`` (names or globs), ``max_steps=``, ``budget=`` (USD), ``system=``."""
         from workbench.orchestration import Agent
 
+        self._connect_for(options.get("tools"))
         return Agent(self, name, **options)
+
+    def _connect_for(self, names: list[str] | str | None) -> None:
+        """Start the MCP servers whose tools are named (``server.tool`` or ``server.*``) and not loaded yet."""
+        if isinstance(names, str):
+            names = [n.strip() for n in names.split(",")]
+        for server in {n.split(".", 1)[0] for n in names or () if "." in n}:
+            if server in self.settings.mcp.servers and not any(t.source == f"mcp:{server}"
+                                                               for t in self.tools.select(None)):  # fmt: skip
+                self.mcp.connect(server)
 
     def resume(self, run_id: str) -> AgentRun:
         """Continue a parked agent run (after its approval was decided), from its saved state."""
@@ -667,7 +678,8 @@ class Workbench:
         return rerun_session(self, session)
 
     def close(self) -> None:
-        """Close the store."""
+        """Stop MCP servers, close the store."""
+        self.mcp.close()
         self.store.close()
 
 

@@ -177,6 +177,19 @@ class Tools:
             chosen += [t for t in matched if t not in chosen]
         return chosen
 
+    def search(self, query: str, among: list[Tool], k: int) -> list[Tool]:
+        """The ``k`` tools whose names and descriptions share the most (rarer counting more) words with ``query``."""
+        import math
+
+        def words(text: str) -> set[str]:
+            return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 2}
+
+        docs = [words(f"{t.name.replace('.', ' ').replace('_', ' ')} {t.description}") for t in among]
+        wanted = words(query)
+        df = {w: sum(w in d for d in docs) for w in wanted}
+        scored = [(sum(math.log(1 + len(docs) / df[w]) for w in wanted & d), i) for i, d in enumerate(docs)]
+        return [among[i] for _, i in sorted(scored, key=lambda s: (-s[0], s[1]))[:k]]
+
     def __contains__(self, name: str) -> bool:
         return name in self._tools
 

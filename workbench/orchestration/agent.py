@@ -101,6 +101,9 @@ class Agent:
         if not isinstance(task, str) or not task.strip():
             raise WorkbenchError("give the agent a task: agent.run('Which customers churned in May?')")
         tools = self.wb.tools.select(self.tool_names)
+        limit = self.wb.settings.mcp.max_tools
+        if len(tools) > limit:  # more than fit: give the model the ones most related to the task
+            tools = self.wb.tools.search(task, tools, limit)
         messages = []
         system = self._system(task)
         if system:

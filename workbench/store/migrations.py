@@ -228,6 +228,9 @@ def m012_agents_and_approvals(db: sqlite_utils.Database) -> None:
                             "run_id": str, "tool_call_id": str, "decided_by": str, "decided_at": str,
                             "decision_reason": str, "final_arguments": str}, pk="id")  # fmt: skip
     db["approvals"].create_index(["status", "created_at"])
+    db["mcp_pins"].create({"name": str, "server": str, "hash": str, "definition": str, "first_seen": str,
+                           "status": str, "changed_hash": str, "changed_definition": str, "changed_at": str,
+                           "approved_by": str}, pk="name")  # fmt: skip
 
 
 MIGRATIONS: list[Migration] = [

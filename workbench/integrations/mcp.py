@@ -1,0 +1,279 @@
+"""The MCP client: servers from ``[mcp.servers]``, their tools as workbench tools, pinned definitions.
+
+Each server runs in one long-lived task on a background event loop (the ``mcp`` SDK's
+client is async and its transports must be entered and left in the same task), so the
+notebook's synchronous code — and the agent loop's worker threads — call it with a
+timeout and never hang: a server that dies mid-call is an error at once (``Connection
+closed``), a server that hangs is an error after ``timeout_s``, and either way the next
+call starts it again.
+
+**Pinning** (against tool poisoning and rug pulls): the first time a server's tool is
+seen, a hash of its description and input schema is stored. If a later listing differs,
+the tool is flagged ``changed`` and refuses to run until a human re-approves it
+(``wb.mcp.approve("server.tool")``), after looking at what changed (``wb.mcp.df()``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import threading
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench.config import MCPServerConfig, MCPSettings
+from workbench.integrations.tools import Tool, ToolError, Tools
+from workbench.store import Store, utcnow
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class _Server:
+    """One connection: a task that holds the client open and serves requests from a queue."""
+
+    def __init__(self, name: str, config: MCPServerConfig, root: Path):
+        self.name, self.config, self.root = name, config, root
+        self.queue: asyncio.Queue[Any] | None = None
+        self.task: asyncio.Task[Any] | None = None
+        self.info: Any = None
+
+    def params(self) -> Any:
+        from mcp import StdioServerParameters
+
+        c = self.config
+        if c.url:
+            return c.url
+        env = {k: os.environ[k] for k in c.env_pass if k in os.environ} | c.env
+        args = [str(self.root / a) if a.endswith((".py", ".db")) and not Path(a).is_absolute() and
+                (self.root / a).exists() else a for a in c.args]  # fmt: skip
+        return StdioServerParameters(command=c.command, args=args, env=env or None, cwd=str(self.root))
+
+    async def serve(self, ready: asyncio.Future[Any]) -> None:
+        from mcp import Client
+
+        self.queue = asyncio.Queue()
+        try:
+            async with Client(self.params(), read_timeout_seconds=self.config.timeout_s, mode="legacy",
+                              cache=None) as client:  # fmt: skip
+                self.info = client.server_info
+                ready.set_result(True)
+                while True:
+                    op, args, done = await self.queue.get()
+                    if op is None:
+                        return
+                    try:
+                        done.set_result(await op(client, *args))
+                    except Exception as exc:  # noqa: BLE001 - handed to the caller's future
+                        done.set_exception(exc)
+                        if _fatal(exc):
+                            return
+        except Exception as exc:  # noqa: BLE001 - the connection failed or broke
+            if not ready.done():
+                ready.set_exception(exc)
+        finally:
+            while self.queue and not self.queue.empty():
+                _, _, done = self.queue.get_nowait()
+                if done is not None and not done.done():
+                    done.set_exception(ConnectionError(f"MCP server {self.name} closed"))
+            self.queue = None
+
+
+def _fatal(exc: Exception) -> bool:
+    return "Connection closed" in str(exc) or isinstance(exc, (ConnectionError, EOFError, BrokenPipeError))
+
+
+class MCP:
+    """``wb.mcp``: connect the configured servers, list what they offer, call their tools."""
+
+    def __init__(self, store: Store, settings: MCPSettings, root: Path, tools: Tools):
+        self.store, self.settings, self.root, self.tools = store, settings, root, tools
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._servers: dict[str, _Server] = {}
+        self._lock = threading.Lock()
+
+    # -- connection ---------------------------------------------------------------------------
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                threading.Thread(target=self._loop.run_forever, name="workbench-mcp", daemon=True).start()
+            return self._loop
+
+    def _server(self, name: str) -> _Server:
+        if name not in self.settings.servers:
+            known = ", ".join(sorted(self.settings.servers)) or "none ([mcp.servers.NAME] in workbench.toml)"
+            raise ToolError(f"unknown MCP server {name!r}; configured: {known}")
+        loop = self._ensure_loop()
+        server = self._servers.get(name)
+        if server is None or server.queue is None:
+            server = _Server(name, self.settings.servers[name], self.root)
+            self._servers[name] = server
+
+            async def start() -> None:
+                ready = loop.create_future()
+                server.task = loop.create_task(server.serve(ready))
+                await ready
+
+            try:
+                asyncio.run_coroutine_threadsafe(start(), loop).result(server.config.connect_timeout_s)
+            except FutureTimeout:
+                limit = server.config.connect_timeout_s
+                raise ToolError(f"MCP server {name} did not start within {limit:.0f} s") from None
+            except Exception as exc:  # noqa: BLE001 - any start failure is one clear error
+                self._servers.pop(name, None)
+                raise ToolError(f"MCP server {name} could not be started: {_message(exc)}") from None
+        return server
+
+    def _request(self, name: str, op: Any, *args: Any, timeout: float | None = None) -> Any:
+        server = self._server(name)
+        loop = self._ensure_loop()
+        limit = timeout or server.config.timeout_s
+
+        async def submit() -> Any:
+            done = loop.create_future()
+            if server.queue is None:
+                raise ConnectionError(f"MCP server {name} closed")
+            await server.queue.put((op, args, done))
+            return await asyncio.wait_for(done, limit)
+
+        try:
+            return asyncio.run_coroutine_threadsafe(submit(), loop).result(limit + 5)
+        except (TimeoutError, FutureTimeout):
+            self._drop(name)
+            raise ToolError(f"MCP server {name} did not answer within {limit:.0f} s; it was stopped and will be "
+                            "restarted on the next call") from None  # fmt: skip
+        except ToolError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a dead server, a protocol error
+            if _fatal(exc) or "timed out" in str(exc).lower():
+                self._drop(name)
+            raise ToolError(f"MCP server {name}: {_message(exc)}") from None
+
+    def _drop(self, name: str) -> None:
+        server = self._servers.pop(name, None)
+        if server and server.task and self._loop:
+            self._loop.call_soon_threadsafe(server.task.cancel)
+
+    def close(self) -> None:
+        """Stop every server and the background loop."""
+        for name in list(self._servers):
+            self._drop(name)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop = None
+
+    # -- what servers offer -------------------------------------------------------------------
+
+    def connect(self, name: str | None = None) -> list[Tool]:
+        """Start ``name`` (or every configured server), pin and register its tools as ``server.tool``."""
+        names = [name] if name else sorted(self.settings.servers)
+        added: list[Tool] = []
+        for server in names:
+            listed = self._request(server, lambda c: c.list_tools())
+            for t in listed.tools:
+                added.append(self._register(server, t))
+        return added
+
+    def _register(self, server: str, t: Any) -> Tool:
+        name = f"{server}.{t.name}"
+        schema = t.input_schema if hasattr(t, "input_schema") else t.inputSchema
+        schema = {k: v for k, v in (schema or {"type": "object"}).items() if k != "title"}
+        definition = {"description": t.description or "", "schema": schema}
+        self._pin(server, name, definition)
+        hints = t.annotations
+        risk = self.settings.servers[server].risk.get(t.name) or (
+            "destructive" if hints is not None and hints.destructive_hint else
+            "read" if hints is not None and hints.read_only_hint else "write")  # fmt: skip
+
+        def call(**arguments: Any) -> str:
+            return self.call(server, t.name, arguments)
+
+        tool = Tool(name, t.description or name, schema, risk, call, f"mcp:{server}")
+        return self.tools.add(tool)
+
+    def call(self, server: str, tool: str, arguments: dict[str, Any]) -> str:
+        """Call a server's tool (pinned definitions only); its text content, or a ToolError."""
+        self._check_pin(f"{server}.{tool}")
+        result = self._request(server, lambda c, n, a: c.call_tool(n, a), tool, arguments)
+        text = "\n".join(getattr(block, "text", "") or json.dumps(getattr(block, "model_dump", dict)())
+                         for block in result.content)  # fmt: skip
+        if result.is_error:
+            raise ToolError(f"{server}.{tool}: {text}")
+        return text
+
+    def resources(self, server: str) -> pd.DataFrame:
+        """A server's resources: uri, name, description, mime type."""
+        import pandas as pd
+
+        listed = self._request(server, lambda c: c.list_resources())
+        rows = [{"uri": str(r.uri), "name": r.name, "description": r.description,
+                 "mime_type": getattr(r, "mime_type", None)} for r in listed.resources]  # fmt: skip
+        return pd.DataFrame(rows, columns=["uri", "name", "description", "mime_type"])
+
+    def read(self, server: str, uri: str) -> str:
+        """A resource's text."""
+        result = self._request(server, lambda c, u: c.read_resource(u), uri)
+        return "\n".join(getattr(c, "text", "") for c in result.contents)
+
+    def prompts(self, server: str) -> pd.DataFrame:
+        """A server's prompts: name, description, arguments."""
+        import pandas as pd
+
+        listed = self._request(server, lambda c: c.list_prompts())
+        rows = [{"name": p.name, "description": p.description,
+                 "arguments": ", ".join(a.name for a in (p.arguments or []))} for p in listed.prompts]  # fmt: skip
+        return pd.DataFrame(rows, columns=["name", "description", "arguments"])
+
+    # -- pins ---------------------------------------------------------------------------------
+
+    def _pin(self, server: str, name: str, definition: dict[str, Any]) -> None:
+        text = json.dumps(definition, sort_keys=True)
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        rows = self.store.query("SELECT hash, status FROM mcp_pins WHERE name = ?", (name,))
+        with self.store.transaction() as conn:
+            if not rows:
+                conn.execute("INSERT INTO mcp_pins (name, server, hash, definition, first_seen, status) "
+                             "VALUES (?, ?, ?, ?, ?, 'pinned')", (name, server, digest, text, utcnow()))  # fmt: skip
+            elif rows[0]["hash"] != digest:
+                conn.execute("UPDATE mcp_pins SET status = 'changed', changed_hash = ?, changed_definition = ?, "
+                             "changed_at = COALESCE(changed_at, ?) WHERE name = ?",
+                             (digest, text, utcnow(), name))  # fmt: skip
+            elif rows[0]["status"] == "changed":  # back to what was approved
+                conn.execute("UPDATE mcp_pins SET status = 'pinned', changed_hash = NULL, changed_definition = NULL, "
+                             "changed_at = NULL WHERE name = ?", (name,))  # fmt: skip
+
+    def _check_pin(self, name: str) -> None:
+        rows = self.store.query("SELECT status, changed_at FROM mcp_pins WHERE name = ?", (name,))
+        if rows and rows[0]["status"] == "changed":
+            raise ToolError(f"{name} changed its description or schema since it was pinned (at "
+                            f"{rows[0]['changed_at']}); it is blocked until a human re-approves it: review "
+                            f"wb.mcp.df(), then wb.mcp.approve({name!r})")  # fmt: skip
+
+    def approve(self, name: str, by: str | None = None) -> None:
+        """Pin a changed tool's new definition (after a human reviewed it)."""
+        rows = self.store.query("SELECT status FROM mcp_pins WHERE name = ?", (name,))
+        if not rows:
+            raise ToolError(f"no pinned MCP tool {name!r}")
+        with self.store.transaction() as conn:
+            conn.execute("UPDATE mcp_pins SET hash = COALESCE(changed_hash, hash), definition = "
+                         "COALESCE(changed_definition, definition), status = 'pinned', changed_hash = NULL, "
+                         "changed_definition = NULL, changed_at = NULL, approved_by = ? WHERE name = ?",
+                         (by or "a human", name))  # fmt: skip
+
+    def df(self) -> pd.DataFrame:
+        """Every MCP tool seen: server, pin status (pinned / changed), when first seen, who re-approved."""
+        import pandas as pd
+
+        cols = ["name", "server", "status", "first_seen", "changed_at", "approved_by", "hash"]
+        return pd.DataFrame(self.store.query(f"SELECT {', '.join(cols)} FROM mcp_pins ORDER BY name"), columns=cols)
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_message(e) for e in exc.exceptions)
+    return str(exc) or type(exc).__name__
