@@ -60,7 +60,7 @@ from workbench.store import Store, utcnow
 if TYPE_CHECKING:
     import pandas as pd
 
-    from workbench.orchestration import Agent, AgentRun
+    from workbench.orchestration import Agent, AgentRun, Workflow
 
 
 @dataclass(slots=True)
@@ -236,6 +236,12 @@ class Workbench:
             if server in self.settings.mcp.servers and not any(t.source == f"mcp:{server}"
                                                                for t in self.tools.select(None)):  # fmt: skip
                 self.mcp.connect(server)
+
+    def workflow(self, name: str, concurrency: int = 4) -> Workflow:
+        """A workflow of Python, LLM and tool steps, checkpointed in the store (see orchestration/workflow.py)."""
+        from workbench.orchestration import Workflow
+
+        return Workflow(self, name, concurrency)
 
     def resume(self, run_id: str) -> AgentRun:
         """Continue a parked agent run (after its approval was decided), from its saved state."""

@@ -23,7 +23,8 @@ def test_migrates_an_in_memory_database():
     assert migrate(db) == ["m001_initial", "m002_replay_lookup_index", "m003_cost_control", "m004_routing_decision",
                            "m005_rate_limits", "m006_rate_queue", "m007_alerts",
                            "m008_context_and_memory", "m009_embeddings",
-                           "m010_guard_events", "m011_guardrails", "m012_agents_and_approvals"]
+                           "m010_guard_events", "m011_guardrails", "m012_agents_and_approvals",
+                           "m013_workflows"]
 
 
 def test_migrates_a_store_created_by_the_first_schema(tmp_path):

@@ -1,5 +1,6 @@
-"""Factor 5, orchestration: the agent loop (tool calls, delegation, parked runs that resume)."""
+"""Factor 5, orchestration: the agent loop and checkpointed workflows (both resume where they stopped)."""
 
 from workbench.orchestration.agent import Agent, AgentRun
+from workbench.orchestration.workflow import Step, Workflow, WorkflowError, WorkflowRun
 
-__all__ = ["Agent", "AgentRun"]
+__all__ = ["Agent", "AgentRun", "Step", "Workflow", "WorkflowError", "WorkflowRun"]

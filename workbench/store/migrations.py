@@ -233,10 +233,19 @@ def m012_agents_and_approvals(db: sqlite_utils.Database) -> None:
                            "approved_by": str}, pk="name")  # fmt: skip
 
 
+def m013_workflows(db: sqlite_utils.Database) -> None:
+    """Workflow runs and every step's (and branch's) checkpointed result."""
+    db["workflow_runs"].create({"id": str, "workflow": str, "status": str, "inputs": str, "error": str,
+                                "started_at": str, "finished_at": str}, pk="id")  # fmt: skip
+    db["workflow_steps"].create({"run_id": str, "step": str, "status": str, "result": str, "attempts": int,
+                                 "latency_ms": float, "error": str, "started_at": str, "finished_at": str},
+                                pk=("run_id", "step"))  # fmt: skip
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial, m002_replay_lookup_index, m003_cost_control, m004_routing_decision, m005_rate_limits,
     m006_rate_queue, m007_alerts, m008_context_and_memory, m009_embeddings,
-    m010_guard_events, m011_guardrails, m012_agents_and_approvals,
+    m010_guard_events, m011_guardrails, m012_agents_and_approvals, m013_workflows,
 ]
 
 

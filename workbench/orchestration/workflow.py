@@ -1,0 +1,332 @@
+"""Workflows: steps (Python, LLM, tool) with dependencies, fan-out, retries — checkpointed in SQLite.
+
+    wf = wb.workflow("weekly-report", concurrency=4)
+
+    @wf.step()
+    def regions() -> list[str]:
+        return ["north", "south"]
+
+    wf.map("revenue", over="regions", fn=lambda region: fetch(region), retry=2, on_error="skip")
+    wf.llm("summary", "Summarise: {revenue}", depends_on=["revenue"], model="local/extractive")
+    run = wf.run()
+
+A step starts when the steps it depends on have finished; it is called with their results
+as keyword arguments (by step name). ``map`` fans out over a list (another step's result,
+or a fixed list): each item is a branch of its own, at most ``concurrency`` at a time,
+and the step's result is the list of the branches' results (aggregation). Each step has
+``retry`` (extra attempts, with a short backoff) and ``on_error``: ``fail`` (the run
+fails), ``skip`` (its result is ``None``), or ``fallback`` (its result is ``fallback``, a
+value or a function of the error).
+
+Every finished step — every branch — is committed to ``workflow_steps`` as it finishes.
+A run stopped by a crash, a kernel restart or a tool waiting for approval resumes with
+``wf.resume(run_id)`` (the same workflow, defined again by the same code): finished steps
+are read back from the store and never run again. Results are stored as JSON, so they
+come back as JSON values (tuples as lists).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from workbench.errors import WorkbenchError
+from workbench.store import new_id, utcnow
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from workbench.runtime import Workbench
+
+ON_ERROR = ("fail", "skip", "fallback")
+
+
+class WorkflowError(WorkbenchError):
+    """A workflow is malformed (unknown dependency, a cycle) or a step failed with ``on_error="fail"``."""
+
+
+class _Waiting(Exception):  # noqa: N818 - control flow: a tool step waits for a human
+    def __init__(self, approval_id: str):
+        super().__init__(approval_id)
+        self.approval_id = approval_id
+
+
+@dataclass
+class Step:
+    """One node: what to run, what it depends on, how to retry and what to do when it fails."""
+
+    name: str
+    run: Callable[..., Any]
+    depends_on: list[str] = field(default_factory=list)
+    retry: int = 0
+    on_error: str = "fail"
+    fallback: Any = None
+    over: str | list[Any] | None = None  # map steps: a step's name, or the items themselves
+    kind: str = "python"  # python | llm | tool | map
+
+
+@dataclass
+class WorkflowRun:
+    """A run's outcome: status (done / failed / waiting), each step's result, and the timings."""
+
+    id: str
+    workflow: str
+    status: str
+    results: dict[str, Any]
+    error: str | None = None
+    waiting_on: list[str] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    def df(self) -> pd.DataFrame:
+        """One row per step and branch: status, attempts, latency, error."""
+        import pandas as pd
+
+        cols = ["step", "status", "attempts", "latency_ms", "error", "started_at", "finished_at"]
+        return pd.DataFrame(self.steps, columns=cols)
+
+    def __getitem__(self, step: str) -> Any:
+        return self.results[step]
+
+
+class Workflow:
+    """A named graph of steps; ``run()`` executes it, ``resume(run_id)`` finishes a stopped run."""
+
+    def __init__(self, wb: Workbench, name: str, concurrency: int = 4):
+        if concurrency < 1:
+            raise WorkflowError("concurrency must be at least 1")
+        self.wb, self.name, self.concurrency = wb, name, concurrency
+        self.steps: dict[str, Step] = {}
+
+    # -- defining -----------------------------------------------------------------------------
+
+    def step(self, name: str | None = None, *, depends_on: list[str] | None = None, retry: int = 0,
+             on_error: str = "fail", fallback: Any = None) -> Callable[[Callable[..., Any]], Any]:  # fmt: skip
+        """Decorator: a Python step; its parameters name the steps it depends on (or pass ``depends_on``)."""
+        def add(fn: Callable[..., Any]) -> Callable[..., Any]:
+            deps = depends_on if depends_on is not None else [p for p in inspect.signature(fn).parameters]
+            self._add(Step(name or fn.__name__, fn, list(deps), retry, on_error, fallback))
+            return fn
+
+        return add
+
+    def map(self, name: str, *, over: str | list[Any], fn: Callable[[Any], Any], retry: int = 0,
+            on_error: str = "fail", fallback: Any = None) -> None:  # fmt: skip
+        """Fan out: ``fn(item)`` for each item of ``over`` (a step's result, or a list); the result is the list."""
+        deps = [over] if isinstance(over, str) else []
+        self._add(Step(name, fn, deps, retry, on_error, fallback, over=over, kind="map"))
+
+    def llm(self, name: str, prompt: str, *, depends_on: list[str] | None = None, retry: int = 0,
+            on_error: str = "fail", fallback: Any = None, **ask: Any) -> None:  # fmt: skip
+        """A model call: ``prompt`` is filled with the dependencies' results (``{step}``); the result is the text."""
+        def call(**results: Any) -> str:
+            text = prompt.format(**{k: v if isinstance(v, str) else json.dumps(v, default=str)
+                                    for k, v in results.items()})  # fmt: skip
+            return self.wb.ask(text, task=f"workflow:{self.name}", **ask).text
+
+        self._add(Step(name, call, list(depends_on or []), retry, on_error, fallback, kind="llm"))
+
+    def tool(self, name: str, tool: str, *, arguments: dict[str, Any] | Callable[..., dict[str, Any]],
+             depends_on: list[str] | None = None, retry: int = 0, on_error: str = "fail",
+             fallback: Any = None) -> None:  # fmt: skip
+        """A tool call, behind the tool guardrails and the approval policy (``ask`` parks the run)."""
+        self._add(Step(name, lambda **r: (tool, arguments(**r) if callable(arguments) else arguments),
+                       list(depends_on or []), retry, on_error, fallback, kind="tool"))  # fmt: skip
+
+    def _add(self, step: Step) -> None:
+        if step.name in self.steps:
+            raise WorkflowError(f"workflow {self.name} already has a step {step.name!r}")
+        if step.on_error not in ON_ERROR:
+            raise WorkflowError(f"on_error must be one of {', '.join(ON_ERROR)}, not {step.on_error!r}")
+        self.steps[step.name] = step
+
+    def _check(self) -> list[str]:
+        """The steps in an order that respects dependencies (errors for unknown ones and cycles)."""
+        for s in self.steps.values():
+            unknown = [d for d in s.depends_on if d not in self.steps]
+            if unknown:
+                raise WorkflowError(f"step {s.name} depends on unknown step(s) {unknown}")
+        order: list[str] = []
+        state: dict[str, int] = {}
+
+        def visit(n: str, path: list[str]) -> None:
+            if state.get(n) == 2:
+                return
+            if state.get(n) == 1:
+                raise WorkflowError(f"workflow {self.name} has a cycle: {' -> '.join([*path, n])}")
+            state[n] = 1
+            for d in self.steps[n].depends_on:
+                visit(d, [*path, n])
+            state[n] = 2
+            order.append(n)
+
+        for n in self.steps:
+            visit(n, [])
+        return order
+
+    # -- running ------------------------------------------------------------------------------
+
+    def run(self, **inputs: Any) -> WorkflowRun:
+        """Run every step (``inputs`` are given to steps that take them as parameters)."""
+        self._check()
+        run_id = new_id()
+        with self.wb.store.transaction() as conn:
+            conn.execute("INSERT INTO workflow_runs (id, workflow, status, inputs, started_at) VALUES (?, ?, ?, ?, ?)",
+                         (run_id, self.name, "running", json.dumps(inputs, default=str), utcnow()))  # fmt: skip
+        return self._execute(run_id, inputs)
+
+    def resume(self, run_id: str) -> WorkflowRun:
+        """Finish a stopped run: finished steps are read back, the rest run (nothing runs twice)."""
+        self._check()
+        rows = self.wb.store.query("SELECT workflow, inputs FROM workflow_runs WHERE id = ?", (run_id,))
+        if not rows:
+            raise WorkflowError(f"no workflow run {run_id!r}")
+        if rows[0]["workflow"] != self.name:
+            raise WorkflowError(f"run {run_id} is of workflow {rows[0]['workflow']!r}, not {self.name!r}")
+        return self._execute(run_id, json.loads(rows[0]["inputs"] or "{}"))
+
+    def _execute(self, run_id: str, inputs: dict[str, Any]) -> WorkflowRun:
+        done = self._finished(run_id)
+        results: dict[str, Any] = {k: v for k, v in done.items() if "[" not in k}
+        pending = [n for n in self._check() if n not in results]
+        waiting: list[str] = []
+        error: str | None = None
+        futures: dict[Future[Any], str] = {}
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            while pending or futures:
+                blocked = set(waiting) | ({n for n in pending if error} if error else set())
+                ready = [n for n in pending if n not in blocked and all(d in results for d in self.steps[n].depends_on)]
+                for n in ready:
+                    pending.remove(n)
+                    if self.steps[n].kind == "map":
+                        futures[pool.submit(self._map, run_id, self.steps[n], results, done, pool)] = n
+                    else:
+                        futures[pool.submit(self._step, run_id, self.steps[n], n, self._args(n, results, inputs))] = n
+                if not futures:
+                    break  # what is left waits on an approval or on a failed step
+                finished, _ = wait(list(futures), return_when=FIRST_COMPLETED)
+                for f in finished:
+                    n = futures.pop(f)
+                    try:
+                        results[n] = f.result()
+                    except _Waiting:
+                        results.pop(n, None)
+                        waiting.append(n)
+                    except WorkflowError as exc:
+                        results.pop(n, None)
+                        error = error or str(exc)
+        status = "failed" if error else "waiting" if waiting or pending else "done"
+        with self.wb.store.transaction() as conn:
+            conn.execute("UPDATE workflow_runs SET status = ?, error = ?, finished_at = ? WHERE id = ?",
+                         (status, error, utcnow() if status == "done" else None, run_id))  # fmt: skip
+        steps = self.wb.store.query("SELECT step, status, attempts, latency_ms, error, started_at, finished_at "
+                                    "FROM workflow_steps WHERE run_id = ? ORDER BY started_at", (run_id,))  # fmt: skip
+        return WorkflowRun(run_id, self.name, status, results, error, waiting, steps)
+
+    def _args(self, name: str, results: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+        step = self.steps[name]
+        args = {d: results[d] for d in step.depends_on}
+        if step.kind == "python":
+            params = inspect.signature(step.run).parameters
+            args |= {k: v for k, v in inputs.items() if k in params and k not in args}
+        return args
+
+    def _map(self, run_id: str, step: Step, results: dict[str, Any], done: dict[str, Any],
+             pool: ThreadPoolExecutor) -> list[Any]:  # fmt: skip
+        items = results[step.over] if isinstance(step.over, str) else step.over
+        if not isinstance(items, list):
+            raise WorkflowError(f"map step {step.name}: {step.over!r} gave {type(items).__name__}, not a list")
+        names = [f"{step.name}[{i}]" for i in range(len(items))]
+        out: list[Any] = [done.get(n) for n in names]
+        todo = [i for i, n in enumerate(names) if n not in done]
+        # Branches run on their own small pool: the workflow's pool may be busy running this very map.
+        with ThreadPoolExecutor(self.concurrency) as branches:
+            futures = {branches.submit(self._step, run_id, step, names[i], {"__item__": items[i]}): i for i in todo}
+            waiting = None
+            for f, i in futures.items():
+                try:
+                    out[i] = f.result()
+                except _Waiting as exc:
+                    waiting = exc
+            if waiting:
+                raise waiting
+        self._checkpoint(run_id, step.name, "done", out, 1, 0.0, None)
+        return out
+
+    def _step(self, run_id: str, step: Step, name: str, args: dict[str, Any]) -> Any:
+        attempts, t0, started = 0, time.perf_counter(), utcnow()
+        while True:
+            attempts += 1
+            try:
+                if step.kind == "map":
+                    value = step.run(args["__item__"])
+                elif step.kind == "tool":
+                    value = self._tool(run_id, name, *step.run(**args))
+                else:
+                    value = step.run(**args)
+                json.dumps(value, default=str)
+                self._checkpoint(run_id, name, "done", value, attempts, (time.perf_counter() - t0) * 1000, None,
+                                 started)  # fmt: skip
+                return value
+            except _Waiting:
+                self._checkpoint(run_id, name, "waiting", None, attempts, 0.0, None, started)
+                raise
+            except Exception as exc:  # noqa: BLE001 - the step's error policy decides
+                if attempts <= step.retry:
+                    time.sleep(min(0.05 * 2 ** (attempts - 1), 1.0))
+                    continue
+                message = f"{type(exc).__name__}: {exc}"
+                latency = (time.perf_counter() - t0) * 1000
+                if step.on_error == "skip":
+                    self._checkpoint(run_id, name, "skipped", None, attempts, latency, message, started)
+                    return None
+                if step.on_error == "fallback":
+                    value = step.fallback(exc) if callable(step.fallback) else step.fallback
+                    self._checkpoint(run_id, name, "fallback", value, attempts, latency, message, started)
+                    return value
+                self._checkpoint(run_id, name, "failed", None, attempts, latency, message, started)
+                raise WorkflowError(f"step {name} failed after {attempts} attempt(s): {message}") from None
+
+    def _tool(self, run_id: str, name: str, tool_name: str, arguments: dict[str, Any]) -> Any:
+        tool = self.wb.tools.get(tool_name)
+        self.wb.guard.check_tool_call(tool.name, arguments, risk=tool.risk, agent=f"workflow:{self.name}")
+        rows = self.wb.store.query("SELECT id, status, final_arguments FROM approvals WHERE run_id = ? AND "
+                                   "tool_call_id = ? ORDER BY created_at DESC LIMIT 1", (run_id, name))  # fmt: skip
+        decision = self.wb.approvals.policy(tool.name, tool.risk)
+        if decision == "reject":
+            raise WorkflowError(f"tool {tool.name} is rejected by the approval policy")
+        if decision == "ask":
+            row = rows[0] if rows else None
+            if row is None:
+                row = self.wb.approvals.request(tool.name, arguments, risk=tool.risk, run_id=run_id, tool_call_id=name,
+                                                reason=f"workflow {self.name} step {name}: {tool.risk} tool",
+                                                agent=f"workflow:{self.name}")  # fmt: skip
+                self.wb.approvals.ask_decider(row)
+                row = self.wb.approvals.get(row["id"])
+            if row["status"] in ("pending", "escalated"):
+                raise _Waiting(row["id"])
+            if row["status"] not in ("approved", "modified"):
+                raise WorkflowError(f"tool {tool.name} was {row['status']} by a human")
+            arguments = json.loads(row["final_arguments"])
+        from workbench.integrations import result_text
+
+        return self.wb.guard.check_tool_result(tool.name, result_text(tool.run(arguments)))
+
+    # -- the record ---------------------------------------------------------------------------
+
+    def _finished(self, run_id: str) -> dict[str, Any]:
+        rows = self.wb.store.query("SELECT step, result FROM workflow_steps WHERE run_id = ? AND status IN "
+                                   "('done', 'skipped', 'fallback')", (run_id,))  # fmt: skip
+        return {r["step"]: json.loads(r["result"]) for r in rows}
+
+    def _checkpoint(self, run_id: str, name: str, status: str, value: Any, attempts: int, latency: float,
+                    error: str | None, started: str | None = None) -> None:  # fmt: skip
+        with self.wb.store.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO workflow_steps (run_id, step, status, result, attempts, latency_ms, "
+                         "error, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (run_id, name, status, json.dumps(value, default=str), attempts, round(latency, 3), error,
+                          started or utcnow(), utcnow()))  # fmt: skip
