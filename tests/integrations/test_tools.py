@@ -63,3 +63,21 @@ def test_the_decorator_registers_and_wb_tools_lists(tmp_path):
     assert [t.name for t in wb.tools.select("db.*")] == ["db.drop"]
     with pytest.raises(ToolError, match="unknown tool 'nope'; known: db.drop, today"):
         wb.tools.get("nope")
+
+
+def test_tool_search_picks_the_tools_closest_to_the_task(tmp_path):
+    wb = Workbench.from_config(store=str(tmp_path / "s.db"))
+    for name, doc in [("crm.find_customer", "Find a customer by name or email."),
+                      ("crm.delete_accounts", "Delete the accounts of a segment."),
+                      ("weather.forecast", "The weather forecast for a city."),
+                      ("time.now", "The current time in a timezone."),
+                      ("sales.revenue", "Revenue of a region over months.")]:  # fmt: skip
+        def fn(x: str) -> str:
+            return x
+
+        fn.__doc__ = doc
+        wb.tools(fn, name=name)
+    picked = wb.tools.search("what's the weather forecast for Lisbon tomorrow", wb.tools.select(None), 2)
+    assert picked[0].name == "weather.forecast"
+    assert [t.name for t in wb.tools.search("find the customer called Ada", wb.tools.select("crm.*"), 1)] == [
+        "crm.find_customer"]

@@ -1,6 +1,7 @@
 """The MCP client: servers from ``[mcp.servers]``, their tools as workbench tools, pinned definitions.
 
-Each server runs in one long-lived task on a background event loop (the ``mcp`` SDK's
+A stdio server's stderr goes to ``mcp-NAME.log`` next to the store. Each server runs in one
+long-lived task on a background event loop (the ``mcp`` SDK's
 client is async and its transports must be entered and left in the same task), so the
 notebook's synchronous code — and the agent loop's worker threads — call it with a
 timeout and never hang: a server that dies mid-call is an error at once (``Connection
@@ -19,6 +20,7 @@ import asyncio
 import hashlib
 import json
 import os
+import sys
 import threading
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
@@ -35,8 +37,8 @@ if TYPE_CHECKING:
 class _Server:
     """One connection: a task that holds the client open and serves requests from a queue."""
 
-    def __init__(self, name: str, config: MCPServerConfig, root: Path):
-        self.name, self.config, self.root = name, config, root
+    def __init__(self, name: str, config: MCPServerConfig, root: Path, log: Path):
+        self.name, self.config, self.root, self.log = name, config, root, log
         self.queue: asyncio.Queue[Any] | None = None
         self.task: asyncio.Task[Any] | None = None
         self.info: Any = None
@@ -48,16 +50,24 @@ class _Server:
         if c.url:
             return c.url
         env = {k: os.environ[k] for k in c.env_pass if k in os.environ} | c.env
-        args = [str(self.root / a) if a.endswith((".py", ".db")) and not Path(a).is_absolute() and
-                (self.root / a).exists() else a for a in c.args]  # fmt: skip
-        return StdioServerParameters(command=c.command, args=args, env=env or None, cwd=str(self.root))
+        # The server starts in the project root, so relative paths in args are relative to workbench.toml;
+        # "python" is the interpreter running workbench (its venv has the mcp SDK), wherever PATH points.
+        command = sys.executable if c.command in ("python", "python3") else c.command
+        return StdioServerParameters(command=command, args=c.args, env=env or None, cwd=str(self.root))
 
     async def serve(self, ready: asyncio.Future[Any]) -> None:
         from mcp import Client
+        from mcp.client.stdio import stdio_client
 
         self.queue = asyncio.Queue()
+        params = self.params()
+        errlog = None
         try:
-            async with Client(self.params(), read_timeout_seconds=self.config.timeout_s, mode="legacy",
+            if not isinstance(params, str):  # a stdio server's stderr goes to a log file, not into the notebook
+                self.log.parent.mkdir(parents=True, exist_ok=True)
+                errlog = self.log.open("a", encoding="utf-8")
+                params = stdio_client(params, errlog=errlog)
+            async with Client(params, read_timeout_seconds=self.config.timeout_s, mode="legacy",
                               cache=None) as client:  # fmt: skip
                 self.info = client.server_info
                 ready.set_result(True)
@@ -75,6 +85,8 @@ class _Server:
             if not ready.done():
                 ready.set_exception(exc)
         finally:
+            if errlog is not None:
+                errlog.close()
             while self.queue and not self.queue.empty():
                 _, _, done = self.queue.get_nowait()
                 if done is not None and not done.done():
@@ -111,7 +123,8 @@ class MCP:
         loop = self._ensure_loop()
         server = self._servers.get(name)
         if server is None or server.queue is None:
-            server = _Server(name, self.settings.servers[name], self.root)
+            log = Path(self.store.path).parent / f"mcp-{name}.log"
+            server = _Server(name, self.settings.servers[name], self.root, log)
             self._servers[name] = server
 
             async def start() -> None:

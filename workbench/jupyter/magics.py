@@ -330,7 +330,7 @@ class WorkbenchMagics(Magics):
         target, decision = (args.approve, "approve") if args.approve else (args.reject, "reject")
         if target:
             try:
-                wb.approvals.decide(target, decision, by=args.by, reason=args.reason)
+                wb.approvals.decide(target, decision, by=_unquote(args.by), reason=_unquote(args.reason) or "")
                 run_id = wb.approvals.get(target)["run_id"]
                 if run_id:
                     return wb.resume(run_id)
@@ -351,7 +351,7 @@ class WorkbenchMagics(Magics):
         guard = _wb().guard
         if args.reset:
             try:
-                guard.reset(args.reset, by=args.by)
+                guard.reset(args.reset, by=_unquote(args.by))
             except WorkbenchError as exc:
                 raise _usage(exc) from None
             return guard.locks()
@@ -388,6 +388,13 @@ def _usd(text: str) -> float:
         return float(text)
     except ValueError:
         raise WorkbenchUsageError(f"budget {text!r} is not an amount in USD: write e.g. 5 or 0.25") from None
+
+
+def _unquote(value: str | None) -> str | None:
+    """A line-magic value without the quotes IPython's argument splitting leaves on it."""
+    if value and len(value) > 1 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
 
 
 def register(ipython: Any) -> None:
