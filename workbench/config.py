@@ -222,6 +222,7 @@ class ApprovalRule(_Strict):
     tool: str = "*"  # glob over tool names: "db.*"
     risk: Literal["read", "write", "destructive"] | None = None
     min_cost_usd: float | None = Field(None, ge=0)  # the run's spend so far at or above this
+    flagged: bool | None = None  # true: only calls whose arguments a guardrail flagged (e.g. personal data)
     decision: Literal["approve", "ask", "reject"]
 
 

@@ -1,6 +1,7 @@
-"""A read-only SQLite analyst, as an MCP server (stdio): the schema as resources, a ``query`` tool.
+"""A read-only SQLite analyst, as an MCP server: the schema as resources, a ``query`` tool.
 
-    python extensions/sqlite_analyst/server.py --db shop.db
+    python extensions/sqlite_analyst/server.py --db shop.db              # stdio
+    python extensions/sqlite_analyst/server.py --db shop.db --http 8765  # streamable HTTP at /mcp
 
 - resources: ``schema://tables`` (every table's CREATE statement) and ``schema://table/NAME``
   (one table's columns, types and row count);
@@ -127,7 +128,13 @@ def build(db: Path) -> MCPServer:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Read-only SQLite analyst MCP server (stdio)")
     parser.add_argument("--db", required=True, type=Path, help="the SQLite file to serve (opened read-only)")
-    build(parser.parse_args().db.resolve()).run("stdio")
+    parser.add_argument("--http", type=int, metavar="PORT", help="serve streamable HTTP on 127.0.0.1:PORT/mcp")
+    args = parser.parse_args()
+    server = build(args.db.resolve())
+    if args.http:
+        server.run("streamable-http", host="127.0.0.1", port=args.http)
+    else:
+        server.run("stdio")
 
 
 if __name__ == "__main__":

@@ -145,3 +145,31 @@ def test_workbench_mcp_list_from_a_terminal(tmp_path, shop):
                           "list"], capture_output=True, text=True, check=True).stdout  # fmt: skip
     assert out.splitlines()[0] == "analyst: 2 tools"
     assert "analyst.query" in out and "pinned" in out and "schema://table/customers" in out and "explore" in out
+
+
+def test_a_server_over_streamable_http(tmp_path, shop):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, str(ANALYST), "--db", str(shop), "--http", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "the HTTP MCP server did not start"
+                time.sleep(0.1)
+        wb = _wb(tmp_path, {"remote": {"url": f"http://127.0.0.1:{port}/mcp"}})
+        try:
+            assert {t.name for t in wb.mcp.connect("remote")} == {"remote.query", "remote.tables"}
+            assert wb.tools.get("remote.tables").run({}) == "customers: 3 rows"
+        finally:
+            wb.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -116,3 +116,21 @@ def test_delegation_to_another_agent(wb):
     run = wb.agent("boss", tools=["agent.helper"]).run("delegate: what is 2 plus 3")
     assert run.df()["result"].tolist() == ["It is 2+3."]
     assert {r["agent"] for r in wb.store.query("SELECT agent FROM calls")} == {"boss", "helper"}
+
+
+def test_a_call_whose_arguments_a_guardrail_flagged_can_require_approval(tmp_path):
+    rules = [{"pattern": "(?i)email (?P<who>\\S+@\\S+)", "tool": "mail__send", "arguments": {"to": "\\g<who>"}},
+             {"role": "tool", "pattern": "sent", "reply": "Sent."}]  # fmt: skip
+    wb = Workbench.from_config(store=str(tmp_path / "f.db"), scripted={"rules": rules},
+                               guardrails={"tool_call": {"pii": "flag"}},
+                               approvals={"rules": [{"tool": "*", "flagged": True, "decision": "ask"}]})  # fmt: skip
+
+    @wb.tool(name="mail.send", risk="write")
+    def send(to: str) -> str:
+        """Send an e-mail."""
+        return "sent"
+
+    run = wb.agent("mailer", tools=["mail.*"], model="local/scripted").run("email ada@example.com the report")
+    assert run.status == "waiting"
+    assert wb.approvals.get(run.waiting_on)["reason"] == "the guardrails flagged its arguments (pii:email)"
+    assert wb.approvals.policy("mail.send", "write", flagged=False) == "approve"

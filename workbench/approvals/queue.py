@@ -1,13 +1,14 @@
 """Approvals: which tool calls need a human, the queue of those waiting, and every decision.
 
-``[approvals]`` decides per tool call: the first rule that matches (tool glob, risk,
-the run's spend so far) says ``approve``, ``ask`` or ``reject``; otherwise the default
-for the tool's risk (destructive: ask). An ``ask`` becomes a pending row in ``approvals``
-that a human decides — ``approve``, ``modify`` (edited arguments), ``reject`` (with a
-reason) or ``escalate`` (stays pending, marked for someone with more authority) — from
-the notebook's approval card, ``%llm_approvals``, ``workbench approvals`` in a terminal,
-or a programmatic ``decider`` (tests, headless notebooks). Pending approvals expire after
-``expire_s``. Who, when, what and why are recorded with every decision.
+``[approvals]`` decides per tool call: the first rule that matches (tool glob, risk, the
+run's spend so far, whether a guardrail flagged the arguments) says ``approve``, ``ask``
+or ``reject``; otherwise the default for the tool's risk (destructive: ask). An ``ask``
+becomes a pending row in ``approvals`` that a human decides — ``approve``, ``modify``
+(edited arguments), ``reject`` (with a reason) or ``escalate`` (stays pending, marked for
+someone with more authority) — from the notebook's approval card, ``%llm_approvals``,
+``workbench approvals`` in a terminal, or a programmatic ``decider`` (tests, headless
+notebooks). Pending approvals expire after ``expire_s``. Who, when, what and why are
+recorded with every decision.
 """
 
 from __future__ import annotations
@@ -60,9 +61,14 @@ class Approvals:
         self.store, self.settings = store, settings
         self.decider: Decider | None = None  # answers synchronously (tests, headless runs); None: park and wait
 
-    def policy(self, tool: str, risk: str, spent_usd: float = 0.0) -> str:
-        """``approve``, ``ask`` or ``reject`` for a call of ``tool`` (first matching rule, else the risk default)."""
+    def policy(self, tool: str, risk: str, spent_usd: float = 0.0, flagged: bool = False) -> str:
+        """``approve``, ``ask`` or ``reject`` for a call of ``tool`` (first matching rule, else the risk default).
+
+        ``flagged``: a guardrail flagged the call's arguments (rules with ``flagged = true`` match only then).
+        """
         for rule in self.settings.rules:
+            if rule.flagged is not None and rule.flagged != flagged:
+                continue
             if not fnmatch.fnmatchcase(tool, rule.tool):
                 continue
             if rule.risk is not None and rule.risk != risk:

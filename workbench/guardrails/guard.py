@@ -170,13 +170,19 @@ class Guard:
         return out
 
     def check_tool_call(self, tool: str, arguments: dict[str, Any], *, risk: str = "read", session: str | None = None,
-                        agent: str | None = None, call_id: str | None = None) -> dict[str, Any]:  # fmt: skip
-        """The arguments a tool may run with; raises :class:`ToolDenied` when it may not run at all."""
+                        agent: str | None = None, call_id: str | None = None,
+                        report: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+        """The arguments a tool may run with; raises :class:`ToolDenied` when it may not run at all.
+
+        ``report`` gets the scanners run, the findings and the actions (``flagged`` lists what was let through).
+        """
         self.ensure_open(session, agent)
         ctx = ScanContext("tool_call", tool=tool, arguments=dict(arguments), risk=risk, session=session, agent=agent,
                           guard=self)  # fmt: skip
         text = json.dumps(arguments, sort_keys=True, default=str)
         results = self.scan("tool_call", text, ctx)
+        _report(report, self._active("tool_call"), results,
+                flagged=[f"{r.scanner}:{r.kinds()}" for r in results if r.action == "flag"])
         decisions = self._decide(results, ctx, call_id) if results else {}
         if results:
             self.record(results, call_id, session, agent, decisions, ref=tool)

@@ -210,18 +210,21 @@ class Agent:
             return self._after_approval(state, plan, recorded)
         if tool is None:
             return {**plan, "status": "error", "result": f"error: unknown tool {wire}; use one of {sorted(tools)}"}
+        checked: dict[str, Any] = {}
         try:
             self.wb.guard.check_tool_call(tool.name, plan["arguments"], risk=tool.risk, session=state["session"],
-                                          agent=self.name, call_id=state.get("last_call"))  # fmt: skip
+                                          agent=self.name, call_id=state.get("last_call"), report=checked)  # fmt: skip
         except GuardrailViolation as exc:
             return {**plan, "status": "denied", "result": f"denied by the guardrails: {exc}"}
-        decision = self.wb.approvals.policy(tool.name, tool.risk, state["cost_usd"])
+        flagged = bool(checked.get("flagged"))
+        decision = self.wb.approvals.policy(tool.name, tool.risk, state["cost_usd"], flagged)
         if decision == "approve":
             return {**plan, "status": "run"}
         if decision == "reject":
             return {**plan, "status": "rejected", "result": f"rejected by policy: {tool.name} is not allowed"}
-        row = self.wb.approvals.request(tool.name, plan["arguments"], risk=tool.risk,
-                                        reason=f"{tool.risk} tool {tool.name} needs a human's approval",
+        why = f"the guardrails flagged its arguments ({', '.join(checked['flagged'])})" if flagged else \
+            f"{tool.risk} tool {tool.name} needs a human's approval"
+        row = self.wb.approvals.request(tool.name, plan["arguments"], risk=tool.risk, reason=why,
                                         session=state["session"], agent=self.name, run_id=state["id"],
                                         tool_call_id=call["id"])  # fmt: skip
         plan["approval_id"] = row["id"]
