@@ -134,3 +134,17 @@ def test_a_call_whose_arguments_a_guardrail_flagged_can_require_approval(tmp_pat
     assert run.status == "waiting"
     assert wb.approvals.get(run.waiting_on)["reason"] == "the guardrails flagged its arguments (pii:email)"
     assert wb.approvals.policy("mail.send", "write", flagged=False) == "approve"
+
+
+def test_an_agent_remembers_in_its_own_scope_and_reads_shared(wb):
+    wb.memory.add("Revenue figures are in EUR", "shared", "fact")
+    agent = wb.agent("analyst", tools=["sales.*"], remember=True)
+    first = agent.run("What is the revenue of north and south?")
+    [episode] = wb.memory.df("agent:analyst").to_dict("records")
+    assert episode["kind"] == "episode" and episode["text"].endswith(f"-> {first.answer}")
+    agent.run("What is the revenue of east and west?")
+    import json
+
+    system = json.loads(wb.calls.last()["request"])["messages"][0]["content"]
+    assert "What you remember:" in system and "Revenue figures are in EUR" in system
+    assert wb.memory.df("agent:other").empty  # another agent's scope stays empty

@@ -16,7 +16,8 @@
 4. the loop stops on an answer, ``max_steps`` or ``budget`` (USD over the run).
 
 An agent is also a tool of other agents (``as_tool()``: delegation). Each agent reads
-its own memory scope ``agent:NAME`` and ``shared``.
+its own memory scope ``agent:NAME`` and ``shared``; with ``remember=True`` a finished run
+writes its task and answer to ``agent:NAME`` as an episode, for its later runs.
 """
 
 from __future__ import annotations
@@ -84,12 +85,12 @@ class Agent:
 
     def __init__(self, wb: Workbench, name: str, *, model: str | None = None, tools: list[str] | str | None = None,
                  memory: bool = True, max_steps: int = 8, budget: float | None = None, system: str | None = None,
-                 session: str | None = None, user: str | None = None) -> None:  # fmt: skip
+                 session: str | None = None, user: str | None = None, remember: bool = False) -> None:  # fmt: skip
         if not name or not name.replace("-", "").replace("_", "").isalnum():
             raise WorkbenchError(f"agent name {name!r}: use letters, digits, '-' and '_'")
         if max_steps < 1:
             raise WorkbenchError("max_steps must be at least 1")
-        self.wb, self.name, self.model, self.memory = wb, name, model, memory
+        self.wb, self.name, self.model, self.memory, self.remember = wb, name, model, memory, remember
         self.tool_names = tools
         self.max_steps, self.budget, self.system, self.session, self.user = max_steps, budget, system, session, user
         wb.tools.select(tools)  # unknown tools fail now, not mid-run
@@ -159,6 +160,9 @@ class Agent:
             if not result.tool_calls:
                 state.update(status=DONE, answer=result.text, finished_at=utcnow())
                 self._save(state)
+                if self.remember and result.text:  # what this agent learned, in its own scope
+                    self.wb.memory.add(f"{state['task']} -> {result.text}", f"agent:{self.name}", "episode",
+                                       source_call=result.call_id)  # fmt: skip
                 return self._result(state)
             messages.append({"role": "assistant", "content": result.text or None, "tool_calls": result.tool_calls})
             self._save(state)
