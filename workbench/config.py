@@ -94,6 +94,15 @@ class Cache(_Strict):
     ttl_s: float = Field(3600.0, gt=0)
 
 
+def _regex(value: str) -> str:
+    """``value`` if it compiles as a regular expression; else a validation error saying why."""
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression ({exc})") from None
+    return value
+
+
 class ScriptedRule(_Strict):
     """``local/scripted``: a regex on the last message and the reply or tool call it triggers."""
 
@@ -107,11 +116,7 @@ class ScriptedRule(_Strict):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression ({exc})") from None
-        return value
+        return _regex(value)
 
     @model_validator(mode="after")
     def _one_action(self) -> ScriptedRule:
@@ -255,12 +260,7 @@ class GuardRule(_Strict):
     @field_validator("regex")
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression ({exc})") from None
-        return value
+        return value if value is None else _regex(value)
 
     @model_validator(mode="after")
     def _one_matcher(self) -> GuardRule:

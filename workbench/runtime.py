@@ -179,10 +179,9 @@ class Workbench:
         result = self._run(call, on_token, format)
         if schema is None:
             return result
-        value, error = conform(result.text, schema)
-        if error is None:
-            return replace(result, data=value)
-        self._reasking(result, error)
+        conforming, error = self._first_answer(result, schema)
+        if conforming is not None:
+            return conforming
         again = self.ask(reask_prompt(prompt, result.text, error, schema), model=model, system=system, user=user,
                          task=task, agent=agent, temperature=temperature, max_tokens=max_tokens, cache=cache,
                          budget=budget, format=format, sink=sink)  # fmt: skip
@@ -207,10 +206,9 @@ class Workbench:
         result = await self._arun(call, on_token, format)
         if schema is None:
             return result
-        value, error = conform(result.text, schema)
-        if error is None:
-            return replace(result, data=value)
-        self._reasking(result, error)
+        conforming, error = self._first_answer(result, schema)
+        if conforming is not None:
+            return conforming
         again = await self.aask(reask_prompt(prompt, result.text, error, schema), model=model, system=system,
                                 user=user, task=task, agent=agent, temperature=temperature, max_tokens=max_tokens,
                                 cache=cache, budget=budget, format=format, sink=sink)  # fmt: skip
@@ -292,6 +290,14 @@ class Workbench:
         if schema is None:
             return system
         return "\n\n".join(p for p in (system, schema_instruction(schema)) if p)
+
+    def _first_answer(self, result: Result, schema: Any) -> tuple[Result | None, str | None]:
+        """The result with its parsed value; or ``(None, what is wrong)``, recorded as a re-ask."""
+        value, error = conform(result.text, schema)
+        if error is None:
+            return replace(result, data=value), None
+        self._reasking(result, error)
+        return None, error
 
     def _reasking(self, result: Result, error: str) -> None:
         """Record that an answer missed its schema and is being asked for once more."""
