@@ -198,8 +198,8 @@ class Workflow:
         futures: dict[Future[Any], str] = {}
         with ThreadPoolExecutor(self.concurrency) as pool:
             while pending or futures:
-                blocked = set(waiting) | ({n for n in pending if error} if error else set())
-                ready = [n for n in pending if n not in blocked and all(d in results for d in self.steps[n].depends_on)]
+                # after a failure nothing new starts; a step waiting on a human holds back only its dependents
+                ready = [] if error else [n for n in pending if all(d in results for d in self.steps[n].depends_on)]
                 for n in ready:
                     pending.remove(n)
                     if self.steps[n].kind == "map":
