@@ -2,8 +2,6 @@
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.terminal.interactiveshell import TerminalInteractiveShell
-from IPython.testing.globalipapp import start_ipython
 from IPython.utils.capture import capture_output
 
 import workbench
@@ -12,14 +10,6 @@ from workbench.runtime import Workbench
 RULES = [{"pattern": "(?i)drop the (?P<t>\\w+) table", "tool": "db__drop", "arguments": {"table": "\\g<t>"}},
          {"role": "tool", "pattern": "dropped (?P<t>\\w+)", "reply": "The \\g<t> table is gone."},
          {"role": "tool", "pattern": "rejected", "reply": "Nothing was dropped."}]
-
-
-@pytest.fixture(scope="module")
-def ip():
-    start_ipython()  # once per process; later calls return None
-    shell = TerminalInteractiveShell.instance()
-    shell.run_line_magic("load_ext", "workbench")
-    return shell
 
 
 @pytest.fixture

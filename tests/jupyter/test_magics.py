@@ -5,19 +5,9 @@ import sys
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.terminal.interactiveshell import TerminalInteractiveShell
-from IPython.testing.globalipapp import start_ipython
 from IPython.utils.capture import capture_output
 
 import workbench
-
-
-@pytest.fixture(scope="module")
-def ip():
-    start_ipython()  # once per process; later calls return None
-    shell = TerminalInteractiveShell.instance()
-    shell.run_line_magic("load_ext", "workbench")
-    return shell
 
 
 @pytest.fixture(autouse=True)
