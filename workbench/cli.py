@@ -1,4 +1,4 @@
-"""The ``workbench`` command: ``calls``, ``replay``, ``costs``, ``budget``, ``approvals``, ``chaos-server``.
+"""The ``workbench`` command: calls, replay, costs, budget, approvals, audit, store compact, eval, report, ....
 
 Errors meant for users print one line (``workbench: …``) and exit with status 2.
 """
@@ -74,6 +74,22 @@ def _parser() -> argparse.ArgumentParser:
     mcp_approve.add_argument("tool", help="server.tool")
     mcp_approve.add_argument("--by", help="who reviewed it")
 
+    audit = sub.add_parser("audit", help="verify the hash-chained audit log, or export it with its proof")
+    audit_sub = audit.add_subparsers(dest="action", required=True)
+    verify = audit_sub.add_parser("verify", help="walk the chain; exit 1 and name the first bad entry if broken")
+    verify.add_argument("--file", help="check an exported file on its own instead of the store")
+    export = audit_sub.add_parser("export", help="entries (since a time) as JSON lines, ending with the chain proof")
+    export.add_argument("--since", help="an age (30d, 12h) or an ISO date")
+    export.add_argument("--format", choices=["jsonl"], default="jsonl")
+    export.add_argument("-o", "--output", help="write here (default: standard output)")
+
+    store = sub.add_parser("store", help="look after the store file")
+    store_sub = store.add_subparsers(dest="action", required=True)
+    compact = store_sub.add_parser("compact", help="remove old call bodies and spans; keep aggregates and the "
+                                   "audit chain (behind a checkpoint)")  # fmt: skip
+    compact.add_argument("--older-than", help="an age (30d, 12h) or an ISO date (default: [retention] older_than)")
+    compact.add_argument("--dry-run", action="store_true", help="only count what would go")
+
     chaos = sub.add_parser("chaos-server", help="serve a misbehaving OpenAI-compatible API")
     chaos.add_argument("--host", default="127.0.0.1")
     chaos.add_argument("--port", type=int, default=8900)
@@ -122,6 +138,36 @@ def _mcp(wb: object, args: argparse.Namespace) -> int:
         mcp.close()
 
 
+def _audit(args: argparse.Namespace) -> int:
+    from workbench.audit import AuditLog, verify_export
+    from workbench.config import load_settings
+    from workbench.store import Store
+    from workbench.store.retention import compact
+
+    settings = load_settings(args.config)
+    if args.action == "verify" and args.file:
+        result = verify_export(args.file)
+        print(str(result).replace("audit chain", f"{args.file}:"))
+        return 0 if result.ok else 1
+    store = Store(settings.store)
+    try:
+        if args.action == "verify":
+            result = AuditLog(store).verify()
+            print(result)
+            return 0 if result.ok else 1
+        if args.action == "export":
+            text = AuditLog(store).export(args.output, since=args.since, format=args.format)
+            if args.output:
+                print(f"{text.count(chr(10)) - 1} entries and their proof written to {args.output}")
+            else:
+                print(text, end="")
+            return 0
+        print(compact(store, args.older_than or settings.retention.older_than, dry_run=args.dry_run))
+        return 0
+    finally:
+        store.close()
+
+
 def _approvals(wb: object, args: argparse.Namespace) -> int:
     import json
 
@@ -154,6 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "chaos-server":
             return _chaos(args)
+        if args.command in ("audit", "store"):
+            return _audit(args)  # on the store alone: verifying must not write a config entry first
         from workbench.runtime import Workbench
 
         wb = Workbench.from_config(args.config)

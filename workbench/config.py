@@ -337,6 +337,12 @@ class GuardrailSettings(_Strict):
         return self
 
 
+class Retention(_Strict):
+    """``[retention]``: how long call bodies are kept (``workbench store compact`` uses it by default)."""
+
+    older_than: str = "30d"  # prompts, requests, answers and spans of calls older than this are removed
+
+
 class Settings(_Strict):
     """Everything the runtime needs to know, validated."""
 
@@ -353,6 +359,7 @@ class Settings(_Strict):
     guardrails: GuardrailSettings = Field(default_factory=GuardrailSettings)
     approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
     mcp: MCPSettings = Field(default_factory=MCPSettings)
+    retention: Retention = Field(default_factory=Retention)
     contexts: Path = Path("contexts")  # where context specs (NAME.yaml / NAME.toml) live
     retrieval: Literal["bm25", "hybrid"] = "bm25"  # hybrid: + sentence embeddings (the embeddings extra)
     source: Path | None = None

@@ -53,6 +53,7 @@ from workbench.limits.ratelimit import RateLimiter
 from workbench.memory import Memory, Session, Sessions, check_scope, visible_scopes
 from workbench.memory.extract import extract as extract_memories
 from workbench.observability import Alerts, CallLog, Trace, deployment_health, new_id
+from workbench.observability.metrics import Metrics
 from workbench.result import Format, Result
 from workbench.serving import Completion, ReplayServing, Request, Router, TokenSink, litellm_module
 from workbench.store import Store, utcnow
@@ -60,7 +61,9 @@ from workbench.store import Store, utcnow
 if TYPE_CHECKING:
     import pandas as pd
 
+    from workbench.observability.traces import TraceView
     from workbench.orchestration import Agent, AgentRun, Workflow
+    from workbench.store.retention import Compaction
 
 
 @dataclass(slots=True)
@@ -117,6 +120,7 @@ class Workbench:
         self.pricing = Pricing(self.settings)
         self.sessions = Sessions(self.store, replay=self.mode == "replay")
         self.calls = CallLog(self.store)
+        self.metrics = Metrics(self.store)
         self.audit = AuditLog(self.store)
         self.costs = Costs(self.store)
         self.budgets = Budgets(self.store, self.settings)
@@ -128,6 +132,22 @@ class Workbench:
         self.mcp = MCP(self.store, self.settings.mcp, self.settings.root, self.tools)
         self.docs = Docs(self.store, hybrid=self.settings.retrieval == "hybrid")
         self.memory = Memory(self.store, self.settings.memory, hybrid=self.settings.retrieval == "hybrid")
+        self._versions_seen: set[tuple[str, str]] = set()
+        self._audit_config()
+
+    def _audit_config(self) -> None:
+        """Chain a ``config`` entry when these settings differ from the last ones the store saw."""
+        import hashlib
+        import json
+
+        dump = self.settings.model_dump(mode="json", exclude={"root": True, "alerts": {"webhook"}})
+        text = json.dumps(dump, sort_keys=True, default=str)
+        version = hashlib.sha256(text.encode()).hexdigest()[:16]
+        with self.store.transaction() as conn:
+            last = conn.execute("SELECT json_extract(payload, '$.version') FROM audit WHERE kind = 'config' "
+                                "ORDER BY id DESC LIMIT 1").fetchone()  # fmt: skip
+            if last is None or last[0] != version:
+                self.store.audit(conn, "config", str(self.settings.root), {"version": version, "settings": dump})
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None, **overrides: Any) -> Workbench:
@@ -250,12 +270,14 @@ class Workbench:
     def step(self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None,
              model: str | None = None, session: str | None = None, user: str | None = None, task: str | None = None,
              agent: str | None = None, budget: float | None = None, max_tokens: int | None = None,
-             temperature: float | None = None, check_input: str | None = None) -> Result:  # fmt: skip
+             temperature: float | None = None, check_input: str | None = None,
+             trace: tuple[str, str] | None = None) -> Result:  # fmt: skip
         """One model turn on ``messages`` as given (an agent's step): no composing, no session history.
 
         ``tools`` are OpenAI-style function schemas; ``result.tool_calls`` holds what the model
         wants to run. ``check_input`` is scanned by the input guardrails first (the task, on an
-        agent's first step). The call is recorded, priced and guarded like any other.
+        agent's first step). ``trace`` (trace id, parent span id) puts the call's spans under a
+        longer run's. The call is recorded, priced and guarded like any other.
         """
         if not messages:
             raise WorkbenchError("a step needs at least one message")
@@ -264,7 +286,7 @@ class Workbench:
             litellm_module()
         t0 = time.perf_counter()
         route_name, route = self.router.resolve(model, check=self.mode == "live")
-        trace = Trace()
+        trace = Trace(*trace) if trace else Trace()
         trace.begin("llm.call", route=route_name, mode=self.mode, session=session, agent=agent)
         if check_input is not None:
             with trace.span("guardrails.check_input") as attrs:
@@ -475,7 +497,9 @@ class Workbench:
         quarantined: list[tuple[str, Screened]] = []
         for i, source in enumerate(sources):
             if source.kind == "documents":
-                found = self.docs.search(source.collection, prompt, source.k)
+                with trace.span("context.retrieve", collection=source.collection) if trace else nullcontext({}) as a:
+                    found = self.docs.search(source.collection, prompt, source.k)
+                    a["found"] = len(found)
                 with trace.span("guardrails.check_documents") if trace else nullcontext({}) as attrs:
                     screened = self.guard.screen("document", [(c.id, c.text) for c in found], call_id, who.session,
                                                  agent=who.agent, record=summaries, report=attrs)  # fmt: skip
@@ -485,7 +509,9 @@ class Workbench:
             elif source.kind == "memory":
                 scopes = _scopes(source.scopes, who) + ([memory] if memory else [])
                 scopes = list(dict.fromkeys(s for scope in scopes for s in visible_scopes(scope)))
-                found = self.memory.search(prompt, scopes, source.k, touch=summaries) if scopes else []
+                with trace.span("memory.search", scopes=",".join(scopes)) if trace else nullcontext({}) as a:
+                    found = self.memory.search(prompt, scopes, source.k, touch=summaries) if scopes else []
+                    a["found"] = len(found)
                 candidates[i] = [Item(m.id, m.text) for m in found]
             elif source.kind == "history":
                 candidates[i] = _turns(history, source.turns)
@@ -612,7 +638,18 @@ class Workbench:
         )  # fmt: skip
         call.trace.end()
         self.store.record_call(row, [a.row(call.id) for a in completion.attempts], call.trace.for_store(call.id),
-                               settle_reservation=call.reserved)  # fmt: skip
+                               settle_reservation=call.reserved, audit_also=self._new_version(call))  # fmt: skip
+
+    def _new_version(self, call: _Call) -> list[tuple[str, str, dict[str, Any]]]:
+        """A ``spec`` audit entry when this call is the first to use its context spec's version."""
+        plan = call.plan
+        if plan is None or not plan.spec or not plan.version or (plan.spec, plan.version) in self._versions_seen:
+            return []
+        self._versions_seen.add((plan.spec, plan.version))
+        seen = self.store.query("SELECT 1 FROM audit WHERE kind = 'spec' AND ref = ? AND "
+                                "json_extract(payload, '$.version') = ? LIMIT 1",
+                                (plan.spec, plan.version))  # fmt: skip
+        return [] if seen else [("spec", plan.spec, {"version": plan.version, "first_call": call.id})]
 
     def _record_failure(self, call: _Call, exc: WorkbenchError) -> None:
         attempts = getattr(exc, "attempts", [])
@@ -684,6 +721,24 @@ class Workbench:
         columns = ["route", "order", "deployment", "model", "key", "default", "breaker", "limits", "waiting",
                    "in_flight", "attempts", "errors", "error_rate", "p50_ms", "last_error"]  # fmt: skip
         return pd.DataFrame(rows, columns=columns)
+
+    def trace(self, ref: str = "last") -> TraceView:
+        """The spans of a call, an agent or workflow run, or a trace: ``.df`` and ``.figure()`` (a waterfall)."""
+        from workbench.observability.traces import TraceView
+
+        return TraceView(self.store, ref)
+
+    def dashboard(self, since: str | None = None, freq: str | None = None) -> Any:
+        """A plotly grid of the system's health: calls, errors, latency, spend, cache, guardrails, approvals."""
+        from workbench.observability.dashboard import dashboard
+
+        return dashboard(self.store, since, freq)
+
+    def compact(self, older_than: str | None = None, *, dry_run: bool = False) -> Compaction:
+        """Remove call bodies and spans older than ``older_than`` (default ``[retention] older_than``)."""
+        from workbench.store.retention import compact
+
+        return compact(self.store, older_than or self.settings.retention.older_than, dry_run=dry_run)
 
     def replay(self, session: str) -> pd.DataFrame:
         """Re-run a recorded session's calls and report identical/different per call."""

@@ -91,6 +91,9 @@ class Approvals:
         with self.store.transaction() as conn:
             conn.execute(f"INSERT INTO approvals ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                          tuple(row.values()))  # fmt: skip
+            self.store.audit(conn, "approval", row["id"], {
+                "event": "requested", "tool": tool, "risk": risk, "arguments": arguments, "reason": reason,
+                "session": session, "agent": agent, "run_id": run_id})  # fmt: skip
         return row
 
     def ask_decider(self, row: dict[str, Any]) -> Decision | None:
@@ -130,10 +133,14 @@ class Approvals:
     def expire(self) -> int:
         """Mark pending approvals past their time as expired; returns how many."""
         with self.store.transaction() as conn:
-            cur = conn.execute("UPDATE approvals SET status = 'expired', decided_by = 'expiry', decided_at = ?, "
-                               "decision_reason = 'not decided in time' WHERE status IN ('pending', 'escalated') "
-                               "AND expires_at < ?", (utcnow(), utcnow()))  # fmt: skip
-            return cur.rowcount
+            expired = [r[0] for r in conn.execute("SELECT id FROM approvals WHERE status IN ('pending', 'escalated') "
+                                                  "AND expires_at < ?", (utcnow(),))]  # fmt: skip
+            for approval_id in expired:
+                conn.execute("UPDATE approvals SET status = 'expired', decided_by = 'expiry', decided_at = ?, "
+                             "decision_reason = 'not decided in time' WHERE id = ?",
+                             (utcnow(), approval_id))  # fmt: skip
+                self.store.audit(conn, "approval", approval_id, {"event": "expired", "by": "expiry"})
+            return len(expired)
 
     def pending(self) -> pd.DataFrame:
         """Approvals waiting for a decision, across sessions, oldest first."""
@@ -156,6 +163,9 @@ class Approvals:
             conn.execute("UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?, decision_reason = ?, "
                          "final_arguments = ? WHERE id = ?",
                          (status, by, utcnow(), reason, final, approval_id))  # fmt: skip
+            self.store.audit(conn, "approval", approval_id, {
+                "event": status, "by": by, "reason": reason,
+                "final_arguments": json.loads(final) if final else None}, who={"user": by})  # fmt: skip
 
 
 def _who() -> str:

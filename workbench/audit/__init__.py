@@ -1,6 +1,6 @@
 """Factor 11, reproducibility and audit: the hash-chained log and session re-runs."""
 
-from workbench.audit.log import AuditLog, Verification
+from workbench.audit.log import AuditLog, Verification, verify_export
 from workbench.audit.replay import rerun_session
 
-__all__ = ["AuditLog", "Verification", "rerun_session"]
+__all__ = ["AuditLog", "Verification", "rerun_session", "verify_export"]

@@ -26,7 +26,7 @@ def rerun_session(wb: Workbench, session: str) -> pd.DataFrame:
 
     rows = wb.store.query(
         "SELECT id, prompt, request, text, tool_calls FROM calls WHERE session = ? "
-        "AND status = 'ok' AND mode = 'live' AND replay_of IS NULL ORDER BY started_at",
+        "AND status = 'ok' AND mode = 'live' AND replay_of IS NULL AND compacted_at IS NULL ORDER BY started_at",
         (session,),
     )
     if not rows:

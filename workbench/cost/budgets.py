@@ -94,31 +94,39 @@ class Budgets:
             raise WorkbenchError("budget limits must be zero or more")
         if any(not 0 < t <= 1 for t in thresholds):
             raise WorkbenchError("budget thresholds are fractions of the limit, each in (0, 1]")
-        self.store.execute(
-            "INSERT INTO budgets (scope, key, period, limit_usd, limit_tokens, thresholds, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(scope, key, period) DO UPDATE SET "
-            "limit_usd = excluded.limit_usd, limit_tokens = excluded.limit_tokens, thresholds = excluded.thresholds",
-            (kind, key, period, usd, tokens, json.dumps(sorted(thresholds)), utcnow()),
-        )
+        with self.store.transaction() as conn:
+            conn.execute(
+                "INSERT INTO budgets (scope, key, period, limit_usd, limit_tokens, thresholds, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(scope, key, period) DO UPDATE SET "
+                "limit_usd = excluded.limit_usd, limit_tokens = excluded.limit_tokens, "
+                "thresholds = excluded.thresholds",
+                (kind, key, period, usd, tokens, json.dumps(sorted(thresholds)), utcnow()),
+            )
+            self.store.audit(conn, "budget", scope, {"event": "set", "period": period, "usd": usd, "tokens": tokens,
+                                                     "thresholds": sorted(thresholds)})  # fmt: skip
 
     def remove(self, scope: str, period: str = "total") -> None:
         """Delete a budget."""
         kind, key = parse_scope(scope)
-        self.store.execute("DELETE FROM budgets WHERE scope = ? AND key = ? AND period = ?", (kind, key, period))
+        with self.store.transaction() as conn:
+            conn.execute("DELETE FROM budgets WHERE scope = ? AND key = ? AND period = ?", (kind, key, period))
+            self.store.audit(conn, "budget", scope, {"event": "removed", "period": period})
 
     def kill(self, reason: str = "kill switch") -> None:
         """Refuse every new call, in every process sharing the store, until :meth:`lift`."""
-        self.store.execute(
-            "INSERT INTO switches (name, active, reason, at) VALUES ('kill', 1, ?, ?) "
-            "ON CONFLICT(name) DO UPDATE SET active = 1, reason = excluded.reason, at = excluded.at",
-            (reason, utcnow()),
-        )
-        self.store.append_audit("kill", "switch", {"active": True, "reason": reason})
+        with self.store.transaction() as conn:
+            conn.execute(
+                "INSERT INTO switches (name, active, reason, at) VALUES ('kill', 1, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET active = 1, reason = excluded.reason, at = excluded.at",
+                (reason, utcnow()),
+            )
+            self.store.audit(conn, "kill", "switch", {"active": True, "reason": reason})
 
     def lift(self) -> None:
         """Allow calls again."""
-        self.store.execute("UPDATE switches SET active = 0, at = ? WHERE name = 'kill'", (utcnow(),))
-        self.store.append_audit("kill", "switch", {"active": False})
+        with self.store.transaction() as conn:
+            conn.execute("UPDATE switches SET active = 0, at = ? WHERE name = 'kill'", (utcnow(),))
+            self.store.audit(conn, "kill", "switch", {"active": False})
 
     def df(self) -> Any:
         """Every budget with what is spent and reserved against it now."""
@@ -216,6 +224,9 @@ class Budgets:
                         (budget["id"], threshold, period_start(budget["period"]), spent_usd, spent_tokens, utcnow()),
                     ).rowcount
                     if inserted:
+                        self.store.audit(conn, "budget", _name(budget), {
+                            "event": "threshold", "threshold": threshold, "spent_usd": spent_usd,
+                            "spent_tokens": spent_tokens})  # fmt: skip
                         notices.append(f"budget {_name(budget)} has reached {threshold:.0%} "
                                        f"(${spent_usd:.6f} of ${budget['limit_usd'] or 0:.6f}, "
                                        f"{spent_tokens} tokens)")  # fmt: skip

@@ -253,6 +253,7 @@ class Guard:
             conn.execute(f"INSERT INTO guard_events (at, {column}, stage, scanner, action, findings, detail) "
                          "VALUES (?, ?, 'breaker', 'breaker', 'reset', '[]', ?)",
                          (now, name, f"reset by {by or 'a human'}"))  # fmt: skip
+            self.store.audit(conn, "guard", key, {"event": "reset", "by": by or "a human"}, who={"user": by})
 
     def locks(self) -> pd.DataFrame:
         """Every session or agent the breaker has locked, and whether it still is."""
@@ -284,6 +285,7 @@ class Guard:
                     conn.execute("INSERT INTO guard_locks (key, locked_at, violations) VALUES (?, ?, ?) "
                                  "ON CONFLICT(key) DO UPDATE SET locked_at = excluded.locked_at, "
                                  "violations = excluded.violations", (key, utcnow(), n))  # fmt: skip
+                    self.store.audit(conn, "guard", key, {"event": "locked", "violations": n})
 
     def _lock_note(self, session: str | None, agent: str | None) -> str:
         try:
@@ -367,6 +369,10 @@ class Guard:
         with self.store.transaction() as conn:
             conn.executemany("INSERT INTO guard_events (at, call_id, session, agent, stage, scanner, action, score, "
                              "ref, findings, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)  # fmt: skip
+            self.store.audit(conn, "guard", call_id or ref or "-", {
+                "session": session, "agent": agent, "ref": ref,
+                "events": [{"stage": r[4], "scanner": r[5], "action": r[6], "score": r[7], "decision": r[10]}
+                           for r in rows]})  # fmt: skip
 
 
 def _report(report: dict[str, Any] | None, scanners: int, results: list[ScanResult], **extra: Any) -> None:

@@ -253,6 +253,9 @@ class MCP:
                 conn.execute("INSERT INTO mcp_pins (name, server, hash, definition, first_seen, status) "
                              "VALUES (?, ?, ?, ?, ?, 'pinned')", (name, server, digest, text, utcnow()))  # fmt: skip
             elif rows[0]["hash"] != digest:
+                if rows[0]["status"] != "changed":
+                    self.store.audit(conn, "mcp_pin", name, {"event": "changed", "pinned": rows[0]["hash"],
+                                                             "seen": digest})  # fmt: skip
                 conn.execute("UPDATE mcp_pins SET status = 'changed', changed_hash = ?, changed_definition = ?, "
                              "changed_at = COALESCE(changed_at, ?) WHERE name = ?",
                              (digest, text, utcnow(), name))  # fmt: skip
@@ -277,6 +280,7 @@ class MCP:
                          "COALESCE(changed_definition, definition), status = 'pinned', changed_hash = NULL, "
                          "changed_definition = NULL, changed_at = NULL, approved_by = ? WHERE name = ?",
                          (by or "a human", name))  # fmt: skip
+            self.store.audit(conn, "mcp_pin", name, {"event": "approved", "by": by or "a human"}, who={"user": by})
 
     def df(self) -> pd.DataFrame:
         """Every MCP tool seen: server, pin status (pinned / changed), when first seen, who re-approved."""

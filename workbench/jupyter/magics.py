@@ -362,6 +362,35 @@ class WorkbenchMagics(Magics):
         return guard.df(args.session)
 
     @magic_arguments()
+    @argument("ref", nargs="?", default="last", help="a call id, an agent/workflow run id, a trace id, or last")
+    @argument("--table", action="store_true", help="only the span table, no figure")
+    @line_magic
+    def llm_trace(self, line: str) -> Any:
+        """Show a call's (or a run's) spans as a waterfall, and return them as a table."""
+        args = _parse(self.llm_trace, line)
+        try:
+            view = _wb().trace(_unquote(args.ref))
+        except WorkbenchError as exc:
+            raise _usage(exc) from None
+        if not args.table:
+            from IPython.display import display
+
+            display(view.figure())
+        return view.df[["depth", "name", "start_ms", "duration_ms", "status", "attributes"]]
+
+    @magic_arguments()
+    @argument("--since", help="only calls since: an age (24h, 7d) or an ISO date")
+    @argument("--freq", choices=["minute", "hour", "day", "month"], help="the time bucket (default: from the span)")
+    @line_magic
+    def llm_dashboard(self, line: str) -> Any:
+        """The health of the whole system as one plotly figure grid."""
+        args = _parse(self.llm_dashboard, line)
+        try:
+            return _wb().dashboard(since=args.since, freq=args.freq)
+        except WorkbenchError as exc:
+            raise _usage(exc) from None
+
+    @magic_arguments()
     @argument("session", help="the recorded session to re-run")
     @line_magic
     def llm_replay(self, line: str) -> Any:

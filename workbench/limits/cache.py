@@ -26,7 +26,7 @@ class ResponseCache:
             row = self.store.conn.execute(
                 "SELECT id, text, tool_calls, model, deployment, finish_reason, prompt_tokens, completion_tokens, "
                 "total_tokens, cost_usd FROM calls WHERE fingerprint = ? AND started_at >= ? AND status = 'ok' "
-                "AND mode = 'live' AND cached_from IS NULL ORDER BY started_at DESC LIMIT 1",
+                "AND mode = 'live' AND cached_from IS NULL AND compacted_at IS NULL ORDER BY started_at DESC LIMIT 1",
                 (fingerprint, since),
             ).fetchone()
         if row is None:

@@ -2,6 +2,8 @@
 
 from workbench.observability.alerts import Alerts, AlertWarning
 from workbench.observability.calls import CallLog, deployment_health
-from workbench.observability.spans import Trace, new_id
+from workbench.observability.spans import Trace, iso_ns, new_id, run_trace, span_row
 
-__all__ = ["AlertWarning", "Alerts", "CallLog", "Trace", "deployment_health", "new_id"]
+__all__ = [
+    "AlertWarning", "Alerts", "CallLog", "Trace", "deployment_health", "iso_ns", "new_id", "run_trace", "span_row",
+]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from workbench.store import new_id
@@ -16,10 +18,11 @@ class Trace:
 
     __slots__ = ("trace_id", "rows", "_stack")
 
-    def __init__(self, trace_id: str | None = None):
+    def __init__(self, trace_id: str | None = None, parent_id: str | None = None):
+        """A new trace, or (``trace_id``, ``parent_id``) a call inside a longer one, e.g. an agent run."""
         self.trace_id = trace_id or new_id(16)
         self.rows: list[list[Any]] = []
-        self._stack: list[str] = []
+        self._stack: list[str] = [parent_id] if parent_id else []
 
     def begin(self, name: str, **attributes: Any) -> dict[str, Any]:
         """Open a span as a child of the current one; returns its attribute dict."""
@@ -61,3 +64,23 @@ class Trace:
             attrs = row[8]
             out.append((*row[:3], call_id, *row[4:8], json.dumps(attrs, default=str) if attrs else None))
         return out
+
+
+def run_trace(kind: str, run_id: str) -> tuple[str, str]:
+    """The (trace id, root span id) of a long run (``agent``, ``workflow``): the same on every resume."""
+    digest = hashlib.sha256(f"{kind}:{run_id}".encode()).hexdigest()
+    return digest[:32], digest[32:48]
+
+
+def span_row(trace_id: str, parent_id: str | None, name: str, start_ns: int, end_ns: int, status: str = "ok",
+             call_id: str | None = None, span_id: str | None = None, /,
+             **attributes: Any) -> tuple[Any, ...]:  # fmt: skip
+    """One finished span in ``spans`` column order (for records written outside a call)."""
+    attrs = {k: v for k, v in attributes.items() if v is not None}
+    return (span_id or new_id(), trace_id, parent_id, call_id, name, start_ns, end_ns, status,
+            json.dumps(attrs, default=str) if attrs else None)  # fmt: skip
+
+
+def iso_ns(timestamp: str) -> int:
+    """Nanoseconds since the epoch of an ISO timestamp written by ``utcnow()``."""
+    return int(datetime.fromisoformat(timestamp).timestamp() * 1e9)

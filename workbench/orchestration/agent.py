@@ -22,6 +22,7 @@ writes its task and answer to ``agent:NAME`` as an episode, for its later runs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.errors import BudgetExceeded, GuardrailViolation, WorkbenchError
 from workbench.integrations import Tool, ToolError, result_text
+from workbench.observability import iso_ns, run_trace, span_row
 from workbench.store import new_id, utcnow
 
 if TYPE_CHECKING:
@@ -150,7 +152,7 @@ class Agent:
             try:
                 result = self.wb.step(messages, tools=schemas, model=state["model"], session=state["session"],
                                       user=state["user"], task=f"agent:{self.name}", agent=self.name,
-                                      budget=remaining,
+                                      budget=remaining, trace=run_trace("agent", state["id"]),
                                       check_input=state["task"] if state["steps"] == 0 else None)  # fmt: skip
             except BudgetExceeded as exc:
                 return self._stop(state, f"budget: the next step {str(exc).split('; ')[0].removeprefix('this call ')}")
@@ -215,11 +217,14 @@ class Agent:
         if tool is None:
             return {**plan, "status": "error", "result": f"error: unknown tool {wire}; use one of {sorted(tools)}"}
         checked: dict[str, Any] = {}
+        t0 = time.time_ns()
         try:
             self.wb.guard.check_tool_call(tool.name, plan["arguments"], risk=tool.risk, session=state["session"],
                                           agent=self.name, call_id=state.get("last_call"), report=checked)  # fmt: skip
         except GuardrailViolation as exc:
+            plan["spans"] = [("guardrails.check_tool_call", t0, time.time_ns(), "error", {**checked, "blocked": True})]
             return {**plan, "status": "denied", "result": f"denied by the guardrails: {exc}"}
+        plan["spans"] = [("guardrails.check_tool_call", t0, time.time_ns(), "ok", checked)]
         flagged = bool(checked.get("flagged"))
         decision = self.wb.approvals.policy(tool.name, tool.risk, state["cost_usd"], flagged)
         if decision == "approve":
@@ -232,7 +237,10 @@ class Agent:
                                         session=state["session"], agent=self.name, run_id=state["id"],
                                         tool_call_id=call["id"])  # fmt: skip
         plan["approval_id"] = row["id"]
-        self.wb.approvals.ask_decider(row)
+        t0 = time.time_ns()
+        decided = self.wb.approvals.ask_decider(row)
+        plan["spans"].append(("approvals.request", t0, time.time_ns(), "ok",
+                              {"approval": row["id"], "reason": why, "decider": decided.decision if decided else None}))
         return self._after_approval(state, plan, None)
 
     def _after_approval(self, state: dict[str, Any], plan: dict[str, Any],
@@ -256,6 +264,7 @@ class Agent:
 
     def _execute(self, state: dict[str, Any], plan: dict[str, Any]) -> None:
         tool: Tool = plan["tool_obj"]
+        plan["run_ns"] = time.time_ns()
         t0 = time.perf_counter()
         try:
             out = result_text(tool.run(plan["arguments"]))
@@ -275,6 +284,31 @@ class Agent:
         with self.wb.store.transaction() as conn:
             conn.execute(f"INSERT OR REPLACE INTO tool_calls ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                          tuple(row.values()))  # fmt: skip
+            self.wb.store.add_spans(conn, self._spans(state, plan))
+            self.wb.store.audit(conn, "tool_call", row["id"], {
+                "tool": row["tool"], "risk": row["risk"], "arguments": plan["arguments"], "status": row["status"],
+                "result_sha256": hashlib.sha256(plan["result"].encode()).hexdigest(), "run_id": row["run_id"],
+                "call_id": row["call_id"], "agent": self.name, "session": state.get("session")},
+                who={"user": state.get("user")})  # fmt: skip
+
+    def _spans(self, state: dict[str, Any], plan: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """The tool call as a span under the run's root, with its guard check and approval as children."""
+        trace_id, root = run_trace("agent", state["id"])
+        children = plan.get("spans") or []
+        now = time.time_ns()
+        start = min([c[1] for c in children] + [plan.get("run_ns") or now])
+        end = (plan["run_ns"] + int(plan["latency_ms"] * 1e6)) if plan.get("run_ns") else now
+        span_id = hashlib.sha256(f"tool:{plan['row']}:{plan['status']}".encode()).hexdigest()[:16]
+        status = "error" if plan["status"] in ("error", "denied") else "ok"
+        rows = [span_row(trace_id, root, "tool.call", start, max(end, start), status, state.get("last_call"), span_id,
+                         tool=plan["tool"], risk=plan["risk"], outcome=plan["status"], step=state["steps"],
+                         approval=plan.get("approval_id"), latency_ms=round(plan["latency_ms"], 3))]  # fmt: skip
+        if plan.get("run_ns"):
+            rows.append(span_row(trace_id, span_id, f"tool.run {plan['tool']}", plan["run_ns"], end, status,
+                                 state.get("last_call"), error=plan["error"]))  # fmt: skip
+        rows += [span_row(trace_id, span_id, name, s, e, st, state.get("last_call"), **attrs)
+                 for name, s, e, st, attrs in children]  # fmt: skip
+        return rows
 
     # -- state ------------------------------------------------------------------------------
 
@@ -297,9 +331,15 @@ class Agent:
                                          "finished_at", "max_steps", "budget", "system")}  # fmt: skip
         row["messages"] = json.dumps(state["messages"], default=str)
         row["tools"] = json.dumps(state["tools"])
+        trace_id, root = run_trace("agent", state["id"])
+        span = span_row(trace_id, None, "agent.run", iso_ns(state["started_at"]), time.time_ns(),
+                        "error" if state["status"] == STOPPED else "ok", state.get("last_call"), root,
+                        agent=self.name, run_id=state["id"], status=state["status"], steps=state["steps"],
+                        cost_usd=state["cost_usd"], stop_reason=state.get("stop_reason"))  # fmt: skip
         with self.wb.store.transaction() as conn:
             conn.execute(f"INSERT OR REPLACE INTO agent_runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                          tuple(row.values()))  # fmt: skip
+            self.wb.store.add_spans(conn, [span])
 
     def _load(self, run_id: str) -> dict[str, Any]:
         rows = self.wb.store.query("SELECT * FROM agent_runs WHERE id = ?", (run_id,))

@@ -27,6 +27,7 @@ come back as JSON values (tuples as lists).
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import time
@@ -36,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import WorkbenchError
+from workbench.observability import iso_ns, run_trace, span_row
 from workbench.store import new_id, utcnow
 
 if TYPE_CHECKING:
@@ -220,9 +222,14 @@ class Workflow:
                         results.pop(n, None)
                         error = error or str(exc)
         status = "failed" if error else "waiting" if waiting or pending else "done"
+        trace_id, root = run_trace("workflow", run_id)
+        started = self.wb.store.query("SELECT started_at FROM workflow_runs WHERE id = ?", (run_id,))[0]["started_at"]
         with self.wb.store.transaction() as conn:
             conn.execute("UPDATE workflow_runs SET status = ?, error = ?, finished_at = ? WHERE id = ?",
                          (status, error, utcnow() if status == "done" else None, run_id))  # fmt: skip
+            self.wb.store.add_spans(conn, [span_row(trace_id, None, "workflow.run", iso_ns(started), time.time_ns(),
+                                                    "error" if error else "ok", None, root, workflow=self.name,
+                                                    run_id=run_id, status=status, error=error)])  # fmt: skip
         steps = self.wb.store.query("SELECT step, status, attempts, latency_ms, error, started_at, finished_at "
                                     "FROM workflow_steps WHERE run_id = ? ORDER BY started_at", (run_id,))  # fmt: skip
         return WorkflowRun(run_id, self.name, status, results, error, waiting, steps)
@@ -330,3 +337,12 @@ class Workflow:
                          "error, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          (run_id, name, status, json.dumps(value, default=str), attempts, round(latency, 3), error,
                           started or utcnow(), utcnow()))  # fmt: skip
+            trace_id, root = run_trace("workflow", run_id)
+            start = iso_ns(started) if started else time.time_ns() - int(latency * 1e6)
+            kind = self.steps[name.split("[")[0]].kind if name.split("[")[0] in self.steps else "python"
+            self.wb.store.add_spans(conn, [span_row(trace_id, root, f"workflow.step {name}", start, time.time_ns(),
+                                                    "error" if status == "failed" else "ok", kind=kind, step=name,
+                                                    status=status, attempts=attempts, error=error)])  # fmt: skip
+            self.wb.store.audit(conn, "workflow_step", f"{run_id}:{name}", {
+                "workflow": self.name, "run_id": run_id, "step": name, "status": status, "attempts": attempts,
+                "error": error, "result_sha256": hashlib.sha256(json.dumps(value, default=str).encode()).hexdigest()})

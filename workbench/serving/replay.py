@@ -14,7 +14,7 @@ from workbench.errors import ReplayMiss
 from workbench.serving.types import Attempt, Completion, Request
 from workbench.store import Store, utcnow
 
-_RECORDED = "mode = 'live' AND status = 'ok'"
+_RECORDED = "mode = 'live' AND status = 'ok' AND compacted_at IS NULL"
 
 
 def _lines(route: str, request: dict[str, Any]) -> list[str]:

@@ -7,7 +7,6 @@ A call is written with its attempts, spans, audit entry and session row in one
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sqlite3
 import threading
@@ -48,7 +47,7 @@ def _insert_sql(table: str, columns: Sequence[str]) -> str:
 _INSERT_CALL = _insert_sql("calls", CALL_COLUMNS)
 _INSERT_ATTEMPT = _insert_sql("attempts", ATTEMPT_COLUMNS)
 _INSERT_SPAN = _insert_sql("spans", SPAN_COLUMNS)
-_INSERT_AUDIT = _insert_sql("audit", ("ts", "kind", "ref", "payload", "prev_hash", "hash"))
+_INSERT_AUDIT = _insert_sql("audit", ("id", "ts", "kind", "ref", "payload", "prev_hash", "hash"))
 _TOUCH_SESSION = (
     "INSERT INTO sessions (name, created_at, history_from, state) VALUES (?, ?, '', '{}') "
     "ON CONFLICT(name) DO NOTHING"
@@ -64,6 +63,23 @@ def new_id(nbytes: int = 8) -> str:
 def utcnow() -> str:
     """An ISO-8601 UTC timestamp with microseconds (sorts as text)."""
     return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def cutoff(when: str) -> str:
+    """An ISO timestamp from ``30d`` / ``12h`` / ``90m`` (that long ago) or an ISO date or time as given."""
+    import re
+    from datetime import timedelta
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([dhm])\s*", when or "")
+    if match:
+        unit = {"d": "days", "h": "hours", "m": "minutes"}[match.group(2)]
+        return (datetime.now(UTC) - timedelta(**{unit: float(match.group(1))})).isoformat(timespec="microseconds")
+    try:
+        parsed = datetime.fromisoformat(when)
+    except (TypeError, ValueError):
+        raise WorkbenchError(f"{when!r} is not a time: write an age such as 30d, 12h or 90m, "
+                             "or an ISO date such as 2026-11-01") from None  # fmt: skip
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).isoformat(timespec="microseconds")
 
 
 def audit_hash(prev_hash: str, ts: str, kind: str, ref: str, payload: str) -> str:
@@ -114,26 +130,24 @@ class Store:
         attempts: Sequence[dict[str, Any]],
         spans: Sequence[tuple[Any, ...]],
         settle_reservation: bool = False,
+        audit_also: Sequence[tuple[str, str, dict[str, Any]]] = (),
     ) -> None:
         """Write a call, its attempts, spans, session row and audit entry atomically.
 
         ``settle_reservation`` deletes the call's budget reservation in the same
-        transaction, so its worst case is replaced by its real cost at one instant.
+        transaction, so its worst case is replaced by its real cost at one instant;
+        ``audit_also`` chains more entries (``kind, ref, payload``) in it, e.g. a new spec version.
         """
         call_row = tuple(call.get(c) for c in CALL_COLUMNS)
         attempt_rows = [tuple(a.get(c) for c in ATTEMPT_COLUMNS) for a in attempts]
-        payload = json.dumps(
-            {
-                "call": call["id"],
-                "route": call.get("route"),
-                "model": call.get("model"),
-                "status": call.get("status"),
-                "fingerprint": call.get("fingerprint"),
-                "text_sha256": hashlib.sha256((call.get("text") or "").encode()).hexdigest(),
-                "cost_usd": call.get("cost_usd"),
-            },
-            sort_keys=True,
-        )
+        payload = {
+            "call": call["id"], "route": call.get("route"), "model": call.get("model"),
+            "status": call.get("status"), "mode": call.get("mode"), "fingerprint": call.get("fingerprint"),
+            "text_sha256": hashlib.sha256((call.get("text") or "").encode()).hexdigest(),
+            "cost_usd": call.get("cost_usd"), "tokens": call.get("total_tokens"), "replay_of": call.get("replay_of"),
+            "context_spec": call.get("context_spec"), "context_version": call.get("context_version"),
+            "session": call.get("session"), "task": call.get("task"), "agent": call.get("agent"),
+        }  # fmt: skip
         with self.transaction() as conn:
             if call.get("session"):
                 conn.execute(_TOUCH_SESSION, (call["session"], call["started_at"]))
@@ -144,19 +158,48 @@ class Store:
                 conn.executemany(_INSERT_SPAN, spans)
             if settle_reservation:
                 conn.execute("DELETE FROM reservations WHERE call_id = ?", (call["id"],))
-            self._append_audit(conn, "call", call["id"], payload)
+            self.audit(conn, "call", call["id"], payload, who={"user": call.get("user")})
+            for kind, ref, extra in audit_also:
+                self.audit(conn, kind, ref, extra)
+
+    def add_spans(self, conn: sqlite3.Connection, spans: Sequence[tuple[Any, ...]]) -> None:
+        """Write finished spans (``observability.span_row``) inside the caller's transaction.
+
+        A span written again with the same id (a run's root, as it grows) replaces the old one.
+        """
+        conn.executemany(_INSERT_SPAN.replace("INSERT", "INSERT OR REPLACE", 1), spans)
 
     def append_audit(self, kind: str, ref: str, payload: dict[str, Any]) -> None:
         """Add one entry to the hash-chained audit log in its own transaction."""
         with self.transaction() as conn:
-            self._append_audit(conn, kind, ref, json.dumps(payload, sort_keys=True))
+            self.audit(conn, kind, ref, payload)
 
-    def _append_audit(self, conn: sqlite3.Connection, kind: str, ref: str, payload: str) -> None:
-        # Inside BEGIN IMMEDIATE, so no other writer can extend the chain between read and insert.
-        row = conn.execute("SELECT hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
-        prev = row[0] if row else GENESIS
+    def audit(self, conn: sqlite3.Connection, kind: str, ref: str, payload: dict[str, Any],
+              who: dict[str, Any] | None = None) -> None:  # fmt: skip
+        """Chain an entry for an event, inside the transaction (``conn``) that writes the event.
+
+        The payload is scrubbed of secrets and stamped with who wrote it (see audit/entry.py).
+        Inside ``BEGIN IMMEDIATE`` no other writer can extend the chain between read and insert;
+        ``audit_head`` keeps the newest hash, so cutting entries off the end is detected too.
+        """
+        from workbench.audit.entry import entry_payload
+
+        text = entry_payload(payload, who)
+        last = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+        last_id, prev = last or self._audit_base(conn)
         ts = utcnow()
-        conn.execute(_INSERT_AUDIT, (ts, kind, ref, payload, prev, audit_hash(prev, ts, kind, ref, payload)))
+        digest = audit_hash(prev, ts, kind, ref, text)
+        entry = last_id + 1
+        conn.execute(_INSERT_AUDIT, (entry, ts, kind, ref, text, prev, digest))
+        conn.execute("INSERT INTO audit_head (k, id, hash) VALUES (1, ?, ?) "
+                     "ON CONFLICT(k) DO UPDATE SET id = excluded.id, hash = excluded.hash",
+                     (entry, digest))  # fmt: skip
+
+    @staticmethod
+    def _audit_base(conn: sqlite3.Connection) -> tuple[int, str]:
+        """What an entry chains to in an empty log: the last compaction checkpoint, or genesis."""
+        row = conn.execute("SELECT last_id, last_hash FROM audit_checkpoints ORDER BY id DESC LIMIT 1").fetchone()
+        return (row[0], row[1]) if row else (0, GENESIS)
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
         """Rows of a read query as dicts."""

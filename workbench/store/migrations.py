@@ -242,10 +242,29 @@ def m013_workflows(db: sqlite_utils.Database) -> None:
                                 pk=("run_id", "step"))  # fmt: skip
 
 
+def m014_audit_and_evals(db: sqlite_utils.Database) -> None:
+    """The audit chain's head and compaction checkpoints; eval runs and their per-case results."""
+    db["audit_head"].create({"k": int, "id": int, "hash": str}, pk="k")
+    last = db.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+    if last:
+        db.execute("INSERT INTO audit_head (k, id, hash) VALUES (1, ?, ?)", last)
+    db["audit_checkpoints"].create({"id": int, "at": str, "before": str, "last_id": int, "last_hash": str,
+                                    "entries": int}, pk="id")  # fmt: skip
+    db["audit"].create_index(["ts"])
+    db["eval_runs"].create({"id": str, "suite": str, "suite_hash": str, "model": str, "context": str,
+                            "repeats": int, "cases": int, "status": str, "started_at": str, "finished_at": str,
+                            "summary": str, "cost_usd": float}, pk="id")  # fmt: skip
+    db["eval_runs"].create_index(["suite", "started_at"])
+    db["eval_results"].create({"run_id": str, "case_id": str, "repeat": int, "scorer": str, "score": float,
+                               "passed": int, "detail": str, "output": str, "call_id": str, "latency_ms": float,
+                               "cost_usd": float}, pk=("run_id", "case_id", "repeat", "scorer"))  # fmt: skip
+    db.execute("ALTER TABLE calls ADD COLUMN compacted_at TEXT")
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial, m002_replay_lookup_index, m003_cost_control, m004_routing_decision, m005_rate_limits,
     m006_rate_queue, m007_alerts, m008_context_and_memory, m009_embeddings,
-    m010_guard_events, m011_guardrails, m012_agents_and_approvals, m013_workflows,
+    m010_guard_events, m011_guardrails, m012_agents_and_approvals, m013_workflows, m014_audit_and_evals,
 ]
 
 

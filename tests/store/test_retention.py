@@ -1,0 +1,112 @@
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from workbench.cli import main
+from workbench.errors import ReplayMiss, WorkbenchError
+from workbench.runtime import Workbench
+from workbench.store.retention import compact
+
+
+def _age(wb: Workbench, days: int, where: str = "1") -> None:
+    """Move recorded calls (and their audit entries) ``days`` into the past, as if they were old."""
+    then = (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="microseconds")
+    with wb.store.transaction() as conn:
+        ids = [r[0] for r in conn.execute(f"SELECT id FROM calls WHERE {where}")]
+        conn.executemany("UPDATE calls SET started_at = ? WHERE id = ?", [(then, i) for i in ids])
+    # The chain hashes each entry's ts: rewrite old entries properly rather than editing them in place.
+    rows = wb.store.query("SELECT id, kind, ref, payload FROM audit ORDER BY id")
+    from workbench.store import GENESIS, audit_hash
+
+    prev = GENESIS
+    with wb.store.transaction() as conn:
+        for row in rows:
+            ts = then if row["kind"] in ("config", "call") and (row["kind"] == "config" or row["ref"] in ids) else \
+                conn.execute("SELECT ts FROM audit WHERE id = ?", (row["id"],)).fetchone()[0]
+            digest = audit_hash(prev, ts, row["kind"], row["ref"], row["payload"])
+            conn.execute("UPDATE audit SET ts = ?, prev_hash = ?, hash = ? WHERE id = ?", (ts, prev, digest, row["id"]))
+            prev = digest
+        conn.execute("UPDATE audit_head SET hash = ?", (prev,))
+
+
+def test_compact_keeps_aggregates_and_a_verifiable_chain(tmp_path):
+    wb = Workbench.from_config(store=str(tmp_path / "wb.db"), default_route="local/extractive")
+    for i in range(40):
+        wb.ask(f"question {i} " + "padding " * 200, session="old", context="Some context sentence. " * 30)
+    _age(wb, 45)
+    wb.ask("a fresh question", session="new")
+    costs_before = wb.costs.df(by="session").set_index("session")["cost_usd"].to_dict()
+    tokens_before = wb.store.query("SELECT SUM(total_tokens) t FROM calls")[0]["t"]
+    dry = compact(wb.store, "30d", dry_run=True)
+    assert dry.dry_run and dry.calls == 40 and dry.bytes_freed == 0
+    assert wb.store.query("SELECT COUNT(*) n FROM calls WHERE text IS NULL")[0]["n"] == 0
+    done = compact(wb.store, "30d")
+    assert done.calls == 40 and done.spans > 0 and done.audit_entries == 41 and done.bytes_freed > 100_000
+    assert "bytes freed" in str(done)
+    old = wb.store.query("SELECT * FROM calls WHERE session = 'old'")
+    assert all(r["prompt"] is None and r["text"] is None and r["request"] is None and r["compacted_at"] for r in old)
+    assert all(r["cost_usd"] is not None and r["total_tokens"] for r in old)
+    assert wb.costs.df(by="session").set_index("session")["cost_usd"].to_dict() == costs_before
+    assert wb.store.query("SELECT SUM(total_tokens) t FROM calls")[0]["t"] == tokens_before
+    assert wb.store.query("SELECT text FROM calls WHERE session = 'new'")[0]["text"]
+    check = wb.audit.verify()
+    assert check.ok, check
+    wb.ask("after compaction")  # the chain goes on from the checkpoint
+    assert wb.audit.verify().ok
+    first = wb.store.query("SELECT MIN(id) i FROM audit")[0]["i"]
+    _tamper = sqlite3.connect(wb.store.path)
+    with _tamper:
+        _tamper.execute("UPDATE audit SET payload = payload || ' ' WHERE id = ?", (first,))
+    assert wb.audit.verify().first_bad_id == first
+
+
+def test_compacted_calls_are_not_served_from_cache_or_replay(tmp_path):
+    wb = Workbench.from_config(store=str(tmp_path / "wb.db"))
+    wb.ask("remember me")
+    _age(wb, 60)
+    compact(wb.store, "30d")
+    replay = Workbench.from_config(store=str(tmp_path / "wb.db"), mode="replay")
+    with pytest.raises(ReplayMiss):
+        replay.ask("remember me")
+    assert wb.ask("remember me").cache_hit is False
+
+
+def test_compact_refuses_a_broken_chain_and_bad_ages(tmp_path):
+    wb = Workbench.from_config(store=str(tmp_path / "wb.db"))
+    wb.ask("one")
+    wb.ask("two")
+    conn = sqlite3.connect(wb.store.path)
+    with conn:
+        conn.execute("UPDATE audit SET payload = '{}' WHERE id = 2")
+    with pytest.raises(WorkbenchError, match="broken at entry 2.*erase the evidence"):
+        compact(wb.store, "0d")
+    with pytest.raises(WorkbenchError, match="an age such as 30d"):
+        compact(wb.store, "a month")
+
+
+def test_cli_audit_and_compact(tmp_path, capsys):
+    (tmp_path / "workbench.toml").write_text('store = "w.db"\n[retention]\nolder_than = "30d"\n')
+    config = str(tmp_path / "workbench.toml")
+    wb = Workbench.from_config(config)
+    for p in ("a", "b", "c"):
+        wb.ask(p)
+    assert main(["--config", config, "audit", "verify"]) == 0
+    assert "audit chain intact: 4 entries" in capsys.readouterr().out
+    out = tmp_path / "a.jsonl"
+    assert main(["--config", config, "audit", "export", "--since", "1d", "-o", str(out)]) == 0
+    assert "4 entries and their proof" in capsys.readouterr().out
+    assert main(["--config", config, "audit", "verify", "--file", str(out)]) == 0
+    capsys.readouterr()
+    _age(wb, 40, "prompt = 'a'")
+    assert main(["--config", config, "store", "compact", "--dry-run"]) == 0
+    assert "would compact 1 calls" in capsys.readouterr().out
+    assert main(["--config", config, "store", "compact"]) == 0
+    assert "compacted 1 calls" in capsys.readouterr().out
+    assert main(["--config", config, "audit", "verify"]) == 0
+    capsys.readouterr()
+    conn = sqlite3.connect(wb.store.path)
+    with conn:
+        conn.execute("DELETE FROM audit WHERE id = (SELECT MAX(id) FROM audit)")
+    assert main(["--config", config, "audit", "verify"]) == 1
+    assert "BROKEN" in capsys.readouterr().out

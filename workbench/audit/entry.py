@@ -1,0 +1,60 @@
+"""What every audit entry carries: who wrote it (user, host, notebook), with secrets redacted.
+
+The store calls :func:`entry_payload` inside the transaction of the event it audits, so
+the entry and the event commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+from functools import lru_cache
+from typing import Any
+
+from workbench.guardrails.scanners import find_secrets, redact
+
+
+@lru_cache(maxsize=1)
+def actor() -> dict[str, str | None]:
+    """The operating-system user, the host and (in a kernel) the notebook this process runs."""
+    try:
+        os_user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name on this system
+        os_user = "unknown"
+    return {"os_user": os_user, "host": socket.gethostname(), "notebook": notebook_path()}
+
+
+def notebook_path() -> str | None:
+    """The notebook of this kernel, when Jupyter says (``JPY_SESSION_NAME``, VS Code's ``__vsc_ipynb_file__``)."""
+    path = os.environ.get("JPY_SESSION_NAME")
+    if path:
+        return path
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency
+        return None
+    shell = get_ipython()
+    if shell is not None:
+        return shell.user_ns.get("__vsc_ipynb_file__") or shell.user_ns.get("__session__")
+    return None
+
+
+def scrub(value: Any) -> Any:
+    """``value`` with every secret in its strings replaced by ``[REDACTED:kind]`` (dicts and lists walked)."""
+    if isinstance(value, str):
+        found = find_secrets(value)
+        return redact(value, found) if found else value
+    if isinstance(value, dict):
+        return {k: scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub(v) for v in value]
+    return value
+
+
+def entry_payload(payload: dict[str, Any], who: dict[str, Any] | None = None) -> str:
+    """The JSON text hashed into the chain: the event, scrubbed, with ``who`` wrote it."""
+    body = scrub(payload)
+    body["who"] = {**actor(), **{k: v for k, v in (who or {}).items() if v is not None}}
+    return json.dumps(body, sort_keys=True, default=str)
