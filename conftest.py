@@ -22,7 +22,7 @@ os.environ.pop("WORKBENCH_CONFIG", None)
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Before nbval starts a notebook's kernel (on its first cell), give it its own store."""
+    """Before nbval starts a notebook's kernel (on its first cell), or an eval suite runs, give it its own store."""
     path = Path(str(getattr(item, "path", "")))
-    if path.suffix == ".ipynb":
+    if path.suffix in (".ipynb", ".yaml"):  # a notebook, or an eval suite
         os.environ["WORKBENCH_STORE"] = os.path.join(_run_dir, f"{path.stem}.db")

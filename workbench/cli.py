@@ -74,6 +74,15 @@ def _parser() -> argparse.ArgumentParser:
     mcp_approve.add_argument("tool", help="server.tool")
     mcp_approve.add_argument("--by", help="who reviewed it")
 
+    ev = sub.add_parser("eval", help="run an eval suite; with --baseline, gate on regressions")
+    ev.add_argument("suite", help="a suite name (evals/NAME.yaml) or path")
+    ev.add_argument("-m", "--model", action="append", help="a model or route to run it on (repeatable)")
+    ev.add_argument("-c", "--context", action="append", help="a context spec to run it with (repeatable)")
+    ev.add_argument("--repeats", type=int, help="run each case this many times")
+    ev.add_argument("--baseline", help="an eval run id, or 'latest' (the newest earlier run of the same variant)")
+    ev.add_argument("--fail-on-regression", action="store_true", help="exit 1 when a scorer regressed")
+    ev.add_argument("--min-effect", type=float, default=0.0, help="ignore changes smaller than this")
+
     audit = sub.add_parser("audit", help="verify the hash-chained audit log, or export it with its proof")
     audit_sub = audit.add_subparsers(dest="action", required=True)
     verify = audit_sub.add_parser("verify", help="walk the chain; exit 1 and name the first bad entry if broken")
@@ -136,6 +145,32 @@ def _mcp(wb: object, args: argparse.Namespace) -> int:
         return 0
     finally:
         mcp.close()
+
+
+def _eval(wb: object, args: argparse.Namespace) -> int:
+    evals = wb.evals  # type: ignore[attr-defined]
+    report = evals.run(args.suite, models=args.model, contexts=args.context, repeats=args.repeats, progress=False)
+    summary = report.summary()[["run_id", "model", "context", "scorer", "mean", "ci_low", "ci_high", "pass_rate",
+                                "threshold", "ok"]]  # fmt: skip
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    failed = report.failures()
+    regressed = []
+    for run in report.runs if args.baseline else []:
+        baseline = args.baseline
+        if baseline == "latest":
+            baseline = evals.latest(run["suite"], run["model"], run["context"], before=run["started_at"])
+            if baseline is None:
+                print(f"\n{run['model']}: no earlier run to compare with (this one, {run['id']}, is the baseline now)")
+                continue
+        gate = evals.compare(run["id"], baseline, min_effect=args.min_effect)
+        print(f"\n{run['model']} [{run['context'] or '-'}] run {run['id']} against baseline {baseline}:")
+        print(gate.to_string(index=False, float_format=lambda v: f"{v:+.3f}"))
+        regressed += [f"{run['model']}: {r.scorer}" for r in gate.itertuples() if r.verdict == "regressed"]
+    for line in failed:
+        print(f"under threshold: {line}")
+    if regressed:
+        print(f"REGRESSED: {', '.join(regressed)}")
+    return 1 if failed or (regressed and args.fail_on_regression) else 0
 
 
 def _audit(args: argparse.Namespace) -> int:
@@ -250,6 +285,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "approvals":
             return _approvals(wb, args)
+        if args.command == "eval":
+            return _eval(wb, args)
         if args.command == "mcp":
             return _mcp(wb, args)
         report = wb.replay(args.session)

@@ -61,6 +61,7 @@ from workbench.store import Store, utcnow
 if TYPE_CHECKING:
     import pandas as pd
 
+    from workbench.evals import Evals
     from workbench.observability.traces import TraceView
     from workbench.orchestration import Agent, AgentRun, Workflow
     from workbench.store.retention import Compaction
@@ -121,6 +122,7 @@ class Workbench:
         self.sessions = Sessions(self.store, replay=self.mode == "replay")
         self.calls = CallLog(self.store)
         self.metrics = Metrics(self.store)
+        self._evals: Evals | None = None
         self.audit = AuditLog(self.store)
         self.costs = Costs(self.store)
         self.budgets = Budgets(self.store, self.settings)
@@ -721,6 +723,15 @@ class Workbench:
         columns = ["route", "order", "deployment", "model", "key", "default", "breaker", "limits", "waiting",
                    "in_flight", "attempts", "errors", "error_rate", "p50_ms", "last_error"]  # fmt: skip
         return pd.DataFrame(rows, columns=columns)
+
+    @property
+    def evals(self) -> Evals:
+        """Eval suites: ``wb.evals.run(suite, models=[...], contexts=[...], repeats=n)``, ``compare``, ``runs``."""
+        if self._evals is None:
+            from workbench.evals import Evals
+
+            self._evals = Evals(self)
+        return self._evals
 
     def trace(self, ref: str = "last") -> TraceView:
         """The spans of a call, an agent or workflow run, or a trace: ``.df`` and ``.figure()`` (a waterfall)."""

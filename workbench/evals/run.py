@@ -1,0 +1,271 @@
+"""``wb.evals``: run suites over models and context specs, store every score, compare runs.
+
+``wb.evals.run("vendor-faq", models=["local/extractive", "local/echo"], repeats=3)`` runs
+each case ``repeats`` times per (model, context) variant, in parallel up to ``concurrency``,
+with a progress bar in notebooks. Every variant is one ``eval_runs`` row (the suite's
+version, model, context, cost) and every score one ``eval_results`` row with the call id,
+so a run can be the baseline of a later one (``compare``) and each score traces back to
+its call.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench.errors import ConfigError, WorkbenchError
+from workbench.evals.gate import compare, interval
+from workbench.evals.scorers import ScoreContext, score
+from workbench.evals.suite import Suite, load_suite
+from workbench.store import new_id, utcnow
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from workbench.runtime import Workbench
+
+PASS_AT = {"grounded": "min", "judge": 0.75}  # a single answer passes at this score (others: 1.0)
+RESULT_COLUMNS = ["run_id", "model", "context", "case_id", "repeat", "scorer", "score", "passed", "detail", "output",
+                  "call_id", "latency_ms", "cost_usd"]  # fmt: skip
+
+
+@dataclass
+class EvalReport:
+    """The runs of one ``wb.evals.run``: ``results`` (every score), ``summary()``, ``chart()``, ``failures()``."""
+
+    suite: Suite
+    runs: list[dict[str, Any]]
+    results: pd.DataFrame
+
+    @property
+    def run_ids(self) -> list[str]:
+        """One run id per (model, context) variant."""
+        return [r["id"] for r in self.runs]
+
+    def summary(self) -> pd.DataFrame:
+        """Per variant and scorer: mean score, its 95% interval, pass rate, threshold and whether it is met."""
+        import pandas as pd
+
+        rows = []
+        for run in self.runs:
+            part = self.results[self.results["run_id"] == run["id"]]
+            for spec in self.suite.scorers:
+                scores = part[part["scorer"] == spec.label]
+                low, high = interval(scores)
+                threshold = self.suite.thresholds.get(spec.label, spec.options.get("threshold"))
+                mean = float(scores["score"].mean()) if len(scores) else float("nan")
+                rows.append({"run_id": run["id"], "model": run["model"], "context": run["context"] or "-",
+                             "scorer": spec.label, "mean": mean, "ci_low": low, "ci_high": high,
+                             "pass_rate": float(scores["passed"].mean()) if len(scores) else float("nan"),
+                             "n": len(scores), "threshold": threshold,
+                             "ok": None if threshold is None else bool(mean >= threshold)})  # fmt: skip
+        return pd.DataFrame(rows)
+
+    def failures(self) -> list[str]:
+        """One line per (variant, scorer) under its threshold."""
+        df = self.summary()
+        return [f"{r.model} [{r.context}] {r.scorer}: mean {r.mean:.3f} is under the threshold {r.threshold:g}"
+                for r in df.itertuples() if r.ok is False]  # fmt: skip
+
+    def chart(self) -> Any:
+        """A plotly grouped bar chart: mean score per scorer, one colour per variant, 95% intervals as error bars."""
+        import plotly.graph_objects as go
+
+        df = self.summary()
+        fig = go.Figure()
+        for (model, context), part in df.groupby(["model", "context"], sort=False):
+            name = model if context == "-" else f"{model} · {context}"
+            fig.add_bar(x=part["scorer"], y=part["mean"], name=name,
+                        error_y={"type": "data", "symmetric": False, "array": part["ci_high"] - part["mean"],
+                                 "arrayminus": part["mean"] - part["ci_low"]},
+                        hovertemplate="%{x}: %{y:.3f}<extra>" + name + "</extra>")  # fmt: skip
+        for label, threshold in self.suite.thresholds.items():
+            fig.add_scatter(x=[label], y=[threshold], mode="markers", marker={"symbol": "line-ew-open", "size": 40,
+                            "color": "black"}, name=f"threshold {label}", showlegend=False)  # fmt: skip
+        repeats = self.runs[0]["repeats"] if self.runs else 1
+        fig.update_layout(barmode="group", yaxis_range=[0, 1.05], template="plotly_white", yaxis_title="mean score",
+                          title=f"{self.suite.name}: {len(self.suite.cases)} cases × {repeats} repeats")  # fmt: skip
+        return fig
+
+    def _repr_html_(self) -> str:
+        df = self.summary()[["model", "context", "scorer", "mean", "ci_low", "ci_high", "pass_rate", "threshold", "ok"]]
+        return df.to_html(index=False, float_format=lambda v: f"{v:.3f}")
+
+
+class Evals:
+    """``wb.evals``: ``run``, ``runs``, ``results``, ``compare``, ``latest``."""
+
+    def __init__(self, wb: Workbench):
+        self.wb = wb
+
+    @property
+    def folder(self) -> Path:
+        """Where suites are looked up by name: ``evals/`` beside workbench.toml."""
+        return self.wb.settings.root / "evals"
+
+    def load(self, suite: str | Path | Suite) -> Suite:
+        """A suite by name (``evals/NAME.yaml``), path, or as given."""
+        return suite if isinstance(suite, Suite) else load_suite(suite, self.folder)
+
+    def run(self, suite: str | Path | Suite, models: list[str] | str | None = None,
+            contexts: list[str | None] | str | None = None, repeats: int | None = None, *, concurrency: int = 4,
+            progress: bool | None = None, judge_model: str | None = None) -> EvalReport:  # fmt: skip
+        """Run every case ``repeats`` times for each model x context spec; scores stored and returned."""
+        import pandas as pd
+
+        suite = self.load(suite)
+        default = suite.model or self.wb.settings.default_route
+        models = [models] if isinstance(models, str) else list(models or [default])
+        contexts = [contexts] if isinstance(contexts, str) or contexts is None else list(contexts)
+        contexts = contexts or [suite.context]
+        repeats = repeats or suite.repeats
+        if repeats < 1 or concurrency < 1:
+            raise WorkbenchError("repeats and concurrency are at least 1")
+        for spec in suite.scorers:  # an unknown scorer fails before any call is made
+            _known(spec.name)
+        jobs = [(m, c, case, r) for m in models for c in contexts for case in suite.cases for r in range(repeats)]
+        bar = _progress(len(jobs), f"eval {suite.name}", progress)
+        runs = {}
+        for m in models:
+            for c in contexts:
+                runs[(m, c)] = {"id": new_id(), "suite": suite.name, "suite_hash": suite.version, "model": m,
+                                "context": c, "repeats": repeats, "cases": len(suite.cases), "status": "running",
+                                "started_at": utcnow(), "finished_at": None, "summary": None,
+                                "cost_usd": 0.0}  # fmt: skip
+                self._save_run(runs[(m, c)])
+        ctx = ScoreContext(self.wb, judge_model=judge_model)
+
+        def one(job: tuple[str, str | None, dict[str, Any], int]) -> list[dict[str, Any]]:
+            rows = self._case(suite, runs[(job[0], job[1])]["id"], job, ctx)
+            bar.update(1)
+            return rows
+
+        with ThreadPoolExecutor(concurrency) as pool:
+            rows = [row for batch in pool.map(one, jobs) for row in batch]
+        bar.close()
+        results = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+        for run in runs.values():
+            part = results[results["run_id"] == run["id"]]
+            run["summary"] = json.dumps(part.groupby("scorer")["score"].mean().round(6).to_dict(), sort_keys=True)
+            calls = part.drop_duplicates(["case_id", "repeat"])
+            run.update(status="done", finished_at=utcnow(), cost_usd=float(calls["cost_usd"].fillna(0).sum()))
+            self._save_run(run)
+        return EvalReport(suite, list(runs.values()), results)
+
+    def _case(self, suite: Suite, run_id: str, job: tuple[str, str | None, dict[str, Any], int],
+              ctx: ScoreContext) -> list[dict[str, Any]]:  # fmt: skip
+        model, context, case, repeat = job
+        output, result, error = "", None, None
+        try:
+            result = self.wb.ask(suite.render(case), model=model, system=suite.system, spec=context,
+                                 context=case.get("context"), task=f"eval:{suite.name}", cache=False,
+                                 format="text")  # fmt: skip
+            output = result.text
+        except ConfigError:
+            raise
+        except WorkbenchError as exc:  # a failed call scores zero on every scorer, with why
+            error = f"call failed: {str(exc).splitlines()[0][:200]}"
+        local = ScoreContext(ctx.wb, result, ctx.judge_model)
+        rows = []
+        for spec in suite.scorers:
+            s = score(spec.name, output, case, local, spec.options) if error is None else None
+            value, detail = (s.value, s.detail) if s else (0.0, error)
+            pass_at = PASS_AT.get(spec.name, 1.0)
+            pass_at = spec.options.get("min", 0.5) if pass_at == "min" else spec.options.get("pass_at", pass_at)
+            rows.append({"run_id": run_id, "model": model, "context": context, "case_id": str(case["id"]),
+                         "repeat": repeat, "scorer": spec.label, "score": value, "passed": int(value >= pass_at),
+                         "detail": detail, "output": output[:4000], "call_id": result.call_id if result else None,
+                         "latency_ms": round(result.latency_ms, 3) if result else None,
+                         "cost_usd": result.cost_usd if result else None})  # fmt: skip
+        stored = [c for c in RESULT_COLUMNS if c not in ("model", "context")]
+        with self.wb.store.transaction() as conn:
+            conn.executemany(f"INSERT OR REPLACE INTO eval_results ({', '.join(stored)}) "
+                             f"VALUES ({', '.join('?' * len(stored))})",
+                             [tuple(r[k] for k in stored) for r in rows])  # fmt: skip
+        return rows
+
+    def _save_run(self, run: dict[str, Any]) -> None:
+        with self.wb.store.transaction() as conn:
+            conn.execute(f"INSERT OR REPLACE INTO eval_runs ({', '.join(run)}) VALUES ({', '.join('?' * len(run))})",
+                         tuple(run.values()))  # fmt: skip
+            if run["status"] == "done":
+                self.wb.store.audit(conn, "eval_run", run["id"], {k: run[k] for k in (
+                    "suite", "suite_hash", "model", "context", "repeats", "cases", "summary", "cost_usd")})  # fmt: skip
+
+    # -- reading back -------------------------------------------------------------------------
+
+    def runs(self, suite: str | None = None) -> pd.DataFrame:
+        """Every eval run (of ``suite``), newest first, with its mean score per scorer."""
+        import pandas as pd
+
+        where, params = ("WHERE suite = ?", (suite,)) if suite else ("", ())
+        rows = self.wb.store.query(f"SELECT * FROM eval_runs {where} ORDER BY started_at DESC", params)
+        return pd.DataFrame(rows, columns=["id", "suite", "suite_hash", "model", "context", "repeats", "cases",
+                                           "status", "started_at", "finished_at", "summary", "cost_usd"])  # fmt: skip
+
+    def results(self, run_id: str) -> pd.DataFrame:
+        """Every score of one run (case, repeat, scorer, score, detail, output, call id)."""
+        import pandas as pd
+
+        run = self._run(run_id)
+        rows = self.wb.store.query("SELECT * FROM eval_results WHERE run_id = ? ORDER BY case_id, repeat, scorer",
+                                   (run_id,))  # fmt: skip
+        df = pd.DataFrame(rows, columns=[c for c in RESULT_COLUMNS if c not in ("model", "context")])
+        return df.assign(model=run["model"], context=run["context"])[RESULT_COLUMNS]
+
+    def latest(self, suite: str, model: str | None = None, context: str | None = None,
+               before: str | None = None) -> str | None:  # fmt: skip
+        """The newest finished run of ``suite`` (for that model / context), started before ``before``."""
+        sql, params = "SELECT id FROM eval_runs WHERE suite = ? AND status = 'done'", [suite]
+        if model:
+            sql, params = sql + " AND model = ?", [*params, model]
+        if context:
+            sql, params = sql + " AND context = ?", [*params, context]
+        if before:
+            sql, params = sql + " AND started_at < ?", [*params, before]
+        rows = self.wb.store.query(sql + " ORDER BY started_at DESC LIMIT 1", params)
+        return rows[0]["id"] if rows else None
+
+    def compare(self, run: str, baseline: str, *, min_effect: float = 0.0, n_boot: int = 2000) -> pd.DataFrame:
+        """Per scorer, ``run`` against ``baseline``: delta with a bootstrap 95% interval and a verdict."""
+        self._run(run), self._run(baseline)
+        return compare(self.results(baseline), self.results(run), min_effect=min_effect, n_boot=n_boot)
+
+    def _run(self, run_id: str) -> dict[str, Any]:
+        rows = self.wb.store.query("SELECT * FROM eval_runs WHERE id = ?", (run_id,))
+        if not rows:
+            raise WorkbenchError(f"no eval run {run_id!r}; wb.evals.runs() lists them")
+        return rows[0]
+
+
+def _known(name: str) -> None:
+    from workbench.evals.scorers import SCORERS
+
+    if name not in SCORERS:
+        raise ConfigError(f"no scorer named {name!r}: use one of {', '.join(sorted(SCORERS))}, or register one "
+                          "with @workbench.evals.register_scorer")  # fmt: skip
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, desc: str, show: bool | None) -> Any:
+    """The tqdm bar (a widget in notebooks) when shown; ``None`` shows it in a kernel only."""
+    if show is None:
+        show = "ipykernel" in sys.modules
+    if not show:
+        return _NoBar()
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return _NoBar()
+    return tqdm(total=total, desc=desc)
