@@ -25,6 +25,8 @@ def _parser() -> argparse.ArgumentParser:
 
     replay = sub.add_parser("replay", help="re-run a recorded session; exit 1 if any answer differs")
     replay.add_argument("session")
+    replay.add_argument("--against", metavar="MODEL", help="re-execute on this model or route and compare side by side")
+    replay.add_argument("--suite", help="with --against: grade both answers with this eval suite's scorers")
 
     costs = sub.add_parser("costs", help="spend grouped by user, task, agent, session, model, route, day, month")
     costs.add_argument("--by", default="model")
@@ -289,7 +291,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _eval(wb, args)
         if args.command == "mcp":
             return _mcp(wb, args)
-        report = wb.replay(args.session)
+        report = wb.replay(args.session, against=args.against, suite=args.suite)
+        if args.against:
+            cols = ["call_id", "similarity", "cost_delta", "latency_delta_ms", "diff"]
+            scores = [c for c in report.columns if c not in cols and c.endswith("_recorded") and c != "cost_recorded"
+                      and c != "latency_recorded_ms"]  # fmt: skip
+            extra = [c for s in scores for c in (s, s.removesuffix("_recorded"))]
+            print(report[cols + extra].assign(diff=report["diff"].str.slice(0, 60)).to_string(index=False))
+            print(f"{int(report['identical'].sum())}/{len(report)} identical on {args.against}; cost "
+                  f"{report['cost_delta'].sum():+.6f} USD")  # fmt: skip
+            return 0
         for row in report.itertuples():
             mark = "identical" if row.identical else "DIFFERENT"
             print(f"{row.call_id}  {mark:9}  {str(row.prompt)[:60]!r}")

@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from workbench.approvals import Approvals
-from workbench.audit import AuditLog, rerun_session
+from workbench.audit import AuditLog, replay_against, rerun_session
 from workbench.config import Deployment, Route, Settings, load_settings
 from workbench.context import (
     Block,
@@ -751,8 +751,16 @@ class Workbench:
 
         return compact(self.store, older_than or self.settings.retention.older_than, dry_run=dry_run)
 
-    def replay(self, session: str) -> pd.DataFrame:
-        """Re-run a recorded session's calls and report identical/different per call."""
+    def replay(self, session: str, against: str | None = None, suite: Any = None) -> pd.DataFrame:
+        """Re-run a recorded session: identical/different per call, or ``against`` another model side by side.
+
+        ``against`` re-executes the recorded requests on that model or route and reports both
+        answers, a similarity and diff, cost and latency deltas, and ``suite``'s scores of both.
+        """
+        if against is not None:
+            return replay_against(self, session, against, suite)
+        if suite is not None:
+            raise WorkbenchError("suite= scores a replay against another model: give against= as well")
         return rerun_session(self, session)
 
     def close(self) -> None:

@@ -226,3 +226,39 @@ def test_sink_and_schema_options(ip, current):
         run(ip, "-m local/echo --no-stream --schema Nope", "x")
     run(ip, "-m local/echo --no-stream --sink html", "<b onclick=steal()>hi</b>")
     assert current.guard.df().iloc[0][["stage", "scanner", "action"]].tolist() == ["output", "sinks", "flag"]
+
+
+def test_trace_dashboard_and_replay_against_magics(ip, current):
+    current.ask("traced question", session="t", model="local/echo")
+    out, spans = run(ip, "llm_trace last")
+    assert spans["name"].iloc[0] == "llm.call" and "serving.attempt" in set(spans["name"])
+    [figure] = [o.data["text/plain"] for o in out.outputs]  # a kernel shows it as plotly; a terminal as text
+    assert figure.startswith("Figure(") and "'orientation': 'h'" in figure
+    _, table = run(ip, "llm_trace --table")
+    assert len(table) == len(spans)
+    with pytest.raises(UsageError, match="no call, run or trace 'zzz'"):
+        run(ip, "llm_trace zzz")
+    _, fig = run(ip, "llm_dashboard --freq minute")
+    assert "1 calls" in fig.layout.title.text
+    out, report = run(ip, "llm_replay t --against local/extractive")
+    assert "1 calls re-run on local/extractive" in out.stdout and list(report.columns)[:3] == ["call_id", "prompt",
+                                                                                              "recorded"]
+    with pytest.raises(UsageError, match="unknown model or route 'ghost'"):
+        run(ip, "llm_replay t --against ghost")
+
+
+def test_eval_magic_runs_a_suite_and_gates_on_a_baseline(ip, current, tmp_path):
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    shutil.copytree(root / "evals", tmp_path / "evals")
+    suite = tmp_path / "evals" / "support.eval.yaml"
+    out, report = run(ip, f"llm_eval {suite} --repeats 1")
+    assert any(o.data["text/plain"].startswith("Figure(") for o in out.outputs)
+    assert report.summary()["mean"].notna().all()
+    out, gate = run(ip, f"llm_eval {suite} -m local/echo --baseline {report.run_ids[0]}")
+    assert "under threshold: local/echo [-] contains" in out.stdout
+    assert gate.set_index("scorer").loc["contains", "verdict"] == "regressed"
+    with pytest.raises(UsageError, match="no eval suite 'nope'"):
+        run(ip, "llm_eval nope")

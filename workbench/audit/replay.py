@@ -1,9 +1,19 @@
-"""Re-run a recorded session and report, per call, whether the answer is identical."""
+"""Re-run a recorded session: exactly (is every answer identical?) or ``against`` another model.
+
+``rerun_session(wb, "s")`` sends each recorded request again as recorded; in replay mode
+the recording answers it, so the report proves the session reproduces. ``against="m"``
+sends the same messages and parameters to another model or route (live: it is a real
+call, recorded with ``replay_of``) and reports, per call, the two answers side by side
+with a similarity, a short diff, and the cost and latency deltas; with ``suite=`` the
+suite's scorers grade both answers (the recorded answer is the case's ``expected``, the
+messages the call was given before the prompt its ``context``).
+"""
 
 from __future__ import annotations
 
+import difflib
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import WorkbenchError
 from workbench.serving import Request
@@ -14,6 +24,25 @@ if TYPE_CHECKING:
     from workbench.runtime import Workbench
 
 REPORT_COLUMNS = ["call_id", "prompt", "identical", "recorded", "replayed", "new_call_id"]
+AGAINST_COLUMNS = ["call_id", "prompt", "recorded_model", "model", "identical", "similarity", "recorded", "replayed",
+                   "diff", "cost_recorded", "cost", "cost_delta", "latency_recorded_ms", "latency_ms",
+                   "latency_delta_ms", "new_call_id"]  # fmt: skip
+
+
+def _recorded(wb: Workbench, session: str) -> list[dict[str, Any]]:
+    rows = wb.store.query(
+        "SELECT id, prompt, request, text, tool_calls, model, cost_usd, latency_ms FROM calls "
+        "WHERE session = ? AND status = 'ok' AND mode = 'live' AND replay_of IS NULL AND compacted_at IS NULL "
+        "ORDER BY started_at",
+        (session,),
+    )
+    if not rows:
+        known = [r["session"] for r in wb.store.query(
+            "SELECT DISTINCT session FROM calls WHERE session IS NOT NULL ORDER BY session LIMIT 20")]  # fmt: skip
+        raise WorkbenchError(
+            f"no recorded calls in session {session!r}; recorded sessions: {', '.join(known) or 'none'}"
+        )
+    return rows
 
 
 def rerun_session(wb: Workbench, session: str) -> pd.DataFrame:
@@ -24,19 +53,8 @@ def rerun_session(wb: Workbench, session: str) -> pd.DataFrame:
     """
     import pandas as pd
 
-    rows = wb.store.query(
-        "SELECT id, prompt, request, text, tool_calls FROM calls WHERE session = ? "
-        "AND status = 'ok' AND mode = 'live' AND replay_of IS NULL AND compacted_at IS NULL ORDER BY started_at",
-        (session,),
-    )
-    if not rows:
-        known = [r["session"] for r in wb.store.query(
-            "SELECT DISTINCT session FROM calls WHERE session IS NOT NULL ORDER BY session LIMIT 20")]  # fmt: skip
-        raise WorkbenchError(
-            f"no recorded calls in session {session!r}; recorded sessions: {', '.join(known) or 'none'}"
-        )
     report = []
-    for row in rows:
+    for row in _recorded(wb, session):
         stored = json.loads(row["request"])
         request = Request(stored["route"], stored["messages"], stored.get("params", {}))
         result = wb.rerun(request, row["prompt"], replay_of=row["id"])
@@ -44,3 +62,55 @@ def rerun_session(wb: Workbench, session: str) -> pd.DataFrame:
         identical = result.text == (row["text"] or "") and (result.tool_calls or None) == recorded_tools
         report.append([row["id"], row["prompt"], identical, row["text"], result.text, result.call_id])
     return pd.DataFrame(report, columns=REPORT_COLUMNS)
+
+
+def replay_against(wb: Workbench, session: str, against: str, suite: Any = None) -> pd.DataFrame:
+    """Re-execute ``session``'s recorded requests on ``against``; a side-by-side table (see the module doc)."""
+    import pandas as pd
+
+    if wb.mode != "live":
+        raise WorkbenchError(f"replaying against {against} calls it, so it needs live mode (this Workbench is in "
+                             "replay mode); the offline models need no keys")  # fmt: skip
+    wb.router.resolve(against, check=True)  # an unknown model fails before anything is sent
+    scorers = wb.evals.load(suite).scorers if suite is not None else []
+    rows = []
+    for row in _recorded(wb, session):
+        stored = json.loads(row["request"])
+        request = Request(against, stored["messages"], stored.get("params", {}))
+        result = wb.rerun(request, row["prompt"], replay_of=row["id"])
+        recorded, replayed = row["text"] or "", result.text
+        out = {"call_id": row["id"], "prompt": row["prompt"], "recorded_model": row["model"], "model": result.model,
+               "identical": recorded == replayed,
+               "similarity": round(difflib.SequenceMatcher(None, recorded, replayed).ratio(), 3),
+               "recorded": recorded, "replayed": replayed, "diff": _diff(recorded, replayed),
+               "cost_recorded": row["cost_usd"], "cost": result.cost_usd,
+               "cost_delta": (result.cost_usd or 0.0) - (row["cost_usd"] or 0.0),
+               "latency_recorded_ms": row["latency_ms"], "latency_ms": round(result.latency_ms, 3),
+               "latency_delta_ms": round(result.latency_ms - (row["latency_ms"] or 0.0), 3),
+               "new_call_id": result.call_id}  # fmt: skip
+        if scorers:
+            out.update(_scores(wb, scorers, row, recorded, replayed))
+        rows.append(out)
+    columns = AGAINST_COLUMNS + [c for c in (rows[0] if rows else {}) if c not in AGAINST_COLUMNS]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _diff(a: str, b: str, limit: int = 400) -> str:
+    """The changed words, ``-old`` / ``+new``, shortened."""
+    words = [w for w in difflib.ndiff(a.split(), b.split()) if w[:1] in "-+"]
+    text = " ".join(w.replace(" ", "", 1) for w in words)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _scores(wb: Workbench, scorers: list[Any], row: dict[str, Any], recorded: str, replayed: str) -> dict[str, float]:
+    from workbench.evals.scorers import ScoreContext, score
+
+    messages = json.loads(row["request"])["messages"]
+    given = "\n".join(m["content"] for m in messages[:-1] if isinstance(m.get("content"), str))
+    case = {"id": row["id"], "input": row["prompt"], "expected": recorded, "context": given or recorded}
+    ctx = ScoreContext(wb)
+    out = {}
+    for spec in scorers:
+        out[f"{spec.label}_recorded"] = score(spec.name, recorded, case, ctx, spec.options).value
+        out[spec.label] = score(spec.name, replayed, case, ctx, spec.options).value
+    return out

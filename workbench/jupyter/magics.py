@@ -392,17 +392,66 @@ class WorkbenchMagics(Magics):
 
     @magic_arguments()
     @argument("session", help="the recorded session to re-run")
+    @argument("--against", metavar="MODEL", help="re-execute the requests on this model or route, side by side")
+    @argument("--suite", help="with --against: grade both answers with this eval suite's scorers")
     @line_magic
     def llm_replay(self, line: str) -> Any:
-        """Re-run a recorded session's calls and report identical/different per call."""
+        """Re-run a recorded session: identical/different per call, or --against another model side by side."""
         args = _parse(self.llm_replay, line)
         try:
-            report = _wb().replay(args.session)
+            report = _wb().replay(_unquote(args.session), against=_unquote(args.against), suite=_unquote(args.suite))
         except WorkbenchError as exc:
             raise _usage(exc) from None
         same = int(report["identical"].sum())
-        print(f"{same}/{len(report)} calls identical")
-        return report
+        if args.against is None:
+            print(f"{same}/{len(report)} calls identical")
+            return report
+        print(f"{len(report)} calls re-run on {args.against}: {same} identical, mean similarity "
+              f"{report['similarity'].mean():.2f}, cost {report['cost_delta'].sum():+.6f} USD, latency "
+              f"{report['latency_delta_ms'].median():+.1f} ms (median)")  # fmt: skip
+        from workbench.audit.replay import AGAINST_COLUMNS
+
+        columns = ["call_id", "prompt", "recorded", "replayed", "similarity", "cost_delta", "latency_delta_ms"]
+        return report[columns + [c for c in report.columns if c not in AGAINST_COLUMNS]]
+
+    @magic_arguments()
+    @argument("suite", help="a suite name (evals/NAME.yaml) or path")
+    @argument("-m", "--model", action="append", help="a model or route to run it on (repeatable)")
+    @argument("-c", "--context", action="append", help="a context spec to run it with (repeatable)")
+    @argument("--repeats", type=int, help="run each case this many times")
+    @argument("--baseline", help="compare with this eval run id, or latest")
+    @line_magic
+    def llm_eval(self, line: str) -> Any:
+        """Run an eval suite: a comparison chart, thresholds, and (--baseline) the regression gate."""
+        from IPython.display import display
+
+        args = _parse(self.llm_eval, line)
+        wb = _wb()
+        try:
+            report = wb.evals.run(_unquote(args.suite), models=args.model, contexts=args.context,
+                                  repeats=args.repeats)  # fmt: skip
+            display(report.chart())
+            for problem in report.failures():
+                print(f"under threshold: {problem}")
+            if not args.baseline:
+                return report
+            gates = []
+            for run in report.runs:
+                baseline = args.baseline
+                if baseline == "latest":
+                    baseline = wb.evals.latest(run["suite"], run["model"], run["context"], before=run["started_at"])
+                if baseline:
+                    gate = wb.evals.compare(run["id"], baseline)
+                    gates.append(gate.assign(model=run["model"], baseline_run=baseline))
+        except WorkbenchError as exc:
+            raise _usage(exc) from None
+        if not gates:
+            print("no earlier run to compare with: this run is the baseline now")
+            return report
+        import pandas as pd
+
+        return pd.concat(gates, ignore_index=True)[["model", "baseline_run", "scorer", "baseline", "candidate", "delta",
+                                                    "ci_low", "ci_high", "verdict"]]  # fmt: skip
 
 
 def _number(text: str, what: str) -> float:
