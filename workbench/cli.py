@@ -85,6 +85,10 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--fail-on-regression", action="store_true", help="exit 1 when a scorer regressed")
     ev.add_argument("--min-effect", type=float, default=0.0, help="ignore changes smaller than this")
 
+    report = sub.add_parser("report", help="write a standalone HTML report of a session")
+    report.add_argument("session")
+    report.add_argument("-o", "--output", default=None, help="the HTML file (default: SESSION.html)")
+
     audit = sub.add_parser("audit", help="verify the hash-chained audit log, or export it with its proof")
     audit_sub = audit.add_subparsers(dest="action", required=True)
     verify = audit_sub.add_parser("verify", help="walk the chain; exit 1 and name the first bad entry if broken")
@@ -289,6 +293,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _approvals(wb, args)
         if args.command == "eval":
             return _eval(wb, args)
+        if args.command == "report":
+            path = wb.report(args.session, args.output or f"{args.session}.html")
+            print(f"report of session {args.session} written to {path}")
+            return 0
         if args.command == "mcp":
             return _mcp(wb, args)
         report = wb.replay(args.session, against=args.against, suite=args.suite)

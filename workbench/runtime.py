@@ -745,6 +745,21 @@ class Workbench:
 
         return dashboard(self.store, since, freq)
 
+    def report(self, session: str, path: str | os.PathLike[str] | None = None) -> str:
+        """A standalone HTML report of ``session`` (calls, cost, latency, tool calls, guard events, approvals).
+
+        Returns the HTML; with ``path``, writes it there and returns the path.
+        """
+        from pathlib import Path
+
+        from workbench.observability.report import session_report
+
+        text = session_report(self.store, session)
+        if path is None:
+            return text
+        Path(path).write_text(text, encoding="utf-8")
+        return str(path)
+
     def compact(self, older_than: str | None = None, *, dry_run: bool = False) -> Compaction:
         """Remove call bodies and spans older than ``older_than`` (default ``[retention] older_than``)."""
         from workbench.store.retention import compact
