@@ -343,6 +343,15 @@ class Retention(_Strict):
     older_than: str = "30d"  # prompts, requests, answers and spans of calls older than this are removed
 
 
+class OTelSettings(_Strict):
+    """``[otel]``: stream spans to an OTLP/HTTP collector as they are written (the ``otel`` extra)."""
+
+    endpoint: str | None = None  # e.g. http://127.0.0.1:4318 (Phoenix: http://127.0.0.1:6006)
+    headers_env: str | None = None  # a variable holding "key=value,key2=value2" headers (tokens stay out of files)
+    capture_content: bool = False  # also send prompts and answers (scrubbed of secrets)
+    service_name: str = "workbench"
+
+
 class Settings(_Strict):
     """Everything the runtime needs to know, validated."""
 
@@ -360,6 +369,7 @@ class Settings(_Strict):
     approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
     mcp: MCPSettings = Field(default_factory=MCPSettings)
     retention: Retention = Field(default_factory=Retention)
+    otel: OTelSettings = Field(default_factory=OTelSettings)
     contexts: Path = Path("contexts")  # where context specs (NAME.yaml / NAME.toml) live
     retrieval: Literal["bm25", "hybrid"] = "bm25"  # hybrid: + sentence embeddings (the embeddings extra)
     source: Path | None = None

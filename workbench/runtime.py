@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from workbench.evals import Evals
+    from workbench.observability.otel import OTel
     from workbench.observability.traces import TraceView
     from workbench.orchestration import Agent, AgentRun, Workflow
     from workbench.store.retention import Compaction
@@ -135,6 +136,9 @@ class Workbench:
         self.docs = Docs(self.store, hybrid=self.settings.retrieval == "hybrid")
         self.memory = Memory(self.store, self.settings.memory, hybrid=self.settings.retrieval == "hybrid")
         self._versions_seen: set[tuple[str, str]] = set()
+        self._otel: OTel | None = None
+        if self.settings.otel.endpoint:
+            self.store.on_spans = self.otel.submit
         self._audit_config()
 
     def _audit_config(self) -> None:
@@ -733,6 +737,18 @@ class Workbench:
             self._evals = Evals(self)
         return self._evals
 
+    @property
+    def otel(self) -> OTel:
+        """OpenTelemetry export: ``wb.otel.export(since=, ref=, endpoint=)``; streams live with ``[otel] endpoint``."""
+        if self._otel is None:
+            from workbench.observability.otel import OTel
+
+            config = self.settings.otel
+            raw = os.environ.get(config.headers_env, "") if config.headers_env else ""
+            headers = dict(p.split("=", 1) for p in raw.split(",") if "=" in p) or None
+            self._otel = OTel(self.store, config.endpoint, headers, config.capture_content, config.service_name)
+        return self._otel
+
     def trace(self, ref: str = "last") -> TraceView:
         """The spans of a call, an agent or workflow run, or a trace: ``.df`` and ``.figure()`` (a waterfall)."""
         from workbench.observability.traces import TraceView
@@ -779,8 +795,10 @@ class Workbench:
         return rerun_session(self, session)
 
     def close(self) -> None:
-        """Stop MCP servers, close the store."""
+        """Stop MCP servers, send what OTel still holds, close the store."""
         self.mcp.close()
+        if self._otel is not None and self._otel._thread is not None:
+            self._otel.flush()
         self.store.close()
 
 

@@ -10,7 +10,7 @@ import hashlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -109,6 +109,7 @@ class Store:
         self.conn = conn
         self.db = sqlite_utils.Database(conn)
         self.lock = threading.RLock()
+        self.on_spans: Callable[[list[str]], None] | None = None  # told the ids of spans just written (OTel)
         with self.lock:
             migrate(self.db)
 
@@ -156,6 +157,8 @@ class Store:
                 conn.executemany(_INSERT_ATTEMPT, attempt_rows)
             if spans:
                 conn.executemany(_INSERT_SPAN, spans)
+                if self.on_spans is not None:
+                    self.on_spans([s[0] for s in spans])
             if settle_reservation:
                 conn.execute("DELETE FROM reservations WHERE call_id = ?", (call["id"],))
             self.audit(conn, "call", call["id"], payload, who={"user": call.get("user")})
@@ -168,6 +171,8 @@ class Store:
         A span written again with the same id (a run's root, as it grows) replaces the old one.
         """
         conn.executemany(_INSERT_SPAN.replace("INSERT", "INSERT OR REPLACE", 1), spans)
+        if self.on_spans is not None and spans:
+            self.on_spans([s[0] for s in spans])
 
     def append_audit(self, kind: str, ref: str, payload: dict[str, Any]) -> None:
         """Add one entry to the hash-chained audit log in its own transaction."""
