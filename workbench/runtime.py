@@ -543,17 +543,22 @@ class Workbench:
         return _with_quarantine(plan, quarantined)
 
     def _call(self, trace: Trace, t0: float, route: Route, request: Request, prompt: str, session: str | None,
-              user: str | None, task: str | None, call_id: str | None = None) -> _Call:  # fmt: skip
-        request_json = request.to_json()
+              user: str | None, task: str | None, call_id: str | None = None,
+              request_json: str | None = None) -> _Call:  # fmt: skip
+        request_json = request_json or request.to_json()
         return _Call(call_id or new_id(), trace, utcnow(), t0, request.route, route, request, request_json,
                      Request.fingerprint_of(request_json), prompt, session, user, task)  # fmt: skip
 
-    def rerun(self, request: Request, prompt: str, replay_of: str) -> Result:
-        """Send a recorded request again, exactly as recorded (no composing, no session)."""
+    def rerun(self, request: Request, prompt: str, replay_of: str, request_json: str | None = None) -> Result:
+        """Send a recorded request again, exactly as recorded (no composing, no session).
+
+        ``request_json`` is its stored form when the caller has it (it is what the fingerprint hashes).
+        """
         _, route = self.router.resolve(request.route, check=self.mode == "live")
         trace = Trace()
         trace.begin("llm.call", route=request.route, mode=self.mode, replay_of=replay_of)
-        call = self._call(trace, time.perf_counter(), route, request, prompt, None, None, None)
+        call = self._call(trace, time.perf_counter(), route, request, prompt, None, None, None,
+                          request_json=request_json)  # fmt: skip
         call.replay_of = replay_of
         return self._run(call, None, "markdown")
 

@@ -57,7 +57,7 @@ def rerun_session(wb: Workbench, session: str) -> pd.DataFrame:
     for row in _recorded(wb, session):
         stored = json.loads(row["request"])
         request = Request(stored["route"], stored["messages"], stored.get("params", {}))
-        result = wb.rerun(request, row["prompt"], replay_of=row["id"])
+        result = wb.rerun(request, row["prompt"], replay_of=row["id"], request_json=row["request"])
         recorded_tools = json.loads(row["tool_calls"]) if row["tool_calls"] else None
         identical = result.text == (row["text"] or "") and (result.tool_calls or None) == recorded_tools
         report.append([row["id"], row["prompt"], identical, row["text"], result.text, result.call_id])
