@@ -411,7 +411,7 @@ class WorkbenchMagics(Magics):
               f"{report['latency_delta_ms'].median():+.1f} ms (median)")  # fmt: skip
         from workbench.audit.replay import AGAINST_COLUMNS
 
-        columns = ["call_id", "prompt", "recorded", "replayed", "similarity", "cost_delta", "latency_delta_ms"]
+        columns = ["call_id", "prompt", "recorded", "replayed", "similarity", "diff", "cost_delta", "latency_delta_ms"]
         return report[columns + [c for c in report.columns if c not in AGAINST_COLUMNS]]
 
     @magic_arguments()

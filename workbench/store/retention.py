@@ -78,8 +78,8 @@ def compact(store: Store, older_than: str, *, dry_run: bool = False) -> Compacti
         store.audit(conn, "compact", before, {"calls": calls, "spans": spans, "tool_calls": tools,
                                               "audit_entries": entries})  # fmt: skip
     with store.lock:
+        store.conn.execute("VACUUM")  # in WAL mode this writes the new file to the log: checkpoint after
         store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        store.conn.execute("VACUUM")
     return Compaction(before, calls, spans, tools, entries, size, _size(store))
 
 
