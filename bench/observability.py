@@ -1,8 +1,9 @@
 """Evaluation, observability and audit, measured.
 
-E1  Span cost. A ``local/echo`` call records ~11 spans. The cost of one span (open, attributes,
-    close, serialise, insert with the call) is measured alone, over 20 000 spans written in
-    batches of 11 as calls write them, and set against the median ``local/echo`` call.
+E1  Span cost. ``local/echo`` calls with their spans recorded, against the same calls with a
+    Trace that records nothing, in alternating blocks in one process; the difference divided
+    by the spans per call is the cost of one span (open, attributes, close, serialise, insert
+    in the call's transaction).
 E2  Replay rate. A 1 000-call session (10 calls per session turn, so requests carry history)
     recorded with ``local/echo``, then ``wb.replay(session)`` from a replay-mode Workbench:
     every request re-sent through the pipeline, answered from the recording, compared and
@@ -31,40 +32,57 @@ os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
 ROOT = Path(__file__).parents[1]
 
 
+class _NoSpans:
+    """A Trace that records nothing: the baseline of E1 (same pipeline, no span rows)."""
+
+    def __init__(self, trace_id=None, parent_id=None):
+        from workbench.store import new_id
+
+        self.trace_id = trace_id or new_id(16)
+
+    def begin(self, name, **attributes):
+        return attributes
+
+    def end(self, error=None):
+        pass
+
+    def span(self, name, **attributes):
+        from contextlib import nullcontext
+
+        return nullcontext(attributes)
+
+    def add(self, *args, **kwargs):
+        pass
+
+    def for_store(self, call_id):
+        return []
+
+
 def e1_span_cost(tmp: Path, rounds: int) -> None:
-    from workbench.observability import Trace
+    import workbench.runtime as runtime
     from workbench.runtime import Workbench
-    from workbench.store import Store
 
     wb = Workbench.from_config(store=str(tmp / "e1.db"))
-    for i in range(20):
+    for i in range(50):
         wb.ask(f"warm {i}")
     spans_per_call = len(wb.trace().df)
-    store = Store(tmp / "e1-spans.db")
-    call_ms, span_us = [], []
+    real = runtime.Trace
+    traced, bare = [], []
     for r in range(rounds):
-        t = time.perf_counter()
-        for i in range(200):
-            wb.ask(f"round {r} call {i}")
-        call_ms.append((time.perf_counter() - t) / 200 * 1000)
-        n = 0
-        t = time.perf_counter()
-        for c in range(20_000 // spans_per_call):
-            trace = Trace()
-            for s in range(spans_per_call):
-                with trace.span("stage", n=s, route="local/echo") as attrs:
-                    attrs["hit"] = False
-            rows = trace.for_store(f"c{r}-{c}")
-            with store.transaction() as conn:
-                conn.executemany("INSERT INTO spans VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-            n += len(rows)
-        span_us.append((time.perf_counter() - t) / n * 1e6)
-    call, span = statistics.median(call_ms), statistics.median(span_us)
-    print(f"E1 span cost: {span:.1f} µs per span (median of {rounds} rounds of 20 000; one transaction per "
-          f"{spans_per_call} spans, as a call writes them)")
-    print(f"   local/echo call: {call:.2f} ms median; one span = {span / 1000 / call:.2%} of a call; the "
-          f"{spans_per_call} spans of a call = {spans_per_call * span / 1000 / call:.1%} "
-          f"(the transaction is shared with the call row, so this overstates it)")
+        for label, trace_class, out in (("traced", real, traced), ("bare", _NoSpans, bare)):
+            runtime.Trace = trace_class
+            t = time.perf_counter()
+            for i in range(300):
+                wb.ask(f"round {r} {label} call {i}")
+            out.append((time.perf_counter() - t) / 300 * 1000)
+    runtime.Trace = real
+    with_spans, without = statistics.median(traced), statistics.median(bare)
+    per_span_us = (with_spans - without) / spans_per_call * 1000
+    print(f"E1 span cost: a local/echo call records {spans_per_call} spans; {with_spans:.3f} ms per call with them, "
+          f"{without:.3f} ms without (medians of {rounds} alternating blocks of 300 calls)")
+    print(f"   = {per_span_us:.1f} µs per span, {per_span_us / 1000 / without:.2%} of a call per span; all "
+          f"{spans_per_call}: ratio {with_spans / without:.3f} (runs with: {', '.join(f'{x:.2f}' for x in traced)}; "
+          f"without: {', '.join(f'{x:.2f}' for x in bare)})")
 
 
 def e2_replay(tmp: Path, rounds: int) -> None:

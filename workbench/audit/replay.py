@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from workbench.runtime import Workbench
 
+BATCH = 250  # re-runs recorded per commit
 REPORT_COLUMNS = ["call_id", "prompt", "identical", "recorded", "replayed", "new_call_id"]
 AGAINST_COLUMNS = ["call_id", "prompt", "recorded_model", "model", "identical", "similarity", "recorded", "replayed",
                    "diff", "cost_recorded", "cost", "cost_delta", "latency_recorded_ms", "latency_ms",
@@ -54,13 +55,16 @@ def rerun_session(wb: Workbench, session: str) -> pd.DataFrame:
     import pandas as pd
 
     report = []
-    for row in _recorded(wb, session):
-        stored = json.loads(row["request"])
-        request = Request(stored["route"], stored["messages"], stored.get("params", {}))
-        result = wb.rerun(request, row["prompt"], replay_of=row["id"], request_json=row["request"])
-        recorded_tools = json.loads(row["tool_calls"]) if row["tool_calls"] else None
-        identical = result.text == (row["text"] or "") and (result.tool_calls or None) == recorded_tools
-        report.append([row["id"], row["prompt"], identical, row["text"], result.text, result.call_id])
+    rows = _recorded(wb, session)
+    for start in range(0, len(rows), BATCH):
+        with wb.store.batch():  # one commit per BATCH re-runs; each stays atomic
+            for row in rows[start:start + BATCH]:
+                stored = json.loads(row["request"])
+                request = Request(stored["route"], stored["messages"], stored.get("params", {}))
+                result = wb.rerun(request, row["prompt"], replay_of=row["id"], request_json=row["request"])
+                recorded_tools = json.loads(row["tool_calls"]) if row["tool_calls"] else None
+                identical = result.text == (row["text"] or "") and (result.tool_calls or None) == recorded_tools
+                report.append([row["id"], row["prompt"], identical, row["text"], result.text, result.call_id])
     return pd.DataFrame(report, columns=REPORT_COLUMNS)
 
 

@@ -28,6 +28,8 @@ _SECRETS = {
     "jwt": r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
 }
 _SECRET = [(kind, re.compile(pattern)) for kind, pattern in _SECRETS.items()]
+_ANY_SECRET = re.compile("|".join(f"(?:{pattern})" for pattern in _SECRETS.values()))  # one pass to rule out
+_SHORTEST_SECRET = 15  # "xoxb-" and 10 more
 _EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
 _PHONE = re.compile(r"(?<![\w+/-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,6}){1,4}(?!\w)")
 _CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
@@ -75,6 +77,8 @@ def iban_valid(text: str) -> bool:
 
 def find_secrets(text: str) -> list[Finding]:
     """API keys, tokens and private keys in ``text``."""
+    if len(text) < _SHORTEST_SECRET or _ANY_SECRET.search(text) is None:
+        return []
     found = [Finding(kind, m.start(), m.end()) for kind, rx in _SECRET for m in rx.finditer(text)]
     return _without_overlaps(found)
 

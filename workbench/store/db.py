@@ -109,14 +109,32 @@ class Store:
         self.conn = conn
         self.db = sqlite_utils.Database(conn)
         self.lock = threading.RLock()
+        self._depth = 0  # > 0 inside batch(): transactions become savepoints
         self.on_spans: Callable[[list[str]], None] | None = None  # told the ids of spans just written (OTel)
         with self.lock:
             migrate(self.db)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` … ``COMMIT`` (rolled back on any error), thread-safe."""
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` (rolled back on any error), thread-safe.
+
+        Inside :meth:`batch` it is a savepoint instead: still all or nothing, committed with the batch.
+        """
         with self.lock:
+            if self._depth:
+                name = f"wb{self._depth}"
+                self.conn.execute(f"SAVEPOINT {name}")
+                self._depth += 1
+                try:
+                    yield self.conn
+                except BaseException:
+                    self.conn.execute(f"ROLLBACK TO {name}")
+                    self.conn.execute(f"RELEASE {name}")
+                    raise
+                finally:
+                    self._depth -= 1
+                self.conn.execute(f"RELEASE {name}")
+                return
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self.conn
@@ -124,6 +142,22 @@ class Store:
                 self.conn.execute("ROLLBACK")
                 raise
             self.conn.execute("COMMIT")
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Many records in one commit (replays).
+
+        Each inner transaction stays atomic, and what completed is committed even when the
+        block raises, so nothing recorded is lost.
+        """
+        with self.lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                self.conn.execute("COMMIT")
 
     def record_call(
         self,
