@@ -69,3 +69,21 @@ def test_edit_runs_the_edited_arguments_and_reject_tells_the_model(ip, agent_wb)
         ip.run_line_magic("llm_approvals", "--approve nope")
     with pytest.raises(UsageError, match="unknown tool 'nothing'"):
         ip.run_cell_magic("llm", "-m local/scripted -t nothing", "hi")
+
+
+def test_a_decision_taken_in_a_terminal_is_picked_up_by_the_card(agent_wb, tmp_path):
+    from workbench.cli import main
+    from workbench.jupyter.widgets import ApprovalCard
+
+    run = agent_wb.agent("ops", tools=["db.*"], model="local/scripted").run("drop the scratch table")
+    card = ApprovalCard(agent_wb, run)
+    with capture_output():
+        card.check_button.click()
+    assert "still pending" in card.status.value and not card.approve_button.disabled
+    (tmp_path / "workbench.toml").write_text(f'store = "{agent_wb.store.path}"\n')
+    assert main(["--config", str(tmp_path / "workbench.toml"), "approvals", "approve", run.waiting_on,
+                 "--by", "oncall"]) == 0  # fmt: skip
+    with capture_output():
+        card.check_button.click()
+    assert agent_wb.dropped == ["scratch"] and "approved by oncall (elsewhere)" in card.status.value
+    assert card.approve_button.disabled and card.check_button.disabled

@@ -148,3 +148,12 @@ def test_an_agent_remembers_in_its_own_scope_and_reads_shared(wb):
     system = json.loads(wb.calls.last()["request"])["messages"][0]["content"]
     assert "What you remember:" in system and "Revenue figures are in EUR" in system
     assert wb.memory.df("agent:other").empty  # another agent's scope stays empty
+
+
+def test_a_parked_run_resumed_elsewhere_still_remembers(wb):
+    run = wb.agent("ops", tools=["db.*"], remember=True).run("clean up the temp table")
+    wb.approvals.decide(run.waiting_on, "approve", by="ana")
+    done = wb.resume(run.id)  # rebuilt from the stored run, as another kernel would
+    assert done.answer == "Done: the temp table is gone."
+    [episode] = wb.memory.df("agent:ops").to_dict("records")
+    assert episode["text"] == "clean up the temp table -> Done: the temp table is gone."

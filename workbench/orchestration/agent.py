@@ -116,7 +116,7 @@ class Agent:
                  "session": session or self.session, "user": user or self.user, "messages": messages,
                  "tools": [t.name for t in tools], "steps": 0, "cost_usd": 0.0, "answer": None, "stop_reason": None,
                  "waiting_on": None, "started_at": utcnow(), "finished_at": None}  # fmt: skip
-        state.update(max_steps=self.max_steps, budget=self.budget, system=self.system)
+        state.update(max_steps=self.max_steps, budget=self.budget, system=self.system, remember=int(self.remember))
         self._save(state)
         return self._loop(state)
 
@@ -328,7 +328,7 @@ class Agent:
     def _save(self, state: dict[str, Any]) -> None:
         row = {k: state.get(k) for k in ("id", "agent", "task", "status", "model", "session", "user", "steps",
                                          "cost_usd", "answer", "stop_reason", "waiting_on", "started_at",
-                                         "finished_at", "max_steps", "budget", "system")}  # fmt: skip
+                                         "finished_at", "max_steps", "budget", "system", "remember")}  # fmt: skip
         row["messages"] = json.dumps(state["messages"], default=str)
         row["tools"] = json.dumps(state["tools"])
         trace_id, root = run_trace("agent", state["id"])
@@ -355,14 +355,14 @@ class Agent:
     @classmethod
     def of_run(cls, wb: Workbench, run_id: str) -> Agent:
         """The agent a stored run belongs to, as it was configured (to resume it from anywhere)."""
-        rows = wb.store.query("SELECT agent, model, tools, max_steps, budget, system, session, user FROM agent_runs "
-                              "WHERE id = ?", (run_id,))  # fmt: skip
+        rows = wb.store.query("SELECT agent, model, tools, max_steps, budget, system, session, user, remember "
+                              "FROM agent_runs WHERE id = ?", (run_id,))  # fmt: skip
         if not rows:
             raise WorkbenchError(f"no agent run {run_id!r}")
         r = rows[0]
         return cls(wb, r["agent"], model=r["model"], tools=json.loads(r["tools"]) or None,
                    max_steps=r["max_steps"] or 8, budget=r["budget"], system=r["system"], session=r["session"],
-                   user=r["user"], memory=False)  # fmt: skip
+                   user=r["user"], memory=False, remember=bool(r["remember"]))  # fmt: skip
 
     def _result(self, state: dict[str, Any]) -> AgentRun:
         calls = self.wb.store.query("SELECT step, tool, risk, arguments, status, result, latency_ms FROM tool_calls "

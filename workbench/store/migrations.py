@@ -261,10 +261,16 @@ def m014_audit_and_evals(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE calls ADD COLUMN compacted_at TEXT")
 
 
+def m015_agent_remember(db: sqlite_utils.Database) -> None:
+    """Whether a parked agent run writes what it learned to memory when it is resumed and finishes."""
+    db.execute("ALTER TABLE agent_runs ADD COLUMN remember INTEGER")
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial, m002_replay_lookup_index, m003_cost_control, m004_routing_decision, m005_rate_limits,
     m006_rate_queue, m007_alerts, m008_context_and_memory, m009_embeddings,
     m010_guard_events, m011_guardrails, m012_agents_and_approvals, m013_workflows, m014_audit_and_evals,
+    m015_agent_remember,
 ]
 
 

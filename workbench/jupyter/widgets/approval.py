@@ -5,7 +5,8 @@ click), so the run is parked with its state saved and the cell ends, showing thi
 the action, its arguments, why it needs approval, and Approve / Edit / Reject (with a
 reason). A click records the decision and resumes the run from its saved state; the
 result appears in the card's own output area. If the resumed run needs another approval,
-a new card appears there.
+a new card appears there. A decision taken elsewhere (a terminal, another kernel) is picked
+up with "Decided elsewhere?".
 """
 
 from __future__ import annotations
@@ -36,12 +37,15 @@ class ApprovalCard:
         self.approve_button = widgets.Button(description="Approve", button_style="success", icon="check")
         self.edit_button = widgets.Button(description="Edit", icon="pencil")
         self.reject_button = widgets.Button(description="Reject", button_style="danger", icon="times")
+        self.check_button = widgets.Button(description="Decided elsewhere?", icon="refresh",
+                                           tooltip="pick up a decision taken in a terminal")  # fmt: skip
         self.status = widgets.HTML()
         self.output = widgets.Output()
         self.approve_button.on_click(lambda _: self.decide("approve"))
         self.edit_button.on_click(lambda _: self.edit())
         self.reject_button.on_click(lambda _: self.decide("reject"))
-        buttons = widgets.HBox([self.approve_button, self.edit_button, self.reject_button])
+        self.check_button.on_click(lambda _: self.check())
+        buttons = widgets.HBox([self.approve_button, self.edit_button, self.reject_button, self.check_button])
         self.widget = widgets.VBox([self.header, self.arguments, self.reason, buttons, self.status, self.output])
         self.widget.add_class("wb-approval-card")
 
@@ -50,10 +54,41 @@ class ApprovalCard:
         self.arguments.disabled = False
         self.approve_button.description = "Run edited"
 
-    def decide(self, decision: str) -> None:
-        """Record the decision, resume the run, and show its result in this card's output area."""
+    def check(self) -> None:
+        """Pick up a decision taken elsewhere (``workbench approvals``, another kernel) and resume the run."""
+        from workbench.errors import WorkbenchError
+
+        self.wb.approvals.expire()
+        row = self.wb.approvals.get(self.approval_id)
+        if row["status"] in ("pending", "escalated"):
+            self.status.value = (f"<span class='wb-pending'>still {escape(row['status'])}: decide here, with "
+                                 "%llm_approvals, or workbench approvals in a terminal</span>")  # fmt: skip
+            return
+        self._lock()
+        self.status.value = (f"<span class='wb-decided'>{escape(row['status'])} by {escape(row['decided_by'] or '')} "
+                             "(elsewhere)</span>")  # fmt: skip
+        try:
+            resumed = self.wb.resume(self.run.id)
+        except WorkbenchError as exc:
+            self.status.value = f"<span class='wb-error'>{escape(str(exc))}</span>"
+            return
+        self._show(resumed)
+
+    def _lock(self) -> None:
+        for button in (self.approve_button, self.edit_button, self.reject_button, self.check_button):
+            button.disabled = True
+        self.arguments.disabled = True
+
+    def _show(self, resumed: Any) -> None:
         from IPython.display import display
 
+        with self.output:
+            display(resumed)
+            if resumed.status == "waiting":
+                display(approval_card(self.wb, resumed, by=self.by))
+
+    def decide(self, decision: str) -> None:
+        """Record the decision, resume the run, and show its result in this card's output area."""
         from workbench.errors import WorkbenchError
 
         edited = None
@@ -64,9 +99,7 @@ class ApprovalCard:
                 self.status.value = f"<span class='wb-error'>the arguments are not JSON: {escape(str(exc))}</span>"
                 return
             decision = "modify"
-        for button in (self.approve_button, self.edit_button, self.reject_button):
-            button.disabled = True
-        self.arguments.disabled = True
+        self._lock()
         try:
             self.wb.approvals.decide(self.approval_id, decision, by=self.by, reason=self.reason.value,
                                      arguments=edited)  # fmt: skip
@@ -77,10 +110,7 @@ class ApprovalCard:
         except WorkbenchError as exc:
             self.status.value = f"<span class='wb-error'>{escape(str(exc))}</span>"
             return
-        with self.output:
-            display(resumed)
-            if resumed.status == "waiting":
-                display(approval_card(self.wb, resumed, by=self.by))
+        self._show(resumed)
 
 
 def approval_card(wb: Any, run: Any, by: str | None = None) -> Any:
