@@ -3,6 +3,7 @@ import sqlite3
 import pytest
 import sqlite_utils
 
+from workbench.audit import AuditLog
 from workbench.store import MIGRATIONS, Store, migrate
 
 
@@ -93,3 +94,19 @@ def test_processes_opening_a_new_store_at_once_migrate_it_once(tmp_path):
         assert p.exitcode == 0
     names = [r["name"] for r in Store(tmp_path / "new.db").query("SELECT name FROM _migrations")]
     assert names == [m.__name__ for m in MIGRATIONS]
+
+
+def test_a_batch_keeps_each_transaction_atomic_and_commits_what_completed(tmp_path):
+    store = Store(tmp_path / "b.db")
+    cache = store.conn.execute("PRAGMA cache_size").fetchone()[0]
+    with pytest.raises(RuntimeError), store.batch():
+        store.append_audit("note", "one", {"n": 1})
+        with pytest.raises(ValueError), store.transaction() as conn:
+            conn.execute("INSERT INTO budgets (scope, key, period, created_at) VALUES ('global', '', 'total', 'x')")
+            raise ValueError("this unit fails: its insert is rolled back, not the batch")
+        store.append_audit("note", "two", {"n": 2})
+        raise RuntimeError("the caller fails after two entries")
+    assert [r["ref"] for r in store.query("SELECT ref FROM audit ORDER BY id")] == ["one", "two"]
+    assert store.query("SELECT COUNT(*) n FROM budgets")[0]["n"] == 0
+    assert AuditLog(store).verify().ok
+    assert store.conn.execute("PRAGMA cache_size").fetchone()[0] == cache and not store.conn.in_transaction

@@ -57,7 +57,7 @@ def rerun_session(wb: Workbench, session: str) -> pd.DataFrame:
     report = []
     rows = _recorded(wb, session)
     for start in range(0, len(rows), BATCH):
-        with wb.store.batch():  # one commit per BATCH re-runs; each stays atomic
+        with wb.store.batch():  # one commit per BATCH re-runs; each stays atomic (a savepoint)
             for row in rows[start:start + BATCH]:
                 stored = json.loads(row["request"])
                 request = Request(stored["route"], stored["messages"], stored.get("params", {}))
