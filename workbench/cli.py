@@ -85,6 +85,21 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--fail-on-regression", action="store_true", help="exit 1 when a scorer regressed")
     ev.add_argument("--min-effect", type=float, default=0.0, help="ignore changes smaller than this")
 
+    trace = sub.add_parser("trace", help="the spans of a call, an agent or workflow run, or a trace, as a table")
+    trace.add_argument("ref", nargs="?", default="last", help="a call id, run id, trace id, or last")
+
+    metrics = sub.add_parser("metrics", help="calls, errors, latency p50/p95, cache hits, cost, tokens per bucket")
+    metrics.add_argument("--by", default="model", help="model, route, user, task, agent, session, or none")
+    metrics.add_argument("--freq", default="hour", choices=["minute", "hour", "day", "month"])
+    metrics.add_argument("--since", help="an age (24h, 7d) or an ISO date")
+
+    otel = sub.add_parser("otel", help="send stored spans to an OTLP/HTTP collector (the otel extra)")
+    otel_sub = otel.add_subparsers(dest="action", required=True)
+    otel_export = otel_sub.add_parser("export", help="send spans since a time, or of one call or run")
+    otel_export.add_argument("--since", help="an age (24h, 7d) or an ISO date")
+    otel_export.add_argument("--ref", help="only this call, run or trace")
+    otel_export.add_argument("--endpoint", help="the collector (default: [otel] endpoint)")
+
     report = sub.add_parser("report", help="write a standalone HTML report of a session")
     report.add_argument("session")
     report.add_argument("-o", "--output", default=None, help="the HTML file (default: SESSION.html)")
@@ -293,6 +308,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _approvals(wb, args)
         if args.command == "eval":
             return _eval(wb, args)
+        if args.command == "trace":
+            df = wb.trace(args.ref).df
+            view = df.assign(name=[f"{'  ' * d}{n}" for d, n in zip(df["depth"], df["name"], strict=True)])
+            print(view[["name", "start_ms", "duration_ms", "status"]].to_string(index=False, float_format="%.3f"))
+            return 0
+        if args.command == "metrics":
+            df = wb.metrics.df(by=None if args.by == "none" else args.by, freq=args.freq, since=args.since)
+            print(df.to_string(index=False, float_format=lambda v: f"{v:.6g}") if len(df) else "no calls recorded")
+            return 0
+        if args.command == "otel":
+            sent = wb.otel.export(since=args.since, ref=args.ref, endpoint=args.endpoint)
+            print(f"{sent} spans sent")
+            return 0
         if args.command == "report":
             path = wb.report(args.session, args.output or f"{args.session}.html")
             print(f"report of session {args.session} written to {path}")

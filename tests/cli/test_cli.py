@@ -108,3 +108,19 @@ def test_context_render_prints_the_plan_without_calling_a_model(tmp_path, capsys
     assert wb.calls.df().empty
     assert main(["--config", config, "context", "render", "nope", "--input", "x"]) == 2
     assert "no context spec 'nope'" in capsys.readouterr().err
+
+
+def test_trace_and_metrics_commands(tmp_path, capsys):
+    (tmp_path / "workbench.toml").write_text('store = "w.db"\n')
+    wb = Workbench.from_config(tmp_path / "workbench.toml")
+    result = wb.ask("traced from the terminal", user="ana")
+    config = str(tmp_path / "workbench.toml")
+    assert main(["--config", config, "trace", result.call_id]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[1].lstrip().startswith("llm.call") and "    serving.attempt" in out
+    assert main(["--config", config, "metrics", "--by", "user", "--freq", "day"]) == 0
+    assert "ana" in capsys.readouterr().out
+    assert main(["--config", config, "trace", "nope"]) == 2
+    assert "no call, run or trace 'nope'" in capsys.readouterr().err
+    assert main(["--config", config, "otel", "export"]) == 2
+    assert "no OTLP endpoint" in capsys.readouterr().err

@@ -262,3 +262,21 @@ def test_eval_magic_runs_a_suite_and_gates_on_a_baseline(ip, current, tmp_path):
     assert gate.set_index("scorer").loc["contains", "verdict"] == "regressed"
     with pytest.raises(UsageError, match="no eval suite 'nope'"):
         run(ip, "llm_eval nope")
+
+
+def test_audit_report_and_compact_magics(ip, current, tmp_path):
+    current.ask("audited", session="a")
+    out, _ = run(ip, "llm_audit --verify")
+    assert out.stdout.startswith("audit chain intact: 2 entries")
+    _, log = run(ip, "llm_audit --kind call")
+    assert list(log["kind"]) == ["call"] and log.iloc[0]["what"]["session"] == "a"
+    out, _ = run(ip, f"llm_audit --export {tmp_path / 'a.jsonl'} --since 1d")
+    assert "2 entries and their proof written" in out.stdout
+    out, _ = run(ip, f"llm_report a -o {tmp_path / 'a.html'}")
+    assert "written to" in out.stdout and (tmp_path / "a.html").read_text().startswith("<!doctype html>")
+    out, _ = run(ip, "llm_compact --older-than 30d --dry-run")
+    assert out.stdout.startswith("would compact 0 calls")
+    with pytest.raises(UsageError, match="an age such as 30d"):
+        run(ip, "llm_compact --older-than soon")
+    with pytest.raises(UsageError, match="no calls in session 'nope'"):
+        run(ip, "llm_report nope")

@@ -415,6 +415,55 @@ class WorkbenchMagics(Magics):
         return report[columns + [c for c in report.columns if c not in AGAINST_COLUMNS]]
 
     @magic_arguments()
+    @argument("--verify", action="store_true", help="walk the chain and say whether it is intact")
+    @argument("--kind", help="only entries of this kind (call, tool_call, approval, budget, guard, config, ...)")
+    @argument("--since", help="only entries since: an age (24h, 30d) or an ISO date")
+    @argument("--export", metavar="FILE", help="write the entries (since --since) and the chain proof as JSON lines")
+    @line_magic
+    def llm_audit(self, line: str) -> Any:
+        """The hash-chained audit log: entries as a table, --verify the chain, --export it with its proof."""
+        args = _parse(self.llm_audit, line)
+        wb = _wb()
+        try:
+            if args.verify:
+                result = wb.audit.verify()
+                print(result)
+                return None
+            if args.export:
+                text = wb.audit.export(_unquote(args.export), since=args.since)
+                print(f"{text.count(chr(10)) - 1} entries and their proof written to {_unquote(args.export)}")
+                return None
+            return wb.audit.df(kind=args.kind, since=args.since)
+        except WorkbenchError as exc:
+            raise _usage(exc) from None
+
+    @magic_arguments()
+    @argument("session", help="the session to report on")
+    @argument("-o", "--output", help="the HTML file (default: SESSION.html)")
+    @line_magic
+    def llm_report(self, line: str) -> Any:
+        """Write a standalone HTML report of a session (calls, cost, latency, tool calls, guard events, approvals)."""
+        args = _parse(self.llm_report, line)
+        session = _unquote(args.session)
+        try:
+            path = _wb().report(session, _unquote(args.output) or f"{session}.html")
+        except WorkbenchError as exc:
+            raise _usage(exc) from None
+        print(f"report of session {session} written to {path}")
+
+    @magic_arguments()
+    @argument("--older-than", help="an age (30d, 12h) or an ISO date (default: [retention] older_than)")
+    @argument("--dry-run", action="store_true", help="only count what would go")
+    @line_magic
+    def llm_compact(self, line: str) -> Any:
+        """Remove old call bodies and spans; keep aggregates and the audit chain (behind a checkpoint)."""
+        args = _parse(self.llm_compact, line)
+        try:
+            print(_wb().compact(args.older_than, dry_run=args.dry_run))
+        except WorkbenchError as exc:
+            raise _usage(exc) from None
+
+    @magic_arguments()
     @argument("suite", help="a suite name (evals/NAME.yaml) or path")
     @argument("-m", "--model", action="append", help="a model or route to run it on (repeatable)")
     @argument("-c", "--context", action="append", help="a context spec to run it with (repeatable)")

@@ -274,7 +274,10 @@ class Agent:
         except Exception as exc:  # noqa: BLE001 - a tool's failure is told to the model, which may recover
             out, plan["status"], plan["error"] = f"error: {type(exc).__name__}: {exc}", "error", repr(exc)
         plan["latency_ms"] = (time.perf_counter() - t0) * 1000
+        checked_at = time.time_ns()
         plan["result"] = self.wb.guard.check_tool_result(tool.name, out, session=state["session"], agent=self.name)
+        plan.setdefault("spans", []).append(("guardrails.check_tool_result", checked_at, time.time_ns(), "ok",
+                                             {"changed": plan["result"] != out}))  # fmt: skip
 
     def _record(self, state: dict[str, Any], plan: dict[str, Any]) -> None:
         row = {"id": plan["row"], "run_id": state["id"], "step": state["steps"], "call_id": state.get("last_call"),
@@ -288,7 +291,8 @@ class Agent:
             self.wb.store.audit(conn, "tool_call", row["id"], {
                 "tool": row["tool"], "risk": row["risk"], "arguments": plan["arguments"], "status": row["status"],
                 "result_sha256": hashlib.sha256(plan["result"].encode()).hexdigest(), "run_id": row["run_id"],
-                "call_id": row["call_id"], "agent": self.name, "session": state.get("session")},
+                "call_id": row["call_id"], "agent": self.name, "session": state.get("session"),
+                "model": state.get("model") or self.wb.settings.default_route},
                 who={"user": state.get("user")})  # fmt: skip
 
     def _spans(self, state: dict[str, Any], plan: dict[str, Any]) -> list[tuple[Any, ...]]:
