@@ -11,7 +11,8 @@ E2  Replay rate. A 1 000-call session (10 calls per session turn, so requests ca
 E3  Audit verify rate. 100 000 audit entries (call-shaped payloads), then ``wb.audit.verify()``.
 E4  Eval throughput. The ``support`` suite (16 cases, 4 scorers incl. an LLM judge) with
     ``repeats=5`` on ``local/extractive`` at concurrency 1 and 4, against the same calls made
-    by a plain ``wb.ask`` loop (the harness's overhead is the ratio).
+    by a plain ``wb.ask`` loop (the harness's overhead is the ratio); then on a model behind
+    the chaos server answering in 100 ms, at concurrency 1 and 8.
 
 Usage: python bench/observability.py [--rounds 3] [--only E1,E2,E3,E4]
 """
@@ -154,6 +155,21 @@ def e4_evals(tmp: Path, rounds: int) -> None:
           f"{s:.1f} cases/s at concurrency 1, {q:.1f} at 4; plain wb.ask loop (no scoring) {p:.1f} calls/s")
     print(f"   harness + scorers + judge per case = {p / s:.2f}x a bare call at concurrency 1 "
           f"(median of {rounds})")
+    # A remote model: the chaos server answers after 100 ms. The judge stays local/scripted.
+    from workbench.limits import ChaosServer
+
+    with ChaosServer(latency_ms=100) as server:
+        wb.add_route("remote", [{"model": "openai/remote", "api_base": server.url}])
+        rates = {}
+        for conc in (1, 8):
+            runs = []
+            for _ in range(rounds):
+                t = time.perf_counter()
+                wb.evals.run("support", models="remote", repeats=5, concurrency=conc, progress=False)
+                runs.append(n / (time.perf_counter() - t))
+            rates[conc] = statistics.median(runs)
+    print(f"   on a model answering in 100 ms: {rates[1]:.1f} cases/s at concurrency 1, {rates[8]:.1f} at 8 "
+          f"({rates[8] / rates[1]:.1f}x; the ideal at 8 is 80 cases/s)")
 
 
 def main() -> None:
