@@ -262,8 +262,11 @@ def m014_audit_and_evals(db: sqlite_utils.Database) -> None:
 
 
 def m015_agent_remember(db: sqlite_utils.Database) -> None:
-    """Whether a parked agent run writes what it learned to memory when it is resumed and finishes."""
+    """Whether a parked agent run writes what it learned to memory when it is resumed and finishes;
+    audit entries by kind (the last config entry, a spec version, is found without a scan).
+    """
     db.execute("ALTER TABLE agent_runs ADD COLUMN remember INTEGER")
+    db.execute("CREATE INDEX IF NOT EXISTS audit_kind ON audit (kind, ref, id)")
 
 
 MIGRATIONS: list[Migration] = [
