@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from workbench.cli import main
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, WorkbenchError
 from workbench.evals import register_scorer
 from workbench.runtime import Workbench
 
@@ -147,3 +147,24 @@ def test_pytest_runs_eval_suites_as_items(project):
     assert run.returncode == 1, out
     assert "1 failed, 1 passed" in out and "eval suite echo:" in out
     assert "local/echo [-] contains: mean 0.000 is under the threshold 0.9" in out
+
+
+def test_recorded_calls_become_cases(project):
+    wb = Workbench.from_config(project / "workbench.toml")
+    sources = {"kb-9": "The Utrecht office closes at 6 pm on Fridays."}
+    wb.ask("When does the Utrecht office close on Fridays?", model="local/extractive", context=sources, session="s")
+    wb.ask("Mail ada@example.org the invoice list", model="local/echo", session="t")  # pii is flagged by default
+    suite = project / "evals" / "support.eval.yaml"
+    assert wb.evals.add_cases(suite, session="s") == 1
+    assert wb.evals.add_cases(suite, session="s") == 0  # already there
+    assert wb.evals.add_cases(suite, flagged=True, expected=False) == 1
+    cases = wb.evals.load(suite).cases
+    added = {c["id"]: c for c in cases[16:]}
+    office = next(c for c in added.values() if c["input"].startswith("When does"))
+    assert office["expected"].startswith("The Utrecht office closes at 6 pm") and "kb-9" in office["context"]
+    mail = next(c for c in added.values() if c["input"].startswith("Mail"))
+    assert "expected" not in mail and mail["source_call"] in {r["id"] for r in wb.store.query("SELECT id FROM calls")}
+    report = wb.evals.run(suite, progress=False)
+    assert len(report.results) == 18 * 4 and (report.results["detail"].str.contains("has no 'expected'")).any()
+    with pytest.raises(WorkbenchError, match="say which calls"):
+        wb.evals.add_cases(suite)

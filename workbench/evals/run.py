@@ -196,6 +196,53 @@ class Evals:
                 self.wb.store.audit(conn, "eval_run", run["id"], {k: run[k] for k in (
                     "suite", "suite_hash", "model", "context", "repeats", "cases", "summary", "cost_usd")})  # fmt: skip
 
+    def add_cases(self, suite: str | Path | Suite, calls: list[str] | None = None, *, session: str | None = None,
+                  flagged: bool = False, expected: bool = True) -> int:  # fmt: skip
+        """Turn recorded calls into cases of ``suite``'s dataset: every failure becomes a test.
+
+        Pick the calls by id (``calls``), by ``session``, or ``flagged=True`` (those a guardrail
+        flagged, redacted or quarantined). Each becomes ``{"id": "call-ID", "input": prompt,
+        "context": what the call was given, "source_call": ID}``, with the recorded answer as
+        ``expected`` unless ``expected=False`` (write the right answer in yourself). Cases already
+        in the dataset are skipped; returns how many were added.
+        """
+        suite = self.load(suite)
+        if suite.path is None:
+            raise WorkbenchError("add_cases needs a suite loaded from a file")
+        where, params = ["status = 'ok'", "compacted_at IS NULL", "replay_of IS NULL"], []
+        if calls:
+            where.append(f"id IN ({', '.join('?' * len(calls))})")
+            params += list(calls)
+        if session:
+            where.append("session = ?")
+            params.append(session)
+        if flagged:
+            where.append("id IN (SELECT call_id FROM guard_events WHERE action IN ('flag', 'redact', 'quarantine', "
+                         "'fence', 'reask'))")  # fmt: skip
+        if len(where) == 3:
+            raise WorkbenchError("say which calls: calls=[ids], session= or flagged=True")
+        rows = self.wb.store.query(f"SELECT id, prompt, request, text FROM calls WHERE {' AND '.join(where)} "
+                                   "ORDER BY started_at", params)  # fmt: skip
+        dataset = (suite.path.parent / suite.dataset).resolve()
+        known = {str(c["id"]) for c in suite.cases}
+        added = []
+        for row in rows:
+            if f"call-{row['id']}" in known or not row["prompt"]:
+                continue
+            messages = json.loads(row["request"])["messages"]
+            given = "\n".join(m["content"] for m in messages[:-1] if isinstance(m.get("content"), str)
+                              and m.get("role") != "assistant")  # fmt: skip
+            case: dict[str, Any] = {"id": f"call-{row['id']}", "input": row["prompt"], "source_call": row["id"]}
+            if given:
+                case["context"] = given
+            if expected:
+                case["expected"] = row["text"] or ""
+            added.append(json.dumps(case, ensure_ascii=False))
+        if added:
+            text = dataset.read_text()
+            dataset.write_text(text + ("" if text.endswith("\n") or not text else "\n") + "\n".join(added) + "\n")
+        return len(added)
+
     # -- reading back -------------------------------------------------------------------------
 
     def runs(self, suite: str | None = None) -> pd.DataFrame:

@@ -31,6 +31,10 @@ Question: {input}
 _SCORE = re.compile(r"SCORE:\s*([1-5])", re.I)
 
 
+class CaseError(Exception):
+    """A case lacks what a scorer needs (e.g. no ``expected``): that case scores 0 with this reason."""
+
+
 @dataclass(slots=True)
 class ScoreContext:
     """What a scorer may use besides the text: the Workbench, the call's Result, the suite's judge model."""
@@ -66,6 +70,8 @@ def score(name: str, output: str, case: dict[str, Any], ctx: ScoreContext, optio
     opts = {k: v for k, v in options.items() if k != "threshold"}
     try:
         out = fn(output, case, ctx, **opts)
+    except CaseError as exc:
+        return Score(0.0, str(exc))
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - a scorer's bug is that case's zero, with the reason kept
@@ -76,7 +82,7 @@ def score(name: str, output: str, case: dict[str, Any], ctx: ScoreContext, optio
 
 def _expected(case: dict[str, Any], field: str) -> Any:
     if field not in case:
-        raise ConfigError(f"case {case.get('id')!r} has no {field!r} field for this scorer")
+        raise CaseError(f"case {case.get('id')!r} has no {field!r} field for this scorer")
     return case[field]
 
 
