@@ -1,4 +1,4 @@
-"""The ``workbench`` command: calls, replay, costs, budget, approvals, audit, store compact, eval, report, ....
+"""The ``workbench`` command: calls, replay, eval, trace, metrics, audit, store, report, costs, budget, and more.
 
 Errors meant for users print one line (``workbench: …``) and exit with status 2.
 """
@@ -176,14 +176,10 @@ def _eval(wb: object, args: argparse.Namespace) -> int:
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     failed = report.failures()
     regressed = []
-    for run in report.runs if args.baseline else []:
-        baseline = args.baseline
-        if baseline == "latest":
-            baseline = evals.latest(run["suite"], run["model"], run["context"], before=run["started_at"])
-            if baseline is None:
-                print(f"\n{run['model']}: no earlier run to compare with (this one, {run['id']}, is the baseline now)")
-                continue
-        gate = evals.compare(run["id"], baseline, min_effect=args.min_effect)
+    for run, baseline, gate in evals.gate(report, args.baseline, min_effect=args.min_effect) if args.baseline else []:
+        if gate is None:
+            print(f"\n{run['model']}: no earlier run to compare with (this one, {run['id']}, is the baseline now)")
+            continue
         print(f"\n{run['model']} [{run['context'] or '-'}] run {run['id']} against baseline {baseline}:")
         print(gate.to_string(index=False, float_format=lambda v: f"{v:+.3f}"))
         regressed += [f"{run['model']}: {r.scorer}" for r in gate.itertuples() if r.verdict == "regressed"]

@@ -168,3 +168,26 @@ def test_recorded_calls_become_cases(project):
     assert len(report.results) == 18 * 4 and (report.results["detail"].str.contains("has no 'expected'")).any()
     with pytest.raises(WorkbenchError, match="say which calls"):
         wb.evals.add_cases(suite)
+
+
+def test_pytest_gates_on_a_regression_against_the_latest_run(project):
+    gated = project / "gated"
+    gated.mkdir()
+    shutil.copy(project / "evals" / "support.jsonl", gated / "support.jsonl")
+    (gated / "flag.eval.yaml").write_text("dataset: support.jsonl\nmodel: local/echo\nscorers: [flag]\n")
+    (gated / "conftest.py").write_text(
+        "import os\nfrom workbench.evals import register_scorer\n\n"
+        "@register_scorer('flag')\ndef flag(output, case, ctx):\n"
+        "    return os.environ['GOOD'] == '1' or int(case['id'][1:]) % 4 == 0\n")
+    (gated / "workbench.toml").write_text('store = "gated.db"\n')
+
+    def pytest(good, *extra):
+        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
+                               str(gated), *extra], cwd=project, capture_output=True, text=True, timeout=300,
+                              env={**__import__("os").environ, "GOOD": good})  # fmt: skip
+
+    assert pytest("1").returncode == 0  # the baseline
+    assert pytest("1", "--wb-baseline", "latest").returncode == 0  # unchanged
+    worse = pytest("0", "--wb-baseline", "latest")
+    assert worse.returncode == 1, worse.stdout
+    assert "local/echo: flag regressed 1.000 -> 0.250" in worse.stdout and "95% CI of the change" in worse.stdout

@@ -16,6 +16,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import WorkbenchError
+from workbench.observability.calls import recorded_sessions
 from workbench.serving import Request
 
 if TYPE_CHECKING:
@@ -38,11 +39,8 @@ def _recorded(wb: Workbench, session: str) -> list[dict[str, Any]]:
         (session,),
     )
     if not rows:
-        known = [r["session"] for r in wb.store.query(
-            "SELECT DISTINCT session FROM calls WHERE session IS NOT NULL ORDER BY session LIMIT 20")]  # fmt: skip
-        raise WorkbenchError(
-            f"no recorded calls in session {session!r}; recorded sessions: {', '.join(known) or 'none'}"
-        )
+        raise WorkbenchError(f"no recorded calls in session {session!r}; recorded sessions: "
+                             f"{recorded_sessions(wb.store)}")
     return rows
 
 

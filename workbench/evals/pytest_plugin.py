@@ -58,13 +58,9 @@ class SuiteItem(pytest.Item):
             report = wb.evals.run(self.path, models=options.wb_model, repeats=options.wb_repeats, progress=False)
             problems = report.failures()
             if options.wb_baseline:
-                for run in report.runs:
-                    baseline = options.wb_baseline
-                    if baseline == "latest":
-                        baseline = wb.evals.latest(run["suite"], run["model"], run["context"], before=run["started_at"])
-                    if baseline is None:
+                for run, baseline, gate in wb.evals.gate(report, options.wb_baseline):
+                    if gate is None:
                         continue
-                    gate = wb.evals.compare(run["id"], baseline)
                     problems += [f"{run['model']}: {r.scorer} regressed {r.baseline:.3f} -> {r.candidate:.3f} "
                                  f"(95% CI of the change {r.ci_low:+.3f}..{r.ci_high:+.3f}) against run {baseline}"
                                  for r in gate.itertuples() if r.verdict == "regressed"]  # fmt: skip

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.evals.gate import compare, interval
-from workbench.evals.scorers import ScoreContext, score
+from workbench.evals.scorers import ScoreContext, score, scorer
 from workbench.evals.suite import Suite, load_suite
 from workbench.store import new_id, utcnow
 
@@ -126,7 +126,7 @@ class Evals:
         if repeats < 1 or concurrency < 1:
             raise WorkbenchError("repeats and concurrency are at least 1")
         for spec in suite.scorers:  # an unknown scorer fails before any call is made
-            _known(spec.name)
+            scorer(spec.name)
         jobs = [(m, c, case, r) for m in models for c in contexts for case in suite.cases for r in range(repeats)]
         bar = _progress(len(jobs), f"eval {suite.name}", progress)
         runs = {}
@@ -282,19 +282,26 @@ class Evals:
         self._run(run), self._run(baseline)
         return compare(self.results(baseline), self.results(run), min_effect=min_effect, n_boot=n_boot)
 
+    def gate(self, report: EvalReport, baseline: str, *,
+             min_effect: float = 0.0) -> list[tuple[dict[str, Any], str | None, pd.DataFrame | None]]:  # fmt: skip
+        """Each run of ``report`` against ``baseline``: a run id, or ``latest`` (the newest earlier run
+        of the same suite, model and context). ``(run, baseline id, comparison)``; both ``None`` when
+        there is no earlier run (this one becomes the baseline).
+        """
+        out = []
+        for run in report.runs:
+            against = baseline
+            if baseline == "latest":
+                against = self.latest(run["suite"], run["model"], run["context"], before=run["started_at"])
+            gate = self.compare(run["id"], against, min_effect=min_effect) if against else None
+            out.append((run, against, gate))
+        return out
+
     def _run(self, run_id: str) -> dict[str, Any]:
         rows = self.wb.store.query("SELECT * FROM eval_runs WHERE id = ?", (run_id,))
         if not rows:
             raise WorkbenchError(f"no eval run {run_id!r}; wb.evals.runs() lists them")
         return rows[0]
-
-
-def _known(name: str) -> None:
-    from workbench.evals.scorers import SCORERS
-
-    if name not in SCORERS:
-        raise ConfigError(f"no scorer named {name!r}: use one of {', '.join(sorted(SCORERS))}, or register one "
-                          "with @workbench.evals.register_scorer")  # fmt: skip
 
 
 class _NoBar:

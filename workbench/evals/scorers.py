@@ -61,12 +61,18 @@ def register_scorer(name: str) -> Callable[[ScorerFn], ScorerFn]:
     return add
 
 
-def score(name: str, output: str, case: dict[str, Any], ctx: ScoreContext, options: dict[str, Any]) -> Score:
-    """Run scorer ``name``; its answer is clamped to [0, 1]. A scorer that raises scores 0 with the error."""
+def scorer(name: str) -> ScorerFn:
+    """The registered scorer ``name``, or a one-line error listing the known ones."""
     fn = SCORERS.get(name)
     if fn is None:
         raise ConfigError(f"no scorer named {name!r}: use one of {', '.join(sorted(SCORERS))}, or register one "
                           "with @workbench.evals.register_scorer")  # fmt: skip
+    return fn
+
+
+def score(name: str, output: str, case: dict[str, Any], ctx: ScoreContext, options: dict[str, Any]) -> Score:
+    """Run scorer ``name``; its answer is clamped to [0, 1]. A scorer that raises scores 0 with the error."""
+    fn = scorer(name)
     opts = {k: v for k, v in options.items() if k != "threshold"}
     try:
         out = fn(output, case, ctx, **opts)

@@ -484,14 +484,8 @@ class WorkbenchMagics(Magics):
                 print(f"under threshold: {problem}")
             if not args.baseline:
                 return report
-            gates = []
-            for run in report.runs:
-                baseline = args.baseline
-                if baseline == "latest":
-                    baseline = wb.evals.latest(run["suite"], run["model"], run["context"], before=run["started_at"])
-                if baseline:
-                    gate = wb.evals.compare(run["id"], baseline)
-                    gates.append(gate.assign(model=run["model"], baseline_run=baseline))
+            gates = [gate.assign(model=run["model"], baseline_run=baseline)
+                     for run, baseline, gate in wb.evals.gate(report, args.baseline) if gate is not None]
         except WorkbenchError as exc:
             raise _usage(exc) from None
         if not gates:

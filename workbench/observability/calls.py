@@ -58,6 +58,13 @@ class CallLog:
         return pd.DataFrame(rows, columns=list(ATTEMPT_VIEW))
 
 
+def recorded_sessions(store: Store, limit: int = 20) -> str:
+    """The first ``limit`` session names with calls, comma-separated (for "no such session" errors)."""
+    rows = store.query("SELECT DISTINCT session FROM calls WHERE session IS NOT NULL ORDER BY session LIMIT ?",
+                       (limit,))  # fmt: skip
+    return ", ".join(r["session"] for r in rows) or "none"
+
+
 def _where(**filters: Any) -> tuple[str, list[Any]]:
     parts = [(f'"{k}" = ?', v) for k, v in filters.items() if v is not None]
     if not parts:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from workbench.observability.metrics import Metrics
+from workbench.errors import WorkbenchError
+from workbench.observability.metrics import FREQS, Metrics
 from workbench.store import Store, cutoff
 
 
@@ -21,9 +22,10 @@ def dashboard(store: Store, since: str | None = None, freq: str | None = None) -
     metrics = Metrics(store)
     calls = metrics.calls(since)
     freq = freq or _freq(calls)
-    totals = metrics.df(by=None, freq=freq, since=since)
-    by_model = metrics.df(by="model", freq=freq, since=since)
-    head = metrics.summary(since)
+    if freq not in FREQS:
+        raise WorkbenchError(f"freq is one of {', '.join(FREQS)}, not {freq!r}")
+    totals, by_model = metrics.frame(calls, None, freq), metrics.frame(calls, "model", freq)
+    head = metrics.summary(calls=calls)
     fig = make_subplots(rows=3, cols=2, vertical_spacing=0.11, horizontal_spacing=0.08,
                         specs=[[{}, {}], [{}, {"secondary_y": True}], [{}, {}]],
                         subplot_titles=(f"Calls and errors per {freq}", "Latency of answered calls (ms)",

@@ -45,13 +45,19 @@ class Metrics:
 
     def df(self, by: str | None = "model", freq: str = "hour", since: str | None = None) -> pd.DataFrame:
         """One row per ``freq`` bucket (and ``by`` value): calls, errors, latency p50/p95, cache, cost, tokens."""
-        import pandas as pd
 
         if freq not in FREQS:
             raise WorkbenchError(f"freq is one of {', '.join(FREQS)}, not {freq!r}")
         if by is not None and by not in DIMENSIONS:
             raise WorkbenchError(f"by is one of {', '.join(DIMENSIONS)} (or None for totals), not {by!r}")
-        calls = self.calls(since)
+        return self.frame(self.calls(since), by, freq)
+
+    @staticmethod
+    def frame(calls: pd.DataFrame, by: str | None, freq: str) -> pd.DataFrame:
+        """:meth:`df` of calls already read with :meth:`calls` (the dashboard reads them once)."""
+        import pandas as pd
+
+        calls = calls.copy()
         keys = ["bucket"] + ([by] if by else [])
         if calls.empty:
             return pd.DataFrame(columns=[*keys, *COLUMNS])
@@ -77,10 +83,10 @@ class Metrics:
                          "tokens": int(part["total_tokens"].fillna(0).sum())})  # fmt: skip
         return pd.DataFrame(rows, columns=[*keys, *COLUMNS])
 
-    def summary(self, since: str | None = None) -> dict[str, float]:
-        """Headline figures over all live calls (since ``since``)."""
-        df = self.df(by=None, freq="month", since=since)
-        calls = self.calls(since)
+    def summary(self, since: str | None = None, calls: pd.DataFrame | None = None) -> dict[str, float]:
+        """Headline figures over all live calls (since ``since``, or of ``calls`` already read)."""
+        calls = self.calls(since) if calls is None else calls
+        df = self.frame(calls, None, "month")
         answered = calls[(calls["status"] == "ok") & (calls["cache_hit"] == 0)]["latency_ms"]
         judged = int(calls["status"].isin(["ok", "error"]).sum()) if len(calls) else 0
         return {"calls": int(df["calls"].sum()), "errors": int(df["errors"].sum()),

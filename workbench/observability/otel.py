@@ -24,6 +24,7 @@ from typing import Any
 
 from workbench.audit.entry import scrub
 from workbench.errors import WorkbenchError
+from workbench.observability.spans import iso_ns
 from workbench.store import Store, cutoff
 
 KINDS = {"llm.call": "LLM", "tool.call": "TOOL", "agent.run": "AGENT", "workflow.run": "CHAIN",
@@ -133,7 +134,7 @@ class OTel:
             return self.store.query(f"{_SPANS} WHERE trace_id = ? ORDER BY start_ns", (resolve(self.store, ref),))
         if since:
             return self.store.query(f"{_SPANS} WHERE start_ns >= ? ORDER BY start_ns",
-                                    (int(_ns(cutoff(since))),))  # fmt: skip
+                                    (iso_ns(cutoff(since)),))  # fmt: skip
         return self.store.query(f"{_SPANS} ORDER BY start_ns")
 
     def export(self, since: str | None = None, ref: str | None = None, endpoint: str | None = None) -> int:
@@ -196,8 +197,3 @@ class OTel:
             except Exception as exc:  # noqa: BLE001 - export must never break a call; the error is kept
                 self.errors = [*self.errors[-99:], f"{type(exc).__name__}: {exc}"[:300]]
 
-
-def _ns(iso: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(iso).timestamp() * 1e9

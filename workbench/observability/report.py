@@ -13,6 +13,7 @@ from typing import Any
 
 from workbench.audit.entry import scrub
 from workbench.errors import WorkbenchError
+from workbench.observability.calls import recorded_sessions
 from workbench.store import Store, utcnow
 
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
@@ -35,9 +36,7 @@ def session_report(store: Store, session: str) -> str:
         "SELECT id, started_at, model, route, status, prompt, text, cost_usd, latency_ms, total_tokens, cache_hit, "
         "error, agent FROM calls WHERE session = ? ORDER BY started_at", (session,)))  # fmt: skip
     if calls.empty:
-        known = [r["session"] for r in store.query("SELECT DISTINCT session FROM calls WHERE session IS NOT NULL "
-                                                   "ORDER BY session LIMIT 20")]  # fmt: skip
-        raise WorkbenchError(f"no calls in session {session!r}; sessions: {', '.join(known) or 'none'}")
+        raise WorkbenchError(f"no calls in session {session!r}; sessions: {recorded_sessions(store)}")
     guard = pd.DataFrame(store.query("SELECT at, stage, scanner, action, score, detail, call_id FROM guard_events "
                                      "WHERE session = ? ORDER BY at", (session,)))  # fmt: skip
     approvals = pd.DataFrame(store.query("SELECT created_at, tool, risk, status, decided_by, decision_reason, "
