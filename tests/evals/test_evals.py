@@ -1,6 +1,7 @@
 """Eval suites end to end: real calls to the offline models, scores in SQLite, the bootstrap gate, CLI and pytest."""
 
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -137,18 +138,6 @@ def test_cli_gate_exits_nonzero_on_a_regression(project, capsys):
     assert "under threshold: local/echo [-] contains" in out
 
 
-def test_pytest_runs_eval_suites_as_items(project):
-    (project / "evals" / "echo.eval.yaml").write_text(
-        (project / "evals" / "support.eval.yaml").read_text().replace("model: local/extractive", "model: local/echo"))
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "evals", "-o",
-                          "addopts=", "-o", "testpaths=evals"], cwd=project, capture_output=True, text=True,
-                         timeout=300)  # fmt: skip
-    out = run.stdout
-    assert run.returncode == 1, out
-    assert "1 failed, 1 passed" in out and "eval suite echo:" in out
-    assert "local/echo [-] contains: mean 0.000 is under the threshold 0.9" in out
-
-
 def test_recorded_calls_become_cases(project):
     wb = Workbench.from_config(project / "workbench.toml")
     sources = {"kb-9": "The Utrecht office closes at 6 pm on Fridays."}
@@ -170,24 +159,24 @@ def test_recorded_calls_become_cases(project):
         wb.evals.add_cases(suite)
 
 
-def test_pytest_gates_on_a_regression_against_the_latest_run(project):
-    gated = project / "gated"
-    gated.mkdir()
-    shutil.copy(project / "evals" / "support.jsonl", gated / "support.jsonl")
-    (gated / "flag.eval.yaml").write_text("dataset: support.jsonl\nmodel: local/echo\nscorers: [flag]\n")
-    (gated / "conftest.py").write_text(
-        "import os\nfrom workbench.evals import register_scorer\n\n"
-        "@register_scorer('flag')\ndef flag(output, case, ctx):\n"
-        "    return os.environ['GOOD'] == '1' or int(case['id'][1:]) % 4 == 0\n")
-    (gated / "workbench.toml").write_text('store = "gated.db"\n')
-
-    def pytest(good, *extra):
-        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
-                               str(gated), *extra], cwd=project, capture_output=True, text=True, timeout=300,
-                              env={**__import__("os").environ, "GOOD": good})  # fmt: skip
-
-    assert pytest("1").returncode == 0  # the baseline
-    assert pytest("1", "--wb-baseline", "latest").returncode == 0  # unchanged
-    worse = pytest("0", "--wb-baseline", "latest")
-    assert worse.returncode == 1, worse.stdout
-    assert "local/echo: flag regressed 1.000 -> 0.250" in worse.stdout and "95% CI of the change" in worse.stdout
+def test_pytest_runs_eval_suites_as_items_and_gates_on_a_regression(project, monkeypatch):
+    """One pytest process over three suites: one passes, one misses its thresholds, one regressed."""
+    (project / "evals" / "echo.eval.yaml").write_text(
+        (project / "evals" / "support.eval.yaml").read_text().replace("model: local/extractive", "model: local/echo"))
+    (project / "evals" / "flag.eval.yaml").write_text("dataset: support.jsonl\nmodel: local/echo\nscorers: [flag]\n")
+    scorer = ("import os\nfrom workbench.evals import register_scorer\n\n"
+              "@register_scorer('flag')\ndef flag(output, case, ctx):\n"
+              "    return os.environ['GOOD'] == '1' or int(case['id'][1:]) % 4 == 0\n")
+    (project / "evals" / "conftest.py").write_text(scorer)  # how a project registers its scorers for pytest
+    monkeypatch.setenv("GOOD", "1")
+    exec(compile(scorer, "conftest.py", "exec"), {})
+    Workbench.from_config(project / "workbench.toml").evals.run(project / "evals" / "flag.eval.yaml",
+                                                                progress=False)  # the baseline  # fmt: skip
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
+                          "evals", "--wb-baseline", "latest"], cwd=project, capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "GOOD": "0"})  # fmt: skip
+    out = run.stdout
+    assert run.returncode == 1, out
+    assert "2 failed, 1 passed" in out and "eval suite echo:" in out and "eval suite flag:" in out
+    assert "local/echo [-] contains: mean 0.000 is under the threshold 0.9" in out
+    assert "local/echo: flag regressed 1.000 -> 0.250" in out and "95% CI of the change" in out
