@@ -98,6 +98,6 @@ def test_an_unreachable_collector_never_breaks_a_call(tmp_path):
     wb = Workbench.from_config(store=str(tmp_path / "w.db"), otel={"endpoint": f"http://127.0.0.1:{port}"})
     assert wb.ask("still answered").text == "still answered"
     wb.otel.flush(30)
-    assert wb.otel.errors and "ConnectionError" in wb.otel.errors[0] or "did not take" in wb.otel.errors[0]
+    assert wb.otel.errors and ("ConnectionError" in wb.otel.errors[0] or "did not take" in wb.otel.errors[0])
     with pytest.raises(WorkbenchError, match="no OTLP endpoint"):
         Workbench.from_config(store=str(tmp_path / "x.db")).otel.export()
