@@ -36,6 +36,7 @@ from workbench.context.compose import context_items
 from workbench.context.grounding import grounding
 from workbench.cost import Attribution, Budgets, Costs, Pricing
 from workbench.errors import BudgetExceeded, KillSwitchActive, ProviderError, ReplayMiss, WorkbenchError
+from workbench.evals.feedback import Feedback
 from workbench.guardrails import (
     SINKS,
     Finding,
@@ -124,6 +125,7 @@ class Workbench:
         self.calls = CallLog(self.store)
         self.metrics = Metrics(self.store)
         self._evals: Evals | None = None
+        self.feedback = Feedback(self.store)
         self.audit = AuditLog(self.store)
         self.costs = Costs(self.store)
         self.budgets = Budgets(self.store, self.settings)

@@ -280,3 +280,16 @@ def test_audit_report_and_compact_magics(ip, current, tmp_path):
         run(ip, "llm_compact --older-than soon")
     with pytest.raises(UsageError, match="no calls in session 'nope'"):
         run(ip, "llm_report nope")
+
+
+def test_the_rate_buttons_under_an_answer_store_the_click(ip, current):
+    from workbench.jupyter.widgets import RatingBar
+
+    out, _ = run(ip, "-m local/echo --no-stream --rate --user ana", "rate this answer")
+    assert out.outputs[-1].data["text/plain"].startswith("HBox(")
+    call_id = current.calls.last()["id"]
+    bar = RatingBar(current, call_id, by="ana")
+    bar.note.value = "too short"
+    bar.down.click()
+    assert "rated bad" in bar.status.value
+    assert current.feedback.df(call_id)[["rating", "note", "by"]].values.tolist() == [[-1, "too short", "ana"]]

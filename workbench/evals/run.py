@@ -197,11 +197,12 @@ class Evals:
                     "suite", "suite_hash", "model", "context", "repeats", "cases", "summary", "cost_usd")})  # fmt: skip
 
     def add_cases(self, suite: str | Path | Suite, calls: list[str] | None = None, *, session: str | None = None,
-                  flagged: bool = False, expected: bool = True) -> int:  # fmt: skip
+                  flagged: bool = False, rated: str | None = None, expected: bool = True) -> int:  # fmt: skip
         """Turn recorded calls into cases of ``suite``'s dataset: every failure becomes a test.
 
-        Pick the calls by id (``calls``), by ``session``, or ``flagged=True`` (those a guardrail
-        flagged, redacted or quarantined). Each becomes ``{"id": "call-ID", "input": prompt,
+        Pick the calls by id (``calls``), by ``session``, ``flagged=True`` (those a guardrail
+        flagged, redacted or quarantined), or ``rated="down"`` / ``"up"`` (rated so with
+        ``wb.feedback`` or the ``%%llm --rate`` buttons). Each becomes ``{"id": "call-ID", "input": prompt,
         "context": what the call was given, "source_call": ID}``, with the recorded answer as
         ``expected`` unless ``expected=False`` (write the right answer in yourself). Cases already
         in the dataset are skipped; returns how many were added.
@@ -219,8 +220,12 @@ class Evals:
         if flagged:
             where.append("id IN (SELECT call_id FROM guard_events WHERE action IN ('flag', 'redact', 'quarantine', "
                          "'fence', 'reask'))")  # fmt: skip
+        if rated is not None:
+            if rated not in ("up", "down"):
+                raise WorkbenchError(f"rated is 'up' or 'down', not {rated!r}")
+            where.append(f"id IN (SELECT call_id FROM feedback WHERE rating {'>' if rated == 'up' else '<'} 0)")
         if len(where) == 3:
-            raise WorkbenchError("say which calls: calls=[ids], session= or flagged=True")
+            raise WorkbenchError("say which calls: calls=[ids], session=, flagged=True or rated='down'")
         rows = self.wb.store.query(f"SELECT id, prompt, request, text FROM calls WHERE {' AND '.join(where)} "
                                    "ORDER BY started_at", params)  # fmt: skip
         dataset = (suite.path.parent / suite.dataset).resolve()

@@ -71,6 +71,7 @@ class WorkbenchMagics(Magics):
     @argument("-t", "--tools", metavar="TOOLS", help="let the model use these tools (comma-separated names or globs)")
     @argument("--max-steps", type=int, default=8, help="with -t: the most model turns before stopping")
     @argument("--schema", metavar="VAR", help="answer as JSON matching VAR (a JSON-schema dict or pydantic model)")
+    @argument("--rate", action="store_true", help="show Good / Bad buttons under the answer (stored with the call)")
     @cell_magic
     def llm(self, line: str, cell: str) -> None:
         """Ask a model: the cell is the prompt; ``{name}`` is filled from the namespace.
@@ -133,6 +134,10 @@ class WorkbenchMagics(Magics):
         from IPython.display import display
 
         display(result)
+        if args.rate:
+            from workbench.jupyter.widgets import rating_bar
+
+            display(rating_bar(wb, result.call_id, by=args.user))
 
     @magic_arguments()
     @argument("--reload", action="store_true", help="re-read workbench.toml and the environment first")

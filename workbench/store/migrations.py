@@ -269,11 +269,17 @@ def m015_agent_remember(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS audit_kind ON audit (kind, ref, id)")
 
 
+def m016_feedback(db: sqlite_utils.Database) -> None:
+    """Ratings of answers (up / down and a note), by call."""
+    db["feedback"].create({"id": int, "call_id": str, "rating": int, "note": str, "by": str, "at": str}, pk="id")
+    db["feedback"].create_index(["call_id"])
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial, m002_replay_lookup_index, m003_cost_control, m004_routing_decision, m005_rate_limits,
     m006_rate_queue, m007_alerts, m008_context_and_memory, m009_embeddings,
     m010_guard_events, m011_guardrails, m012_agents_and_approvals, m013_workflows, m014_audit_and_evals,
-    m015_agent_remember,
+    m015_agent_remember, m016_feedback,
 ]
 
 
