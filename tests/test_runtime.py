@@ -95,7 +95,11 @@ def test_first_call_latency_excludes_importing_litellm(tmp_path):
     import subprocess
     import sys
 
-    code = ("import os, tempfile; os.chdir(tempfile.mkdtemp()); from workbench.runtime import Workbench;"
-            "print(Workbench.from_config(store='x.db').ask('hi').latency_ms)")
+    code = ("import os, sys, tempfile, time; os.chdir(tempfile.mkdtemp()); from workbench.runtime import Workbench;"
+            "wb = Workbench.from_config(store='x.db'); assert 'litellm' not in sys.modules; t = time.perf_counter();"
+            "r = wb.ask('hi'); print(r.latency_ms, (time.perf_counter() - t) * 1000)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
-    assert float(out.stdout.split()[-1]) < 3000  # importing litellm alone takes ~5 s here
+    latency, wall = (float(x) for x in out.stdout.split()[-2:])
+    # The first ask imports litellm (seconds); the call's recorded latency must not include it. A ratio in
+    # one process, so a loaded machine slows both sides alike (idle here: ~1.2 s of ~6 s).
+    assert latency < 0.5 * wall, (latency, wall)
