@@ -180,3 +180,25 @@ def test_pytest_runs_eval_suites_as_items_and_gates_on_a_regression(project, mon
     assert "2 failed, 1 passed" in out and "eval suite echo:" in out and "eval suite flag:" in out
     assert "local/echo [-] contains: mean 0.000 is under the threshold 0.9" in out
     assert "local/echo: flag regressed 1.000 -> 0.250" in out and "95% CI of the change" in out
+
+
+def test_an_unknown_model_fails_before_any_call_and_an_interrupted_run_says_so(project):
+    wb = Workbench.from_config(project / "workbench.toml")
+    with pytest.raises(WorkbenchError, match="unknown model or route 'nope'"):
+        wb.evals.run("support", models=["local/echo", "nope"], progress=False)
+    assert wb.store.query("SELECT COUNT(*) n FROM calls")[0]["n"] == 0 and wb.evals.runs().empty
+
+    @register_scorer("explodes")
+    def explodes(output, case, ctx):
+        if case["id"] == "q05":
+            raise KeyboardInterrupt  # as if the user stopped the kernel mid-run
+        return 1.0
+
+    boom = "dataset: support.jsonl\nmodel: local/echo\nscorers: [explodes]\n"
+    (project / "evals" / "boom.eval.yaml").write_text(boom)
+    with pytest.raises(KeyboardInterrupt):
+        wb.evals.run("boom", concurrency=1, progress=False)
+    [run] = wb.evals.runs("boom").to_dict("records")
+    assert run["status"] == "failed" and run["finished_at"]
+    scored = set(wb.evals.results(run["id"])["case_id"])
+    assert {"q01", "q02", "q03", "q04"} <= scored and "q05" not in scored and len(scored) < 16  # the rest cancelled

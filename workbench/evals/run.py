@@ -125,8 +125,12 @@ class Evals:
         repeats = repeats or suite.repeats
         if repeats < 1 or concurrency < 1:
             raise WorkbenchError("repeats and concurrency are at least 1")
-        for spec in suite.scorers:  # an unknown scorer fails before any call is made
+        for spec in suite.scorers:  # an unknown scorer, model or template field fails before any call is made
             scorer(spec.name)
+        for m in models:
+            self.wb.router.resolve(m, check=self.wb.mode == "live")
+        for case in suite.cases:
+            suite.render(case)
         jobs = [(m, c, case, r) for m in models for c in contexts for case in suite.cases for r in range(repeats)]
         bar = _progress(len(jobs), f"eval {suite.name}", progress)
         runs = {}
@@ -144,9 +148,18 @@ class Evals:
             bar.update(1)
             return rows
 
-        with ThreadPoolExecutor(concurrency) as pool:
+        pool = ThreadPoolExecutor(concurrency)
+        try:
             rows = [row for batch in pool.map(one, jobs) for row in batch]
-        bar.close()
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # cases not started yet are not started
+            for run in runs.values():  # the scores written so far stay; the run says it did not finish
+                run.update(status="failed", finished_at=utcnow())
+                self._save_run(run)
+            raise
+        finally:
+            pool.shutdown()
+            bar.close()
         results = pd.DataFrame(rows, columns=RESULT_COLUMNS)
         for run in runs.values():
             part = results[results["run_id"] == run["id"]]
