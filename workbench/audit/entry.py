@@ -10,6 +10,7 @@ import getpass
 import json
 import os
 import socket
+import sys
 from functools import lru_cache
 from typing import Any
 
@@ -31,11 +32,8 @@ def notebook_path() -> str | None:
     path = os.environ.get("JPY_SESSION_NAME")
     if path:
         return path
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - IPython is a dependency
-        return None
-    shell = get_ipython()
+    ipython = sys.modules.get("IPython")  # not imported: not in a kernel, and no need to pay for importing it
+    shell = ipython.get_ipython() if ipython is not None else None
     if shell is not None:
         return shell.user_ns.get("__vsc_ipynb_file__") or shell.user_ns.get("__session__")
     return None
