@@ -16,6 +16,9 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ["JUPYTER_PLATFORM_DIRS"] = "1"
+# The audit key file (made on first use) lands in this run's folder, never in the home folder.
+os.environ["XDG_CONFIG_HOME"] = os.path.join(_run_dir, "config")
+os.environ.pop("WORKBENCH_AUDIT_KEY", None)
 os.environ.pop("WORKBENCH_MODE", None)
 os.environ.pop("WORKBENCH_CONFIG", None)
 

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -38,3 +41,24 @@ def chaos() -> Iterator[callable]:
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def hook():
+    """A real webhook receiver on 127.0.0.1: the JSON bodies it was POSTed."""
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook?token=hook-secret-123", received
+    server.shutdown()
+    server.server_close()

@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
         decide.add_argument("--reason", default="", help="why (recorded)")
         if name == "approve":
             decide.add_argument("--arguments", metavar="JSON", help="run with these arguments instead (modify)")
+        if name == "escalate":
+            decide.add_argument("--to", required=True, help="who must decide it now")
 
     mcp = sub.add_parser("mcp", help="MCP servers: list their tools (with pin status), resources and prompts")
     mcp_sub = mcp.add_subparsers(dest="action", required=True)
@@ -108,6 +110,9 @@ def _parser() -> argparse.ArgumentParser:
     audit_sub = audit.add_subparsers(dest="action", required=True)
     verify = audit_sub.add_parser("verify", help="walk the chain; exit 1 and name the first bad entry if broken")
     verify.add_argument("--file", help="check an exported file on its own instead of the store")
+    ack = audit_sub.add_parser("acknowledge", help="let a log whose end was cut off grow again, the break recorded")
+    ack.add_argument("--by", required=True, help="who looked into it")
+    ack.add_argument("--reason", required=True, help="what happened (recorded in the log)")
     export = audit_sub.add_parser("export", help="entries (since a time) as JSON lines, ending with the chain proof")
     export.add_argument("--since", help="an age (30d, 12h) or an ISO date")
     export.add_argument("--format", choices=["jsonl"], default="jsonl")
@@ -207,6 +212,9 @@ def _audit(args: argparse.Namespace) -> int:
             result = AuditLog(store).verify()
             print(result)
             return 0 if result.ok else 1
+        if args.action == "acknowledge":
+            print(AuditLog(store).acknowledge(args.by, args.reason))
+            return 0
         if args.action == "export":
             text = AuditLog(store).export(args.output, since=args.since, format=args.format)
             if args.output:
@@ -239,7 +247,7 @@ def _approvals(wb: object, args: argparse.Namespace) -> int:
         except json.JSONDecodeError as exc:
             raise WorkbenchError(f"--arguments is not JSON ({exc})") from None
         decision = "modify"
-    approvals.decide(args.id, decision, by=args.by, reason=args.reason, arguments=edited)
+    approvals.decide(args.id, decision, by=args.by, reason=args.reason, arguments=edited, to=getattr(args, "to", None))
     row = approvals.get(args.id)
     print(f"{args.id}: {row['status']} by {row['decided_by']}"
           + (f" (run {row['run_id']} resumes when its notebook or `wb.resume` picks it up)" if row["run_id"] else ""))

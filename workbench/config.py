@@ -238,6 +238,7 @@ class ApprovalSettings(_Strict):
     default: dict[Literal["read", "write", "destructive"], Literal["approve", "ask", "reject"]] = Field(
         default_factory=lambda: {"read": "approve", "write": "approve", "destructive": "ask"})
     expire_s: float = Field(86_400.0, gt=0)
+    approvers: list[str] = Field(default_factory=list)  # when set, only these people may decide (and be escalated to)
 
     @field_validator("default", mode="before")
     @classmethod

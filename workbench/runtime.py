@@ -134,6 +134,9 @@ class Workbench:
         self.guard = Guard(self.store, self.settings.guardrails, self.settings.root)
         self.tools = Tools()
         self.approvals = Approvals(self.store, self.settings.approvals)
+        self.approvals.checker = self._check_edited
+        self.approvals.notify = lambda ref, text: self.alerts.notice("approval_escalated", text, ref)
+        self.store.on_broken_chain = lambda text: self.alerts.notice("audit_chain", text)
         self.mcp = MCP(self.store, self.settings.mcp, self.settings.root, self.tools)
         self.docs = Docs(self.store, hybrid=self.settings.retrieval == "hybrid")
         self.memory = Memory(self.store, self.settings.memory, hybrid=self.settings.retrieval == "hybrid")
@@ -156,6 +159,18 @@ class Workbench:
                                 "ORDER BY id DESC LIMIT 1").fetchone()  # fmt: skip
             if last is None or last[0] != version:
                 self.store.audit(conn, "config", str(self.settings.root), {"version": version, "settings": dump})
+
+    def _check_edited(self, row: dict[str, Any], arguments: dict[str, Any]) -> dict[str, Any]:
+        """A human's edited tool arguments, checked like the model's: the tool's schema, then the guardrails."""
+        from workbench.guardrails import ToolDenied
+
+        if row["tool"] in self.tools:
+            arguments = self.tools.get(row["tool"]).check(arguments)
+        problems = self.guard.preview_tool_call(row["tool"], arguments, risk=row["risk"], session=row["session"],
+                                                agent=row["agent"])  # fmt: skip
+        if problems:
+            raise ToolDenied(f"tool {row['tool']} would not run with them ({'; '.join(problems)})")
+        return arguments
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None, **overrides: Any) -> Workbench:

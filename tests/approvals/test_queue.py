@@ -33,7 +33,7 @@ def test_decisions_are_recorded_once_with_who_when_and_why(wb):
     a = wb.approvals
     row = a.request("mail.send", {"to": "all@acme.test"}, risk="write", reason="write tool needs approval",
                     session="s", agent="mailer")  # fmt: skip
-    a.decide(row["id"], "escalate", by="junior", reason="needs a manager")
+    a.decide(row["id"], "escalate", by="junior", reason="needs a manager", to="manager")
     assert a.pending()["status"].tolist() == ["escalated"]
     a.decide(row["id"], "modify", by="manager", reason="only the team", arguments={"to": "team@acme.test"})
     done = a.get(row["id"])

@@ -1,35 +1,10 @@
 """Alerts fire once when a threshold is crossed, resolve when back under, are recorded and posted."""
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
 from workbench.errors import ConfigError, ProviderError
 from workbench.observability import AlertWarning
 from workbench.runtime import Workbench
-
-
-@pytest.fixture
-def hook():
-    """A real webhook receiver on 127.0.0.1: the JSON bodies it was POSTed."""
-    received: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook?token=hook-secret-123", received
-    server.shutdown()
-    server.server_close()
 
 
 def test_error_rate_fires_once_while_over_and_resolves_when_back_under(wb, chaos):

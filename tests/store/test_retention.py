@@ -1,47 +1,26 @@
 import sqlite3
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from workbench.cli import main
 from workbench.errors import ReplayMiss, WorkbenchError
 from workbench.runtime import Workbench
+from workbench.store import utcnow
 from workbench.store.retention import compact
-
-
-def _age(wb: Workbench, days: int, where: str = "1") -> None:
-    """Move recorded calls (and their audit entries) ``days`` into the past, as if they were old."""
-    then = (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="microseconds")
-    with wb.store.transaction() as conn:
-        ids = [r[0] for r in conn.execute(f"SELECT id FROM calls WHERE {where}")]
-        conn.executemany("UPDATE calls SET started_at = ? WHERE id = ?", [(then, i) for i in ids])
-    # The chain hashes each entry's ts: rewrite old entries properly rather than editing them in place.
-    rows = wb.store.query("SELECT id, kind, ref, payload FROM audit ORDER BY id")
-    from workbench.store import GENESIS, audit_hash
-
-    prev = GENESIS
-    with wb.store.transaction() as conn:
-        for row in rows:
-            ts = then if row["kind"] in ("config", "call") and (row["kind"] == "config" or row["ref"] in ids) else \
-                conn.execute("SELECT ts FROM audit WHERE id = ?", (row["id"],)).fetchone()[0]
-            digest = audit_hash(prev, ts, row["kind"], row["ref"], row["payload"])
-            conn.execute("UPDATE audit SET ts = ?, prev_hash = ?, hash = ? WHERE id = ?", (ts, prev, digest, row["id"]))
-            prev = digest
-        conn.execute("UPDATE audit_head SET hash = ?", (prev,))
 
 
 def test_compact_keeps_aggregates_and_a_verifiable_chain(tmp_path):
     wb = Workbench.from_config(store=str(tmp_path / "wb.db"), default_route="local/extractive")
     for i in range(40):
         wb.ask(f"question {i} " + "padding " * 200, session="old", context="Some context sentence. " * 30)
-    _age(wb, 45)
+    cut = utcnow()  # compaction takes an age or an instant: everything before this is "old"
     wb.ask("a fresh question", session="new")
     costs_before = wb.costs.df(by="session").set_index("session")["cost_usd"].to_dict()
     tokens_before = wb.store.query("SELECT SUM(total_tokens) t FROM calls")[0]["t"]
-    dry = compact(wb.store, "30d", dry_run=True)
+    dry = compact(wb.store, cut, dry_run=True)
     assert dry.dry_run and dry.calls == 40 and dry.bytes_freed == 0
     assert wb.store.query("SELECT COUNT(*) n FROM calls WHERE text IS NULL")[0]["n"] == 0
-    done = compact(wb.store, "30d")
+    done = compact(wb.store, cut)
     assert done.calls == 40 and done.spans > 0 and done.audit_entries == 41 and done.bytes_freed > 100_000
     assert "bytes freed" in str(done)
     old = wb.store.query("SELECT * FROM calls WHERE session = 'old'")
@@ -64,8 +43,7 @@ def test_compact_keeps_aggregates_and_a_verifiable_chain(tmp_path):
 def test_compacted_calls_are_not_served_from_cache_or_replay(tmp_path):
     wb = Workbench.from_config(store=str(tmp_path / "wb.db"))
     wb.ask("remember me")
-    _age(wb, 60)
-    compact(wb.store, "30d")
+    compact(wb.store, utcnow())
     replay = Workbench.from_config(store=str(tmp_path / "wb.db"), mode="replay")
     with pytest.raises(ReplayMiss):
         replay.ask("remember me")
@@ -98,10 +76,10 @@ def test_cli_audit_and_compact(tmp_path, capsys):
     assert "4 entries and their proof" in capsys.readouterr().out
     assert main(["--config", config, "audit", "verify", "--file", str(out)]) == 0
     capsys.readouterr()
-    _age(wb, 40, "prompt = 'a'")
-    assert main(["--config", config, "store", "compact", "--dry-run"]) == 0
+    cut = wb.store.query("SELECT started_at FROM calls WHERE prompt = 'b'")[0]["started_at"]
+    assert main(["--config", config, "store", "compact", "--older-than", cut, "--dry-run"]) == 0
     assert "would compact 1 calls" in capsys.readouterr().out
-    assert main(["--config", config, "store", "compact"]) == 0
+    assert main(["--config", config, "store", "compact", "--older-than", cut]) == 0
     assert "compacted 1 calls" in capsys.readouterr().out
     assert main(["--config", config, "audit", "verify"]) == 0
     capsys.readouterr()

@@ -9,6 +9,16 @@ someone with more authority) — from the notebook's approval card, ``%llm_appro
 ``workbench approvals`` in a terminal, or a programmatic ``decider`` (tests, headless
 notebooks). Pending approvals expire after ``expire_s``. Who, when, what and why are
 recorded with every decision.
+
+A decision is one compare-and-set from ``pending`` (or ``escalated``) inside ``BEGIN
+IMMEDIATE``: of two people deciding at once, in any processes, one wins and the other
+gets an :class:`ApprovalError` naming the decision that stands. Edited arguments
+(``modify``) are checked like the model's own — the tool's schema and every tool-call
+guardrail (``checker``, wired by the runtime) — before they are accepted, and again
+before the tool runs. ``escalate(id, to=NAME)`` hands the decision to NAME (posted to
+the alerts webhook); after that only NAME may decide, and with ``[approvals]
+approvers`` set only the people listed may decide at all. Who decides is the name given
+(``by=``, default the OS user): an accountability record, not an authentication.
 """
 
 from __future__ import annotations
@@ -43,15 +53,21 @@ class Decision:
     by: str = "decider"
     reason: str = ""
     arguments: dict[str, Any] | None = None  # with modify: the arguments to run with instead
+    to: str | None = None  # with escalate: who must decide now
 
     def __post_init__(self) -> None:
         if self.decision not in DECISIONS:
             raise ApprovalError(f"decision must be one of {', '.join(DECISIONS)}, not {self.decision!r}")
         if self.decision == "modify" and not isinstance(self.arguments, dict):
             raise ApprovalError("modify needs the edited arguments (a dict)")
+        if self.decision == "escalate" and not (isinstance(self.to, str) and self.to.strip()):
+            raise ApprovalError("escalate needs who must decide: escalate(ID, to='manager') "
+                                "(workbench approvals escalate ID --to manager)")  # fmt: skip
 
 
 Decider = Callable[[dict[str, Any]], "Decision | bool | None"]
+Checker = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]  # (approval row, edited arguments) -> checked
+_STATUS = {"approve": "approved", "modify": "modified", "reject": "rejected", "escalate": "escalated"}
 
 
 class Approvals:
@@ -60,6 +76,8 @@ class Approvals:
     def __init__(self, store: Store, settings: ApprovalSettings):
         self.store, self.settings = store, settings
         self.decider: Decider | None = None  # answers synchronously (tests, headless runs); None: park and wait
+        self.checker: Checker | None = None  # edited arguments through the tool's schema and the guardrails
+        self.notify: Callable[[str, str], None] | None = None  # (approval id, text): an escalation was posted
 
     def policy(self, tool: str, risk: str, spent_usd: float = 0.0, flagged: bool = False) -> str:
         """``approve``, ``ask`` or ``reject`` for a call of ``tool`` (first matching rule, else the risk default).
@@ -93,7 +111,7 @@ class Approvals:
                          tuple(row.values()))  # fmt: skip
             self.store.audit(conn, "approval", row["id"], {
                 "event": "requested", "tool": tool, "risk": risk, "arguments": arguments, "reason": reason,
-                "session": session, "agent": agent, "run_id": run_id})  # fmt: skip
+                "session": session, "agent": agent, "run_id": run_id}, bind=[("approvals", row["id"])])  # fmt: skip
         return row
 
     def ask_decider(self, row: dict[str, Any]) -> Decision | None:
@@ -107,22 +125,74 @@ class Approvals:
         decision = answer if isinstance(answer, Decision) else Decision(
             "approve" if answer else "reject", reason="" if answer else "declined")
         return self.decide(row["id"], decision.decision, by=decision.by, reason=decision.reason,
-                           arguments=decision.arguments)  # fmt: skip
+                           arguments=decision.arguments, to=decision.to)  # fmt: skip
 
     def decide(self, approval_id: str, decision: str, *, by: str | None = None, reason: str = "",
-               arguments: dict[str, Any] | None = None) -> Decision:  # fmt: skip
-        """Record a decision on a pending approval (approve / modify / reject / escalate)."""
-        d = Decision(decision, by or _who(), reason, arguments)
+               arguments: dict[str, Any] | None = None, to: str | None = None) -> Decision:  # fmt: skip
+        """Record a decision on a pending approval (approve / modify / reject / escalate ``to`` someone).
+
+        One compare-and-set: if someone else decided first, :class:`ApprovalError` names their decision.
+        """
+        d = Decision(decision, by or _who(), reason, arguments, to.strip() if to else None)
         row = self.get(approval_id)
-        if row["status"] not in ("pending", "escalated"):
-            raise ApprovalError(f"approval {approval_id} is already {row['status']}")
-        if row["expires_at"] < utcnow():
-            self._set(approval_id, "expired", "expiry", "not decided in time", None)
-            raise ApprovalError(f"approval {approval_id} expired at {row['expires_at']}; the run stays stopped")
-        status = {"approve": "approved", "modify": "modified", "reject": "rejected", "escalate": "escalated"}[decision]
-        final = json.dumps(arguments if decision == "modify" else json.loads(row["arguments"]), default=str)
-        self._set(approval_id, status, d.by, reason, final if decision in ("approve", "modify") else None)
+        approvers = self.settings.approvers
+        if d.to and approvers and d.to not in approvers:
+            raise ApprovalError(f"can't escalate to {d.to}: [approvals] approvers lists {', '.join(approvers)}")
+        if d.decision == "modify" and self.checker is not None:
+            try:
+                d = Decision(d.decision, d.by, d.reason, self.checker(row, d.arguments or {}), d.to)
+            except WorkbenchError as exc:
+                raise ApprovalError(f"the edited arguments for approval {approval_id} were refused, nothing was "
+                                    f"decided: {exc}") from None  # fmt: skip
+        expired = self._compare_and_set(approval_id, d)
+        if expired:
+            self.expire()
+            raise ApprovalError(f"approval {approval_id} expired at {expired}; the run stays stopped")
+        if d.decision == "escalate" and self.notify is not None:
+            self.notify(approval_id, f"approval {approval_id} ({row['tool']} {row['arguments']}) escalated by {d.by} "
+                                     f"to {d.to}: {d.reason or 'no reason given'}")  # fmt: skip
         return d
+
+    def escalate(self, approval_id: str, to: str, *, by: str | None = None, reason: str = "") -> Decision:
+        """Hand a pending approval to ``to``: only they may decide it now (posted to the alerts webhook)."""
+        return self.decide(approval_id, "escalate", by=by, reason=reason, to=to)
+
+    def _compare_and_set(self, approval_id: str, d: Decision) -> str | None:
+        """Apply ``d`` if the approval is still undecided (else raise); returns the expiry time if it lapsed."""
+        now = utcnow()
+        with self.store.transaction() as conn:
+            status, decided_by, decided_at, expires_at, escalated_to, arguments = conn.execute(
+                "SELECT status, decided_by, decided_at, expires_at, escalated_to, arguments FROM approvals "
+                "WHERE id = ?", (approval_id,)).fetchone()  # fmt: skip
+            if status not in ("pending", "escalated"):
+                raise ApprovalError(f"approval {approval_id} is already {status} (by {decided_by} at "
+                                    f"{(decided_at or '')[:19]}); a decision is taken once")  # fmt: skip
+            if expires_at < now:
+                return expires_at
+            self._authorised(approval_id, d.by, escalated_to)
+            final = None
+            if d.decision in ("approve", "modify"):
+                final = json.dumps(d.arguments if d.decision == "modify" else json.loads(arguments), default=str)
+            changed = conn.execute("UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?, "
+                                   "decision_reason = ?, final_arguments = ?, escalated_to = ? WHERE id = ? AND "
+                                   "status IN ('pending', 'escalated')",
+                                   (_STATUS[d.decision], d.by, now, d.reason, final, d.to or escalated_to,
+                                    approval_id)).rowcount  # fmt: skip
+            if changed != 1:
+                raise ApprovalError(f"approval {approval_id} was decided by someone else meanwhile")
+            self.store.audit(conn, "approval", approval_id, {
+                "event": _STATUS[d.decision], "by": d.by, "reason": d.reason, "to": d.to,
+                "final_arguments": json.loads(final) if final else None}, who={"user": d.by},
+                bind=[("approvals", approval_id)])  # fmt: skip
+        return None
+
+    def _authorised(self, approval_id: str, by: str, escalated_to: str | None) -> None:
+        approvers = self.settings.approvers
+        if escalated_to and by != escalated_to:
+            raise ApprovalError(f"approval {approval_id} was escalated to {escalated_to}: only they can decide it, "
+                                f"not {by}")  # fmt: skip
+        if approvers and by not in approvers:
+            raise ApprovalError(f"{by} may not decide approvals: [approvals] approvers lists {', '.join(approvers)}")
 
     def get(self, approval_id: str) -> dict[str, Any]:
         rows = self.store.query("SELECT * FROM approvals WHERE id = ?", (approval_id,))
@@ -139,7 +209,8 @@ class Approvals:
                 conn.execute("UPDATE approvals SET status = 'expired', decided_by = 'expiry', decided_at = ?, "
                              "decision_reason = 'not decided in time' WHERE id = ?",
                              (utcnow(), approval_id))  # fmt: skip
-                self.store.audit(conn, "approval", approval_id, {"event": "expired", "by": "expiry"})
+                self.store.audit(conn, "approval", approval_id, {"event": "expired", "by": "expiry"},
+                                 bind=[("approvals", approval_id)])
             return len(expired)
 
     def pending(self) -> pd.DataFrame:
@@ -155,17 +226,9 @@ class Approvals:
         import pandas as pd
 
         cols = ["id", "created_at", "status", "tool", "risk", "arguments", "reason", "session", "agent", "run_id",
-                "decided_by", "decided_at", "decision_reason", "final_arguments", "expires_at"]  # fmt: skip
+                "decided_by", "decided_at", "decision_reason", "final_arguments", "escalated_to", "execution",
+                "expires_at"]  # fmt: skip
         return pd.DataFrame(self.store.query(f"SELECT {', '.join(cols)} FROM approvals {where}"), columns=cols)
-
-    def _set(self, approval_id: str, status: str, by: str, reason: str, final: str | None) -> None:
-        with self.store.transaction() as conn:
-            conn.execute("UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?, decision_reason = ?, "
-                         "final_arguments = ? WHERE id = ?",
-                         (status, by, utcnow(), reason, final, approval_id))  # fmt: skip
-            self.store.audit(conn, "approval", approval_id, {
-                "event": status, "by": by, "reason": reason,
-                "final_arguments": json.loads(final) if final else None}, who={"user": by})  # fmt: skip
 
 
 def _who() -> str:

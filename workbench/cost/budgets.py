@@ -102,15 +102,23 @@ class Budgets:
                 "thresholds = excluded.thresholds",
                 (kind, key, period, usd, tokens, json.dumps(sorted(thresholds)), utcnow()),
             )
+            row = conn.execute("SELECT id FROM budgets WHERE scope = ? AND key = ? AND period = ?",
+                               (kind, key, period)).fetchone()  # fmt: skip
             self.store.audit(conn, "budget", scope, {"event": "set", "period": period, "usd": usd, "tokens": tokens,
-                                                     "thresholds": sorted(thresholds)})  # fmt: skip
+                                                     "thresholds": sorted(thresholds)},
+                             bind=[("budgets", str(row[0]))])  # fmt: skip
 
     def remove(self, scope: str, period: str = "total") -> None:
         """Delete a budget."""
         kind, key = parse_scope(scope)
         with self.store.transaction() as conn:
-            conn.execute("DELETE FROM budgets WHERE scope = ? AND key = ? AND period = ?", (kind, key, period))
-            self.store.audit(conn, "budget", scope, {"event": "removed", "period": period})
+            row = conn.execute("SELECT id FROM budgets WHERE scope = ? AND key = ? AND period = ?",
+                               (kind, key, period)).fetchone()  # fmt: skip
+            if row is None:
+                raise WorkbenchError(f"no {period} budget on {scope}; %llm_budget lists them")
+            conn.execute("DELETE FROM budgets WHERE id = ?", (row[0],))
+            self.store.audit(conn, "budget", scope, {"event": "removed", "period": period},
+                             bind=[("budgets", str(row[0]))])
 
     def kill(self, reason: str = "kill switch") -> None:
         """Refuse every new call, in every process sharing the store, until :meth:`lift`."""
@@ -120,13 +128,13 @@ class Budgets:
                 "ON CONFLICT(name) DO UPDATE SET active = 1, reason = excluded.reason, at = excluded.at",
                 (reason, utcnow()),
             )
-            self.store.audit(conn, "kill", "switch", {"active": True, "reason": reason})
+            self.store.audit(conn, "kill", "switch", {"active": True, "reason": reason}, bind=[("switches", "kill")])
 
     def lift(self) -> None:
         """Allow calls again."""
         with self.store.transaction() as conn:
-            conn.execute("UPDATE switches SET active = 0, at = ? WHERE name = 'kill'", (utcnow(),))
-            self.store.audit(conn, "kill", "switch", {"active": False})
+            if conn.execute("UPDATE switches SET active = 0, at = ? WHERE name = 'kill'", (utcnow(),)).rowcount:
+                self.store.audit(conn, "kill", "switch", {"active": False}, bind=[("switches", "kill")])
 
     def df(self) -> Any:
         """Every budget with what is spent and reserved against it now."""
@@ -218,15 +226,15 @@ class Budgets:
                 for threshold in json.loads(budget["thresholds"] or "[]"):
                     if used < threshold:
                         continue
-                    inserted = conn.execute(
+                    cursor = conn.execute(
                         "INSERT OR IGNORE INTO budget_events (budget_id, threshold, period_start, spent_usd, "
                         "spent_tokens, at) VALUES (?, ?, ?, ?, ?, ?)",
                         (budget["id"], threshold, period_start(budget["period"]), spent_usd, spent_tokens, utcnow()),
-                    ).rowcount
-                    if inserted:
+                    )
+                    if cursor.rowcount:
                         self.store.audit(conn, "budget", _name(budget), {
                             "event": "threshold", "threshold": threshold, "spent_usd": spent_usd,
-                            "spent_tokens": spent_tokens})  # fmt: skip
+                            "spent_tokens": spent_tokens}, bind=[("budget_events", str(cursor.lastrowid))])  # fmt: skip
                         notices.append(f"budget {_name(budget)} has reached {threshold:.0%} "
                                        f"(${spent_usd:.6f} of ${budget['limit_usd'] or 0:.6f}, "
                                        f"{spent_tokens} tokens)")  # fmt: skip

@@ -34,9 +34,10 @@ class Feedback:
 
         who = by or actor()["os_user"]
         with self.store.transaction() as conn:
-            conn.execute("INSERT INTO feedback (call_id, rating, note, by, at) VALUES (?, ?, ?, ?, ?)",
-                         (call_id, value, note, who, utcnow()))  # fmt: skip
-            self.store.audit(conn, "feedback", call_id, {"rating": value, "note": note}, who={"user": who})
+            row_id = conn.execute("INSERT INTO feedback (call_id, rating, note, by, at) VALUES (?, ?, ?, ?, ?)",
+                                  (call_id, value, note, who, utcnow())).lastrowid  # fmt: skip
+            self.store.audit(conn, "feedback", call_id, {"rating": value, "note": note}, who={"user": who},
+                             bind=[("feedback", str(row_id))])
         return value
 
     def df(self, call_id: str | None = None) -> pd.DataFrame:

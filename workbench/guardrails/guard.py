@@ -171,14 +171,19 @@ class Guard:
 
     def check_tool_call(self, tool: str, arguments: dict[str, Any], *, risk: str = "read", session: str | None = None,
                         agent: str | None = None, call_id: str | None = None,
-                        report: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+                        report: dict[str, Any] | None = None, recheck: bool = False) -> dict[str, Any]:  # fmt: skip
         """The arguments a tool may run with; raises :class:`ToolDenied` when it may not run at all.
 
         ``report`` gets the scanners run, the findings and the actions (``flagged`` lists what was let through).
+        ``recheck``: a human edited the arguments of a call already checked and counted once (the
+        destructive cap does not count it twice).
         """
         self.ensure_open(session, agent)
+        if not isinstance(arguments, dict):
+            raise ToolDenied(f"tool {tool} was not run: its arguments must be a JSON object, not "
+                             f"{type(arguments).__name__}")  # fmt: skip
         ctx = ScanContext("tool_call", tool=tool, arguments=dict(arguments), risk=risk, session=session, agent=agent,
-                          guard=self)  # fmt: skip
+                          guard=self, recheck=recheck)  # fmt: skip
         text = json.dumps(arguments, sort_keys=True, default=str)
         results = self.scan("tool_call", text, ctx)
         _report(report, self._active("tool_call"), results,
@@ -192,9 +197,19 @@ class Guard:
             r = stopped[0]
             how = {"rejected": "a human rejected it", "unasked": _UNASKED}.get(decisions[r.scanner], r.kinds())
             raise ToolDenied(f"tool {tool} was not run: {how} ({r.scanner} guardrail){self._lock_note(session, agent)}")
-        if risk == "destructive":
+        if risk == "destructive" and not recheck:
             self.record([], call_id, session, agent, {}, ref=tool, destructive=True)
         return arguments
+
+    def preview_tool_call(self, tool: str, arguments: dict[str, Any], *, risk: str = "read",
+                          session: str | None = None, agent: str | None = None) -> list[str]:  # fmt: skip
+        """What would stop this tool call now (nothing recorded): ``["boundaries: path: ..."]``, empty if none."""
+        if not isinstance(arguments, dict):
+            return [f"arguments must be a JSON object, not {type(arguments).__name__}"]
+        ctx = ScanContext("tool_call", tool=tool, arguments=dict(arguments), risk=risk, session=session, agent=agent,
+                          guard=self, recheck=True)  # fmt: skip
+        text = json.dumps(arguments, sort_keys=True, default=str)
+        return [f"{r.scanner}: {r.kinds()}" for r in self.scan("tool_call", text, ctx) if r.action in ("block", "ask")]
 
     def check_tool_result(self, tool: str, text: str, *, session: str | None = None, agent: str | None = None,
                           call_id: str | None = None) -> str:  # fmt: skip
@@ -249,11 +264,14 @@ class Guard:
         if column not in ("session", "agent"):
             raise GuardrailViolation(f"reset takes session:NAME or agent:NAME, not {key!r}")
         with self.store.transaction() as conn:
-            conn.execute("UPDATE guard_locks SET reset_at = ?, reset_by = ? WHERE key = ?", (now, by, key))
-            conn.execute(f"INSERT INTO guard_events (at, {column}, stage, scanner, action, findings, detail) "
-                         "VALUES (?, ?, 'breaker', 'breaker', 'reset', '[]', ?)",
-                         (now, name, f"reset by {by or 'a human'}"))  # fmt: skip
-            self.store.audit(conn, "guard", key, {"event": "reset", "by": by or "a human"}, who={"user": by})
+            locked = conn.execute("UPDATE guard_locks SET reset_at = ?, reset_by = ? WHERE key = ?",
+                                  (now, by, key)).rowcount  # fmt: skip
+            event = conn.execute(f"INSERT INTO guard_events (at, {column}, stage, scanner, action, findings, detail) "
+                                 "VALUES (?, ?, 'breaker', 'breaker', 'reset', '[]', ?)",
+                                 (now, name, f"reset by {by or 'a human'}")).lastrowid  # fmt: skip
+            bind = [("guard_events", str(event))] + ([("guard_locks", key)] if locked else [])
+            self.store.audit(conn, "guard", key, {"event": "reset", "by": by or "a human"}, who={"user": by},
+                             bind=bind)
 
     def locks(self) -> pd.DataFrame:
         """Every session or agent the breaker has locked, and whether it still is."""
@@ -285,7 +303,8 @@ class Guard:
                     conn.execute("INSERT INTO guard_locks (key, locked_at, violations) VALUES (?, ?, ?) "
                                  "ON CONFLICT(key) DO UPDATE SET locked_at = excluded.locked_at, "
                                  "violations = excluded.violations", (key, utcnow(), n))  # fmt: skip
-                    self.store.audit(conn, "guard", key, {"event": "locked", "violations": n})
+                    self.store.audit(conn, "guard", key, {"event": "locked", "violations": n},
+                                     bind=[("guard_locks", key)])
 
     def _lock_note(self, session: str | None, agent: str | None) -> str:
         try:
@@ -367,12 +386,13 @@ class Guard:
             rows.append((now, call_id, session, agent, "tool_call", "boundaries", "allowed", 0.0, ref, "[]",
                          "destructive"))  # fmt: skip
         with self.store.transaction() as conn:
-            conn.executemany("INSERT INTO guard_events (at, call_id, session, agent, stage, scanner, action, score, "
-                             "ref, findings, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)  # fmt: skip
+            ids = [conn.execute("INSERT INTO guard_events (at, call_id, session, agent, stage, scanner, action, score, "
+                                "ref, findings, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row).lastrowid
+                   for row in rows]  # fmt: skip
             self.store.audit(conn, "guard", call_id or ref or "-", {
                 "session": session, "agent": agent, "ref": ref,
                 "events": [{"stage": r[4], "scanner": r[5], "action": r[6], "score": r[7], "decision": r[10]}
-                           for r in rows]})  # fmt: skip
+                           for r in rows]}, bind=[("guard_events", str(i)) for i in ids])  # fmt: skip
 
 
 def _report(report: dict[str, Any] | None, scanners: int, results: list[ScanResult], **extra: Any) -> None:

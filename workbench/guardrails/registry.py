@@ -33,6 +33,7 @@ class ScanContext:
     session: str | None = None
     agent: str | None = None
     guard: Any = None  # the Guard running the scan (settings, store)
+    recheck: bool = False  # tool_call: edited arguments of a call already counted once
 
 
 @dataclass(frozen=True)

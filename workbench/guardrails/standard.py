@@ -62,7 +62,7 @@ def _boundaries(text: str, ctx: ScanContext) -> list[Finding]:
             if problem:
                 found.append(Finding(f"{rule.argument}: {problem}", 0, 0))
     if ctx.risk == "destructive" and tools.max_destructive is not None:
-        done = guard.destructive_calls(ctx.session)
+        done = guard.destructive_calls(ctx.session) - (1 if ctx.recheck else 0)
         if done >= tools.max_destructive:
             found.append(Finding(f"destructive cap reached ({done} of {tools.max_destructive} this session)", 0, 0))
     return found

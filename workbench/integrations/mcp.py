@@ -247,21 +247,24 @@ class MCP:
     def _pin(self, server: str, name: str, definition: dict[str, Any]) -> None:
         text = json.dumps(definition, sort_keys=True)
         digest = hashlib.sha256(text.encode()).hexdigest()
-        rows = self.store.query("SELECT hash, status FROM mcp_pins WHERE name = ?", (name,))
+        rows = self.store.query("SELECT hash, status, changed_hash FROM mcp_pins WHERE name = ?", (name,))
+        if rows and digest == (rows[0]["changed_hash"] if rows[0]["status"] == "changed" else rows[0]["hash"]):
+            return  # as pinned, or as already flagged: nothing to write
         with self.store.transaction() as conn:
             if not rows:
                 conn.execute("INSERT INTO mcp_pins (name, server, hash, definition, first_seen, status) "
                              "VALUES (?, ?, ?, ?, ?, 'pinned')", (name, server, digest, text, utcnow()))  # fmt: skip
+                event = {"event": "pinned", "hash": digest}
             elif rows[0]["hash"] != digest:
-                if rows[0]["status"] != "changed":
-                    self.store.audit(conn, "mcp_pin", name, {"event": "changed", "pinned": rows[0]["hash"],
-                                                             "seen": digest})  # fmt: skip
                 conn.execute("UPDATE mcp_pins SET status = 'changed', changed_hash = ?, changed_definition = ?, "
                              "changed_at = COALESCE(changed_at, ?) WHERE name = ?",
                              (digest, text, utcnow(), name))  # fmt: skip
-            elif rows[0]["status"] == "changed":  # back to what was approved
+                event = {"event": "changed", "pinned": rows[0]["hash"], "seen": digest}
+            else:  # back to what was approved
                 conn.execute("UPDATE mcp_pins SET status = 'pinned', changed_hash = NULL, changed_definition = NULL, "
                              "changed_at = NULL WHERE name = ?", (name,))  # fmt: skip
+                event = {"event": "restored", "hash": digest}
+            self.store.audit(conn, "mcp_pin", name, event, bind=[("mcp_pins", name)])
 
     def _check_pin(self, name: str) -> None:
         rows = self.store.query("SELECT status, changed_at FROM mcp_pins WHERE name = ?", (name,))
@@ -280,7 +283,8 @@ class MCP:
                          "COALESCE(changed_definition, definition), status = 'pinned', changed_hash = NULL, "
                          "changed_definition = NULL, changed_at = NULL, approved_by = ? WHERE name = ?",
                          (by or "a human", name))  # fmt: skip
-            self.store.audit(conn, "mcp_pin", name, {"event": "approved", "by": by or "a human"}, who={"user": by})
+            self.store.audit(conn, "mcp_pin", name, {"event": "approved", "by": by or "a human"}, who={"user": by},
+                             bind=[("mcp_pins", name)])
 
     def df(self) -> pd.DataFrame:
         """Every MCP tool seen: server, pin status (pinned / changed), when first seen, who re-approved."""

@@ -49,6 +49,23 @@ class Tool:
         return {"type": "function", "function": {"name": wire_name(self.name), "description": self.description,
                                                  "parameters": self.parameters}}  # fmt: skip
 
+    def check(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """``arguments`` validated against the tool's schema (its pydantic model, else the JSON schema)."""
+        if not isinstance(arguments, dict):
+            raise ToolError(f"tool {self.name} takes a JSON object of arguments, not {type(arguments).__name__}")
+        if self.validate is not None:
+            return self.validate(arguments)
+        import jsonschema
+
+        try:
+            jsonschema.validate(arguments, self.parameters or {"type": "object"})
+        except jsonschema.ValidationError as exc:
+            where = ".".join(str(p) for p in exc.absolute_path) or "arguments"
+            raise ToolError(f"tool {self.name}: {where}: {exc.message}") from None
+        except jsonschema.SchemaError:
+            pass  # a server's schema we can't read: the server validates
+        return arguments
+
     def run(self, arguments: dict[str, Any]) -> Any:
         """Validate ``arguments`` and call the tool (a coroutine function is run to completion)."""
         if self.fn is None:

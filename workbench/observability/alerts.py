@@ -109,6 +109,17 @@ class Alerts:
             self._post(row)
         return notices
 
+    def notice(self, rule: str, text: str, ref: str | None = None, warn: bool = True) -> None:
+        """Record, show and post a one-off notice (an escalated approval, an audit log refusing to grow)."""
+        row = {"rule": rule, "event": "notice", "metric": rule, "value": None, "above": None, "window_s": None,
+               "route": None, "at": utcnow(), "call_id": ref}  # fmt: skip
+        with self.store.transaction() as conn:
+            row["id"] = conn.execute(f"INSERT INTO alerts ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                                     list(row.values())).lastrowid  # fmt: skip
+        if warn:
+            warnings.warn(text, AlertWarning, stacklevel=3)
+        self._post(row, text)
+
     def values(self) -> pd.DataFrame:
         """Each rule with its metric's current value and whether it is firing."""
         import pandas as pd
@@ -146,16 +157,16 @@ class Alerts:
             return os.environ.get(config.webhook_env) or None
         return config.webhook
 
-    def _post(self, row: dict[str, Any]) -> None:
+    def _post(self, row: dict[str, Any], text: str | None = None) -> None:
         url = self._webhook()
         if not url:
             return
-        thread = threading.Thread(target=self._deliver, args=(url, row), daemon=True, name="workbench-alert")
+        thread = threading.Thread(target=self._deliver, args=(url, row, text), daemon=True, name="workbench-alert")
         self._posts = [t for t in self._posts if t.is_alive()] + [thread]
         thread.start()
 
-    def _deliver(self, url: str, row: dict[str, Any]) -> None:
-        body = json.dumps({**{k: v for k, v in row.items() if k != "id"}, "text": _describe(row)}).encode()
+    def _deliver(self, url: str, row: dict[str, Any], text: str | None = None) -> None:
+        body = json.dumps({**{k: v for k, v in row.items() if k != "id"}, "text": text or _describe(row)}).encode()
         request = urllib.request.Request(url, body, {"Content-Type": "application/json"}, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_S) as response:

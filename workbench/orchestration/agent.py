@@ -32,6 +32,16 @@ from typing import TYPE_CHECKING, Any
 from workbench.errors import BudgetExceeded, GuardrailViolation, WorkbenchError
 from workbench.integrations import Tool, ToolError, result_text
 from workbench.observability import iso_ns, run_trace, span_row
+from workbench.orchestration.claims import (
+    WAIT_S,
+    approval_of,
+    claim_tool_call,
+    finish_tool_call,
+    owner_token,
+    owning,
+    wait_for_run,
+    wait_for_tool_call,
+)
 from workbench.store import new_id, utcnow
 
 if TYPE_CHECKING:
@@ -115,17 +125,26 @@ class Agent:
         state = {"id": new_id(), "agent": self.name, "task": task, "status": "running", "model": self.model,
                  "session": session or self.session, "user": user or self.user, "messages": messages,
                  "tools": [t.name for t in tools], "steps": 0, "cost_usd": 0.0, "answer": None, "stop_reason": None,
-                 "waiting_on": None, "started_at": utcnow(), "finished_at": None}  # fmt: skip
+                 "waiting_on": None, "started_at": utcnow(), "finished_at": None, "owner": owner_token()}  # fmt: skip
         state.update(max_steps=self.max_steps, budget=self.budget, system=self.system, remember=int(self.remember))
         self._save(state)
-        return self._loop(state)
+        with owning(self.wb.store, "agent_runs", state["id"], state["owner"]):
+            return self._loop(state)
 
-    def resume(self, run_id: str) -> AgentRun:
-        """Continue a parked run from its saved messages (tools that already ran are not run again)."""
-        state = self._load(run_id)
-        if state["status"] == DONE:
-            return self._result(state)
-        return self._loop(state)
+    def resume(self, run_id: str, wait_s: float = WAIT_S) -> AgentRun:
+        """Continue a parked run from its saved messages (tools that already ran are not run again).
+
+        One caller continues a run at a time, in any thread or process: a second resume waits
+        (up to ``wait_s``) for the first to finish and returns what it recorded.
+        """
+        self._load(run_id)  # the run exists and is this agent's
+        owner = owner_token()
+        if wait_for_run(self.wb.store, "agent_runs", run_id, owner, wait_s) is not None:
+            return self._result(self._load(run_id))
+        with owning(self.wb.store, "agent_runs", run_id, owner):
+            state = self._load(run_id)
+            state["owner"] = owner
+            return self._loop(state)
 
     def as_tool(self, risk: str = "read") -> Tool:
         """This agent as a tool (``agent.NAME``) other agents can delegate a task to."""
@@ -210,7 +229,9 @@ class Agent:
             plan["arguments"] = json.loads(call["function"].get("arguments") or "{}")
         except json.JSONDecodeError as exc:
             return {**plan, "arguments": {}, "status": "error", "result": f"error: arguments are not JSON ({exc})"}
-        if recorded and recorded["status"] not in ("pending",):
+        if recorded and recorded["status"] == "running":  # claimed by another caller: wait for its outcome
+            return {**plan, "status": "run", "approval_id": approval_of(recorded)}
+        if recorded and recorded["status"] != "pending":
             return {**plan, "status": "recorded", "result": recorded["result"]}
         if recorded:  # waiting on an approval: has it been decided?
             return self._after_approval(state, plan, recorded)
@@ -245,13 +266,15 @@ class Agent:
 
     def _after_approval(self, state: dict[str, Any], plan: dict[str, Any],
                         recorded: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
-        approval_id = plan["approval_id"] or json.loads(recorded["error"] or "{}").get("approval")
+        approval_id = plan["approval_id"] or approval_of(recorded)
         plan["approval_id"] = approval_id
         row = self.wb.approvals.get(approval_id)
         if row["status"] in ("pending", "escalated") and row["expires_at"] < utcnow():
             self.wb.approvals.expire()
             row = self.wb.approvals.get(approval_id)
-        if row["status"] in ("approved", "modified"):
+        if row["status"] == "modified":  # edited by a human: checked again, exactly as the model's own would be
+            return self._edited(state, plan, json.loads(row["final_arguments"]))
+        if row["status"] == "approved":
             return {**plan, "status": "run", "arguments": json.loads(row["final_arguments"])}
         if row["status"] == "rejected":
             return {**plan, "status": "rejected",
@@ -262,8 +285,38 @@ class Agent:
             self._record(state, {**plan, "status": "pending", "error": json.dumps({"approval": approval_id})})
         return {**plan, "status": "pending"}
 
+    def _edited(self, state: dict[str, Any], plan: dict[str, Any], arguments: dict[str, Any]) -> dict[str, Any]:
+        """A human's edited arguments through the tool's schema and every tool-call guardrail."""
+        tool: Tool | None = plan["tool_obj"]
+        checked: dict[str, Any] = {}
+        t0 = time.time_ns()
+        try:
+            if tool is not None:
+                tool.check(arguments)
+            self.wb.guard.check_tool_call(plan["tool"], arguments, risk=plan["risk"], session=state["session"],
+                                          agent=self.name, call_id=state.get("last_call"), report=checked,
+                                          recheck=True)  # fmt: skip
+        except (GuardrailViolation, ToolError) as exc:
+            plan.setdefault("spans", []).append(("guardrails.check_tool_call", t0, time.time_ns(), "error",
+                                                 {**checked, "blocked": True, "edited": True}))  # fmt: skip
+            return {**plan, "arguments": arguments, "status": "denied",
+                    "result": f"the edited arguments were refused: {exc}"}  # fmt: skip
+        plan.setdefault("spans", []).append(("guardrails.check_tool_call", t0, time.time_ns(), "ok",
+                                             {**checked, "edited": True}))  # fmt: skip
+        return {**plan, "status": "run", "arguments": arguments}
+
     def _execute(self, state: dict[str, Any], plan: dict[str, Any]) -> None:
         tool: Tool = plan["tool_obj"]
+        claim = {"id": plan["row"], "run_id": state["id"], "step": state["steps"], "call_id": state.get("last_call"),
+                 "tool": plan["tool"], "risk": plan["risk"], "arguments": json.dumps(plan["arguments"], default=str),
+                 "started_at": utcnow()}  # fmt: skip
+        other = claim_tool_call(self.wb.store, claim, plan["approval_id"], state.get("owner") or owner_token(),
+                                {"tool": plan["tool"], "arguments": plan["arguments"], "run_id": state["id"],
+                                 "agent": self.name})  # fmt: skip
+        if other is not None:  # another caller ran (or is running) it: its outcome, never a second run
+            done = wait_for_tool_call(self.wb.store, plan["row"], plan["approval_id"])
+            plan.update(status="recorded", result=done.get("result") or "")
+            return
         plan["run_ns"] = time.time_ns()
         t0 = time.perf_counter()
         try:
@@ -283,17 +336,21 @@ class Agent:
         row = {"id": plan["row"], "run_id": state["id"], "step": state["steps"], "call_id": state.get("last_call"),
                "tool": plan["tool"], "risk": plan["risk"], "arguments": json.dumps(plan["arguments"], default=str),
                "status": plan["status"], "result": plan["result"][:20_000], "error": plan["error"],
-               "started_at": utcnow(), "latency_ms": round(plan["latency_ms"], 3)}  # fmt: skip
+               "started_at": utcnow(), "latency_ms": round(plan["latency_ms"], 3),
+               "claimed_by": state.get("owner") if plan.get("run_ns") else None}  # fmt: skip
+        approval = plan.get("approval_id") if plan["status"] not in ("pending",) else None
         with self.wb.store.transaction() as conn:
             conn.execute(f"INSERT OR REPLACE INTO tool_calls ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                          tuple(row.values()))  # fmt: skip
             self.wb.store.add_spans(conn, self._spans(state, plan))
+            finish_tool_call(conn, self.wb.store, approval, plan["status"])
+            bind = [("tool_calls", row["id"])] + ([("approvals", approval)] if approval else [])
             self.wb.store.audit(conn, "tool_call", row["id"], {
                 "tool": row["tool"], "risk": row["risk"], "arguments": plan["arguments"], "status": row["status"],
                 "result_sha256": hashlib.sha256(plan["result"].encode()).hexdigest(), "run_id": row["run_id"],
                 "call_id": row["call_id"], "agent": self.name, "session": state.get("session"),
                 "model": state.get("model") or self.wb.settings.default_route},
-                who={"user": state.get("user")})  # fmt: skip
+                who={"user": state.get("user")}, bind=bind)  # fmt: skip
 
     def _spans(self, state: dict[str, Any], plan: dict[str, Any]) -> list[tuple[Any, ...]]:
         """The tool call as a span under the run's root, with its guard check and approval as children."""
@@ -332,7 +389,8 @@ class Agent:
     def _save(self, state: dict[str, Any]) -> None:
         row = {k: state.get(k) for k in ("id", "agent", "task", "status", "model", "session", "user", "steps",
                                          "cost_usd", "answer", "stop_reason", "waiting_on", "started_at",
-                                         "finished_at", "max_steps", "budget", "system", "remember")}  # fmt: skip
+                                         "finished_at", "max_steps", "budget", "system", "remember",
+                                         "owner")}  # fmt: skip
         row["messages"] = json.dumps(state["messages"], default=str)
         row["tools"] = json.dumps(state["tools"])
         trace_id, root = run_trace("agent", state["id"])

@@ -38,6 +38,15 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.errors import WorkbenchError
 from workbench.observability import iso_ns, run_trace, span_row
+from workbench.orchestration.claims import (
+    WAIT_S,
+    claim_tool_call,
+    finish_tool_call,
+    owner_token,
+    owning,
+    wait_for_run,
+    wait_for_tool_call,
+)
 from workbench.store import new_id, utcnow
 
 if TYPE_CHECKING:
@@ -103,6 +112,7 @@ class Workflow:
             raise WorkflowError("concurrency must be at least 1")
         self.wb, self.name, self.concurrency = wb, name, concurrency
         self.steps: dict[str, Step] = {}
+        self._owners: dict[str, str] = {}  # run id -> who continues it in this process
 
     # -- defining -----------------------------------------------------------------------------
 
@@ -175,23 +185,34 @@ class Workflow:
     def run(self, **inputs: Any) -> WorkflowRun:
         """Run every step (``inputs`` are given to steps that take them as parameters)."""
         self._check()
-        run_id = new_id()
+        run_id, owner = new_id(), owner_token()
         with self.wb.store.transaction() as conn:
-            conn.execute("INSERT INTO workflow_runs (id, workflow, status, inputs, started_at) VALUES (?, ?, ?, ?, ?)",
-                         (run_id, self.name, "running", json.dumps(inputs, default=str), utcnow()))  # fmt: skip
-        return self._execute(run_id, inputs)
+            conn.execute("INSERT INTO workflow_runs (id, workflow, status, inputs, started_at, owner) "
+                         "VALUES (?, ?, ?, ?, ?, ?)",
+                         (run_id, self.name, "running", json.dumps(inputs, default=str), utcnow(), owner))  # fmt: skip
+        with owning(self.wb.store, "workflow_runs", run_id, owner):
+            return self._execute(run_id, inputs, owner)
 
-    def resume(self, run_id: str) -> WorkflowRun:
-        """Finish a stopped run: finished steps are read back, the rest run (nothing runs twice)."""
+    def resume(self, run_id: str, wait_s: float = WAIT_S) -> WorkflowRun:
+        """Finish a stopped run: finished steps are read back, the rest run (nothing runs twice).
+
+        One caller continues a run at a time, in any thread or process: a second resume waits
+        for the first and returns what it recorded.
+        """
         self._check()
         rows = self.wb.store.query("SELECT workflow, inputs FROM workflow_runs WHERE id = ?", (run_id,))
         if not rows:
             raise WorkflowError(f"no workflow run {run_id!r}")
         if rows[0]["workflow"] != self.name:
             raise WorkflowError(f"run {run_id} is of workflow {rows[0]['workflow']!r}, not {self.name!r}")
-        return self._execute(run_id, json.loads(rows[0]["inputs"] or "{}"))
+        owner = owner_token()
+        if wait_for_run(self.wb.store, "workflow_runs", run_id, owner, wait_s) is not None:
+            return self._outcome(run_id, self._finished(run_id), [])
+        with owning(self.wb.store, "workflow_runs", run_id, owner):
+            return self._execute(run_id, json.loads(rows[0]["inputs"] or "{}"), owner)
 
-    def _execute(self, run_id: str, inputs: dict[str, Any]) -> WorkflowRun:
+    def _execute(self, run_id: str, inputs: dict[str, Any], owner: str) -> WorkflowRun:
+        self._owners[run_id] = owner
         done = self._finished(run_id)
         results: dict[str, Any] = {k: v for k, v in done.items() if "[" not in k}
         pending = [n for n in self._check() if n not in results]
@@ -230,9 +251,17 @@ class Workflow:
             self.wb.store.add_spans(conn, [span_row(trace_id, None, "workflow.run", iso_ns(started), time.time_ns(),
                                                     "error" if error else "ok", None, root, workflow=self.name,
                                                     run_id=run_id, status=status, error=error)])  # fmt: skip
+        return self._outcome(run_id, results, waiting)
+
+    def _outcome(self, run_id: str, results: dict[str, Any], waiting: list[str]) -> WorkflowRun:
+        """The run as the store has it: status, error, and every step's row."""
+        run = self.wb.store.query("SELECT status, error FROM workflow_runs WHERE id = ?", (run_id,))[0]
         steps = self.wb.store.query("SELECT step, status, attempts, latency_ms, error, started_at, finished_at "
                                     "FROM workflow_steps WHERE run_id = ? ORDER BY started_at", (run_id,))  # fmt: skip
-        return WorkflowRun(run_id, self.name, status, results, error, waiting, steps)
+        if not waiting:
+            waiting = [r["step"] for r in steps if r["status"] == "waiting"]
+        results = {k: v for k, v in results.items() if "[" not in k}
+        return WorkflowRun(run_id, self.name, run["status"], results, run["error"], waiting, steps)
 
     def _args(self, name: str, results: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
         step = self.steps[name]
@@ -300,28 +329,70 @@ class Workflow:
 
     def _tool(self, run_id: str, name: str, tool_name: str, arguments: dict[str, Any]) -> Any:
         tool = self.wb.tools.get(tool_name)
-        self.wb.guard.check_tool_call(tool.name, arguments, risk=tool.risk, agent=f"workflow:{self.name}")
+        agent = f"workflow:{self.name}"
+        row_id = f"{run_id}:{name}"
+        recorded = self.wb.store.query("SELECT status, result FROM tool_calls WHERE id = ?", (row_id,))
+        if recorded and recorded[0]["status"] in ("ok", "unknown"):  # it ran (or may have): never again
+            return recorded[0]["result"]
+        self.wb.guard.check_tool_call(tool.name, arguments, risk=tool.risk, agent=agent)
         rows = self.wb.store.query("SELECT id, status, final_arguments FROM approvals WHERE run_id = ? AND "
                                    "tool_call_id = ? ORDER BY created_at DESC LIMIT 1", (run_id, name))  # fmt: skip
         decision = self.wb.approvals.policy(tool.name, tool.risk)
         if decision == "reject":
             raise WorkflowError(f"tool {tool.name} is rejected by the approval policy")
+        approval = None
         if decision == "ask":
             row = rows[0] if rows else None
             if row is None:
                 row = self.wb.approvals.request(tool.name, arguments, risk=tool.risk, run_id=run_id, tool_call_id=name,
                                                 reason=f"workflow {self.name} step {name}: {tool.risk} tool",
-                                                agent=f"workflow:{self.name}")  # fmt: skip
+                                                agent=agent)  # fmt: skip
                 self.wb.approvals.ask_decider(row)
                 row = self.wb.approvals.get(row["id"])
             if row["status"] in ("pending", "escalated"):
                 raise _Waiting(row["id"])
             if row["status"] not in ("approved", "modified"):
                 raise WorkflowError(f"tool {tool.name} was {row['status']} by a human")
-            arguments = json.loads(row["final_arguments"])
+            approval = row["id"]
+            if row["status"] == "modified":  # edited by a human: checked again, like the original
+                arguments = tool.check(json.loads(row["final_arguments"]))
+                self.wb.guard.check_tool_call(tool.name, arguments, risk=tool.risk, agent=agent, recheck=True)
+            else:
+                arguments = json.loads(row["final_arguments"])
+        return self._run_once(run_id, name, tool, arguments, approval)
+
+    def _run_once(self, run_id: str, name: str, tool: Any, arguments: dict[str, Any], approval: str | None) -> Any:
+        """Claim the tool call, run it, record its outcome; a caller that loses the claim gets that outcome."""
         from workbench.integrations import result_text
 
-        return self.wb.guard.check_tool_result(tool.name, result_text(tool.run(arguments)))
+        row_id = f"{run_id}:{name}"
+        claim = {"id": row_id, "run_id": run_id, "step": 0, "call_id": None, "tool": tool.name, "risk": tool.risk,
+                 "arguments": json.dumps(arguments, default=str), "started_at": utcnow()}  # fmt: skip
+        other = claim_tool_call(self.wb.store, claim, approval, self._owners.get(run_id) or owner_token(),
+                                {"tool": tool.name, "arguments": arguments, "run_id": run_id,
+                                 "workflow": self.name})  # fmt: skip
+        if other is not None:
+            done = wait_for_tool_call(self.wb.store, row_id, approval)
+            if done["status"] not in ("ok", "unknown"):
+                raise WorkflowError(f"tool {tool.name}: {done.get('result')}")
+            return done.get("result")
+        t0 = time.perf_counter()
+        try:
+            out, status, error = result_text(tool.run(arguments)), "ok", None
+        except Exception as exc:  # noqa: BLE001 - recorded, then the step's error policy decides
+            out, status, error = f"error: {type(exc).__name__}: {exc}", "error", repr(exc)
+        checked = self.wb.guard.check_tool_result(tool.name, out) if status == "ok" else out
+        with self.wb.store.transaction() as conn:
+            conn.execute("UPDATE tool_calls SET status = ?, result = ?, error = ?, latency_ms = ? WHERE id = ?",
+                         (status, checked[:20_000], error, round((time.perf_counter() - t0) * 1000, 3), row_id))
+            finish_tool_call(conn, self.wb.store, approval, status)
+            self.wb.store.audit(conn, "tool_call", row_id, {
+                "tool": tool.name, "risk": tool.risk, "arguments": arguments, "status": status, "run_id": run_id,
+                "workflow": self.name, "result_sha256": hashlib.sha256(checked.encode()).hexdigest()},
+                bind=[("tool_calls", row_id)] + ([("approvals", approval)] if approval else []))  # fmt: skip
+        if status != "ok":
+            raise WorkflowError(f"tool {tool.name} failed: {error}")
+        return checked
 
     # -- the record ---------------------------------------------------------------------------
 
@@ -345,4 +416,5 @@ class Workflow:
                                                     status=status, attempts=attempts, error=error)])  # fmt: skip
             self.wb.store.audit(conn, "workflow_step", f"{run_id}:{name}", {
                 "workflow": self.name, "run_id": run_id, "step": name, "status": status, "attempts": attempts,
-                "error": error, "result_sha256": hashlib.sha256(json.dumps(value, default=str).encode()).hexdigest()})
+                "error": error, "result_sha256": hashlib.sha256(json.dumps(value, default=str).encode()).hexdigest()},
+                bind=[("workflow_steps", f"{run_id}:{name}")])  # fmt: skip

@@ -7,6 +7,7 @@ A call is written with its attempts, spans, audit entry and session row in one
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import sqlite3
 import threading
@@ -19,6 +20,22 @@ from typing import Any
 import sqlite_utils
 
 from workbench.errors import WorkbenchError
+from workbench.store.chain import (
+    BOUND,
+    GENESIS,
+    KEY_ENV,
+    KEYED,
+    AuditChainBroken,
+    AuditKey,
+    audit_key,
+    bind_rows,
+    carry_mac,
+    check_entry,
+    entry_hash,
+    head_mac,
+    row_digests,
+    select_sql,
+)
 from workbench.store.migrations import migrate
 
 CALL_COLUMNS = (
@@ -52,7 +69,6 @@ _TOUCH_SESSION = (
     "INSERT INTO sessions (name, created_at, history_from, state) VALUES (?, ?, '', '{}') "
     "ON CONFLICT(name) DO NOTHING"
 )
-GENESIS = "sha256:" + "0" * 64
 
 
 def new_id(nbytes: int = 8) -> str:
@@ -83,9 +99,8 @@ def cutoff(when: str) -> str:
 
 
 def audit_hash(prev_hash: str, ts: str, kind: str, ref: str, payload: str) -> str:
-    """The chained digest of one audit entry, prefixed with the digest's name."""
-    digest = hashlib.sha256("\x1f".join((prev_hash, ts, kind, ref, payload)).encode()).hexdigest()
-    return "sha256:" + digest
+    """The keyed digest of one audit entry (see store/chain.py), prefixed with its name."""
+    return entry_hash(audit_key(), prev_hash, ts, kind, ref, payload)
 
 
 class Store:
@@ -111,8 +126,10 @@ class Store:
         self.lock = threading.RLock()
         self._depth = 0  # > 0 inside batch(): transactions become savepoints
         self.on_spans: Callable[[list[str]], None] | None = None  # told the ids of spans just written (OTel)
+        self.on_broken_chain: Callable[[str], None] | None = None  # told when the audit chain refuses to grow
         with self.lock:
             migrate(self.db)
+            self._adopt_pending = conn.execute("SELECT 1 FROM audit_state WHERE k = 'adopt'").fetchone() is not None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -138,8 +155,10 @@ class Store:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self.conn
-            except BaseException:
+            except BaseException as exc:
                 self.conn.execute("ROLLBACK")
+                if isinstance(exc, AuditChainBroken) and self.on_broken_chain is not None:
+                    self.on_broken_chain(str(exc))
                 raise
             self.conn.execute("COMMIT")
 
@@ -202,7 +221,7 @@ class Store:
                     self.on_spans([s[0] for s in spans])
             if settle_reservation:
                 conn.execute("DELETE FROM reservations WHERE call_id = ?", (call["id"],))
-            self.audit(conn, "call", call["id"], payload, who={"user": call.get("user")})
+            self.audit(conn, "call", call["id"], payload, who={"user": call.get("user")}, bind=[("calls", call["id"])])
             for kind, ref, extra in audit_also:
                 self.audit(conn, kind, ref, extra)
 
@@ -215,37 +234,110 @@ class Store:
         if self.on_spans is not None and spans:
             self.on_spans([s[0] for s in spans])
 
-    def append_audit(self, kind: str, ref: str, payload: dict[str, Any]) -> None:
-        """Add one entry to the hash-chained audit log in its own transaction."""
+    def append_audit(self, kind: str, ref: str, payload: dict[str, Any],
+                     bind: Sequence[tuple[str, str]] = ()) -> int:  # fmt: skip
+        """Add one entry to the hash-chained audit log in its own transaction; returns its id."""
         with self.transaction() as conn:
-            self.audit(conn, kind, ref, payload)
+            return self.audit(conn, kind, ref, payload, bind=bind)
 
     def audit(self, conn: sqlite3.Connection, kind: str, ref: str, payload: dict[str, Any],
-              who: dict[str, Any] | None = None) -> None:  # fmt: skip
-        """Chain an entry for an event, inside the transaction (``conn``) that writes the event.
+              who: dict[str, Any] | None = None, bind: Sequence[tuple[str, str]] = ()) -> int:  # fmt: skip
+        """Chain an entry for an event, inside the transaction (``conn``) that writes the event; returns its id.
 
         The payload is scrubbed of secrets and stamped with who wrote it (see audit/entry.py).
-        Inside ``BEGIN IMMEDIATE`` no other writer can extend the chain between read and insert;
-        ``audit_head`` keeps the newest hash, so cutting entries off the end is detected too.
+        ``bind`` names the rows (``table, key``) the entry stands for: their keyed digests, read
+        back inside this transaction, go into the entry, and ``verify()`` checks the live rows
+        against them. The chain's tail is checked against its head first: a log whose end was
+        cut off, or whose last entry or head was edited, is not extended (:class:`AuditChainBroken`).
         """
         from workbench.audit.entry import entry_payload
 
-        text = entry_payload(payload, who)
-        last = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
-        last_id, prev = last or self._audit_base(conn)
+        key = audit_key()
+        if self._adopt_pending and kind != "adopt":
+            self._adopt(conn, key)
+        bindings = bind_rows(conn, key, list(bind)) if bind else None
+        text = entry_payload(payload, who, bindings)
+        last_id, prev = self._tail(conn, key)
         ts = utcnow()
-        digest = audit_hash(prev, ts, kind, ref, text)
+        digest = entry_hash(key, prev, ts, kind, ref, text)
         entry = last_id + 1
         conn.execute(_INSERT_AUDIT, (entry, ts, kind, ref, text, prev, digest))
-        conn.execute("INSERT INTO audit_head (k, id, hash) VALUES (1, ?, ?) "
-                     "ON CONFLICT(k) DO UPDATE SET id = excluded.id, hash = excluded.hash",
-                     (entry, digest))  # fmt: skip
+        conn.execute("INSERT INTO audit_head (k, id, hash, mac, key_id) VALUES (1, ?, ?, ?, ?) "
+                     "ON CONFLICT(k) DO UPDATE SET id = excluded.id, hash = excluded.hash, mac = excluded.mac, "
+                     "key_id = excluded.key_id", (entry, digest, head_mac(key, entry, digest), key.id))  # fmt: skip
+        return entry
+
+    def next_entry(self, conn: sqlite3.Connection, key: AuditKey) -> int:
+        """The id the next audit entry will have (after checking the chain's tail)."""
+        return self._tail(conn, key)[0] + 1
+
+    def write_carry(self, conn: sqlite3.Connection, key: AuditKey,
+                    carry: dict[tuple[str, str], tuple[int, dict[str, Any]]]) -> dict[str, Any]:  # fmt: skip
+        """Replace the carried row digests; returns what the entry vouching for them records (count and mac)."""
+        import json
+
+        rows = [(t, k, entry, json.dumps(d, sort_keys=True)) for (t, k), (entry, d) in carry.items()]
+        conn.execute("DELETE FROM audit_carry")
+        conn.executemany("INSERT INTO audit_carry (tbl, key, entry, digest) VALUES (?, ?, ?, ?)", rows)
+        return {"rows": len(rows), "mac": carry_mac(key, rows)}
+
+    def _adopt(self, conn: sqlite3.Connection, key: AuditKey) -> None:
+        """Bind the rows written before entries bound rows (a store from an older version), once."""
+        if conn.execute("SELECT 1 FROM audit_state WHERE k = 'adopt'").fetchone() is None:
+            self._adopt_pending = False
+            return
+        entry = self.next_entry(conn, key)
+        carry = {}
+        for table in BOUND:
+            for row in conn.execute(select_sql(table, where_key=False)).fetchall():
+                digests = row_digests(key, table, row)
+                carry[(table, digests["k"])] = (entry, digests)
+        vouch = self.write_carry(conn, key, carry)
+        conn.execute("DELETE FROM audit_state WHERE k = 'adopt'")
+        self._adopt_pending = False
+        self.audit(conn, "adopt", "rows", {"carry": vouch, "why": "rows written before audit entries bound rows"})
+
+    def _tail(self, conn: sqlite3.Connection, key: AuditKey) -> tuple[int, str]:
+        """The id and hash a new entry chains to, after checking the tail against the head."""
+        head = conn.execute("SELECT id, hash, mac, key_id FROM audit_head WHERE k = 1").fetchone()
+        if head is not None and head[3] and head[3] != key.id:
+            raise AuditChainBroken(f"the audit log was written with key {head[3]}, but this process has "
+                                   f"{key.describe()}: set {KEY_ENV} to the key the log was written with "
+                                   "(nothing was recorded)")  # fmt: skip
+        cursor = conn.execute("SELECT id, ts, kind, ref, payload, prev_hash, hash FROM audit ORDER BY id DESC LIMIT 1")
+        found = cursor.fetchone()
+        if found is None:
+            base_id, base = self._audit_base(conn)
+            if head is not None and head[0] > base_id:
+                self._broken(f"the audit log is empty but its head is entry {head[0]}: entries {base_id + 1}-"
+                             f"{head[0]} were removed")  # fmt: skip
+            return base_id, base
+        last = dict(zip(("id", "ts", "kind", "ref", "payload", "prev_hash", "hash"), found, strict=True))
+        if head is None:
+            self._broken(f"the audit log's head is missing (its last entry is {last['id']})")
+        elif head[0] != last["id"] or head[1] != last["hash"]:
+            what = (f"entries {last['id'] + 1}-{head[0]} were removed from the end" if head[0] > last["id"]
+                    else f"its last entry {last['id']} is not the recorded head {head[0]}")  # fmt: skip
+            self._broken(what)
+        elif head[2] is not None and not hmac.compare_digest(head[2], head_mac(key, head[0], head[1])):
+            self._broken("its head was rewritten (the head's keyed mark does not match)")
+        if head is not None and head[3] and not str(last["hash"]).startswith(KEYED):
+            self._broken(f"its last entry {last['id']} is not keyed (the log was rewritten)")
+        if not check_entry(key, last):
+            self._broken(f"its last entry {last['id']} does not match its hash (edited)")
+        return last["id"], last["hash"]
 
     @staticmethod
     def _audit_base(conn: sqlite3.Connection) -> tuple[int, str]:
         """What an entry chains to in an empty log: the last compaction checkpoint, or genesis."""
         row = conn.execute("SELECT last_id, last_hash FROM audit_checkpoints ORDER BY id DESC LIMIT 1").fetchone()
         return (row[0], row[1]) if row else (0, GENESIS)
+
+    @staticmethod
+    def _broken(what: str) -> None:
+        raise AuditChainBroken(f"the audit log is broken: {what}. Nothing was recorded. Run `workbench audit verify`, "
+                               "investigate, then `workbench audit acknowledge --by NAME --reason ...` to go on "
+                               "writing")  # fmt: skip
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
         """Rows of a read query as dicts."""

@@ -275,11 +275,39 @@ def m016_feedback(db: sqlite_utils.Database) -> None:
     db["feedback"].create_index(["call_id"])
 
 
+def m017_guarantees(db: sqlite_utils.Database) -> None:
+    """Exactly-once tool calls and runs, escalation, an audit log that binds the rows it audits.
+
+    A run (agent or workflow) is continued by one owner at a time and a tool call is claimed
+    (``running``) before it runs, so concurrent resumes execute it once. ``audit_carry`` keeps
+    the row digests of audit entries that compaction removed (their entry is the latest
+    ``carry`` one); ``audit_head.mac`` is keyed, so a cut-off tail can't be hidden by
+    rewriting the head. ``audit_state`` says whether rows written before binding existed
+    still need adopting into the log.
+    """
+    for column in ("escalated_to", "execution", "executed_by", "executed_at"):
+        db.execute(f"ALTER TABLE approvals ADD COLUMN {column} TEXT")
+    db.execute("ALTER TABLE tool_calls ADD COLUMN claimed_by TEXT")
+    db.execute("ALTER TABLE tool_calls ADD COLUMN compacted_at TEXT")
+    db.execute("ALTER TABLE agent_runs ADD COLUMN owner TEXT")
+    db.execute("ALTER TABLE workflow_runs ADD COLUMN owner TEXT")
+    db.execute("ALTER TABLE audit_head ADD COLUMN mac TEXT")
+    db.execute("ALTER TABLE audit_head ADD COLUMN key_id TEXT")
+    db.execute("CREATE TABLE audit_carry (tbl TEXT NOT NULL, key TEXT NOT NULL, entry INTEGER, digest TEXT, "
+               "PRIMARY KEY (tbl, key))")
+    db.execute("CREATE TABLE audit_state (k TEXT PRIMARY KEY, v TEXT)")
+    has_rows = db.execute("SELECT EXISTS (SELECT 1 FROM audit)").fetchone()[0]
+    if has_rows:
+        db.execute("INSERT INTO audit_state (k, v) VALUES ('adopt', 'pending')")
+    for column in ("response_model", "system_fingerprint", "request_id", "endpoint"):
+        db.execute(f"ALTER TABLE attempts ADD COLUMN {column} TEXT")
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial, m002_replay_lookup_index, m003_cost_control, m004_routing_decision, m005_rate_limits,
     m006_rate_queue, m007_alerts, m008_context_and_memory, m009_embeddings,
     m010_guard_events, m011_guardrails, m012_agents_and_approvals, m013_workflows, m014_audit_and_evals,
-    m015_agent_remember, m016_feedback,
+    m015_agent_remember, m016_feedback, m017_guarantees,
 ]
 
 

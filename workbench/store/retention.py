@@ -11,11 +11,13 @@ reports the bytes freed.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from typing import Any
 
 from workbench.errors import WorkbenchError
+from workbench.store.chain import audit_key, row_digests, select_sql
 from workbench.store.db import Store, cutoff, utcnow
 
 
@@ -65,18 +67,38 @@ def compact(store: Store, older_than: str, *, dry_run: bool = False) -> Compacti
         return Compaction(before, *counts[:3], counts[4], size, size, dry_run=True)
     with store.transaction() as conn:
         calls, spans, tools, last_id, entries = _counts(conn, before)
+        key = audit_key()
+        carry = {(t, k): (entry, json.loads(d)) for t, k, entry, d in
+                 conn.execute("SELECT tbl, key, entry, digest FROM audit_carry").fetchall()}  # fmt: skip
+        if entries:  # the digests the removed entries hold are carried over, newest first
+            for entry, payload in conn.execute("SELECT id, payload FROM audit WHERE id <= ? AND payload LIKE "
+                                               "'%\"bind\"%' ORDER BY id", (last_id,)).fetchall():  # fmt: skip
+                for b in json.loads(payload)["bind"]:
+                    carry[(b["t"], b["k"])] = (entry, b)
+        now = utcnow()
+        call_ids = [r[0] for r in conn.execute(_OLD, (before,)).fetchall()]
+        tool_ids = [r[0] for r in conn.execute(_OLD_TOOLS, (before,)).fetchall()]
         conn.execute(f"DELETE FROM spans WHERE call_id IN ({_OLD})", (before,))
         conn.execute("UPDATE calls SET prompt = NULL, request = NULL, text = NULL, tool_calls = NULL, "
                      "context_plan = NULL, compacted_at = ? WHERE started_at < ? AND compacted_at IS NULL",
-                     (utcnow(), before))  # fmt: skip
-        conn.execute("UPDATE tool_calls SET arguments = NULL, result = NULL WHERE started_at < ?", (before,))
+                     (now, before))  # fmt: skip
+        conn.execute("UPDATE tool_calls SET arguments = NULL, result = NULL, compacted_at = ? WHERE started_at < ? "
+                     "AND compacted_at IS NULL", (now, before))  # fmt: skip
         if entries:
             last_hash = conn.execute("SELECT hash FROM audit WHERE id = ?", (last_id,)).fetchone()[0]
             conn.execute("INSERT INTO audit_checkpoints (at, before, last_id, last_hash, entries) "
                          "VALUES (?, ?, ?, ?, ?)", (utcnow(), before, last_id, last_hash, entries))  # fmt: skip
             conn.execute("DELETE FROM audit WHERE id <= ?", (last_id,))
+        entry = store.next_entry(conn, key)
+        for table, ids in (("calls", call_ids), ("tool_calls", tool_ids)):
+            for row_id in ids:  # what the row is now, with its bodies' original digest kept beside it
+                now_row = row_digests(key, table, conn.execute(select_sql(table), (row_id,)).fetchone())
+                old = carry.get((table, str(row_id)))
+                now_row["ob"] = old[1].get("b") if old else None
+                carry[(table, str(row_id))] = (entry, now_row)
+        vouch = store.write_carry(conn, key, carry)
         store.audit(conn, "compact", before, {"calls": calls, "spans": spans, "tool_calls": tools,
-                                              "audit_entries": entries})  # fmt: skip
+                                              "audit_entries": entries, "carry": vouch})  # fmt: skip
     with store.lock:
         store.conn.execute("VACUUM")  # in WAL mode this writes the new file to the log: checkpoint after
         store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -84,13 +106,13 @@ def compact(store: Store, older_than: str, *, dry_run: bool = False) -> Compacti
 
 
 _OLD = "SELECT id FROM calls WHERE started_at < ? AND compacted_at IS NULL"
+_OLD_TOOLS = "SELECT id FROM tool_calls WHERE started_at < ? AND compacted_at IS NULL"
 
 
 def _counts(conn: Any, before: str) -> tuple[int, int, int, int | None, int]:
     """(calls, spans, tool calls, last audit id, audit entries) older than ``before``."""
     calls = conn.execute(f"SELECT COUNT(*) FROM ({_OLD})", (before,)).fetchone()[0]
     spans = conn.execute(f"SELECT COUNT(*) FROM spans WHERE call_id IN ({_OLD})", (before,)).fetchone()[0]
-    tools = conn.execute("SELECT COUNT(*) FROM tool_calls WHERE started_at < ? AND result IS NOT NULL",
-                         (before,)).fetchone()[0]  # fmt: skip
+    tools = conn.execute(f"SELECT COUNT(*) FROM ({_OLD_TOOLS})", (before,)).fetchone()[0]
     last_id, entries = conn.execute("SELECT MAX(id), COUNT(*) FROM audit WHERE ts < ?", (before,)).fetchone()
     return calls, spans, tools, last_id, entries

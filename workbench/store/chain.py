@@ -1,0 +1,211 @@
+"""The audit chain's key, its entry hash, and the rows an entry binds.
+
+**Keyed.** Each entry's hash is an HMAC-SHA256 (``hmac-sha256:``) of the previous hash,
+its time, kind, ref and payload, keyed by a secret kept *outside* the store: the
+``WORKBENCH_AUDIT_KEY`` environment variable, else a key file (``audit.key``, mode 0600)
+in the user's config folder (``$XDG_CONFIG_HOME/workbench`` or ``~/.config/workbench``),
+made on first use. Someone with the database file alone can't recompute the chain.
+Entries written before keys existed (``sha256:``) still verify: the first keyed entry
+after them pins their last hash.
+
+**Binding.** An entry also carries, for each row it stands for, two keyed digests of
+that row as it was written: ``d`` over its core columns and ``b`` over its bodies
+(prompts, answers, tool arguments: what compaction may remove later). ``verify()``
+recomputes them from the live rows, so editing a call's cost, deleting a guard event or
+raising a budget's limit is named, not only an edit of the log itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import WorkbenchError
+
+KEY_ENV = "WORKBENCH_AUDIT_KEY"
+GENESIS = "sha256:" + "0" * 64
+KEYED = "hmac-sha256:"
+DIGEST_HEX = 16  # 64-bit keyed digests of bound rows
+
+
+class AuditKeyMissing(WorkbenchError):
+    """No audit key is available to check or extend the chain."""
+
+
+class AuditChainBroken(WorkbenchError):
+    """The chain's tail does not match its head: nothing more is appended until a human looks."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditKey:
+    """The secret the chain is keyed with, where it came from, and a short id that names it."""
+
+    secret: bytes
+    source: str
+
+    @property
+    def id(self) -> str:
+        """A fingerprint of the key (safe to show and store: it does not reveal the key)."""
+        return hmac.new(self.secret, b"workbench-audit-key-id", hashlib.sha256).hexdigest()[:12]
+
+    def describe(self) -> str:
+        """Which key, for messages: ``key a1b2c3d4e5f6 from WORKBENCH_AUDIT_KEY``."""
+        return f"key {self.id} from {self.source}"
+
+
+def key_file() -> Path:
+    """Where the key file lives (never inside the project or the store's folder)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "workbench" / "audit.key"
+
+
+_cache: dict[tuple[str, str], AuditKey] = {}
+
+
+def audit_key(create: bool = True) -> AuditKey:
+    """The audit key: ``$WORKBENCH_AUDIT_KEY``, else the key file (made, 0600, when ``create``)."""
+    env = os.environ.get(KEY_ENV)
+    path = key_file()
+    cached = _cache.get((env or "", str(path)))
+    if cached is not None:
+        return cached
+    if env:
+        key = AuditKey(env.encode(), KEY_ENV)
+    else:
+        key = AuditKey(_read_or_make(path, create), str(path))
+    _cache[(env or "", str(path))] = key
+    return key
+
+
+def _read_or_make(path: Path, create: bool) -> bytes:
+    try:
+        return _read(path)
+    except FileNotFoundError:
+        if not create:
+            raise AuditKeyMissing(f"no audit key: set {KEY_ENV} or restore the key file {path} (the key the log was "
+                                  "written with)") from None  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first: use theirs
+        return _read(path)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_hex(32) + "\n")
+    return _read(path)
+
+
+def _read(path: Path) -> bytes:
+    text = path.read_text().strip()
+    if not text:
+        raise AuditKeyMissing(f"the audit key file {path} is empty; restore it or set {KEY_ENV}")
+    return text.encode()
+
+
+def entry_hash(key: AuditKey | None, prev_hash: str, ts: str, kind: str, ref: str, payload: str) -> str:
+    """The chained digest of one entry: keyed (``hmac-sha256:``), or the legacy unkeyed ``sha256:``."""
+    data = "\x1f".join((prev_hash, ts, kind, ref, payload)).encode()
+    if key is None:
+        return "sha256:" + hashlib.sha256(data).hexdigest()
+    return KEYED + hmac.new(key.secret, data, hashlib.sha256).hexdigest()
+
+
+def head_mac(key: AuditKey, entry_id: int, digest: str) -> str:
+    """The keyed mark of the chain's head: rewriting the head after cutting the tail shows."""
+    return hmac.new(key.secret, f"head\x1f{entry_id}\x1f{digest}".encode(), hashlib.sha256).hexdigest()
+
+
+def check_entry(key: AuditKey | None, row: dict[str, Any]) -> bool:
+    """Whether an entry's hash is right for its content (with the key its prefix calls for)."""
+    use = key if str(row["hash"]).startswith(KEYED) else None
+    if use is None and not str(row["hash"]).startswith("sha256:"):
+        return False
+    return hmac.compare_digest(entry_hash(use, row["prev_hash"], row["ts"], row["kind"], row["ref"], row["payload"]),
+                               str(row["hash"]))  # fmt: skip
+
+
+# ---- the rows an entry stands for ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """A table whose rows audit entries bind: how a row is named, its core and its body columns."""
+
+    key: str  # an SQL expression naming a row
+    core: tuple[str, ...]
+    body: tuple[str, ...] = ()
+    compacted: str | None = None  # a column set when compaction removed the bodies
+
+
+BOUND: dict[str, Bound] = {
+    "calls": Bound("id", ("session", "started_at", "mode", "replay_of", "route", "model", "deployment", "status",
+                          "error", "fingerprint", "finish_reason", "prompt_tokens", "completion_tokens", "total_tokens",
+                          "cost_usd", "stream", "cache_hit", "user", "task", "agent", "cached_from", "saved_usd",
+                          "context_spec", "context_version"),
+                   ("prompt", "request", "text", "tool_calls", "context_plan"), "compacted_at"),
+    "tool_calls": Bound("id", ("run_id", "step", "call_id", "tool", "risk", "status", "error", "claimed_by"),
+                        ("arguments", "result"), "compacted_at"),
+    "approvals": Bound("id", ("created_at", "expires_at", "status", "tool", "risk", "arguments", "reason", "session",
+                              "agent", "run_id", "tool_call_id", "decided_by", "decided_at", "decision_reason",
+                              "final_arguments", "escalated_to", "execution", "executed_by", "executed_at")),
+    "budgets": Bound("id", ("scope", "key", "period", "limit_usd", "limit_tokens", "thresholds")),
+    "budget_events": Bound("id", ("budget_id", "threshold", "period_start", "spent_usd", "spent_tokens", "at")),
+    "switches": Bound("name", ("active", "reason")),
+    "guard_events": Bound("id", ("at", "call_id", "session", "agent", "stage", "scanner", "action", "score", "ref",
+                                 "findings", "detail")),
+    "guard_locks": Bound("key", ("locked_at", "violations", "reset_at", "reset_by")),
+    "workflow_steps": Bound("run_id || ':' || step", ("status", "result", "attempts", "error")),
+    "feedback": Bound("id", ("call_id", "rating", "note", "by", "at")),
+    "mcp_pins": Bound("name", ("server", "hash", "definition", "status", "changed_hash", "approved_by")),
+}  # fmt: skip
+
+
+def _columns(spec: Bound) -> str:
+    return ", ".join(f'"{c}"' for c in (*spec.core, *spec.body))
+
+
+def select_sql(table: str, where_key: bool = True) -> str:
+    """The query reading a bound table's rows (one by key, or all): key, core columns, body columns."""
+    spec = BOUND[table]
+    compacted = f', "{spec.compacted}"' if spec.compacted else ", NULL"
+    sql = f"SELECT {spec.key} AS k, {_columns(spec)}{compacted} FROM {table}"
+    return sql + (f" WHERE {spec.key} = ?" if where_key else "")
+
+
+def _digest(key: AuditKey, table: str, part: str, values: tuple[Any, ...]) -> str:
+    text = json.dumps([table, part, *values], separators=(",", ":"), ensure_ascii=False, default=_plain)
+    return hmac.new(key.secret, text.encode(), hashlib.sha256).hexdigest()[:DIGEST_HEX]
+
+
+def _plain(value: Any) -> Any:
+    return value.hex() if isinstance(value, bytes | bytearray | memoryview) else str(value)
+
+
+def row_digests(key: AuditKey, table: str, row: tuple[Any, ...]) -> dict[str, Any]:
+    """``{"t", "k", "d", "b"}`` for a row read with :func:`select_sql` (``b`` only where there are bodies)."""
+    spec = BOUND[table]
+    n = len(spec.core)
+    out: dict[str, Any] = {"t": table, "k": str(row[0]), "d": _digest(key, table, "core", row[1:1 + n])}
+    if spec.body:
+        out["b"] = _digest(key, table, "body", row[1 + n:1 + n + len(spec.body)])
+    return out
+
+
+def bind_rows(conn: Any, key: AuditKey, rows: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Digests of the named rows as they are now, inside the writer's transaction (``d: None``: deleted)."""
+    out = []
+    for table, row_key in rows:
+        found = conn.execute(select_sql(table), (row_key,)).fetchone()
+        out.append(row_digests(key, table, found) if found else {"t": table, "k": str(row_key), "d": None})
+    return out
+
+
+def carry_mac(key: AuditKey, rows: list[tuple[str, str, int, str]]) -> str:
+    """The keyed digest of every carried binding (``audit_carry``), in a stable order."""
+    text = json.dumps(sorted(rows), separators=(",", ":"))
+    return hmac.new(key.secret, text.encode(), hashlib.sha256).hexdigest()
