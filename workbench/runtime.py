@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -44,9 +44,11 @@ from workbench.guardrails import (
     ScanResult,
     SchemaViolation,
     Screened,
+    SecretSafeStream,
     conform,
     reask_prompt,  # fmt: skip
     schema_instruction,
+    scrub,
 )
 from workbench.integrations import MCP, Tools
 from workbench.limits.cache import ResponseCache
@@ -140,6 +142,7 @@ class Workbench:
         self.mcp = MCP(self.store, self.settings.mcp, self.settings.root, self.tools)
         self.docs = Docs(self.store, hybrid=self.settings.retrieval == "hybrid")
         self.memory = Memory(self.store, self.settings.memory, hybrid=self.settings.retrieval == "hybrid")
+        self.docs.screen = self.memory.screen = self.sessions.screen = self._screen  # no secret is stored
         self._versions_seen: set[tuple[str, str]] = set()
         self._otel: OTel | None = None
         if self.settings.otel.endpoint:
@@ -147,18 +150,33 @@ class Workbench:
         self._audit_config()
 
     def _audit_config(self) -> None:
-        """Chain a ``config`` entry when these settings differ from the last ones the store saw."""
+        """Chain a ``config`` entry when these settings differ from the last ones the store saw.
+
+        The entry holds each setting's name and a keyed digest of its value, never the value: a
+        deployment's ``params`` or an MCP server's ``env`` may hold a token.
+        """
         import hashlib
+        import hmac
         import json
 
-        dump = self.settings.model_dump(mode="json", exclude={"root": True, "alerts": {"webhook"}})
+        from workbench.store.chain import audit_key
+
+        dump = self.settings.model_dump(mode="json", exclude={"root": True})
         text = json.dumps(dump, sort_keys=True, default=str)
         version = hashlib.sha256(text.encode()).hexdigest()[:16]
         with self.store.transaction() as conn:
             last = conn.execute("SELECT json_extract(payload, '$.version') FROM audit WHERE kind = 'config' "
                                 "ORDER BY id DESC LIMIT 1").fetchone()  # fmt: skip
             if last is None or last[0] != version:
-                self.store.audit(conn, "config", str(self.settings.root), {"version": version, "settings": dump})
+                secret = audit_key().secret
+                digests = {name: hmac.new(secret, json.dumps(value, sort_keys=True, default=str).encode(),
+                                          hashlib.sha256).hexdigest()[:16]
+                           for name, value in _leaves(dump)}  # fmt: skip
+                self.store.audit(conn, "config", str(self.settings.root), {"version": version, "settings": digests})
+
+    def _screen(self, text: str, where: str) -> str:
+        """A text about to be stored (a document chunk, a memory, session state) under the secrets policy."""
+        return self.guard.screen_secrets(text, where)
 
     def _check_edited(self, row: dict[str, Any], arguments: dict[str, Any]) -> dict[str, Any]:
         """A human's edited tool arguments, checked like the model's: the tool's schema, then the guardrails."""
@@ -317,6 +335,10 @@ class Workbench:
         else:
             self.guard.ensure_open(session, agent)
         messages = [dict(m) for m in messages]
+        for n, m in enumerate(messages, 1):  # everything sent, not only the task: under the secrets policy
+            if isinstance(m.get("content"), str):
+                m["content"] = self.guard.screen_secrets(m["content"], f"message {n} ({m.get('role')})",
+                                                         session=session, agent=agent, call_id=call_id)  # fmt: skip
         system_text = None
         if messages[0]["role"] == "system":
             system_text = messages[0]["content"]
@@ -329,6 +351,22 @@ class Workbench:
         call.use_cache = route.cache if route.cache is not None else self.settings.cache.enabled
         call.budget = budget
         return self._run(call, None, "text")
+
+    def _screen_secrets(self, system: str | None, context: ContextArg, session: str | None, agent: str | None,
+                        call_id: str) -> tuple[str | None, ContextArg]:  # fmt: skip
+        """The system prompt and each context item under the input policy's ``secrets`` action."""
+        def screen(text: str, where: str) -> str:
+            return self.guard.screen_secrets(text, where, session=session, agent=agent, call_id=call_id)
+
+        if system:
+            system = screen(system, "the system prompt")
+        if context is None:
+            return system, None
+        if isinstance(context, str):
+            return system, screen(context, "the context")
+        if isinstance(context, Mapping):
+            return system, {str(k): screen(str(v), f"context item {k!r}") for k, v in context.items()}
+        return system, [screen(str(v), f"context item {i}") for i, v in enumerate(context, 1)]
 
     @staticmethod
     def _schema_system(system: str | None, schema: Any) -> str | None:
@@ -367,7 +405,14 @@ class Workbench:
             raise WorkbenchError(f"max_wait must be seconds >= 0, not {max_wait!r}")
         call.request.priority, call.request.max_wait_s = priority, max_wait
 
+    def _preview(self, on_token: TokenSink | None) -> TokenSink | None:
+        """The live preview of a streamed answer, with secrets redacted as the stored answer will be."""
+        if on_token is None or self.settings.guardrails.output.get("secrets", "off") in ("off", "flag"):
+            return on_token
+        return SecretSafeStream(on_token)
+
     def _run(self, call: _Call, on_token: TokenSink | None, format: Format) -> Result:
+        on_token = self._preview(on_token)
         try:
             completion = self._admit(call, on_token)
             if completion is None:
@@ -383,9 +428,12 @@ class Workbench:
         except BaseException:
             self._abandon(call)
             raise
+        if isinstance(on_token, SecretSafeStream):
+            on_token.flush()
         return self._finish(call, completion, format)
 
     async def _arun(self, call: _Call, on_token: TokenSink | None, format: Format) -> Result:
+        on_token = self._preview(on_token)
         try:
             completion = self._admit(call, on_token)
             if completion is None:
@@ -401,6 +449,8 @@ class Workbench:
         except BaseException:
             self._abandon(call)
             raise
+        if isinstance(on_token, SecretSafeStream):
+            on_token.flush()
         return self._finish(call, completion, format)
 
     def _admit(self, call: _Call, on_token: TokenSink | None) -> Completion | None:
@@ -456,6 +506,7 @@ class Workbench:
         trace.begin("llm.call", route=route_name, mode=self.mode, session=session)
         with trace.span("guardrails.check_input") as attrs:  # a block raises: nothing is sent
             prompt = self.guard.check("input", prompt, call_id, session, agent=agent, report=attrs)
+            system, context = self._screen_secrets(system, context, session, agent, call_id)
         plan = None
         with trace.span("context.compose") as attrs:
             history = self.sessions.history(session) if session else ()
@@ -468,7 +519,9 @@ class Workbench:
                 attrs.update(spec=plan.spec, version=plan.version, tokens=plan.used, budget=plan.budget)
             attrs.update(messages=len(messages), history_messages=len(history))
         if messages and messages[0]["role"] == "system":
-            messages = [{**messages[0], "content": self.guard.with_canary(messages[0]["content"])}, *messages[1:]]
+            composed = self.guard.screen_secrets(messages[0]["content"], "the composed context (spec, documents, "
+                                                 "memory)", session=session, agent=agent, call_id=call_id)  # fmt: skip
+            messages = [{**messages[0], "content": self.guard.with_canary(composed)}, *messages[1:]]
         # What the leakage scanner protects: the instructions, not the retrieved context (answers quote that);
         # the canary is recognised wherever it appears.
         instructions = [b.text for b in plan.blocks if b.source == "system"] if plan else [system or ""]
@@ -602,6 +655,11 @@ class Workbench:
                                     system=call.system, sink=call.sink, report=attrs)  # fmt: skip
         if text != completion.text:
             completion = replace(completion, text=text)
+        if completion.tool_calls:  # what the model asks a tool to do is stored too: never with a secret in it
+            calls = [{**tc, "function": {**tc["function"], "arguments": self.guard.redact_secrets(
+                tc["function"].get("arguments") or "", "output", f"tool call {tc['function'].get('name')}",
+                session=call.session, agent=call.agent, call_id=call.id)}} for tc in completion.tool_calls]  # fmt: skip
+            completion = replace(completion, tool_calls=calls)
         result = self._settle(call, completion, format)
         self._record(call, completion, result)
         if self.mode == "live":
@@ -682,7 +740,7 @@ class Workbench:
     def _record_failure(self, call: _Call, exc: WorkbenchError) -> None:
         attempts = getattr(exc, "attempts", [])
         status = "refused" if isinstance(exc, (BudgetExceeded, KillSwitchActive)) else "error"
-        row = self._row(call, status=status, error=str(exc).splitlines()[0][:1000],
+        row = self._row(call, status=status, error=scrub(str(exc).splitlines()[0][:1000]),
                         latency_ms=round((time.perf_counter() - call.t0) * 1000, 3))  # fmt: skip
         call.trace.end(exc)
         self.store.record_call(row, [a.row(call.id) for a in attempts], call.trace.for_store(call.id),
@@ -822,6 +880,15 @@ class Workbench:
         if self._otel is not None and self._otel._thread is not None:
             self._otel.flush()
         self.store.close()
+
+
+def _leaves(value: Any, path: str = "") -> list[tuple[str, Any]]:
+    """``(dotted.name, value)`` for every leaf of a settings dump (lists of tables are indexed)."""
+    if isinstance(value, dict) and value:
+        return [leaf for k, v in value.items() for leaf in _leaves(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return [leaf for i, v in enumerate(value) for leaf in _leaves(v, f"{path}[{i}]")]
+    return [(path, value)]
 
 
 def _sink(sink: str | None) -> str | None:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.config import ApprovalSettings
 from workbench.errors import WorkbenchError
+from workbench.guardrails.scanners import scrub
 from workbench.store import Store, new_id, utcnow
 
 if TYPE_CHECKING:
@@ -104,7 +105,8 @@ class Approvals:
         row = {"id": new_id(), "created_at": now.isoformat(timespec="microseconds"),
                "expires_at": (now + timedelta(seconds=self.settings.expire_s)).isoformat(timespec="microseconds"),
                "status": "pending", "tool": tool, "risk": risk, "arguments": json.dumps(arguments, default=str),
-               "reason": reason, "session": session, "agent": agent, "run_id": run_id, "tool_call_id": tool_call_id,
+               "reason": scrub(reason), "session": session, "agent": agent, "run_id": run_id,
+               "tool_call_id": tool_call_id,
                "decided_by": None, "decided_at": None, "decision_reason": None, "final_arguments": None}  # fmt: skip
         with self.store.transaction() as conn:
             conn.execute(f"INSERT INTO approvals ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
@@ -133,7 +135,7 @@ class Approvals:
 
         One compare-and-set: if someone else decided first, :class:`ApprovalError` names their decision.
         """
-        d = Decision(decision, by or _who(), reason, arguments, to.strip() if to else None)
+        d = Decision(decision, by or _who(), scrub(reason) or "", arguments, to.strip() if to else None)
         row = self.get(approval_id)
         approvers = self.settings.approvers
         if d.to and approvers and d.to not in approvers:

@@ -13,7 +13,7 @@ import csv
 import hashlib
 import io
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,6 +52,7 @@ class Docs:
 
     def __init__(self, store: Store, chunk_words: int = 120, hybrid: bool = False):
         self.store, self.chunk_words, self.hybrid = store, chunk_words, hybrid
+        self.screen: Callable[[str, str], str] = lambda text, where: text  # (chunk, its id) -> what may be stored
 
     def add(self, collection: str, items: str | Path | Iterable[str | Path], *,
             chunk_words: int | None = None) -> int:  # fmt: skip
@@ -65,7 +66,7 @@ class Docs:
         for item in items:
             source, text, kind = _read(item)
             pieces = list(_csv_rows(text) if kind == "csv" else _chunks(text, size, markdown=kind == "md"))
-            rows.append((source, pieces))
+            rows.append((source, [self.screen(p, f"document chunk {source}#{n}") for n, p in enumerate(pieces, 1)]))
         vectors: list[list[bytes | None]] = [[None] * len(pieces) for _, pieces in rows]
         if self.hybrid:
             from workbench.context.embeddings import embedder

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from workbench.errors import WorkbenchError
+from workbench.guardrails.scanners import scrub
 from workbench.store import Store, utcnow
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ class Feedback:
     def rate(self, call_id: str, rating: str | int | bool, note: str = "", by: str | None = None) -> int:
         """Record ``up`` / ``down`` (or ``True``/``False``, ``1``/``-1``) for a call; returns +1 or -1."""
         value = _value(rating)
+        note = scrub(note) or ""
         if not self.store.query("SELECT 1 FROM calls WHERE id = ?", (call_id,)):
             raise WorkbenchError(f"no call {call_id!r} to rate; %llm_calls lists the recorded ones")
         from workbench.audit.entry import actor

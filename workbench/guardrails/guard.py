@@ -33,7 +33,7 @@ from workbench.errors import ConfigError, GuardrailViolation
 from workbench.guardrails.boundaries import CHECKS, BoundaryContext
 from workbench.guardrails.output import canary_for, with_canary
 from workbench.guardrails.registry import ScanContext, get_scanner, scanners
-from workbench.guardrails.scanners import Finding, redact
+from workbench.guardrails.scanners import Finding, find_secrets, redact
 from workbench.store import Store, utcnow
 
 if TYPE_CHECKING:
@@ -137,6 +137,46 @@ class Guard:
             )  # fmt: skip
         redactions = [f for r in results if r.action == "redact" for f in r.findings]
         return redact(text, redactions) if redactions else text
+
+    def screen_secrets(self, text: str, where: str, *, session: str | None = None, agent: str | None = None,
+                       call_id: str | None = None) -> str:  # fmt: skip
+        """Any text about to be stored or sent besides the prompt, under the input policy's ``secrets`` action.
+
+        A system prompt, a context item, a document chunk at ingest, a memory, a session's
+        state, an agent's task: ``block`` raises :class:`GuardrailViolation` naming ``where``
+        (nothing is stored or sent), ``redact`` returns the text with each secret replaced,
+        ``flag`` records and lets it through.
+        """
+        action = self.settings.input.get("secrets", "off")
+        if action == "off" or not isinstance(text, str):
+            return text
+        found = find_secrets(text)
+        if not found:
+            return text
+        result = ScanResult("secrets", "input", action, tuple(found))
+        self.record([result], call_id, session, agent, {}, ref=where[:200])
+        if action in ("block", "ask"):
+            self._after_violation(session, agent)
+            spans = ", ".join(f"{f.start}-{f.end}" for f in found[:3])
+            raise GuardrailViolation(f"{where} holds {result.kinds()} (characters {spans}): nothing was stored or "
+                                     "sent. Remove it, or set [guardrails.input] secrets = \"redact\" to store it "
+                                     "redacted" + self._lock_note(session, agent))  # fmt: skip
+        return redact(text, list(found)) if action == "redact" else text
+
+    def redact_secrets(self, text: str, stage: str, where: str, *, session: str | None = None,
+                       agent: str | None = None, call_id: str | None = None) -> str:  # fmt: skip
+        """``text`` with its secrets redacted unless ``stage``'s policy lets secrets through (``flag``/``off``).
+
+        For what a model produced besides its answer — the arguments of the tools it asks for —
+        before they are stored: a secret there is never kept, whatever the action (a tool call
+        whose arguments lost a secret is then denied by the tool-call stage).
+        """
+        action = getattr(self.settings, stage).get("secrets", "off")
+        found = find_secrets(text) if action != "off" and isinstance(text, str) else []
+        if not found:
+            return text
+        self.record([ScanResult("secrets", stage, action, tuple(found))], call_id, session, agent, {}, ref=where)
+        return text if action == "flag" else redact(text, list(found))
 
     def screen(self, stage: str, items: Sequence[tuple[str, str]], call_id: str | None = None,
                session: str | None = None, *, agent: str | None = None, tool: str | None = None,

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 
 from workbench.guardrails.boundaries import sql_problems
-from workbench.guardrails.scanners import Finding
+from workbench.guardrails.scanners import Finding, find_secrets
 
 CANARY_PREFIX = "wb-canary-"
 LEAK_WORDS = 12
 SINKS = ("html", "shell", "sql")
 
 _CANARY = re.compile(r"wb-canary-[0-9a-f]{12}")
+_PEM_END = re.compile(r"-----END [A-Z ]*-----")
 _WORDS = re.compile(r"\w+")
 _HTML = [
     ("script_tag", re.compile(r"<\s*script\b", re.I)),
@@ -90,3 +92,51 @@ def _fenced_code(text: str) -> str:
     """The first fenced code block's body, else the whole text."""
     m = re.search(r"```[\w-]*\n(.*?)```", text, re.S)
     return m.group(1) if m else text
+
+
+class SecretSafeStream:
+    """A streamed answer's live preview that never shows a secret the stored answer redacts.
+
+    A secret is one word (a key, a token, ``user:pass@host``) or a private-key block, so each
+    word is held back until it is complete (the next whitespace, or the end) and shown with the
+    secrets in it redacted, judged with the text just before it (``Bearer``, ``api_key =``).
+    A private-key block is held until its end line. ``None`` (the router failed over) resets.
+    """
+
+    CONTEXT = 200  # characters before a word that can make it a secret
+
+    def __init__(self, sink: Callable[[str | None], None]):
+        self.sink, self.raw, self.pending = sink, "", ""
+
+    def __call__(self, delta: str | None) -> None:
+        """Take a delta; pass on every complete word, redacted."""
+        if delta is None:
+            self.raw = self.pending = ""
+            self.sink(None)
+            return
+        self.pending += delta
+        block = self.pending.find("-----BEGIN")
+        if block >= 0 and not _PEM_END.search(self.pending, block):
+            cut = block
+        else:
+            cut = max(self.pending.rfind(" "), self.pending.rfind("\n"), self.pending.rfind("\t")) + 1
+        if cut > 0:
+            ready, self.pending = self.pending[:cut], self.pending[cut:]
+            self._emit(ready)
+
+    def flush(self) -> None:
+        """The answer is complete: show what was held back."""
+        if self.pending:
+            ready, self.pending = self.pending, ""
+            self._emit(ready)
+
+    def _emit(self, ready: str) -> None:
+        tail = self.raw[-self.CONTEXT:]
+        text = tail + ready
+        shown = ready
+        for f in sorted(find_secrets(text), key=lambda f: f.start, reverse=True):
+            if f.end > len(tail):
+                start, end = max(f.start, len(tail)) - len(tail), f.end - len(tail)
+                shown = f"{shown[:start]}[REDACTED:{f.kind}]{shown[end:]}"
+        self.raw = (self.raw + ready)[-4 * self.CONTEXT:]
+        self.sink(shown)

@@ -3,8 +3,11 @@
 Each scanner returns :class:`Finding` spans; a finding keeps its kind and position,
 never the matched text, so guard events can be stored without storing what they guard.
 
-- ``secrets``: provider API keys (OpenAI, Anthropic, AWS, GitHub, Slack, Google, Stripe),
-  private-key blocks, JSON web tokens.
+- ``secrets``: provider API keys (OpenAI, Anthropic, AWS access key ids and secret access
+  keys, GitHub, Slack, Google, Stripe), private-key blocks, JSON web tokens, bearer tokens,
+  passwords in connection strings (``postgres://user:pass@host``), and values assigned to
+  key-like names (``api_key=``, ``token:``, ``"password": "…"``) that look like secrets:
+  long and high-entropy for keys and tokens, not a plain word for passwords.
 - ``pii``: e-mail addresses, phone numbers (9-15 digits, international or grouped),
   payment card numbers (13-19 digits passing the Luhn check), IBANs (passing the mod-97
   check), US social security numbers, UK national insurance numbers.
@@ -27,9 +30,26 @@ _SECRETS = {
     "private_key": r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----[\s\S]*?(?:-----END (?:[A-Z]+ )?PRIVATE KEY-----|$)",
     "jwt": r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
 }
+# Secrets known by what surrounds them: the finding is the value (group 1), the name stays readable.
+_VALUE = r"[\"']?([^\s\"',;)(\[\]{}<>`]{6,})"
+_NAMED = {
+    "aws_secret_key": r"(?i:aws_?secret_?(?:access_?)?key|secret_?access_?key)[\"']?\s*[:=]\s*[\"']?"
+                      r"([A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])",
+    "bearer_token": r"(?i:\bbearer)\s+([A-Za-z0-9._~+/-]{16,}=*)",
+    "password_in_url": r"\b[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s:/@'\"]{1,100}:([^\s@/'\"]{1,200})@",
+    "password": r"(?i:\b(?:passw(?:or)?d|passwd|pwd|passphrase)\b)[\"']?\s*[:=]\s*" + _VALUE,
+    "generic_secret": r"(?i:\b(?:api[_-]?key|apikey|secret(?:[_-]?key)?|client[_-]?secret|access[_-]?token|"
+                      r"auth[_-]?token|refresh[_-]?token|token|private[_-]?key|access[_-]?key)\b)[\"']?\s*[:=]\s*"
+                      + _VALUE,
+}
 _SECRET = [(kind, re.compile(pattern)) for kind, pattern in _SECRETS.items()]
-_ANY_SECRET = re.compile("|".join(f"(?:{pattern})" for pattern in _SECRETS.values()))  # one pass to rule out
-_SHORTEST_SECRET = 15  # "xoxb-" and 10 more
+_NAMED_SECRET = [(kind, re.compile(pattern)) for kind, pattern in _NAMED.items()]
+_ANY_SECRET = re.compile("|".join(f"(?:{pattern})" for pattern in (*_SECRETS.values(), *_NAMED.values())))
+_SHORTEST_SECRET = 8  # "pwd=abc1" is the shortest a named secret gets
+_DOTTED = re.compile(r"^[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)+$")  # settings.password, os.environ: names
+_PLACEHOLDER = re.compile(r"^(?:\*+|x+|\.+|<[^>]*>|\$\{?\w+\}?|%\(?\w+\)?s?|\{\{?[^}]*\}?\}|"
+                          r"(?i:changeme|redacted|example|placeholder|your[-_]?\w*|none|null|true|false|required|"
+                          r"optional|secret|password|hidden|masked|string|str|env))$")
 _EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
 _PHONE = re.compile(r"(?<![\w+/-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,6}){1,4}(?!\w)")
 _CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
@@ -76,11 +96,47 @@ def iban_valid(text: str) -> bool:
 
 
 def find_secrets(text: str) -> list[Finding]:
-    """API keys, tokens and private keys in ``text``."""
+    """API keys, tokens, private keys, and secret values assigned to key-like names in ``text``."""
     if len(text) < _SHORTEST_SECRET or _ANY_SECRET.search(text) is None:
         return []
     found = [Finding(kind, m.start(), m.end()) for kind, rx in _SECRET for m in rx.finditer(text)]
+    for kind, rx in _NAMED_SECRET:
+        for m in rx.finditer(text):
+            code = text[m.end(1):m.end(1) + 1] in ("(", "[")  # os.environ["PW"], get_pw(): code, not a value
+            if not code and _looks_secret(kind, m.group(1)):
+                found.append(Finding(kind, m.start(1), m.end(1)))
     return _without_overlaps(found)
+
+
+def _looks_secret(kind: str, value: str) -> bool:
+    """A named value that is a real secret, not a placeholder, a variable or a word."""
+    if _PLACEHOLDER.match(value) or "[REDACTED:" in value or _DOTTED.match(value):
+        return False
+    classes = sum(bool(re.search(p, value)) for p in (r"[a-z]", r"[A-Z]", r"\d", r"[^A-Za-z0-9]"))
+    if kind in ("aws_secret_key", "bearer_token"):
+        return classes >= 2
+    if kind == "password_in_url":
+        return bool(value) and not set(value) <= {"*"}
+    if kind == "password":
+        return classes >= 2
+    return len(value) >= 16 and classes >= 2 and _entropy(value) >= 3.0
+
+
+def _entropy(value: str) -> float:
+    """Shannon entropy in bits per character."""
+    import math
+    from collections import Counter
+
+    n = len(value)
+    return -sum(c / n * math.log2(c / n) for c in Counter(value).values())
+
+
+def scrub(text: str | None) -> str | None:
+    """``text`` with every secret replaced by ``[REDACTED:kind]``: for errors, reasons and notes that are stored."""
+    if not text:
+        return text
+    found = find_secrets(text)
+    return redact(text, found) if found else text
 
 
 def find_pii(text: str) -> list[Finding]:

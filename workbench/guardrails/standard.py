@@ -18,6 +18,7 @@ name                      finds                                           stages
 from __future__ import annotations
 
 import fnmatch
+import re
 
 from workbench.guardrails.boundaries import CHECKS, allowed
 from workbench.guardrails.injection import find_injection
@@ -26,6 +27,17 @@ from workbench.guardrails.registry import ALL_STAGES, ScanContext, Scanner, regi
 from workbench.guardrails.scanners import Finding, find_pii, find_secrets
 
 _UNTRUSTED = frozenset({"input", "document", "tool_result"})
+
+
+_REDACTED = re.compile(r"\[REDACTED:(\w+)\]")
+
+
+def _secrets(text: str, ctx: ScanContext) -> list[Finding]:
+    """Secrets; in a tool call's arguments also the marks of secrets removed from them (a key the tool can't get)."""
+    found = find_secrets(text)
+    if ctx.stage == "tool_call":
+        found += [Finding(f"removed {m.group(1)}", m.start(), m.end()) for m in _REDACTED.finditer(text)]
+    return found
 
 
 def _max_length(text: str, ctx: ScanContext) -> list[Finding]:
@@ -69,7 +81,7 @@ def _boundaries(text: str, ctx: ScanContext) -> list[Finding]:
 
 
 for _scanner in (
-    Scanner("secrets", lambda text, ctx: find_secrets(text), ALL_STAGES, "API keys, tokens and private keys"),
+    Scanner("secrets", _secrets, ALL_STAGES, "API keys, tokens, private keys, passwords and secret values"),
     Scanner("pii", lambda text, ctx: find_pii(text), ALL_STAGES, "e-mail, phone, card, IBAN and national ids"),
     Scanner("max_length", _max_length, frozenset({"input"}), "an input longer than max_input_chars"),
     Scanner("injection", _injection, _UNTRUSTED, "prompt injection and jailbreak phrases"),

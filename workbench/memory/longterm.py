@@ -26,6 +26,7 @@ recency decay above, ``forget(id)`` (deletes the item and its history), and
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -92,6 +93,7 @@ class Memory:
 
     def __init__(self, store: Store, settings: MemorySettings, hybrid: bool = False):
         self.store, self.settings, self.hybrid = store, settings, hybrid
+        self.screen: Callable[[str, str], str] = lambda text, where: text  # (text, what it is) -> what may be stored
 
     # ---- writing --------------------------------------------------------------------
 
@@ -102,6 +104,7 @@ class Memory:
         if not text:
             raise WorkbenchError("nothing to remember: the memory text is empty")
         check_scope(scope)
+        text = self.screen(text, f"the memory for {scope}")
         _check(kind, importance)
         now = utcnow()
         vector = self._vector(text)
@@ -145,7 +148,8 @@ class Memory:
                              (importance if importance is not None else old["importance"], kind or old["kind"],
                               now, memory_id))  # fmt: skip
             return replace(_item(self._get(memory_id)), action="updated")
-        item = {**old, "id": new_id(), "text": " ".join(text.split()), "kind": kind or old["kind"],
+        text = self.screen(" ".join(text.split()), f"the memory for {old['scope']}")
+        item = {**old, "id": new_id(), "text": text, "kind": kind or old["kind"],
                 "importance": importance if importance is not None else old["importance"], "created_at": now,
                 "updated_at": now, "accessed_at": now, "access_count": 0, "supersedes": memory_id,
                 "superseded_by": None, "status": "active"}  # fmt: skip

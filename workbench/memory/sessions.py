@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 from workbench.store import Store, utcnow
@@ -19,8 +19,9 @@ from workbench.store import Store, utcnow
 class SessionState(MutableMapping[str, Any]):
     """A session's key-value state, written through to the store on every change."""
 
-    def __init__(self, store: Store, name: str):
+    def __init__(self, store: Store, name: str, screen: Callable[[str, str], str] | None = None):
         self._store, self._name = store, name
+        self._screen = screen or (lambda text, where: text)
         rows = store.query("SELECT state FROM sessions WHERE name = ?", (name,))
         self._data: dict[str, Any] = json.loads(rows[0]["state"] or "{}") if rows else {}
 
@@ -37,8 +38,18 @@ class SessionState(MutableMapping[str, Any]):
 
     def __setitem__(self, key: str, value: Any) -> None:
         json.dumps(value)  # fail here, not at save time, if the value is not JSON
-        self._data[key] = value
+        self._data[key] = self._screened(value, f"session {self._name}'s state {key!r}")
         self._save()
+
+    def _screened(self, value: Any, where: str) -> Any:
+        """The value as it may be stored: every string in it through the secrets policy."""
+        if isinstance(value, str):
+            return self._screen(value, where)
+        if isinstance(value, dict):
+            return {k: self._screened(v, where) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._screened(v, where) for v in value]
+        return value
 
     def __delitem__(self, key: str) -> None:
         del self._data[key]
@@ -68,7 +79,7 @@ class Session:
     @property
     def state(self) -> SessionState:
         """Small persisted key-value state."""
-        return SessionState(self._book.store, self.name)
+        return SessionState(self._book.store, self.name, self._book.screen)
 
     def reset(self) -> None:
         """Start the history afresh (recorded calls stay in the store)."""
@@ -84,6 +95,7 @@ class Sessions:
     def __init__(self, store: Store, replay: bool):
         self.store = store
         self.replay = replay
+        self.screen: Callable[[str, str], str] = lambda text, where: text  # state values -> what may be stored
         self._history: dict[str, list[dict[str, Any]]] = {}
         self._lock = threading.Lock()
 

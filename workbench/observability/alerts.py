@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.config import AlertRule, Settings
 from workbench.errors import ConfigError
+from workbench.guardrails.scanners import scrub
 from workbench.store import Store, utcnow
 
 if TYPE_CHECKING:
@@ -174,7 +175,7 @@ class Alerts:
         except Exception as exc:  # the alert is recorded whatever the webhook does
             delivery = f"failed: {type(exc).__name__}: {getattr(exc, 'reason', exc)}"[:300]
         with self.store.transaction() as conn:  # never the URL: it may carry a token
-            conn.execute("UPDATE alerts SET delivery = ? WHERE id = ?", (delivery, row["id"]))
+            conn.execute("UPDATE alerts SET delivery = ? WHERE id = ?", (scrub(delivery), row["id"]))
 
 
 def _value(conn: Any, rule: AlertRule) -> float | None:

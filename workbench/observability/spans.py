@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+from workbench.guardrails.scanners import scrub
 from workbench.store import new_id
 
 
@@ -62,7 +63,7 @@ class Trace:
         out = []
         for row in self.rows:
             attrs = row[8]
-            out.append((*row[:3], call_id, *row[4:8], json.dumps(attrs, default=str) if attrs else None))
+            out.append((*row[:3], call_id, *row[4:8], scrub(json.dumps(attrs, default=str)) if attrs else None))
         return out
 
 
@@ -78,7 +79,7 @@ def span_row(trace_id: str, parent_id: str | None, name: str, start_ns: int, end
     """One finished span in ``spans`` column order (for records written outside a call)."""
     attrs = {k: v for k, v in attributes.items() if v is not None}
     return (span_id or new_id(), trace_id, parent_id, call_id, name, start_ns, end_ns, status,
-            json.dumps(attrs, default=str) if attrs else None)  # fmt: skip
+            scrub(json.dumps(attrs, default=str)) if attrs else None)  # fmt: skip
 
 
 def iso_ns(timestamp: str) -> int:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import BudgetExceeded, GuardrailViolation, WorkbenchError
+from workbench.guardrails.scanners import scrub
 from workbench.integrations import Tool, ToolError, result_text
 from workbench.observability import iso_ns, run_trace, span_row
 from workbench.orchestration.claims import (
@@ -113,6 +114,8 @@ class Agent:
         """Work on ``task`` until an answer, the step limit, the budget, or an approval to wait for."""
         if not isinstance(task, str) or not task.strip():
             raise WorkbenchError("give the agent a task: agent.run('Which customers churned in May?')")
+        task = self.wb.guard.screen_secrets(task, "the agent's task", session=session or self.session,
+                                            agent=self.name)  # saved with the run: screened before anything is
         tools = self.wb.tools.select(self.tool_names)
         limit = self.wb.settings.mcp.max_tools
         if len(tools) > limit:  # more than fit: give the model the ones most related to the task
@@ -335,7 +338,7 @@ class Agent:
     def _record(self, state: dict[str, Any], plan: dict[str, Any]) -> None:
         row = {"id": plan["row"], "run_id": state["id"], "step": state["steps"], "call_id": state.get("last_call"),
                "tool": plan["tool"], "risk": plan["risk"], "arguments": json.dumps(plan["arguments"], default=str),
-               "status": plan["status"], "result": plan["result"][:20_000], "error": plan["error"],
+               "status": plan["status"], "result": plan["result"][:20_000], "error": scrub(plan["error"]),
                "started_at": utcnow(), "latency_ms": round(plan["latency_ms"], 3),
                "claimed_by": state.get("owner") if plan.get("run_ns") else None}  # fmt: skip
         approval = plan.get("approval_id") if plan["status"] not in ("pending",) else None
@@ -374,7 +377,8 @@ class Agent:
     # -- state ------------------------------------------------------------------------------
 
     def _system(self, task: str) -> str | None:
-        parts = [self.system] if self.system else []
+        parts = [self.wb.guard.screen_secrets(self.system, "the agent's system prompt", agent=self.name)] \
+            if self.system else []
         if self.memory:
             found = self.wb.memory.search(task, [f"agent:{self.name}", "shared"], 5)
             if found:

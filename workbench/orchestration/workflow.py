@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import WorkbenchError
+from workbench.guardrails.scanners import scrub
 from workbench.observability import iso_ns, run_trace, span_row
 from workbench.orchestration.claims import (
     WAIT_S,
@@ -247,7 +248,7 @@ class Workflow:
         started = self.wb.store.query("SELECT started_at FROM workflow_runs WHERE id = ?", (run_id,))[0]["started_at"]
         with self.wb.store.transaction() as conn:
             conn.execute("UPDATE workflow_runs SET status = ?, error = ?, finished_at = ? WHERE id = ?",
-                         (status, error, utcnow() if status == "done" else None, run_id))  # fmt: skip
+                         (status, scrub(error), utcnow() if status == "done" else None, run_id))  # fmt: skip
             self.wb.store.add_spans(conn, [span_row(trace_id, None, "workflow.run", iso_ns(started), time.time_ns(),
                                                     "error" if error else "ok", None, root, workflow=self.name,
                                                     run_id=run_id, status=status, error=error)])  # fmt: skip
@@ -384,7 +385,7 @@ class Workflow:
         checked = self.wb.guard.check_tool_result(tool.name, out) if status == "ok" else out
         with self.wb.store.transaction() as conn:
             conn.execute("UPDATE tool_calls SET status = ?, result = ?, error = ?, latency_ms = ? WHERE id = ?",
-                         (status, checked[:20_000], error, round((time.perf_counter() - t0) * 1000, 3), row_id))
+                         (status, checked[:20_000], scrub(error), round((time.perf_counter() - t0) * 1000, 3), row_id))
             finish_tool_call(conn, self.wb.store, approval, status)
             self.wb.store.audit(conn, "tool_call", row_id, {
                 "tool": tool.name, "risk": tool.risk, "arguments": arguments, "status": status, "run_id": run_id,
@@ -406,8 +407,8 @@ class Workflow:
         with self.wb.store.transaction() as conn:
             conn.execute("INSERT OR REPLACE INTO workflow_steps (run_id, step, status, result, attempts, latency_ms, "
                          "error, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         (run_id, name, status, json.dumps(value, default=str), attempts, round(latency, 3), error,
-                          started or utcnow(), utcnow()))  # fmt: skip
+                         (run_id, name, status, json.dumps(value, default=str), attempts, round(latency, 3),
+                          scrub(error), started or utcnow(), utcnow()))  # fmt: skip
             trace_id, root = run_trace("workflow", run_id)
             start = iso_ns(started) if started else time.time_ns() - int(latency * 1e6)
             kind = self.steps[name.split("[")[0]].kind if name.split("[")[0] in self.steps else "python"

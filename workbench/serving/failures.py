@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from workbench.guardrails.scanners import scrub
+
 # litellm class names (they mirror openai's) that are worth retrying on the same deployment.
 _TRANSIENT = {
     "RateLimitError",
@@ -46,7 +48,7 @@ def classify(exc: BaseException, secrets: tuple[str, ...] = ()) -> Failure | Non
     for secret in secrets:
         if secret:
             message = message.replace(secret, "***")
-    return Failure(name, message, status, retry_after(exc), transient)
+    return Failure(name, scrub(message) or "", status, retry_after(exc), transient)
 
 
 def retry_after(exc: BaseException) -> float | None:

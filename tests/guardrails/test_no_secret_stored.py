@@ -1,0 +1,150 @@
+"""No secret is stored, anywhere: keys planted in every path a text takes, then the files grepped byte for byte.
+
+Each key is distinct, so a hit names the path that leaked it. The store (database and its
+write-ahead log), the audit export, the HTML report, the MCP and other logs next to the
+store, and what a streaming preview showed are all searched.
+"""
+
+import json
+import sqlite3
+
+import pytest
+
+from workbench.errors import GuardrailViolation
+from workbench.runtime import Workbench
+
+KEYS = {
+    "system": "sk-proj-SYSTEMaaaaBBBBccccDDDD1111",
+    "context": "AKIACONTEXT2222XYZWQ",
+    "document": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYDOCUMENT33",
+    "memory": "ghp_MEMORY4444aaaaBBBBccccDDDDeeeeFFFFgggg",
+    "tool_argument": "sk-proj-TOOLARGeeeeFFFFggggHHHH5555",
+    "tool_result": "xoxb-TOOLRESULT-666666aaaa",
+    "answer": "wJalrXUtnFEMI/K7MDENG/bPxRfiANSWER7777AB",
+    "params": "sk-proj-PARAMSiiiiJJJJkkkkLLLL8888",
+    "mcp_env": "ghp_MCPENV9999aaaaBBBBccccDDDDeeeeFFFFhhhh",
+    "tool_error": "sk-proj-TOOLERRORmmmmNNNNooooPPPP0000",
+    "connection": "Sup3r-S3cret!pw",
+    "session_state": "BEARERstateQQQQrrrrSSSS1212",
+    "feedback": "Tr0ub4dor&3xyz",
+    "decision": "sk-proj-DECISIONttttUUUUvvvvWWWW1313",
+    "step": "sk-proj-STEPMESSAGExxxxYYYYzzzz1414",
+    "stream": "sk-proj-STREAMEDaaaaBBBBccccDDDD1515",
+    "task": "sk-proj-AGENTTASKeeeeFFFFggggHHHH1616",
+}
+
+RULES = [
+    {"pattern": "(?i)call the webhook", "tool": "http__post",
+     "arguments": {"url": "https://hooks.example.com/x",
+                   "headers": {"Authorization": f"Bearer {KEYS['tool_argument']}"}}},
+    {"pattern": "(?i)look up the token", "tool": "vault__read", "arguments": {"name": "slack"}},
+    {"pattern": "(?i)break the tool", "tool": "vault__break", "arguments": {"name": "x"}},
+    {"pattern": "(?i)what are the aws credentials",
+     "reply": f"Sure: aws_secret_access_key = {KEYS['answer']} for the prod account."},
+    {"pattern": "(?i)stream me the key", "reply": f"Here it is: {KEYS['stream']} - keep it safe."},
+    {"role": "tool", "pattern": ".*", "reply": "Done."},
+]
+
+
+@pytest.fixture
+def planted(tmp_path):
+    (tmp_path / "contexts").mkdir()
+    (tmp_path / "contexts" / "kb.yaml").write_text(
+        "budget_tokens: 2000\nsources:\n  - {kind: documents, collection: kb, k: 3}\n")
+    (tmp_path / "workbench.toml").write_text(f"""
+store = "s.db"
+default_route = "local/scripted"
+[guardrails.input]
+secrets = "redact"
+[routes.team]
+deployments = [{{ model = "local/echo", params = {{ api_key = "{KEYS['params']}" }} }}]
+[mcp.servers.keeper]
+command = "python"
+args = ["-c", "pass"]
+env = {{ VAULT_TOKEN = "{KEYS['mcp_env']}" }}
+""")
+    wb = Workbench.from_config(tmp_path / "workbench.toml", scripted={"rules": RULES})
+
+    @wb.tool(name="http.post", risk="read")
+    def post(url: str, headers: dict) -> str:
+        """Post to a URL."""
+        return "posted"
+
+    @wb.tool(name="vault.read")
+    def read(name: str) -> str:
+        """Read a token."""
+        return f"the {name} token is {KEYS['tool_result']}"
+
+    @wb.tool(name="vault.break")
+    def broken(name: str) -> str:
+        """Fail."""
+        raise RuntimeError(f"vault refused key {KEYS['tool_error']}")
+
+    yield wb, tmp_path
+    wb.close()
+
+
+def test_a_key_planted_in_every_path_is_found_nowhere(planted):
+    wb, root = planted
+    wb.ask("Summarise our setup.", model="local/echo", system=f"Deploy with {KEYS['system']}.",
+           context={"ops": f"The CI uses {KEYS['context']} as its access key id."}, session="ops")  # fmt: skip
+    wb.docs.add("kb", [f"Rotation notes: aws_secret_access_key = {KEYS['document']} was rotated in May."])
+    wb.ask("When was the key rotated?", model="local/echo", spec="kb")
+    wb.memory.add(f"The deploy bot token is {KEYS['memory']}", "user:ana")
+    wb.ask("Which token does the deploy bot use?", model="local/echo", memory="user:ana", user="ana")
+    agent = wb.agent("ops", tools=["http.*", "vault.*"])
+    agent.run("Please call the webhook")
+    agent.run("look up the token for slack")
+    agent.run("break the tool")
+    agent.run(f"Please call the webhook, the old key was {KEYS['task']}")
+    answer = wb.ask("What are the AWS credentials?")
+    wb.ask(f"Connect with postgres://admin:{KEYS['connection']}@db.internal:5432/app", model="local/echo")
+    wb.session("ops").state["auth"] = f"Authorization: Bearer {KEYS['session_state']}"
+    wb.feedback.rate(answer.call_id, "down", note=f"it printed password: {KEYS['feedback']}")
+    row = wb.approvals.request("db.drop", {"table": "t"}, risk="destructive", reason="destructive tool")
+    wb.approvals.decide(row["id"], "reject", by="ana", reason=f"never with {KEYS['decision']}")
+    wb.step([{"role": "user", "content": f"what is {KEYS['step']} for?"}], model="local/echo")
+    shown: list[str] = []
+    streamed = wb.ask("stream me the key", stream=True, on_token=lambda d: shown.append(d or ""))
+    assert KEYS["stream"] not in streamed.text and "[REDACTED:openai_key]" in "".join(shown)
+    assert "aws_secret_access_key = [REDACTED:aws_secret_key]" in answer.text
+    assert wb.audit.verify().ok
+    export = root / "audit.jsonl"
+    wb.audit.export(export)
+    report = root / "report.html"
+    wb.report("ops", report)
+    wb.store.close()
+    files = [root / "s.db", root / "s.db-wal", export, report, *root.glob("*.log")]
+    blob = b"".join(p.read_bytes() for p in files if p.exists()) + "".join(shown).encode()
+    leaked = {name: key for name, key in KEYS.items() if key.encode() in blob}
+    assert leaked == {}, f"leaked: {leaked}"
+
+
+def test_under_the_default_policy_a_secret_anywhere_blocks_and_nothing_is_stored(tmp_path):
+    wb = Workbench.from_config(store=str(tmp_path / "b.db"))
+    key = "sk-proj-BLOCKEDaaaaBBBBccccDDDD9999"
+    with pytest.raises(GuardrailViolation, match="the system prompt holds openai_key"):
+        wb.ask("hello", system=f"use {key}")
+    with pytest.raises(GuardrailViolation, match="context item 'ops' holds openai_key"):
+        wb.ask("hello", context={"ops": key})
+    with pytest.raises(GuardrailViolation, match="document chunk text-[0-9a-f]+#1 holds openai_key"):
+        wb.docs.add("kb", [f"key: {key}"])
+    with pytest.raises(GuardrailViolation, match="the memory for shared holds"):
+        wb.memory.add(f"the key is {key}")
+    assert wb.store.query("SELECT COUNT(*) AS n FROM calls")[0]["n"] == 0
+    assert wb.store.query("SELECT COUNT(*) AS n FROM documents")[0]["n"] == 0
+    events = wb.guard.df()
+    assert set(events["scanner"]) == {"secrets"} and len(events) == 4
+    wb.store.close()
+    conn = sqlite3.connect(tmp_path / "b.db")
+    dump = "\n".join(conn.iterdump())
+    assert key not in dump and key.encode() not in (tmp_path / "b.db-wal").read_bytes()
+
+
+def test_config_is_audited_by_names_and_digests_never_values(planted):
+    wb, _ = planted
+    [entry] = [w for w in wb.audit.df(kind="config")["what"]]
+    settings = entry["settings"]
+    assert "routes.team.deployments[0].params.api_key" in settings and "mcp.servers.keeper.env.VAULT_TOKEN" in settings
+    assert all(isinstance(v, str) and len(v) == 16 for v in settings.values())
+    assert KEYS["params"] not in json.dumps(entry)
