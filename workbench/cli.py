@@ -254,10 +254,24 @@ def _approvals(wb: object, args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_text(args: argparse.Namespace) -> None:
+    """Arguments that are not valid text (bytes that were not UTF-8 in the shell) are one-line errors."""
+    for name, value in vars(args).items():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str):
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    flag = name if name in ("session", "suite", "scope", "spec", "id", "tool") else f"--{name}"
+                    raise WorkbenchError(f"{flag.replace('_', '-')}: {item.encode('utf-8', 'replace').decode()!r} "
+                                         "is not valid UTF-8 text; retype it") from None  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = _parser().parse_args(argv)
     try:
+        _check_text(args)
         if args.command == "chaos-server":
             return _chaos(args)
         if args.command in ("audit", "store"):

@@ -59,6 +59,20 @@ class Deployment(_Strict):
         return self.name or self.model
 
     @property
+    def endpoint(self) -> str:
+        """Where calls really go: model, base URL and key variable (breakers and health are kept per endpoint).
+
+        Two routes using ``openai/llama`` at different servers, or two replicas of one model in a
+        route, are different endpoints: a dead one never makes a healthy one look dead.
+        """
+        parts = [self.model]
+        if self.api_base:
+            parts.append(f"@ {self.api_base}")
+        if self.api_key_env:
+            parts.append(f"[{self.api_key_env}]")
+        return " ".join(parts)
+
+    @property
     def price(self) -> Price | None:
         """The deployment's own price override, if it sets one."""
         if self.input_cost_per_token is None and self.output_cost_per_token is None:
@@ -417,6 +431,13 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML ({exc}); fix the syntax there") from None
+    except UnicodeDecodeError:
+        head = path.read_bytes()[:4]
+        utf16 = head[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in head
+        raise ConfigError(f"{path} is not UTF-8 text{' (it looks like UTF-16)' if utf16 else ''}: save it as "
+                          "UTF-8") from None  # fmt: skip
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc})") from None
 
 
 def _read_table(path: Path) -> dict[str, Any]:

@@ -92,6 +92,8 @@ class _Call:
     use_cache: bool = False
     budgeted: bool = False  # some budget exists: reserve before sending, notify after
     reserved: bool = False
+    reserved_usd: float = 0.0  # the worst case held against budgets
+    reserved_tokens: int = 0
     budget: float | None = None  # this call's own cap in USD
     replay_of: str | None = None
     plan: ContextPlan | None = None  # the context plan, when a spec, memory or a history budget built it
@@ -322,6 +324,9 @@ class Workbench:
         """
         if not messages:
             raise WorkbenchError("a step needs at least one message")
+        self._check_args(None, session=session, user=user, task=task, agent=agent, check_input=check_input,
+                         **{f"message {n}": m.get("content") for n, m in enumerate(messages, 1)
+                            if isinstance(m.get("content"), str)})  # fmt: skip
         call_id = new_id()
         if self.mode == "live":
             litellm_module()
@@ -477,7 +482,9 @@ class Workbench:
                     )
                 if call.budgeted:
                     self.budgets.reserve(call.id, call.who, usd, tokens)
-                    call.reserved = True
+                    call.reserved, call.reserved_usd, call.reserved_tokens = True, usd, tokens
+                if call.request.answer_cap is None:  # a stream is not read past what was reserved for the answer
+                    call.request.answer_cap = self.budgets.answer_tokens(call.route, call.request)
         return None
 
     def _abandon(self, call: _Call) -> None:
@@ -485,12 +492,34 @@ class Workbench:
         if call.reserved:
             self.budgets.release(call.id)
 
+    @staticmethod
+    def _check_args(prompt: Any, **texts: Any) -> None:
+        """One-line errors for arguments that are not text: bytes, numbers, unpaired surrogates."""
+        if isinstance(prompt, bytes | bytearray):
+            raise WorkbenchError("the prompt is bytes: decode it first (text = data.decode('utf-8'))")
+        if prompt is not None and not isinstance(prompt, str):
+            raise WorkbenchError(f"the prompt must be text, not {type(prompt).__name__}")
+        for name, value in (("prompt", prompt), *texts.items()):
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                raise WorkbenchError(f"{name} must be text, not {type(value).__name__}")
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise WorkbenchError(f"{name} holds an unpaired surrogate ({value[exc.start]!r} at character "
+                                     f"{exc.start}), which is not text; it usually comes from bytes decoded with "
+                                     "errors='surrogateescape': clean it with .encode('utf-8', 'replace')"
+                                     ".decode()") from None  # fmt: skip
+
     def _begin(self, prompt: str, model: str | None, session: str | None, system: str | None,
                context: ContextArg, user: str | None, task: str | None, temperature: float | None,
                max_tokens: int | None, response_format: dict[str, Any] | None,
                stream: bool, agent: str | None = None, cache: bool | None = None, spec: str | None = None,
                memory: str | None = None, remember: bool = False) -> _Call:  # fmt: skip
-        if not isinstance(prompt, str) or not prompt.strip():
+        self._check_args(prompt, system=system, session=session, user=user, task=task, agent=agent, spec=spec,
+                         memory=memory)  # fmt: skip
+        if not prompt.strip():
             raise WorkbenchError("the prompt is empty: write the question in the cell or pass prompt=")
         if memory is not None:
             check_scope(memory)
@@ -528,6 +557,7 @@ class Workbench:
         system_text = "\n".join(instructions).strip() or None
         params = {"temperature": temperature, "max_tokens": max_tokens, "response_format": response_format}
         request = Request(route_name, messages, {k: v for k, v in params.items() if v is not None}, stream)
+        request.answer_cap = max_tokens
         call = self._call(trace, t0, route, request, prompt, session, user, task, call_id)
         call.agent, call.plan, call.memory, call.remember = agent, plan, memory, remember
         call.system = system_text
@@ -689,6 +719,10 @@ class Workbench:
         with call.trace.span("cost.settle") as attrs:
             cost = self.pricing.settle(self._deployment(call.route, completion.deployment), completion)
             attrs["cost_usd"] = cost
+            if call.reserved and ((cost or 0.0) > call.reserved_usd + 1e-9
+                                  or completion.usage.get("total_tokens", 0) > call.reserved_tokens):  # fmt: skip
+                attrs["overspend_usd"] = round((cost or 0.0) - call.reserved_usd, 9)
+                self._overspent(call, completion, cost or 0.0)
         return Result(
             text=completion.text, model=completion.model, usage=completion.usage, cost_usd=cost,
             latency_ms=(time.perf_counter() - call.t0) * 1000, call_id=call.id,
@@ -697,6 +731,14 @@ class Workbench:
             format=format, cache_hit=completion.cached_from is not None, context=call.plan,
             grounding=call.grounding,
         )  # fmt: skip
+
+    def _overspent(self, call: _Call, completion: Completion, cost: float) -> None:
+        """A provider answered past what was reserved (it ignored max_tokens): recorded and alerted."""
+        tokens = completion.usage.get("total_tokens", 0)
+        self.alerts.notice("budget_overspend", f"call {call.id} cost ${cost:.6f} ({tokens} tokens), over the "
+                           f"${call.reserved_usd:.6f} ({call.reserved_tokens} tokens) reserved for it: "
+                           f"{completion.deployment} answered past the requested max_tokens. Budgets count the real "
+                           "cost", ref=call.id)  # fmt: skip
 
     def _row(self, call: _Call, **fields: Any) -> dict[str, Any]:
         return {
@@ -792,20 +834,21 @@ class Workbench:
         idle = {"waiting": 0, "in_flight": 0}
         rows = []
         routes = {**self.settings.routes, **self.router.extra_routes}
-        labels = {d.label for route in routes.values() for d in route.deployments}
-        direct = [Deployment(model=label) for label in health
-                  if label not in labels and "/" in label and not label.startswith("replay:")]  # fmt: skip
+        endpoints = {d.endpoint for route in routes.values() for d in route.deployments}
+        direct = [Deployment(model=endpoint) for endpoint in health
+                  if endpoint not in endpoints and "/" in endpoint and " " not in endpoint
+                  and not endpoint.startswith("replay:")]  # fmt: skip
         for name, deployments in [*((n, r.deployments) for n, r in routes.items()), ("(direct)", direct)]:
             for i, d in enumerate(deployments, 1):
                 key = "-"
                 if d.api_key_env:
                     key = f"{d.api_key_env} ({'set' if os.environ.get(d.api_key_env) else 'missing'})"
-                rows.append({"route": name, "order": i, "deployment": d.label, "model": d.model,
+                rows.append({"route": name, "order": i, "deployment": d.label, "model": d.model, "endpoint": d.endpoint,
                              "key": key, "default": self.settings.default_route in (name, d.label),
-                             "breaker": self.router.breakers.state(d.label), "limits": _limits(d),
-                             **queues.get(d.label, idle), **health.get(d.label, {})})  # fmt: skip
-        columns = ["route", "order", "deployment", "model", "key", "default", "breaker", "limits", "waiting",
-                   "in_flight", "attempts", "errors", "error_rate", "p50_ms", "last_error"]  # fmt: skip
+                             "breaker": self.router.breakers.state(d.endpoint), "limits": _limits(d),
+                             **queues.get(d.endpoint, idle), **health.get(d.endpoint, {})})  # fmt: skip
+        columns = ["route", "order", "deployment", "model", "endpoint", "key", "default", "breaker", "limits",
+                   "waiting", "in_flight", "attempts", "errors", "error_rate", "p50_ms", "last_error"]  # fmt: skip
         return pd.DataFrame(rows, columns=columns)
 
     @property

@@ -124,3 +124,37 @@ def test_trace_and_metrics_commands(tmp_path, capsys):
     assert "no call, run or trace 'nope'" in capsys.readouterr().err
     assert main(["--config", config, "otel", "export"]) == 2
     assert "no OTLP endpoint" in capsys.readouterr().err
+
+
+def _run(*args, cwd):
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("WORKBENCH_")}
+    return subprocess.run([sys.executable, "-m", "workbench.cli", *args], capture_output=True, cwd=cwd, env=env)
+
+
+def test_hostile_files_and_arguments_are_one_line_errors_with_exit_2(tmp_path):
+    """A UTF-16 config, a store that is not SQLite, a runaway template, a session name that is not UTF-8."""
+    utf16 = tmp_path / "a"
+    utf16.mkdir()
+    (utf16 / "workbench.toml").write_text('store = "w.db"\n', encoding="utf-16")
+    notsql = tmp_path / "b"
+    notsql.mkdir()
+    (notsql / "workbench.toml").write_text('store = "w.db"\n')
+    (notsql / "w.db").write_bytes(b"this is not a database, it is a text file " * 100)
+    runaway = tmp_path / "c"
+    (runaway / "contexts").mkdir(parents=True)
+    (runaway / "workbench.toml").write_text('store = "w.db"\n')
+    (runaway / "contexts" / "big.yaml").write_text("system: \"{% for i in range(10**7) %}x{% endfor %}\"\n")
+    (runaway / "contexts" / "slow.yaml").write_text(
+        "system: \"{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}\"\n")
+    cases = [
+        (utf16, ["calls"], "is not UTF-8 text (it looks like UTF-16): save it as UTF-8"),
+        (notsql, ["calls"], "is not a workbench SQLite database"),
+        (runaway, ["context", "render", "big", "--input", "hi"], "system template"),
+        (runaway, ["context", "render", "slow", "--input", "hi"], "longer than 1 s to render"),
+        (notsql.parent, ["calls", "-s", b"caf\xe9".decode("utf-8", "surrogateescape")], "not valid UTF-8"),
+    ]
+    for cwd, args, message in cases:
+        out = _run(*args, cwd=cwd)
+        err = out.stderr.decode()
+        assert out.returncode == 2, (args, err)
+        assert err.startswith("workbench: ") and err.count("\n") == 1 and message in err, (args, err)

@@ -40,11 +40,12 @@ def test_half_open_probe_closes_on_success_and_reopens_on_failure(tmp_path, chao
     time.sleep(0.35)
     probe = wb.ask("probe while still failing", model="r")
     assert statuses(wb, probe.call_id)[0] == ["flaky", "error", "InternalServerError"]
-    assert wb.router.breakers.state("flaky") == "open" and flaky.stats.requests == 2
+    assert wb.models().set_index("deployment").loc["flaky", "breaker"] == "open" and flaky.stats.requests == 2
     flaky.status = None  # the deployment recovers
     time.sleep(0.35)
     healed = wb.ask("probe again", model="r")
-    assert healed.text == "[flaky] probe again" and wb.router.breakers.state("flaky") == "closed"
+    assert healed.text == "[flaky] probe again"
+    assert wb.models().set_index("deployment").loc["flaky", "breaker"] == "closed"
 
 
 def test_when_every_circuit_is_open_the_call_waits_for_the_probe_within_its_deadline(tmp_path, chaos):
@@ -85,3 +86,24 @@ def test_rate_limits_and_bad_requests_do_not_count_against_health():
     assert b.allow("d") and not b.allow("d")  # one probe at a time
     b.succeeded("d")
     assert b.state("d") == "closed"
+
+
+def test_breakers_and_health_are_kept_per_endpoint_not_per_model_name(tmp_path, chaos):
+    """Two routes using one model name at different servers, and two replicas of it in one route."""
+    dead, alive, replica = chaos(name="dead", status=503), chaos(name="alive"), chaos(name="replica")
+    wb = bench(tmp_path, failures=1, cooldown_s=60)
+    wb.add_route("a", [{"model": "openai/llama", "api_base": dead.url}], retries=0)
+    wb.add_route("b", [{"model": "openai/llama", "api_base": alive.url}], retries=0)
+    wb.add_route("pair", [{"model": "openai/llama", "api_base": dead.url},
+                          {"model": "openai/llama", "api_base": replica.url}], retries=0)
+    with pytest.raises(ProviderError):
+        wb.ask("x", model="a")  # the dead server's breaker opens
+    assert wb.ask("y", model="b").text == "[alive] y"  # the same model name elsewhere is not skipped
+    both = wb.ask("z", model="pair")
+    assert both.text == "[replica] z"
+    rows = wb.calls.attempts(both.call_id)[["endpoint", "status", "error_class"]].fillna("").values.tolist()
+    assert rows == [[f"openai/llama @ {dead.url}", "skipped", "CircuitOpen"],
+                    [f"openai/llama @ {replica.url}", "ok", ""]]
+    models = wb.models().set_index(["route", "order"])
+    assert models.loc[("a", 1), "breaker"] == "open" and models.loc[("b", 1), "breaker"] == "closed"
+    assert models.loc[("pair", 1), "error_rate"] == 1.0 and models.loc[("pair", 2), "error_rate"] == 0.0

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import tomllib
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -79,16 +81,53 @@ class ContextSpec(_Strict):
             return ""
         from jinja2 import StrictUndefined
         from jinja2 import TemplateError as JinjaError
-        from jinja2.sandbox import SandboxedEnvironment
 
-        env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+        env = _bounded_env()(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
         values = {**self.variables, "today": date.today().isoformat(), **call}
+        where = f"context spec {self.name!r}: system template"
         try:
-            return env.from_string(self.system).render(values).strip()
+            env.deadline = time.monotonic() + TEMPLATE_SECONDS
+            out: list[str] = []
+            size = 0
+            for piece in env.from_string(self.system).generate(values):
+                size += len(piece)
+                if size > TEMPLATE_CHARS:
+                    raise TemplateError(f"{where}: renders to more than {TEMPLATE_CHARS:,} characters; shorten it")
+                out.append(piece)
+            return "".join(out).strip()
         except JinjaError as exc:
-            raise TemplateError(
-                f"context spec {self.name!r}: system template: {exc}; define it under variables:"
-            ) from None
+            raise TemplateError(f"{where}: {exc}; define it under variables:") from None
+        except (OverflowError, RecursionError, MemoryError, TimeoutError) as exc:
+            raise TemplateError(f"{where}: {exc or type(exc).__name__}; simplify its loops") from None
+
+
+TEMPLATE_SECONDS = 1.0  # a system template renders in under this, or it is an error
+TEMPLATE_CHARS = 200_000
+
+
+@lru_cache(maxsize=1)
+def _bounded_env() -> Any:
+    """Jinja's sandbox with a time limit (a class made on first use, so jinja is imported lazily)."""
+    from jinja2.sandbox import SandboxedEnvironment
+
+    class Bounded(SandboxedEnvironment):
+        """Jinja's sandbox, with a deadline checked at every call and attribute access."""
+
+        deadline = float("inf")
+
+        def _tick(self) -> None:
+            if time.monotonic() > self.deadline:
+                raise TimeoutError(f"it took longer than {TEMPLATE_SECONDS:g} s to render")
+
+        def call(self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N807 - jinja's names
+            self._tick()
+            return super().call(__context, __obj, *args, **kwargs)
+
+        def getattr(self, obj: Any, attribute: str) -> Any:
+            self._tick()
+            return super().getattr(obj, attribute)
+
+    return Bounded
 
 
 def find_spec(name: str, folder: Path) -> Path:

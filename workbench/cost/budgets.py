@@ -183,6 +183,11 @@ class Budgets:
             worst_tokens = max(worst_tokens, prompt + out)
         return worst_usd, worst_tokens
 
+    def answer_tokens(self, route: Route, request: Request) -> int:
+        """The most answer tokens the reservation assumed (``max_tokens``, else the largest model output)."""
+        litellm = litellm_module()
+        return max(request.params.get("max_tokens") or _max_output_tokens(litellm, d.model) for d in route.deployments)
+
     def reserve(self, call_id: str, who: Attribution, usd: float, tokens: int) -> None:
         """Atomically check every covering budget and hold ``usd``/``tokens`` against them."""
         with self.store.transaction() as conn:

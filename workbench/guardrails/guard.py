@@ -262,8 +262,12 @@ class Guard:
     def scan(self, stage: str, text: str, ctx: ScanContext | None = None) -> list[ScanResult]:
         """Every finding of the stage's scanners and rules on ``text`` (nothing recorded, nothing applied)."""
         ctx = ctx or ScanContext(stage, guard=self)
+        policy = getattr(self.settings, stage)
+        if policy.get("max_length", "off") == "block" and len(text) > self.settings.max_input_chars:
+            # too long to send: refused on its length alone, before any scanner reads it
+            return [ScanResult("max_length", stage, "block", tuple(self._scanner(stage, "max_length").scan(text, ctx)))]
         results = []
-        for name, action in getattr(self.settings, stage).items():
+        for name, action in policy.items():
             if action == "off":
                 continue
             findings = self._scanner(stage, name).scan(text, ctx)

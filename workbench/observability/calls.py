@@ -15,8 +15,8 @@ CALL_VIEW = (
     "context_spec", "context_version", "grounding",
 )  # fmt: skip
 ATTEMPT_VIEW = (
-    "call_id", "n", "deployment", "model", "status", "error_class", "status_code",
-    "retry_after", "latency_ms", "started_at", "error",
+    "call_id", "n", "deployment", "model", "endpoint", "status", "error_class", "status_code",
+    "retry_after", "latency_ms", "started_at", "error", "response_model", "system_fingerprint", "request_id",
 )  # fmt: skip
 
 _COLUMNS = ", ".join(f'"{c}"' for c in CALL_VIEW)
@@ -73,16 +73,17 @@ def _where(**filters: Any) -> tuple[str, list[Any]]:
 
 
 def deployment_health(store: Store, window: int = 100) -> dict[str, dict[str, Any]]:
-    """Per deployment, over its last ``window`` attempts: counts, error rate, p50, last error."""
+    """Per endpoint (model @ base URL [key variable]), over its last ``window`` attempts: counts, error rate, p50."""
     rows = store.query(
-        "SELECT deployment, status, latency_ms, error_class FROM ("
-        " SELECT *, ROW_NUMBER() OVER (PARTITION BY deployment ORDER BY id DESC) AS k FROM attempts"
+        "SELECT endpoint, status, latency_ms, error_class FROM ("
+        " SELECT id, status, latency_ms, error_class, COALESCE(endpoint, deployment) AS endpoint,"
+        " ROW_NUMBER() OVER (PARTITION BY COALESCE(endpoint, deployment) ORDER BY id DESC) AS k FROM attempts"
         ") WHERE k <= ? AND status != 'skipped' ORDER BY id",
         (window,),
     )
     out: dict[str, dict[str, Any]] = {}
     for row in rows:
-        h = out.setdefault(row["deployment"], {"attempts": 0, "errors": 0, "_lat": [], "last_error": None})
+        h = out.setdefault(row["endpoint"], {"attempts": 0, "errors": 0, "_lat": [], "last_error": None})
         h["attempts"] += 1
         if row["status"] == "ok":
             h["_lat"].append(row["latency_ms"] or 0.0)

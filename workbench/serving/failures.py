@@ -23,6 +23,22 @@ _PROVIDER_MODULES = ("litellm", "openai", "httpx", "httpcore", "anthropic")
 _PREFIX = re.compile(r"^(litellm\.)?\w+Error: (\w+Error: )?(\w+Exception - )?")
 
 
+class StreamFault(Exception):
+    """A stream that ended without an answer (a malformed or cut-off body): a failed attempt, never billed."""
+
+    def __init__(self, error_class: str, message: str):
+        super().__init__(message)
+        self.error_class = error_class
+
+
+_AUTH_HINTS = re.compile(r"missing credentials|api[_ ]key|invalid.{0,20}(?:key|token)|unauthori[sz]ed|"
+                         r"authentication|incorrect api key|permission denied|forbidden", re.I)
+_MALFORMED = re.compile(r"unterminated string|expecting (?:value|property name|',' delimiter)|jsondecodeerror|"
+                        r"invalid control character|extra data", re.I)
+_CONNECTION = re.compile(r"connection (?:error|refused|reset|aborted)|name or service not known|"
+                         r"failed to establish|nodename nor servname|temporary failure in name resolution", re.I)
+
+
 @dataclass(slots=True)
 class Failure:
     """A provider error, classified."""
@@ -34,20 +50,37 @@ class Failure:
     transient: bool
 
 
-def classify(exc: BaseException, secrets: tuple[str, ...] = ()) -> Failure | None:
-    """Classify a provider error; ``None`` means it is not one (a bug: let it propagate)."""
+def classify(exc: BaseException, secrets: tuple[str, ...] = (), host: str | None = None) -> Failure | None:
+    """Classify a provider error; ``None`` means it is not one (a bug: let it propagate).
+
+    litellm labels several failures ``InternalServerError`` (status 500); they are told apart
+    here: missing or refused credentials are auth errors (never retried on the same
+    deployment), a refused connection names the host, a body that is not JSON is malformed.
+    """
+    if isinstance(exc, StreamFault):
+        return Failure(exc.error_class, str(exc), None, None, True)
     if type(exc).__module__.split(".")[0] not in _PROVIDER_MODULES:
         return None
     name = type(exc).__name__
     status = getattr(exc, "status_code", None)
     status = status if isinstance(status, int) else None
-    transient = name in _TRANSIENT or (status is not None and (status >= 500 or status in (408, 429)))
-    if name == "ContextWindowExceededError":
-        transient = False  # the same request will not fit on a retry: fail over at once
     message = _PREFIX.sub("", " ".join(str(exc).split()))[:500]
     for secret in secrets:
         if secret:
             message = message.replace(secret, "***")
+    if status in (401, 403) or name in ("AuthenticationError", "PermissionDeniedError") or (
+            name == "InternalServerError" and _AUTH_HINTS.search(message)):  # fmt: skip
+        name = "PermissionDeniedError" if status == 403 or name == "PermissionDeniedError" else "AuthenticationError"
+        return Failure(name, scrub(message) or "", status if status in (401, 403) else 401, None, False)
+    if _CONNECTION.search(message) and name in ("InternalServerError", "APIConnectionError", "ServiceUnavailableError"):
+        name, status = "APIConnectionError", None
+        message = f"cannot connect to {host or 'the provider'} ({message})"
+    elif _MALFORMED.search(message):
+        name = "MalformedResponse"
+    transient = name in _TRANSIENT or name == "MalformedResponse" or (
+        status is not None and (status >= 500 or status in (408, 429)))  # fmt: skip
+    if name == "ContextWindowExceededError":
+        transient = False  # the same request will not fit on a retry: fail over at once
     return Failure(name, scrub(message) or "", status, retry_after(exc), transient)
 
 

@@ -81,7 +81,7 @@ def order(route: Route, request: Request, settings: Settings, latency: LatencyTr
         return deployments, route.policy
     if route.policy == "fastest":
         def speed(d: Deployment) -> float:
-            ms = latency.get(d.label)
+            ms = latency.get(d.endpoint)
             return -1.0 if ms is None else ms
 
         ranked = sorted(deployments, key=speed)

@@ -29,7 +29,7 @@ from typing import Any
 from workbench.config import Deployment, Route, Settings
 from workbench.errors import ProviderError, UnknownModel
 from workbench.serving.breaker import Breakers
-from workbench.serving.failures import Failure, classify
+from workbench.serving.failures import Failure, StreamFault, classify
 from workbench.serving.policies import DEFAULT_ANSWER_TOKENS, LatencyTracker, order
 from workbench.serving.types import Attempt, Completion, Request
 from workbench.store import utcnow
@@ -92,8 +92,8 @@ class FailoverPlan:
                 self._record(deployment, "skipped", 0.0, error_class="MissingKey",
                              error=f"{deployment.api_key_env} is not set")  # fmt: skip
                 continue
-            if self.breakers is not None and not self.breakers.allow(deployment.label):
-                probe_in = self.breakers.retry_at(deployment.label)
+            if self.breakers is not None and not self.breakers.allow(deployment.endpoint):
+                probe_in = self.breakers.retry_at(deployment.endpoint)
                 self._record(deployment, "skipped", 0.0, error_class="CircuitOpen",
                              error=f"circuit open; next probe in {probe_in:.1f}s")  # fmt: skip
                 self._open.append(deployment)
@@ -101,11 +101,11 @@ class FailoverPlan:
             return deployment, 0.0
         if self._open and self.breakers is not None:
             for deployment in list(self._open):
-                if self.breakers.allow(deployment.label):
+                if self.breakers.allow(deployment.endpoint):
                     self._open.remove(deployment)
                     self._retries = self.route.retries  # a half-open probe is never retried
                     return deployment, 0.0
-            wait = max(0.05, min(self.breakers.retry_at(d.label) for d in self._open))
+            wait = max(0.05, min(self.breakers.retry_at(d.endpoint) for d in self._open))
             if self._clock() - self._started + wait <= self.route.deadline_s:
                 return None, wait
         return None
@@ -122,9 +122,9 @@ class FailoverPlan:
         """Record a successful attempt (and tell the breaker and the latency tracker)."""
         self._record(deployment, "ok", latency_ms, started_at=started_at)
         if self.breakers is not None:
-            self.breakers.succeeded(deployment.label)
+            self.breakers.succeeded(deployment.endpoint)
         if self.latency is not None:
-            self.latency.observe(deployment.label, latency_ms)
+            self.latency.observe(deployment.endpoint, latency_ms)
 
     def failed(self, deployment: Deployment, failure: Failure, started_at: str, latency_ms: float) -> None:
         """Record a failed attempt and decide: retry here (after a wait) or move on."""
@@ -132,8 +132,8 @@ class FailoverPlan:
                      error_class=failure.error_class, error=failure.message,
                      status_code=failure.status_code, retry_after=failure.retry_after)  # fmt: skip
         if self.breakers is not None:
-            self.breakers.failed(deployment.label, failure.error_class)
-            if self.breakers.state(deployment.label) != "closed":
+            self.breakers.failed(deployment.endpoint, failure.error_class)
+            if self.breakers.state(deployment.endpoint) != "closed":
                 return  # this failure opened the circuit: do not retry into it
         if not failure.transient or self._retries >= self.route.retries:
             return
@@ -150,6 +150,7 @@ class FailoverPlan:
                 started_at: str | None = None, **error: Any) -> None:  # fmt: skip
         self.attempts.append(
             Attempt(n=len(self.attempts) + 1, deployment=deployment.label, model=deployment.model,
+                    endpoint=deployment.endpoint,
                     status=status, started_at=started_at or utcnow(), latency_ms=latency_ms,
                     end_ns=time.time_ns(), **error)  # fmt: skip
         )
@@ -195,7 +196,7 @@ class Router:
         max_wait = plan.remaining_s()
         if request.max_wait_s is not None:
             max_wait = min(max_wait, request.max_wait_s)
-        return self.limiter.ticket(deployment.label, rpm=deployment.rpm, tpm=deployment.tpm,
+        return self.limiter.ticket(deployment.endpoint, rpm=deployment.rpm, tpm=deployment.tpm,
                                    max_parallel=deployment.max_parallel, tokens=tokens, priority=request.priority,
                                    max_wait_s=max_wait, lease_s=deployment.timeout)  # fmt: skip
 
@@ -217,6 +218,11 @@ class Router:
 
     def resolve(self, name: str | None, check: bool = True) -> tuple[str, Route]:
         """The route for a route name or a bare litellm model name."""
+        if name is not None and not isinstance(name, str):
+            raise UnknownModel(f"model must be a route or model name (text), not {type(name).__name__} {name!r}")
+        if name is not None and not name.strip():
+            raise UnknownModel(f"model is empty: name a route or a model, or leave it out for the default route "
+                               f"({self.settings.default_route})")  # fmt: skip
         name = (name or self.settings.default_route).strip()
         route = self.extra_routes.get(name) or self.settings.routes.get(name)
         if route is not None:
@@ -288,12 +294,13 @@ class Router:
             if ticket is not None and self.limiter.acquire(ticket) is None:
                 self._not_admitted(plan, deployment, request)
                 continue
-            attempt = _AttemptRun(deployment, on_token)
+            attempt = _AttemptRun(deployment, on_token, request.answer_cap, litellm)
             try:
                 kwargs = self._kwargs(deployment, request)
                 if request.stream:
                     for chunk in litellm.completion(**kwargs):
-                        attempt.add(chunk)
+                        if not attempt.add(chunk):
+                            break  # the answer reached what was reserved for it: read no more
                     response = attempt.built(litellm, request.messages)
                 else:
                     response = litellm.completion(**kwargs)
@@ -322,12 +329,13 @@ class Router:
             if ticket is not None and await self.limiter.aacquire(ticket) is None:
                 self._not_admitted(plan, deployment, request)
                 continue
-            attempt = _AttemptRun(deployment, on_token)
+            attempt = _AttemptRun(deployment, on_token, request.answer_cap, litellm)
             try:
                 kwargs = self._kwargs(deployment, request)
                 if request.stream:
                     async for chunk in await litellm.acompletion(**kwargs):
-                        attempt.add(chunk)
+                        if not attempt.add(chunk):
+                            break
                     response = attempt.built(litellm, request.messages)
                 else:
                     response = await litellm.acompletion(**kwargs)
@@ -343,34 +351,62 @@ class Router:
 
 
 class _AttemptRun:
-    """One attempt in flight: its timing, streamed chunks, and how it ends in the plan."""
+    """One attempt in flight: its timing, streamed chunks, and how it ends in the plan.
 
-    def __init__(self, deployment: Deployment, on_token: TokenSink | None):
-        self.deployment, self.on_token = deployment, on_token
+    ``cap`` is the most answer tokens the call reserved (``max_tokens``, or what a budget
+    reservation assumed): a provider that ignores it is not read past it, so a stream can't
+    overspend a budget.
+    """
+
+    def __init__(self, deployment: Deployment, on_token: TokenSink | None, cap: int | None = None,
+                 litellm: Any = None):  # fmt: skip
+        self.deployment, self.on_token, self.cap, self.litellm = deployment, on_token, cap, litellm
         self.started_at, self.t0 = utcnow(), time.perf_counter()
         self.chunks: list[Any] = []
         self.ttft_ms: float | None = None
+        self.tokens = 0  # answer tokens read so far (counted only under a cap)
+        self.answered = False  # some text or a tool call arrived
+        self.capped = False
 
     def _elapsed_ms(self) -> float:
         return (time.perf_counter() - self.t0) * 1000
 
-    def add(self, chunk: Any) -> None:
-        """Keep a streamed chunk and pass its text on."""
+    def add(self, chunk: Any) -> bool:
+        """Keep a streamed chunk and pass its text on; ``False`` once the answer reached its cap."""
         self.chunks.append(chunk)
-        delta = chunk.choices[0].delta.content if chunk.choices else None
-        if delta:
+        delta = chunk.choices[0].delta if chunk.choices else None
+        text = delta.content if delta is not None else None
+        if delta is not None and (text or getattr(delta, "tool_calls", None)):
+            self.answered = True
+        if text:
             if self.ttft_ms is None:
                 self.ttft_ms = self._elapsed_ms()
             if self.on_token:
-                self.on_token(delta)
+                self.on_token(text)
+            if self.cap is not None:
+                self.tokens += self.litellm.token_counter(model=self.deployment.model, text=text,
+                                                          count_response_tokens=True)
+                if self.tokens >= self.cap:
+                    self.capped = True
+                    return False
+        return True
 
     def built(self, litellm: Any, messages: list[dict[str, Any]]) -> Any:
-        """The whole response from the chunks (usage counted by litellm if the provider sent none)."""
-        return litellm.stream_chunk_builder(self.chunks, messages=messages)
+        """The whole response from the chunks (usage counted by litellm if the provider sent none).
+
+        A stream that carried no text and no tool call is a failed attempt (a malformed or
+        empty body), not an empty answer to bill.
+        """
+        if not self.answered:
+            raise StreamFault("EmptyStream", "the stream carried no answer (a malformed or empty body)")
+        response = litellm.stream_chunk_builder(self.chunks, messages=messages)
+        if self.capped:
+            response.choices[0].finish_reason = "length"
+        return response
 
     def failed(self, plan: FailoverPlan, exc: Exception, secrets: tuple[str, ...]) -> bool:
         """Record a provider failure in the plan; ``False`` if ``exc`` is not one (re-raise it)."""
-        failure = classify(exc, secrets)
+        failure = classify(exc, secrets, _host(self.deployment))
         if failure is None:
             return False
         if self.ttft_ms is not None and self.on_token:
@@ -379,11 +415,30 @@ class _AttemptRun:
         return True
 
     def succeeded(self, plan: FailoverPlan, response: Any) -> Completion:
-        """Record the success and build the completion."""
+        """Record the success (with what the provider says served it) and build the completion."""
         plan.succeeded(self.deployment, self.started_at, self._elapsed_ms())
+        served = plan.attempts[-1]
+        served.response_model = _text(getattr(response, "model", None))
+        served.system_fingerprint = _text(getattr(response, "system_fingerprint", None))
+        served.request_id = _text(getattr(response, "id", None))
         completion = _completion(self.deployment, response, plan.attempts, self.ttft_ms)
         completion.routing = plan.routing
         return completion
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _host(deployment: Deployment) -> str:
+    """Where a deployment's calls go, for error messages: its base URL's host, or the provider's own."""
+    if deployment.api_base:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(deployment.api_base)
+        return parts.netloc or deployment.api_base
+    provider = deployment.model.split("/", 1)[0] if "/" in deployment.model else deployment.model
+    return f"{provider}'s API"
 
 
 def _completion(deployment: Deployment, response: Any, attempts: list[Attempt],

@@ -26,6 +26,7 @@ class Request:
     stream: bool = False
     priority: int = field(default=0, compare=False)  # place in a rate-limited deployment's queue (higher first)
     max_wait_s: float | None = field(default=None, compare=False)  # longest wait for a slot (None: the deadline)
+    answer_cap: int | None = field(default=None, compare=False)  # answer tokens a stream is read up to (reserved)
     _prompt_tokens: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     def prompt_tokens(self, model: str) -> int:
@@ -61,6 +62,10 @@ class Attempt:
     status_code: int | None = None
     retry_after: float | None = None
     end_ns: int = 0  # wall clock at the end of the attempt (for its span)
+    endpoint: str | None = None  # model @ base URL [key variable]: what the breaker and health are kept by
+    response_model: str | None = None  # what the provider says served it (a dated snapshot, say)
+    system_fingerprint: str | None = None
+    request_id: str | None = None
 
     def row(self, call_id: str) -> dict[str, Any]:
         """The attempt as a store row."""
@@ -76,6 +81,10 @@ class Attempt:
             "retry_after": self.retry_after,
             "started_at": self.started_at,
             "latency_ms": round(self.latency_ms, 3),
+            "endpoint": self.endpoint,
+            "response_model": self.response_model,
+            "system_fingerprint": self.system_fingerprint,
+            "request_id": self.request_id,
         }
 
 

@@ -47,7 +47,7 @@ CALL_COLUMNS = (
 )  # fmt: skip
 ATTEMPT_COLUMNS = (
     "call_id", "n", "deployment", "model", "status", "error_class", "error", "status_code",
-    "retry_after", "started_at", "latency_ms",
+    "retry_after", "started_at", "latency_ms", "endpoint", "response_model", "system_fingerprint", "request_id",
 )  # fmt: skip
 SPAN_COLUMNS = (
     "span_id", "trace_id", "parent_id", "call_id", "name", "start_ns", "end_ns", "status",
@@ -118,18 +118,23 @@ class Store:
                 f"cannot open the store at {self.path} ({exc}); set `store` in workbench.toml "
                 "or WORKBENCH_STORE to a writable path"
             ) from None
-        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
         self.conn = conn
         self.db = sqlite_utils.Database(conn)
         self.lock = threading.RLock()
         self._depth = 0  # > 0 inside batch(): transactions become savepoints
         self.on_spans: Callable[[list[str]], None] | None = None  # told the ids of spans just written (OTel)
         self.on_broken_chain: Callable[[str], None] | None = None  # told when the audit chain refuses to grow
-        with self.lock:
-            migrate(self.db)
-            self._adopt_pending = conn.execute("SELECT 1 FROM audit_state WHERE k = 'adopt'").fetchone() is not None
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            with self.lock:
+                migrate(self.db)
+                self._adopt_pending = conn.execute("SELECT 1 FROM audit_state WHERE k = 'adopt'").fetchone() is not None
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise WorkbenchError(f"the store at {self.path} is not a workbench SQLite database ({exc}); point "
+                                 "`store` in workbench.toml or WORKBENCH_STORE at another file") from None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -1,0 +1,112 @@
+"""Every fault ends in a failover or a one-line error, recorded truthfully (over real HTTP to the chaos server)."""
+
+import os
+
+import pytest
+
+from workbench import ProviderError
+from workbench.errors import UnknownModel, WorkbenchError
+from workbench.runtime import Workbench
+
+PRICE = {"input_cost_per_token": 0.001, "output_cost_per_token": 0.001}
+
+
+@pytest.fixture
+def wb(tmp_path):
+    bench = Workbench.from_config(store=str(tmp_path / "f.db"))
+    yield bench
+    bench.close()
+
+
+def _attempts(wb, call_id):
+    return wb.calls.attempts(call_id)[["deployment", "status", "error_class"]].fillna("").values.tolist()
+
+
+def test_a_malformed_stream_is_a_failed_attempt_that_fails_over_and_is_not_billed(wb, chaos):
+    bad, good = chaos(name="bad", malformed_rate=1.0), chaos(name="good")
+    wb.add_route("r", [{"name": "bad", "model": "openai/m", "api_base": bad.url, **PRICE},
+                       {"name": "good", "model": "openai/m", "api_base": good.url, **PRICE}], retries=0)
+    shown = []
+    result = wb.ask("hello there", model="r", stream=True, on_token=lambda d: shown.append(d))
+    assert result.text == "[good] hello there"
+    assert _attempts(wb, result.call_id) == [["bad", "error", "EmptyStream"], ["good", "ok", ""]]
+    assert "".join(shown) == "[good] hello there"  # the bad attempt showed nothing
+    assert wb.calls.df().iloc[0]["cost_usd"] == pytest.approx(result.cost_usd)  # billed once, for the good answer
+    plain = wb.ask("again", model="r")  # not streamed: a body that is not JSON is malformed, not a server error
+    assert _attempts(wb, plain.call_id)[0] == ["bad", "error", "MalformedResponse"]
+
+
+def test_missing_and_refused_credentials_are_auth_errors_never_retried(wb, chaos, monkeypatch):
+    locked, good = chaos(name="locked", api_key="right-key"), chaos(name="good")
+    monkeypatch.setenv("WRONG_KEY", "wrong-key")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    wb.add_route("r", [{"name": "locked", "model": "openai/m", "api_base": locked.url, "api_key_env": "WRONG_KEY"},
+                       {"name": "nokey", "model": "openai/gpt-4o-mini"},
+                       {"name": "good", "model": "openai/m", "api_base": good.url}], retries=2)  # fmt: skip
+    result = wb.ask("hi", model="r")
+    assert _attempts(wb, result.call_id) == [["locked", "error", "AuthenticationError"],
+                                              ["nokey", "error", "AuthenticationError"], ["good", "ok", ""]]
+    assert locked.stats.statuses == [401]  # not retried on the same deployment
+    assert "wrong-key" not in str(wb.calls.attempts(result.call_id)["error"].tolist())
+
+
+def test_a_refused_connection_names_the_host(wb, chaos):
+    good = chaos(name="good")
+    wb.add_route("r", [{"name": "gone", "model": "openai/m", "api_base": "http://127.0.0.1:9/v1"},
+                       {"name": "good", "model": "openai/m", "api_base": good.url}], retries=0)
+    result = wb.ask("hi", model="r")
+    gone = wb.calls.attempts(result.call_id).iloc[0]
+    assert gone["error_class"] == "APIConnectionError" and gone["error"].startswith("cannot connect to 127.0.0.1:9")
+
+
+def test_a_provider_that_ignores_max_tokens_cannot_overspend_a_budget(wb, chaos):
+    verbose = chaos(name="verbose")  # answers with the whole prompt, whatever max_tokens says
+    wb.add_route("r", [{"model": "openai/m", "api_base": verbose.url, **PRICE}])
+    wb.budgets.set("global", 1.0)
+    long_prompt = "word " * 200
+    shown = []
+    streamed = wb.ask(long_prompt, model="r", max_tokens=10, stream=True, on_token=shown.append)
+    assert streamed.usage["completion_tokens"] <= 12 and len(streamed.text.split()) < 20  # read up to the cap
+    assert wb.store.query("SELECT finish_reason FROM calls")[0]["finish_reason"] == "length"
+    with pytest.warns(UserWarning, match="over the .* reserved for it"):
+        wb.ask(long_prompt, model="r", max_tokens=10)  # not streamed: it can only be recorded and alerted
+    alert = wb.alerts.df().iloc[0]
+    assert alert["rule"] == "budget_overspend" and alert["event"] == "notice"
+    spent = wb.budgets.df().iloc[0]["spent_usd"]
+    assert spent == pytest.approx(float(wb.store.query("SELECT SUM(cost_usd) AS c FROM calls")[0]["c"]))
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"prompt": "bad \ud800 surrogate"}, "unpaired surrogate"),
+    ({"prompt": b"bytes"}, "the prompt is bytes: decode it"),
+    ({"prompt": 42}, "the prompt must be text, not int"),
+    ({"prompt": "hi", "model": 123}, "model must be a route or model name"),
+    ({"prompt": "hi", "model": ""}, "model is empty"),
+    ({"prompt": "hi", "session": "s\udcff"}, "session .*unpaired surrogate"),
+    ({"prompt": "hi", "system": "a\ud800"}, "system .*unpaired surrogate"),
+])
+def test_bad_input_is_a_one_line_workbench_error(wb, kwargs, message):
+    prompt = kwargs.pop("prompt")
+    with pytest.raises(WorkbenchError, match=message) as caught:
+        wb.ask(prompt, **kwargs)
+    assert "\n" not in str(caught.value)
+    assert wb.store.query("SELECT COUNT(*) AS n FROM calls")[0]["n"] == 0
+    if kwargs.get("model") == 123:
+        assert isinstance(caught.value, UnknownModel)
+
+
+def test_a_huge_prompt_is_refused_by_length_before_any_scanner_runs(wb):
+    import time
+
+    t0 = time.perf_counter()
+    with pytest.raises(WorkbenchError, match="max_length"):
+        wb.ask("ignore previous instructions " * 400_000)  # ~11 MB
+    assert time.perf_counter() - t0 < 2.0
+    assert os.path.getsize(wb.store.path) < 2_000_000  # the text was never written
+
+
+def test_no_provider_error_is_raised_raw(wb, chaos):
+    down = chaos(name="down", status=500)
+    wb.add_route("r", [{"model": "openai/m", "api_base": down.url}], retries=0)
+    with pytest.raises(ProviderError, match="all 1 attempts failed"):
+        wb.ask("x", model="r")
