@@ -186,7 +186,9 @@ def _eval(wb: object, args: argparse.Namespace) -> int:
             print(f"\n{run['model']}: no earlier run to compare with (this one, {run['id']}, is the baseline now)")
             continue
         print(f"\n{run['model']} [{run['context'] or '-'}] run {run['id']} against baseline {baseline}:")
-        print(gate.to_string(index=False, float_format=lambda v: f"{v:+.3f}"))
+        print(gate.drop(columns="served_changed").to_string(index=False, float_format=lambda v: f"{v:+.3f}"))
+        if gate["served_changed"].any():
+            print(f"note: the provider served other model versions: {gate['served_changed'].iloc[0]}")
         regressed += [f"{run['model']}: {r.scorer}" for r in gate.itertuples() if r.verdict == "regressed"]
     for line in failed:
         print(f"under threshold: {line}")
@@ -357,9 +359,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         for row in report.itertuples():
             mark = "identical" if row.identical else "DIFFERENT"
-            print(f"{row.call_id}  {mark:9}  {str(row.prompt)[:60]!r}")
+            served = f"  (served by {row.served}; recorded: {row.served_recorded})" if row.served_changed else ""
+            print(f"{row.call_id}  {mark:9}  {str(row.prompt)[:60]!r}{served}")
         same = int(report["identical"].sum())
-        print(f"{same}/{len(report)} calls identical")
+        changed = int(report["served_changed"].sum())
+        note = f"; {changed} served by another model version than recorded" if changed else ""
+        print(f"{same}/{len(report)} calls identical{note}")
         return 0 if same == len(report) else 1
     except WorkbenchError as exc:
         print(f"workbench: {exc}", file=sys.stderr)

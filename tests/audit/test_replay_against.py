@@ -62,3 +62,43 @@ def test_cli_replay_against(recorded, tmp_path, capsys):
                  "--suite", "support"]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "0/2 identical on local/echo" in out and "contains_recorded" in out
+
+
+def test_a_replay_says_when_the_provider_served_another_model_version(tmp_path, chaos, capsys):
+    from workbench.cli import main
+
+    srv = chaos(name="gpt", served_model="gpt-x-2024-05-13", system_fingerprint="fp_1")
+    (tmp_path / "workbench.toml").write_text(f'store = "r.db"\n[routes.gpt]\ndeployments = [{{ model = "openai/gpt-x", '
+                                             f'api_base = "{srv.url}" }}]\n')  # fmt: skip
+    config = str(tmp_path / "workbench.toml")
+    wb = Workbench.from_config(config)
+    first = wb.ask("hello", model="gpt", session="s")
+    served = wb.calls.attempts(first.call_id).iloc[0]
+    assert (served["response_model"], served["system_fingerprint"]) == ("gpt-x-2024-05-13", "fp_1")
+    assert served["request_id"].startswith("chatcmpl-gpt")
+    same = wb.replay("s")
+    assert not same["served_changed"].any() and same["served"].tolist() == ["gpt-x-2024-05-13"]
+    offline = Workbench.from_config(config, mode="replay")
+    assert offline.replay("s")["served"].tolist() == ["gpt-x-2024-05-13"]  # the recording answers, as recorded
+    srv.served_model = "gpt-x-2024-08-06"  # the alias now points at a newer snapshot
+    report = wb.replay("s")
+    assert report["identical"].all() and report["served_changed"].tolist() == [True]
+    assert main(["--config", config, "replay", "s"]) == 0
+    out = capsys.readouterr().out
+    assert "1 served by another model version than recorded" in out and "gpt-x-2024-08-06" in out
+    against = wb.replay("s", against="gpt")
+    assert against["served_changed"].tolist() == [True]
+
+
+def test_an_eval_against_its_baseline_says_when_the_served_version_changed(tmp_path, chaos):
+    srv = chaos(name="gpt", served_model="gpt-x-2024-05-13", reply="Parking is in the north lot.")
+    (tmp_path / "cases.jsonl").write_text('{"id": "1", "input": "Where to park?", "expected": "north lot"}\n')
+    (tmp_path / "s.eval.yaml").write_text("name: s\ndataset: cases.jsonl\nscorers: [contains]\n")
+    wb = Workbench.from_config(store=str(tmp_path / "e.db"))
+    wb.add_route("gpt", [{"model": "openai/gpt-x", "api_base": srv.url}])
+    base = wb.evals.run(tmp_path / "s.eval.yaml", models=["gpt"], progress=False)
+    srv.served_model = "gpt-x-2024-08-06"
+    new = wb.evals.run(tmp_path / "s.eval.yaml", models=["gpt"], progress=False)
+    gate = wb.evals.compare(new.runs[0]["id"], base.runs[0]["id"])
+    assert gate["verdict"].tolist() == ["unchanged"]
+    assert gate["served_changed"].tolist() == ["gpt-x-2024-05-13 -> gpt-x-2024-08-06"]

@@ -16,7 +16,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import WorkbenchError
-from workbench.observability.calls import recorded_sessions
+from workbench.observability.calls import recorded_sessions, served_models
 from workbench.serving import Request
 
 if TYPE_CHECKING:
@@ -25,10 +25,11 @@ if TYPE_CHECKING:
     from workbench.runtime import Workbench
 
 BATCH = 250  # re-runs recorded per commit
-REPORT_COLUMNS = ["call_id", "prompt", "identical", "recorded", "replayed", "new_call_id"]
+REPORT_COLUMNS = ["call_id", "prompt", "identical", "recorded", "replayed", "served_recorded", "served",
+                  "served_changed", "new_call_id"]  # fmt: skip
 AGAINST_COLUMNS = ["call_id", "prompt", "recorded_model", "model", "identical", "similarity", "recorded", "replayed",
-                   "diff", "cost_recorded", "cost", "cost_delta", "latency_recorded_ms", "latency_ms",
-                   "latency_delta_ms", "new_call_id"]  # fmt: skip
+                   "diff", "served_recorded", "served", "served_changed", "cost_recorded", "cost", "cost_delta",
+                   "latency_recorded_ms", "latency_ms", "latency_delta_ms", "new_call_id"]  # fmt: skip
 
 
 def _recorded(wb: Workbench, session: str) -> list[dict[str, Any]]:
@@ -54,6 +55,7 @@ def rerun_session(wb: Workbench, session: str) -> pd.DataFrame:
 
     report = []
     rows = _recorded(wb, session)
+    recorded_served = served_models(wb.store, [r["id"] for r in rows])
     for start in range(0, len(rows), BATCH):
         with wb.store.batch():  # one commit per BATCH re-runs; each stays atomic (a savepoint)
             for row in rows[start:start + BATCH]:
@@ -62,8 +64,21 @@ def rerun_session(wb: Workbench, session: str) -> pd.DataFrame:
                 result = wb.rerun(request, row["prompt"], replay_of=row["id"], request_json=row["request"])
                 recorded_tools = json.loads(row["tool_calls"]) if row["tool_calls"] else None
                 identical = result.text == (row["text"] or "") and (result.tool_calls or None) == recorded_tools
-                report.append([row["id"], row["prompt"], identical, row["text"], result.text, result.call_id])
-    return pd.DataFrame(report, columns=REPORT_COLUMNS)
+                report.append([row["id"], row["prompt"], identical, row["text"], result.text,
+                               recorded_served[row["id"]], _served(result), result.call_id])  # fmt: skip
+    df = pd.DataFrame(report, columns=[c for c in REPORT_COLUMNS if c != "served_changed"])
+    df.insert(REPORT_COLUMNS.index("served_changed"), "served_changed", _changed(df))
+    return df
+
+
+def _served(result: Any) -> str | None:
+    """What the provider said served a result (its answered attempt)."""
+    return next((a.response_model for a in result.attempts if a.status == "ok"), None)
+
+
+def _changed(df: pd.DataFrame) -> list[bool]:
+    """Where both the recording and the re-run say which model version served them, and they differ."""
+    return [bool(a and b and a != b) for a, b in zip(df["served_recorded"], df["served"], strict=True)]
 
 
 def replay_against(wb: Workbench, session: str, against: str, suite: Any = None) -> pd.DataFrame:
@@ -76,25 +91,30 @@ def replay_against(wb: Workbench, session: str, against: str, suite: Any = None)
     wb.router.resolve(against, check=True)  # an unknown model fails before anything is sent
     scorers = wb.evals.load(suite).scorers if suite is not None else []
     rows = []
-    for row in _recorded(wb, session):
+    recorded = _recorded(wb, session)
+    recorded_served = served_models(wb.store, [r["id"] for r in recorded])
+    for row in recorded:
         stored = json.loads(row["request"])
         request = Request(against, stored["messages"], stored.get("params", {}))
         result = wb.rerun(request, row["prompt"], replay_of=row["id"])
-        recorded, replayed = row["text"] or "", result.text
+        text, replayed = row["text"] or "", result.text
         out = {"call_id": row["id"], "prompt": row["prompt"], "recorded_model": row["model"], "model": result.model,
-               "identical": recorded == replayed,
-               "similarity": round(difflib.SequenceMatcher(None, recorded, replayed).ratio(), 3),
-               "recorded": recorded, "replayed": replayed, "diff": _diff(recorded, replayed),
+               "identical": text == replayed,
+               "similarity": round(difflib.SequenceMatcher(None, text, replayed).ratio(), 3),
+               "recorded": text, "replayed": replayed, "diff": _diff(text, replayed),
+               "served_recorded": recorded_served[row["id"]], "served": _served(result),
                "cost_recorded": row["cost_usd"], "cost": result.cost_usd,
                "cost_delta": (result.cost_usd or 0.0) - (row["cost_usd"] or 0.0),
                "latency_recorded_ms": row["latency_ms"], "latency_ms": round(result.latency_ms, 3),
                "latency_delta_ms": round(result.latency_ms - (row["latency_ms"] or 0.0), 3),
                "new_call_id": result.call_id}  # fmt: skip
         if scorers:
-            out.update(_scores(wb, scorers, row, recorded, replayed))
+            out.update(_scores(wb, scorers, row, text, replayed))
         rows.append(out)
     columns = AGAINST_COLUMNS + [c for c in (rows[0] if rows else {}) if c not in AGAINST_COLUMNS]
-    return pd.DataFrame(rows, columns=columns)
+    df = pd.DataFrame(rows, columns=columns)
+    df["served_changed"] = _changed(df)
+    return df
 
 
 def _diff(a: str, b: str, limit: int = 400) -> str:

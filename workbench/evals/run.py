@@ -21,6 +21,7 @@ from workbench.errors import ConfigError, WorkbenchError
 from workbench.evals.gate import compare, interval
 from workbench.evals.scorers import ScoreContext, score, scorer
 from workbench.evals.suite import Suite, load_suite
+from workbench.observability.calls import served_models
 from workbench.store import new_id, utcnow
 
 if TYPE_CHECKING:
@@ -139,7 +140,7 @@ class Evals:
                 runs[(m, c)] = {"id": new_id(), "suite": suite.name, "suite_hash": suite.version, "model": m,
                                 "context": c, "repeats": repeats, "cases": len(suite.cases), "status": "running",
                                 "started_at": utcnow(), "finished_at": None, "summary": None,
-                                "cost_usd": 0.0}  # fmt: skip
+                                "cost_usd": 0.0, "served": None}  # fmt: skip
                 self._save_run(runs[(m, c)])
         ctx = ScoreContext(self.wb, judge_model=judge_model)
 
@@ -165,7 +166,9 @@ class Evals:
             part = results[results["run_id"] == run["id"]]
             run["summary"] = json.dumps(part.groupby("scorer")["score"].mean().round(6).to_dict(), sort_keys=True)
             calls = part.drop_duplicates(["case_id", "repeat"])
-            run.update(status="done", finished_at=utcnow(), cost_usd=float(calls["cost_usd"].fillna(0).sum()))
+            served = served_models(self.wb.store, [c for c in calls["call_id"] if c])
+            run.update(status="done", finished_at=utcnow(), cost_usd=float(calls["cost_usd"].fillna(0).sum()),
+                       served=", ".join(sorted({s for s in served.values() if s})) or None)  # fmt: skip
             self._save_run(run)
         return EvalReport(suite, list(runs.values()), results)
 
@@ -296,9 +299,16 @@ class Evals:
         return rows[0]["id"] if rows else None
 
     def compare(self, run: str, baseline: str, *, min_effect: float = 0.0, n_boot: int = 2000) -> pd.DataFrame:
-        """Per scorer, ``run`` against ``baseline``: delta with a bootstrap 95% interval and a verdict."""
-        self._run(run), self._run(baseline)
-        return compare(self.results(baseline), self.results(run), min_effect=min_effect, n_boot=n_boot)
+        """Per scorer, ``run`` against ``baseline``: delta with a bootstrap 95% interval and a verdict.
+
+        ``served_changed`` says when the provider reported other model versions for the two runs
+        (``gpt-4o-2024-05-13 -> gpt-4o-2024-08-06``): the same route, a different model behind it.
+        """
+        new, old = self._run(run), self._run(baseline)
+        gate = compare(self.results(baseline), self.results(run), min_effect=min_effect, n_boot=n_boot)
+        changed = old["served"] and new["served"] and old["served"] != new["served"]
+        gate["served_changed"] = f"{old['served']} -> {new['served']}" if changed else ""
+        return gate
 
     def gate(self, report: EvalReport, baseline: str, *,
              min_effect: float = 0.0) -> list[tuple[dict[str, Any], str | None, pd.DataFrame | None]]:  # fmt: skip

@@ -408,12 +408,15 @@ class WorkbenchMagics(Magics):
         except WorkbenchError as exc:
             raise _usage(exc) from None
         same = int(report["identical"].sum())
+        changed = int(report["served_changed"].sum())
+        note = f"; {changed} served by another model version than recorded (see served, served_recorded)" \
+            if changed else ""
         if args.against is None:
-            print(f"{same}/{len(report)} calls identical")
+            print(f"{same}/{len(report)} calls identical{note}")
             return report
         print(f"{len(report)} calls re-run on {args.against}: {same} identical, mean similarity "
               f"{report['similarity'].mean():.2f}, cost {report['cost_delta'].sum():+.6f} USD, latency "
-              f"{report['latency_delta_ms'].median():+.1f} ms (median)")  # fmt: skip
+              f"{report['latency_delta_ms'].median():+.1f} ms (median){note}")  # fmt: skip
         from workbench.audit.replay import AGAINST_COLUMNS
 
         columns = ["call_id", "prompt", "recorded", "replayed", "similarity", "diff", "cost_delta", "latency_delta_ms"]

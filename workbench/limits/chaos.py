@@ -10,7 +10,8 @@ that enforce per-minute limits at a finer grain do), ``context_window`` (prompt 
 over it: OpenAI's 400 ``context_length_exceeded``), ``api_key`` (require this bearer token),
 ``malformed_rate`` (share of 200 answers whose body is not JSON), ``cut_stream_after``
 (close a stream after N words), ``stream_usage=False`` (never send usage, as some
-providers do), ``seed`` (repeatable draws). Tokens are counted as whitespace-separated words.
+providers do), ``served_model`` / ``system_fingerprint`` (what answers say served them, e.g.
+a dated snapshot behind an alias), ``seed`` (repeatable draws). Tokens are counted as whitespace-separated words.
 
 Use it from Python (``with ChaosServer(name="backup") as srv: srv.url``) or as
 ``workbench chaos-server --port 8900 --error-rate 0.3``.
@@ -52,7 +53,8 @@ class ChaosServer:
                  api_key: str | None = None, seed: int | None = None,
                  reply: str = "[{name}] {prompt}", jitter_ms: float = 0.0, tpm: int | None = None,
                  malformed_rate: float = 0.0, cut_stream_after: int | None = None,
-                 stream_usage: bool = True, window_s: float = 60.0):  # fmt: skip
+                 stream_usage: bool = True, window_s: float = 60.0, served_model: str | None = None,
+                 system_fingerprint: str | None = None):  # fmt: skip
         if not 0.0 <= error_rate <= 1.0:
             raise ValueError("error_rate must be between 0 and 1")
         self.name, self.latency_ms, self.error_rate = name, latency_ms, error_rate
@@ -60,6 +62,7 @@ class ChaosServer:
         self.retry_after, self.context_window, self.api_key = retry_after, context_window, api_key
         self.reply, self.jitter_ms, self.tpm = reply, jitter_ms, tpm
         self.malformed_rate, self.cut_stream_after, self.stream_usage = malformed_rate, cut_stream_after, stream_usage
+        self.served_model, self.system_fingerprint = served_model, system_fingerprint
         self.stats = ChaosStats()
         self._random = random.Random(seed)
         self._lock = threading.Lock()
@@ -250,7 +253,7 @@ def _handler(server: ChaosServer) -> type[BaseHTTPRequestHandler]:
             text = server.reply.format(name=server.name, prompt=str(last_user.get("content") or ""))
             usage = {"prompt_tokens": prompt_tokens, "completion_tokens": _words(text),
                      "total_tokens": prompt_tokens + _words(text)}  # fmt: skip
-            model = body.get("model") or f"chaos-{server.name}"
+            model = server.served_model or body.get("model") or f"chaos-{server.name}"
             if server.malformed():
                 self._raw(200, b'{"id": "chatcmpl-broken", "choices": [{"index": 0, "mess')
                 return
@@ -259,7 +262,7 @@ def _handler(server: ChaosServer) -> type[BaseHTTPRequestHandler]:
                 return
             self._json(200, {
                 "id": f"chatcmpl-{server.name}-{server.stats.requests}", "object": "chat.completion",
-                "created": int(time.time()), "model": model,
+                "created": int(time.time()), "model": model, "system_fingerprint": server.system_fingerprint,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                              "finish_reason": "stop"}],
                 "usage": usage,
@@ -271,7 +274,8 @@ def _handler(server: ChaosServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             base = {"id": f"chatcmpl-{server.name}-{server.stats.requests}", "object": "chat.completion.chunk",
-                    "created": int(time.time()), "model": model}  # fmt: skip
+                    "created": int(time.time()), "model": model,
+                    "system_fingerprint": server.system_fingerprint}  # fmt: skip
             words = text.split(" ")
             events = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                             "finish_reason": None}]}]  # fmt: skip

@@ -58,6 +58,17 @@ class CallLog:
         return pd.DataFrame(rows, columns=list(ATTEMPT_VIEW))
 
 
+def served_models(store: Store, call_ids: list[str]) -> dict[str, str | None]:
+    """What the provider said served each call (its answered attempt's response model), by call id."""
+    out: dict[str, str | None] = dict.fromkeys(call_ids)
+    for start in range(0, len(call_ids), 500):
+        part = call_ids[start:start + 500]
+        for row in store.query(f"SELECT call_id, response_model FROM attempts WHERE status = 'ok' AND call_id IN "
+                               f"({', '.join('?' * len(part))})", part):  # fmt: skip
+            out[row["call_id"]] = row["response_model"]
+    return out
+
+
 def recorded_sessions(store: Store, limit: int = 20) -> str:
     """The first ``limit`` session names with calls, comma-separated (for "no such session" errors)."""
     rows = store.query("SELECT DISTINCT session FROM calls WHERE session IS NOT NULL ORDER BY session LIMIT ?",

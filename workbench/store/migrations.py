@@ -301,6 +301,7 @@ def m017_guarantees(db: sqlite_utils.Database) -> None:
         db.execute("INSERT INTO audit_state (k, v) VALUES ('adopt', 'pending')")
     for column in ("response_model", "system_fingerprint", "request_id", "endpoint"):
         db.execute(f"ALTER TABLE attempts ADD COLUMN {column} TEXT")
+    db.execute("ALTER TABLE eval_runs ADD COLUMN served TEXT")  # the model versions that answered, as providers said
 
 
 MIGRATIONS: list[Migration] = [
