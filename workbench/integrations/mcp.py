@@ -20,8 +20,11 @@ import asyncio
 import hashlib
 import json
 import os
+import signal
 import sys
+import tempfile
 import threading
+import time
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +45,7 @@ class _Server:
         self.queue: asyncio.Queue[Any] | None = None
         self.task: asyncio.Task[Any] | None = None
         self.info: Any = None
+        self.pidfile: Path | None = None  # where the launcher wrote the server's pid (= its process group)
 
     def params(self) -> Any:
         from mcp import StdioServerParameters
@@ -53,7 +57,31 @@ class _Server:
         # The server starts in the project root, so relative paths in args are relative to workbench.toml;
         # "python" is the interpreter running workbench (its venv has the mcp SDK), wherever PATH points.
         command = sys.executable if c.command in ("python", "python3") else c.command
-        return StdioServerParameters(command=command, args=c.args, env=env or None, cwd=str(self.root))
+        if os.name != "posix":
+            return StdioServerParameters(command=command, args=c.args, env=env or None, cwd=str(self.root))
+        fd, pidfile = tempfile.mkstemp(prefix=f"workbench-mcp-{self.name}-", suffix=".pid")
+        os.close(fd)
+        self.pidfile = Path(pidfile)
+        return StdioServerParameters(command=sys.executable, args=[str(LAUNCHER), pidfile, command, *c.args],
+                                     env=env or None, cwd=str(self.root))  # fmt: skip
+
+    def kill(self) -> None:
+        """End the server and everything it started (its process group): TERM, then KILL if it lingers."""
+        pid = _read_pid(self.pidfile)
+        if pid is not None:
+            try:
+                if os.getpgid(pid) == pid:  # still the group the launcher made, not a reused pid
+                    os.killpg(pid, signal.SIGTERM)
+                    deadline = time.monotonic() + 1.0
+                    while time.monotonic() < deadline and _alive(pid):
+                        time.sleep(0.02)
+                    if _alive(pid):
+                        os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        if self.pidfile is not None:
+            self.pidfile.unlink(missing_ok=True)
+            self.pidfile = None
 
     async def serve(self, ready: asyncio.Future[Any]) -> None:
         from mcp import Client
@@ -92,6 +120,30 @@ class _Server:
                 if done is not None and not done.done():
                     done.set_exception(ConnectionError(f"MCP server {self.name} closed"))
             self.queue = None
+
+
+LAUNCHER = Path(__file__).with_name("_launch.py")
+
+
+def _read_pid(pidfile: Path | None) -> int | None:
+    try:
+        return int(pidfile.read_text()) if pidfile is not None else None
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie waiting to be reaped by asyncio does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _fatal(exc: Exception) -> bool:
@@ -168,12 +220,16 @@ class MCP:
             raise ToolError(f"MCP server {name}: {_message(exc)}") from None
 
     def _drop(self, name: str) -> None:
+        """Stop a server for certain: its whole process group is ended, then its connection task."""
         server = self._servers.pop(name, None)
-        if server and server.task and self._loop:
+        if server is None:
+            return
+        server.kill()
+        if server.task and self._loop:
             self._loop.call_soon_threadsafe(server.task.cancel)
 
     def close(self) -> None:
-        """Stop every server and the background loop."""
+        """Stop every server (and whatever it started) and the background loop."""
         for name in list(self._servers):
             self._drop(name)
         if self._loop is not None:
