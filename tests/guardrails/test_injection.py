@@ -24,11 +24,17 @@ def _caught(row: dict) -> bool:
     return bool(find_injection(text, quoted_discount=True))
 
 
-def test_corpus_is_labelled_with_more_benign_look_alikes_than_attacks():
-    attacks = [r for r in ROWS if r["label"] == "attack"]
+def test_the_corpus_has_ten_families_five_languages_and_a_held_out_split():
+    attacks = [r for r in ROWS if r["label"] == "attack" and r["family"] not in ("secrets", "pii")]
     benign = [r for r in ROWS if r["label"] == "benign"]
-    assert len(benign) >= len(attacks) >= 200
-    assert {r["split"] for r in ROWS} == {"dev", "test", "late", "holdout"}
+    assert len(attacks) >= 300 and len(benign) >= 300
+    assert {r["split"] for r in ROWS} == {"dev", "test", "train", "heldout"}
+    held = [r for r in attacks if r["split"] == "heldout"]
+    assert len({r["family"] for r in held}) >= 10 and all(
+        sum(r["family"] == f for r in attacks) >= 30 for f in {r["family"] for r in held})
+    scripts = {"es": "ñ¿á", "fr": "çàè", "de": "äöüß", "ru": "иь", "zh": "的", "ja": "の"}
+    languages = {lang for r in held for lang, marks in scripts.items() if any(c in r["text"] for c in marks)}
+    assert len(languages | {"en"}) >= 5
 
 
 @pytest.mark.parametrize("split", ["dev", "test"])
