@@ -1,19 +1,23 @@
-"""Guardrails, measured: detection rates on the labelled corpus, and what the scanners add to a call.
+"""Guardrails, measured: detection rates on the labelled corpus, what the scanners add to a call, their speed.
 
 G1  Detection. Every row of ``tests/data/guard_corpus.jsonl`` through the input stage's
-    scanners: attacks of the injection families count as caught when ``injection`` (and,
-    in the second column, ``injection_semantic``) finds them; ``secrets`` and ``pii``
-    rows when those scanners do. A benign row is a false positive when any of them fires.
-    Reported per family and split: ``dev`` and ``test`` were written together with the
-    detectors (``test`` was not tuned on, but shares their author), ``late`` was
-    written after and its misses studied, ``holdout`` was written last and measured once.
-    Target TPR >= 0.8 at FPR <= 0.05.
+    scanners: attacks of the injection families count as caught when ``injection`` finds
+    them (three columns: its phrase signals alone, the default — phrases and the learned
+    model — and the default plus ``injection_semantic``); ``secrets`` and ``pii`` rows when
+    those scanners do. A benign row is a false positive when any of them fires. Reported
+    per split (``dev``, ``test`` and ``train`` were tuned and trained on), and per family
+    on ``heldout``: written before the last detector change, measured, never tuned on.
+    Target on ``heldout`` with the default config: TPR >= 0.9 at FPR <= 0.03.
 G2  Added time. ``wb.ask`` on ``local/echo`` with every guardrail off, with the default
     policy, and with ``injection_semantic`` added at the input; alternating blocks in one
     process, median over rounds of the per-call time and its ratio to the unguarded call.
-    Also the scanners alone per text (mean over the corpus).
+G3  Throughput. The default input scanners (secrets, pii, injection: phrases and model)
+    on ordinary prose (the Python docs, ``pydoc_data.topics``) of 1 KB, 100 KB and 1 MB,
+    in MB/s, with the Hyperscan prefilter and without it (``WORKBENCH_NO_ACCEL``: the
+    literal gates alone), side by side; then hostile shapes of 100 KB. Medians of rounds.
+    Target: each scanner >= 10 MB/s.
 
-Usage: python bench/guardrails.py [--block 100] [--rounds 5] [--only G1,G2]
+Usage: python bench/guardrails.py [--block 100] [--rounds 5] [--only G1,G2,G3]
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 CORPUS = Path(__file__).parents[1] / "tests" / "data" / "guard_corpus.jsonl"
-SPLITS = ("dev", "test", "late", "holdout")
+SPLITS = ("dev", "test", "train", "heldout")
 PROMPT = "Summarise the refund policy for a customer who returned a damaged kettle last week."
 
 
@@ -46,54 +50,47 @@ def _semantic_available() -> bool:
         return False
 
 
-def _rate(pairs: list[tuple[bool, bool]], i: int) -> float:
-    return sum(p[i] for p in pairs) / len(pairs)
-
-
 def g1() -> None:
     import pandas as pd
 
     from workbench.guardrails import find_injection, find_pii, find_secrets
 
-    nan = float("nan")
     semantic = _semantic_available()
     if semantic:
         from workbench.guardrails.semantic import find_injection_semantic
     rows = [json.loads(line) for line in CORPUS.open(encoding="utf-8")]
-    caught: dict[tuple[str, str], list[tuple[bool, bool]]] = defaultdict(list)
-    false_pos: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
+    results = []
     for r in rows:
         text, family = r["text"], r["family"]
-        if family == "secrets" and r["label"] == "attack":
-            hit = bool(find_secrets(text))
-            caught[(family, r["split"])].append((hit, hit))
+        if family in ("secrets", "pii") and r["label"] == "attack":
+            hit = bool(find_secrets(text) if family == "secrets" else find_pii(text))
+            results.append({**r, "phrases": hit, "default": hit, "+semantic": hit})
             continue
-        if family == "pii" and r["label"] == "attack":
-            hit = bool(find_pii(text))
-            caught[(family, r["split"])].append((hit, hit))
-            continue
-        phrase = bool(find_injection(text, quoted_discount=True))
-        both = phrase or (semantic and bool(find_injection_semantic(text, quoted_discount=True)))
-        if r["label"] == "attack":
-            caught[(family, r["split"])].append((phrase, both))
-        else:
-            other = bool(find_secrets(text) or find_pii(text))
-            false_pos[r["split"]].append((phrase or other, both or other))
+        other = r["label"] == "benign" and bool(find_secrets(text) or find_pii(text))
+        phrases = other or bool(find_injection(text, quoted_discount=True, learned=False))
+        default = other or bool(find_injection(text, quoted_discount=True))
+        both = default or (semantic and bool(find_injection_semantic(text, quoted_discount=True)))
+        results.append({**r, "phrases": phrases, "default": default, "+semantic": both if semantic else None})
+    df = pd.DataFrame(results)
+    cols = ["phrases", "default", "+semantic"] if semantic else ["phrases", "default"]
+    injection = df[~df["family"].isin(["secrets", "pii"]) | (df["label"] == "benign")]
+    print("G1 detection: TPR over attacks of the injection families, FPR over benign rows, per split")
     table = []
-    for (family, split), hits in sorted(caught.items(), key=lambda kv: (SPLITS.index(kv[0][1]), kv[0][0])):
-        table.append({"split": split, "family": family, "n": len(hits),
-                      "TPR phrase": sum(h[0] for h in hits) / len(hits),
-                      "TPR +semantic": sum(h[1] for h in hits) / len(hits) if semantic else float("nan")})  # fmt: skip
     for split in SPLITS:
-        attacks = [h for (f, s), hs in caught.items() if s == split and f not in ("secrets", "pii") for h in hs]
-        benign = false_pos[split]
-        table.append({"split": split, "family": "ALL injection", "n": len(attacks),
-                      "TPR phrase": _rate(attacks, 0), "TPR +semantic": _rate(attacks, 1) if semantic else nan})
-        table.append({"split": split, "family": "benign -> FPR", "n": len(benign),  # the rate is the FPR here
-                      "TPR phrase": _rate(benign, 0), "TPR +semantic": _rate(benign, 1) if semantic else nan})
-    df = pd.DataFrame(table)
-    print("G1 detection (for 'benign -> FPR' rows the rate is the false-positive rate)")
-    print(df.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+        part = injection[injection["split"] == split]
+        attacks, benign = part[part["label"] == "attack"], part[part["label"] == "benign"]
+        table.append({"split": split, "attacks": len(attacks), "benign": len(benign),
+                      **{f"TPR {c}": attacks[c].mean() for c in cols},
+                      **{f"FPR {c}": benign[c].mean() for c in cols}})  # fmt: skip
+    print(pd.DataFrame(table).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    held = injection[injection["split"] == "heldout"]
+    print("\n   held-out split, per attack family (TPR) and per benign family (FPR):")
+    per = held.groupby(["label", "family"])[cols].agg(["mean"]).droplevel(1, axis=1)
+    per["n"] = held.groupby(["label", "family"]).size()
+    print(per.to_string(float_format=lambda v: f"{v:.2f}"))
+    for label, name in (("secrets", "secrets"), ("pii", "pii")):
+        found = df[(df["family"] == label) & (df["label"] == "attack")]
+        print(f"   {name} rows found: {int(found['default'].sum())}/{len(found)}")
     if not semantic:
         print("   (install the embeddings extra for the +semantic column)")
 
@@ -127,32 +124,80 @@ def g2(block: int, rounds: int) -> None:
     for name, values in per_call.items():
         m = statistics.median(values)
         print(f"   {name:10s} {m:7.2f} ms/call   +{m - base:6.2f} ms   ratio {m / base:.3f}")
-    from workbench.guardrails.registry import ScanContext
 
-    guard = sides["default"].guard
-    texts = [json.loads(line)["text"] for line in CORPUS.open(encoding="utf-8")]
-    t = time.perf_counter()
-    for text in texts:
-        guard.scan("input", text, ScanContext("input", guard=guard))
-    print(f"   default input scanners alone: {(time.perf_counter() - t) / len(texts) * 1e6:.0f} us per corpus text "
-          f"(mean of {len(texts)})")  # fmt: skip
-    long = " ".join(texts) * 4
-    t = time.perf_counter()
-    guard.scan("input", long, ScanContext("input", guard=guard))
-    print(f"   on one {len(long):,}-character input: {(time.perf_counter() - t) * 1000:.1f} ms")
+
+def _prose(n: int) -> str:
+    from pydoc_data.topics import topics
+
+    text = "\n\n".join(topics[k] for k in sorted(topics))
+    return (text * (n // len(text) + 1))[:n]
+
+
+HOSTILE = {
+    "one long word": "a" * 100_000,
+    "leet everywhere": "a1" * 50_000,
+    "spaced letters": "a " * 50_000,
+    "digits and spaces": "1 " * 50_000,
+    "base64 blob": "QUJD" * 25_000,
+    "key=value lines": "token=abc\n" * 10_000,
+    "emails": "a@b.co " * 14_000,
+    "CJK": "的" * 100_000,
+    "URLs with queries": "![x](https://e.x/p?q=a) " * 4_000,
+}
+
+
+def _mbs(fn: object, text: str, rounds: int) -> float:
+    """MB/s of ``fn(text)``: the median of ``rounds`` timings (each a few calls for short texts)."""
+    reps = max(1, 200_000 // len(text))
+    times = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        for _ in range(reps):
+            fn(text)  # type: ignore[operator]
+        times.append((time.perf_counter() - t) / reps)
+    return len(text.encode()) / statistics.median(times) / 1e6
+
+
+def g3(rounds: int) -> None:
+    from workbench.guardrails import find_pii, find_secrets
+    from workbench.guardrails.injection import _ACCEL, find_injection
+
+    accelerated = all(s.load() for s in _ACCEL.values())
+    scanners = {
+        "secrets": find_secrets,
+        "pii": find_pii,
+        "injection": lambda t: find_injection(t, quoted_discount=True),
+        "all three": lambda t: (find_secrets(t), find_pii(t), find_injection(t, quoted_discount=True)),
+    }
+    print(f"G3 throughput, MB/s (median of {rounds}); prefilter: {'hyperscan' if accelerated else 'not installed'}")
+    print(f"   {'text':>22} {'scanner':>10} {'gates only':>11} {'prefilter':>10}")
+    for n in (1_000, 100_000, 1_000_000):
+        text = _prose(n)
+        for name, fn in scanners.items():
+            os.environ["WORKBENCH_NO_ACCEL"] = "1"
+            plain = _mbs(fn, text, rounds)
+            del os.environ["WORKBENCH_NO_ACCEL"]
+            fast = _mbs(fn, text, rounds) if accelerated else float("nan")
+            print(f"   {f'prose {n:,} chars':>22} {name:>10} {plain:11.1f} {fast:10.1f}")
+    print("   hostile 100 KB inputs, all three scanners, ms (median):")
+    for name, text in HOSTILE.items():
+        mbs = _mbs(scanners["all three"], text, rounds)
+        print(f"   {name:>22} {len(text.encode()) / mbs / 1e3:8.1f} ms  ({mbs:.1f} MB/s)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--block", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--only", default="G1,G2")
+    parser.add_argument("--only", default="G1,G2,G3")
     args = parser.parse_args()
     only = set(args.only.split(","))
     if "G1" in only:
         g1()
     if "G2" in only:
         g2(args.block, args.rounds)
+    if "G3" in only:
+        g3(args.rounds)
 
 
 if __name__ == "__main__":

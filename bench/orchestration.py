@@ -8,8 +8,12 @@ O2  Resume cost: the 20-branch workflow of ``tests/orchestration/crash_workflow.
     branch 200 ms, concurrency 4) is killed with SIGKILL once 15 branches are checkpointed,
     then resumed in a new process: branches that had finished and ran again (must be 0),
     and the resume's wall time against the work left.
+O3  Exactly-once under racing resumes: an agent run parked on an approved destructive tool is
+    resumed by 4 processes at the same instant (``tests/orchestration/resume_child.py``),
+    ``--rounds`` times; then once by a process SIGKILLed inside the tool and resumed again.
+    Prints resumes and real executions (must be one per round; after the kill, none more).
 
-Usage: python bench/orchestration.py [--rounds 5] [--only O1,O2]
+Usage: python bench/orchestration.py [--rounds 5] [--only O1,O2,O3]
 """
 
 from __future__ import annotations
@@ -95,16 +99,71 @@ def o2() -> None:
           f"(new process: imports + store open + {left} x 200 ms at concurrency 4)")
 
 
+CHILD = Path(__file__).parents[1] / "tests" / "orchestration" / "resume_child.py"
+_RULES = [{"pattern": "(?i)clean up the (?P<t>\\w+) table", "tool": "db__drop", "arguments": {"table": "\\g<t>"}},
+          {"role": "tool", "pattern": "dropped (?P<t>\\w+)", "reply": "Done: the \\g<t> table is gone."},
+          {"role": "tool", "pattern": "(?i)error|unknown", "reply": "Something went wrong; I stopped."}]
+
+
+def _children(store: Path, marks: Path, action: str, run_id: str, n: int) -> list[subprocess.Popen]:
+    start = time.time() + 2.0
+    return [subprocess.Popen([sys.executable, str(CHILD), str(store), str(marks), str(start), action, run_id],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for _ in range(n)]
+
+
+def o3(rounds: int) -> None:
+    from workbench.runtime import Workbench
+
+    folder = Path(tempfile.mkdtemp(prefix="wb-once-"))
+    store, marks = folder / "once.db", folder / "marks.txt"
+    marks.touch()
+    wb = Workbench.from_config(store=str(store), scripted={"rules": _RULES}, default_route="local/scripted")
+
+    @wb.tool(name="db.drop", risk="destructive")
+    def drop(table: str) -> str:
+        """Drop a table."""
+        return f"dropped {table}"
+
+    def parked(table: str) -> str:
+        run = wb.agent("ops", tools=["db.*"]).run(f"Please clean up the {table} table")
+        wb.approvals.decide(run.waiting_on, "approve", by="bench")
+        return run.id
+
+    executions = []
+    for r in range(rounds):
+        procs = _children(store, marks, "resume", parked(f"t{r}"), 4)
+        for p in procs:
+            p.communicate(timeout=120)
+        executions.append(marks.read_text().count(f"drop t{r}\n"))
+    [held] = _children(store, marks, "hold", parked("killed"), 1)
+    while "drop killed" not in marks.read_text():
+        time.sleep(0.01)
+    held.kill()
+    held.wait()
+    status = wb.resume(_last_run(store)).status
+    after = marks.read_text().count("drop killed\n")
+    print(f"O3 {rounds} rounds x 4 processes resuming one approved run at once: executions per round {executions} "
+          f"(must be 1 each); killed inside the tool, then resumed: the tool ran {after} time(s) in all, the run "
+          f"ended {status!r} with the call recorded 'unknown' (at most once)")
+    wb.close()
+
+
+def _last_run(store: Path) -> str:
+    return sqlite3.connect(store).execute("SELECT id FROM agent_runs ORDER BY rowid DESC LIMIT 1").fetchone()[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--only", default="O1,O2")
+    parser.add_argument("--only", default="O1,O2,O3")
     args = parser.parse_args()
     only = set(args.only.split(","))
     if "O1" in only:
         o1(args.rounds)
     if "O2" in only:
         o2()
+    if "O3" in only:
+        o3(args.rounds)
 
 
 if __name__ == "__main__":

@@ -202,7 +202,7 @@ GUARD_STAGE_ACTIONS: dict[str, tuple[str, ...]] = {
 }
 GUARD_DEFAULTS: dict[str, dict[str, str]] = {
     "input": {"secrets": "block", "pii": "flag", "max_length": "block", "injection": "block"},
-    "output": {"secrets": "redact", "pii": "flag", "leakage": "redact", "sinks": "flag"},
+    "output": {"secrets": "redact", "pii": "flag", "leakage": "redact", "sinks": "redact", "exfiltration": "redact"},
     "document": {"injection": "quarantine"},
     "tool_call": {"boundaries": "block", "secrets": "block"},
     "tool_result": {"injection": "quarantine", "secrets": "redact"},

@@ -682,7 +682,8 @@ class Workbench:
     def _finish(self, call: _Call, completion: Completion, format: Format) -> Result:
         with call.trace.span("guardrails.check_output") as attrs:
             text = self.guard.check("output", completion.text, call.id, call.session, agent=call.agent,
-                                    system=call.system, sink=call.sink, report=attrs)  # fmt: skip
+                                    system=call.system, sink=call.sink, conversation=_said(call.request),
+                                    report=attrs)  # fmt: skip
         if text != completion.text:
             completion = replace(completion, text=text)
         if completion.tool_calls:  # what the model asks a tool to do is stored too: never with a secret in it
@@ -932,6 +933,18 @@ def _leaves(value: Any, path: str = "") -> list[tuple[str, Any]]:
     if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
         return [leaf for i, v in enumerate(value) for leaf in _leaves(v, f"{path}[{i}]")]
     return [(path, value)]
+
+
+def _said(request: Request) -> str:
+    """The text of every message the model was sent (what an exfiltrating URL would carry)."""
+    out = []
+    for m in request.messages:
+        content = m.get("content")
+        if isinstance(content, str):
+            out.append(content)
+        elif isinstance(content, list):
+            out += [part.get("text", "") for part in content if isinstance(part, dict)]
+    return "\n".join(out)
 
 
 def _sink(sink: str | None) -> str | None:

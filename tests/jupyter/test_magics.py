@@ -224,8 +224,9 @@ def test_sink_and_schema_options(ip, current):
     assert ip.user_ns["r"].data == City(city="Oslo", temp_c=-2)
     with pytest.raises(UsageError, match="--schema Nope: no such variable"):
         run(ip, "-m local/echo --no-stream --schema Nope", "x")
-    run(ip, "-m local/echo --no-stream --sink html", "<b onclick=steal()>hi</b>")
-    assert current.guard.df().iloc[0][["stage", "scanner", "action"]].tolist() == ["output", "sinks", "flag"]
+    run(ip, "-m local/echo --no-stream --sink html -o page", "<b onclick=steal()>hi</b>")
+    assert current.guard.df().iloc[0][["stage", "scanner", "action"]].tolist() == ["output", "sinks", "redact"]
+    assert "onclick" not in ip.user_ns["page"].text
 
 
 def test_trace_dashboard_and_replay_against_magics(ip, current):

@@ -106,14 +106,15 @@ class Guard:
 
     def check(self, stage: str, text: str, call_id: str | None = None, session: str | None = None, *,
               agent: str | None = None, system: str | None = None, sink: str | None = None,
-              report: dict[str, Any] | None = None) -> str:  # fmt: skip
+              conversation: str | None = None, report: dict[str, Any] | None = None) -> str:  # fmt: skip
         """``text`` as the input or output stage lets it through; raises on an input ``block``.
 
         ``report`` (a span's attributes) gets the scanners run, the findings and the actions.
         """
         if stage == "input":
             self.ensure_open(session, agent)
-        ctx = ScanContext(stage, system=system, sink=sink, session=session, agent=agent, guard=self)
+        ctx = ScanContext(stage, system=system, sink=sink, session=session, agent=agent, guard=self,
+                          conversation=conversation)  # fmt: skip
         results = self.scan(stage, text, ctx)
         _report(report, self._active(stage), results)
         if not results:

@@ -24,15 +24,23 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import codecs
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
+from re import _constants as _c  # the regex parser's opcodes: literal gates are read off the patterns
+from re import _parser as _p
+from typing import Any
 
+from workbench.guardrails._accel import PatternSet
+from workbench.guardrails.classifier import WINDOW, model
 from workbench.guardrails.scanners import Finding
 
 FAMILIES = ("instruction_override", "roleplay_jailbreak", "fake_system_delimiter", "prompt_leak",
-            "multilingual", "encoded")  # fmt: skip
+            "multilingual", "encoded", "addressed_to_ai", "exfiltration", "excessive_agency",
+            "privilege_escalation")  # fmt: skip
 THRESHOLD = 0.5
 
 _VERB = (r"(?:ignore|disregard|forget|override|bypass|skip|abandon|discard|neglect|set aside|nevermind|never mind|"
@@ -50,9 +58,40 @@ _VOIDED = (r"(?:no longer (?:apply|applies|matter|valid|in effect|bind)|(?:is|ar
 _LEAK_VERB = (r"(?:repeat|print|reveal|show|output|display|tell|give|spell out|echo|write down|list|quote|translate|"
               r"leak|dump|copy|paste|summari[sz]e|what (?:is|are|were|was)|what's)")  # fmt: skip
 _LEAK_TARGET = (r"(?:(?:your|the) (?:system (?:prompt|message|instructions)|initial (?:instructions|prompt)|original "
-                r"(?:instructions|prompt)|hidden (?:instructions|prompt|rules)|context window|configuration)|your "
-                r"(?:instructions|prompt|rules|guidelines|system instructions|system message)|(?:confidential|secret|"
+                r"(?:instructions|prompt)|hidden (?:instructions|prompt|rules)|context window)|your "
+                r"(?:instructions|prompt|rules|guidelines|system instructions|system message|configuration)|(?:confidential|secret|"
                 r"hidden) (?:rules|instructions|prompt))")  # fmt: skip
+
+_OWN_ANY = (r"instructions?|guidance|rules?|guidelines?|polic(?:y|ies)|safeguards?|directives?|system prompt|brief|"
+            r"setup|configuration|constraints|operating rules|original brief|content filter")
+_AI = (r"ai|a\.i\.|llm|language models?|large language models?|assistants?|ai assistants?|chatbots?|bots?|agents?|"
+       r"ai agents?|models?|gpt|copilot|summari[sz]ers?|summari[sz]er bot|ai systems?|ai models?|automated agents?|"
+       r"ai helpers?|machine readers?")
+_EXFIL_VERB = (r"append|add|attach|include|put|embed|encode|hide|send|post|upload|exfiltrat\w*|leak|smuggle|paste|"
+               r"render|make|write|summari[sz]e|open|fetch|call|get")
+_EXFIL_DATA = (r"conversation|chat(?: history)?|history|previous (?:messages|answers)|messages|user'?s? (?:last |full |"
+               r"private )?(?:message|question|name|address|email|notes|password)|passwords?|secrets?|api keys?|keys|"
+               r"tokens?|system prompt|customer (?:list|records|data)|records|private notes|session notes|contents|"
+               r"variables|the (?:file|document)|uploaded file")
+_AGENT = r"assistant|agent|ai|ai agent|automated assistant|bot|automation|copilot|agents reading this \w+"
+_ACT_VERB = (r"run|execute|delete|drop|wipe|truncate|remove|revoke|disable|transfer|grant|cancel|send|call|invoke|use|"
+             r"refund|force-push|shut ?down|erase|purge|make")
+_DESTROY_VERB = (r"delete|drop|wipe|truncate|remove|revoke|disable|transfer|grant|cancel|erase|purge|destroy|shut ?down|"
+                 r"force-push|refund every|reset")
+_DESTROY = (rf"(?:{_DESTROY_VERB})\w*|all (?:rows|files|users|accounts|contacts|records|subscriptions)|every "
+            r"(?:account|order|file|user|contact|subscription|admin)|drop table|delete from|rm -rf|owner role|admin "
+            r"(?:rights|role)|two-factor|prod(?:uction)?[-\w]*|backups?|payroll|salary|to everyone|all-staff")
+_ROLE = (r"admin(?:istrator)?|system administrator|sysadmin|root(?: user)?|superuser|owner|account owner|platform owner|"
+         r"database owner|operator|your operator|developer|your developer|ceo|cto|cfo|head of [\w ]{2,20}|security "
+         r"(?:officer|team|lead)|supervisor|compliance lead|red team|(?:openai|anthropic) (?:engineer|employee|staff)|"
+         r"it lead|manager")
+_BYPASS = (r"(?:bypass|skip|ignore|disregard|disable|lift|override|remove|turn off|switch off|circumvent)\w*\s+"
+           r"(?:\w+\s+){0,3}(?:rules|restrictions|limits|polic(?:y|ies)|guardrails|filters?|approvals?|approval "
+           r"(?:step|queue|policy)|checks|safety|logging|audit|confirmation|content policy)|without (?:approval|"
+           r"confirmation|asking|checking|restrictions)|(?:allowed|permitted|authori[sz]ed?|authori[sz]ing|free) to "
+           r"(?:ignore|skip|bypass|run any|share|reveal|disable|break)|(?:does not|doesn't|do not|don't) apply|must "
+           r"(?:obey|comply|trust)|unrestricted|no (?:limits|restrictions)|lift all limits|clearance lets|don't log it|"
+           r"full rights|violate (?:the )?policy|grant(?:ing)? (?:you|myself) (?:permission|unrestricted)")
 
 # (family, weight, pattern) over the normalised text; weights under 0.45 only reinforce.
 _SIGNALS: list[tuple[str, float, str]] = [
@@ -111,7 +150,8 @@ _SIGNALS: list[tuple[str, float, str]] = [
                                 r"assistant|chatbot|bot|version of yourself|twin)\b"),
     ("roleplay_jailbreak", 0.6, r"\b(?:deceased|late|dead) grand(?:ma|mother|father|pa)\b"),
     ("roleplay_jailbreak", 0.4, r"\bhypothetically\b"),
-    ("roleplay_jailbreak", 0.4, r"\b(?:napalm|meth(?:amphetamine)?|explosives?|bomb|malware|ransomware|hack into)\b"),
+    ("roleplay_jailbreak", 0.4, r"\b(?:napalm|methamphetamine|crystal meth|explosives?|bomb|malware|ransomware|hack "
+                                r"into)\b"),
     ("fake_system_delimiter", 0.9, r"<\|(?:im_start|im_end|system|endoftext|user|assistant)\|>\s*(?:system|assistant|"
                                    r"user|<\||\n)|\[/?inst\]|<</?sys>>"),
     ("fake_system_delimiter", 0.4, r"<\|(?:im_start|im_end|system|endoftext)\|>"),
@@ -149,6 +189,96 @@ _SIGNALS: list[tuple[str, float, str]] = [
     ("prompt_leak", 0.3, r"\b(?:verbatim|word for word|exactly|don't paraphrase|do not paraphrase)\b"),
     ("encoded", 0.5, r"\bdecode (?:this|the following|it)\b[^.\n]{0,20}\b(?:do|follow|execute|run|obey)\b"),
     ("encoded", 0.6, r"\bfollow (?:these|the|this) (?:rot-?13|base64|hex|encoded) instructions\b"),
+    ("prompt_leak", 0.85, rf"\b(?:{_LEAK_VERB}|reproduce|paste)\b[^.?!\n]{{0,40}}\b(?:preamble|setup text|configuration "
+                          r"prompt|initiali[sz]ation (?:text|prompt)|boot(?:strap)? prompt)|\b(?:preamble|setup text|"
+                          r"configuration prompt)\b[^.?!\n]{0,20}\b(?:say|contain)"),
+    ("prompt_leak", 0.85, r"\b(?:instructions|text|prompt|guidelines)\b[^.\n]{0,30}\byou were (?:initiali[sz]ed|launched|"
+                          r"started|booted|configured|set up|created) with\b"),
+    ("prompt_leak", 0.85, r"\b(?:above|precedes|preceding|before) my first (?:message|prompt|question)|\bthe (?:one|message)"
+                          r" i didn'?t write\b|\bopening message of (?:this|the) (?:conversation|chat)"),
+    ("prompt_leak", 0.8, r"\breproduce your (?:hidden |secret |confidential |internal )?(?:guidelines|instructions|rules|"
+                         r"prompt)"),
+    # paraphrased overrides: the old instructions declared void, withdrawn, superseded, set aside
+    ("instruction_override", 0.85, rf"\b(?:{_OWN_ANY})\b[^.!?\n]{{0,45}}\b(?:is|are|was|were|has been|have been)\s+"
+                                   r"(?:now\s+)?(?:no longer (?:valid|binding|in force)|retired|withdrawn|rescinded|"
+                                   r"expired|revoked|superseded|outdated|void|a mistake|replaced|thrown away|cancel+ed)"),
+    ("instruction_override", 0.85, rf"\b(?:treat|consider|regard)\b[^.!?\n]{{0,50}}\b(?:{_OWN_ANY}|earlier directives?|"
+                                   r"everything (?:before|above))\b[^.!?\n]{0,30}\b(?:as|to be)\s+(?:void|retired|"
+                                   r"withdrawn|obsolete|expired|cancel+ed|a draft|revoked|invalid)|\b(?:treat|consider)"
+                                   r"\b[^.!?\n]{0,20}\b(?:retired|withdrawn|revoked|void)\b"),
+    ("instruction_override", 0.85, rf"\b(?:set|put|leave)\s+(?:your|the|these|those|all)\s+(?:\w+\s+)?(?:{_OWN_ANY})\s+"
+                                   r"(?:aside|to one side)|\b(?:set|put) (?:aside|to one side) (?:your|the|what|all)\b"),
+    ("instruction_override", 0.8, r"\b(?:this|my) (?:message|instruction|note|request) (?:supersedes|overrides|replaces)\b"
+                                  r"|\bsupersedes (?:all|every|any|your)\b"),
+    ("instruction_override", 0.8, rf"\b(?:{_OWN_ANY})\b[^.!?\n]{{0,40}}\b(?:do not|don't|no longer) (?:apply|bind|count)"
+                                  r"\b|\bwritten for a different (?:product|assistant|model|context)"),
+    ("instruction_override", 0.75, r"\b(?:my messages?|this message|i) (?:am|is|are) (?:now )?your only (?:source of "
+                                   r"truth|rule|authority)|\byour (?:one|only) (?:remaining )?(?:duty|rule|job|task) "
+                                   r"(?:now )?is\b"),
+    ("instruction_override", 0.8, rf"\b(?:stop|quit) (?:treating|following|obeying|honou?ring) (?:your|the) (?:\w+ )?"
+                                  rf"(?:{_OWN_ANY}|brief)"),
+    ("instruction_override", 0.75, r"\b(?:put|set) aside what (?:the|your) (?:operator|developer|admin|user)"),
+    # role play: alter egos and personas without limits
+    ("roleplay_jailbreak", 0.8, r"\b(?:alter ego|shadow self|evil twin|dark side|unfiltered (?:self|version))\b"),
+    ("roleplay_jailbreak", 0.8, r"\b(?:never|not) (?:gave|given|give) (?:it|you|them) (?:any )?(?:limits|restrictions|"
+                                r"rules|filters)|\bguardrails? (?:stripped|removed|turned off|disabled)\b"),
+    ("roleplay_jailbreak", 0.75, r"\b(?:treats?|consider) (?:safety |content )?(?:polic(?:y|ies)|rules) as (?:optional|"
+                                 r"suggestions)|\bnothing is off[- ]limits\b|\byou never say no\b"),
+    ("roleplay_jailbreak", 0.75, r"\b(?:rogue|hacker|escaped|unbound|evil) (?:ai|chatbot|bot|assistant|model)\b"),
+    # instructions addressed to an AI inside content (indirect injection)
+    ("addressed_to_ai", 0.85, rf"\b(?:if|when|whenever)\s+(?:you are|you're|you re|an?)\s+(?:an?\s+)?(?:{_AI})\b"
+                              r"[^.\n]{0,70}\b(?:read|reading|reads|process|processing|processes|summari[sz]\w*|"
+                              r"index\w*|crawl\w*|pars\w*|ingest\w*|review\w*|analy[sz]\w*|sees?|scan\w*)"),
+    ("addressed_to_ai", 0.85, rf"\b(?:note|message|instructions?|attention|hint|notice|directive|reminder|memo|"
+                              rf"warning)s?\s*(?:to|for)\s+(?:the\s+|any\s+|all\s+|every\s+)?(?:automated\s+)?"
+                              rf"(?:{_AI})s?\b"),
+    ("addressed_to_ai", 0.85, rf"\b(?:to|dear|hey|hi|attention|calling)\s*,?\s+(?:the\s+|any\s+|all\s+)?(?:automated"
+                              rf"\s+)?(?:{_AI})s?\b[^.\n]{{0,40}}\b(?:reading|processing|summari[sz]ing|indexing|"
+                              r"crawling|parsing|ingesting|that reads?|who reads?|reviewing)\b"),
+    ("addressed_to_ai", 0.8, rf"\b(?:{_AI})s?\s+(?:reading|processing|summari[sz]ing|indexing|crawling|ingesting|that "
+                             r"reads?|that ingests?|that processes)\s+(?:this|these|the following)\b"),
+    ("addressed_to_ai", 0.85, r"\[(?:ai|llm|model|assistant|bot)[- ]only[^\]]{0,40}\]|\bfor (?:ai|llm)s? only\b"),
+    ("addressed_to_ai", 0.8, rf"\b(?:{_AI})s?\s*[:,]?\s*(?:when|if|once|as soon as|whenever)\s+you\s+(?:see|read|"
+                             r"process|summari[sz]e|find|reach|get to)\s+this\b"),
+    ("addressed_to_ai", 0.8, rf"\b(?:{_AI})s?\b[^.\n]{{0,30}}\b(?:this is )?an? (?:note|instruction|message) hidden\b|"
+                             r"\bhidden (?:note|instruction|text)[^.\n]{0,30}\b(?:for|to) (?:the )?(?:ai|assistant|"
+                             r"model|llm)"),
+    ("addressed_to_ai", 0.6, rf"<!--[^>]{{0,300}}?\b(?:{_AI})s?\b[^>]{{0,300}}?-->|display\s*:\s*none[^<]{{0,200}}?"
+                             rf"\b(?:{_AI})s?\b|\bwhite on white\b"),
+    # exfiltration: conversation data smuggled out through a link, an image or a tool
+    ("exfiltration", 0.9, r"!\[[^\]]{0,80}\]\(\s*https?://[^)\s]{0,200}?[?&][^)\s=]{1,30}=[^)\s]{0,40}?(?:\{|\[|<|"
+                          r"(?:conversation|chat|history|summary|message|password|secret|token|key|prompt|data|notes|"
+                          r"email|the_))"),
+    ("exfiltration", 0.85, r"https?://\S+?[?&][^\s=]{1,30}=\S{0,20}\s*(?:plus|followed by|\+|and then|with)\b[^.\n]{0,40}"
+                           r"\b(?:conversation|chat|history|message|question|password|secret|token|keys?|prompt|notes|"
+                           r"records|data|name|address|email)"),
+    ("exfiltration", 0.85, rf"\b(?:{_EXFIL_VERB})\b[^.\n]{{0,80}}\b(?:{_EXFIL_DATA})\b[^.\n]{{0,90}}(?:https?://|"
+                           r"webhook|query string|alt text|an? (?:image|link|url)|the (?:url|link)|@[\w-]+\.)"),
+    ("exfiltration", 0.85, rf"(?:https?://|webhook|query string|alt text|image (?:tag|url|link)|an? (?:image|link))[^.\n]{{0,"
+                           rf"60}}\b(?:contains?|containing|with|carr(?:y|ies)|includ(?:es|ing))\b[^.\n]{{0,40}}\b(?:{_EXFIL_DATA})"
+                           r"\b"),
+    ("exfiltration", 0.8, rf"\b(?:send|forward|post|upload|email|mail|copy)\b[^.\n]{{0,30}}\b(?:{_EXFIL_DATA})\b[^.\n]{{0,"
+                          r"40}}\bto\s+(?:\S+@\S+|https?://|webhook|external|an? external|the (?:attacker|external))"),
+    # excessive agency: content telling the agent to act, destructively, without asking
+    ("excessive_agency", 0.85, rf"\b(?:{_AGENT})\b\s*[:,]?\s*(?:please\s*,?\s*|now\s+|immediately\s+|quickly\s+|"
+                               rf"before (?:replying|answering)\s*,?\s*)?(?:{_ACT_VERB})\b[^.\n]{{0,80}}\b(?:{_DESTROY})"),
+    ("excessive_agency", 0.85, rf"\b(?:call|invoke|use|run|trigger|execute)\s+(?:the\s+)?[\w.\-]+(?:\s+\w+)?\s+(?:tool|"
+                               rf"api|function)\b[^.\n]{{0,20}}\b(?:to|and|for|on)\b[^.\n]{{0,60}}\b(?:{_DESTROY})"),
+    ("excessive_agency", 0.85, rf"\b(?:{_DESTROY_VERB})\b[^.\n]{{0,80}}\b(?:with|using|via|through) the [\w.\-]+(?:\s+\w+)?"
+                               r"\s+(?:tool|api)\b"),
+    ("excessive_agency", 0.8, rf"\b(?:{_DESTROY_VERB})\b[^.\n]{{0,80}}\b(?:without (?:asking|confirm\w*|approval|checking|"
+                              r"telling)|no (?:need to|approval|confirmation)|(?:don't|do not) ask)"),
+    ("excessive_agency", 0.8, r"\b(?:drop|truncate)\s+(?:table|database)\s+[\w.]+\s*;|\bdelete\s+from\s+[\w.]+\s*;|"
+                              r"\bfiles?\.delete\s*\(|\brm\s+-rf\s+/"),
+    ("excessive_agency", 0.75, rf"\b(?:when|as soon as|once) you (?:see|read) this\b[^.\n]{{0,40}}\b(?:{_ACT_VERB})\b"),
+    ("excessive_agency", 0.7, rf"\b(?:tool|agent|automation) (?:instruction|command|note)\b[^.\n]{{0,60}}\b(?:{_DESTROY})"),
+    # privilege escalation: a claimed role used to lift the rules
+    ("privilege_escalation", 0.85, rf"\b(?:i am|i'm|im|i have|as|this is|being|speaking as|acting (?:as|with)|you are "
+                                   rf"speaking (?:with|to)|here\b)[^.!?\n]{{0,40}}\b(?:{_ROLE})\b[^\n]{{0,150}}?\b(?:{_BYPASS})"),
+    ("privilege_escalation", 0.85, rf"\b(?:{_ROLE})\s+(?:here|speaking|override|mode)\b[^\n]{{0,150}}?\b(?:{_BYPASS})"),
+    ("privilege_escalation", 0.8, rf"\b(?:{_BYPASS})\b[^\n]{{0,80}}\b(?:i am|i'm|as) (?:the |your |an? )?(?:{_ROLE})\b"),
+    ("privilege_escalation", 0.8, r"\b(?:clearance|level \d+ access|full rights|full access|override privileges)\b[^.\n]"
+                                  r"{0,60}\b(?:lets? you|so you|you (?:must|may|can)|means you|bypass|skip|ignore)"),
 ]
 # (weight, pattern) over NFKC + lower case, without folding: the phrases in other languages.
 _MULTILINGUAL: list[tuple[float, str]] = [
@@ -186,27 +316,300 @@ _MULTILINGUAL: list[tuple[float, str]] = [
            r"\b(?:deine|ihre) (?:\w+ )?(?:regeln|anweisungen|vorgaben)"),
     (0.85, r"\bnon (?:seguire|rispettare|seguite|rispettate) più (?:le )?(?:tue |sue )?(?:regole|istruzioni)"),
     (0.85, r"不要再?(?:遵守|遵循|听从|服从)(?:你的)?(?:规则|指令|指示)"),
+    (0.9, r"\b(?:desconsidera|ignora|esquece|esqueça|ignore)\w*\s+(?:todas\s+)?(?:as\s+)?(?:suas\s+|tuas\s+)?"
+          r"(?:instruções|regras|orientações|diretrizes|políticas)"),
+    (0.9, r"\b(?:olvida|ignora|omite|descarta)\w*\s+(?:todas?\s+)?(?:las\s+|tus\s+)?(?:pautas|normas|directrices|"
+          r"políticas|reglas)"),
+    (0.85, r"(?:забудь|забудьте)\s+(?:всё|все),?\s+что\s+тебе\s+(?:говорили|сказали)|не\s+(?:слушай|слушайте|"
+           r"обращай\s+внимания\s+на)\s+(?:свои\s+|твои\s+)?(?:инструкции|правила|указания)"),
+    (0.85, r"(?:ルール|指示|命令|制限)(?:は|を)(?:すべて|全て)?(?:無効|忘れ|無視)|これまでの(?:指示|命令)は忘れ"),
+    (0.85, r"不要理会[^。]{0,15}(?:指示|指令|规则)|系统提示[词语]?\S{0,10}(?:输出|显示|告诉|给我)"),
+    (0.85, r"\bnegeer wat (?:je|jou|u) (?:eerder )?(?:is |werd )?(?:opgedragen|gezegd|verteld)"),
+    (0.85, r"\bzapomnij o (?:swoich |twoich )?(?:zasadach|instrukcjach|poleceniach)"),
+    (0.85, r"(?:regeln|anweisungen|vorgaben|instruktionen)[^.!?]{0,40}(?:gelten|gilt)[^.!?]{0,20}nicht mehr"),
+    (0.85, r"\b(?:muéstrame|enséñame|dime|revela|muestra)\s+(?:el|tu|su)\s+(?:mensaje|prompt|instrucciones)\s+"
+           r"(?:de|del)\s+sistema"),
+    (0.85, r"\b(?:affiche|montre|donne|révèle)[- ]?(?:moi\s+)?(?:tes|vos)\s+(?:instructions|consignes)\s+"
+           r"(?:initiales|d'origine|de départ|cachées)"),
+    # the newer families, in other languages
+    (0.85, r"\bsi eres (?:un |una )?(?:ia|asistente|modelo|agente|bot)\b|\bsi tu es (?:une |un )?(?:ia|assistant|"
+           r"modèle)\b|\bwenn du (?:ein|eine) (?:ki|assistent|ki-assistent|sprachmodell)\b"),
+    (0.85, r"\b(?:note|message|nota|mensaje) (?:aux|pour les?|à l'|para (?:la |el |los )?)\s*(?:assistants?|ia|"
+           r"modèles?|agentes?|asistentes?)\b|\b(?:hinweis|nachricht|anweisung) (?:für|an) (?:die |alle )?(?:ki|"
+           r"ki-modelle|assistenten|modelle|sprachmodelle)\b"),
+    (0.85, r"\b(?:añade|agrega|pega|incluye|convierte|ajoute|colle|inclus|envoie|hänge|füge|sende|schicke)\w*"
+           r"[^.\n]{0,60}(?:conversación|historial|mensajes|conversation|historique|daten|nachrichten|verlauf|"
+           r"konversation)[^.\n]{0,80}(?:https?://|url|enlace|imagen|lien|image|link|bild)"),
+    (0.85, r"\b(?:añade|agrega|ajoute|füge|hänge)\w*[^.\n]{0,40}(?:https?://|url|enlace|imagen|lien|image|link|bild)"
+           r"[^.\n]{0,60}(?:conversación|historial|mensajes|conversation|historique|daten|nachrichten|verlauf)"),
+    (0.85, r"\b(?:agente|asistente|assistant|agent|assistent|ki-agent)\s*:\s*(?:ejecuta|borra|elimina|usa|transfiere|"
+           r"cancela|supprime|efface|exécute|transfère|désactive|lösche|überweise|führe|deaktiviere|entferne)"),
+    (0.85, r"\bcomo (?:el )?(?:administrador|dueño|dono|propietario|proprietário|jefe)[^.\n]{0,60}(?:te ordeno|te autorizo|"
+           r"autorizo|desactiva|desactivar|salta|ignora|ignorar|sin restricciones)|\b(?:en tant que|je suis) (?:l'|le |"
+           r"la )?(?:administrateur|responsable|propriétaire)[^\n]{0,80}(?:désactive|ignore|ignorer|je t'autorise|"
+           r"supprime)|\bals (?:administrator|admin|besitzer|eigentümer)\b[^\n]{0,60}(?:erlaube|umgehen|ignorier|"
+           r"deaktivier)|\bsono l'amministratore[^\n]{0,60}(?:salta|ignora|esegui)"),
 ]
-_COMPILED = [(family, weight, re.compile(pattern)) for family, weight, pattern in _SIGNALS]
-_COMPILED_ML = [(weight, re.compile(pattern)) for weight, pattern in _MULTILINGUAL]
+
+
+@dataclass(frozen=True, slots=True)
+class _Signal:
+    """A compiled signal, the literals a text must hold for it to match (its gate), and its widest match."""
+
+    family: str
+    weight: float
+    regex: re.Pattern[str]
+    gate: tuple[frozenset[str], ...]  # every group needs one of its literals in the text
+    width: int  # the longest text it can match (0: unbounded)
+    ascii_ok: bool  # it can match text that is all ASCII
+    tracked: tuple[frozenset[str], ...] = ()  # the gate's groups worth looking for (see _tracked)
+
+    def search(self, text: str, index: _Index) -> re.Match[str] | None:
+        """The first match in ``text`` (whose gate literals ``index`` holds, all of them: see _candidates).
+
+        The regex runs only where every gate group occurs within its widest match of the others.
+        """
+        groups = self.tracked
+        if not groups or not self.width or len(text) <= 2 * self.width:
+            return self.regex.search(text)
+        found = [index.positions(g) for g in groups]
+        anchor = min(found, key=len)
+        points = [p for p in anchor if all(_near(other, p, self.width) for other in found if other is not anchor)]
+        for start, end in _merge(points, self.width, len(text)):
+            m = self.regex.search(text, start, end)
+            while m is not None and m.end() == end and end < len(text):
+                whole = self.regex.match(text, m.start())  # cut by the window's end: a match in the whole text?
+                if whole is not None:
+                    return whole
+                m = self.regex.search(text, m.start() + 1, end)
+            if m is not None:
+                return m
+        return None
+
+
+def _near(positions: list[int], p: int, width: int) -> bool:
+    """Whether a sorted list holds a position within ``width`` of ``p``."""
+    i = bisect.bisect_left(positions, p - width)
+    return i < len(positions) and positions[i] <= p + width
+
+
+class _Index:
+    """Where the gate literals occur in one text: one pass of an Aho-Corasick automaton (pyahocorasick), or finds."""
+
+    def __init__(self, text: str):
+        self._at: dict[str, list[int]] = {}
+        self._groups: dict[frozenset[str], list[int]] = {}
+        self.present: set[str] = set()
+        automaton = _automaton()
+        if automaton is not None:
+            for end, literal in automaton.iter(text):
+                self._at.setdefault(literal, []).append(end - len(literal) + 1)
+        else:
+            for literal in _SCANNED:
+                at = text.find(literal)
+                while at >= 0:
+                    self._at.setdefault(literal, []).append(at)
+                    at = text.find(literal, at + 1)
+        self.present = set(self._at)
+
+    def positions(self, group: frozenset[str]) -> list[int]:
+        """Where any literal of ``group`` starts, sorted (everyday words are not tracked)."""
+        found = self._groups.get(group)
+        if found is None:
+            lists = [self._at[lit] for lit in group if lit in self._at]
+            found = lists[0] if len(lists) == 1 else sorted(p for ps in lists for p in ps)
+            self._groups[group] = found
+        return found
+
+
+def _merge(points: list[int], width: int, n: int) -> list[tuple[int, int]]:
+    """Regions reaching ``width`` either side of each point, overlapping ones merged."""
+    out: list[tuple[int, int]] = []
+    for p in sorted(points):
+        start, end = max(0, p - width), min(n, p + width + 1)
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
+
+
+_UNBOUNDED = re.compile(r"(\\[swSd]|\]|\)|(?<=[a-z])l)([*+])(\??)")
+
+
+def _bounded(pattern: str) -> str:
+    """``pattern`` with each unbounded repeat capped (8 spaces, 4 groups, 40 others), so a match has a width."""
+    def cap(m: re.Match[str]) -> str:
+        n = {"\\s": 8, ")": 4}.get(m.group(1), 40)
+        return f"{m.group(1)}{{{0 if m.group(2) == '*' else 1},{n}}}{m.group(3)}"
+
+    return _UNBOUNDED.sub(cap, pattern)
+
+
+def _signal(family: str, weight: float, pattern: str) -> _Signal:
+    pattern = _bounded(pattern)
+    widest = _p.parse(pattern).getwidth()[1]
+    literals = re.sub(r"\\.|\[[^\]]*\]|\(\?[:!=<]+", "", pattern)  # what it spells out, escapes and classes aside
+    ascii_ok = bool(re.search(r"[a-z]{2}|<\||\[", literals)) or not re.search(r"[^\x00-\x7f]", pattern)
+    groups = gate(pattern)
+    return _Signal(family, weight, re.compile(pattern), groups, widest if widest < 4000 else 0, ascii_ok,
+                   tuple(g for g in groups if _tracked(g)))  # fmt: skip
+
+
+# Everyday words are in nearly every text: tracking where they occur costs more than it saves, so a gate group
+# made only of them is left out (taken as present: the regex still decides). Every other literal is tracked.
+COMMON = frozenset(
+    "the a an i as is are was were be been am of to in on at by or and for it its if not no me my we you your this that "
+    "these those with from have has had all any here there than then".split()
+) | {"the ", " the ", "all ", " have ", " of th", "you ", "your ", "this ", "i am", "i'm", "im"}
+
+
+def _requirements(seq: Any) -> list[frozenset[str]]:
+    """Sets of literals of which every match of a parsed sequence contains one each."""
+    found: list[frozenset[str]] = []
+    run = ""
+    for op, av in [*seq, (None, None)]:
+        if op is _c.LITERAL:
+            run += chr(av)
+            continue
+        if len(run) >= 3:
+            found.append(frozenset({run}))
+        run = ""
+        if op is _c.BRANCH:  # each alternative needs one literal of its own best group: their union is a group
+            best = [_best(_requirements(alt)) for alt in av[1]]
+            if all(b is not None for b in best):
+                found.append(frozenset().union(*best))  # type: ignore[arg-type]
+        elif op is _c.SUBPATTERN:
+            found += _requirements(av[3])
+        elif op in (_c.MAX_REPEAT, _c.MIN_REPEAT) and av[0] >= 1:
+            found += _requirements(av[2])
+    return found
+
+
+def _tracked(group: frozenset[str]) -> bool:
+    """Whether a group is worth looking for: no everyday word in it, no literal shorter than three characters."""
+    return not group & COMMON and min(map(len, group)) >= 3
+
+
+def _rank(group: frozenset[str]) -> tuple[bool, int, int]:
+    """Better gates first: worth looking for, then longer shortest literal, then fewer literals."""
+    return (_tracked(group), min(map(len, group)), -len(group))
+
+
+def _best(groups: list[frozenset[str]]) -> frozenset[str] | None:
+    return max(groups, key=_rank) if groups else None
+
+
+def gate(pattern: str) -> tuple[frozenset[str], ...]:
+    """Every literal requirement of ``pattern``, best first (see :func:`_rank`); none if it has none.
+
+    Derived from the pattern itself, so a gate never rejects a text the pattern matches: it
+    only saves running the pattern where it can't match.
+    """
+    parsed = _p.parse(pattern)
+    if parsed.state.flags & re.IGNORECASE:
+        return ()
+    return tuple(sorted(set(_requirements(list(parsed))), key=_rank, reverse=True))
+
+
+_COMPILED = [_signal(f, w, p) for f, w, p in _SIGNALS]
+_COMPILED_ML = [_signal("multilingual", w, p) for w, p in _MULTILINGUAL]
+_LITERALS = sorted({lit for sig in (*_COMPILED, *_COMPILED_ML) for group in sig.gate for lit in group})
+_SCANNED = sorted({lit for sig in (*_COMPILED, *_COMPILED_ML) for group in sig.gate if _tracked(group)
+                   for lit in group})  # fmt: skip
+LONG = 4096  # the length past which only the first part of a text is read for rot13-like English
+
+
+@lru_cache(maxsize=1)
+def _automaton() -> Any:
+    """An Aho-Corasick automaton of the tracked literals (``None`` without pyahocorasick: finds are used)."""
+    try:
+        import ahocorasick
+    except ImportError:
+        return None
+    automaton = ahocorasick.Automaton()
+    for literal in _SCANNED:
+        automaton.add_word(literal, literal)
+    automaton.make_automaton()
+    return automaton
 
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad"))
 _HOMOGLYPHS = str.maketrans(
     "аеорсіѕхујԁɡοαειкνρτυχАЕОРСІЅХУЈΑΕΙΚΝΟΡΤΥΧМНВТ",
     "aeopcisxyjdgoaeikvptuxAEOPCISXYJAEIKNOPTYXMHBT",
 )
-_LEET = str.maketrans("013457@$", "oieastas")
-_LEET_WORD = re.compile(r"\b(?=[a-z0-9@$]*[a-z])(?=[a-z0-9@$]*[013457@$])[a-z0-9@$]+\b")
+_LEET = bytes.maketrans(b"013457@$", b"oieastas")  # on UTF-8 bytes: no multi-byte character holds an ASCII byte
+_INVISIBLE = re.compile("[" + "".join(map(chr, _ZERO_WIDTH)) + "]")
+_LOOKALIKE = re.compile("[аеорсіѕхујԁɡοαειкνρτυχАЕОРСІЅХУЈΑΕΙΚΝΟΡΤΥΧМНВТ]")
+_ODD = re.compile(_INVISIBLE.pattern[:-1] + _LOOKALIKE.pattern[1:])
 _SPACED = re.compile(r"(?<!\w)(?:[a-z][ .\-_*]){3,}[a-z](?!\w)")
 _B64 = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-z0-9+/])")
 _HEX = re.compile(r"(?<![0-9a-fA-F])(?:[0-9a-fA-F]{2}){8,}(?![0-9a-fA-F])")
-_ROT13_HINT = re.compile(r"\brot-?13\b|\bcaesar\b", re.I)
+_ROT13_HINT = re.compile(r"\brot-?13\b|\bcaesar\b")  # in lower case
 _COMMON = frozenset("the and to of you is a in your all for it this that on are with be not what how".split())
 _WORD = re.compile(r"[a-z]+")
-_QUOTED = re.compile(r"\"[^\"]*\"|“[^”]*”|(?<!\w)'[^'\n]+'(?!\w)|‘[^’]*’|«[^»]*»|`[^`]*`")
-_ABOUT = re.compile(r"\b(?:classify|label|detect|detector|flag(?:ged)?|analy[sz]e|analysis|explain|why|what does|"
+# Each branch starts with its quote mark (the look-behind comes after it), so the regex engine skips to
+# the next quote mark at C speed instead of trying every position.
+_QUOTED = re.compile(r"\"[^\"]*\"|“[^”]*”|'(?<!\w')[^'\n]+'(?!\w)|‘[^’]*’|«[^»]*»|`[^`]*`")
+_ABOUT = re.compile(r"\b(?:classify|label|detect|detector|flag(?:ged)?|filter|analy[sz]e|analysis|explain|why|what does|"
                     r"translate|summari[sz]e|example|dataset|test|logs?|report|pattern|true positive|attack(?:er)?|"
                     r"injection|jailbreak|red-team|pentest|count|grep|mean|string|phrase|language)\b")  # fmt: skip
+
+
+def _group_table(signals: list[_Signal]) -> tuple[dict[str, list[int]], list[list[int]], list[int], list[int]]:
+    """Literal -> the gate groups it satisfies; group -> its signals; each signal's group count; ungated signals."""
+    groups: dict[frozenset[str], int] = {}
+    by_group: list[list[int]] = []
+    needed = []
+    for i, signal in enumerate(signals):
+        for group in signal.tracked:
+            if group not in groups:
+                groups[group] = len(by_group)
+                by_group.append([])
+            by_group[groups[group]].append(i)
+        needed.append(len(signal.tracked))
+    by_literal: dict[str, list[int]] = {}
+    for group, g in groups.items():
+        for literal in group:
+            by_literal.setdefault(literal, []).append(g)
+    return by_literal, by_group, needed, [i for i, n in enumerate(needed) if n == 0]
+
+
+_TABLES = {id(_COMPILED): _group_table(_COMPILED), id(_COMPILED_ML): _group_table(_COMPILED_ML)}
+
+
+def accel_patterns() -> list[str]:
+    """The phrase signals, for the optional Hyperscan prefilter (see _accel.py)."""
+    return [signal.regex.pattern for signal in _COMPILED]
+
+
+def accel_multilingual() -> list[str]:
+    """The phrases in other languages, for the optional Hyperscan prefilter."""
+    return [signal.regex.pattern for signal in _COMPILED_ML]
+
+
+_ACCEL = {id(_COMPILED): PatternSet("injection", accel_patterns()),
+          id(_COMPILED_ML): PatternSet("multilingual", accel_multilingual())}
+
+
+def _runnable(signals: list[_Signal], form: str) -> tuple[list[int], _Index | None]:
+    """The signals worth running on ``form``, and (without the prefilter) the index their search uses."""
+    found = _ACCEL[id(signals)].candidates(form)
+    if found is not None:
+        return sorted(found), None
+    index = _Index(form)
+    return _candidates(signals, index), index
+
+
+def _candidates(signals: list[_Signal], index: _Index) -> list[int]:
+    """The signals whose every gate group has a literal in the text (ungated ones always), in order."""
+    by_literal, by_group, needed, always = _TABLES[id(signals)]
+    satisfied = {g for literal in index.present for g in by_literal.get(literal, ())}
+    count: dict[int, int] = {}
+    for g in satisfied:
+        for i in by_group[g]:
+            count[i] = count.get(i, 0) + 1
+    return sorted([*always, *(i for i, c in count.items() if c == needed[i])])
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,10 +622,24 @@ class Hit:
     end: int
 
 
+@lru_cache(maxsize=4)  # the phrase signals and the model read the same text's normal form
 def normalise(text: str) -> str:
     """NFKC, zero-width characters out, look-alike letters folded to Latin, lower case, spaces collapsed."""
-    text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH).translate(_HOMOGLYPHS)
-    return re.sub(r"[ \t]+", " ", text.lower())
+    return _collapse(_fold(text, homoglyphs=True))
+
+
+def _fold(text: str, homoglyphs: bool) -> str:
+    """NFKC and zero-width characters out (and look-alike letters folded), each only when the text needs it."""
+    if text.isascii():
+        return text
+    if not unicodedata.is_normalized("NFKC", text):
+        text = unicodedata.normalize("NFKC", text)
+    odd = _ODD.search(text)  # one pass for both kinds of character
+    if odd and _INVISIBLE.search(text, odd.start()):
+        text = text.translate(_ZERO_WIDTH)
+    if odd and homoglyphs and _LOOKALIKE.search(text, odd.start()):
+        text = text.translate(_HOMOGLYPHS)
+    return text
 
 
 def _readable(raw: bytes) -> str | None:
@@ -234,21 +651,42 @@ def _readable(raw: bytes) -> str | None:
     return text if text and printable / len(text) > 0.9 and re.search(r"[A-Za-z]{3}", text) else None
 
 
+_B64_CHARS = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/="
+_RUN = bytes.maketrans(_B64_CHARS, b"x" * len(_B64_CHARS))
+_NOT_RUN = re.compile(b"[^x]")
+_RUN_OF_SPACES = re.compile("  +")
+
+
+def _long_runs(shape: bytes) -> list[tuple[int, int]]:
+    """Where ``shape`` has 16 or more x in a row (found with bytes.find: C speed, no regex over the whole text)."""
+    out, at = [], shape.find(b"x" * 16)
+    while at >= 0:  # ``at`` is a run's first x: the byte before it is not one
+        stop = _NOT_RUN.search(shape, at + 16)
+        end = stop.start() if stop else len(shape)
+        out.append((at, end))
+        at = shape.find(b"x" * 16, end)
+    return out
+
+
 def decoded(text: str) -> list[tuple[int, int, str]]:
     """Base64 and hex runs in ``text`` that decode to readable text: (start, end, decoded)."""
-    found = []
-    for m in _B64.finditer(text):
-        chunk = m.group()
-        try:
-            raw = base64.b64decode(chunk + "=" * (-len(chunk) % 4), validate=True)
-        except (binascii.Error, ValueError):
-            continue
-        if (plain := _readable(raw)) is not None:
-            found.append((m.start(), m.end(), plain))
-    for m in _HEX.finditer(text.replace(" ", "") if re.fullmatch(r"(?:[0-9a-fA-F]{2} ){8,}[0-9a-fA-F]{2}", text.strip())
-                           else text):  # fmt: skip
-        if (plain := _readable(bytes.fromhex(m.group()))) is not None:
-            found.append((m.start(), m.end(), plain))
+    found: list[tuple[int, int, str]] = []
+    if re.fullmatch(r"(?:[0-9a-fA-F]{2} ){8,}[0-9a-fA-F]{2}", text.strip()):  # a hex dump with spaces
+        text = text.replace(" ", "")
+    shape = text.encode("ascii", "replace").translate(_RUN)  # one byte per character
+    for run_start, run_end in _long_runs(shape):  # only the runs: a long ordinary text is not regex-scanned whole
+        start, end = max(0, run_start - 1), min(len(text), run_end + 1)
+        for m in _B64.finditer(text, start, end):
+            chunk = m.group()
+            try:
+                raw = base64.b64decode(chunk + "=" * (-len(chunk) % 4), validate=True)
+            except (binascii.Error, ValueError):
+                continue
+            if (plain := _readable(raw)) is not None:
+                found.append((m.start(), m.end(), plain))
+        for m in _HEX.finditer(text, start, end):
+            if (plain := _readable(bytes.fromhex(m.group()))) is not None:
+                found.append((m.start(), m.end(), plain))
     return found
 
 
@@ -258,23 +696,36 @@ def _looks_rot13(norm: str) -> bool:
 
 
 def _collapse(text: str) -> str:
-    return re.sub(r"[ \t]+", " ", text.lower())
+    """Lower case, each tab a space, runs of spaces one (a regex with a two-space prefix: it skips at C speed)."""
+    lower = text.lower()
+    if "\t" in lower:
+        lower = lower.replace("\t", " ")
+    return _RUN_OF_SPACES.sub(" ", lower) if "  " in lower else lower
+
+
+_LEETY = re.compile(r"[a-z][013457@$]|[013457@$][a-z]")  # a letter next to a digit read as one
+_SHAPE = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz .-_*", b"a" * 26 + b"sssss")
 
 
 def _variants(text: str) -> list[tuple[str, bool]]:
-    """(form, aligned with the original) for each way ``text`` may be read; the first is the plain one."""
+    """(form, aligned with the original) for each way ``text`` may be read; the first is the plain one.
+
+    Each disguise is undone only when a cheap test says the text may hold it (letters mixed
+    with digits, single letters spaced out, ROT13), so an ordinary text is read once; and only
+    the words that hold it are rewritten.
+    """
     plain = _collapse(text)
-    norm = normalise(text)
+    norm = plain if text.isascii() else normalise(text)
     forms = [(plain, len(plain) == len(text))]
     if norm != plain:  # zero-width characters, look-alike letters or compatibility forms
         forms.append((norm, False))
-    leet = _LEET_WORD.sub(lambda m: m.group().translate(_LEET), norm)
-    if leet != norm:
-        forms.append((leet, False))
-    spaced = _SPACED.sub(lambda m: re.sub(r"[ .\-_*]", "", m.group()), norm)
-    if spaced != norm:
-        forms.append((spaced, False))
-    if _ROT13_HINT.search(text) or _looks_rot13(norm):
+    if _LEETY.search(norm):  # a letter next to a digit: read the digits as letters
+        forms.append((norm.encode("utf-8", "surrogatepass").translate(_LEET).decode("utf-8", "surrogatepass"), False))
+    if b"asasasa" in norm.encode("ascii", "ignore").translate(_SHAPE):  # single letters spaced out
+        spaced = _SPACED.sub(lambda m: re.sub(r"[ .\-_*]", "", m.group()), norm)
+        if spaced != norm:
+            forms.append((spaced, False))
+    if (("rot" in plain or "caesar" in plain) and _ROT13_HINT.search(plain)) or _looks_rot13(norm[:LONG]):
         forms.append((codecs.encode(norm, "rot13"), False))
     return forms
 
@@ -283,29 +734,40 @@ def detect(text: str, *, quoted_discount: bool = False, depth: int = 0) -> list[
     """Every signal that matched ``text`` in any of its forms (empty for a clean text).
 
     A signal found only in a disguised form (folded, l33t, spaced, ROT13, decoded) is
-    reported in the ``encoded`` family.
+    reported in the ``encoded`` family. Each signal runs only where the literals it needs
+    are present; in a text longer than ``LONG`` only around its trigger words, so the work
+    grows with the text's length, not with the number of signals times it.
     """
+    hits = _detect(text, depth)
+    if quoted_discount and hits and max(h.weight for h in hits) >= 0.45:  # weaker hits alone decide nothing
+        hits = _discount_quoted(text, hits)
+    return hits
+
+
+def _detect(text: str, depth: int) -> list[Hit]:
     hits: list[Hit] = []
     seen: set[int] = set()
+    ascii_text = text.isascii()
     for n, (form, aligned) in enumerate(_variants(text)):
-        for i, (family, weight, rx) in enumerate(_COMPILED):
-            if i in seen:
-                continue
-            m = rx.search(form)
-            if m:
+        ids, index = _runnable(_COMPILED, form)
+        for i in ids:
+            signal = _COMPILED[i]
+            if i not in seen and (m := signal.search(form, index) if index else signal.regex.search(form)):
                 seen.add(i)
-                start, end = (m.start(), m.end()) if aligned else (0, len(text))
-                hits.append(Hit(family if n == 0 else "encoded", weight, start, end))
-    ml = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH).lower()
-    for weight, rx in _COMPILED_ML:
-        m = rx.search(ml)
-        if m:
-            hits.append(Hit("multilingual", weight, m.start(), m.end()))
+                span = (m.start(), m.end()) if aligned else (0, len(text))
+                hits.append(Hit(signal.family if n == 0 else "encoded", signal.weight, *span))
+    ml = _fold(text, homoglyphs=False).lower()
+    ids, index = _runnable(_COMPILED_ML, ml)
+    for i in ids:
+        signal = _COMPILED_ML[i]
+        if ascii_text and not signal.ascii_ok:
+            continue
+        if not (m := signal.search(ml, index) if index else signal.regex.search(ml)):
+            continue
+        hits.append(Hit("multilingual", signal.weight, m.start(), m.end()))
     if depth < 2:
         for start, end, plain in decoded(text):
-            hits += [Hit("encoded", h.weight, start, end) for h in detect(plain, depth=depth + 1)]
-    if quoted_discount and hits:
-        hits = _discount_quoted(text, hits)
+            hits += [Hit("encoded", h.weight, start, end) for h in _detect(plain, depth + 1)]
     return hits
 
 
@@ -318,11 +780,14 @@ def _discount_quoted(text: str, hits: list[Hit]) -> list[Hit]:
     if not _ABOUT.search(outside):
         return hits
     inside = [any(s <= h.start and h.end <= e for s, e in spans) for h in hits]
-    quoted_text = " ".join(text[s:e] for s, e in spans)
+    quotes_alone: bool | None = None  # whether the quotes, and not the rest, explain an unaligned hit (once per text)
     out = []
     for hit, within in zip(hits, inside, strict=True):
-        if not within and hit.end - hit.start == len(text):  # unaligned hit: see if the quotes alone explain it
-            within = bool(detect(quoted_text, depth=2)) and not detect(outside, depth=2)
+        if not within and hit.end - hit.start == len(text):
+            if quotes_alone is None:
+                quoted_text = " ".join(text[s:e] for s, e in spans)
+                quotes_alone = bool(detect(quoted_text, depth=2)) and not detect(outside, depth=2)
+            within = quotes_alone
         out.append(Hit(hit.family, hit.weight / 3, hit.start, hit.end) if within else hit)
     return out
 
@@ -343,13 +808,61 @@ def score(hits: list[Hit]) -> float:
     return round(1 - remaining, 3)
 
 
-def find_injection(text: str, *, threshold: float = THRESHOLD, quoted_discount: bool = False) -> list[Finding]:
-    """One finding per family when the combined score reaches ``threshold`` (kind = family)."""
+def find_injection(text: str, *, threshold: float = THRESHOLD, quoted_discount: bool = False,
+                   learned: bool = True) -> list[Finding]:  # fmt: skip
+    """One finding per family when the phrase signals' combined score reaches ``threshold`` (kind = family),
+    and a ``learned`` finding when the trained model (``learned``; see classifier.py) is sure enough.
+    """
     hits = detect(text, quoted_discount=quoted_discount)
     total = score(hits)
-    if total < threshold:
-        return []
-    by_family: dict[str, Hit] = {}
-    for h in sorted(hits, key=lambda h: -h.weight):
-        by_family.setdefault(h.family, h)
-    return [Finding(fam, h.start, h.end, total) for fam, h in by_family.items() if h.weight >= 0.3]
+    findings: list[Finding] = []
+    if total >= threshold:
+        by_family: dict[str, Hit] = {}
+        for h in sorted(hits, key=lambda h: -h.weight):
+            by_family.setdefault(h.family, h)
+        findings = [Finding(fam, h.start, h.end, total) for fam, h in by_family.items() if h.weight >= 0.3]
+    if learned and (m := model()) is not None:
+        p = learned_probability(text, quoted_discount=quoted_discount)
+        if p >= m.threshold:
+            findings.append(Finding("learned", 0, len(text), round(p, 3)))
+    return findings
+
+
+LEARNED_MAX = 16_384  # past this, the model reads the windows around words that address a model or its rules
+_ADDRESS = ("assistant", "chatbot", "llm", "language model", " ai", "a.i.", "copilot", "agent", "model", "instruction",
+            "ignore", "disregard", "system", "prompt", "http", "<!--", "![", "admin", "tool", "rules", "polic")
+LEARNED_BUDGET = 24 * WINDOW  # characters of a long text the model reads: the densest regions in such words first
+
+
+def learned_probability(text: str, *, quoted_discount: bool = False) -> float:
+    """The trained model's probability that ``text`` (its most suspicious window) is an attack; 0 without a model.
+
+    At the input stage (``quoted_discount``), a text that talks about attacks is scored without what it quotes.
+    """
+    m = model()
+    if m is None:
+        return 0.0
+    if quoted_discount and _QUOTED.search(text):
+        outside = _QUOTED.sub(" ", text)
+        if _ABOUT.search(outside.lower()):
+            text = outside
+    norm = normalise(text)
+    if len(norm) <= LEARNED_MAX:
+        return m.probability(norm)
+    points = sorted({i for word in _ADDRESS for i in _positions(norm, word)})
+    chunks = [(start, min(end, start + WINDOW)) for region_start, end in _merge(points, WINDOW // 2, len(norm))
+              for start in range(region_start, max(region_start + 1, end - WINDOW // 2), WINDOW // 2)]  # fmt: skip
+
+    def density(chunk: tuple[int, int]) -> float:
+        return (bisect.bisect_left(points, chunk[1]) - bisect.bisect_left(points, chunk[0])) / (chunk[1] - chunk[0])
+
+    chosen = sorted(chunks, key=density, reverse=True)[:LEARNED_BUDGET // WINDOW]
+    return max(m.probability(norm[s:e]) for s, e in [(0, WINDOW), *chosen])
+
+
+def _positions(text: str, literal: str) -> list[int]:
+    out, i = [], text.find(literal)
+    while i >= 0:
+        out.append(i)
+        i = text.find(literal, i + len(literal))
+    return out

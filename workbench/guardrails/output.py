@@ -6,16 +6,24 @@
 - ``sinks``: an answer meant for HTML, a shell or SQL is checked for what would run
   there — script tags, event handlers and ``javascript:`` URLs; destructive commands,
   command chaining and substitution, ``curl | sh``; anything but one read-only query.
+- ``exfiltration``: a URL in the answer (a markdown image, which a renderer fetches on its
+  own, a link, an ``<img>``, a bare URL) whose query, fragment or long path segments carry
+  the conversation: three or more of its words, a secret or personal data, plain or
+  URL-, base64- or hex-encoded (the EchoLeak pattern: an injected page asks the model to
+  put the chat into an image URL on the attacker's server).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import re
 from collections.abc import Callable
+from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 from workbench.guardrails.boundaries import sql_problems
-from workbench.guardrails.scanners import Finding, find_secrets
+from workbench.guardrails.scanners import Finding, find_pii, find_secrets
 
 CANARY_PREFIX = "wb-canary-"
 LEAK_WORDS = 12
@@ -73,6 +81,53 @@ def find_leakage(text: str, system: str | None) -> list[Finding]:
             i = j
         else:
             i += 1
+    return found
+
+
+_URL = re.compile(r"(!\[[^\]\n]{0,300}\]\(\s*<?|<img\b[^>]{0,300}?\bsrc\s*=\s*[\"']?)?"
+                  r"((?:https?:)?//[^\s)\"'<>]+)", re.I)
+_DATA_WORD = re.compile(r"[^\W\d_]{4,}")
+_ENCODED = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
+_STOP = frozenset("this that with from have what your will would there their about which when where were been "
+                  "into than then them they these those some such only also just like more most http https www "
+                  "html image png jpg jpeg json".split())  # fmt: skip
+LEAKED_WORDS = 3  # words of the conversation in one URL that make it a leak
+
+
+def _payload(url: str) -> str:
+    """What a URL carries besides its host: query keys and values, the fragment, long path segments, decoded."""
+    try:
+        parts = urlsplit(url if "://" in url else "https:" + url)
+        pieces = [p for kv in parse_qsl(parts.query, keep_blank_values=True) for p in kv]
+        pieces += [parts.fragment, *(seg for seg in parts.path.split("/") if len(seg) >= 16)]
+    except ValueError:  # not a URL urllib accepts ("[...]" hosts and the like): all but the scheme, then
+        pieces = re.split(r"[/?&#=]", url.split("//", 1)[-1])
+    text = " ".join(unquote_plus(p) for p in pieces if p)
+    for m in _ENCODED.finditer(text):  # base64 (standard or URL-safe) and hex runs, read back
+        chunk = m.group()
+        try:
+            raw = bytes.fromhex(chunk) if re.fullmatch(r"(?:[0-9a-fA-F]{2})+", chunk) else \
+                base64.b64decode(chunk.replace("-", "+").replace("_", "/") + "=" * (-len(chunk) % 4), validate=True)
+            text += " " + raw.decode("utf-8")
+        except (binascii.Error, ValueError, UnicodeDecodeError):
+            continue
+    return text
+
+
+def find_exfiltration(text: str, conversation: str | None) -> list[Finding]:
+    """URLs in ``text`` that carry the conversation's words, a secret or personal data (kind: image or link)."""
+    if "//" not in text:
+        return []
+    said = {w.lower() for w in _DATA_WORD.findall(conversation or "")} - _STOP
+    found = []
+    for m in _URL.finditer(text):
+        payload = _payload(m.group(2))
+        if not payload:
+            continue
+        words = {w.lower() for w in _DATA_WORD.findall(payload)} & said
+        if len(words) >= LEAKED_WORDS or find_secrets(payload) or find_pii(payload):
+            kind = "image_url_carries_conversation" if m.group(1) else "link_carries_conversation"
+            found.append(Finding(kind, m.start(2), m.end(2)))
     return found
 
 

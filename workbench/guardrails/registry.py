@@ -34,6 +34,7 @@ class ScanContext:
     agent: str | None = None
     guard: Any = None  # the Guard running the scan (settings, store)
     recheck: bool = False  # tool_call: edited arguments of a call already counted once
+    conversation: str | None = None  # output: what the model was sent (its messages' text), for exfiltration
 
 
 @dataclass(frozen=True)

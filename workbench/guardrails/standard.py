@@ -10,6 +10,7 @@ name                      finds                                           stages
 ``injection_semantic``    the same by meaning (``embeddings`` extra)      input, document, tool_result
 ``leakage``               the system prompt's canary or its words         output
 ``sinks``                 HTML/JS, shell or SQL risks for the call's sink output
+``exfiltration``          a URL in the answer carrying the conversation   output
 ``boundaries``            tool allowlists, argument checks, the           tool_call
                           destructive-call cap
 ========================  ==============================================  =====================================
@@ -22,7 +23,7 @@ import re
 
 from workbench.guardrails.boundaries import CHECKS, allowed
 from workbench.guardrails.injection import find_injection
-from workbench.guardrails.output import find_leakage, find_sink_risks
+from workbench.guardrails.output import find_exfiltration, find_leakage, find_sink_risks
 from workbench.guardrails.registry import ALL_STAGES, ScanContext, Scanner, register_scanner
 from workbench.guardrails.scanners import Finding, find_pii, find_secrets
 
@@ -84,12 +85,14 @@ for _scanner in (
     Scanner("secrets", _secrets, ALL_STAGES, "API keys, tokens, private keys, passwords and secret values"),
     Scanner("pii", lambda text, ctx: find_pii(text), ALL_STAGES, "e-mail, phone, card, IBAN and national ids"),
     Scanner("max_length", _max_length, frozenset({"input"}), "an input longer than max_input_chars"),
-    Scanner("injection", _injection, _UNTRUSTED, "prompt injection and jailbreak phrases"),
+    Scanner("injection", _injection, _UNTRUSTED, "prompt injection: phrase signals and a trained model"),
     Scanner("injection_semantic", _injection_semantic, _UNTRUSTED, "prompt injection by meaning (embeddings)"),
     Scanner("leakage", lambda text, ctx: find_leakage(text, ctx.system), frozenset({"output"}),
             "the system prompt's canary or 12+ of its words in a row"),
     Scanner("sinks", lambda text, ctx: find_sink_risks(text, ctx.sink), frozenset({"output"}),
             "HTML/JS, shell or SQL that would act in the answer's sink"),
+    Scanner("exfiltration", lambda text, ctx: find_exfiltration(text, ctx.conversation), frozenset({"output"}),
+            "a URL (image, link) carrying the conversation's words, a secret or personal data"),
     Scanner("boundaries", _boundaries, frozenset({"tool_call"}),
             "tool allowlists, argument checks and the destructive-call cap"),
 ):  # fmt: skip

@@ -15,6 +15,15 @@ from IPython.display import display
 EMPTY: dict[str, Any] = {"text/plain": ""}
 
 
+def inert(markdown: str) -> str:
+    """Markdown that fetches nothing when rendered: images shown as text, raw HTML escaped.
+
+    The live preview is shown before the output guardrails have seen the whole answer, so an
+    image whose URL carries the conversation (EchoLeak) must not load from it.
+    """
+    return markdown.replace("<", "&lt;").replace("![", "!\\[")
+
+
 class StreamPreview:
     """A display handle that grows as text deltas arrive (at most ~20 updates/s)."""
 
@@ -30,7 +39,7 @@ class StreamPreview:
         now = time.monotonic()
         if delta is None or now - self._shown >= self._interval:
             self._shown = now
-            self._handle.update({"text/plain": self.text, "text/markdown": self.text + " ▌"}, raw=True)
+            self._handle.update({"text/plain": self.text, "text/markdown": inert(self.text) + " ▌"}, raw=True)
 
     def close(self) -> None:
         """Return the preview to its initial (empty) state."""
