@@ -142,9 +142,11 @@ def o3(rounds: int) -> None:
     held.wait()
     status = wb.resume(_last_run(store)).status
     after = marks.read_text().count("drop killed\n")
+    recorded = sqlite3.connect(store).execute("SELECT status FROM tool_calls WHERE arguments LIKE '%killed%'")
+    recorded = recorded.fetchall()
     print(f"O3 {rounds} rounds x 4 processes resuming one approved run at once: executions per round {executions} "
           f"(must be 1 each); killed inside the tool, then resumed: the tool ran {after} time(s) in all, the run "
-          f"ended {status!r} with the call recorded 'unknown' (at most once)")
+          f"ended {status!r}, the call recorded as {[r[0] for r in recorded]} (at most once)")
     wb.close()
 
 
