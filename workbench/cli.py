@@ -6,10 +6,13 @@ Errors meant for users print one line (``workbench: …``) and exit with status 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from workbench.errors import WorkbenchError
+from workbench.suggest import did_you_mean
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -18,31 +21,35 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     calls = sub.add_parser("calls", help="list recorded calls")
-    calls.add_argument("-s", "--session")
-    calls.add_argument("--route")
-    calls.add_argument("-n", "--limit", type=int, default=20)
-    calls.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    calls.add_argument("-s", "--session", help="only this session's calls (since its last reset)")
+    calls.add_argument("--route", help="only this route's calls")
+    calls.add_argument("-n", "--limit", type=int, default=20, help="the most recent N (default 20)")
+    calls.add_argument("--format", choices=["table", "csv", "json"], default="table", help="how to print them")
 
     replay = sub.add_parser("replay", help="re-run a recorded session; exit 1 if any answer differs")
-    replay.add_argument("session")
+    replay.add_argument("session", help="the recorded session (its calls since its last reset)")
     replay.add_argument("--against", metavar="MODEL", help="re-execute on this model or route and compare side by side")
     replay.add_argument("--suite", help="with --against: grade both answers with this eval suite's scorers")
 
     costs = sub.add_parser("costs", help="spend grouped by user, task, agent, session, model, route, day, month")
-    costs.add_argument("--by", default="model")
-    costs.add_argument("--since")
+    costs.add_argument("--by", default="model", help="user, task, agent, session, model, route, day or month")
+    costs.add_argument("--since", help="only calls since this ISO date, e.g. 2026-11-01")
 
     budget = sub.add_parser("budget", help="list or set budgets; kill or lift the kill switch")
     budget_sub = budget.add_subparsers(dest="action", required=True)
-    budget_sub.add_parser("list")
-    budget_set = budget_sub.add_parser("set")
+    budget_sub.add_parser("list", help="every budget with what is spent and reserved")
+    budget_set = budget_sub.add_parser("set", help="create or change a budget: set SCOPE USD")
     budget_set.add_argument("scope", help="global, user:NAME, task:NAME, agent:NAME or session:NAME")
-    budget_set.add_argument("--usd", type=float)
-    budget_set.add_argument("--tokens", type=int)
-    budget_set.add_argument("--period", choices=["day", "month", "total"], default="total")
-    kill = budget_sub.add_parser("kill")
-    kill.add_argument("reason", nargs="?", default="kill switch")
-    budget_sub.add_parser("lift")
+    budget_set.add_argument("usd", nargs="?", help="the limit in USD ('-' or none: tokens only), as in %%llm_budget "
+                                                   "--set SCOPE USD")  # fmt: skip
+    budget_set.add_argument("--usd", dest="usd_option", type=float, help="the same limit as an option")
+    budget_set.add_argument("--tokens", type=int, help="a token limit")
+    budget_set.add_argument("--period", choices=["day", "month", "total"], default="total",
+                            help="what the limit is per (default: total)")  # fmt: skip
+    budget_set.add_argument("--since", metavar="WHEN", help="count spend from 'now' or an ISO date")
+    kill = budget_sub.add_parser("kill", help="refuse every new call, in every process, until lifted")
+    kill.add_argument("reason", nargs="?", default="kill switch", help="why (recorded)")
+    budget_sub.add_parser("lift", help="allow calls again")
 
     context = sub.add_parser("context", help="render a context spec's plan without calling a model")
     context_sub = context.add_subparsers(dest="action", required=True)
@@ -61,8 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     approvals_sub.add_parser("list", help="what waits for a decision, across sessions")
     approvals_sub.add_parser("history", help="every approval and its decision, newest first")
     for name in ("approve", "reject", "escalate"):
-        decide = approvals_sub.add_parser(name)
-        decide.add_argument("id")
+        decide = approvals_sub.add_parser(name, help={"approve": "let the tool call run", "reject": "refuse it",
+                                                      "escalate": "hand it to someone else to decide"}[name])
+        decide.add_argument("id", help="the approval's id (approvals list)")
         decide.add_argument("--by", help="who decides (default: your user name)")
         decide.add_argument("--reason", default="", help="why (recorded)")
         if name == "approve":
@@ -92,7 +100,8 @@ def _parser() -> argparse.ArgumentParser:
 
     metrics = sub.add_parser("metrics", help="calls, errors, latency p50/p95, cache hits, cost, tokens per bucket")
     metrics.add_argument("--by", default="model", help="model, route, user, task, agent, session, or none")
-    metrics.add_argument("--freq", default="hour", choices=["minute", "hour", "day", "month"])
+    metrics.add_argument("--freq", default="hour", choices=["minute", "hour", "day", "month"],
+                         help="the time buckets (default: hour)")  # fmt: skip
     metrics.add_argument("--since", help="an age (24h, 7d) or an ISO date")
 
     otel = sub.add_parser("otel", help="send stored spans to an OTLP/HTTP collector (the otel extra)")
@@ -103,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     otel_export.add_argument("--endpoint", help="the collector (default: [otel] endpoint)")
 
     report = sub.add_parser("report", help="write a standalone HTML report of a session")
-    report.add_argument("session")
+    report.add_argument("session", help="the session to report on")
     report.add_argument("-o", "--output", default=None, help="the HTML file (default: SESSION.html)")
 
     audit = sub.add_parser("audit", help="verify the hash-chained audit log, or export it with its proof")
@@ -115,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     ack.add_argument("--reason", required=True, help="what happened (recorded in the log)")
     export = audit_sub.add_parser("export", help="entries (since a time) as JSON lines, ending with the chain proof")
     export.add_argument("--since", help="an age (30d, 12h) or an ISO date")
-    export.add_argument("--format", choices=["jsonl"], default="jsonl")
+    export.add_argument("--format", choices=["jsonl"], default="jsonl", help="JSON lines, the proof last")
     export.add_argument("-o", "--output", help="write here (default: standard output)")
 
     store = sub.add_parser("store", help="look after the store file")
@@ -126,12 +135,12 @@ def _parser() -> argparse.ArgumentParser:
     compact.add_argument("--dry-run", action="store_true", help="only count what would go")
 
     chaos = sub.add_parser("chaos-server", help="serve a misbehaving OpenAI-compatible API")
-    chaos.add_argument("--host", default="127.0.0.1")
-    chaos.add_argument("--port", type=int, default=8900)
-    chaos.add_argument("--name", default="chaos")
-    chaos.add_argument("--latency-ms", type=float, default=0.0)
-    chaos.add_argument("--error-rate", type=float, default=0.0)
-    chaos.add_argument("--error-status", type=int, default=500)
+    chaos.add_argument("--host", default="127.0.0.1", help="the address to listen on")
+    chaos.add_argument("--port", type=int, default=8900, help="the port to listen on")
+    chaos.add_argument("--name", default="chaos", help="its name, at the start of each answer")
+    chaos.add_argument("--latency-ms", type=float, default=0.0, help="added to every answer")
+    chaos.add_argument("--error-rate", type=float, default=0.0, help="share of requests answered with an error")
+    chaos.add_argument("--error-status", type=int, default=500, help="the status of those errors")
     chaos.add_argument("--status", type=int, help="answer every request with this status")
     chaos.add_argument("--rpm", type=int, help="requests per minute before 429 + Retry-After")
     chaos.add_argument("--retry-after", type=float, help="Retry-After to send with 429 (seconds)")
@@ -144,8 +153,54 @@ def _parser() -> argparse.ArgumentParser:
     chaos.add_argument("--malformed-rate", type=float, default=0.0, help="share of answers with a broken body")
     chaos.add_argument("--cut-stream-after", type=int, help="close streams after N words")
     chaos.add_argument("--no-stream-usage", action="store_true", help="never send usage in streams")
-    chaos.add_argument("--seed", type=int)
+    chaos.add_argument("--seed", type=int, help="for reproducible errors and jitter")
+    for sub_parser in _all(parser):
+        sub_parser.set_defaults(_parser=sub_parser)  # the innermost one wins: its usage for mistakes
     return parser
+
+
+def _all(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """``parser`` and every subcommand's parser under it."""
+    out = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                out += _all(child)
+    return out
+
+
+# Commands that may create the store; every other one reads, and first checks there is one.
+_WRITES = {("budget", "set"), ("budget", "kill"), ("budget", "lift"), ("eval", None), ("mcp", "list"),
+           ("mcp", "approve"), ("context", "render"), ("alerts", None)}  # fmt: skip
+
+
+def _existing_store(args: argparse.Namespace) -> None:
+    """Raise a one-line error saying where no store was found, and how to point at one."""
+    from workbench.config import load_settings
+
+    settings = load_settings(args.config)
+    if settings.store.exists():
+        return
+    if os.environ.get("WORKBENCH_STORE"):
+        where = "from WORKBENCH_STORE"
+    elif settings.source:
+        where = f"named by {settings.source}"
+    else:
+        where = f"the default: no workbench.toml in {Path.cwd()} or above it"
+    raise WorkbenchError(f"no store at {settings.store} ({where}); nothing was created. Make one by running a "
+                         "notebook or wb.ask(), or point at one: WORKBENCH_STORE=path/to/workbench.db or "
+                         "--config path/to/workbench.toml")
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse; a mistake is reported with the subcommand's own usage, and a close option suggested."""
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        inner = getattr(args, "_parser", parser)
+        message = f"unrecognized arguments: {' '.join(extra)}"
+        inner.error(message + did_you_mean(message, inner._option_string_actions))
+    return args
 
 
 def _mcp(wb: object, args: argparse.Namespace) -> int:
@@ -271,11 +326,13 @@ def _check_text(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
-    args = _parser().parse_args(argv)
+    args = _parse(argv)
     try:
         _check_text(args)
         if args.command == "chaos-server":
             return _chaos(args)
+        if (args.command, getattr(args, "action", None)) not in _WRITES:
+            _existing_store(args)  # reading: never create a store (or its folder) just to find it empty
         if args.command in ("audit", "store"):
             return _audit(args)  # on the store alone: verifying must not write a config entry first
         from workbench.runtime import Workbench
@@ -290,16 +347,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 cols = ["call_id", "started_at", "session", "route", "model", "status", "prompt",
                         "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms"]  # fmt: skip
-                view = df[cols].assign(prompt=df["prompt"].str.slice(0, 40))
+                from workbench.observability.calls import readable_costs
+
+                view = readable_costs(df[cols].assign(prompt=df["prompt"].str.slice(0, 40)))
                 print(view.to_string(index=False) if len(df) else "no calls recorded")
             return 0
         if args.command == "costs":
+            from workbench.observability.calls import readable_costs
+
             df = wb.costs.df(by=args.by, since=args.since)
-            print(df.to_string(index=False) if len(df) else "no spend recorded")
+            print(readable_costs(df).to_string(index=False) if len(df) else "no spend recorded")
             return 0
         if args.command == "budget":
             if args.action == "set":
-                wb.budgets.set(args.scope, args.usd, tokens=args.tokens, period=args.period)
+                usd = args.usd_option if args.usd in (None, "-") else _usd(args.usd)
+                wb.budgets.set(args.scope, usd, tokens=args.tokens, period=args.period, since=args.since)
             elif args.action == "kill":
                 wb.kill(args.reason)
                 print(f"kill switch ON ({args.reason})")
@@ -369,6 +431,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WorkbenchError as exc:
         print(f"workbench: {exc}", file=sys.stderr)
         return 2
+
+
+def _usd(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise WorkbenchError(f"budget {text!r} is not an amount in USD: write e.g. 5 or 0.25") from None
 
 
 def _chaos(args: argparse.Namespace) -> int:

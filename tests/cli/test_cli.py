@@ -1,4 +1,6 @@
+import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -158,3 +160,39 @@ def test_hostile_files_and_arguments_are_one_line_errors_with_exit_2(tmp_path):
         err = out.stderr.decode()
         assert out.returncode == 2, (args, err)
         assert err.startswith("workbench: ") and err.count("\n") == 1 and message in err, (args, err)
+
+
+def test_read_commands_never_create_a_store_and_say_where_they_looked(tmp_path):
+    for args, env_store in [(["calls"], None), (["costs"], None), (["audit", "verify"], None),
+                            (["approvals", "list"], None), (["calls"], "/nonexistent/dir/x.db")]:  # fmt: skip
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
+        if env_store:
+            env["WORKBENCH_STORE"] = env_store
+        done = subprocess.run([sys.executable, "-m", "workbench.cli", *args], capture_output=True, text=True,
+                              cwd=tmp_path, env=env)  # fmt: skip
+        assert done.returncode == 2, (args, done.stderr)
+        [line] = done.stderr.strip().splitlines()
+        where = env_store or str(tmp_path / ".workbench" / "workbench.db")
+        assert line.startswith(f"workbench: no store at {where}") and "WORKBENCH_STORE=" in line, line
+    assert list(tmp_path.iterdir()) == [] and not os.path.exists("/nonexistent")  # nothing was created
+
+
+def test_an_unknown_option_shows_the_subcommands_usage_and_the_closest_option(tmp_path):
+    done = _run("budget", "set", "user:ana", "2", "--perod", "day", cwd=tmp_path)
+    err = done.stderr.decode()
+    assert done.returncode == 2 and "usage: workbench budget set" in err
+    assert "unrecognized arguments: --perod day; did you mean --period?" in err
+
+
+def test_budget_set_takes_the_amount_as_the_magic_does_and_every_option_has_help(tmp_path, capsys):
+    config = tmp_path / "workbench.toml"
+    config.write_text('store = "w.db"\n')
+    assert main(["--config", str(config), "budget", "set", "user:bob", "1", "--since", "now"]) == 0
+    assert Workbench.from_config(config).budgets.df().set_index("scope").loc["user:bob", "limit_usd"] == 1
+    assert main(["--config", str(config), "budget", "set", "user:bob", "lots"]) == 2
+    assert "'lots' is not an amount in USD" in capsys.readouterr().err
+    from workbench.cli import _all, _parser
+
+    missing = [f"{p.prog} {a.option_strings or a.dest}" for p in _all(_parser()) for a in p._actions
+               if a.help is None and not isinstance(a, argparse._HelpAction | argparse._SubParsersAction)]
+    assert missing == []

@@ -42,3 +42,24 @@ def test_a_failing_magic_stops_the_run(tmp_path):
     with pytest.raises(CellExecutionError, match="unknown model or route 'nope'"):
         client.execute(env={**os.environ, "WORKBENCH_STORE": str(tmp_path / "k.db")})
     assert nb.cells[2].outputs == []
+
+
+def test_a_workbench_error_in_a_plain_cell_is_one_line_and_tb_shows_where(tmp_path):
+    nb = execute([
+        "%load_ext workbench",
+        "import workbench\nwb = workbench.get()\nwb.budgets.set('user:bob', tokens=5)",
+        "wb.ask('hello', model='local/echo', user='bob', max_tokens=50)",
+        "%tb",
+        "%%llm --modle local/echo\nhi",
+        "1 / 0",
+    ], tmp_path, str(tmp_path / "e.db"))
+    [error] = nb.cells[2].outputs
+    assert (error.ename, error.traceback[-1]) == ("BudgetExceeded", "(%tb shows where)")
+    assert error.traceback[0].startswith("BudgetExceeded: budget user:bob (total) would be exceeded")
+    assert len(error.traceback) == 2  # the message and the hint: no stack
+    shown = "".join(o.get("text", "") + "".join(o.get("traceback", [])) for o in nb.cells[3].outputs)
+    assert "wb.ask(" in shown and "budgets.py" in shown  # the stack is one %tb away
+    [usage] = nb.cells[4].outputs
+    assert usage.evalue == "unrecognized arguments: --modle local/echo; did you mean --model?"
+    [other] = nb.cells[5].outputs
+    assert other.ename == "ZeroDivisionError" and len(other.traceback) > 1  # other errors keep IPython's traceback

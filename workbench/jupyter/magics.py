@@ -6,6 +6,7 @@ sees it). The magics only parse, call the runtime and display.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -13,6 +14,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from workbench.errors import WorkbenchError
+from workbench.suggest import did_you_mean
 
 
 class WorkbenchUsageError(UsageError):
@@ -20,9 +22,17 @@ class WorkbenchUsageError(UsageError):
 
 
 def _show_error(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> None:
-    """Publish the error as an error output whose traceback is just the message (no stack)."""
+    """Publish the error as an error output whose traceback is just the message (no stack).
+
+    A magic's usage error is the message alone; any other ``WorkbenchError`` (``BudgetExceeded``
+    from ``wb.ask`` in a plain cell) is its name and message, with the stack one ``%tb`` away.
+    """
+    sys.last_type, sys.last_value, sys.last_traceback = etype, value, tb  # what %tb shows
     lines = str(value).splitlines() or [""]
-    shell._showtraceback(etype, value, [f"UsageError: {lines[0]}", *lines[1:]])
+    if issubclass(etype, UsageError):
+        shell._showtraceback(etype, value, [f"UsageError: {lines[0]}", *lines[1:]])
+    else:
+        shell._showtraceback(etype, value, [f"{etype.__name__}: {lines[0]}", *lines[1:], "(%tb shows where)"])
 
 
 def _usage(exc: BaseException) -> WorkbenchUsageError:
@@ -33,7 +43,9 @@ def _parse(magic: Any, line: str) -> Any:
     try:
         return parse_argstring(magic, line)
     except UsageError as exc:
-        raise _usage(exc) from None
+        options = getattr(magic, "parser", None)
+        hint = did_you_mean(str(exc), options._option_string_actions if options else ())
+        raise WorkbenchUsageError(f"{exc}{hint}") from None
 
 
 def _wb() -> Any:
@@ -185,9 +197,11 @@ class WorkbenchMagics(Magics):
     @argument("--route", help="only this route")
     @line_magic
     def llm_calls(self, line: str) -> Any:
-        """Recorded calls as a DataFrame."""
+        """Recorded calls as a DataFrame (an unpriced model's cost reads ``unknown``)."""
+        from workbench.observability.calls import readable_costs
+
         args = _parse(self.llm_calls, line)
-        return _wb().calls.df(session=args.session, limit=args.limit, route=args.route)
+        return readable_costs(_wb().calls.df(session=args.session, limit=args.limit, route=args.route))
 
     @magic_arguments()
     @argument("--by", default="model", help="user | task | agent | session | model | route | day | month")
@@ -208,7 +222,9 @@ class WorkbenchMagics(Magics):
                 if args.plot == "latency":
                     return plots.latency_by_model(store)
                 return plots.cache_hit_rate(store, freq=args.freq)
-            return _wb().costs.df(by=args.by, since=args.since)
+            from workbench.observability.calls import readable_costs
+
+            return readable_costs(_wb().costs.df(by=args.by, since=args.since))
         except WorkbenchError as exc:
             raise _usage(exc) from None
 
@@ -216,6 +232,7 @@ class WorkbenchMagics(Magics):
     @argument("--set", nargs=2, metavar=("SCOPE", "USD"), help="set a budget, e.g. --set user:alice 5")
     @argument("--tokens", type=int, help="with --set: a token limit (USD may be '-' for tokens only)")
     @argument("--period", default="total", choices=["day", "month", "total"], help="with --set or --remove")
+    @argument("--since", metavar="WHEN", help="with --set: count spend from 'now' or an ISO date")
     @argument("--remove", metavar="SCOPE", help="delete a budget")
     @argument("--kill", nargs="?", const="kill switch", metavar="REASON", help="refuse every new call")
     @argument("--lift", action="store_true", help="lift the kill switch")
@@ -227,7 +244,8 @@ class WorkbenchMagics(Magics):
         try:
             if args.set:
                 scope, usd = args.set
-                wb.budgets.set(scope, None if usd == "-" else _usd(usd), tokens=args.tokens, period=args.period)
+                wb.budgets.set(scope, None if usd == "-" else _usd(usd), tokens=args.tokens, period=args.period,
+                               since=args.since)  # fmt: skip
             if args.remove:
                 wb.budgets.remove(args.remove, args.period)
             if args.kill:
@@ -534,4 +552,4 @@ def register(ipython: Any) -> None:
     """
     ipython.register_magics(WorkbenchMagics)
     if not ipython.custom_exceptions:
-        ipython.set_custom_exc((WorkbenchUsageError,), _show_error)
+        ipython.set_custom_exc((WorkbenchUsageError, WorkbenchError), _show_error)

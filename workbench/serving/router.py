@@ -52,6 +52,10 @@ def litellm_module() -> Any:
         from workbench.serving import local
 
         local.register()
+        try:  # litellm sets itself up on its first completion (~1 s): do it here, outside every call's latency
+            litellm.completion(model="local/echo", messages=[{"role": "user", "content": "warm-up"}])
+        except Exception:  # noqa: BLE001 - a warm-up: the real call reports its own errors
+            pass
         _litellm = litellm
     return _litellm
 
