@@ -465,7 +465,7 @@ class Workbench:
             return None
         if call.use_cache:
             with call.trace.span("limits.cache") as attrs:
-                hit = self.cache.lookup(call.fingerprint, self.settings.cache.ttl_s)
+                hit = self.cache.lookup(call.fingerprint, self.settings.cache.ttl_s, call.route_name)
                 attrs["hit"] = hit is not None
             if hit is not None:
                 if on_token and hit.text:

@@ -95,7 +95,7 @@ def build(db: Path, max_seconds: float = 5.0, max_rows: int = 1000, max_bytes: i
             rows = cur.fetchmany(cap + 1)
             more = len(rows) > cap
             out = io.StringIO()
-            writer = csv.writer(out)
+            writer = csv.writer(out, lineterminator="\n")
             writer.writerow([d[0] for d in cur.description or []])
             shown = 0
             for row in rows[:cap]:

@@ -152,3 +152,40 @@ def test_a_call_budget_refuses_a_worst_case_over_it(wb):
     with pytest.raises(BudgetExceeded, match=r"over its budget of \$0\.001000; nothing was sent"):
         paid.ask("hello there", max_tokens=50, budget=0.001)
     assert paid.ask("hi", max_tokens=1, budget=0.1).text == "hi"
+
+
+def test_a_budget_since_now_counts_from_then_and_says_a_total_does_not_renew(tmp_path):
+    wb = priced(tmp_path / "s.db")
+    for _ in range(3):
+        wb.ask("earlier spend", user="bob", max_tokens=5)
+    before = spent(wb, "bob")
+    wb.budgets.set("user:bob", before / 2)  # counted over everything: already over
+    with pytest.raises(BudgetExceeded, match=r"lower --max-tokens \(a total budget does not renew\)"):
+        wb.ask("more", user="bob", max_tokens=5)
+    wb.budgets.set("user:bob", before / 2, since="now")  # from now on: the earlier spend no longer counts
+    assert outcome(wb, "more", user="bob") is not None
+    row = wb.budgets.df().set_index("scope").loc["user:bob"]
+    assert row["since"] and row["spent_usd"] < before / 2
+    wb.budgets.set("user:bob", before)  # a change without since keeps it
+    assert wb.budgets.df().set_index("scope").loc["user:bob", "since"] == row["since"]
+    assert wb.audit.verify().ok
+    wb.budgets.remove("user:bob")
+    wb.budgets.remove("user:bob", missing_ok=True)
+    with pytest.raises(WorkbenchError, match="no total budget on user:bob"):
+        wb.budgets.remove("user:bob")
+    with pytest.raises(WorkbenchError, match="since='yesterday'"):
+        wb.budgets.set("user:bob", 1, since="yesterday")
+    wb.budgets.set("user:ann", 0.0000001, period="day")
+    with pytest.raises(BudgetExceeded, match="or wait for the next period"):
+        wb.ask("x", user="ann", max_tokens=5)
+
+
+def test_editing_a_budgets_since_in_the_file_is_caught(tmp_path):
+    import sqlite3
+
+    wb = priced(tmp_path / "e.db")
+    wb.budgets.set("user:bob", 1, since="2026-01-01")
+    with sqlite3.connect(tmp_path / "e.db") as conn:
+        conn.execute("UPDATE budgets SET since = '2099-01-01T00:00:00+00:00'")  # spend before 2099 would not count
+    report = wb.audit.verify()
+    assert not report.ok and "budgets row" in report.reason

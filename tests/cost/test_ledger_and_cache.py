@@ -48,3 +48,17 @@ def test_cache_ttl_and_per_route_switch(tmp_path):
     off = Workbench.from_config(store=str(tmp_path / "w.db"))
     off.ask("q")
     assert off.ask("q").cache_hit is False  # disabled unless configured
+
+
+def test_clearing_the_cache_of_a_route_asks_afresh_and_keeps_the_calls(tmp_path):
+    wb = Workbench.from_config(store=str(tmp_path / "c.db"), prices=PRICES)
+    wb.add_route("cached", ["local/echo"], cache=True)
+    wb.add_route("other", ["local/echo"], cache=True)
+    assert [wb.ask("same", model="cached").cache_hit for _ in range(2)] == [False, True]
+    wb.ask("same", model="other")
+    wb.cache.clear("cached")
+    assert [wb.ask("same", model="cached").cache_hit for _ in range(2)] == [False, True]
+    assert wb.ask("same", model="other").cache_hit  # another route's cache is untouched
+    wb.cache.clear()
+    assert not wb.ask("same", model="other").cache_hit
+    assert len(wb.calls.df()) == 7

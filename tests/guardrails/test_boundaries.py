@@ -120,3 +120,23 @@ def test_repeated_violations_lock_the_session_until_a_human_resets_it(guarded):
     with pytest.raises(ToolDenied):  # the count starts again after the reset: one violation does not relock
         g.check_tool_call("shell.run", {}, session="mallory")
     g.check_tool_call("db.query", {"sql": "SELECT 1"}, session="mallory")
+
+
+def test_a_reset_before_a_lock_clears_the_count_and_a_new_lock_starts_clean(guarded):
+    g = guarded.guard
+    for _ in range(2):
+        with pytest.raises(ToolDenied):
+            g.check_tool_call("shell.run", {}, session="rerun")
+    g.reset("session:rerun", by="tour")  # not locked yet: the two violations stop counting all the same
+    for _ in range(2):
+        with pytest.raises(ToolDenied):
+            g.check_tool_call("shell.run", {}, session="rerun")
+    g.check_tool_call("db.query", {"sql": "SELECT 1"}, session="rerun")  # 2 since the reset: still open
+    with pytest.raises(ToolDenied, match="locked by the guardrails after 3 violations"):
+        g.check_tool_call("shell.run", {}, session="rerun")
+    g.reset("session:rerun", by="ana")
+    for _ in range(3):
+        with pytest.raises(ToolDenied):
+            g.check_tool_call("shell.run", {}, session="rerun")
+    lock = g.locks().set_index("key").loc["session:rerun"]
+    assert lock["locked"] and lock["reset_at"] is None and lock["reset_by"] is None  # this lock's reset is to come

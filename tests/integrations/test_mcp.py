@@ -39,7 +39,7 @@ def test_our_sqlite_analyst_server_answers_reads_and_refuses_writes(tmp_path, sh
         assert sorted((t.name, t.risk, t.source) for t in tools) == [
             ("analyst.query", "read", "mcp:analyst"), ("analyst.tables", "read", "mcp:analyst")]
         assert wb.tools.get("analyst.query").run({"sql": "SELECT name FROM customers ORDER BY name"}) == \
-            "name\r\nAda\r\nGrace\r\nLinus\r\n"
+            "name\nAda\nGrace\nLinus\n"
         for sql in ("DELETE FROM customers", "SELECT 1; DROP TABLE customers", "PRAGMA writable_schema = 1"):
             with pytest.raises(ToolError, match="only one read-only query is allowed"):
                 wb.tools.get("analyst.query").run({"sql": sql})

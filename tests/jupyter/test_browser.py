@@ -214,3 +214,27 @@ def test_reject_on_the_card_never_runs_the_tool(lab, browser):
         page.close()
     assert not (root / "reject.ipynb.ran").exists()
     assert ("db.drop", '{"table": "customers"}', "rejected", "production data") in _decisions(root)
+
+
+def test_a_card_shows_a_decision_taken_elsewhere_and_resumes_on_request(lab, browser):
+    url, root = lab
+    _agent_notebook(root, "elsewhere.ipynb", "scratch")
+    page = browser.new_page()
+    try:
+        _run_all(page, url, "elsewhere.ipynb")
+        card = page.locator(".wb-approval-card")
+        card.wait_for(timeout=60_000)
+        pending = sqlite3.connect(root / "lab.db").execute(
+            "SELECT id FROM approvals WHERE status = 'pending' AND arguments LIKE '%scratch%'").fetchone()[0]
+        done = subprocess.run([sys.executable, "-m", "workbench.cli", "approvals", "approve", pending, "--by", "ops",
+                               "--reason", "from a terminal"], cwd=root, capture_output=True, text=True,
+                              env={**os.environ, "WORKBENCH_STORE": str(root / "lab.db")})  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        page.wait_for_selector(".wb-approval-card :text('approved by ops (elsewhere)')", timeout=30_000)
+        assert card.locator("button", has_text="Approve").is_disabled()  # no live buttons on a decided card
+        assert not (root / "elsewhere.ipynb.ran").exists()  # the terminal decided; nothing has run yet
+        card.locator("button", has_text="Resume").click()
+        page.wait_for_selector(".wb-approval-card :text('The scratch table is gone.')", timeout=30_000)
+    finally:
+        page.close()
+    assert (root / "elsewhere.ipynb.ran").read_text() == "scratch\n"

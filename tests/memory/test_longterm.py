@@ -77,3 +77,15 @@ def test_memory_survives_reopening_the_store(tmp_path):
     first.close()
     again = Workbench.from_config(store=str(tmp_path / "m.db"))
     assert again.memory.search("who owns billing", "shared")[0].text == "Dana's team owns the billing service"
+
+
+def test_a_whole_scope_can_be_forgotten(wb):
+    wb.memory.add("Alice owns the Q3 report", "user:alice")
+    wb.memory.add("Alice prefers bullet points", "user:alice", "preference")
+    wb.memory.add("The board meets on Mondays", "shared:board")
+    assert wb.memory.forget(scope="user:alice") == 2
+    assert wb.memory.df()["scope"].tolist() == ["shared:board"]
+    with pytest.raises(WorkbenchError, match="not both"):
+        wb.memory.forget()
+    with pytest.raises(WorkbenchError):
+        wb.memory.forget(scope="nobody")

@@ -1,5 +1,7 @@
 """Alerts fire once when a threshold is crossed, resolve when back under, are recorded and posted."""
 
+import time
+
 import pytest
 
 from workbench.errors import ConfigError, ProviderError
@@ -105,3 +107,19 @@ def test_bad_rules_are_one_line_errors(wb, tmp_path):
     with pytest.raises(ConfigError) as err:
         Workbench.from_config(tmp_path / "workbench.toml", store=str(tmp_path / "c.db"))
     assert "alerts.rules[0].metric: Input should be 'error_rate'" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_rule_added_again_starts_not_firing(wb, chaos):
+    server = chaos(name="down", status=503)
+    wb.add_route("down", [{"name": "down", "model": "openai/c", "api_base": server.url}], retries=0)
+    wb.alerts.add("errs", "error_rate", 0.5, min_calls=1, window_s=0.5, route="down")
+    with pytest.warns(AlertWarning, match="ALERT errs"):
+        with pytest.raises(ProviderError):
+            wb.ask("x", model="down")
+    assert wb.alerts.values()["firing"].tolist() == [True]
+    time.sleep(0.6)  # the failing call is out of the window; a new run of the notebook adds the rule again
+    wb.alerts.add("errs", "error_rate", 0.5, min_calls=1, window_s=0.5, route="down")
+    assert wb.alerts.values()[["firing", "since"]].values.tolist() == [[False, None]]
+    with pytest.warns(AlertWarning, match="ALERT errs"):  # and fires again on the next failure, not silently
+        with pytest.raises(ProviderError):
+            wb.ask("y", model="down")

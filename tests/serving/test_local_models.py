@@ -82,3 +82,19 @@ def test_local_models_stop_at_max_tokens_like_real_ones():
     r = litellm.completion(model="local/echo", max_tokens=3, messages=[{"role": "user", "content": long}])
     assert r.choices[0].message.content == "one two three" and r.choices[0].finish_reason == "length"
     assert r.usage.completion_tokens == 3
+
+
+def test_a_scripted_tool_rule_reads_every_result_of_the_last_step():
+    script = Scripted(rules=[
+        ScriptedRule(role="tool", pattern=r"(?P<a>\w+) costs (?P<x>\d+)\n(?P<b>\w+) costs (?P<y>\d+)",
+                     reply=r"\g<a> is \g<x> and \g<b> is \g<y>"),
+        ScriptedRule(role="tool", pattern=r"^(?P<a>\w+) costs (?P<x>\d+)", reply=r"only \g<a>"),
+    ])  # fmt: skip
+    step = [{"role": "user", "content": "compare"}, {"role": "assistant", "content": None},
+            {"role": "tool", "content": "team costs 45"}, {"role": "tool", "content": "business costs 120"}]
+    assert respond(step, script).text == "team is 45 and business is 120"
+    single = [{"role": "user", "content": "q"}, {"role": "tool", "content": "basic costs 9"}]
+    assert respond(single, script).text == "only basic"
+    earlier = [{"role": "tool", "content": "old costs 1"}, {"role": "assistant", "content": "x"},
+               {"role": "tool", "content": "basic costs 9"}]
+    assert respond(earlier, script).text == "only basic"  # results of an earlier step are not read again

@@ -26,7 +26,7 @@ def test_migrates_an_in_memory_database():
                            "m008_context_and_memory", "m009_embeddings",
                            "m010_guard_events", "m011_guardrails", "m012_agents_and_approvals",
                            "m013_workflows", "m014_audit_and_evals", "m015_agent_remember", "m016_feedback",
-                           "m017_guarantees"]
+                           "m017_guarantees", "m018_budget_since"]
 
 
 def test_migrates_a_store_created_by_the_first_schema(tmp_path):

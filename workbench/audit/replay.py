@@ -36,8 +36,8 @@ def _recorded(wb: Workbench, session: str) -> list[dict[str, Any]]:
     rows = wb.store.query(
         "SELECT id, prompt, request, text, tool_calls, model, cost_usd, latency_ms FROM calls "
         "WHERE session = ? AND status = 'ok' AND mode = 'live' AND replay_of IS NULL AND compacted_at IS NULL "
-        "ORDER BY started_at",
-        (session,),
+        "AND started_at >= ? ORDER BY started_at",
+        (session, wb.store.session_start(session)),  # since the session's last reset
     )
     if not rows:
         raise WorkbenchError(f"no recorded calls in session {session!r}; recorded sessions: "

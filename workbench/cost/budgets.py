@@ -83,9 +83,21 @@ class Budgets:
     # ---- settings ---------------------------------------------------------------
 
     def set(self, scope: str, usd: float | None = None, *, tokens: int | None = None, period: str = "total",
-            thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> None:  # fmt: skip
-        """Create or change the budget for ``scope`` (e.g. ``"user:alice"``) over ``period``."""
+            thresholds: Sequence[float] = DEFAULT_THRESHOLDS, since: str | None = None) -> None:  # fmt: skip
+        """Create or change the budget for ``scope`` (e.g. ``"user:alice"``) over ``period``.
+
+        ``since="now"`` (or an ISO instant) counts spend from then instead of from the period's start:
+        "Bob gets $5 from today", or a notebook that sets up its demo budget afresh on each run.
+        Changing a budget without ``since`` keeps the instant it had.
+        """
         kind, key = parse_scope(scope)
+        if since == "now":
+            since = utcnow()
+        elif since is not None:
+            try:
+                since = datetime.fromisoformat(since).astimezone(UTC).isoformat(timespec="microseconds")
+            except (TypeError, ValueError):
+                raise WorkbenchError(f"budget since={since!r}: give 'now' or an ISO date like 2026-12-01") from None
         if period not in PERIODS:
             raise WorkbenchError(f"budget period {period!r}: use one of {', '.join(PERIODS)}")
         if usd is None and tokens is None:
@@ -96,24 +108,26 @@ class Budgets:
             raise WorkbenchError("budget thresholds are fractions of the limit, each in (0, 1]")
         with self.store.transaction() as conn:
             conn.execute(
-                "INSERT INTO budgets (scope, key, period, limit_usd, limit_tokens, thresholds, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(scope, key, period) DO UPDATE SET "
+                "INSERT INTO budgets (scope, key, period, limit_usd, limit_tokens, thresholds, created_at, since) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(scope, key, period) DO UPDATE SET "
                 "limit_usd = excluded.limit_usd, limit_tokens = excluded.limit_tokens, "
-                "thresholds = excluded.thresholds",
-                (kind, key, period, usd, tokens, json.dumps(sorted(thresholds)), utcnow()),
+                "thresholds = excluded.thresholds, since = COALESCE(excluded.since, budgets.since)",
+                (kind, key, period, usd, tokens, json.dumps(sorted(thresholds)), utcnow(), since),
             )
             row = conn.execute("SELECT id FROM budgets WHERE scope = ? AND key = ? AND period = ?",
                                (kind, key, period)).fetchone()  # fmt: skip
             self.store.audit(conn, "budget", scope, {"event": "set", "period": period, "usd": usd, "tokens": tokens,
-                                                     "thresholds": sorted(thresholds)},
+                                                     "thresholds": sorted(thresholds), "since": since},
                              bind=[("budgets", str(row[0]))])  # fmt: skip
 
-    def remove(self, scope: str, period: str = "total") -> None:
-        """Delete a budget."""
+    def remove(self, scope: str, period: str = "total", *, missing_ok: bool = False) -> None:
+        """Delete a budget (``missing_ok``: and say nothing if there is none)."""
         kind, key = parse_scope(scope)
         with self.store.transaction() as conn:
             row = conn.execute("SELECT id FROM budgets WHERE scope = ? AND key = ? AND period = ?",
                                (kind, key, period)).fetchone()  # fmt: skip
+            if row is None and missing_ok:
+                return
             if row is None:
                 raise WorkbenchError(f"no {period} budget on {scope}; %llm_budget lists them")
             conn.execute("DELETE FROM budgets WHERE id = ?", (row[0],))
@@ -150,9 +164,10 @@ class Budgets:
                 "period": b["period"], "limit_usd": limit, "spent_usd": round(spent_usd, 6),
                 "reserved_usd": round(held_usd, 6), "limit_tokens": b["limit_tokens"],
                 "spent_tokens": spent_tokens, "used": round(spent_usd / limit, 3) if limit else None,
+                "since": b.get("since"),
             })  # fmt: skip
         columns = ["scope", "period", "limit_usd", "spent_usd", "reserved_usd", "limit_tokens", "spent_tokens",
-                   "used"]  # fmt: skip
+                   "used", "since"]  # fmt: skip
         return pd.DataFrame(rows, columns=columns)
 
     # ---- the pipeline stage ----------------------------------------------------------
@@ -198,7 +213,9 @@ class Budgets:
                     raise BudgetExceeded(
                         f"budget {name} would be exceeded: spent ${spent_usd:.6f} + reserved ${held_usd:.6f} "
                         f"+ this call up to ${usd:.6f} > ${budget['limit_usd']:.6f}; nothing was sent. Raise it "
-                        f"(%llm_budget --set {name.split(' ')[0]} USD), lower --max-tokens, or wait for the period"
+                        f"(%llm_budget --set {name.split(' ')[0]} USD), lower --max-tokens"
+                        + (", or wait for the next period" if budget["period"] != "total" else
+                           " (a total budget does not renew)")
                     )
                 if budget["limit_tokens"] is not None and spent_tokens + held_tokens + tokens > budget["limit_tokens"]:
                     raise BudgetExceeded(
@@ -234,7 +251,7 @@ class Budgets:
                     cursor = conn.execute(
                         "INSERT OR IGNORE INTO budget_events (budget_id, threshold, period_start, spent_usd, "
                         "spent_tokens, at) VALUES (?, ?, ?, ?, ?, ?)",
-                        (budget["id"], threshold, period_start(budget["period"]), spent_usd, spent_tokens, utcnow()),
+                        (budget["id"], threshold, _start(budget), spent_usd, spent_tokens, utcnow()),
                     )
                     if cursor.rowcount:
                         self.store.audit(conn, "budget", _name(budget), {
@@ -250,7 +267,7 @@ class Budgets:
     def _usage(self, conn: Any, budget: dict[str, Any]) -> tuple[float, int, float, int]:
         """(spent USD, spent tokens, reserved USD, reserved tokens) for a budget, now."""
         column = "" if budget["scope"] == "global" else f'AND "{budget["scope"]}" = :key'
-        params = {"key": budget["key"], "since": period_start(budget["period"]),
+        params = {"key": budget["key"], "since": _start(budget),
                   "fresh": (datetime.now(UTC) - RESERVATION_TTL).isoformat(timespec="microseconds")}  # fmt: skip
         spent = conn.execute(
             "SELECT COALESCE(SUM(cost_usd), 0), COALESCE(SUM(total_tokens), 0) FROM calls "
@@ -263,6 +280,11 @@ class Budgets:
             params,
         ).fetchone()
         return float(spent[0]), int(spent[1]), float(held[0]), int(held[1])
+
+
+def _start(budget: dict[str, Any]) -> str:
+    """Where a budget's count begins: its period's start, or its ``since`` if later."""
+    return max(period_start(budget["period"]), budget.get("since") or "")
 
 
 def _covering(conn: Any, who: Attribution) -> list[dict[str, Any]]:

@@ -221,7 +221,8 @@ class Evals:
         ``wb.feedback`` or the ``%%llm --rate`` buttons). Each becomes ``{"id": "call-ID", "input": prompt,
         "context": what the call was given, "source_call": ID}``, with the recorded answer as
         ``expected`` unless ``expected=False`` (write the right answer in yourself). Cases already
-        in the dataset are skipped; returns how many were added.
+        in the dataset — the same call, or the same input, context and expected answer (a re-run of
+        the notebook that recorded them) — are skipped; returns how many were added.
         """
         suite = self.load(suite)
         if suite.path is None:
@@ -231,8 +232,8 @@ class Evals:
             where.append(f"id IN ({', '.join('?' * len(calls))})")
             params += list(calls)
         if session:
-            where.append("session = ?")
-            params.append(session)
+            where.append("session = ? AND started_at >= ?")  # since the session's last reset
+            params += [session, self.wb.store.session_start(session)]
         if flagged:
             where.append("id IN (SELECT call_id FROM guard_events WHERE action IN ('flag', 'redact', 'quarantine', "
                          "'fence', 'reask'))")  # fmt: skip
@@ -246,6 +247,10 @@ class Evals:
                                    "ORDER BY started_at", params)  # fmt: skip
         dataset = (suite.path.parent / suite.dataset).resolve()
         known = {str(c["id"]) for c in suite.cases}
+        def content(case: dict[str, Any]) -> str:
+            return json.dumps([case.get(k) for k in ("input", "context", "expected")], sort_keys=True, default=str)
+
+        same = {content(c) for c in suite.cases}  # a re-run's copy of a case already there is not new
         added = []
         for row in rows:
             if f"call-{row['id']}" in known or not row["prompt"]:
@@ -258,6 +263,9 @@ class Evals:
                 case["context"] = given
             if expected:
                 case["expected"] = row["text"] or ""
+            if content(case) in same:
+                continue
+            same.add(content(case))
             added.append(json.dumps(case, ensure_ascii=False))
         if added:
             text = dataset.read_text()

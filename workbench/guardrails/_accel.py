@@ -177,7 +177,7 @@ class PatternSet:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 subprocess.Popen([sys.executable, "-c", f"from {__name__} import main; main({self.name!r})"],  # noqa: S603
                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                 start_new_session=True)  # fmt: skip
+                                 start_new_session=True, cwd=path.parent)  # fmt: skip (not the project's folder)
             return None
 
     def build(self) -> Path:

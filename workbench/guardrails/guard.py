@@ -302,7 +302,9 @@ class Guard:
                                     f"%llm_guard --reset {key}")  # fmt: skip
 
     def reset(self, key: str, by: str | None = None) -> None:
-        """Unlock ``session:NAME`` or ``agent:NAME`` (a bare name means a session); recorded."""
+        """Unlock ``session:NAME`` or ``agent:NAME`` (a bare name means a session); recorded. Violations before
+        a reset no longer count toward the next lock, whether or not the key was locked.
+        """
         key = key if ":" in key else f"session:{key}"
         now = utcnow()
         column, name = key.split(":", 1)
@@ -339,15 +341,17 @@ class Guard:
         since = (datetime.now(UTC) - timedelta(seconds=breaker.window_s)).isoformat(timespec="microseconds")
         for key in _keys(session, agent):
             column, name = key.split(":", 1)
-            row = self._lock(key)
-            start = max(since, row["reset_at"] or "") if row else since
+            reset = self.store.query(f"SELECT MAX(at) AS at FROM guard_events WHERE {column} = ? AND stage = 'breaker' "
+                                     "AND action = 'reset'", (name,))[0]["at"]  # fmt: skip
+            start = max(since, reset or "")  # a human's reset clears the count, locked or not at the time
             n = self.store.query(f"SELECT COUNT(*) AS n FROM guard_events WHERE {column} = ? AND at > ? AND "
                                  "(action = 'block' OR detail = 'rejected')", (name, start))[0]["n"]  # fmt: skip
             if n >= breaker.violations:
                 with self.store.transaction() as conn:
                     conn.execute("INSERT INTO guard_locks (key, locked_at, violations) VALUES (?, ?, ?) "
                                  "ON CONFLICT(key) DO UPDATE SET locked_at = excluded.locked_at, "
-                                 "violations = excluded.violations", (key, utcnow(), n))  # fmt: skip
+                                 "violations = excluded.violations, reset_at = NULL, reset_by = NULL",
+                                 (key, utcnow(), n))  # fmt: skip (a new lock: the last one's reset is in the events)
                     self.store.audit(conn, "guard", key, {"event": "locked", "violations": n},
                                      bind=[("guard_locks", key)])
 
@@ -369,12 +373,13 @@ class Guard:
     # -- records --------------------------------------------------------------------------------
 
     def df(self, session: str | None = None) -> pd.DataFrame:
-        """Guard events, newest first (``session`` to narrow)."""
+        """Guard events, newest first (``session`` to narrow: those since its last reset)."""
         import pandas as pd
 
         cols = ["id", "at", "call_id", "session", "agent", "stage", "scanner", "action", "score", "ref", "findings",
                 "detail"]  # fmt: skip
-        where, params = ("WHERE session = ?", (session,)) if session else ("", ())
+        where, params = ("WHERE session = ? AND at >= ?", (session, self.store.session_start(session))) if session \
+            else ("", ())
         rows = self.store.query(f"SELECT {', '.join(cols)} FROM guard_events {where} ORDER BY id DESC", params)
         return pd.DataFrame(rows, columns=cols)
 

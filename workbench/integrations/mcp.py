@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.config import MCPServerConfig, MCPSettings
+from workbench.integrations.text import ToolText
 from workbench.integrations.tools import Tool, ToolError, Tools
 from workbench.store import Store, utcnow
 
@@ -95,7 +96,10 @@ class _Server:
                 self.log.parent.mkdir(parents=True, exist_ok=True)
                 errlog = self.log.open("a", encoding="utf-8")
                 params = stdio_client(params, errlog=errlog)
-            async with Client(params, read_timeout_seconds=self.config.timeout_s, mode="legacy",
+            # The handshake may take the connect timeout (a loaded machine starting Python); each call is held
+            # to timeout_s by _request, which stops the server when it is exceeded.
+            read_timeout = max(self.config.timeout_s, self.config.connect_timeout_s)
+            async with Client(params, read_timeout_seconds=read_timeout, mode="legacy",
                               cache=None) as client:  # fmt: skip
                 self.info = client.server_info
                 ready.set_result(True)
@@ -273,7 +277,7 @@ class MCP:
                          for block in result.content)  # fmt: skip
         if result.is_error:
             raise ToolError(f"{server}.{tool}: {text}")
-        return text
+        return ToolText(text)  # a str; a table in a notebook when it is CSV
 
     def resources(self, server: str) -> pd.DataFrame:
         """A server's resources: uri, name, description, mime type."""

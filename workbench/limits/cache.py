@@ -19,9 +19,17 @@ class ResponseCache:
     def __init__(self, store: Store):
         self.store = store
 
-    def lookup(self, fingerprint: str, ttl_s: float) -> Completion | None:
-        """The cached completion for ``fingerprint``, or ``None``."""
+    def clear(self, route: str | None = None) -> None:
+        """Answer nothing from calls recorded until now (of ``route``, or of every route); they stay recorded."""
+        with self.store.transaction() as conn:
+            conn.execute("INSERT INTO cache_clears (route, at) VALUES (?, ?) ON CONFLICT(route) DO UPDATE SET "
+                         "at = excluded.at", (route or "*", utcnow()))  # fmt: skip
+
+    def lookup(self, fingerprint: str, ttl_s: float, route: str | None = None) -> Completion | None:
+        """The cached completion for ``fingerprint`` (a call of ``route``), or ``None``."""
         since = (datetime.now(UTC) - timedelta(seconds=ttl_s)).isoformat(timespec="microseconds")
+        cleared = self.store.query("SELECT MAX(at) AS at FROM cache_clears WHERE route IN (?, '*')", (route or "*",))
+        since = max(since, cleared[0]["at"] or "")
         with self.store.lock:
             row = self.store.conn.execute(
                 "SELECT id, text, tool_calls, model, deployment, finish_reason, prompt_tokens, completion_tokens, "

@@ -160,8 +160,16 @@ class Memory:
                          (item["id"], now, memory_id))  # fmt: skip
         return replace(_item(item), action="superseded")
 
-    def forget(self, memory_id: str) -> int:
-        """Delete a memory and every version in its history; returns how many rows went."""
+    def forget(self, memory_id: str | None = None, *, scope: str | None = None) -> int:
+        """Delete a memory and every version in its history, or (``scope=``) every memory of a scope;
+        returns how many rows went.
+        """
+        if (memory_id is None) == (scope is None):
+            raise WorkbenchError("forget one memory (its id) or a whole scope (scope='user:NAME'), not both")
+        if scope is not None:
+            check_scope(scope)
+            with self.store.transaction() as conn:
+                return conn.execute("DELETE FROM memories WHERE scope = ?", (scope,)).rowcount
         chain = [row["id"] for row in self._chain(memory_id)]
         with self.store.transaction() as conn:
             conn.executemany("DELETE FROM memories WHERE id = ?", [(i,) for i in chain])

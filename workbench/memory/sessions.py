@@ -82,8 +82,15 @@ class Session:
         return SessionState(self._book.store, self.name, self._book.screen)
 
     def reset(self) -> None:
-        """Start the history afresh (recorded calls stay in the store)."""
+        """Start the session afresh: its history, and what its views show — ``wb.calls.df(session=)``,
+        ``wb.replay(session)``, ``wb.guard.df(session)`` begin here. Recorded calls stay in the store.
+        """
         self._book.reset(self.name)
+
+    @property
+    def started(self) -> str:
+        """When the session (re)started, as an ISO instant (``''``: never reset): ``since=`` for other views."""
+        return self._book.store.session_start(self.name)
 
     def __repr__(self) -> str:
         return f"Session({self.name!r}, turns={len(self._book.history(self.name)) // 2})"

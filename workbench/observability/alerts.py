@@ -47,6 +47,7 @@ class Alerts:
     def __init__(self, store: Store, settings: Settings):
         self.store, self.settings = store, settings
         self._rules: dict[str, AlertRule] = {rule.name: rule for rule in settings.alerts.rules}
+        self._added: dict[str, str] = {}  # a rule added at run time: its firing state starts then
         self._posts: list[threading.Thread] = []
 
     @property
@@ -56,7 +57,11 @@ class Alerts:
 
     def add(self, name: str, metric: str, above: float, *, window_s: float = 300.0, min_calls: int = 5,
             route: str | None = None) -> AlertRule:  # fmt: skip
-        """Add (or replace) a rule for this Workbench, e.g. ``add("slow", "p95_latency_ms", 2000)``."""
+        """Add (or replace) a rule for this Workbench, e.g. ``add("slow", "p95_latency_ms", 2000)``.
+
+        The rule starts afresh: whether an earlier rule of that name was firing does not carry over
+        (its window still holds the last ``window_s`` seconds of calls).
+        """
         from pydantic import ValidationError
 
         try:
@@ -67,6 +72,7 @@ class Alerts:
             where = ".".join(str(p) for p in error["loc"])
             raise ConfigError(f"alert {name!r}: {where}: {error['msg']}") from None
         self._rules[name] = rule
+        self._added[name] = utcnow()
         return rule
 
     def remove(self, name: str) -> None:
@@ -84,9 +90,10 @@ class Alerts:
         changes = []
         with self.store.transaction() as conn:
             for rule in rules:
+                added = self._added.get(rule.name, "")
                 value = _value(conn, rule)
-                last = conn.execute("SELECT event FROM alerts WHERE rule = ? ORDER BY id DESC LIMIT 1",
-                                    (rule.name,)).fetchone()  # fmt: skip
+                last = conn.execute("SELECT event FROM alerts WHERE rule = ? AND at >= ? AND event != 'notice' "
+                                    "ORDER BY id DESC LIMIT 1", (rule.name, added)).fetchone()  # fmt: skip
                 firing = last is not None and last[0] == "fired"
                 if not firing and value is not None and value > rule.above:
                     event = "fired"
@@ -128,8 +135,9 @@ class Alerts:
         rows = []
         with self.store.lock:
             for rule in self._rules.values():
-                last = self.store.conn.execute("SELECT event, at FROM alerts WHERE rule = ? ORDER BY id DESC LIMIT 1",
-                                               (rule.name,)).fetchone()  # fmt: skip
+                added = self._added.get(rule.name, "")
+                last = self.store.conn.execute("SELECT event, at FROM alerts WHERE rule = ? AND at >= ? AND event "
+                                               "!= 'notice' ORDER BY id DESC LIMIT 1", (rule.name, added)).fetchone()
                 firing = bool(last and last[0] == "fired")
                 rows.append({**rule.model_dump(), "value": _value(self.store.conn, rule), "firing": firing,
                              "since": last[1] if last else None})  # fmt: skip

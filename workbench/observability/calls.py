@@ -29,11 +29,17 @@ class CallLog:
         self.store = store
 
     def df(self, session: str | None = None, limit: int | None = None, route: str | None = None,
-           status: str | None = None) -> pd.DataFrame:  # fmt: skip
-        """Calls, oldest first (``limit`` keeps the most recent ones)."""
+           status: str | None = None, since: str | None = None) -> pd.DataFrame:  # fmt: skip
+        """Calls, oldest first (``limit`` keeps the most recent ones); a ``session``'s since its last reset,
+        and only those started at or after ``since`` (an ISO instant) when given.
+        """
         import pandas as pd
 
         where, params = _where(session=session, route=route, status=status)
+        starts = [self.store.session_start(session) if session is not None else "", since or ""]
+        if max(starts):
+            where += (" AND " if where else "WHERE ") + "started_at >= ?"
+            params.append(max(starts))
         sql = f"SELECT {_COLUMNS} FROM calls {where} ORDER BY started_at DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"
@@ -66,6 +72,17 @@ def served_models(store: Store, call_ids: list[str]) -> dict[str, str | None]:
         for row in store.query(f"SELECT call_id, response_model FROM attempts WHERE status = 'ok' AND call_id IN "
                                f"({', '.join('?' * len(part))})", part):  # fmt: skip
             out[row["call_id"]] = row["response_model"]
+    return out
+
+
+def readable_costs(df: pd.DataFrame, columns: tuple[str, ...] = ("cost_usd",)) -> pd.DataFrame:
+    """``df`` for showing: a cost the price table does not know (a model with no price) reads ``unknown``,
+    as in a result's footer, not ``NaN``. For computing, use the DataFrame as returned.
+    """
+    out = df.copy()
+    for column in columns:
+        if column in out:
+            out[column] = [("unknown" if v != v or v is None else v) for v in out[column]]  # v != v: NaN
     return out
 
 

@@ -47,11 +47,22 @@ def _expand(match: re.Match[str], value: Any) -> Any:
 
 
 def respond(messages: list[dict[str, Any]], script: Scripted) -> ScriptedTurn:
-    """Apply the first rule whose pattern matches the last message of the rule's role."""
+    """Apply the first rule whose pattern matches the last message of the rule's role.
+
+    After a step of tool calls, a ``tool`` rule reads every result of that step, one per line in
+    the order they were called, so a reply can use all of them ("compare the team and business plans").
+    """
     last = messages[-1] if messages else {"role": "user", "content": ""}
     role = "tool" if last.get("role") == "tool" else "user"
-    content = last.get("content") or ""
-    content = content if isinstance(content, str) else json.dumps(content)
+    trailing = [last]
+    if role == "tool":
+        trailing = []
+        for message in reversed(messages):
+            if message.get("role") != "tool":
+                break
+            trailing.insert(0, message)
+    texts = [m.get("content") or "" for m in trailing]
+    content = "\n".join(t if isinstance(t, str) else json.dumps(t) for t in texts)
     for rule in script.rules:
         if rule.role != role:
             continue

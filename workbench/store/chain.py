@@ -140,6 +140,7 @@ class Bound:
     core: tuple[str, ...]
     body: tuple[str, ...] = ()
     compacted: str | None = None  # a column set when compaction removed the bodies
+    optional: tuple[str, ...] = ()  # core columns added later: part of the digest only when set (old rows verify)
 
 
 BOUND: dict[str, Bound] = {
@@ -153,7 +154,7 @@ BOUND: dict[str, Bound] = {
     "approvals": Bound("id", ("created_at", "expires_at", "status", "tool", "risk", "arguments", "reason", "session",
                               "agent", "run_id", "tool_call_id", "decided_by", "decided_at", "decision_reason",
                               "final_arguments", "escalated_to", "execution", "executed_by", "executed_at")),
-    "budgets": Bound("id", ("scope", "key", "period", "limit_usd", "limit_tokens", "thresholds")),
+    "budgets": Bound("id", ("scope", "key", "period", "limit_usd", "limit_tokens", "thresholds"), optional=("since",)),
     "budget_events": Bound("id", ("budget_id", "threshold", "period_start", "spent_usd", "spent_tokens", "at")),
     "switches": Bound("name", ("active", "reason")),
     "guard_events": Bound("id", ("at", "call_id", "session", "agent", "stage", "scanner", "action", "score", "ref",
@@ -166,7 +167,7 @@ BOUND: dict[str, Bound] = {
 
 
 def _columns(spec: Bound) -> str:
-    return ", ".join(f'"{c}"' for c in (*spec.core, *spec.body))
+    return ", ".join(f'"{c}"' for c in (*spec.core, *spec.optional, *spec.body))
 
 
 def select_sql(table: str, where_key: bool = True) -> str:
@@ -189,10 +190,12 @@ def _plain(value: Any) -> Any:
 def row_digests(key: AuditKey, table: str, row: tuple[Any, ...]) -> dict[str, Any]:
     """``{"t", "k", "d", "b"}`` for a row read with :func:`select_sql` (``b`` only where there are bodies)."""
     spec = BOUND[table]
-    n = len(spec.core)
-    out: dict[str, Any] = {"t": table, "k": str(row[0]), "d": _digest(key, table, "core", row[1:1 + n])}
+    n, m = len(spec.core), len(spec.optional)
+    core = row[1:1 + n] + tuple(f"{c}={v}" for c, v in zip(spec.optional, row[1 + n:1 + n + m], strict=True)
+                                if v is not None)  # fmt: skip
+    out: dict[str, Any] = {"t": table, "k": str(row[0]), "d": _digest(key, table, "core", core)}
     if spec.body:
-        out["b"] = _digest(key, table, "body", row[1 + n:1 + n + len(spec.body)])
+        out["b"] = _digest(key, table, "body", row[1 + n + m:1 + n + m + len(spec.body)])
     return out
 
 

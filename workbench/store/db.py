@@ -344,6 +344,11 @@ class Store:
                                "investigate, then `workbench audit acknowledge --by NAME --reason ...` to go on "
                                "writing")  # fmt: skip
 
+    def session_start(self, session: str) -> str:
+        """When ``session`` began, as its views see it: its last reset (``''``: never reset, or unknown)."""
+        rows = self.query("SELECT history_from FROM sessions WHERE name = ?", (session,))
+        return (rows[0]["history_from"] or "") if rows else ""
+
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
         """Rows of a read query as dicts."""
         with self.lock:

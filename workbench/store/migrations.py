@@ -304,11 +304,19 @@ def m017_guarantees(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE eval_runs ADD COLUMN served TEXT")  # the model versions that answered, as providers said
 
 
+def m018_budget_since(db: sqlite_utils.Database) -> None:
+    """A budget may count spend from an instant (``since``) instead of from its period's start; the response
+    cache can be cleared (for a route, or ``*`` for all): calls recorded before the clear no longer answer.
+    """
+    db.execute("ALTER TABLE budgets ADD COLUMN since TEXT")
+    db["cache_clears"].create({"route": str, "at": str}, pk="route")
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial, m002_replay_lookup_index, m003_cost_control, m004_routing_decision, m005_rate_limits,
     m006_rate_queue, m007_alerts, m008_context_and_memory, m009_embeddings,
     m010_guard_events, m011_guardrails, m012_agents_and_approvals, m013_workflows, m014_audit_and_evals,
-    m015_agent_remember, m016_feedback, m017_guarantees,
+    m015_agent_remember, m016_feedback, m017_guarantees, m018_budget_since,
 ]
 
 

@@ -5,15 +5,50 @@ click), so the run is parked with its state saved and the cell ends, showing thi
 the action, its arguments, why it needs approval, and Approve / Edit / Reject (with a
 reason). A click records the decision and resumes the run from its saved state; the
 result appears in the card's own output area. If the resumed run needs another approval,
-a new card appears there. A decision taken elsewhere (a terminal, another kernel) is picked
-up with "Decided elsewhere?".
+a new card appears there. A decision taken anywhere else — ``%llm_approvals --approve`` in
+another cell, a terminal, another kernel — shows on the card within a second (a watcher
+thread reads the store while cards are open): its buttons go, and "Resume" shows the result.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+import time
+import weakref
 from html import escape
 from typing import Any
+
+WATCH_S = 1.0  # how often open cards look for decisions taken elsewhere
+_cards: weakref.WeakSet[ApprovalCard] = weakref.WeakSet()
+_watcher: threading.Thread | None = None
+_watch_lock = threading.Lock()
+
+
+def _watch() -> None:
+    """While cards wait for a decision, look for decisions taken elsewhere and show them."""
+    global _watcher
+    while True:
+        time.sleep(WATCH_S)
+        with _watch_lock:
+            waiting = [card for card in list(_cards) if not card.decided]
+            if not waiting:
+                _watcher = None
+                return
+        for card in waiting:
+            try:
+                card.refresh()
+            except Exception:  # noqa: BLE001 - a closed store or kernel: the card stays as it is
+                _cards.discard(card)
+
+
+def _follow(card: ApprovalCard) -> None:
+    global _watcher
+    with _watch_lock:
+        _cards.add(card)
+        if _watcher is None:
+            _watcher = threading.Thread(target=_watch, daemon=True, name="workbench-approval-cards")
+            _watcher.start()
 
 
 class ApprovalCard:
@@ -48,6 +83,19 @@ class ApprovalCard:
         buttons = widgets.HBox([self.approve_button, self.edit_button, self.reject_button, self.check_button])
         self.widget = widgets.VBox([self.header, self.arguments, self.reason, buttons, self.status, self.output])
         self.widget.add_class("wb-approval-card")
+        self.decided = False
+        _follow(self)
+
+    def refresh(self) -> None:
+        """Show a decision taken elsewhere, if there is one (the watcher calls this; nothing runs here)."""
+        row = self.wb.approvals.get(self.approval_id)
+        if self.decided or row["status"] in ("pending", "escalated"):
+            return
+        self._lock()
+        self.check_button.disabled = False
+        self.check_button.description, self.check_button.icon = "Resume", "play"
+        self.status.value = (f"<span class='wb-decided'>{escape(row['status'])} by {escape(row['decided_by'] or '')} "
+                             "(elsewhere)</span>")  # fmt: skip
 
     def edit(self) -> None:
         """Let the arguments be edited; Approve then runs the tool with the edited ones (a modify)."""
@@ -75,6 +123,7 @@ class ApprovalCard:
         self._show(resumed)
 
     def _lock(self) -> None:
+        self.decided = True
         for button in (self.approve_button, self.edit_button, self.reject_button, self.check_button):
             button.disabled = True
         self.arguments.disabled = True

@@ -1,0 +1,74 @@
+"""Take docs/quickstart.png: the quickstart notebook, with its committed outputs, in JupyterLab.
+
+    python docs/screenshot.py        # needs /usr/bin/chromium and the playwright package (the test extra)
+
+JupyterLab serves a temporary copy of notebooks/ on 127.0.0.1; headless Chromium opens the
+notebook (no kernel runs: what shows is what the tour's committed outputs show) and the
+first screenful is saved.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+TOKEN = "workbench-screenshot"
+
+
+def main() -> None:
+    from playwright.sync_api import sync_playwright
+
+    root = Path(tempfile.mkdtemp(prefix="wb-shot-"))
+    shutil.copy2(ROOT / "notebooks" / "00_quickstart.ipynb", root / "00_quickstart.ipynb")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(root / ".config"), "JUPYTER_DATA_DIR": str(root / ".data"),
+           "JUPYTER_RUNTIME_DIR": str(root / ".runtime")}  # fmt: skip
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--allow-root", "--no-browser", "--ip", "127.0.0.1", f"--port={port}",
+         f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}", "--LabApp.news_url=None",
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.3)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 860}, device_scale_factor=1)
+            page.goto(f"{url}/lab/workspaces/shot/tree/00_quickstart.ipynb?reset&token={TOKEN}")
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+            time.sleep(1)
+            toast = page.get_by_role("button", name="No", exact=True)  # "get notified about Jupyter news?"
+            if toast.count():
+                toast.first.click()
+            page.keyboard.press("Escape")
+            page.keyboard.press("Control+b")  # hide the file browser: the notebook is the picture
+            page.locator(".jp-Cell").nth(5).scroll_into_view_if_needed()  # the first answers, with their footers
+            time.sleep(2)
+            out = ROOT / "docs" / "quickstart.png"
+            page.screenshot(path=str(out))
+            browser.close()
+        print(out)
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+
+
+if __name__ == "__main__":
+    main()
