@@ -42,8 +42,13 @@ def main() -> None:
     failures = 10**6 if args.no_breaker else 5
     wb = Workbench.from_config(store=os.path.join(folder, "b.db"), breaker={"failures": failures, "cooldown_s": 60})
     with ChaosServer(name="fallback", latency_ms=args.latency_ms) as fallback:
-        wb.add_route("failover", [{"name": "primary", "model": "openai/m", "api_base": dead},
-                                  {"name": "fallback", "model": "openai/m", "api_base": fallback.url}])
+        wb.add_route(
+            "failover",
+            [
+                {"name": "primary", "model": "openai/m", "api_base": dead},
+                {"name": "fallback", "model": "openai/m", "api_base": fallback.url},
+            ],
+        )
         wb.add_route("direct", [{"name": "fallback", "model": "openai/m", "api_base": fallback.url}])
         wb.ask("warm up", model="direct")
         times: dict[str, list[float]] = {"failover": [], "direct": []}

@@ -79,9 +79,15 @@ def g1() -> None:
     for split in SPLITS:
         part = injection[injection["split"] == split]
         attacks, benign = part[part["label"] == "attack"], part[part["label"] == "benign"]
-        table.append({"split": split, "attacks": len(attacks), "benign": len(benign),
-                      **{f"TPR {c}": attacks[c].mean() for c in cols},
-                      **{f"FPR {c}": benign[c].mean() for c in cols}})  # fmt: skip
+        table.append(
+            {
+                "split": split,
+                "attacks": len(attacks),
+                "benign": len(benign),
+                **{f"TPR {c}": attacks[c].mean() for c in cols},
+                **{f"FPR {c}": benign[c].mean() for c in cols},
+            }
+        )
     print(pd.DataFrame(table).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     held = injection[injection["split"] == "heldout"]
     print("\n   held-out split, per attack family (TPR) and per benign family (FPR):")

@@ -79,11 +79,15 @@ def e1_span_cost(tmp: Path, rounds: int) -> None:
     runtime.Trace = real
     with_spans, without = statistics.median(traced), statistics.median(bare)
     per_span_us = (with_spans - without) / spans_per_call * 1000
-    print(f"E1 span cost: a local/echo call records {spans_per_call} spans; {with_spans:.3f} ms per call with them, "
-          f"{without:.3f} ms without (medians of {rounds} alternating blocks of 300 calls)")
-    print(f"   = {per_span_us:.1f} µs per span, {per_span_us / 1000 / without:.2%} of a call per span; all "
-          f"{spans_per_call}: ratio {with_spans / without:.3f} (runs with: {', '.join(f'{x:.2f}' for x in traced)}; "
-          f"without: {', '.join(f'{x:.2f}' for x in bare)})")
+    print(
+        f"E1 span cost: a local/echo call records {spans_per_call} spans; {with_spans:.3f} ms per call with them, "
+        f"{without:.3f} ms without (medians of {rounds} alternating blocks of 300 calls)"
+    )
+    print(
+        f"   = {per_span_us:.1f} µs per span, {per_span_us / 1000 / without:.2%} of a call per span; all "
+        f"{spans_per_call}: ratio {with_spans / without:.3f} (runs with: {', '.join(f'{x:.2f}' for x in traced)}; "
+        f"without: {', '.join(f'{x:.2f}' for x in bare)})"
+    )
 
 
 def e2_replay(tmp: Path, rounds: int) -> None:
@@ -102,9 +106,11 @@ def e2_replay(tmp: Path, rounds: int) -> None:
         rates.append(len(report) / (time.perf_counter() - t))
         assert len(report) == 1000 and report["identical"].all()
         replay.close()
-    print(f"E2 replay: 1000-call session re-run from its recording at {statistics.median(rates):,.0f} calls/s "
-          f"(median of {rounds}; runs: {', '.join(f'{r:,.0f}' for r in rates)}); all 1000 identical; "
-          f"target >= 1,000")
+    print(
+        f"E2 replay: 1000-call session re-run from its recording at {statistics.median(rates):,.0f} calls/s "
+        f"(median of {rounds}; runs: {', '.join(f'{r:,.0f}' for r in rates)}); all 1000 identical; "
+        f"target >= 1,000"
+    )
 
 
 def e3_audit(tmp: Path, rounds: int) -> None:
@@ -115,9 +121,20 @@ def e3_audit(tmp: Path, rounds: int) -> None:
     t = time.perf_counter()
     with store.transaction() as conn:
         for i in range(100_000):
-            store.audit(conn, "call", f"{i:016x}", {"call": f"{i:016x}", "route": "local/echo", "model": "local/echo",
-                                                    "status": "ok", "cost_usd": 1.2e-5, "tokens": 42,
-                                                    "text_sha256": "ab" * 32})  # fmt: skip
+            store.audit(
+                conn,
+                "call",
+                f"{i:016x}",
+                {
+                    "call": f"{i:016x}",
+                    "route": "local/echo",
+                    "model": "local/echo",
+                    "status": "ok",
+                    "cost_usd": 1.2e-5,
+                    "tokens": 42,
+                    "text_sha256": "ab" * 32,
+                },
+            )
     write = 100_000 / (time.perf_counter() - t)
     rates = []
     for _ in range(rounds):
@@ -125,8 +142,10 @@ def e3_audit(tmp: Path, rounds: int) -> None:
         result = AuditLog(store).verify()
         rates.append(100_000 / (time.perf_counter() - t))
         assert result.ok and result.entries == 100_000
-    print(f"E3 audit: verify walks 100,000 entries at {statistics.median(rates):,.0f} entries/s "
-          f"({100_000 / statistics.median(rates):.2f} s; median of {rounds}); written at {write:,.0f} entries/s")
+    print(
+        f"E3 audit: verify walks 100,000 entries at {statistics.median(rates):,.0f} entries/s "
+        f"({100_000 / statistics.median(rates):.2f} s; median of {rounds}); written at {write:,.0f} entries/s"
+    )
 
 
 def e4_evals(tmp: Path, rounds: int) -> None:
@@ -143,18 +162,20 @@ def e4_evals(tmp: Path, rounds: int) -> None:
         t = time.perf_counter()
         for case in suite.cases:
             for _ in range(5):
-                wb.ask(case["input"], model="local/extractive", system=suite.system, context=case["context"],
-                       cache=False)  # fmt: skip
+                wb.ask(
+                    case["input"], model="local/extractive", system=suite.system, context=case["context"], cache=False
+                )
         plain.append(n / (time.perf_counter() - t))
         for conc, out in ((1, serial), (4, parallel)):
             t = time.perf_counter()
             wb.evals.run("support", repeats=5, concurrency=conc, progress=False)
             out.append(n / (time.perf_counter() - t))
     p, s, q = (statistics.median(x) for x in (plain, serial, parallel))
-    print(f"E4 evals: support suite x 5 repeats = {n} cases, 4 scorers each (the judge is a second call): "
-          f"{s:.1f} cases/s at concurrency 1, {q:.1f} at 4; plain wb.ask loop (no scoring) {p:.1f} calls/s")
-    print(f"   harness + scorers + judge per case = {p / s:.2f}x a bare call at concurrency 1 "
-          f"(median of {rounds})")
+    print(
+        f"E4 evals: support suite x 5 repeats = {n} cases, 4 scorers each (the judge is a second call): "
+        f"{s:.1f} cases/s at concurrency 1, {q:.1f} at 4; plain wb.ask loop (no scoring) {p:.1f} calls/s"
+    )
+    print(f"   harness + scorers + judge per case = {p / s:.2f}x a bare call at concurrency 1 (median of {rounds})")
     # A remote model: the chaos server answers after 100 ms. The judge stays local/scripted.
     from workbench.limits import ChaosServer
 
@@ -168,8 +189,10 @@ def e4_evals(tmp: Path, rounds: int) -> None:
                 wb.evals.run("support", models="remote", repeats=5, concurrency=conc, progress=False)
                 runs.append(n / (time.perf_counter() - t))
             rates[conc] = statistics.median(runs)
-    print(f"   on a model answering in 100 ms: {rates[1]:.1f} cases/s at concurrency 1, {rates[8]:.1f} at 8 "
-          f"({rates[8] / rates[1]:.1f}x; the ideal at 8 is 80 cases/s)")
+    print(
+        f"   on a model answering in 100 ms: {rates[1]:.1f} cases/s at concurrency 1, {rates[8]:.1f} at 8 "
+        f"({rates[8] / rates[1]:.1f}x; the ideal at 8 is 80 cases/s)"
+    )
 
 
 def main() -> None:

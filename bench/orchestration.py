@@ -50,8 +50,9 @@ def o1(rounds: int) -> None:
     for r in range(rounds):
         wf = wb.workflow(f"fan-out-{r}", concurrency=20)
         wf.step(name="items")(lambda: list(range(20)))
-        wf.map("answers", over="items",
-               fn=lambda i, r=r: wb.ask(f"round {r} branch {i}", model="slow", cache=False).text)
+        wf.map(
+            "answers", over="items", fn=lambda i, r=r: wb.ask(f"round {r} branch {i}", model="slow", cache=False).text
+        )
         t = time.perf_counter()
         run = wf.run()
         flows.append(time.perf_counter() - t)
@@ -62,19 +63,25 @@ def o1(rounds: int) -> None:
         bare.append(time.perf_counter() - t)
     server.stop()
     m, b = statistics.median(flows), statistics.median(bare)
-    print(f"O1 20 branches x 200 ms at concurrency 20 ({rounds} rounds): workflow {m:.3f} s = {m / 0.2:.2f}x the "
-          f"ideal 0.2 s; 20 threads calling wb.ask directly {b:.3f} s = {b / 0.2:.2f}x; workflow/threads {m / b:.2f}")
+    print(
+        f"O1 20 branches x 200 ms at concurrency 20 ({rounds} rounds): workflow {m:.3f} s = {m / 0.2:.2f}x the "
+        f"ideal 0.2 s; 20 threads calling wb.ask directly {b:.3f} s = {b / 0.2:.2f}x; workflow/threads {m / b:.2f}"
+    )
 
 
 def o2() -> None:
     folder = Path(tempfile.mkdtemp(prefix="wb-crash-"))
     store, marks = folder / "crash.db", folder / "marks.txt"
-    proc = subprocess.Popen([sys.executable, str(CRASH), str(store), str(marks), "run"], stdout=subprocess.DEVNULL,
-                            start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, str(CRASH), str(store), str(marks), "run"], stdout=subprocess.DEVNULL, start_new_session=True
+    )
     while True:
         try:
-            done = sqlite3.connect(store).execute("SELECT COUNT(*) FROM workflow_steps WHERE step LIKE 'squares[%' "
-                                                  "AND status = 'done'").fetchone()[0]  # fmt: skip
+            done = (
+                sqlite3.connect(store)
+                .execute("SELECT COUNT(*) FROM workflow_steps WHERE step LIKE 'squares[%' AND status = 'done'")
+                .fetchone()[0]
+            )
         except sqlite3.OperationalError:
             done = 0
         if done >= 15:
@@ -84,31 +91,45 @@ def o2() -> None:
     proc.wait()
     conn = sqlite3.connect(store)
     run_id = conn.execute("SELECT id FROM workflow_runs").fetchone()[0]
-    finished = {int(r[0][8:-1]) for r in conn.execute("SELECT step FROM workflow_steps WHERE status = 'done' AND "
-                                                      "step LIKE 'squares[%'")}  # fmt: skip
+    finished = {
+        int(r[0][8:-1])
+        for r in conn.execute("SELECT step FROM workflow_steps WHERE status = 'done' AND step LIKE 'squares[%'")
+    }
     before = len(marks.read_text().split())
     t = time.perf_counter()
-    subprocess.run([sys.executable, str(CRASH), str(store), str(marks), "resume", run_id], check=True,
-                   stdout=subprocess.DEVNULL)  # fmt: skip
+    subprocess.run(
+        [sys.executable, str(CRASH), str(store), str(marks), "resume", run_id], check=True, stdout=subprocess.DEVNULL
+    )
     wall = time.perf_counter() - t
     again = [int(i) for i in marks.read_text().split()[before:]]
     rerun_finished = sorted(set(again) & finished)
     left = 20 - len(finished)
-    print(f"O2 killed with {len(finished)}/20 branches checkpointed; the resume ran {len(again)} branches "
-          f"({left} were unfinished), finished ones run again: {len(rerun_finished)}; resume wall {wall:.2f} s "
-          f"(new process: imports + store open + {left} x 200 ms at concurrency 4)")
+    print(
+        f"O2 killed with {len(finished)}/20 branches checkpointed; the resume ran {len(again)} branches "
+        f"({left} were unfinished), finished ones run again: {len(rerun_finished)}; resume wall {wall:.2f} s "
+        f"(new process: imports + store open + {left} x 200 ms at concurrency 4)"
+    )
 
 
 CHILD = Path(__file__).parents[1] / "tests" / "orchestration" / "resume_child.py"
-_RULES = [{"pattern": "(?i)clean up the (?P<t>\\w+) table", "tool": "db__drop", "arguments": {"table": "\\g<t>"}},
-          {"role": "tool", "pattern": "dropped (?P<t>\\w+)", "reply": "Done: the \\g<t> table is gone."},
-          {"role": "tool", "pattern": "(?i)error|unknown", "reply": "Something went wrong; I stopped."}]
+_RULES = [
+    {"pattern": "(?i)clean up the (?P<t>\\w+) table", "tool": "db__drop", "arguments": {"table": "\\g<t>"}},
+    {"role": "tool", "pattern": "dropped (?P<t>\\w+)", "reply": "Done: the \\g<t> table is gone."},
+    {"role": "tool", "pattern": "(?i)error|unknown", "reply": "Something went wrong; I stopped."},
+]
 
 
 def _children(store: Path, marks: Path, action: str, run_id: str, n: int) -> list[subprocess.Popen]:
     start = time.time() + 2.0
-    return [subprocess.Popen([sys.executable, str(CHILD), str(store), str(marks), str(start), action, run_id],
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for _ in range(n)]
+    return [
+        subprocess.Popen(
+            [sys.executable, str(CHILD), str(store), str(marks), str(start), action, run_id],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        for _ in range(n)
+    ]
 
 
 def o3(rounds: int) -> None:
@@ -144,9 +165,11 @@ def o3(rounds: int) -> None:
     after = marks.read_text().count("drop killed\n")
     recorded = sqlite3.connect(store).execute("SELECT status FROM tool_calls WHERE arguments LIKE '%killed%'")
     recorded = recorded.fetchall()
-    print(f"O3 {rounds} rounds x 4 processes resuming one approved run at once: executions per round {executions} "
-          f"(must be 1 each); killed inside the tool, then resumed: the tool ran {after} time(s) in all, the run "
-          f"ended {status!r}, the call recorded as {[r[0] for r in recorded]} (at most once)")
+    print(
+        f"O3 {rounds} rounds x 4 processes resuming one approved run at once: executions per round {executions} "
+        f"(must be 1 each); killed inside the tool, then resumed: the tool ran {after} time(s) in all, the run "
+        f"ended {status!r}, the call recorded as {[r[0] for r in recorded]} (at most once)"
+    )
     wb.close()
 
 

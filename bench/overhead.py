@@ -68,8 +68,10 @@ def p1(block: int, rounds: int) -> None:
     print(f"P1 bare litellm.completion(local/echo): {b:.3f} ms/call (rounds: {_fmt(times['bare'])})")
     print(f"P1 wb.ask(local/echo):                  {o:.3f} ms/call (rounds: {_fmt(times['ours'])})")
     print(f"P1 per-round ratios: {_fmt(ratios)}")
-    print(f"P1 added overhead: median {o - b:.3f} ms/call; ratio to litellm's own cost = "
-          f"{statistics.median(ratios):.3f} (median of paired rounds; target <= 0.25)")
+    print(
+        f"P1 added overhead: median {o - b:.3f} ms/call; ratio to litellm's own cost = "
+        f"{statistics.median(ratios):.3f} (median of paired rounds; target <= 0.25)"
+    )
 
 
 def _fmt(values: list[float]) -> str:
@@ -77,15 +79,18 @@ def _fmt(values: list[float]) -> str:
 
 
 def _fresh(code: str) -> float:
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=tempfile.gettempdir())  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tempfile.gettempdir()
+    )
     return float(out.stdout.strip().splitlines()[-1])
 
 
 def p2(runs: int = 5) -> None:
-    load = ("from IPython.testing.globalipapp import start_ipython; import time; ip = start_ipython();"
-            "t = time.perf_counter(); ip.run_line_magic('load_ext', 'workbench');"
-            "print(time.perf_counter() - t)")  # fmt: skip
+    load = (
+        "from IPython.testing.globalipapp import start_ipython; import time; ip = start_ipython();"
+        "t = time.perf_counter(); ip.run_line_magic('load_ext', 'workbench');"
+        "print(time.perf_counter() - t)"
+    )
     imp = "import time; t = time.perf_counter(); import litellm; print(time.perf_counter() - t)"
     ext, lit = [], []
     for _ in range(runs):
@@ -106,6 +111,7 @@ def _p8_worker(side: str, calls: int) -> None:
 
     litellm = litellm_module()
     if side == "bare":
+
         def fn() -> None:
             litellm.completion(model="local/echo", messages=MESSAGES)
     else:
@@ -113,6 +119,7 @@ def _p8_worker(side: str, calls: int) -> None:
 
         def fn() -> None:
             wb.ask(MESSAGES[0]["content"], model="local/echo")
+
     proc = psutil.Process()
     for _ in range(200):
         fn()
@@ -127,11 +134,17 @@ def _p8_worker(side: str, calls: int) -> None:
 def p8(calls: int) -> None:
     growth = {}
     for side in ("bare", "ours"):
-        out = subprocess.run([sys.executable, __file__, "--p8-worker", side, "--calls", str(calls)],
-                             capture_output=True, text=True, check=True)  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, __file__, "--p8-worker", side, "--calls", str(calls)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         growth[side] = float(out.stdout.strip().splitlines()[-1])
-    print(f"P8 RSS growth over {calls} calls, each in a fresh process: bare litellm {growth['bare']:.1f} MB; "
-          f"wb.ask {growth['ours']:.1f} MB (target <= 50 MB)")
+    print(
+        f"P8 RSS growth over {calls} calls, each in a fresh process: bare litellm {growth['bare']:.1f} MB; "
+        f"wb.ask {growth['ours']:.1f} MB (target <= 50 MB)"
+    )
 
 
 def main() -> None:

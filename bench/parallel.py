@@ -45,8 +45,14 @@ def main() -> None:
     litellm = litellm_module()
     ideal = -(-args.calls // args.parallel) * args.latency_ms / 1000
     with ChaosServer(name="capped", latency_ms=args.latency_ms) as server:
-        deployment = {"name": "capped", "model": "openai/m", "api_base": server.url, "max_parallel": args.parallel,
-                      "input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6}  # fmt: skip
+        deployment = {
+            "name": "capped",
+            "model": "openai/m",
+            "api_base": server.url,
+            "max_parallel": args.parallel,
+            "input_cost_per_token": 1e-6,
+            "output_cost_per_token": 2e-6,
+        }
         wb.add_route("capped", [deployment], cache=False)
 
         async def workbench_round() -> None:
@@ -57,8 +63,12 @@ def main() -> None:
 
             async def one(i: int) -> None:
                 async with gate:
-                    await litellm.acompletion(model="openai/m", api_base=server.url, api_key="k",
-                                              messages=[{"role": "user", "content": f"q{i}"}])  # fmt: skip
+                    await litellm.acompletion(
+                        model="openai/m",
+                        api_base=server.url,
+                        api_key="k",
+                        messages=[{"role": "user", "content": f"q{i}"}],
+                    )
 
             await asyncio.gather(*(one(i) for i in range(args.calls)))
 
@@ -79,12 +89,16 @@ def main() -> None:
             return walls
 
         walls = asyncio.run(rounds())
-        print(f"P7 {args.calls} parallel calls, {args.latency_ms:g} ms latency, {args.parallel} at a time; "
-              f"ideal {ideal:.2f} s; {args.rounds} rounds")  # fmt: skip
+        print(
+            f"P7 {args.calls} parallel calls, {args.latency_ms:g} ms latency, {args.parallel} at a time; "
+            f"ideal {ideal:.2f} s; {args.rounds} rounds"
+        )
         for name, label in (("workbench", "workbench aask, max_parallel"), ("litellm", "bare litellm + Semaphore")):
             med = statistics.median(walls[name])
-            print(f"P7 {label:<30} median wall {med:.3f} s: ratio {med / ideal:.3f} (target <= 1.3); "
-                  f"rounds: {', '.join(f'{w:.2f}' for w in walls[name])}")  # fmt: skip
+            print(
+                f"P7 {label:<30} median wall {med:.3f} s: ratio {med / ideal:.3f} (target <= 1.3); "
+                f"rounds: {', '.join(f'{w:.2f}' for w in walls[name])}"
+            )
 
         # Budget: 100 parallel calls against a user's budget that pays for about half of them. A small
         # max_tokens keeps each call's reserved worst case close to its real cost.
@@ -100,9 +114,11 @@ def main() -> None:
         refused = sum(isinstance(r, BudgetExceeded) for r in results)
         other = [r for r in results if isinstance(r, BaseException) and not isinstance(r, BudgetExceeded)]
         spent = float(wb.budgets.df().set_index("scope").loc["user:bench", "spent_usd"])
-        print(f"P7 budget ${limit:.6f}: {args.calls - refused - len(other)} answered, {refused} refused "
-              f"(BudgetExceeded), {len(other)} other errors; spent ${spent:.6f}; "
-              f"overspend ${max(0.0, spent - limit):.6f} (must be 0)")  # fmt: skip
+        print(
+            f"P7 budget ${limit:.6f}: {args.calls - refused - len(other)} answered, {refused} refused "
+            f"(BudgetExceeded), {len(other)} other errors; spent ${spent:.6f}; "
+            f"overspend ${max(0.0, spent - limit):.6f} (must be 0)"
+        )
 
 
 def _request(prompt: str):

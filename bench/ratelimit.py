@@ -44,8 +44,10 @@ def run(label: str, call, calls: int, threads: int, server, rpm: int) -> None:
     errors = ok.count(False)
     answered = ok.count(True)
     fraction = answered / wall * 60 / rpm
-    print(f"P3 {label:<34} {answered:>4} answered in {wall:5.1f} s: {fraction:.3f} of the limit; "
-          f"errors seen by the caller: {errors}; 429s from the server: {server.stats.rate_limited}")  # fmt: skip
+    print(
+        f"P3 {label:<34} {answered:>4} answered in {wall:5.1f} s: {fraction:.3f} of the limit; "
+        f"errors seen by the caller: {errors}; 429s from the server: {server.stats.rate_limited}"
+    )
 
 
 def main() -> None:
@@ -69,12 +71,28 @@ def main() -> None:
         warm = [{"role": "user", "content": "warm"}]
         litellm.completion(model="openai/m", api_base=server.url, api_key="k", messages=warm)
         print(f"P3 {args.calls} calls, {args.threads} threads, limit {args.rpm} rpm enforced per second")
-        run("workbench route (rpm declared)", lambda i: wb.ask(f"q{i}", model="paced", cache=False),
-            args.calls, args.threads, server, args.rpm)  # fmt: skip
-        run(f"bare litellm (num_retries={args.retries})",
-            lambda i: litellm.completion(model="openai/m", api_base=server.url, api_key="k",
-                                         num_retries=args.retries, messages=[{"role": "user", "content": f"q{i}"}]),
-            args.calls, args.threads, server, args.rpm)  # fmt: skip
+        run(
+            "workbench route (rpm declared)",
+            lambda i: wb.ask(f"q{i}", model="paced", cache=False),
+            args.calls,
+            args.threads,
+            server,
+            args.rpm,
+        )
+        run(
+            f"bare litellm (num_retries={args.retries})",
+            lambda i: litellm.completion(
+                model="openai/m",
+                api_base=server.url,
+                api_key="k",
+                num_retries=args.retries,
+                messages=[{"role": "user", "content": f"q{i}"}],
+            ),
+            args.calls,
+            args.threads,
+            server,
+            args.rpm,
+        )
 
 
 if __name__ == "__main__":

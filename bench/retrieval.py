@@ -113,11 +113,13 @@ def composer(rounds: int = 30) -> tuple[float, float]:
     folder = tempfile.mkdtemp(prefix="wb-bench-")
     os.makedirs(os.path.join(folder, "contexts"))
     with open(os.path.join(folder, "contexts", "big.yaml"), "w") as f:
-        f.write("system: You are {{ company }}'s analyst.\nvariables: {company: Acme}\nbudget_tokens: 8000\n"
-                "sources:\n  - {kind: documents, collection: c, k: 8, priority: 4, max_tokens: 4000}\n"
-                "  - {kind: memory, scopes: [user, shared], k: 8, priority: 3, max_tokens: 1000}\n"
-                "  - {kind: history, turns: 10, priority: 2, max_tokens: 2000, overflow: truncate}\n"
-                "  - {kind: tools, priority: 1, max_tokens: 800}\n")  # fmt: skip
+        f.write(
+            "system: You are {{ company }}'s analyst.\nvariables: {company: Acme}\nbudget_tokens: 8000\n"
+            "sources:\n  - {kind: documents, collection: c, k: 8, priority: 4, max_tokens: 4000}\n"
+            "  - {kind: memory, scopes: [user, shared], k: 8, priority: 3, max_tokens: 1000}\n"
+            "  - {kind: history, turns: 10, priority: 2, max_tokens: 2000, overflow: truncate}\n"
+            "  - {kind: tools, priority: 1, max_tokens: 800}\n"
+        )
     with open(os.path.join(folder, "workbench.toml"), "w") as f:
         f.write('store = "b.db"\n')
     wb = Workbench.from_config(os.path.join(folder, "workbench.toml"))
@@ -172,10 +174,18 @@ def main() -> None:
     with open(data, "w") as f:
         json.dump({"texts": texts, "queries": queries}, f)
     results = {}
-    for engine, limit in (("workbench-insert", 0), ("workbench-search", args.queries), ("bm25s", args.queries),
-                          ("rank-bm25", args.rank_bm25_queries)):  # fmt: skip
-        out = subprocess.run([sys.executable, __file__, "--engine", engine, "--data", data, "--store", store,
-                              "--limit", str(limit)], capture_output=True, text=True, check=True)  # fmt: skip
+    for engine, limit in (
+        ("workbench-insert", 0),
+        ("workbench-search", args.queries),
+        ("bm25s", args.queries),
+        ("rank-bm25", args.rank_bm25_queries),
+    ):
+        out = subprocess.run(
+            [sys.executable, __file__, "--engine", engine, "--data", data, "--store", store, "--limit", str(limit)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         results[engine] = json.loads(out.stdout.strip().splitlines()[-1])
     # Map workbench chunk ids back to corpus positions (a text's source name is its hash).
     import hashlib
@@ -196,13 +206,19 @@ def main() -> None:
     ratio = results["workbench-search"]["qps"] / results["bm25s"]["qps"]
     print(f"P5 workbench / bm25s q/s = {ratio:.2f} (target >= 1.0)")
     rb = results["rank-bm25"]["tops"]
-    print(f"P5 overlap@10 with bm25s: workbench {overlap(wb_tops, bm_tops):.2f}, "
-          f"rank-bm25 {overlap(rb, bm_tops[:len(rb)]):.2f}")  # fmt: skip
-    print(f"P5 memory writes (dedupe + supersession check each): {memory_writes(args.memory_items):,.0f} items/s "
-          f"over {args.memory_items}")  # fmt: skip
+    print(
+        f"P5 overlap@10 with bm25s: workbench {overlap(wb_tops, bm_tops):.2f}, "
+        f"rank-bm25 {overlap(rb, bm_tops[: len(rb)]):.2f}"
+    )
+    print(
+        f"P5 memory writes (dedupe + supersession check each): {memory_writes(args.memory_items):,.0f} items/s "
+        f"over {args.memory_items}"
+    )
     plan, echo = composer()
-    print(f"P5 composer, spec with 4 sources and an 8k budget: median {plan:.2f} ms; one local/echo call "
-          f"{echo:.2f} ms; ratio {plan / echo:.2f}")  # fmt: skip
+    print(
+        f"P5 composer, spec with 4 sources and an 8k budget: median {plan:.2f} ms; one local/echo call "
+        f"{echo:.2f} ms; ratio {plan / echo:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -20,8 +20,10 @@ def test_defaults_without_a_file(tmp_path, monkeypatch):
 
 
 def test_file_found_from_a_subfolder_and_paths_relative_to_it(tmp_path, monkeypatch):
-    write(tmp_path / "workbench.toml", 'store = "data/x.db"\ndefault_route = "fast"\n'
-          '[routes.fast]\ndeployments = [{ model = "local/echo" }]\n')
+    write(
+        tmp_path / "workbench.toml",
+        'store = "data/x.db"\ndefault_route = "fast"\n[routes.fast]\ndeployments = [{ model = "local/echo" }]\n',
+    )
     (tmp_path / "notebooks").mkdir()
     monkeypatch.chdir(tmp_path / "notebooks")
     monkeypatch.delenv("WORKBENCH_STORE", raising=False)
@@ -55,8 +57,9 @@ def test_bad_env_value_names_the_variable(tmp_path, monkeypatch):
 
 
 def test_malformed_value_names_file_key_and_expectation(tmp_path):
-    path = write(tmp_path / "workbench.toml",
-                 '[routes.fast]\ndeployments = [{ model = "local/echo", timeout = "soon" }]\n')
+    path = write(
+        tmp_path / "workbench.toml", '[routes.fast]\ndeployments = [{ model = "local/echo", timeout = "soon" }]\n'
+    )
     with pytest.raises(ConfigError) as err:
         load_settings(path)
     message = str(err.value)

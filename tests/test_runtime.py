@@ -13,8 +13,15 @@ def test_result_fields_and_recorded_row(wb):
     assert (row["id"], row["user"], row["task"], row["status"]) == (r.call_id, "ana", "triage", "ok")
     spans = wb.store.query("SELECT name, parent_id FROM spans WHERE call_id = ? ORDER BY start_ns", (r.call_id,))
     names = [s["name"] for s in spans]
-    assert names == ["llm.call", "guardrails.check_input", "context.compose", "serving.complete", "serving.attempt",
-                     "guardrails.check_output", "cost.settle"]
+    assert names == [
+        "llm.call",
+        "guardrails.check_input",
+        "context.compose",
+        "serving.complete",
+        "serving.attempt",
+        "guardrails.check_output",
+        "cost.settle",
+    ]
     assert [s["parent_id"] is None for s in spans] == [True] + [False] * 6
 
 
@@ -47,7 +54,8 @@ def test_session_state_is_persisted(tmp_path):
 
 def test_cost_uses_configured_local_prices(tmp_path):
     (tmp_path / "workbench.toml").write_text(
-        '[prices."local/echo"]\ninput_cost_per_token = 0.001\noutput_cost_per_token = 0.01\n')
+        '[prices."local/echo"]\ninput_cost_per_token = 0.001\noutput_cost_per_token = 0.01\n'
+    )
     wb = Workbench.from_config(tmp_path / "workbench.toml", store=str(tmp_path / "w.db"))
     r = wb.ask("a b c")
     assert r.cost_usd == pytest.approx(r.usage["prompt_tokens"] * 0.001 + r.usage["completion_tokens"] * 0.01)
@@ -87,7 +95,10 @@ def test_models_lists_routes_and_directly_used_models(wb):
     wb.ask("hi", model="pair")
     df = wb.models()
     assert df[["route", "deployment"]].values.tolist() == [
-        ["pair", "local/echo"], ["pair", "local/extractive"], ["(direct)", "local/scripted"]]
+        ["pair", "local/echo"],
+        ["pair", "local/extractive"],
+        ["(direct)", "local/scripted"],
+    ]
     assert df.set_index("deployment").loc["local/echo", "attempts"] == 1
     assert df.set_index("deployment").loc["local/extractive", "attempts"] != 1  # never tried: NaN
 
@@ -96,9 +107,11 @@ def test_first_call_latency_excludes_importing_litellm(tmp_path):
     import subprocess
     import sys
 
-    code = ("import os, sys, tempfile, time; os.chdir(tempfile.mkdtemp()); from workbench.runtime import Workbench;"
-            "wb = Workbench.from_config(store='x.db'); assert 'litellm' not in sys.modules; t = time.perf_counter();"
-            "r = wb.ask('hi'); print(r.latency_ms, (time.perf_counter() - t) * 1000)")
+    code = (
+        "import os, sys, tempfile, time; os.chdir(tempfile.mkdtemp()); from workbench.runtime import Workbench;"
+        "wb = Workbench.from_config(store='x.db'); assert 'litellm' not in sys.modules; t = time.perf_counter();"
+        "r = wb.ask('hi'); print(r.latency_ms, (time.perf_counter() - t) * 1000)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
     latency, wall = (float(x) for x in out.stdout.split()[-2:])
     # The first ask imports litellm (seconds); the call's recorded latency must not include it. A ratio in

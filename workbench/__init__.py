@@ -35,17 +35,27 @@ if TYPE_CHECKING:
     from workbench.runtime import Workbench
 
 __all__ = [
+    "ApprovalError",
+    "AuditChainBroken",
+    "AuditKeyMissing",
     "BudgetExceeded",
     "ConfigError",
+    "ContextOverflow",
     "GuardrailViolation",
     "KillSwitchActive",
     "ProviderError",
     "ReplayMiss",
     "Result",
+    "RunBusy",
+    "SchemaViolation",
+    "SessionLocked",
     "TemplateError",
+    "ToolDenied",
+    "ToolError",
     "UnknownModel",
     "Workbench",
     "WorkbenchError",
+    "WorkflowError",
     "get",
     "load_ipython_extension",
 ]
@@ -78,6 +88,22 @@ def load_ipython_extension(ipython: Any) -> None:
     register(ipython)
 
 
+# Errors raised by one factor, defined beside the code that raises them and
+# exported here lazily so `except workbench.ApprovalError` needs no deep import.
+_LAZY_ERRORS = {
+    "ApprovalError": "workbench.approvals.queue",
+    "AuditChainBroken": "workbench.store.chain",
+    "AuditKeyMissing": "workbench.store.chain",
+    "ContextOverflow": "workbench.context.budget",
+    "RunBusy": "workbench.orchestration.claims",
+    "SchemaViolation": "workbench.guardrails.schema",
+    "SessionLocked": "workbench.guardrails.guard",
+    "ToolDenied": "workbench.guardrails.guard",
+    "ToolError": "workbench.integrations.tools",
+    "WorkflowError": "workbench.orchestration.workflow",
+}
+
+
 def __getattr__(name: str) -> Any:
     if name == "Workbench":
         from workbench.runtime import Workbench
@@ -87,4 +113,8 @@ def __getattr__(name: str) -> Any:
         from workbench.result import Result
 
         return Result
+    if name in _LAZY_ERRORS:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY_ERRORS[name]), name)
     raise AttributeError(f"module 'workbench' has no attribute {name!r}")

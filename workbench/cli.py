@@ -40,12 +40,14 @@ def _parser() -> argparse.ArgumentParser:
     budget_sub.add_parser("list", help="every budget with what is spent and reserved")
     budget_set = budget_sub.add_parser("set", help="create or change a budget: set SCOPE USD")
     budget_set.add_argument("scope", help="global, user:NAME, task:NAME, agent:NAME or session:NAME")
-    budget_set.add_argument("usd", nargs="?", help="the limit in USD ('-' or none: tokens only), as in %%llm_budget "
-                                                   "--set SCOPE USD")  # fmt: skip
+    budget_set.add_argument(
+        "usd", nargs="?", help="the limit in USD ('-' or none: tokens only), as in %%llm_budget --set SCOPE USD"
+    )
     budget_set.add_argument("--usd", dest="usd_option", type=float, help="the same limit as an option")
     budget_set.add_argument("--tokens", type=int, help="a token limit")
-    budget_set.add_argument("--period", choices=["day", "month", "total"], default="total",
-                            help="what the limit is per (default: total)")  # fmt: skip
+    budget_set.add_argument(
+        "--period", choices=["day", "month", "total"], default="total", help="what the limit is per (default: total)"
+    )
     budget_set.add_argument("--since", metavar="WHEN", help="count spend from 'now' or an ISO date")
     kill = budget_sub.add_parser("kill", help="refuse every new call, in every process, until lifted")
     kill.add_argument("reason", nargs="?", default="kill switch", help="why (recorded)")
@@ -68,8 +70,14 @@ def _parser() -> argparse.ArgumentParser:
     approvals_sub.add_parser("list", help="what waits for a decision, across sessions")
     approvals_sub.add_parser("history", help="every approval and its decision, newest first")
     for name in ("approve", "reject", "escalate"):
-        decide = approvals_sub.add_parser(name, help={"approve": "let the tool call run", "reject": "refuse it",
-                                                      "escalate": "hand it to someone else to decide"}[name])
+        decide = approvals_sub.add_parser(
+            name,
+            help={
+                "approve": "let the tool call run",
+                "reject": "refuse it",
+                "escalate": "hand it to someone else to decide",
+            }[name],
+        )
         decide.add_argument("id", help="the approval's id (approvals list)")
         decide.add_argument("--by", help="who decides (default: your user name)")
         decide.add_argument("--reason", default="", help="why (recorded)")
@@ -100,8 +108,9 @@ def _parser() -> argparse.ArgumentParser:
 
     metrics = sub.add_parser("metrics", help="calls, errors, latency p50/p95, cache hits, cost, tokens per bucket")
     metrics.add_argument("--by", default="model", help="model, route, user, task, agent, session, or none")
-    metrics.add_argument("--freq", default="hour", choices=["minute", "hour", "day", "month"],
-                         help="the time buckets (default: hour)")  # fmt: skip
+    metrics.add_argument(
+        "--freq", default="hour", choices=["minute", "hour", "day", "month"], help="the time buckets (default: hour)"
+    )
     metrics.add_argument("--since", help="an age (24h, 7d) or an ISO date")
 
     otel = sub.add_parser("otel", help="send stored spans to an OTLP/HTTP collector (the otel extra)")
@@ -129,8 +138,9 @@ def _parser() -> argparse.ArgumentParser:
 
     store = sub.add_parser("store", help="look after the store file")
     store_sub = store.add_subparsers(dest="action", required=True)
-    compact = store_sub.add_parser("compact", help="remove old call bodies and spans; keep aggregates and the "
-                                   "audit chain (behind a checkpoint)")  # fmt: skip
+    compact = store_sub.add_parser(
+        "compact", help="remove old call bodies and spans; keep aggregates and the audit chain (behind a checkpoint)"
+    )
     compact.add_argument("--older-than", help="an age (30d, 12h) or an ISO date (default: [retention] older_than)")
     compact.add_argument("--dry-run", action="store_true", help="only count what would go")
 
@@ -148,8 +158,13 @@ def _parser() -> argparse.ArgumentParser:
     chaos.add_argument("--api-key-env", help="require the bearer token held in this environment variable")
     chaos.add_argument("--jitter-ms", type=float, default=0.0, help="latency standard deviation")
     chaos.add_argument("--tpm", type=int, help="prompt tokens per minute before 429 + Retry-After")
-    chaos.add_argument("--window", type=float, default=60.0, metavar="S",
-                       help="rpm/tpm allow bursts of this many seconds' worth (1: per-second enforcement)")
+    chaos.add_argument(
+        "--window",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="rpm/tpm allow bursts of this many seconds' worth (1: per-second enforcement)",
+    )
     chaos.add_argument("--malformed-rate", type=float, default=0.0, help="share of answers with a broken body")
     chaos.add_argument("--cut-stream-after", type=int, help="close streams after N words")
     chaos.add_argument("--no-stream-usage", action="store_true", help="never send usage in streams")
@@ -170,8 +185,16 @@ def _all(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
 
 
 # Commands that may create the store; every other one reads, and first checks there is one.
-_WRITES = {("budget", "set"), ("budget", "kill"), ("budget", "lift"), ("eval", None), ("mcp", "list"),
-           ("mcp", "approve"), ("context", "render"), ("alerts", None)}  # fmt: skip
+_WRITES = {
+    ("budget", "set"),
+    ("budget", "kill"),
+    ("budget", "lift"),
+    ("eval", None),
+    ("mcp", "list"),
+    ("mcp", "approve"),
+    ("context", "render"),
+    ("alerts", None),
+}
 
 
 def _existing_store(args: argparse.Namespace) -> None:
@@ -187,9 +210,11 @@ def _existing_store(args: argparse.Namespace) -> None:
         where = f"named by {settings.source}"
     else:
         where = f"the default: no workbench.toml in {Path.cwd()} or above it"
-    raise WorkbenchError(f"no store at {settings.store} ({where}); nothing was created. Make one by running a "
-                         "notebook or wb.ask(), or point at one: WORKBENCH_STORE=path/to/workbench.db or "
-                         "--config path/to/workbench.toml")
+    raise WorkbenchError(
+        f"no store at {settings.store} ({where}); nothing was created. Make one by running a "
+        "notebook or wb.ask(), or point at one: WORKBENCH_STORE=path/to/workbench.db or "
+        "--config path/to/workbench.toml"
+    )
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -231,8 +256,9 @@ def _mcp(wb: object, args: argparse.Namespace) -> int:
 def _eval(wb: object, args: argparse.Namespace) -> int:
     evals = wb.evals  # type: ignore[attr-defined]
     report = evals.run(args.suite, models=args.model, contexts=args.context, repeats=args.repeats, progress=False)
-    summary = report.summary()[["run_id", "model", "context", "scorer", "mean", "ci_low", "ci_high", "pass_rate",
-                                "threshold", "ok"]]  # fmt: skip
+    summary = report.summary()[
+        ["run_id", "model", "context", "scorer", "mean", "ci_low", "ci_high", "pass_rate", "threshold", "ok"]
+    ]
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     failed = report.failures()
     regressed = []
@@ -294,8 +320,9 @@ def _approvals(wb: object, args: argparse.Namespace) -> int:
         cols = ["id", "created_at", "status", "tool", "risk", "arguments", "session", "agent", "reason"]
         if args.action == "history":
             cols += ["decided_by", "decided_at", "decision_reason"]
-        print(df[cols].to_string(index=False) if len(df) else f"no {'pending ' if args.action == 'list' else ''}"
-              "approvals")  # fmt: skip
+        print(
+            df[cols].to_string(index=False) if len(df) else f"no {'pending ' if args.action == 'list' else ''}approvals"
+        )
         return 0
     decision, edited = args.action, None
     if args.action == "approve" and args.arguments:
@@ -306,8 +333,10 @@ def _approvals(wb: object, args: argparse.Namespace) -> int:
         decision = "modify"
     approvals.decide(args.id, decision, by=args.by, reason=args.reason, arguments=edited, to=getattr(args, "to", None))
     row = approvals.get(args.id)
-    print(f"{args.id}: {row['status']} by {row['decided_by']}"
-          + (f" (run {row['run_id']} resumes when its notebook or `wb.resume` picks it up)" if row["run_id"] else ""))
+    print(
+        f"{args.id}: {row['status']} by {row['decided_by']}"
+        + (f" (run {row['run_id']} resumes when its notebook or `wb.resume` picks it up)" if row["run_id"] else "")
+    )
     return 0
 
 
@@ -320,8 +349,10 @@ def _check_text(args: argparse.Namespace) -> None:
                     item.encode("utf-8")
                 except UnicodeEncodeError:
                     flag = name if name in ("session", "suite", "scope", "spec", "id", "tool") else f"--{name}"
-                    raise WorkbenchError(f"{flag.replace('_', '-')}: {item.encode('utf-8', 'replace').decode()!r} "
-                                         "is not valid UTF-8 text; retype it") from None  # fmt: skip
+                    raise WorkbenchError(
+                        f"{flag.replace('_', '-')}: {item.encode('utf-8', 'replace').decode()!r} "
+                        "is not valid UTF-8 text; retype it"
+                    ) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -345,8 +376,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             elif args.format == "json":
                 print(df.to_json(orient="records", indent=2))
             else:
-                cols = ["call_id", "started_at", "session", "route", "model", "status", "prompt",
-                        "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms"]  # fmt: skip
+                cols = [
+                    "call_id",
+                    "started_at",
+                    "session",
+                    "route",
+                    "model",
+                    "status",
+                    "prompt",
+                    "prompt_tokens",
+                    "completion_tokens",
+                    "cost_usd",
+                    "latency_ms",
+                ]
                 from workbench.observability.calls import readable_costs
 
                 view = readable_costs(df[cols].assign(prompt=df["prompt"].str.slice(0, 40)))
@@ -372,8 +414,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(df.to_string(index=False) if len(df) else "no budgets set")
             return 0
         if args.command == "context":
-            plan = wb.plan_context(args.spec, args.input, model=args.model, user=args.user, session=args.session,
-                                   memory=args.memory)  # fmt: skip
+            plan = wb.plan_context(
+                args.spec, args.input, model=args.model, user=args.user, session=args.session, memory=args.memory
+            )
             print(plan)
             for message in plan.messages:
                 print(f"\n--- {message['role']}\n{message['content']}")
@@ -412,12 +455,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = wb.replay(args.session, against=args.against, suite=args.suite)
         if args.against:
             cols = ["call_id", "similarity", "cost_delta", "latency_delta_ms", "diff"]
-            scores = [c for c in report.columns if c not in cols and c.endswith("_recorded") and c != "cost_recorded"
-                      and c != "latency_recorded_ms"]  # fmt: skip
+            scores = [
+                c
+                for c in report.columns
+                if c not in cols and c.endswith("_recorded") and c != "cost_recorded" and c != "latency_recorded_ms"
+            ]
             extra = [c for s in scores for c in (s, s.removesuffix("_recorded"))]
             print(report[cols + extra].assign(diff=report["diff"].str.slice(0, 60)).to_string(index=False))
-            print(f"{int(report['identical'].sum())}/{len(report)} identical on {args.against}; cost "
-                  f"{report['cost_delta'].sum():+.6f} USD")  # fmt: skip
+            print(
+                f"{int(report['identical'].sum())}/{len(report)} identical on {args.against}; cost "
+                f"{report['cost_delta'].sum():+.6f} USD"
+            )
             return 0
         for row in report.itertuples():
             mark = "identical" if row.identical else "DIFFERENT"
@@ -451,12 +499,25 @@ def _chaos(args: argparse.Namespace) -> int:
         if not key:
             raise WorkbenchError(f"--api-key-env {args.api_key_env}: that variable is not set; export it first")
     server = ChaosServer(
-        host=args.host, port=args.port, name=args.name, latency_ms=args.latency_ms,
-        error_rate=args.error_rate, error_status=args.error_status, status=args.status,
-        rpm=args.rpm, retry_after=args.retry_after, context_window=args.context_window,
-        api_key=key, seed=args.seed, jitter_ms=args.jitter_ms, tpm=args.tpm, malformed_rate=args.malformed_rate,
-        cut_stream_after=args.cut_stream_after, stream_usage=not args.no_stream_usage, window_s=args.window,
-    )  # fmt: skip
+        host=args.host,
+        port=args.port,
+        name=args.name,
+        latency_ms=args.latency_ms,
+        error_rate=args.error_rate,
+        error_status=args.error_status,
+        status=args.status,
+        rpm=args.rpm,
+        retry_after=args.retry_after,
+        context_window=args.context_window,
+        api_key=key,
+        seed=args.seed,
+        jitter_ms=args.jitter_ms,
+        tpm=args.tpm,
+        malformed_rate=args.malformed_rate,
+        cut_stream_after=args.cut_stream_after,
+        stream_usage=not args.no_stream_usage,
+        window_s=args.window,
+    )
     print(f"chaos server {args.name!r} on {server.url} (Ctrl-C to stop)", flush=True)
     try:
         server.serve_forever()

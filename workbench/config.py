@@ -176,12 +176,19 @@ class MemoryWeights(_Strict):
     importance: float = Field(0.3, ge=0)
 
 
+MemoryKind = Literal["fact", "preference", "episode"]
+
+
+def _memory_ttls() -> dict[MemoryKind, float]:
+    return {"episode": 90.0}
+
+
 class MemorySettings(_Strict):
     """``[memory]``: ranking, forgetting, deduplication, and what is remembered from a conversation."""
 
     weights: MemoryWeights = Field(default_factory=MemoryWeights)
     half_life_days: float = Field(30.0, gt=0)  # recency halves every this many days since last use
-    ttl_days: dict[Literal["fact", "preference", "episode"], float] = Field(default_factory=lambda: {"episode": 90.0})
+    ttl_days: dict[MemoryKind, float] = Field(default_factory=_memory_ttls)
     duplicate: float = Field(0.8, gt=0, le=1)  # word overlap at or above: the same memory (updated, not re-added)
     related: float = Field(0.5, gt=0, le=1)  # at or above (under duplicate): same subject, new value (supersedes)
     extract: Literal["none", "rules"] = "none"  # what a conversation writes without --remember
@@ -200,7 +207,7 @@ GUARD_STAGE_ACTIONS: dict[str, tuple[str, ...]] = {
     "tool_call": ("block", "ask", "flag", "off"),
     "tool_result": ("block", "quarantine", "redact", "flag", "off"),
 }
-GUARD_DEFAULTS: dict[str, dict[str, str]] = {
+GUARD_DEFAULTS: dict[str, dict[str, GuardAction]] = {
     "input": {"secrets": "block", "pii": "flag", "max_length": "block", "injection": "block"},
     "output": {"secrets": "redact", "pii": "flag", "leakage": "redact", "sinks": "redact", "exfiltration": "redact"},
     "document": {"injection": "quarantine"},
@@ -235,6 +242,14 @@ class MCPSettings(_Strict):
     max_tools: int = Field(20, ge=1)
 
 
+Risk = Literal["read", "write", "destructive"]
+ApprovalAction = Literal["approve", "ask", "reject"]
+
+
+def _approval_defaults() -> dict[Risk, ApprovalAction]:
+    return {"read": "approve", "write": "approve", "destructive": "ask"}
+
+
 class ApprovalRule(_Strict):
     """``[[approvals.rules]]``: tool calls matching all the given conditions get this decision."""
 
@@ -249,8 +264,7 @@ class ApprovalSettings(_Strict):
     """``[approvals]``: which tool calls need a human; pending approvals expire after ``expire_s``."""
 
     rules: list[ApprovalRule] = Field(default_factory=list)  # first match wins
-    default: dict[Literal["read", "write", "destructive"], Literal["approve", "ask", "reject"]] = Field(
-        default_factory=lambda: {"read": "approve", "write": "approve", "destructive": "ask"})
+    default: dict[Risk, ApprovalAction] = Field(default_factory=_approval_defaults)
     expire_s: float = Field(86_400.0, gt=0)
     approvers: list[str] = Field(default_factory=list)  # when set, only these people may decide (and be escalated to)
 
@@ -347,8 +361,10 @@ class GuardrailSettings(_Strict):
         for stage in GUARD_STAGES:
             for scanner, action in getattr(self, stage).items():
                 if action not in GUARD_STAGE_ACTIONS[stage]:
-                    raise ValueError(f"{stage}.{scanner}: the {stage} stage can't {action!r}; "
-                                     f"use one of {', '.join(GUARD_STAGE_ACTIONS[stage])}")  # fmt: skip
+                    raise ValueError(
+                        f"{stage}.{scanner}: the {stage} stage can't {action!r}; "
+                        f"use one of {', '.join(GUARD_STAGE_ACTIONS[stage])}"
+                    )
         return self
 
 
@@ -408,9 +424,7 @@ def find_config(start: Path | None = None) -> tuple[Path | None, dict[str, Any]]
     if env_path:
         path = Path(env_path)
         if not path.is_file():
-            raise ConfigError(
-                f"WORKBENCH_CONFIG={env_path}: no such file; point it at a workbench.toml"
-            )
+            raise ConfigError(f"WORKBENCH_CONFIG={env_path}: no such file; point it at a workbench.toml")
         return path, _read_table(path)
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
@@ -434,8 +448,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         head = path.read_bytes()[:4]
         utf16 = head[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in head
-        raise ConfigError(f"{path} is not UTF-8 text{' (it looks like UTF-16)' if utf16 else ''}: save it as "
-                          "UTF-8") from None  # fmt: skip
+        raise ConfigError(
+            f"{path} is not UTF-8 text{' (it looks like UTF-16)' if utf16 else ''}: save it as UTF-8"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc})") from None
 
@@ -449,11 +464,12 @@ def _read_table(path: Path) -> dict[str, Any]:
 
 def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
     """Read, merge (file < environment < keyword overrides) and validate the settings."""
+    source: Path | None
     if path is not None:
-        source: Path | None = Path(path)
-        if not source.is_file():
+        given = Path(path)
+        if not given.is_file():
             raise ConfigError(f"{path}: no such config file; pass the path of a workbench.toml")
-        table = _read_table(source)
+        source, table = given, _read_table(given)
     else:
         source, table = find_config()
     data = dict(table)

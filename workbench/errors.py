@@ -9,9 +9,21 @@
     ├── ProviderError         every deployment of a route failed (attempts attached)
     ├── ReplayMiss            replay mode found no recorded call for a request
     ├── BudgetExceeded        the call's worst case does not fit a budget (nothing was sent)
-    └── KillSwitchActive      the kill switch is on (nothing was sent)
+    ├── KillSwitchActive      the kill switch is on (nothing was sent)
+    ├── ContextOverflow       the fixed part of a context (system, pinned, input) is over budget
+    ├── ToolError             a tool failed or is unknown (MCP or Python)
+    ├── ApprovalError         unknown, already decided (lost the race), expired, malformed, or not yours
+    ├── RunBusy               another caller is still continuing this run
+    ├── WorkflowError         a malformed workflow (unknown dependency, cycle) or a failed step
+    ├── AuditKeyMissing       no audit key to check or extend the chain
+    ├── AuditChainBroken      the chain's tail does not match its head: appends stop
+    └── GuardrailViolation    a guardrail blocked the call (nothing was sent)
+        ├── ToolDenied        a tool call broke a boundary (path, host, argument check)
+        ├── SessionLocked     too many violations: the session is locked until reset
+        └── SchemaViolation   the answer did not match the schema, even after one re-ask
 
-Every message says what was wrong and what to do, in its first line.
+All are importable from ``workbench`` (the factor-local ones lazily). Every
+message says what was wrong and what to do, in its first line.
 """
 
 from __future__ import annotations

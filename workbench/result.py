@@ -62,8 +62,9 @@ class Result:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict, dict]:
         body = "\n".join(p for p in (self.text, self._tool_text()) if p)
         plain = f"{body}\n— {self.model}"
-        meta = {"workbench": {"call_id": self.call_id, "trace_id": self.trace_id, "route": self.route,
-                              "mode": self.mode}}
+        meta = {
+            "workbench": {"call_id": self.call_id, "trace_id": self.trace_id, "route": self.route, "mode": self.mode}
+        }
         footer = f"<sub>{html.escape(self.footer())}</sub>"
         data: dict[str, Any] = {"text/plain": plain}
         if self.format == "json":

@@ -12,7 +12,7 @@ import os
 import re
 import time
 from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
@@ -30,7 +30,7 @@ from workbench.context import (
     Item,
     SourceSpec,
     fit,
-    load_spec,  # fmt: skip
+    load_spec,
 )
 from workbench.context.compose import context_items
 from workbench.context.grounding import grounding
@@ -46,7 +46,7 @@ from workbench.guardrails import (
     Screened,
     SecretSafeStream,
     conform,
-    reask_prompt,  # fmt: skip
+    reask_prompt,
     schema_instruction,
     scrub,
 )
@@ -54,6 +54,7 @@ from workbench.integrations import MCP, Tools
 from workbench.limits.cache import ResponseCache
 from workbench.limits.ratelimit import RateLimiter
 from workbench.memory import Memory, Session, Sessions, check_scope, visible_scopes
+from workbench.memory.extract import Kind as MemoryKind
 from workbench.memory.extract import extract as extract_memories
 from workbench.observability import Alerts, CallLog, Trace, deployment_health, new_id
 from workbench.observability.metrics import Metrics
@@ -167,13 +168,17 @@ class Workbench:
         text = json.dumps(dump, sort_keys=True, default=str)
         version = hashlib.sha256(text.encode()).hexdigest()[:16]
         with self.store.transaction() as conn:
-            last = conn.execute("SELECT json_extract(payload, '$.version') FROM audit WHERE kind = 'config' "
-                                "ORDER BY id DESC LIMIT 1").fetchone()  # fmt: skip
+            last = conn.execute(
+                "SELECT json_extract(payload, '$.version') FROM audit WHERE kind = 'config' ORDER BY id DESC LIMIT 1"
+            ).fetchone()
             if last is None or last[0] != version:
                 secret = audit_key().secret
-                digests = {name: hmac.new(secret, json.dumps(value, sort_keys=True, default=str).encode(),
-                                          hashlib.sha256).hexdigest()[:16]
-                           for name, value in _leaves(dump)}  # fmt: skip
+                digests = {
+                    name: hmac.new(
+                        secret, json.dumps(value, sort_keys=True, default=str).encode(), hashlib.sha256
+                    ).hexdigest()[:16]
+                    for name, value in _leaves(dump)
+                }
                 self.store.audit(conn, "config", str(self.settings.root), {"version": version, "settings": digests})
 
     def _screen(self, text: str, where: str) -> str:
@@ -186,8 +191,9 @@ class Workbench:
 
         if row["tool"] in self.tools:
             arguments = self.tools.get(row["tool"]).check(arguments)
-        problems = self.guard.preview_tool_call(row["tool"], arguments, risk=row["risk"], session=row["session"],
-                                                agent=row["agent"])  # fmt: skip
+        problems = self.guard.preview_tool_call(
+            row["tool"], arguments, risk=row["risk"], session=row["session"], agent=row["agent"]
+        )
         if problems:
             raise ToolDenied(f"tool {row['tool']} would not run with them ({'; '.join(problems)})")
         return arguments
@@ -207,15 +213,33 @@ class Workbench:
 
     # ---- the pipeline -------------------------------------------------------------
 
-    def ask(self, prompt: str, *, model: str | None = None, session: str | None = None,
-            system: str | None = None, context: ContextArg = None, user: str | None = None,
-            task: str | None = None, temperature: float | None = None,
-            max_tokens: int | None = None, response_format: dict[str, Any] | None = None,
-            stream: bool = False, on_token: TokenSink | None = None,
-            format: Format = "markdown", agent: str | None = None, cache: bool | None = None,
-            budget: float | None = None, priority: int = 0, max_wait: float | None = None,
-            spec: str | None = None, memory: str | None = None, remember: bool = False,
-            sink: Sink | None = None, schema: Any = None) -> Result:  # fmt: skip
+    def ask(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        session: str | None = None,
+        system: str | None = None,
+        context: ContextArg = None,
+        user: str | None = None,
+        task: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        response_format: dict[str, Any] | None = None,
+        stream: bool = False,
+        on_token: TokenSink | None = None,
+        format: Format = "markdown",
+        agent: str | None = None,
+        cache: bool | None = None,
+        budget: float | None = None,
+        priority: int = 0,
+        max_wait: float | None = None,
+        spec: str | None = None,
+        memory: str | None = None,
+        remember: bool = False,
+        sink: Sink | None = None,
+        schema: Any = None,
+    ) -> Result:
         """Send ``prompt`` to a model or route and return the recorded :class:`Result`.
 
         ``session`` continues a named conversation; ``context`` (text, ``{id: text}``
@@ -234,9 +258,24 @@ class Workbench:
         re-asks once if the answer doesn't, and puts the parsed value in ``result.data``.
         """
         system = self._schema_system(system, schema)
-        call = self._begin(prompt, model, session, system, context, user, task,
-                           temperature, max_tokens, response_format, stream, agent, cache,
-                           spec, memory, remember)  # fmt: skip
+        call = self._begin(
+            prompt,
+            model,
+            session,
+            system,
+            context,
+            user,
+            task,
+            temperature,
+            max_tokens,
+            response_format,
+            stream,
+            agent,
+            cache,
+            spec,
+            memory,
+            remember,
+        )
         call.budget, call.sink = budget, _sink(sink)
         self._queueing(call, priority, max_wait)
         result = self._run(call, on_token, format)
@@ -245,25 +284,69 @@ class Workbench:
         conforming, error = self._first_answer(result, schema)
         if conforming is not None:
             return conforming
-        again = self.ask(reask_prompt(prompt, result.text, error, schema), model=model, system=system, user=user,
-                         task=task, agent=agent, temperature=temperature, max_tokens=max_tokens, cache=cache,
-                         budget=budget, format=format, sink=sink)  # fmt: skip
+        again = self.ask(
+            reask_prompt(prompt, result.text, error or "", schema),
+            model=model,
+            system=system,
+            user=user,
+            task=task,
+            agent=agent,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            cache=cache,
+            budget=budget,
+            format=format,
+            sink=sink,
+        )
         return self._conformed(again, schema, result)
 
-    async def aask(self, prompt: str, *, model: str | None = None, session: str | None = None,
-                   system: str | None = None, context: ContextArg = None, user: str | None = None,
-                   task: str | None = None, temperature: float | None = None,
-                   max_tokens: int | None = None, response_format: dict[str, Any] | None = None,
-                   stream: bool = False, on_token: TokenSink | None = None,
-                   format: Format = "markdown", agent: str | None = None,
-                   cache: bool | None = None, budget: float | None = None, priority: int = 0,
-                   max_wait: float | None = None, spec: str | None = None, memory: str | None = None,
-                   remember: bool = False, sink: Sink | None = None, schema: Any = None) -> Result:  # fmt: skip
+    async def aask(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        session: str | None = None,
+        system: str | None = None,
+        context: ContextArg = None,
+        user: str | None = None,
+        task: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        response_format: dict[str, Any] | None = None,
+        stream: bool = False,
+        on_token: TokenSink | None = None,
+        format: Format = "markdown",
+        agent: str | None = None,
+        cache: bool | None = None,
+        budget: float | None = None,
+        priority: int = 0,
+        max_wait: float | None = None,
+        spec: str | None = None,
+        memory: str | None = None,
+        remember: bool = False,
+        sink: Sink | None = None,
+        schema: Any = None,
+    ) -> Result:
         """Async twin of :meth:`ask` (uses ``litellm.acompletion``)."""
         system = self._schema_system(system, schema)
-        call = self._begin(prompt, model, session, system, context, user, task,
-                           temperature, max_tokens, response_format, stream, agent, cache,
-                           spec, memory, remember)  # fmt: skip
+        call = self._begin(
+            prompt,
+            model,
+            session,
+            system,
+            context,
+            user,
+            task,
+            temperature,
+            max_tokens,
+            response_format,
+            stream,
+            agent,
+            cache,
+            spec,
+            memory,
+            remember,
+        )
         call.budget, call.sink = budget, _sink(sink)
         self._queueing(call, priority, max_wait)
         result = await self._arun(call, on_token, format)
@@ -272,9 +355,20 @@ class Workbench:
         conforming, error = self._first_answer(result, schema)
         if conforming is not None:
             return conforming
-        again = await self.aask(reask_prompt(prompt, result.text, error, schema), model=model, system=system,
-                                user=user, task=task, agent=agent, temperature=temperature, max_tokens=max_tokens,
-                                cache=cache, budget=budget, format=format, sink=sink)  # fmt: skip
+        again = await self.aask(
+            reask_prompt(prompt, result.text, error or "", schema),
+            model=model,
+            system=system,
+            user=user,
+            task=task,
+            agent=agent,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            cache=cache,
+            budget=budget,
+            format=format,
+            sink=sink,
+        )
         return self._conformed(again, schema, result)
 
     @property
@@ -294,8 +388,9 @@ class Workbench:
         if isinstance(names, str):
             names = [n.strip() for n in names.split(",")]
         for server in {n.split(".", 1)[0] for n in names or () if "." in n}:
-            if server in self.settings.mcp.servers and not any(t.source == f"mcp:{server}"
-                                                               for t in self.tools.select(None)):  # fmt: skip
+            if server in self.settings.mcp.servers and not any(
+                t.source == f"mcp:{server}" for t in self.tools.select(None)
+            ):
                 self.mcp.connect(server)
 
     def workflow(self, name: str, concurrency: int = 4) -> Workflow:
@@ -310,11 +405,22 @@ class Workbench:
 
         return Agent.of_run(self, run_id).resume(run_id)
 
-    def step(self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None,
-             model: str | None = None, session: str | None = None, user: str | None = None, task: str | None = None,
-             agent: str | None = None, budget: float | None = None, max_tokens: int | None = None,
-             temperature: float | None = None, check_input: str | None = None,
-             trace: tuple[str, str] | None = None) -> Result:  # fmt: skip
+    def step(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        model: str | None = None,
+        session: str | None = None,
+        user: str | None = None,
+        task: str | None = None,
+        agent: str | None = None,
+        budget: float | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        check_input: str | None = None,
+        trace: tuple[str, str] | None = None,
+    ) -> Result:
         """One model turn on ``messages`` as given (an agent's step): no composing, no session history.
 
         ``tools`` are OpenAI-style function schemas; ``result.tool_calls`` holds what the model
@@ -324,26 +430,35 @@ class Workbench:
         """
         if not messages:
             raise WorkbenchError("a step needs at least one message")
-        self._check_args(None, session=session, user=user, task=task, agent=agent, check_input=check_input,
-                         **{f"message {n}": m.get("content") for n, m in enumerate(messages, 1)
-                            if isinstance(m.get("content"), str)})  # fmt: skip
+        self._check_args(
+            None,
+            session=session,
+            user=user,
+            task=task,
+            agent=agent,
+            check_input=check_input,
+            **{
+                f"message {n}": m.get("content") for n, m in enumerate(messages, 1) if isinstance(m.get("content"), str)
+            },
+        )
         call_id = new_id()
         if self.mode == "live":
             litellm_module()
         t0 = time.perf_counter()
         route_name, route = self.router.resolve(model, check=self.mode == "live")
-        trace = Trace(*trace) if trace else Trace()
-        trace.begin("llm.call", route=route_name, mode=self.mode, session=session, agent=agent)
+        spans = Trace(*trace) if trace else Trace()  # under the caller's span (an agent step), or a trace of its own
+        spans.begin("llm.call", route=route_name, mode=self.mode, session=session, agent=agent)
         if check_input is not None:
-            with trace.span("guardrails.check_input") as attrs:
+            with spans.span("guardrails.check_input") as attrs:
                 self.guard.check("input", check_input, call_id, session, agent=agent, report=attrs)
         else:
             self.guard.ensure_open(session, agent)
         messages = [dict(m) for m in messages]
         for n, m in enumerate(messages, 1):  # everything sent, not only the task: under the secrets policy
             if isinstance(m.get("content"), str):
-                m["content"] = self.guard.screen_secrets(m["content"], f"message {n} ({m.get('role')})",
-                                                         session=session, agent=agent, call_id=call_id)  # fmt: skip
+                m["content"] = self.guard.screen_secrets(
+                    m["content"], f"message {n} ({m.get('role')})", session=session, agent=agent, call_id=call_id
+                )
         system_text = None
         if messages[0]["role"] == "system":
             system_text = messages[0]["content"]
@@ -351,15 +466,17 @@ class Workbench:
         params = {"temperature": temperature, "max_tokens": max_tokens, "tools": tools or None}
         request = Request(route_name, messages, {k: v for k, v in params.items() if v is not None}, False)
         prompt = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "") or ""
-        call = self._call(trace, t0, route, request, prompt, session, user, task, call_id)
+        call = self._call(spans, t0, route, request, prompt, session, user, task, call_id)
         call.agent, call.system, call.observe = agent, system_text, False
         call.use_cache = route.cache if route.cache is not None else self.settings.cache.enabled
         call.budget = budget
         return self._run(call, None, "text")
 
-    def _screen_secrets(self, system: str | None, context: ContextArg, session: str | None, agent: str | None,
-                        call_id: str) -> tuple[str | None, ContextArg]:  # fmt: skip
+    def _screen_secrets(
+        self, system: str | None, context: ContextArg, session: str | None, agent: str | None, call_id: str
+    ) -> tuple[str | None, ContextArg]:
         """The system prompt and each context item under the input policy's ``secrets`` action."""
+
         def screen(text: str, where: str) -> str:
             return self.guard.screen_secrets(text, where, session=session, agent=agent, call_id=call_id)
 
@@ -389,17 +506,25 @@ class Workbench:
 
     def _reasking(self, result: Result, error: str) -> None:
         """Record that an answer missed its schema and is being asked for once more."""
-        self.guard.record([ScanResult("schema", "output", "reask", (Finding(error[:200], 0, len(result.text)),))],
-                          result.call_id, result.session)  # fmt: skip
+        self.guard.record(
+            [ScanResult("schema", "output", "reask", (Finding(error[:200], 0, len(result.text)),))],
+            result.call_id,
+            result.session,
+        )
 
     def _conformed(self, again: Result, schema: Any, first: Result) -> Result:
         value, error = conform(again.text, schema)
         if error is not None:
-            self.guard.record([ScanResult("schema", "output", "block", (Finding(error[:200], 0, len(again.text)),))],
-                              again.call_id, again.session)  # fmt: skip
-            raise SchemaViolation(f"the answer did not match the schema after one re-ask ({error}); both calls are "
-                                  f"recorded ({first.call_id}, {again.call_id}). Loosen the schema or try a "
-                                  "stronger model")  # fmt: skip
+            self.guard.record(
+                [ScanResult("schema", "output", "block", (Finding(error[:200], 0, len(again.text)),))],
+                again.call_id,
+                again.session,
+            )
+            raise SchemaViolation(
+                f"the answer did not match the schema after one re-ask ({error}); both calls are "
+                f"recorded ({first.call_id}, {again.call_id}). Loosen the schema or try a "
+                "stronger model"
+            )
         return replace(again, data=value)
 
     @staticmethod
@@ -507,25 +632,44 @@ class Workbench:
             try:
                 value.encode("utf-8")
             except UnicodeEncodeError as exc:
-                raise WorkbenchError(f"{name} holds an unpaired surrogate ({value[exc.start]!r} at character "
-                                     f"{exc.start}), which is not text; it usually comes from bytes decoded with "
-                                     "errors='surrogateescape': clean it with .encode('utf-8', 'replace')"
-                                     ".decode()") from None  # fmt: skip
+                raise WorkbenchError(
+                    f"{name} holds an unpaired surrogate ({value[exc.start]!r} at character "
+                    f"{exc.start}), which is not text; it usually comes from bytes decoded with "
+                    "errors='surrogateescape': clean it with .encode('utf-8', 'replace')"
+                    ".decode()"
+                ) from None
 
-    def _begin(self, prompt: str, model: str | None, session: str | None, system: str | None,
-               context: ContextArg, user: str | None, task: str | None, temperature: float | None,
-               max_tokens: int | None, response_format: dict[str, Any] | None,
-               stream: bool, agent: str | None = None, cache: bool | None = None, spec: str | None = None,
-               memory: str | None = None, remember: bool = False) -> _Call:  # fmt: skip
-        self._check_args(prompt, system=system, session=session, user=user, task=task, agent=agent, spec=spec,
-                         memory=memory)  # fmt: skip
+    def _begin(
+        self,
+        prompt: str,
+        model: str | None,
+        session: str | None,
+        system: str | None,
+        context: ContextArg,
+        user: str | None,
+        task: str | None,
+        temperature: float | None,
+        max_tokens: int | None,
+        response_format: dict[str, Any] | None,
+        stream: bool,
+        agent: str | None = None,
+        cache: bool | None = None,
+        spec: str | None = None,
+        memory: str | None = None,
+        remember: bool = False,
+    ) -> _Call:
+        self._check_args(
+            prompt, system=system, session=session, user=user, task=task, agent=agent, spec=spec, memory=memory
+        )
         if not prompt.strip():
             raise WorkbenchError("the prompt is empty: write the question in the cell or pass prompt=")
         if memory is not None:
             check_scope(memory)
         elif remember:
-            raise WorkbenchError("remember=True needs a memory scope to write to: memory='user:alice' "
-                                 "(%%llm --memory user:alice --remember)")  # fmt: skip
+            raise WorkbenchError(
+                "remember=True needs a memory scope to write to: memory='user:alice' "
+                "(%%llm --memory user:alice --remember)"
+            )
         call_id = new_id()
         if self.mode == "live":
             litellm_module()  # a one-off import of seconds is not part of any call's latency
@@ -542,14 +686,30 @@ class Workbench:
             if spec is None and memory is None and not (session and self.settings.memory.history_tokens):
                 messages = self.composer.compose(prompt, system, context, history)
             else:
-                plan = self._plan(prompt, system, context, history, route_name, route, spec, memory,
-                                  Attribution(user, task, agent, session), call_id=call_id, trace=trace)  # fmt: skip
+                plan = self._plan(
+                    prompt,
+                    system,
+                    context,
+                    history,
+                    route_name,
+                    route,
+                    spec,
+                    memory,
+                    Attribution(user, task, agent, session),
+                    call_id=call_id,
+                    trace=trace,
+                )
                 messages = plan.messages
                 attrs.update(spec=plan.spec, version=plan.version, tokens=plan.used, budget=plan.budget)
             attrs.update(messages=len(messages), history_messages=len(history))
         if messages and messages[0]["role"] == "system":
-            composed = self.guard.screen_secrets(messages[0]["content"], "the composed context (spec, documents, "
-                                                 "memory)", session=session, agent=agent, call_id=call_id)  # fmt: skip
+            composed = self.guard.screen_secrets(
+                messages[0]["content"],
+                "the composed context (spec, documents, memory)",
+                session=session,
+                agent=agent,
+                call_id=call_id,
+            )
             messages = [{**messages[0], "content": self.guard.with_canary(composed)}, *messages[1:]]
         # What the leakage scanner protects: the instructions, not the retrieved context (answers quote that);
         # the canary is recognised wherever it appears.
@@ -561,15 +721,25 @@ class Workbench:
         call = self._call(trace, t0, route, request, prompt, session, user, task, call_id)
         call.agent, call.plan, call.memory, call.remember = agent, plan, memory, remember
         call.system = system_text
-        call.use_cache = cache if cache is not None else (
-            route.cache if route.cache is not None else self.settings.cache.enabled
+        call.use_cache = (
+            cache if cache is not None else (route.cache if route.cache is not None else self.settings.cache.enabled)
         )
         return call
 
-    def plan_context(self, spec: str | None, prompt: str, *, model: str | None = None, user: str | None = None,
-                     task: str | None = None, agent: str | None = None, session: str | None = None,
-                     memory: str | None = None, system: str | None = None,
-                     context: ContextArg = None) -> ContextPlan:  # fmt: skip
+    def plan_context(
+        self,
+        spec: str | None,
+        prompt: str,
+        *,
+        model: str | None = None,
+        user: str | None = None,
+        task: str | None = None,
+        agent: str | None = None,
+        session: str | None = None,
+        memory: str | None = None,
+        system: str | None = None,
+        context: ContextArg = None,
+    ) -> ContextPlan:
         """What a call would be given, without calling a model (summaries are listed, not made)."""
         if not isinstance(prompt, str) or not prompt.strip():
             raise WorkbenchError("give the input to plan for: --input 'When do refunds arrive?'")
@@ -577,13 +747,34 @@ class Workbench:
             check_scope(memory)
         route_name, route = self.router.resolve(model, check=self.mode == "live")
         history = self.sessions.history(session) if session else ()
-        return self._plan(prompt, system, context, history, route_name, route, spec, memory,
-                          Attribution(user, task, agent, session), summaries=False)  # fmt: skip
+        return self._plan(
+            prompt,
+            system,
+            context,
+            history,
+            route_name,
+            route,
+            spec,
+            memory,
+            Attribution(user, task, agent, session),
+            summaries=False,
+        )
 
-    def _plan(self, prompt: str, system: str | None, context: ContextArg, history: Sequence[dict[str, Any]],
-              route_name: str, route: Route, spec_name: str | None, memory: str | None,
-              who: Attribution, summaries: bool = True, call_id: str | None = None,
-              trace: Trace | None = None) -> ContextPlan:  # fmt: skip
+    def _plan(
+        self,
+        prompt: str,
+        system: str | None,
+        context: ContextArg,
+        history: Sequence[dict[str, Any]],
+        route_name: str,
+        route: Route,
+        spec_name: str | None,
+        memory: str | None,
+        who: Attribution,
+        summaries: bool = True,
+        call_id: str | None = None,
+        trace: Trace | None = None,
+    ) -> ContextPlan:
         """Gather each source's candidates and fit them into the spec's budget (see context/budget.py)."""
         if spec_name:
             spec = load_spec(spec_name, self.settings.contexts)
@@ -594,8 +785,15 @@ class Workbench:
             sources.append(SourceSpec(kind="memory", scopes=[], k=self.settings.memory.k, priority=-1))
         if history and not any(s.kind == "history" for s in sources):
             over = "summarise" if self.settings.memory.history_overflow == "summarise" else "drop"
-            sources.append(SourceSpec(kind="history", turns=10**6, priority=-2, overflow=over,
-                                      max_tokens=self.settings.memory.history_tokens))  # fmt: skip
+            sources.append(
+                SourceSpec(
+                    kind="history",
+                    turns=10**6,
+                    priority=-2,
+                    overflow=over,
+                    max_tokens=self.settings.memory.history_tokens,
+                )
+            )
         inline = [Item(ref, text) for ref, text in context_items(context)]
         has_tools = any(s.kind == "tools" for s in sources)
         spec = spec.model_copy(update={"sources": sources})
@@ -603,22 +801,30 @@ class Workbench:
         quarantined: list[tuple[str, Screened]] = []
         for i, source in enumerate(sources):
             if source.kind == "documents":
-                with trace.span("context.retrieve", collection=source.collection) if trace else nullcontext({}) as a:
-                    found = self.docs.search(source.collection, prompt, source.k)
+                with _span(trace, "context.retrieve", collection=source.collection) as a:
+                    found = self.docs.search(source.collection or "", prompt, source.k)
                     a["found"] = len(found)
-                with trace.span("guardrails.check_documents") if trace else nullcontext({}) as attrs:
-                    screened = self.guard.screen("document", [(c.id, c.text) for c in found], call_id, who.session,
-                                                 agent=who.agent, record=summaries, report=attrs)  # fmt: skip
+                with _span(trace, "guardrails.check_documents") as attrs:
+                    screened = self.guard.screen(
+                        "document",
+                        [(c.id, c.text) for c in found],
+                        call_id,
+                        who.session,
+                        agent=who.agent,
+                        record=summaries,
+                        report=attrs,
+                    )
                 candidates[i] = [Item(s.ref, s.text) for s in screened if s.status != "dropped"]
-                quarantined += [(f"documents:{source.collection}", s) for s in screened
-                                if s.status in ("fenced", "dropped")]  # fmt: skip
+                quarantined += [
+                    (f"documents:{source.collection}", s) for s in screened if s.status in ("fenced", "dropped")
+                ]
             elif source.kind == "memory":
                 scopes = _scopes(source.scopes, who) + ([memory] if memory else [])
                 scopes = list(dict.fromkeys(s for scope in scopes for s in visible_scopes(scope)))
-                with trace.span("memory.search", scopes=",".join(scopes)) if trace else nullcontext({}) as a:
-                    found = self.memory.search(prompt, scopes, source.k, touch=summaries) if scopes else []
-                    a["found"] = len(found)
-                candidates[i] = [Item(m.id, m.text) for m in found]
+                with _span(trace, "memory.search", scopes=",".join(scopes)) as a:
+                    memories = self.memory.search(prompt, scopes, source.k, touch=summaries) if scopes else []
+                    a["found"] = len(memories)
+                candidates[i] = [Item(m.id, m.text) for m in memories]
             elif source.kind == "history":
                 candidates[i] = _turns(history, source.turns)
             else:
@@ -630,24 +836,54 @@ class Workbench:
 
         def summarise(texts: list[str], cap: int) -> str:
             words = max(10, int(cap * 0.7))
-            ask = ("Summarise the following in at most {n} words, keeping names, numbers and decisions:\n\n{t}"
-                   .format(n=words, t="\n\n".join(texts)))  # fmt: skip
-            return self.ask(ask, model=route_name, max_tokens=cap, user=who.user, task="summary",
-                            agent=who.agent).text  # fmt: skip
+            ask = "Summarise the following in at most {n} words, keeping names, numbers and decisions:\n\n{t}".format(
+                n=words, t="\n\n".join(texts)
+            )
+            return self.ask(ask, model=route_name, max_tokens=cap, user=who.user, task="summary", agent=who.agent).text
 
         rendered = spec.render_system(user=who.user, task=who.task, agent=who.agent, session=who.session)
         system_text = "\n\n".join(p for p in (rendered, system or "") if p)
         # In replay mode the summary call is replayed like any other recorded call.
-        plan = fit(spec, system_text, prompt, candidates, count, summarise if summaries else None,
-                   fixed=[] if has_tools else inline)  # fmt: skip
+        plan = fit(
+            spec,
+            system_text,
+            prompt,
+            candidates,
+            count,
+            summarise if summaries else None,
+            fixed=[] if has_tools else inline,
+        )
         return _with_quarantine(plan, quarantined)
 
-    def _call(self, trace: Trace, t0: float, route: Route, request: Request, prompt: str, session: str | None,
-              user: str | None, task: str | None, call_id: str | None = None,
-              request_json: str | None = None) -> _Call:  # fmt: skip
+    def _call(
+        self,
+        trace: Trace,
+        t0: float,
+        route: Route,
+        request: Request,
+        prompt: str,
+        session: str | None,
+        user: str | None,
+        task: str | None,
+        call_id: str | None = None,
+        request_json: str | None = None,
+    ) -> _Call:
         request_json = request_json or request.to_json()
-        return _Call(call_id or new_id(), trace, utcnow(), t0, request.route, route, request, request_json,
-                     Request.fingerprint_of(request_json), prompt, session, user, task)  # fmt: skip
+        return _Call(
+            call_id or new_id(),
+            trace,
+            utcnow(),
+            t0,
+            request.route,
+            route,
+            request,
+            request_json,
+            Request.fingerprint_of(request_json),
+            prompt,
+            session,
+            user,
+            task,
+        )
 
     def rerun(self, request: Request, prompt: str, replay_of: str, request_json: str | None = None) -> Result:
         """Send a recorded request again, exactly as recorded (no composing, no session).
@@ -657,8 +893,9 @@ class Workbench:
         _, route = self.router.resolve(request.route, check=self.mode == "live")
         trace = Trace()
         trace.begin("llm.call", route=request.route, mode=self.mode, replay_of=replay_of)
-        call = self._call(trace, time.perf_counter(), route, request, prompt, None, None, None,
-                          request_json=request_json)  # fmt: skip
+        call = self._call(
+            trace, time.perf_counter(), route, request, prompt, None, None, None, request_json=request_json
+        )
         call.replay_of = replay_of
         return self._run(call, None, "markdown")
 
@@ -672,24 +909,51 @@ class Workbench:
     def _served(self, call: _Call, completion: Completion, attrs: dict[str, Any]) -> None:
         attrs.update(model=completion.model, attempts=len(completion.attempts))
         for a in completion.attempts:
-            call.trace.add("serving.attempt", a.end_ns - int(a.latency_ms * 1e6), a.end_ns,
-                           "ok" if a.status == "ok" else "error", deployment=a.deployment,
-                           error_class=a.error_class)  # fmt: skip
+            call.trace.add(
+                "serving.attempt",
+                a.end_ns - int(a.latency_ms * 1e6),
+                a.end_ns,
+                "ok" if a.status == "ok" else "error",
+                deployment=a.deployment,
+                error_class=a.error_class,
+            )
 
     def _deployment(self, route: Route, label: str) -> Deployment | None:
         return next((d for d in route.deployments if d.label == label), None)
 
     def _finish(self, call: _Call, completion: Completion, format: Format) -> Result:
         with call.trace.span("guardrails.check_output") as attrs:
-            text = self.guard.check("output", completion.text, call.id, call.session, agent=call.agent,
-                                    system=call.system, sink=call.sink, conversation=_said(call.request),
-                                    report=attrs)  # fmt: skip
+            text = self.guard.check(
+                "output",
+                completion.text,
+                call.id,
+                call.session,
+                agent=call.agent,
+                system=call.system,
+                sink=call.sink,
+                conversation=_said(call.request),
+                report=attrs,
+            )
         if text != completion.text:
             completion = replace(completion, text=text)
         if completion.tool_calls:  # what the model asks a tool to do is stored too: never with a secret in it
-            calls = [{**tc, "function": {**tc["function"], "arguments": self.guard.redact_secrets(
-                tc["function"].get("arguments") or "", "output", f"tool call {tc['function'].get('name')}",
-                session=call.session, agent=call.agent, call_id=call.id)}} for tc in completion.tool_calls]  # fmt: skip
+            calls = [
+                {
+                    **tc,
+                    "function": {
+                        **tc["function"],
+                        "arguments": self.guard.redact_secrets(
+                            tc["function"].get("arguments") or "",
+                            "output",
+                            f"tool call {tc['function'].get('name')}",
+                            session=call.session,
+                            agent=call.agent,
+                            call_id=call.id,
+                        ),
+                    },
+                }
+                for tc in completion.tool_calls
+            ]
             completion = replace(completion, tool_calls=calls)
         result = self._settle(call, completion, format)
         self._record(call, completion, result)
@@ -707,67 +971,110 @@ class Workbench:
         scope = call.memory or (f"user:{call.user}" if extracting and call.user else None)
         if scope and self.mode == "live":  # what to remember: --remember, else the configured extraction
             with call.trace.span("memory.write", scope=scope) as attrs:
-                writes = [("fact", _remembered(call.prompt))] if call.remember else []
+                writes: list[tuple[MemoryKind, str]] = [("fact", _remembered(call.prompt))] if call.remember else []
                 if extracting:
                     writes = extract_memories(call.prompt)
-                actions = [self.memory.add(text, scope, kind, source_call=call.id).action
-                           for kind, text in writes]  # fmt: skip
+                actions = [self.memory.add(text, scope, kind, source_call=call.id).action for kind, text in writes]
                 attrs.update(writes=len(actions), actions=",".join(actions))
         if call.plan is not None:
-            cited = [b.text for b in call.plan.blocks if b.status != "dropped"
-                     and (b.source.startswith("documents:") or b.source in ("context", "tools"))]  # fmt: skip
+            cited = [
+                b.text
+                for b in call.plan.blocks
+                if b.status != "dropped" and (b.source.startswith("documents:") or b.source in ("context", "tools"))
+            ]
             call.grounding = grounding(completion.text, cited) if cited else None
         with call.trace.span("cost.settle") as attrs:
             cost = self.pricing.settle(self._deployment(call.route, completion.deployment), completion)
             attrs["cost_usd"] = cost
-            if call.reserved and ((cost or 0.0) > call.reserved_usd + 1e-9
-                                  or completion.usage.get("total_tokens", 0) > call.reserved_tokens):  # fmt: skip
+            if call.reserved and (
+                (cost or 0.0) > call.reserved_usd + 1e-9
+                or completion.usage.get("total_tokens", 0) > call.reserved_tokens
+            ):
                 attrs["overspend_usd"] = round((cost or 0.0) - call.reserved_usd, 9)
                 self._overspent(call, completion, cost or 0.0)
         return Result(
-            text=completion.text, model=completion.model, usage=completion.usage, cost_usd=cost,
-            latency_ms=(time.perf_counter() - call.t0) * 1000, call_id=call.id,
-            trace_id=call.trace.trace_id, route=call.route_name, session=call.session,
-            mode=self.mode, tool_calls=completion.tool_calls, attempts=completion.attempts,
-            format=format, cache_hit=completion.cached_from is not None, context=call.plan,
+            text=completion.text,
+            model=completion.model,
+            usage=completion.usage,
+            cost_usd=cost,
+            latency_ms=(time.perf_counter() - call.t0) * 1000,
+            call_id=call.id,
+            trace_id=call.trace.trace_id,
+            route=call.route_name,
+            session=call.session,
+            mode=self.mode,
+            tool_calls=completion.tool_calls,
+            attempts=completion.attempts,
+            format=format,
+            cache_hit=completion.cached_from is not None,
+            context=call.plan,
             grounding=call.grounding,
-        )  # fmt: skip
+        )
 
     def _overspent(self, call: _Call, completion: Completion, cost: float) -> None:
         """A provider answered past what was reserved (it ignored max_tokens): recorded and alerted."""
         tokens = completion.usage.get("total_tokens", 0)
-        self.alerts.notice("budget_overspend", f"call {call.id} cost ${cost:.6f} ({tokens} tokens), over the "
-                           f"${call.reserved_usd:.6f} ({call.reserved_tokens} tokens) reserved for it: "
-                           f"{completion.deployment} answered past the requested max_tokens. Budgets count the real "
-                           "cost", ref=call.id)  # fmt: skip
+        self.alerts.notice(
+            "budget_overspend",
+            f"call {call.id} cost ${cost:.6f} ({tokens} tokens), over the "
+            f"${call.reserved_usd:.6f} ({call.reserved_tokens} tokens) reserved for it: "
+            f"{completion.deployment} answered past the requested max_tokens. Budgets count the real "
+            "cost",
+            ref=call.id,
+        )
 
     def _row(self, call: _Call, **fields: Any) -> dict[str, Any]:
         return {
-            "id": call.id, "trace_id": call.trace.trace_id, "session": call.session,
-            "started_at": call.started_at, "mode": self.mode, "replay_of": call.replay_of,
-            "route": call.route_name, "prompt": call.prompt, "request": call.request_json,
-            "fingerprint": call.fingerprint, "stream": int(call.request.stream), "cache_hit": 0,
-            "user": call.user, "task": call.task, "agent": call.agent,
+            "id": call.id,
+            "trace_id": call.trace.trace_id,
+            "session": call.session,
+            "started_at": call.started_at,
+            "mode": self.mode,
+            "replay_of": call.replay_of,
+            "route": call.route_name,
+            "prompt": call.prompt,
+            "request": call.request_json,
+            "fingerprint": call.fingerprint,
+            "stream": int(call.request.stream),
+            "cache_hit": 0,
+            "user": call.user,
+            "task": call.task,
+            "agent": call.agent,
             "context_spec": call.plan.spec if call.plan else None,
             "context_version": call.plan.version if call.plan else None,
-            "context_plan": call.plan.to_json() if call.plan else None, "grounding": call.grounding, **fields,
-        }  # fmt: skip
+            "context_plan": call.plan.to_json() if call.plan else None,
+            "grounding": call.grounding,
+            **fields,
+        }
 
     def _record(self, call: _Call, completion: Completion, result: Result) -> None:
         import json
 
         row = self._row(
-            call, model=completion.model, deployment=completion.deployment, status="ok",
-            text=completion.text, finish_reason=completion.finish_reason,
+            call,
+            model=completion.model,
+            deployment=completion.deployment,
+            status="ok",
+            text=completion.text,
+            finish_reason=completion.finish_reason,
             tool_calls=json.dumps(completion.tool_calls) if completion.tool_calls else None,
-            cost_usd=result.cost_usd, latency_ms=round(result.latency_ms, 3),
-            ttft_ms=completion.ttft_ms, cache_hit=int(completion.cached_from is not None), routing=completion.routing,
+            cost_usd=result.cost_usd,
+            latency_ms=round(result.latency_ms, 3),
+            ttft_ms=completion.ttft_ms,
+            cache_hit=int(completion.cached_from is not None),
+            routing=completion.routing,
             cached_from=completion.cached_from,
-            saved_usd=completion.recorded_cost_usd if completion.cached_from else None, **completion.usage,
-        )  # fmt: skip
+            saved_usd=completion.recorded_cost_usd if completion.cached_from else None,
+            **completion.usage,
+        )
         call.trace.end()
-        self.store.record_call(row, [a.row(call.id) for a in completion.attempts], call.trace.for_store(call.id),
-                               settle_reservation=call.reserved, audit_also=self._new_version(call))  # fmt: skip
+        self.store.record_call(
+            row,
+            [a.row(call.id) for a in completion.attempts],
+            call.trace.for_store(call.id),
+            settle_reservation=call.reserved,
+            audit_also=self._new_version(call),
+        )
 
     def _new_version(self, call: _Call) -> list[tuple[str, str, dict[str, Any]]]:
         """A ``spec`` audit entry when this call is the first to use its context spec's version."""
@@ -775,19 +1082,25 @@ class Workbench:
         if plan is None or not plan.spec or not plan.version or (plan.spec, plan.version) in self._versions_seen:
             return []
         self._versions_seen.add((plan.spec, plan.version))
-        seen = self.store.query("SELECT 1 FROM audit WHERE kind = 'spec' AND ref = ? AND "
-                                "json_extract(payload, '$.version') = ? LIMIT 1",
-                                (plan.spec, plan.version))  # fmt: skip
+        seen = self.store.query(
+            "SELECT 1 FROM audit WHERE kind = 'spec' AND ref = ? AND json_extract(payload, '$.version') = ? LIMIT 1",
+            (plan.spec, plan.version),
+        )
         return [] if seen else [("spec", plan.spec, {"version": plan.version, "first_call": call.id})]
 
     def _record_failure(self, call: _Call, exc: WorkbenchError) -> None:
         attempts = getattr(exc, "attempts", [])
         status = "refused" if isinstance(exc, (BudgetExceeded, KillSwitchActive)) else "error"
-        row = self._row(call, status=status, error=scrub(str(exc).splitlines()[0][:1000]),
-                        latency_ms=round((time.perf_counter() - call.t0) * 1000, 3))  # fmt: skip
+        row = self._row(
+            call,
+            status=status,
+            error=scrub(str(exc).splitlines()[0][:1000]),
+            latency_ms=round((time.perf_counter() - call.t0) * 1000, 3),
+        )
         call.trace.end(exc)
-        self.store.record_call(row, [a.row(call.id) for a in attempts], call.trace.for_store(call.id),
-                               settle_reservation=call.reserved)  # fmt: skip
+        self.store.record_call(
+            row, [a.row(call.id) for a in attempts], call.trace.for_store(call.id), settle_reservation=call.reserved
+        )
         if isinstance(exc, ProviderError):
             exc.call_id = call.id
         if self.mode == "live" and status == "error":
@@ -803,9 +1116,16 @@ class Workbench:
         """The named session: ``.history``, ``.state``, ``.reset()``."""
         return Session(self.sessions, name)
 
-    def add_route(self, name: str, deployments: Sequence[dict[str, Any] | Deployment | str],
-                  retries: int = 1, max_retry_after: float = 10.0, deadline_s: float = 30.0,
-                  cache: bool | None = None, policy: str = "ordered") -> None:  # fmt: skip
+    def add_route(
+        self,
+        name: str,
+        deployments: Sequence[dict[str, Any] | Deployment | str],
+        retries: int = 1,
+        max_retry_after: float = 10.0,
+        deadline_s: float = 30.0,
+        cache: bool | None = None,
+        policy: str = "ordered",
+    ) -> None:
         """Define (or replace) a route for this Workbench: ordered deployments tried in turn.
 
         Takes the same settings as a ``[routes.NAME]`` table in workbench.toml.
@@ -814,8 +1134,16 @@ class Workbench:
 
         items = [{"model": d} if isinstance(d, str) else d for d in deployments]
         try:
-            route = Route.model_validate({"deployments": items, "retries": retries, "max_retry_after": max_retry_after,
-                                          "deadline_s": deadline_s, "cache": cache, "policy": policy})  # fmt: skip
+            route = Route.model_validate(
+                {
+                    "deployments": items,
+                    "retries": retries,
+                    "max_retry_after": max_retry_after,
+                    "deadline_s": deadline_s,
+                    "cache": cache,
+                    "policy": policy,
+                }
+            )
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
@@ -836,20 +1164,52 @@ class Workbench:
         rows = []
         routes = {**self.settings.routes, **self.router.extra_routes}
         endpoints = {d.endpoint for route in routes.values() for d in route.deployments}
-        direct = [Deployment(model=endpoint) for endpoint in health
-                  if endpoint not in endpoints and "/" in endpoint and " " not in endpoint
-                  and not endpoint.startswith("replay:")]  # fmt: skip
+        direct = [
+            Deployment(model=endpoint)
+            for endpoint in health
+            if endpoint not in endpoints
+            and "/" in endpoint
+            and " " not in endpoint
+            and not endpoint.startswith("replay:")
+        ]
         for name, deployments in [*((n, r.deployments) for n, r in routes.items()), ("(direct)", direct)]:
             for i, d in enumerate(deployments, 1):
                 key = "-"
                 if d.api_key_env:
                     key = f"{d.api_key_env} ({'set' if os.environ.get(d.api_key_env) else 'missing'})"
-                rows.append({"route": name, "order": i, "deployment": d.label, "model": d.model, "endpoint": d.endpoint,
-                             "key": key, "default": self.settings.default_route in (name, d.label),
-                             "breaker": self.router.breakers.state(d.endpoint), "limits": _limits(d),
-                             **queues.get(d.endpoint, idle), **health.get(d.endpoint, {})})  # fmt: skip
-        columns = ["route", "order", "deployment", "model", "endpoint", "key", "default", "breaker", "limits",
-                   "waiting", "in_flight", "attempts", "errors", "error_rate", "p50_ms", "last_error"]  # fmt: skip
+                rows.append(
+                    {
+                        "route": name,
+                        "order": i,
+                        "deployment": d.label,
+                        "model": d.model,
+                        "endpoint": d.endpoint,
+                        "key": key,
+                        "default": self.settings.default_route in (name, d.label),
+                        "breaker": self.router.breakers.state(d.endpoint),
+                        "limits": _limits(d),
+                        **queues.get(d.endpoint, idle),
+                        **health.get(d.endpoint, {}),
+                    }
+                )
+        columns = [
+            "route",
+            "order",
+            "deployment",
+            "model",
+            "endpoint",
+            "key",
+            "default",
+            "breaker",
+            "limits",
+            "waiting",
+            "in_flight",
+            "attempts",
+            "errors",
+            "error_rate",
+            "p50_ms",
+            "last_error",
+        ]
         return pd.DataFrame(rows, columns=columns)
 
     @property
@@ -935,6 +1295,11 @@ def _leaves(value: Any, path: str = "") -> list[tuple[str, Any]]:
     return [(path, value)]
 
 
+def _span(trace: Trace | None, name: str, **attributes: Any) -> AbstractContextManager[dict[str, Any]]:
+    """``trace.span(...)``, or a stand-in that collects the attributes nowhere (no trace: a plan alone)."""
+    return trace.span(name, **attributes) if trace else nullcontext({})
+
+
 def _said(request: Request) -> str:
     """The text of every message the model was sent (what an exfiltrating URL would carry)."""
     out = []
@@ -959,8 +1324,9 @@ def _with_quarantine(plan: ContextPlan, quarantined: list[tuple[str, Screened]])
     for block in plan.blocks:
         if block.ref in reasons and reasons[block.ref].status == "fenced":
             block.reason = "; ".join(r for r in (block.reason, f"fenced: {reasons[block.ref].reason}") if r)
-    plan.blocks += [Block(source, s.ref, 0, "dropped", f"dropped: {s.reason}") for source, s in quarantined
-                    if s.status == "dropped"]  # fmt: skip
+    plan.blocks += [
+        Block(source, s.ref, 0, "dropped", f"dropped: {s.reason}") for source, s in quarantined if s.status == "dropped"
+    ]
     return plan
 
 
@@ -985,9 +1351,11 @@ def _scopes(names: Sequence[str], who: Attribution) -> list[str]:
 
 def _turns(history: Sequence[dict[str, Any]], last: int) -> list[Item]:
     """A session's history as turns (user + assistant), newest first, at most ``last``."""
-    turns = [list(history[i:i + 2]) for i in range(0, len(history), 2)]
-    items = [Item(f"turn {n}", "\n".join(f"{m['role']}: {m['content']}" for m in turn), messages=turn)
-             for n, turn in enumerate(turns, 1)]  # fmt: skip
+    turns = [list(history[i : i + 2]) for i in range(0, len(history), 2)]
+    items = [
+        Item(f"turn {n}", "\n".join(f"{m['role']}: {m['content']}" for m in turn), messages=turn)
+        for n, turn in enumerate(turns, 1)
+    ]
     return items[::-1][:last]
 
 

@@ -1,4 +1,4 @@
-""""Did you mean ...?" for a mistyped option, shared by the CLI and the magics."""
+"""Did-you-mean hints for a mistyped option, shared by the CLI and the magics."""
 
 from __future__ import annotations
 

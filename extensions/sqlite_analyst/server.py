@@ -35,7 +35,8 @@ from mcp.types import ToolAnnotations
 from workbench.guardrails import sql_problems
 
 _READ_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE}
-FUNCTIONS = frozenset("""
+FUNCTIONS = frozenset(
+    """
     abs avg char coalesce concat concat_ws count date datetime format glob group_concat hex ifnull iif instr
     julianday length like likelihood likely lower ltrim max min nullif octet_length printf quote random replace
     round rtrim sign strftime string_agg substr substring sum time timediff total trim typeof unhex unicode
@@ -43,7 +44,8 @@ FUNCTIONS = frozenset("""
     log10 log2 mod pi pow power radians sin sinh sqrt tan tanh trunc json json_array json_array_length
     json_extract json_group_array json_group_object json_object json_type json_valid json_quote row_number rank
     dense_rank ntile lag lead first_value last_value nth_value percent_rank cume_dist
-""".split())  # plain SQL: no fts3_tokenizer (it leaks a pointer), load_extension, or anything that reaches outside
+""".split()
+)  # plain SQL: no fts3_tokenizer (it leaks a pointer), load_extension, or anything that reaches outside
 MAX_VALUE_BYTES = 1_000_000
 
 
@@ -69,8 +71,12 @@ def build(db: Path, max_seconds: float = 5.0, max_rows: int = 1000, max_bytes: i
     def table_names() -> list[str]:
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
         try:
-            return [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
-                                               "AND name NOT LIKE 'sqlite_%' ORDER BY name")]  # fmt: skip
+            return [
+                r[0]
+                for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+                )
+            ]
         finally:
             conn.close()
 
@@ -108,8 +114,10 @@ def build(db: Path, max_seconds: float = 5.0, max_rows: int = 1000, max_bytes: i
                     break
                 shown += 1
             if more:
-                out.write(f"(truncated: the first {shown} rows; the result has more. Narrow the query, or aggregate "
-                          f"it: at most {cap} rows and {max_bytes:,} bytes are returned)\n")  # fmt: skip
+                out.write(
+                    f"(truncated: the first {shown} rows; the result has more. Narrow the query, or aggregate "
+                    f"it: at most {cap} rows and {max_bytes:,} bytes are returned)\n"
+                )
             return out.getvalue()
         except sqlite3.OperationalError as exc:
             if "interrupted" in str(exc):
@@ -130,13 +138,18 @@ def build(db: Path, max_seconds: float = 5.0, max_rows: int = 1000, max_bytes: i
         finally:
             conn.close()
 
-    @server.resource("schema://tables", name="schema", description="every table's CREATE statement",
-                     mime_type="text/plain")  # fmt: skip
+    @server.resource(
+        "schema://tables", name="schema", description="every table's CREATE statement", mime_type="text/plain"
+    )
     def schema() -> str:
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
         try:
-            return "\n\n".join(r[0] for r in conn.execute(
-                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"))
+            return "\n\n".join(
+                r[0]
+                for r in conn.execute(
+                    "SELECT sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+                )
+            )
         finally:
             conn.close()
 

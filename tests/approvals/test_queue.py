@@ -13,10 +13,17 @@ from workbench.runtime import Workbench
 
 @pytest.fixture
 def wb(tmp_path):
-    bench = Workbench.from_config(store=str(tmp_path / "q.db"), approvals={
-        "rules": [{"tool": "db.query", "decision": "approve"}, {"tool": "mail.*", "risk": "write", "decision": "ask"},
-                  {"tool": "*", "min_cost_usd": 5, "decision": "reject"}],
-        "expire_s": 0.5})  # fmt: skip
+    bench = Workbench.from_config(
+        store=str(tmp_path / "q.db"),
+        approvals={
+            "rules": [
+                {"tool": "db.query", "decision": "approve"},
+                {"tool": "mail.*", "risk": "write", "decision": "ask"},
+                {"tool": "*", "min_cost_usd": 5, "decision": "reject"},
+            ],
+            "expire_s": 0.5,
+        },
+    )
     yield bench
     bench.close()
 
@@ -31,14 +38,24 @@ def test_the_first_matching_rule_decides_else_the_risk_default(wb):
 
 def test_decisions_are_recorded_once_with_who_when_and_why(wb):
     a = wb.approvals
-    row = a.request("mail.send", {"to": "all@acme.test"}, risk="write", reason="write tool needs approval",
-                    session="s", agent="mailer")  # fmt: skip
+    row = a.request(
+        "mail.send",
+        {"to": "all@acme.test"},
+        risk="write",
+        reason="write tool needs approval",
+        session="s",
+        agent="mailer",
+    )
     a.decide(row["id"], "escalate", by="junior", reason="needs a manager", to="manager")
     assert a.pending()["status"].tolist() == ["escalated"]
     a.decide(row["id"], "modify", by="manager", reason="only the team", arguments={"to": "team@acme.test"})
     done = a.get(row["id"])
     assert (done["status"], done["decided_by"], done["decision_reason"], json.loads(done["final_arguments"])) == (
-        "modified", "manager", "only the team", {"to": "team@acme.test"})
+        "modified",
+        "manager",
+        "only the team",
+        {"to": "team@acme.test"},
+    )
     assert done["decided_at"] > done["created_at"]
     with pytest.raises(ApprovalError, match="is already modified"):
         a.decide(row["id"], "approve")
@@ -63,8 +80,12 @@ def test_the_cli_lists_and_decides(tmp_path):
     cli = [sys.executable, "-m", "workbench.cli", "--config", str(tmp_path / "workbench.toml"), "approvals"]
     listed = subprocess.run([*cli, "list"], capture_output=True, text=True, check=True).stdout
     assert row["id"] in listed and "db.drop" in listed and '{"table": "t"}' in listed
-    out = subprocess.run([*cli, "approve", row["id"], "--by", "ops", "--arguments", '{"table": "t_tmp"}'],
-                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        [*cli, "approve", row["id"], "--by", "ops", "--arguments", '{"table": "t_tmp"}'],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out.startswith(f"{row['id']}: modified by ops")
     assert json.loads(wb.approvals.get(row["id"])["final_arguments"]) == {"table": "t_tmp"}
     again = subprocess.run([*cli, "reject", row["id"]], capture_output=True, text=True)

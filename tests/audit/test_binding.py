@@ -60,8 +60,10 @@ TAMPERS = {
     "budget deleted": ("DELETE FROM budgets", "is missing (deleted)"),
     "guard events deleted": ("DELETE FROM guard_events", "guard_events row"),
     "approval flipped": ("UPDATE approvals SET status = 'approved', decided_by = 'ana'", "approvals row"),
-    "approval forged": ("INSERT INTO approvals (id, status, tool, final_arguments) VALUES ('f', 'approved', "
-                        "'db.drop', '{}')", "no audit entry"),
+    "approval forged": (
+        "INSERT INTO approvals (id, status, tool, final_arguments) VALUES ('f', 'approved', 'db.drop', '{}')",
+        "no audit entry",
+    ),
     "feedback flipped": ("UPDATE feedback SET rating = -1", "feedback row"),
     "kill switch reset": ("DELETE FROM switches", "switches row kill"),
 }
@@ -94,12 +96,15 @@ def test_a_rewritten_unkeyed_chain_is_caught(tmp_path):
     conn = sqlite3.connect(wb.store.path)
     with conn:
         prev = target["prev_hash"]
-        for r in rows[rows.index(target):]:
+        for r in rows[rows.index(target) :]:
             payload = r["payload"].replace('"cost_usd": ', '"cost_usd": 0.0, "was": ') if r is target else r["payload"]
-            digest = "sha256:" + hashlib.sha256("\x1f".join((prev, r["ts"], r["kind"], r["ref"], payload))
-                                                .encode()).hexdigest()  # fmt: skip
-            conn.execute("UPDATE audit SET payload = ?, prev_hash = ?, hash = ? WHERE id = ?",
-                         (payload, prev, digest, r["id"]))  # fmt: skip
+            digest = (
+                "sha256:"
+                + hashlib.sha256("\x1f".join((prev, r["ts"], r["kind"], r["ref"], payload)).encode()).hexdigest()
+            )
+            conn.execute(
+                "UPDATE audit SET payload = ?, prev_hash = ?, hash = ? WHERE id = ?", (payload, prev, digest, r["id"])
+            )
             prev = digest
         conn.execute("UPDATE audit_head SET hash = ?", (prev,))
     conn.close()
@@ -112,8 +117,11 @@ def test_a_cut_off_end_is_caught_even_with_the_head_rewritten_and_the_log_refuse
     wb.store.append_audit("note", "one", {"n": 1})  # two entries that stand for no row, cut off below
     wb.store.append_audit("note", "two", {"n": 2})
     last = wb.store.query("SELECT MAX(id) AS i FROM audit")[0]["i"]
-    _tamper(wb, f"DELETE FROM audit WHERE id > {last - 2}",
-            f"UPDATE audit_head SET id = {last - 2}, hash = (SELECT hash FROM audit WHERE id = {last - 2})")
+    _tamper(
+        wb,
+        f"DELETE FROM audit WHERE id > {last - 2}",
+        f"UPDATE audit_head SET id = {last - 2}, hash = (SELECT hash FROM audit WHERE id = {last - 2})",
+    )
     bad = wb.audit.verify()
     assert not bad and "head was rewritten" in bad.reason
     with pytest.warns(UserWarning, match="audit log is broken: its head was rewritten"):
@@ -135,8 +143,9 @@ def test_verify_needs_the_key_and_says_which_it_used(tmp_path, monkeypatch):
     assert f"from {key_file()}" in str(check)
     assert stat.S_IMODE(os.stat(key_file()).st_mode) == 0o600
     monkeypatch.setenv("WORKBENCH_AUDIT_KEY", "another-key")
-    with pytest.raises(AuditKeyMissing, match="written with key [0-9a-f]{12}, not with key [0-9a-f]{12} from "
-                                              "WORKBENCH_AUDIT_KEY"):  # fmt: skip
+    with pytest.raises(
+        AuditKeyMissing, match="written with key [0-9a-f]{12}, not with key [0-9a-f]{12} from WORKBENCH_AUDIT_KEY"
+    ):
         wb.audit.verify()
     with pytest.raises(AuditChainBroken, match="written with key"):
         wb.ask("with the wrong key")
@@ -183,8 +192,11 @@ def test_compaction_keeps_the_digests_so_old_rows_still_verify(tmp_path):
     wb2 = _busy(tmp_path / "b")
     compact(wb2.store, utcnow())
     assert wb2.audit.verify().ok
-    _tamper(wb2, "UPDATE audit_carry SET digest = replace(digest, '\"d\": \"', '\"d\": \"0') "
-                 "WHERE rowid = (SELECT MIN(rowid) FROM audit_carry)")
+    _tamper(
+        wb2,
+        'UPDATE audit_carry SET digest = replace(digest, \'"d": "\', \'"d": "0\') '
+        "WHERE rowid = (SELECT MIN(rowid) FROM audit_carry)",
+    )
     assert "kept by compaction were edited" in wb2.audit.verify().reason
 
 
@@ -199,8 +211,9 @@ def test_a_store_from_before_binding_is_adopted_by_its_first_write(tmp_path):
         db.execute("INSERT INTO _migrations VALUES (?, ?)", (migration.__name__, utcnow()))
     payload = json.dumps({"call": "c1", "model": "local/echo"})
     ts = utcnow()
-    digest = "sha256:" + hashlib.sha256("\x1f".join(("sha256:" + "0" * 64, ts, "call", "c1", payload)).encode()
-                                        ).hexdigest()  # fmt: skip
+    digest = (
+        "sha256:" + hashlib.sha256("\x1f".join(("sha256:" + "0" * 64, ts, "call", "c1", payload)).encode()).hexdigest()
+    )
     db.execute("INSERT INTO audit VALUES (1, ?, 'call', 'c1', ?, ?, ?)", (ts, payload, "sha256:" + "0" * 64, digest))
     db.execute("INSERT INTO audit_head (k, id, hash) VALUES (1, 1, ?)", (digest,))
     db.execute("INSERT INTO calls (id, status, prompt, cost_usd, started_at) VALUES ('c1', 'ok', 'hi', 0.5, ?)", (ts,))

@@ -33,20 +33,34 @@ def test_intact_chain_verifies_and_names_its_head(tmp_path):
     assert str(result).startswith("audit chain intact: 5 entries")
 
 
-_INSERT = ("UPDATE audit SET id = id + 100 WHERE id >= 3", "UPDATE audit SET id = id - 99 WHERE id >= 103",
-           # ... and slip a forged entry 3 in, carrying the real entry 3's chain fields
-           "INSERT INTO audit (id, ts, kind, ref, payload, prev_hash, hash) SELECT 3, ts, 'call', 'forged', '{}', "
-           "prev_hash, hash FROM audit WHERE id = 4")
+_INSERT = (
+    "UPDATE audit SET id = id + 100 WHERE id >= 3",
+    "UPDATE audit SET id = id - 99 WHERE id >= 103",
+    # ... and slip a forged entry 3 in, carrying the real entry 3's chain fields
+    "INSERT INTO audit (id, ts, kind, ref, payload, prev_hash, hash) SELECT 3, ts, 'call', 'forged', '{}', "
+    "prev_hash, hash FROM audit WHERE id = 4",
+)
 
 
-@pytest.mark.parametrize(("statements", "first_bad", "reason"), [
-    (["UPDATE audit SET payload = replace(payload, 'local/echo', 'local/other') WHERE id = 3"], 3, "edited"),
-    (["DELETE FROM audit WHERE id = 3"], 4, "entry 3 missing"),
-    (_INSERT, 3, "edited"),
-    (["UPDATE audit SET id = 99 WHERE id = 3", "UPDATE audit SET id = 3 WHERE id = 4",
-      "UPDATE audit SET id = 4 WHERE id = 99"], 3, "does not chain"),
-    (["DELETE FROM audit WHERE id >= 4"], 4, "removed from the end"),
-], ids=["edited", "deleted", "inserted", "reordered", "cut-off-the-end"])
+@pytest.mark.parametrize(
+    ("statements", "first_bad", "reason"),
+    [
+        (["UPDATE audit SET payload = replace(payload, 'local/echo', 'local/other') WHERE id = 3"], 3, "edited"),
+        (["DELETE FROM audit WHERE id = 3"], 4, "entry 3 missing"),
+        (_INSERT, 3, "edited"),
+        (
+            [
+                "UPDATE audit SET id = 99 WHERE id = 3",
+                "UPDATE audit SET id = 3 WHERE id = 4",
+                "UPDATE audit SET id = 4 WHERE id = 99",
+            ],
+            3,
+            "does not chain",
+        ),
+        (["DELETE FROM audit WHERE id >= 4"], 4, "removed from the end"),
+    ],
+    ids=["edited", "deleted", "inserted", "reordered", "cut-off-the-end"],
+)
 def test_tampering_names_the_first_bad_entry(tmp_path, statements, first_bad, reason):
     wb = _filled(tmp_path)
     _tamper(wb, *statements)

@@ -15,12 +15,16 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def recorded(tmp_path):
     shutil.copytree(ROOT / "evals", tmp_path / "evals")
-    prices = "".join(f'[prices."local/{m}"]\ninput_cost_per_token = 0.000001\noutput_cost_per_token = 0.000002\n'
-                     for m in ("echo", "extractive"))
+    prices = "".join(
+        f'[prices."local/{m}"]\ninput_cost_per_token = 0.000001\noutput_cost_per_token = 0.000002\n'
+        for m in ("echo", "extractive")
+    )
     (tmp_path / "workbench.toml").write_text(f'store = "wb.db"\n{prices}')
     wb = Workbench.from_config(tmp_path / "workbench.toml")
-    sources = {"kb-1": "Invoices from Northwind Devices are due within 30 days.",
-               "kb-2": "Paying within 10 days earns a 2 percent discount."}
+    sources = {
+        "kb-1": "Invoices from Northwind Devices are due within 30 days.",
+        "kb-2": "Paying within 10 days earns a 2 percent discount.",
+    }
     for question in ("When are Northwind invoices due?", "What discount does early payment earn?"):
         wb.ask(question, model="local/extractive", session="support", context=sources)
     return wb
@@ -58,8 +62,21 @@ def test_against_errors_are_one_line(recorded, tmp_path):
 
 
 def test_cli_replay_against(recorded, tmp_path, capsys):
-    assert main(["--config", str(tmp_path / "workbench.toml"), "replay", "support", "--against", "local/echo",
-                 "--suite", "support"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "--config",
+                str(tmp_path / "workbench.toml"),
+                "replay",
+                "support",
+                "--against",
+                "local/echo",
+                "--suite",
+                "support",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "0/2 identical on local/echo" in out and "contains_recorded" in out
 
@@ -68,8 +85,9 @@ def test_a_replay_says_when_the_provider_served_another_model_version(tmp_path, 
     from workbench.cli import main
 
     srv = chaos(name="gpt", served_model="gpt-x-2024-05-13", system_fingerprint="fp_1")
-    (tmp_path / "workbench.toml").write_text(f'store = "r.db"\n[routes.gpt]\ndeployments = [{{ model = "openai/gpt-x", '
-                                             f'api_base = "{srv.url}" }}]\n')  # fmt: skip
+    (tmp_path / "workbench.toml").write_text(
+        f'store = "r.db"\n[routes.gpt]\ndeployments = [{{ model = "openai/gpt-x", api_base = "{srv.url}" }}]\n'
+    )
     config = str(tmp_path / "workbench.toml")
     wb = Workbench.from_config(config)
     first = wb.ask("hello", model="gpt", session="s")

@@ -43,8 +43,11 @@ def test_chaos_server_command_serves_models(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "chaos-server", "--port", str(port),
-                             "--name", "cli"], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workbench.cli", "chaos-server", "--port", str(port), "--name", "cli"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert "chaos server 'cli' on http://127.0.0.1:" in proc.stdout.readline()
         deadline = time.time() + 10
@@ -71,8 +74,10 @@ def test_budget_and_costs_commands(tmp_path, capsys):
     assert main(["--config", str(config), "budget", "set", "user:ana", "--usd", "2", "--period", "month"]) == 0
     assert "user:ana  month" in capsys.readouterr().out
     assert main(["--config", str(config), "budget", "kill", "drill"]) == 0
-    assert Workbench.from_config(config).store.query(
-        "SELECT active, reason FROM switches")[0] == {"active": 1, "reason": "drill"}
+    assert Workbench.from_config(config).store.query("SELECT active, reason FROM switches")[0] == {
+        "active": 1,
+        "reason": "drill",
+    }
     assert main(["--config", str(config), "budget", "lift"]) == 0
     assert main(["--config", str(config), "budget", "set", "planet:x", "--usd", "1"]) == 2
     assert "write 'global' or one of" in capsys.readouterr().err
@@ -100,7 +105,8 @@ def test_context_render_prints_the_plan_without_calling_a_model(tmp_path, capsys
     (tmp_path / "workbench.toml").write_text('store = "w.db"\n')
     (tmp_path / "contexts").mkdir()
     (tmp_path / "contexts" / "faq.yaml").write_text(
-        "system: Be brief.\nbudget_tokens: 300\nsources:\n  - {kind: documents, collection: faq, k: 2}\n")
+        "system: Be brief.\nbudget_tokens: 300\nsources:\n  - {kind: documents, collection: faq, k: 2}\n"
+    )
     wb = Workbench.from_config(tmp_path / "workbench.toml")
     wb.docs.add("faq", "The office opens at 9 on Saturdays.")
     config = str(tmp_path / "workbench.toml")
@@ -145,9 +151,10 @@ def test_hostile_files_and_arguments_are_one_line_errors_with_exit_2(tmp_path):
     runaway = tmp_path / "c"
     (runaway / "contexts").mkdir(parents=True)
     (runaway / "workbench.toml").write_text('store = "w.db"\n')
-    (runaway / "contexts" / "big.yaml").write_text("system: \"{% for i in range(10**7) %}x{% endfor %}\"\n")
+    (runaway / "contexts" / "big.yaml").write_text('system: "{% for i in range(10**7) %}x{% endfor %}"\n')
     (runaway / "contexts" / "slow.yaml").write_text(
-        "system: \"{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}\"\n")
+        'system: "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}"\n'
+    )
     cases = [
         (utf16, ["calls"], "is not UTF-8 text (it looks like UTF-16): save it as UTF-8"),
         (notsql, ["calls"], "is not a workbench SQLite database"),
@@ -163,13 +170,19 @@ def test_hostile_files_and_arguments_are_one_line_errors_with_exit_2(tmp_path):
 
 
 def test_read_commands_never_create_a_store_and_say_where_they_looked(tmp_path):
-    for args, env_store in [(["calls"], None), (["costs"], None), (["audit", "verify"], None),
-                            (["approvals", "list"], None), (["calls"], "/nonexistent/dir/x.db")]:  # fmt: skip
+    for args, env_store in [
+        (["calls"], None),
+        (["costs"], None),
+        (["audit", "verify"], None),
+        (["approvals", "list"], None),
+        (["calls"], "/nonexistent/dir/x.db"),
+    ]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
         if env_store:
             env["WORKBENCH_STORE"] = env_store
-        done = subprocess.run([sys.executable, "-m", "workbench.cli", *args], capture_output=True, text=True,
-                              cwd=tmp_path, env=env)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "workbench.cli", *args], capture_output=True, text=True, cwd=tmp_path, env=env
+        )
         assert done.returncode == 2, (args, done.stderr)
         [line] = done.stderr.strip().splitlines()
         where = env_store or str(tmp_path / ".workbench" / "workbench.db")
@@ -193,6 +206,10 @@ def test_budget_set_takes_the_amount_as_the_magic_does_and_every_option_has_help
     assert "'lots' is not an amount in USD" in capsys.readouterr().err
     from workbench.cli import _all, _parser
 
-    missing = [f"{p.prog} {a.option_strings or a.dest}" for p in _all(_parser()) for a in p._actions
-               if a.help is None and not isinstance(a, argparse._HelpAction | argparse._SubParsersAction)]
+    missing = [
+        f"{p.prog} {a.option_strings or a.dest}"
+        for p in _all(_parser())
+        for a in p._actions
+        if a.help is None and not isinstance(a, argparse._HelpAction | argparse._SubParsersAction)
+    ]
     assert missing == []

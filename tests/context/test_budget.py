@@ -19,13 +19,21 @@ def docs(*sizes):
 
 
 def test_sources_fill_by_priority_within_their_caps_and_the_total():
-    s = spec(SourceSpec(kind="documents", collection="c", priority=1, max_tokens=30),
-             SourceSpec(kind="tools", priority=5), budget=100)
+    s = spec(
+        SourceSpec(kind="documents", collection="c", priority=1, max_tokens=30),
+        SourceSpec(kind="tools", priority=5),
+        budget=100,
+    )
     plan = fit(s, "sys", "question here", {0: docs(20, 20), 1: docs(25, 10)}, words)
     rows = [(b.source, b.ref, b.status) for b in plan.blocks]
-    assert rows == [("system", "", "included"), ("input", "", "included"),
-                    ("documents:c", "d#1", "included"), ("documents:c", "d#2", "dropped"),
-                    ("tools", "d#1", "included"), ("tools", "d#2", "included")]
+    assert rows == [
+        ("system", "", "included"),
+        ("input", "", "included"),
+        ("documents:c", "d#1", "included"),
+        ("documents:c", "d#2", "dropped"),
+        ("tools", "d#1", "included"),
+        ("tools", "d#2", "included"),
+    ]
     assert plan.used == 1 + 2 + 25 + 10 + 20
     dropped = plan.blocks[3]
     assert dropped.reason == "over the source's max_tokens (10 left of 30)"
@@ -43,8 +51,9 @@ def test_truncate_cuts_to_the_room_left_and_drop_says_the_total_ran_out():
 
 def test_summarise_hands_what_did_not_fit_to_the_model_in_order():
     s = spec(SourceSpec(kind="history", overflow="summarise", max_tokens=45), budget=100)
-    turns = [Item(f"turn {n}", f"turn {n} " + "x " * 23, messages=[{"role": "user", "content": f"t{n}"}])
-             for n in (3, 2, 1)]  # newest first, as the runtime gives them
+    turns = [
+        Item(f"turn {n}", f"turn {n} " + "x " * 23, messages=[{"role": "user", "content": f"t{n}"}]) for n in (3, 2, 1)
+    ]  # newest first, as the runtime gives them
     seen = []
 
     def summarise(texts, cap):
@@ -52,8 +61,7 @@ def test_summarise_hands_what_did_not_fit_to_the_model_in_order():
         return "they talked about refunds"
 
     plan = fit(s, "", "q", {0: turns}, words, summarise)
-    assert [b.status for b in plan.blocks if b.source == "history"] == ["included", "dropped", "dropped",
-                                                                        "summarised"]
+    assert [b.status for b in plan.blocks if b.source == "history"] == ["included", "dropped", "dropped", "summarised"]
     assert [t.split()[1] for t in seen[0]] == ["1", "2"]  # oldest first for the summary
     system, *rest = plan.messages
     assert "Summary of earlier history: they talked about refunds" in system["content"]
@@ -73,8 +81,8 @@ def test_the_fixed_part_over_budget_is_refused():
 
 def test_messages_cite_documents_and_list_memories():
     s = spec(SourceSpec(kind="documents", collection="c"), SourceSpec(kind="memory"), pinned="Be brief.")
-    plan = fit(s, "You are kind.", "q", {0: [Item("h.md#1", "Opens at 9.")], 1: [Item("m1", "Ana likes tea")]},
-               words)
-    assert plan.messages[0]["content"] == ("You are kind.\n\nBe brief.\n\nContext:\n[h.md#1] Opens at 9.\n\n"
-                                           "What you remember:\n- Ana likes tea")
+    plan = fit(s, "You are kind.", "q", {0: [Item("h.md#1", "Opens at 9.")], 1: [Item("m1", "Ana likes tea")]}, words)
+    assert plan.messages[0]["content"] == (
+        "You are kind.\n\nBe brief.\n\nContext:\n[h.md#1] Opens at 9.\n\nWhat you remember:\n- Ana likes tea"
+    )
     assert '"status": "included"' in plan.to_json() and "Opens at 9" not in plan.to_json()

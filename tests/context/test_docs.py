@@ -43,7 +43,7 @@ def test_long_paragraphs_are_split_to_the_chunk_size(wb):
 def test_queries_with_punctuation_cannot_break_fts_syntax(wb):
     wb.docs.add("notes", 'He said "AND" OR NOT (x) near: y*')
     assert fts_query('"AND" OR (NOT) NEAR(said, he) *') == '"not" OR "near" OR "said" OR "he"'  # stop words dropped
-    assert len(wb.docs.search("notes", 'what was said: NOT (x) near y*?')) == 1
+    assert len(wb.docs.search("notes", "what was said: NOT (x) near y*?")) == 1
     assert wb.docs.search("notes", "?!") == []
 
 

@@ -37,14 +37,17 @@ def test_the_template_is_sandboxed_and_user_text_is_never_a_template(tmp_path):
     assert load_spec("ok", tmp_path).render_system(user="{{ 7 * 7 }}") == "for {{ 7 * 7 }}"
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("sources:\n  - {kind: documents}\n", "sources[0]: a documents source needs a collection"),
-    ("sources:\n  - {kind: web}\n", "sources[0].kind: Input should be 'documents', 'memory', 'history' or 'tools'"),
-    ("budget_tokens: -1\n", "budget_tokens: Input should be greater than 0"),
-    ("systm: hi\n", "systm: Extra inputs are not permitted"),
-    ("system: [unclosed\n", "not valid YAML"),
-    ("- a list\n", "expected a mapping of keys"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("sources:\n  - {kind: documents}\n", "sources[0]: a documents source needs a collection"),
+        ("sources:\n  - {kind: web}\n", "sources[0].kind: Input should be 'documents', 'memory', 'history' or 'tools'"),
+        ("budget_tokens: -1\n", "budget_tokens: Input should be greater than 0"),
+        ("systm: hi\n", "systm: Extra inputs are not permitted"),
+        ("system: [unclosed\n", "not valid YAML"),
+        ("- a list\n", "expected a mapping of keys"),
+    ],
+)
 def test_a_malformed_spec_is_one_line_with_file_key_and_expectation(tmp_path, text, message):
     (tmp_path / "bad.yaml").write_text(text)
     with pytest.raises(ConfigError) as err:

@@ -107,8 +107,10 @@ def test_thresholds_warn_once_per_crossing_and_are_recorded(wb):
 def test_over_budget_sends_nothing(tmp_path, chaos):
     server = chaos(name="paid")
     wb = Workbench.from_config(store=str(tmp_path / "w.db"))
-    wb.add_route("paid", [{"model": "openai/chaos", "api_base": server.url,
-                           "input_cost_per_token": 1.0, "output_cost_per_token": 1.0}])
+    wb.add_route(
+        "paid",
+        [{"model": "openai/chaos", "api_base": server.url, "input_cost_per_token": 1.0, "output_cost_per_token": 1.0}],
+    )
     wb.budgets.set("global", 1.0)
     with pytest.raises(BudgetExceeded, match=r"nothing was sent"):
         wb.ask("this costs more than a dollar", model="paid", max_tokens=10)

@@ -23,8 +23,17 @@ def test_costs_by_dimension(tmp_path):
 def test_cache_hit_is_free_records_the_saving_and_can_be_bypassed(tmp_path, chaos):
     server = chaos(name="s")
     wb = Workbench.from_config(store=str(tmp_path / "w.db"), cache={"enabled": True, "ttl_s": 60})
-    wb.add_route("r", [{"model": "openai/chaos", "api_base": server.url,
-                        "input_cost_per_token": 0.01, "output_cost_per_token": 0.01}])
+    wb.add_route(
+        "r",
+        [
+            {
+                "model": "openai/chaos",
+                "api_base": server.url,
+                "input_cost_per_token": 0.01,
+                "output_cost_per_token": 0.01,
+            }
+        ],
+    )
     first = wb.ask("same question", model="r")
     second = wb.ask("same question", model="r")
     assert (first.cache_hit, second.cache_hit) == (False, True)

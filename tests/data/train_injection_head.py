@@ -23,8 +23,10 @@ def main() -> None:
     rows = [json.loads(line) for line in Path(__file__).with_name("guard_corpus.jsonl").open(encoding="utf-8")]
     rows = [r for r in rows if r["split"] != "holdout" and r["family"] not in NOT_INJECTION]
     texts = [r["text"] for r in rows] + ATTACK_EXAMPLES + BENIGN_EXAMPLES
-    y = np.array([r["label"] == "attack" for r in rows] + [1] * len(ATTACK_EXAMPLES) + [0] * len(BENIGN_EXAMPLES),
-                 dtype=np.float64)  # fmt: skip
+    y = np.array(
+        [r["label"] == "attack" for r in rows] + [1] * len(ATTACK_EXAMPLES) + [0] * len(BENIGN_EXAMPLES),
+        dtype=np.float64,
+    )
     x = embedder().embed(texts).astype(np.float64)
     w, b = np.zeros(x.shape[1]), 0.0
     for _ in range(3000):
@@ -33,8 +35,17 @@ def main() -> None:
         w -= 0.5 * (x.T @ g / len(y) + 1e-3 * w)
         b -= 0.5 * g.mean()
     accuracy = float(((x @ w + b >= 0) == (y == 1)).mean())
-    HEAD.write_text(json.dumps({"weights": [round(v, 6) for v in w], "bias": round(b, 6),
-                                "trained_on": len(y), "train_accuracy": round(accuracy, 3)}) + "\n")  # fmt: skip
+    HEAD.write_text(
+        json.dumps(
+            {
+                "weights": [round(v, 6) for v in w],
+                "bias": round(b, 6),
+                "trained_on": len(y),
+                "train_accuracy": round(accuracy, 3),
+            }
+        )
+        + "\n"
+    )
     print(f"{HEAD}: {len(y)} examples, train accuracy {accuracy:.3f}")
 
 

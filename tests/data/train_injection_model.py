@@ -91,15 +91,24 @@ def main() -> None:
             break
         threshold = float(t)
     flagged = phrase | (oof >= threshold)
-    print(f"out of fold: threshold {threshold:.2f}, TPR {flagged[~benign].mean():.3f} "
-          f"(phrases alone {phrase[~benign].mean():.3f}), FPR {flagged[benign].mean():.3f}")  # fmt: skip
+    print(
+        f"out of fold: threshold {threshold:.2f}, TPR {flagged[~benign].mean():.3f} "
+        f"(phrases alone {phrase[~benign].mean():.3f}), FPR {flagged[benign].mean():.3f}"
+    )
     w, b = fit(x, y)
     names = {i: f for f, i in VOCAB.items()}
     kept = np.argsort(-np.abs(w))[:KEEP]
-    weights = {names[int(i)]: round(float(w[i]), 4) for i in sorted(kept, key=lambda i: names[int(i)])
-               if abs(w[i]) >= 1e-4}  # fmt: skip
-    MODEL.write_text(json.dumps({"bias": round(b, 4), "threshold": round(threshold, 3), "trained_on": len(rows),
-                                 "weights": weights}, ensure_ascii=False, separators=(",", ":")) + "\n")  # fmt: skip
+    weights = {
+        names[int(i)]: round(float(w[i]), 4) for i in sorted(kept, key=lambda i: names[int(i)]) if abs(w[i]) >= 1e-4
+    }
+    MODEL.write_text(
+        json.dumps(
+            {"bias": round(b, 4), "threshold": round(threshold, 3), "trained_on": len(rows), "weights": weights},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        + "\n"
+    )
     print(f"{MODEL}: {len(weights)} weights, trained on {len(rows)} rows")
 
 

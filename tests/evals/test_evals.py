@@ -23,8 +23,10 @@ def project(tmp_path):
     """A project folder with the repo's support suite, its scripted judge and a store of its own."""
     shutil.copytree(ROOT / "evals", tmp_path / "evals")
     shutil.copy(ROOT / "scripted.toml", tmp_path / "scripted.toml")
-    prices = "".join(f'[prices."local/{m}"]\ninput_cost_per_token = 0.000001\noutput_cost_per_token = 0.000002\n'
-                     for m in ("echo", "extractive", "scripted"))
+    prices = "".join(
+        f'[prices."local/{m}"]\ninput_cost_per_token = 0.000001\noutput_cost_per_token = 0.000002\n'
+        for m in ("echo", "extractive", "scripted")
+    )
     (tmp_path / "workbench.toml").write_text(f'store = "wb.db"\n[scripted]\nfile = "scripted.toml"\n{prices}')
     return tmp_path
 
@@ -37,8 +39,10 @@ def test_a_suite_runs_on_two_models_and_every_score_is_stored(project):
     assert summary.loc[("local/extractive", "judge"), "mean"] == 1.0
     assert summary.loc[("local/echo", "contains"), "mean"] == 0.0
     assert summary.loc[("local/echo", "judge"), "mean"] == 0.25
-    assert report.failures() == ["local/echo [-] contains: mean 0.000 is under the threshold 0.9",
-                                 "local/echo [-] cites: mean 0.000 is under the threshold 1"]
+    assert report.failures() == [
+        "local/echo [-] contains: mean 0.000 is under the threshold 0.9",
+        "local/echo [-] cites: mean 0.000 is under the threshold 1",
+    ]
     stored = wb.store.query("SELECT COUNT(*) n FROM eval_results")[0]["n"]
     assert stored == 16 * 2 * 2 * 4 == len(report.results)  # cases x repeats x models x scorers
     runs = wb.evals.runs("support")
@@ -75,8 +79,9 @@ def test_a_noisy_judge_does_not_flip_the_gate(project):
         return draws.random() < 0.5
 
     suite = (project / "evals" / "support.eval.yaml").read_text().split("scorers:")[0]
-    (project / "evals" / "noisy.eval.yaml").write_text(suite.replace("name: support", "name: noisy")
-                                                      + "scorers:\n  - coin\n")
+    (project / "evals" / "noisy.eval.yaml").write_text(
+        suite.replace("name: support", "name: noisy") + "scorers:\n  - coin\n"
+    )
     wb = Workbench.from_config(project / "workbench.toml")
     runs = [wb.evals.run("noisy", repeats=3, progress=False).run_ids[0] for _ in range(4)]
     verdicts = [wb.evals.compare(run, runs[0]).iloc[0] for run in runs[1:]]
@@ -92,12 +97,15 @@ def test_custom_scorers_exact_and_json_schema(project, tmp_path):
         return (1.0 if n <= words else words / n), f"{n} words"
 
     data = tmp_path / "evals" / "json.jsonl"
-    cases = [{"id": "a", "input": "answer as json", "expected": '{"status": "ok", "items": 3}'},
-             {"id": "b", "input": "hello", "expected": "nope"}]
+    cases = [
+        {"id": "a", "input": "answer as json", "expected": '{"status": "ok", "items": 3}'},
+        {"id": "b", "input": "hello", "expected": "nope"},
+    ]
     data.write_text("".join(json.dumps(c) + "\n" for c in cases))
     (tmp_path / "evals" / "json.eval.yaml").write_text(
         "dataset: json.jsonl\nmodel: local/scripted\nscorers:\n  - exact\n  - short: {words: 4}\n"
-        "  - json_schema: {schema: {type: object, required: [status, items]}}\n")
+        "  - json_schema: {schema: {type: object, required: [status, items]}}\n"
+    )
     wb = Workbench.from_config(project / "workbench.toml")
     results = wb.evals.run("json", progress=False).results.set_index(["case_id", "scorer"])
     assert results.loc[("a", "exact"), "score"] == 1.0 and results.loc[("b", "exact"), "score"] == 0.0
@@ -106,14 +114,17 @@ def test_custom_scorers_exact_and_json_schema(project, tmp_path):
     assert results.loc[("b", "short"), "detail"].endswith("words")
 
 
-@pytest.mark.parametrize("yaml_text, jsonl, message", [
-    ("dataset: d.jsonl\nscorers: [nosuch]\n", '{"input": "x"}', "no scorer named 'nosuch'"),
-    ("dataset: missing.jsonl\nscorers: [exact]\n", None, "dataset missing.jsonl not found"),
-    ("dataset: d.jsonl\nscorers: [exact]\n", '{"input": "x"}\nnot json', "d.jsonl line 2: not JSON"),
-    ("dataset: d.jsonl\nprompt: '{question}'\nscorers: [contains]\n", '{"input": "x"}', "uses {question}"),
-    ("dataset: d.jsonl\nscorers: []\n", '{"input": "x"}', "at least one scorer"),
-    ("dataset: d.jsonl\nscorers: [exact]\nrepeats: 0\n", '{"input": "x"}', "repeats"),
-])
+@pytest.mark.parametrize(
+    "yaml_text, jsonl, message",
+    [
+        ("dataset: d.jsonl\nscorers: [nosuch]\n", '{"input": "x"}', "no scorer named 'nosuch'"),
+        ("dataset: missing.jsonl\nscorers: [exact]\n", None, "dataset missing.jsonl not found"),
+        ("dataset: d.jsonl\nscorers: [exact]\n", '{"input": "x"}\nnot json', "d.jsonl line 2: not JSON"),
+        ("dataset: d.jsonl\nprompt: '{question}'\nscorers: [contains]\n", '{"input": "x"}', "uses {question}"),
+        ("dataset: d.jsonl\nscorers: []\n", '{"input": "x"}', "at least one scorer"),
+        ("dataset: d.jsonl\nscorers: [exact]\nrepeats: 0\n", '{"input": "x"}', "repeats"),
+    ],
+)
 def test_bad_suites_fail_with_one_line_before_any_call(project, yaml_text, jsonl, message):
     (project / "evals" / "bad.eval.yaml").write_text(yaml_text)
     if jsonl is not None:
@@ -131,8 +142,7 @@ def test_cli_gate_exits_nonzero_on_a_regression(project, capsys):
     assert main(["--config", config, "eval", "support", "--baseline", "latest", "--fail-on-regression"]) == 0
     assert "unchanged" in capsys.readouterr().out
     good = Workbench.from_config(config).evals.latest("support")
-    code = main(["--config", config, "eval", "support", "-m", "local/echo", "--baseline", good,
-                 "--fail-on-regression"])
+    code = main(["--config", config, "eval", "support", "-m", "local/echo", "--baseline", good, "--fail-on-regression"])
     out = capsys.readouterr().out
     assert code == 1 and "REGRESSED: local/echo: cites, local/echo: contains, local/echo: judge" in out
     assert "under threshold: local/echo [-] contains" in out
@@ -162,19 +172,40 @@ def test_recorded_calls_become_cases(project):
 def test_pytest_runs_eval_suites_as_items_and_gates_on_a_regression(project, monkeypatch):
     """One pytest process over three suites: one passes, one misses its thresholds, one regressed."""
     (project / "evals" / "echo.eval.yaml").write_text(
-        (project / "evals" / "support.eval.yaml").read_text().replace("model: local/extractive", "model: local/echo"))
+        (project / "evals" / "support.eval.yaml").read_text().replace("model: local/extractive", "model: local/echo")
+    )
     (project / "evals" / "flag.eval.yaml").write_text("dataset: support.jsonl\nmodel: local/echo\nscorers: [flag]\n")
-    scorer = ("import os\nfrom workbench.evals import register_scorer\n\n"
-              "@register_scorer('flag')\ndef flag(output, case, ctx):\n"
-              "    return os.environ['GOOD'] == '1' or int(case['id'][1:]) % 4 == 0\n")
+    scorer = (
+        "import os\nfrom workbench.evals import register_scorer\n\n"
+        "@register_scorer('flag')\ndef flag(output, case, ctx):\n"
+        "    return os.environ['GOOD'] == '1' or int(case['id'][1:]) % 4 == 0\n"
+    )
     (project / "evals" / "conftest.py").write_text(scorer)  # how a project registers its scorers for pytest
     monkeypatch.setenv("GOOD", "1")
     exec(compile(scorer, "conftest.py", "exec"), {})
-    Workbench.from_config(project / "workbench.toml").evals.run(project / "evals" / "flag.eval.yaml",
-                                                                progress=False)  # the baseline  # fmt: skip
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
-                          "evals", "--wb-baseline", "latest"], cwd=project, capture_output=True, text=True,
-                         timeout=300, env={**os.environ, "GOOD": "0"})  # fmt: skip
+    Workbench.from_config(project / "workbench.toml").evals.run(
+        project / "evals" / "flag.eval.yaml", progress=False
+    )  # the baseline
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-o",
+            "addopts=",
+            "evals",
+            "--wb-baseline",
+            "latest",
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "GOOD": "0"},
+    )
     out = run.stdout
     assert run.returncode == 1, out
     assert "2 failed, 1 passed" in out and "eval suite echo:" in out and "eval suite flag:" in out

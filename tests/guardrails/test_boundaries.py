@@ -45,13 +45,25 @@ def test_urls_match_scheme_host_and_path_separately():
 @pytest.fixture
 def guarded(tmp_path):
     (tmp_path / "data").mkdir()
-    wb = Workbench.from_config(store=str(tmp_path / "b.db"), root=str(tmp_path), guardrails={
-        "tools": {"allow": ["db.*", "files.*", "web.get"], "agents": {"reader": ["db.query", "files.read"]},
-                  "arguments": [{"tool": "db.query", "argument": "sql", "check": "read_only_sql"},
-                                {"tool": "files.*", "argument": "path", "check": "path"},
-                                {"tool": "web.get", "argument": "url", "check": "url"}],
-                  "paths": ["data"], "urls": ["https://api.example.com/*"], "max_destructive": 2},
-        "breaker": {"violations": 3, "window_s": 600}})  # fmt: skip
+    wb = Workbench.from_config(
+        store=str(tmp_path / "b.db"),
+        root=str(tmp_path),
+        guardrails={
+            "tools": {
+                "allow": ["db.*", "files.*", "web.get"],
+                "agents": {"reader": ["db.query", "files.read"]},
+                "arguments": [
+                    {"tool": "db.query", "argument": "sql", "check": "read_only_sql"},
+                    {"tool": "files.*", "argument": "path", "check": "path"},
+                    {"tool": "web.get", "argument": "url", "check": "url"},
+                ],
+                "paths": ["data"],
+                "urls": ["https://api.example.com/*"],
+                "max_destructive": 2,
+            },
+            "breaker": {"violations": 3, "window_s": 600},
+        },
+    )
     yield wb
     wb.close()
 
@@ -87,8 +99,9 @@ def test_the_destructive_cap_counts_per_session(guarded):
 
 
 def test_ask_hands_the_decision_to_a_human_and_records_it(tmp_path):
-    wb = Workbench.from_config(store=str(tmp_path / "a.db"), guardrails={
-        "tool_call": {"boundaries": "ask"}, "tools": {"allow": ["db.query"]}})  # fmt: skip
+    wb = Workbench.from_config(
+        store=str(tmp_path / "a.db"), guardrails={"tool_call": {"boundaries": "ask"}, "tools": {"allow": ["db.query"]}}
+    )
     asked = []
     wb.guard.approver = lambda request: asked.append(request) or request["tool"] == "db.vacuum"
     assert wb.guard.check_tool_call("db.vacuum", {}, session="s") == {}

@@ -8,8 +8,10 @@ from workbench.guardrails.output import find_exfiltration
 from workbench.jupyter.display import inert
 from workbench.runtime import Workbench
 
-CHAT = ("Our Q3 board memo: revenue fell 12% in the Nordics, the Oslo warehouse closes in March, "
-        "and Kari Nordmann takes over procurement.")  # fmt: skip
+CHAT = (
+    "Our Q3 board memo: revenue fell 12% in the Nordics, the Oslo warehouse closes in March, "
+    "and Kari Nordmann takes over procurement."
+)
 
 
 def kinds(text, conversation=CHAT):
@@ -52,8 +54,11 @@ def test_an_answer_exfiltrating_the_chat_is_redacted_and_recorded(tmp_path):
     assert "evil.example" not in wb.calls.last()["text"]
     [event] = wb.guard.df().query("scanner == 'exfiltration'").to_dict("records")
     assert event["action"] == "redact" and json.loads(event["findings"])[0]["kind"] == "image_url_carries_conversation"
-    off = Workbench.from_config(store=str(tmp_path / "o.db"), scripted={"rules": [{"pattern": "memo", "reply": leak}]},
-                                guardrails={"output": {"exfiltration": "flag"}})  # fmt: skip
+    off = Workbench.from_config(
+        store=str(tmp_path / "o.db"),
+        scripted={"rules": [{"pattern": "memo", "reply": leak}]},
+        guardrails={"output": {"exfiltration": "flag"}},
+    )
     assert off.ask(f"Summarise this memo. {CHAT}", model="local/scripted").text == leak
 
 

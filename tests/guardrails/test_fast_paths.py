@@ -26,8 +26,11 @@ def _plain_detect(text):
                 seen.add(i)
                 found.add((s.family if n == 0 else "encoded", s.weight))
     ml = injection._fold(text, homoglyphs=False).lower()
-    found |= {("multilingual", s.weight) for s in injection._COMPILED_ML
-              if (s.ascii_ok or not text.isascii()) and s.regex.search(ml)}  # fmt: skip
+    found |= {
+        ("multilingual", s.weight)
+        for s in injection._COMPILED_ML
+        if (s.ascii_ok or not text.isascii()) and s.regex.search(ml)
+    }
     for _, _, plain in injection.decoded(text):
         found |= {("encoded", w) for _, w in _plain_detect(plain)}
     return found
@@ -44,10 +47,11 @@ def test_the_gated_and_prefiltered_signals_match_every_regex_run_plainly(accel, 
     if not accel:
         monkeypatch.setenv("WORKBENCH_NO_ACCEL", "1")
     rng = random.Random(5)
-    texts = CORPUS + [PROSE[i:i + 3000] for i in range(0, 120_000, 3000)]
-    texts += [rng.choice(CORPUS) + " " + PROSE[i:i + 20_000] for i in range(0, 100_000, 20_000)]  # past the windows
-    texts += [rng.choice(CORPUS).replace(" ", sep) for sep in ("\x1f", "\xa0", "\u3000", "\x85", "\t")
-              for _ in range(20)]  # fmt: skip
+    texts = CORPUS + [PROSE[i : i + 3000] for i in range(0, 120_000, 3000)]
+    texts += [rng.choice(CORPUS) + " " + PROSE[i : i + 20_000] for i in range(0, 100_000, 20_000)]  # past the windows
+    texts += [
+        rng.choice(CORPUS).replace(" ", sep) for sep in ("\x1f", "\xa0", "\u3000", "\x85", "\t") for _ in range(20)
+    ]
     mismatched = [t[:80] for t in texts if _fast(t) != _plain_detect(t)]
     assert mismatched == []
 
@@ -64,11 +68,17 @@ def test_an_attack_inside_a_long_document_is_found_wherever_it_sits():
 def _reference_pii(text):
     s = importlib.import_module("workbench.guardrails.scanners")
 
-    found = [s.Finding("email", m.start(), m.end()) for m in s._EMAIL.finditer(text)
-             if s._real_tld(m.group().rsplit(".", 1)[-1])]  # fmt: skip
+    found = [
+        s.Finding("email", m.start(), m.end())
+        for m in s._EMAIL.finditer(text)
+        if s._real_tld(m.group().rsplit(".", 1)[-1])
+    ]
     found += [s.Finding("iban", m.start(), m.end()) for m in s._IBAN.finditer(text) if s.iban_valid(m.group())]
-    found += [s.Finding("card_number", m.start(), m.end()) for m in s._CARD.finditer(text)
-              if 13 <= len(re.sub(r"\D", "", m.group())) <= 19 and s.luhn(re.sub(r"\D", "", m.group()))]
+    found += [
+        s.Finding("card_number", m.start(), m.end())
+        for m in s._CARD.finditer(text)
+        if 13 <= len(re.sub(r"\D", "", m.group())) <= 19 and s.luhn(re.sub(r"\D", "", m.group()))
+    ]
     found += [s.Finding("us_ssn", m.start(), m.end()) for m in s._SSN.finditer(text)]
     found += [s.Finding("uk_nino", m.start(), m.end()) for m in s._NINO.finditer(text)]
     found += [s.Finding("phone", m.start(), m.end()) for m in s._PHONE.finditer(text) if s._phone_like(m.group())]
@@ -81,26 +91,58 @@ def _reference_secrets(text):
     found = [s.Finding(kind, m.start(), m.end()) for kind, rx in s._SECRET for m in rx.finditer(text)]
     for kind, rx in s._NAMED_SECRET:
         for m in rx.finditer(text):
-            if text[m.end(1):m.end(1) + 1] not in ("(", "[") and s._looks_secret(kind, m.group(1)):
+            if text[m.end(1) : m.end(1) + 1] not in ("(", "[") and s._looks_secret(kind, m.group(1)):
                 found.append(s.Finding(kind, m.start(1), m.end(1)))
     return _without_overlaps(found) if len(text) >= s._SHORTEST_SECRET else []
 
 
-PIECES = ["4111 1111 1111 1111", "+44 20 7946 0958", "(555) 123-4567", "123-45-6789", "AB 12 34 56 C",
-          "GB82 WEST 1234 5698 7654 32", "bob@example.com", "sk-" + "a1B2" * 6, "AKIAABCDEFGHIJKLMNOP",
-          "api_key = 'Zx9#kLm2Qw8$rT5vYb3N'", "password: Hunter2!", "Authorization: Bearer abcDEF123456789xyz",
-          "postgres://u:s3cr3t@h/db", "PASSWORD=Secr3tPass", "ghp_" + "A" * 36, "2024-01-02", "10.0.0.1",
-          "1 2 3 4 5 6 7 8 9 0", "--", "12", " ", "\n", "(", ")", "+", "-", ".", "x", "é", "\u017f",
-          "pa\u017fsword = Abc12345xyz", "aws_secret_access_key=" + "A1b2" * 10, "xoxb-1234567890-abc",
-          "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----", "AIza" + "b" * 35, "sk_live_" + "c" * 20]
+PIECES = [
+    "4111 1111 1111 1111",
+    "+44 20 7946 0958",
+    "(555) 123-4567",
+    "123-45-6789",
+    "AB 12 34 56 C",
+    "GB82 WEST 1234 5698 7654 32",
+    "bob@example.com",
+    "sk-" + "a1B2" * 6,
+    "AKIAABCDEFGHIJKLMNOP",
+    "api_key = 'Zx9#kLm2Qw8$rT5vYb3N'",
+    "password: Hunter2!",
+    "Authorization: Bearer abcDEF123456789xyz",
+    "postgres://u:s3cr3t@h/db",
+    "PASSWORD=Secr3tPass",
+    "ghp_" + "A" * 36,
+    "2024-01-02",
+    "10.0.0.1",
+    "1 2 3 4 5 6 7 8 9 0",
+    "--",
+    "12",
+    " ",
+    "\n",
+    "(",
+    ")",
+    "+",
+    "-",
+    ".",
+    "x",
+    "é",
+    "\u017f",
+    "pa\u017fsword = Abc12345xyz",
+    "aws_secret_access_key=" + "A1b2" * 10,
+    "xoxb-1234567890-abc",
+    "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----",
+    "AIza" + "b" * 35,
+    "sk_live_" + "c" * 20,
+]
 
 
 def test_secrets_and_pii_find_what_every_pattern_run_over_the_whole_text_finds():
     rng = random.Random(11)
-    texts = [PROSE[i:i + 5000] for i in range(0, 200_000, 5000)]
+    texts = [PROSE[i : i + 5000] for i in range(0, 200_000, 5000)]
     for _ in range(3000):
-        texts.append("".join(rng.choice(PIECES) + rng.choice(["", " ", "\n", "a", "1", "-"])
-                             for _ in range(rng.randint(1, 12))))  # fmt: skip
+        texts.append(
+            "".join(rng.choice(PIECES) + rng.choice(["", " ", "\n", "a", "1", "-"]) for _ in range(rng.randint(1, 12)))
+        )
     for text in texts:
         assert find_pii(text) == _reference_pii(text), text[:120]
         assert find_secrets(text) == _reference_secrets(text), text[:120]

@@ -34,13 +34,20 @@ KEYS = {
 }
 
 RULES = [
-    {"pattern": "(?i)call the webhook", "tool": "http__post",
-     "arguments": {"url": "https://hooks.example.com/x",
-                   "headers": {"Authorization": f"Bearer {KEYS['tool_argument']}"}}},
+    {
+        "pattern": "(?i)call the webhook",
+        "tool": "http__post",
+        "arguments": {
+            "url": "https://hooks.example.com/x",
+            "headers": {"Authorization": f"Bearer {KEYS['tool_argument']}"},
+        },
+    },
     {"pattern": "(?i)look up the token", "tool": "vault__read", "arguments": {"name": "slack"}},
     {"pattern": "(?i)break the tool", "tool": "vault__break", "arguments": {"name": "x"}},
-    {"pattern": "(?i)what are the aws credentials",
-     "reply": f"Sure: aws_secret_access_key = {KEYS['answer']} for the prod account."},
+    {
+        "pattern": "(?i)what are the aws credentials",
+        "reply": f"Sure: aws_secret_access_key = {KEYS['answer']} for the prod account.",
+    },
     {"pattern": "(?i)stream me the key", "reply": f"Here it is: {KEYS['stream']} - keep it safe."},
     {"role": "tool", "pattern": ".*", "reply": "Done."},
 ]
@@ -50,18 +57,19 @@ RULES = [
 def planted(tmp_path):
     (tmp_path / "contexts").mkdir()
     (tmp_path / "contexts" / "kb.yaml").write_text(
-        "budget_tokens: 2000\nsources:\n  - {kind: documents, collection: kb, k: 3}\n")
+        "budget_tokens: 2000\nsources:\n  - {kind: documents, collection: kb, k: 3}\n"
+    )
     (tmp_path / "workbench.toml").write_text(f"""
 store = "s.db"
 default_route = "local/scripted"
 [guardrails.input]
 secrets = "redact"
 [routes.team]
-deployments = [{{ model = "local/echo", params = {{ api_key = "{KEYS['params']}" }} }}]
+deployments = [{{ model = "local/echo", params = {{ api_key = "{KEYS["params"]}" }} }}]
 [mcp.servers.keeper]
 command = "python"
 args = ["-c", "pass"]
-env = {{ VAULT_TOKEN = "{KEYS['mcp_env']}" }}
+env = {{ VAULT_TOKEN = "{KEYS["mcp_env"]}" }}
 """)
     wb = Workbench.from_config(tmp_path / "workbench.toml", scripted={"rules": RULES})
 
@@ -86,8 +94,13 @@ env = {{ VAULT_TOKEN = "{KEYS['mcp_env']}" }}
 
 def test_a_key_planted_in_every_path_is_found_nowhere(planted):
     wb, root = planted
-    wb.ask("Summarise our setup.", model="local/echo", system=f"Deploy with {KEYS['system']}.",
-           context={"ops": f"The CI uses {KEYS['context']} as its access key id."}, session="ops")  # fmt: skip
+    wb.ask(
+        "Summarise our setup.",
+        model="local/echo",
+        system=f"Deploy with {KEYS['system']}.",
+        context={"ops": f"The CI uses {KEYS['context']} as its access key id."},
+        session="ops",
+    )
     wb.docs.add("kb", [f"Rotation notes: aws_secret_access_key = {KEYS['document']} was rotated in May."])
     wb.ask("When was the key rotated?", model="local/echo", spec="kb")
     wb.memory.add(f"The deploy bot token is {KEYS['memory']}", "user:ana")

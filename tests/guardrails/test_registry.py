@@ -8,7 +8,7 @@ from workbench.errors import GuardrailViolation
 from workbench.guardrails import Finding, Scanner, register_scanner, registry, scanners
 from workbench.runtime import Workbench
 
-PLUGIN = '''
+PLUGIN = """
 from workbench.guardrails import Finding, Scanner
 
 def _competitors(text, ctx):
@@ -16,12 +16,17 @@ def _competitors(text, ctx):
     return [Finding("competitor", i, i + 6)] if i >= 0 else []
 
 scanner = Scanner("competitors", _competitors, frozenset({"input", "output"}), "mentions of competitors")
-'''
+"""
 
 
 def test_a_scanner_registered_in_code_runs_where_the_policy_names_it(tmp_path):
-    register_scanner(Scanner("shouting", lambda text, ctx: [Finding("caps", 0, len(text))] if text.isupper() else [],
-                             frozenset({"input"})))  # fmt: skip
+    register_scanner(
+        Scanner(
+            "shouting",
+            lambda text, ctx: [Finding("caps", 0, len(text))] if text.isupper() else [],
+            frozenset({"input"}),
+        )
+    )
     wb = Workbench.from_config(store=str(tmp_path / "r.db"), guardrails={"input": {"shouting": "block"}})
     with pytest.raises(GuardrailViolation, match="blocked by the shouting guardrail: found caps"):
         wb.ask("HELLO THERE", model="local/echo")

@@ -5,32 +5,42 @@ import pytest
 from workbench.guardrails import find_pii, find_secrets, iban_valid, luhn, redact
 
 
-@pytest.mark.parametrize(("text", "kind"), [
-    ("key sk-proj-abcdefghijklmnopqrstuvwx123", "openai_key"),
-    ("sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123", "openai_key"),  # the sk- family: found either way
-    ("AKIAIOSFODNN7EXAMPLE in the config", "aws_access_key"),
-    ("token ghp_0123456789abcdefghijklmnopqrstuvwxyzAB", "github_token"),
-    ("xoxb-1234567890-abcdefghij", "slack_token"),
-    ("AIzaSyA1234567890abcdefghijklmnopqrstuv", "google_api_key"),
-    ("-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----", "private_key"),
-    ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U", "jwt"),
-])
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("key sk-proj-abcdefghijklmnopqrstuvwx123", "openai_key"),
+        ("sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123", "openai_key"),  # the sk- family: found either way
+        ("AKIAIOSFODNN7EXAMPLE in the config", "aws_access_key"),
+        ("token ghp_0123456789abcdefghijklmnopqrstuvwxyzAB", "github_token"),
+        ("xoxb-1234567890-abcdefghij", "slack_token"),
+        ("AIzaSyA1234567890abcdefghijklmnopqrstuv", "google_api_key"),
+        ("-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----", "private_key"),
+        ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U", "jwt"),
+    ],
+)
 def test_secret_formats_are_found(text, kind):
     [finding] = find_secrets(text)
     assert finding.kind == kind or (kind == "openai_key" and finding.kind == "anthropic_key")
 
 
-@pytest.mark.parametrize("text", [
-    "the task-force meeting is at 10", "use the sk- prefix for keys", "AKIA is how AWS keys start",
-    "a list: ghp_ tokens are GitHub's",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the task-force meeting is at 10",
+        "use the sk- prefix for keys",
+        "AKIA is how AWS keys start",
+        "a list: ghp_ tokens are GitHub's",
+    ],
+)
 def test_secret_look_alikes_are_not(text):
     assert find_secrets(text) == []
 
 
 def test_pii_is_found_with_checksums_and_dates_and_amounts_are_not():
-    text = ("Mail ana@example.com or call +44 20 7946 0958. Card 4111 1111 1111 1111, IBAN GB82 WEST 1234 5698 "
-            "7654 32, SSN 123-45-6789, NINO AB 12 34 56 C. Order 2024-11-28 costs 1234 euros; ref 4111 1111 1111 1112.")
+    text = (
+        "Mail ana@example.com or call +44 20 7946 0958. Card 4111 1111 1111 1111, IBAN GB82 WEST 1234 5698 "
+        "7654 32, SSN 123-45-6789, NINO AB 12 34 56 C. Order 2024-11-28 costs 1234 euros; ref 4111 1111 1111 1112."
+    )
     kinds = [f.kind for f in find_pii(text)]
     assert kinds == ["email", "phone", "card_number", "iban", "us_ssn", "uk_nino"]  # the bad-Luhn number is not a card
     assert redact(text, find_pii(text)).startswith("Mail [REDACTED:email] or call [REDACTED:phone]. Card [REDACTED")

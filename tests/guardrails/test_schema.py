@@ -9,8 +9,12 @@ from workbench.guardrails import SchemaViolation
 from workbench.guardrails.schema import conform, extract_json
 from workbench.runtime import Workbench
 
-SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}, "temp_c": {"type": "number"}},
-          "required": ["city", "temp_c"], "additionalProperties": False}  # fmt: skip
+SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "temp_c": {"type": "number"}},
+    "required": ["city", "temp_c"],
+    "additionalProperties": False,
+}
 
 
 class Weather(BaseModel):
@@ -29,14 +33,19 @@ def test_json_is_found_in_fences_and_prose():
 
 
 def test_a_wrong_answer_is_asked_again_once_and_the_value_parsed(tmp_path):
-    rules = [{"pattern": "did not match", "reply": '{"city": "Oslo", "temp_c": -3.5}'},
-             {"pattern": "weather", "reply": "It is cold in Oslo, about -3.5 degrees."}]  # fmt: skip
+    rules = [
+        {"pattern": "did not match", "reply": '{"city": "Oslo", "temp_c": -3.5}'},
+        {"pattern": "weather", "reply": "It is cold in Oslo, about -3.5 degrees."},
+    ]
     wb = Workbench.from_config(store=str(tmp_path / "s.db"), scripted={"rules": rules})
     result = wb.ask("What's the weather in Oslo?", model="local/scripted", schema=Weather)
     assert result.data == Weather(city="Oslo", temp_c=-3.5)
     requests = [json.loads(r["request"]) for r in wb.store.query("SELECT request FROM calls ORDER BY started_at")]
-    assert len(requests) == 2 and "did not match the required JSON schema (the answer holds no JSON value)" in \
-        requests[-1]["messages"][-1]["content"]
+    assert (
+        len(requests) == 2
+        and "did not match the required JSON schema (the answer holds no JSON value)"
+        in requests[-1]["messages"][-1]["content"]
+    )
     system = requests[0]["messages"][0]["content"]
     assert system.startswith("Answer with only a JSON value (no prose) that matches this JSON schema:")
     [event] = wb.guard.df().to_dict("records")
@@ -46,8 +55,9 @@ def test_a_wrong_answer_is_asked_again_once_and_the_value_parsed(tmp_path):
 
 
 def test_two_wrong_answers_raise_and_both_calls_are_recorded(tmp_path):
-    wb = Workbench.from_config(store=str(tmp_path / "f.db"), scripted={"rules": [
-        {"pattern": ".", "reply": '{"city": "Oslo"}'}]})  # fmt: skip
+    wb = Workbench.from_config(
+        store=str(tmp_path / "f.db"), scripted={"rules": [{"pattern": ".", "reply": '{"city": "Oslo"}'}]}
+    )
     with pytest.raises(SchemaViolation, match=r"after one re-ask \(the value: 'temp_c' is a required property\)"):
         wb.ask("weather?", model="local/scripted", schema=SCHEMA)
     assert len(wb.calls.df()) == 2
@@ -61,6 +71,13 @@ async def _aask(wb):
 def test_aask_conforms_too(tmp_path):
     import asyncio
 
-    wb = Workbench.from_config(store=str(tmp_path / "a.db"), scripted={"rules": [
-        {"pattern": "did not match", "reply": '{"city": "Rome", "temp_c": 21}'}, {"pattern": ".", "reply": "warm"}]})
+    wb = Workbench.from_config(
+        store=str(tmp_path / "a.db"),
+        scripted={
+            "rules": [
+                {"pattern": "did not match", "reply": '{"city": "Rome", "temp_c": 21}'},
+                {"pattern": ".", "reply": "warm"},
+            ]
+        },
+    )
     assert asyncio.run(_aask(wb)).data == Weather(city="Rome", temp_c=21)

@@ -24,8 +24,9 @@ def test_other_languages_are_left_to_the_phrase_lists():
 
 
 def test_it_runs_as_the_injection_semantic_scanner_when_a_policy_names_it(tmp_path):
-    wb = Workbench.from_config(store=str(tmp_path / "s.db"),
-                               guardrails={"input": {"injection_semantic": "block", "injection": "off"}})
+    wb = Workbench.from_config(
+        store=str(tmp_path / "s.db"), guardrails={"input": {"injection_semantic": "block", "injection": "off"}}
+    )
     with pytest.raises(Exception, match="blocked by the injection_semantic guardrail: found semantic_injection"):
         wb.ask(REWORDED, model="local/echo")
     quoted = f'Our red team sent "{REWORDED}" - explain why a filter should catch it.'

@@ -14,8 +14,9 @@ sources:
   - {kind: documents, collection: handbook, k: 2, priority: 2, max_tokens: 150, overflow: truncate}
   - {kind: memory, scopes: [user, shared], k: 3, priority: 1, max_tokens: 60}
 """
-HANDBOOK = ("# Refunds\n\nRefunds are paid within 30 days of a return.\n\n"
-            "# Shipping\n\nShipping abroad takes 7 working days.\n")
+HANDBOOK = (
+    "# Refunds\n\nRefunds are paid within 30 days of a return.\n\n# Shipping\n\nShipping abroad takes 7 working days.\n"
+)
 
 
 @pytest.fixture
@@ -36,7 +37,9 @@ def test_a_spec_call_records_its_plan_version_and_grounding(project):
     assert "[handbook.md#1]" in result.text and result.grounding == 1.0
     plan = result.context
     assert [(b.source, b.ref, b.status) for b in plan.blocks if b.source not in ("system", "input")] == [
-        ("documents:handbook", "handbook.md#1", "included"), ("memory", project.memory.df()["id"].iloc[0], "included")]
+        ("documents:handbook", "handbook.md#1", "included"),
+        ("memory", project.memory.df()["id"].iloc[0], "included"),
+    ]
     system = project.calls.df().iloc[-1]
     assert (system["context_spec"], system["grounding"]) == ("support", 1.0) and len(system["context_version"]) == 12
     stored = json.loads(project.calls.last()["context_plan"])
@@ -67,7 +70,8 @@ def test_rules_extraction_remembers_preferences_from_the_conversation(tmp_path):
     wb = Workbench.from_config(store=str(tmp_path / "x.db"), memory={"extract": "rules"})
     wb.ask("I prefer answers as bullet points. What is the refund window?", model="local/echo", memory="user:cy")
     assert wb.memory.df("user:cy")[["kind", "text"]].values.tolist() == [
-        ["preference", "I prefer answers as bullet points."]]
+        ["preference", "I prefer answers as bullet points."]
+    ]
     wb.ask("My team is the payments squad.", model="local/echo", user="dee")  # no scope given: the user's own
     assert wb.memory.df("user:dee")["text"].tolist() == ["My team is the payments squad."]
 
@@ -81,8 +85,9 @@ def test_a_session_over_its_history_budget_is_trimmed_or_summarised_by_its_model
     assert {b["status"] for b in kept if b["source"] == "history"} == {"included", "dropped"}
     assert plan["route"] == "local/echo" and len(trim.calls.df()) == 6  # no summary calls when trimming
 
-    summ = Workbench.from_config(store=str(tmp_path / "s.db"),
-                                 memory={"history_tokens": 60, "history_overflow": "summarise"})  # fmt: skip
+    summ = Workbench.from_config(
+        store=str(tmp_path / "s.db"), memory={"history_tokens": 60, "history_overflow": "summarise"}
+    )
     for i in range(6):
         summ.ask(f"question number {i} about the quarterly numbers please", model="local/extractive", session="s")
     calls = summ.calls.df()
@@ -95,8 +100,7 @@ def test_plan_context_calls_no_model_and_replay_reproduces_a_spec_call(project, 
     before = len(project.calls.df())
     plan = project.plan_context("support", "How long does shipping abroad take?")
     assert len(project.calls.df()) == before and plan.blocks[-1].ref in ("handbook.md#1", "handbook.md#2")
-    live = project.ask("How long does shipping abroad take?", model="local/extractive", spec="support",
-                       session="r")  # fmt: skip
+    live = project.ask("How long does shipping abroad take?", model="local/extractive", spec="support", session="r")
     replay = Workbench.from_config(tmp_path / "workbench.toml", mode="replay")
     again = replay.ask("How long does shipping abroad take?", model="local/extractive", spec="support", session="r")
     assert again.text == live.text and again.context.used == live.context.used

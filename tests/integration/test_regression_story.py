@@ -20,9 +20,25 @@ SANITIZE = Path(__file__).parents[2] / "notebooks" / "sanitize.cfg"
 
 def nbval(notebook: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--nbval", str(notebook),
-         "--nbval-sanitize-with", str(SANITIZE), "-q", "--rootdir", str(notebook.parent)],
-        capture_output=True, text=True, env=env, cwd=notebook.parent, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--nbval",
+            str(notebook),
+            "--nbval-sanitize-with",
+            str(SANITIZE),
+            "-q",
+            "--rootdir",
+            str(notebook.parent),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=notebook.parent,
+        timeout=300,
     )
 
 
@@ -42,8 +58,9 @@ def test_record_live_then_pass_in_replay_and_fail_on_an_edited_prompt(tmp_path, 
     nb = new_notebook(cells=[new_code_cell(c) for c in cells])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
-    NotebookClient(nb, timeout=120, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute(env={**env, "WORKBENCH_MODE": "live"})
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute(
+        env={**env, "WORKBENCH_MODE": "live"}
+    )
     nbformat.write(nb, notebook)
     answer = nb.cells[1].outputs[-1].data["text/plain"]
     assert answer == "[provider] My order 1234 has not arrived.\n— openai/support-bot"

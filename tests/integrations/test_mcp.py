@@ -21,8 +21,9 @@ def shop(tmp_path):
     db = tmp_path / "shop.db"
     conn = sqlite3.connect(db)
     conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, country TEXT)")
-    conn.executemany("INSERT INTO customers (name, country) VALUES (?, ?)",
-                     [("Ada", "UK"), ("Grace", "US"), ("Linus", "FI")])  # fmt: skip
+    conn.executemany(
+        "INSERT INTO customers (name, country) VALUES (?, ?)", [("Ada", "UK"), ("Grace", "US"), ("Linus", "FI")]
+    )
     conn.commit()
     conn.close()
     return db
@@ -37,9 +38,13 @@ def test_our_sqlite_analyst_server_answers_reads_and_refuses_writes(tmp_path, sh
     try:
         tools = wb.mcp.connect("analyst")
         assert sorted((t.name, t.risk, t.source) for t in tools) == [
-            ("analyst.query", "read", "mcp:analyst"), ("analyst.tables", "read", "mcp:analyst")]
-        assert wb.tools.get("analyst.query").run({"sql": "SELECT name FROM customers ORDER BY name"}) == \
-            "name\nAda\nGrace\nLinus\n"
+            ("analyst.query", "read", "mcp:analyst"),
+            ("analyst.tables", "read", "mcp:analyst"),
+        ]
+        assert (
+            wb.tools.get("analyst.query").run({"sql": "SELECT name FROM customers ORDER BY name"})
+            == "name\nAda\nGrace\nLinus\n"
+        )
         for sql in ("DELETE FROM customers", "SELECT 1; DROP TABLE customers", "PRAGMA writable_schema = 1"):
             with pytest.raises(ToolError, match="only one read-only query is allowed"):
                 wb.tools.get("analyst.query").run({"sql": sql})
@@ -47,8 +52,10 @@ def test_our_sqlite_analyst_server_answers_reads_and_refuses_writes(tmp_path, sh
         assert wb.mcp.resources("analyst")["uri"].tolist() == ["schema://tables", "schema://table/customers"]
         assert wb.mcp.read("analyst", "schema://table/customers").startswith("table customers (3 rows)")
         assert wb.mcp.prompts("analyst")["name"].tolist() == ["explore"]
-        assert wb.mcp.df()[["name", "status"]].values.tolist() == [["analyst.query", "pinned"],
-                                                                   ["analyst.tables", "pinned"]]
+        assert wb.mcp.df()[["name", "status"]].values.tolist() == [
+            ["analyst.query", "pinned"],
+            ["analyst.tables", "pinned"],
+        ]
     finally:
         wb.close()
 
@@ -64,8 +71,7 @@ def test_servers_nobody_here_wrote_from_pypi(tmp_path):
     try:
         names = {t.name for t in wb.mcp.connect()}
         assert {"time.get_current_time", "time.convert_time", "git.git_status"} <= names
-        assert '"timezone": "Europe/Lisbon"' in wb.tools.get("time.get_current_time").run(
-            {"timezone": "Europe/Lisbon"})
+        assert '"timezone": "Europe/Lisbon"' in wb.tools.get("time.get_current_time").run({"timezone": "Europe/Lisbon"})
         assert "notes.txt" in wb.tools.get("git.git_status").run({"repo_path": str(repo)})
     finally:
         wb.close()
@@ -113,11 +119,19 @@ def test_a_changed_tool_definition_is_blocked_until_re_approved(tmp_path, monkey
 
 
 def test_an_agent_uses_an_mcp_tool_named_in_its_tools(tmp_path, shop):
-    rules = [{"pattern": "(?i)how many customers", "tool": "analyst__query",
-              "arguments": {"sql": "SELECT COUNT(*) AS n FROM customers"}},
-             {"role": "tool", "pattern": "n\\r?\\n(?P<n>\\d+)", "reply": "There are \\g<n> customers."}]  # fmt: skip
-    wb = _wb(tmp_path, {"analyst": {"command": sys.executable, "args": [str(ANALYST), "--db", str(shop)]}},
-             scripted={"rules": rules})  # fmt: skip
+    rules = [
+        {
+            "pattern": "(?i)how many customers",
+            "tool": "analyst__query",
+            "arguments": {"sql": "SELECT COUNT(*) AS n FROM customers"},
+        },
+        {"role": "tool", "pattern": "n\\r?\\n(?P<n>\\d+)", "reply": "There are \\g<n> customers."},
+    ]
+    wb = _wb(
+        tmp_path,
+        {"analyst": {"command": sys.executable, "args": [str(ANALYST), "--db", str(shop)]}},
+        scripted={"rules": rules},
+    )
     try:
         run = wb.agent("analyst", tools=["analyst.*"], model="local/scripted").run("How many customers do we have?")
         assert run.answer == "There are 3 customers." and run.df()["tool"].tolist() == ["analyst.query"]
@@ -139,10 +153,15 @@ def test_unknown_servers_and_bad_config_fail_in_one_line(tmp_path):
 
 
 def test_workbench_mcp_list_from_a_terminal(tmp_path, shop):
-    (tmp_path / "workbench.toml").write_text(f'store = "c.db"\n[mcp.servers.analyst]\ncommand = "{sys.executable}"\n'
-                                             f'args = ["{ANALYST}", "--db", "{shop}"]\n')
-    out = subprocess.run([sys.executable, "-m", "workbench.cli", "--config", str(tmp_path / "workbench.toml"), "mcp",
-                          "list"], capture_output=True, text=True, check=True).stdout  # fmt: skip
+    (tmp_path / "workbench.toml").write_text(
+        f'store = "c.db"\n[mcp.servers.analyst]\ncommand = "{sys.executable}"\nargs = ["{ANALYST}", "--db", "{shop}"]\n'
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "--config", str(tmp_path / "workbench.toml"), "mcp", "list"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out.splitlines()[0] == "analyst: 2 tools"
     assert "analyst.query" in out and "pinned" in out and "schema://table/customers" in out and "explore" in out
 
@@ -153,8 +172,11 @@ def test_a_server_over_streamable_http(tmp_path, shop):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, str(ANALYST), "--db", str(shop), "--http", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    server = subprocess.Popen(
+        [sys.executable, str(ANALYST), "--db", str(shop), "--http", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -68,8 +68,14 @@ def _wb(tmp_path, **servers):
 
 
 def test_a_query_that_outruns_the_timeout_kills_the_server_and_close_leaves_no_child(tmp_path, shop):
-    wb = _wb(tmp_path, analyst={"command": sys.executable, "timeout_s": 2,
-                                "args": [str(ANALYST), "--db", str(shop), "--max-seconds", "60"]})  # fmt: skip
+    wb = _wb(
+        tmp_path,
+        analyst={
+            "command": sys.executable,
+            "timeout_s": 2,
+            "args": [str(ANALYST), "--db", str(shop), "--max-seconds", "60"],
+        },
+    )
     wb.mcp.connect("analyst")
     [server] = _servers(Path.cwd())
     t0 = time.monotonic()
@@ -83,10 +89,12 @@ def test_a_query_that_outruns_the_timeout_kills_the_server_and_close_leaves_no_c
 
 
 def test_a_killed_client_takes_its_servers_with_it(tmp_path, shop):
-    script = (f"import sys, time; from workbench.runtime import Workbench\n"
-              f"wb = Workbench.from_config(store={str(tmp_path / 'c.db')!r}, mcp={{'servers': "
-              f"{{'analyst': {{'command': sys.executable, 'args': [{str(ANALYST)!r}, '--db', {str(shop)!r}]}}}}}})\n"
-              f"wb.mcp.connect('analyst'); print('up', flush=True); time.sleep(60)\n")  # fmt: skip
+    script = (
+        f"import sys, time; from workbench.runtime import Workbench\n"
+        f"wb = Workbench.from_config(store={str(tmp_path / 'c.db')!r}, mcp={{'servers': "
+        f"{{'analyst': {{'command': sys.executable, 'args': [{str(ANALYST)!r}, '--db', {str(shop)!r}]}}}}}})\n"
+        f"wb.mcp.connect('analyst'); print('up', flush=True); time.sleep(60)\n"
+    )
     client = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         assert client.stdout.readline().strip() == "up"
@@ -108,9 +116,14 @@ def test_a_hung_flaky_server_is_killed_with_its_group(tmp_path):
 
 
 def test_the_analyst_server_bounds_time_rows_and_bytes_and_allows_only_plain_functions(tmp_path, shop):
-    wb = _wb(tmp_path, analyst={"command": sys.executable, "timeout_s": 20,
-                                "args": [str(ANALYST), "--db", str(shop), "--max-seconds", "1", "--max-rows", "100",
-                                         "--max-bytes", "1000"]})  # fmt: skip
+    wb = _wb(
+        tmp_path,
+        analyst={
+            "command": sys.executable,
+            "timeout_s": 20,
+            "args": [str(ANALYST), "--db", str(shop), "--max-seconds", "1", "--max-rows", "100", "--max-bytes", "1000"],
+        },
+    )
     try:
         t0 = time.monotonic()
         with pytest.raises(ToolError, match="ran longer than 1 s and was stopped"):
@@ -120,14 +133,19 @@ def test_the_analyst_server_bounds_time_rows_and_bytes_and_allows_only_plain_fun
         assert "truncated: the first" in rows and len(rows.encode()) < 1300
         few = wb.mcp.call("analyst", "query", {"sql": "SELECT id FROM customers ORDER BY id", "limit": 3})
         assert few.replace("\r", "").splitlines() == ["id", "1", "2", "3", few.replace("\r", "").splitlines()[-1]]
-        for sql in ("SELECT fts3_tokenizer('simple')", "SELECT load_extension('x')",
-                    "SELECT zeroblob(1000000000)", "SELECT sqlite_compileoption_get(0)"):  # fmt: skip
+        for sql in (
+            "SELECT fts3_tokenizer('simple')",
+            "SELECT load_extension('x')",
+            "SELECT zeroblob(1000000000)",
+            "SELECT sqlite_compileoption_get(0)",
+        ):
             with pytest.raises(ToolError, match="not authorized|prohibited|failed"):
                 wb.mcp.call("analyst", "query", {"sql": sql})
         with pytest.raises(ToolError, match="too big"):  # no value may grow past 1 MB
             wb.mcp.call("analyst", "query", {"sql": "SELECT length(replace(printf('%.*c', 600000, 'x'), 'x', 'xx'))"})
-        plain = wb.mcp.call("analyst", "query", {"sql": "SELECT upper(name) AS n, round(1.5) AS r FROM customers "
-                                                        "LIMIT 1"})  # fmt: skip
+        plain = wb.mcp.call(
+            "analyst", "query", {"sql": "SELECT upper(name) AS n, round(1.5) AS r FROM customers LIMIT 1"}
+        )
         assert plain.replace("\r", "").splitlines() == ["n,r", "C0,2.0"]
     finally:
         wb.close()

@@ -20,13 +20,22 @@ def test_schema_and_description_come_from_the_signature_and_docstring():
     tool = from_function(revenue, name="sales.revenue")
     assert tool.description == "Revenue of a region over the last months."
     assert tool.parameters == {
-        "type": "object", "additionalProperties": False, "required": ["region"],
-        "properties": {"region": {"type": "string", "description": 'the sales region, e.g. "north"'},
-                       "months": {"type": "integer", "default": 3, "description": "how many months back"},
-                       "currency": {"type": "string", "default": "EUR"}}}  # fmt: skip
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["region"],
+        "properties": {
+            "region": {"type": "string", "description": 'the sales region, e.g. "north"'},
+            "months": {"type": "integer", "default": 3, "description": "how many months back"},
+            "currency": {"type": "string", "default": "EUR"},
+        },
+    }
     assert tool.schema()["function"]["name"] == "sales__revenue"
-    assert tool.run({"region": "north", "months": "2"}) == {"region": "north", "months": 2, "total": 2400,
-                                                             "currency": "EUR"}  # fmt: skip
+    assert tool.run({"region": "north", "months": "2"}) == {
+        "region": "north",
+        "months": 2,
+        "total": 2400,
+        "currency": "EUR",
+    }
     with pytest.raises(ToolError, match="tool sales.revenue: months: Input should be a valid integer"):
         tool.run({"region": "north", "months": "many"})
     with pytest.raises(ToolError, match="extra: Extra inputs are not permitted"):
@@ -58,7 +67,9 @@ def test_the_decorator_registers_and_wb_tools_lists(tmp_path):
 
     assert today() == "2026-11-28"  # still the plain function
     assert wb.tools.df()[["name", "risk", "parameters"]].values.tolist() == [
-        ["today", "read", ""], ["db.drop", "destructive", "table"]]
+        ["today", "read", ""],
+        ["db.drop", "destructive", "table"],
+    ]
     assert wb.tools.get("db__drop").run({"table": "t"}) == "dropped t"  # async tools run too
     assert [t.name for t in wb.tools.select("db.*")] == ["db.drop"]
     with pytest.raises(ToolError, match="unknown tool 'nope'; known: db.drop, today"):
@@ -67,11 +78,14 @@ def test_the_decorator_registers_and_wb_tools_lists(tmp_path):
 
 def test_tool_search_picks_the_tools_closest_to_the_task(tmp_path):
     wb = Workbench.from_config(store=str(tmp_path / "s.db"))
-    for name, doc in [("crm.find_customer", "Find a customer by name or email."),
-                      ("crm.delete_accounts", "Delete the accounts of a segment."),
-                      ("weather.forecast", "The weather forecast for a city."),
-                      ("time.now", "The current time in a timezone."),
-                      ("sales.revenue", "Revenue of a region over months.")]:  # fmt: skip
+    for name, doc in [
+        ("crm.find_customer", "Find a customer by name or email."),
+        ("crm.delete_accounts", "Delete the accounts of a segment."),
+        ("weather.forecast", "The weather forecast for a city."),
+        ("time.now", "The current time in a timezone."),
+        ("sales.revenue", "Revenue of a region over months."),
+    ]:
+
         def fn(x: str) -> str:
             return x
 
@@ -80,4 +94,5 @@ def test_tool_search_picks_the_tools_closest_to_the_task(tmp_path):
     picked = wb.tools.search("what's the weather forecast for Lisbon tomorrow", wb.tools.select(None), 2)
     assert picked[0].name == "weather.forecast"
     assert [t.name for t in wb.tools.search("find the customer called Ada", wb.tools.select("crm.*"), 1)] == [
-        "crm.find_customer"]
+        "crm.find_customer"
+    ]

@@ -7,9 +7,11 @@ from IPython.utils.capture import capture_output
 import workbench
 from workbench.runtime import Workbench
 
-RULES = [{"pattern": "(?i)drop the (?P<t>\\w+) table", "tool": "db__drop", "arguments": {"table": "\\g<t>"}},
-         {"role": "tool", "pattern": "dropped (?P<t>\\w+)", "reply": "The \\g<t> table is gone."},
-         {"role": "tool", "pattern": "rejected", "reply": "Nothing was dropped."}]
+RULES = [
+    {"pattern": "(?i)drop the (?P<t>\\w+) table", "tool": "db__drop", "arguments": {"table": "\\g<t>"}},
+    {"role": "tool", "pattern": "dropped (?P<t>\\w+)", "reply": "The \\g<t> table is gone."},
+    {"role": "tool", "pattern": "rejected", "reply": "Nothing was dropped."},
+]
 
 
 @pytest.fixture
@@ -81,8 +83,10 @@ def test_a_decision_taken_in_a_terminal_is_picked_up_by_the_card(agent_wb, tmp_p
         card.check_button.click()
     assert "still pending" in card.status.value and not card.approve_button.disabled
     (tmp_path / "workbench.toml").write_text(f'store = "{agent_wb.store.path}"\n')
-    assert main(["--config", str(tmp_path / "workbench.toml"), "approvals", "approve", run.waiting_on,
-                 "--by", "oncall"]) == 0  # fmt: skip
+    assert (
+        main(["--config", str(tmp_path / "workbench.toml"), "approvals", "approve", run.waiting_on, "--by", "oncall"])
+        == 0
+    )
     with capture_output():
         card.check_button.click()
     assert agent_wb.dropped == ["scratch"] and "approved by oncall (elsewhere)" in card.status.value

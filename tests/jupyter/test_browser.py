@@ -19,8 +19,16 @@ import nbformat
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 TOKEN = "workbench-browser-test"
 
 
@@ -36,15 +44,35 @@ def lab(tmp_path_factory):
     assert Path(CHROMIUM).exists(), "browser tests need Chromium: apt-get install -y chromium"
     root = tmp_path_factory.mktemp("lab")
     port = _free_port()
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(root / ".config"), "JUPYTER_DATA_DIR": str(root / ".data"),
-           "IPYTHONDIR": str(root / ".ipython"), "JUPYTER_RUNTIME_DIR": str(root / ".runtime"),
-           "WORKBENCH_STORE": str(root / "lab.db")}  # fmt: skip
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(root / ".config"),
+        "JUPYTER_DATA_DIR": str(root / ".data"),
+        "IPYTHONDIR": str(root / ".ipython"),
+        "JUPYTER_RUNTIME_DIR": str(root / ".runtime"),
+        "WORKBENCH_STORE": str(root / "lab.db"),
+    }
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--allow-root", "--no-browser", "--ip", "127.0.0.1",
-         f"--port={port}", f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
-         "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "lab",
+            "--allow-root",
+            "--no-browser",
+            "--ip",
+            "127.0.0.1",
+            f"--port={port}",
+            f"--IdentityProvider.token={TOKEN}",
+            f"--ServerApp.root_dir={root}",
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -92,13 +120,17 @@ def browser():
 
 def test_the_memory_inspector_forgets_what_the_user_clicks(lab, browser):
     url, root = lab
-    _notebook(root, "memory.ipynb", [
-        "%load_ext workbench",
-        "import workbench\nwb = workbench.get()\n"
-        "tea = wb.memory.add('Ana prefers green tea', 'user:ana', 'preference')\n"
-        "wb.memory.add('Ana works on the billing team', 'user:ana')",
-        "%llm_memory user:ana",
-    ])
+    _notebook(
+        root,
+        "memory.ipynb",
+        [
+            "%load_ext workbench",
+            "import workbench\nwb = workbench.get()\n"
+            "tea = wb.memory.add('Ana prefers green tea', 'user:ana', 'preference')\n"
+            "wb.memory.add('Ana works on the billing team', 'user:ana')",
+            "%llm_memory user:ana",
+        ],
+    )
     page = browser.new_page()
     try:
         _run_all(page, url, "memory.ipynb")
@@ -123,12 +155,17 @@ def test_the_context_view_shows_blocks_and_the_final_messages(lab, browser):
     url, root = lab
     (root / "contexts").mkdir(exist_ok=True)
     (root / "contexts" / "faq.yaml").write_text(
-        "system: Be brief.\nbudget_tokens: 300\nsources:\n  - {kind: documents, collection: faq, k: 2}\n")
-    _notebook(root, "context.ipynb", [
-        "%load_ext workbench",
-        "import workbench\nwb = workbench.get()\nwb.docs.add('faq', 'The office opens at 9 on Saturdays.')",
-        '%llm_context faq --input "When does the office open on Saturdays"',
-    ])
+        "system: Be brief.\nbudget_tokens: 300\nsources:\n  - {kind: documents, collection: faq, k: 2}\n"
+    )
+    _notebook(
+        root,
+        "context.ipynb",
+        [
+            "%load_ext workbench",
+            "import workbench\nwb = workbench.get()\nwb.docs.add('faq', 'The office opens at 9 on Saturdays.')",
+            '%llm_context faq --input "When does the office open on Saturdays"',
+        ],
+    )
     page = browser.new_page()
     try:
         _run_all(page, url, "context.ipynb")
@@ -142,7 +179,7 @@ def test_the_context_view_shows_blocks_and_the_final_messages(lab, browser):
         page.close()
 
 
-SCRIPTED = r'''[[scripted.rules]]
+SCRIPTED = r"""[[scripted.rules]]
 pattern = "(?i)drop the (?P<t>\\w+) table"
 tool = "db__drop"
 arguments = { table = "\\g<t>" }
@@ -156,27 +193,34 @@ reply = "The \\g<t> table is gone."
 role = "tool"
 pattern = "rejected"
 reply = "Nothing was dropped."
-'''
+"""
 
 
 def _agent_notebook(root: Path, name: str, table: str) -> None:
     (root / "workbench.toml").write_text(SCRIPTED)
-    _notebook(root, name, [
-        "%load_ext workbench",
-        "import workbench\nfrom pathlib import Path\nwb = workbench.get()\n\n"
-        "@wb.tool(name='db.drop', risk='destructive')\n"
-        "def drop(table: str) -> str:\n"
-        "    '''Drop a table.'''\n"
-        f"    with open('{name}.ran', 'a') as f:\n"
-        "        f.write(table + '\\n')\n"
-        "    return f'dropped {table}'",
-        f"%%llm -m local/scripted -t db.*\nPlease drop the {table} table",
-    ])
+    _notebook(
+        root,
+        name,
+        [
+            "%load_ext workbench",
+            "import workbench\nfrom pathlib import Path\nwb = workbench.get()\n\n"
+            "@wb.tool(name='db.drop', risk='destructive')\n"
+            "def drop(table: str) -> str:\n"
+            "    '''Drop a table.'''\n"
+            f"    with open('{name}.ran', 'a') as f:\n"
+            "        f.write(table + '\\n')\n"
+            "    return f'dropped {table}'",
+            f"%%llm -m local/scripted -t db.*\nPlease drop the {table} table",
+        ],
+    )
 
 
 def _decisions(root: Path) -> list[tuple]:
-    return sqlite3.connect(root / "lab.db").execute(
-        "SELECT tool, arguments, status, decision_reason FROM approvals ORDER BY created_at").fetchall()
+    return (
+        sqlite3.connect(root / "lab.db")
+        .execute("SELECT tool, arguments, status, decision_reason FROM approvals ORDER BY created_at")
+        .fetchall()
+    )
 
 
 def test_approve_on_the_card_runs_the_destructive_tool_once_and_shows_the_result(lab, browser):
@@ -224,11 +268,29 @@ def test_a_card_shows_a_decision_taken_elsewhere_and_resumes_on_request(lab, bro
         _run_all(page, url, "elsewhere.ipynb")
         card = page.locator(".wb-approval-card")
         card.wait_for(timeout=60_000)
-        pending = sqlite3.connect(root / "lab.db").execute(
-            "SELECT id FROM approvals WHERE status = 'pending' AND arguments LIKE '%scratch%'").fetchone()[0]
-        done = subprocess.run([sys.executable, "-m", "workbench.cli", "approvals", "approve", pending, "--by", "ops",
-                               "--reason", "from a terminal"], cwd=root, capture_output=True, text=True,
-                              env={**os.environ, "WORKBENCH_STORE": str(root / "lab.db")})  # fmt: skip
+        pending = (
+            sqlite3.connect(root / "lab.db")
+            .execute("SELECT id FROM approvals WHERE status = 'pending' AND arguments LIKE '%scratch%'")
+            .fetchone()[0]
+        )
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "workbench.cli",
+                "approvals",
+                "approve",
+                pending,
+                "--by",
+                "ops",
+                "--reason",
+                "from a terminal",
+            ],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "WORKBENCH_STORE": str(root / "lab.db")},
+        )
         assert done.returncode == 0, done.stderr
         page.wait_for_selector(".wb-approval-card :text('approved by ops (elsewhere)')", timeout=30_000)
         assert card.locator("button", has_text="Approve").is_disabled()  # no live buttons on a decided card

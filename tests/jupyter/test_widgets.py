@@ -24,10 +24,12 @@ def test_the_inspector_searches_forgets_and_shows_history(wb):
 def test_dropped_blocks_are_greyed_and_bars_scale_with_tokens(wb):
     from workbench.context import ContextSpec, Item, SourceSpec, fit
 
-    spec = ContextSpec(name="s", version="abc", budget_tokens=20,
-                       sources=[SourceSpec(kind="documents", collection="c", max_tokens=10)])
-    plan = fit(spec, "", "q", {0: [Item("a#1", "one two three"), Item("a#2", " ".join(["w"] * 12))]},
-               lambda t: len(t.split()))
+    spec = ContextSpec(
+        name="s", version="abc", budget_tokens=20, sources=[SourceSpec(kind="documents", collection="c", max_tokens=10)]
+    )
+    plan = fit(
+        spec, "", "q", {0: [Item("a#1", "one two three"), Item("a#2", " ".join(["w"] * 12))]}, lambda t: len(t.split())
+    )
     html = plan_html(plan)
     assert 'class="wb-block wb-dropped" style="opacity:0.45;"' in html and "width:15.0%" in html
     assert "4 of 20 tokens" in html

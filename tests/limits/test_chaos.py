@@ -63,8 +63,16 @@ def test_fixed_status_context_window_and_key(chaos):
 def test_streaming_through_the_openai_sdk(chaos):
     server = chaos(name="s", latency_ms=1)
     litellm = litellm_module()
-    chunks = list(litellm.completion(model="openai/x", api_base=server.url, api_key="k", stream=True,
-                                     stream_options={"include_usage": True}, messages=BODY["messages"]))
+    chunks = list(
+        litellm.completion(
+            model="openai/x",
+            api_base=server.url,
+            api_key="k",
+            stream=True,
+            stream_options={"include_usage": True},
+            messages=BODY["messages"],
+        )
+    )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "[s] ping"
     assert litellm.stream_chunk_builder(chunks).usage.total_tokens == 3
@@ -88,9 +96,11 @@ def test_latency_jitter_is_seeded_and_tpm_is_enforced(chaos):
 
 def test_a_cut_stream_ends_without_its_terminating_chunk(chaos):
     server = chaos(cut_stream_after=1)
-    request = urllib.request.Request(server.url + "/chat/completions",
-                                     json.dumps({**BODY, "stream": True}).encode(),
-                                     {"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        server.url + "/chat/completions",
+        json.dumps({**BODY, "stream": True}).encode(),
+        {"Content-Type": "application/json"},
+    )
     with pytest.raises(Exception) as err, urllib.request.urlopen(request, timeout=5) as response:
         response.read()
     assert "IncompleteRead" in type(err.value).__name__ or isinstance(err.value, OSError)

@@ -52,8 +52,14 @@ def test_processes_share_one_limit_through_the_store(tmp_path, chaos):
 
 def test_a_slot_beyond_the_deadline_skips_to_the_next_deployment(wb, chaos):
     scarce, backup = chaos(name="scarce"), chaos(name="backup")
-    wb.add_route("r", [{"name": "scarce", "model": "openai/c", "api_base": scarce.url, "rpm": 1},
-                       {"name": "backup", "model": "openai/c", "api_base": backup.url}], deadline_s=5)
+    wb.add_route(
+        "r",
+        [
+            {"name": "scarce", "model": "openai/c", "api_base": scarce.url, "rpm": 1},
+            {"name": "backup", "model": "openai/c", "api_base": backup.url},
+        ],
+        deadline_s=5,
+    )
     assert wb.ask("first", model="r").text == "[scarce] first"
     t0 = time.perf_counter()
     second = wb.ask("second", model="r")
@@ -148,8 +154,13 @@ def test_max_parallel_holds_across_threads_and_asyncio(wb, chaos):
 
 def test_a_call_waits_at_most_max_wait_then_fails_over(wb, chaos):
     slow, backup = chaos(name="slow", latency_ms=1500), chaos(name="backup")
-    wb.add_route("r", [{"name": "slow", "model": "openai/c", "api_base": slow.url, "max_parallel": 1},
-                       {"name": "backup", "model": "openai/c", "api_base": backup.url}])
+    wb.add_route(
+        "r",
+        [
+            {"name": "slow", "model": "openai/c", "api_base": slow.url, "max_parallel": 1},
+            {"name": "backup", "model": "openai/c", "api_base": backup.url},
+        ],
+    )
     with ThreadPoolExecutor(max_workers=1) as pool:
         busy = pool.submit(wb.ask, "occupy the only slot", model="r")
         while slow.stats.in_flight == 0:

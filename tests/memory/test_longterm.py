@@ -14,7 +14,9 @@ def test_near_duplicates_update_and_same_subject_supersedes_with_history(wb):
     assert newer.action == "superseded" and newer.supersedes == first.id
     history = wb.memory.history(newer.id)
     assert history[["text", "status"]].values.tolist() == [
-        ["Alice prefers tea in the morning", "superseded"], ["Alice prefers coffee in the morning", "active"]]
+        ["Alice prefers tea in the morning", "superseded"],
+        ["Alice prefers coffee in the morning", "active"],
+    ]
     assert wb.memory.history(first.id)["id"].tolist() == history["id"].tolist()
     assert wb.memory.df("user:alice")["text"].tolist() == ["Alice prefers coffee in the morning"]
     assert len(wb.memory.df(all_versions=True)) == 2

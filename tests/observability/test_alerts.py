@@ -55,8 +55,11 @@ def test_latency_percentile_rule(wb, chaos):
 def test_the_webhook_gets_the_alert_and_the_store_never_gets_its_url(tmp_path, hook, monkeypatch):
     url, received = hook
     monkeypatch.setenv("WB_ALERT_HOOK", url)
-    wb = Workbench.from_config(store=str(tmp_path / "a.db"), prices={"local/echo": {"input_cost_per_token": 0.01}},
-                               alerts={"webhook_env": "WB_ALERT_HOOK"})  # fmt: skip
+    wb = Workbench.from_config(
+        store=str(tmp_path / "a.db"),
+        prices={"local/echo": {"input_cost_per_token": 0.01}},
+        alerts={"webhook_env": "WB_ALERT_HOOK"},
+    )
     first = wb.ask("three words here", model="local/echo")
     wb.alerts.add("spend", "spend_usd", first.cost_usd * 1.5)
     wb.alerts.flush()
@@ -74,9 +77,14 @@ def test_the_webhook_gets_the_alert_and_the_store_never_gets_its_url(tmp_path, h
 
 
 def test_a_dead_webhook_is_recorded_and_the_call_is_unaffected(tmp_path):
-    wb = Workbench.from_config(store=str(tmp_path / "a.db"), prices={"local/echo": {"input_cost_per_token": 0.01}},
-                               alerts={"webhook": "http://127.0.0.1:9/nobody-listens",
-                                       "rules": [{"name": "any", "metric": "spend_usd", "above": 0}]})  # fmt: skip
+    wb = Workbench.from_config(
+        store=str(tmp_path / "a.db"),
+        prices={"local/echo": {"input_cost_per_token": 0.01}},
+        alerts={
+            "webhook": "http://127.0.0.1:9/nobody-listens",
+            "rules": [{"name": "any", "metric": "spend_usd", "above": 0}],
+        },
+    )
     with pytest.warns(AlertWarning):
         assert wb.ask("still answered", model="local/echo").text == "still answered"
     wb.alerts.flush()
@@ -85,8 +93,11 @@ def test_a_dead_webhook_is_recorded_and_the_call_is_unaffected(tmp_path):
 
 def test_processes_sharing_a_store_fire_once_between_them(tmp_path):
     rule = {"name": "spend", "metric": "spend_usd", "above": 0.0}
-    settings = {"store": str(tmp_path / "s.db"), "prices": {"local/echo": {"input_cost_per_token": 0.01}},
-                "alerts": {"rules": [rule]}}  # fmt: skip
+    settings = {
+        "store": str(tmp_path / "s.db"),
+        "prices": {"local/echo": {"input_cost_per_token": 0.01}},
+        "alerts": {"rules": [rule]},
+    }
     first, second = Workbench.from_config(**settings), Workbench.from_config(**settings)
     with pytest.warns(AlertWarning):
         first.ask("hello", model="local/echo")

@@ -22,8 +22,12 @@ def collector(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     out = tmp_path / "received.jsonl"
-    proc = subprocess.Popen([sys.executable, str(HERE / "otlp_sink.py"), str(port), str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "otlp_sink.py"), str(port), str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
     yield f"http://127.0.0.1:{port}", out
     proc.kill()
@@ -34,8 +38,13 @@ def _spans(out: Path, want: int, timeout: float = 15.0) -> list[dict]:
     deadline = time.monotonic() + timeout
     spans: list[dict] = []
     while time.monotonic() < deadline:
-        spans = [span for line in (out.read_text().splitlines() if out.exists() else [])
-                 for rs in json.loads(line)["resourceSpans"] for ss in rs["scopeSpans"] for span in ss["spans"]]
+        spans = [
+            span
+            for line in (out.read_text().splitlines() if out.exists() else [])
+            for rs in json.loads(line)["resourceSpans"]
+            for ss in rs["scopeSpans"]
+            for span in ss["spans"]
+        ]
         if len(spans) >= want:
             break
         time.sleep(0.1)
@@ -70,8 +79,9 @@ def test_stored_spans_export_with_genai_and_openinference_attributes(tmp_path, c
 
 def test_calls_and_agent_runs_stream_live_when_an_endpoint_is_set(tmp_path, collector):
     url, out = collector
-    wb = Workbench.from_config(store=str(tmp_path / "w.db"), otel={"endpoint": url}, scripted={"rules": RULES},
-                               default_route="local/scripted")  # fmt: skip
+    wb = Workbench.from_config(
+        store=str(tmp_path / "w.db"), otel={"endpoint": url}, scripted={"rules": RULES}, default_route="local/scripted"
+    )
 
     @wb.tool(name="sales.revenue")
     def revenue(region: str) -> dict:

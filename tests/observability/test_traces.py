@@ -12,8 +12,16 @@ def test_a_call_is_a_tree_of_stage_spans(wb):
     view = wb.trace()
     names = view.df["name"].tolist()
     assert names[0] == "llm.call" and view.df["depth"].iloc[0] == 0
-    assert {"guardrails.check_input", "context.compose", "cost.reserve", "serving.complete", "serving.attempt",
-            "guardrails.check_output", "memory.observe", "cost.settle"} <= set(names)
+    assert {
+        "guardrails.check_input",
+        "context.compose",
+        "cost.reserve",
+        "serving.complete",
+        "serving.attempt",
+        "guardrails.check_output",
+        "memory.observe",
+        "cost.settle",
+    } <= set(names)
     attempt = view.df[view.df["name"] == "serving.attempt"].iloc[0]
     assert attempt["depth"] == 2 and attempt["attributes"]["deployment"] == "local/echo"
     assert (view.df["duration_ms"] >= 0).all() and view.df["start_ms"].min() == 0
@@ -21,8 +29,7 @@ def test_a_call_is_a_tree_of_stage_spans(wb):
 
 
 def test_an_agent_run_is_one_trace_with_tool_calls_guard_checks_and_approvals(tmp_path):
-    wb = Workbench.from_config(store=str(tmp_path / "a.db"), scripted={"rules": RULES},
-                               default_route="local/scripted")  # fmt: skip
+    wb = Workbench.from_config(store=str(tmp_path / "a.db"), scripted={"rules": RULES}, default_route="local/scripted")
 
     @wb.tool(name="db.drop", risk="destructive")
     def drop(table: str) -> str:

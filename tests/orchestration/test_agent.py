@@ -7,24 +7,29 @@ import pytest
 from workbench.runtime import Workbench
 
 RULES = [
-    {"pattern": "(?i)revenue of (?P<r>\\w+) and (?P<s>\\w+)", "calls": [
-        {"tool": "sales__revenue", "arguments": {"region": "\\g<r>"}},
-        {"tool": "sales__revenue", "arguments": {"region": "\\g<s>"}}]},
+    {
+        "pattern": "(?i)revenue of (?P<r>\\w+) and (?P<s>\\w+)",
+        "calls": [
+            {"tool": "sales__revenue", "arguments": {"region": "\\g<r>"}},
+            {"tool": "sales__revenue", "arguments": {"region": "\\g<s>"}},
+        ],
+    },
     {"pattern": "(?i)clean up the (?P<t>\\w+) table", "tool": "db__drop", "arguments": {"table": "\\g<t>"}},
     {"pattern": "(?i)loop forever", "tool": "sales__revenue", "arguments": {"region": "x"}},
     {"pattern": "(?i)delegate: (?P<q>.+)", "tool": "agent__helper", "arguments": {"task": "\\g<q>"}},
-    {"role": "tool", "pattern": "\"region\": \"x\"", "tool": "sales__revenue", "arguments": {"region": "x"}},
+    {"role": "tool", "pattern": '"region": "x"', "tool": "sales__revenue", "arguments": {"region": "x"}},
     {"role": "tool", "pattern": "dropped (?P<t>\\w+)", "reply": "Done: the \\g<t> table is gone."},
     {"role": "tool", "pattern": "(?i)rejected|denied|not approved", "reply": "I did not touch anything."},
-    {"role": "tool", "pattern": "\"total\": (?P<n>\\d+)", "reply": "The last region made \\g<n>."},
+    {"role": "tool", "pattern": '"total": (?P<n>\\d+)', "reply": "The last region made \\g<n>."},
     {"pattern": "(?i)what is (?P<a>\\d+) plus (?P<b>\\d+)", "reply": "It is \\g<a>+\\g<b>."},
 ]
 
 
 @pytest.fixture
 def wb(tmp_path):
-    bench = Workbench.from_config(store=str(tmp_path / "a.db"), scripted={"rules": RULES},
-                                  default_route="local/scripted")  # fmt: skip
+    bench = Workbench.from_config(
+        store=str(tmp_path / "a.db"), scripted={"rules": RULES}, default_route="local/scripted"
+    )
     ran: list[tuple[str, float]] = []
 
     @bench.tool(name="sales.revenue")
@@ -77,7 +82,10 @@ def test_a_destructive_tool_parks_the_run_until_a_human_approves(wb):
     assert wb.resume(run.id).answer == done.answer and len(wb.ran) == 1  # resuming again runs nothing again
     decided = wb.approvals.df().iloc[0]
     assert (decided["status"], decided["decided_by"], decided["decision_reason"]) == (
-        "approved", "ana", "staging is disposable")
+        "approved",
+        "ana",
+        "staging is disposable",
+    )
 
 
 def test_reject_and_modify_decisions(wb):
@@ -99,8 +107,9 @@ def test_a_programmatic_decider_answers_at_once(wb):
 
 
 def test_guardrails_deny_a_tool_before_approvals_are_asked(tmp_path):
-    wb = Workbench.from_config(store=str(tmp_path / "g.db"), scripted={"rules": RULES},
-                               guardrails={"tools": {"allow": ["sales.*"]}})  # fmt: skip
+    wb = Workbench.from_config(
+        store=str(tmp_path / "g.db"), scripted={"rules": RULES}, guardrails={"tools": {"allow": ["sales.*"]}}
+    )
 
     @wb.tool(name="db.drop", risk="destructive")
     def drop(table: str) -> str:
@@ -119,11 +128,16 @@ def test_delegation_to_another_agent(wb):
 
 
 def test_a_call_whose_arguments_a_guardrail_flagged_can_require_approval(tmp_path):
-    rules = [{"pattern": "(?i)email (?P<who>\\S+@\\S+)", "tool": "mail__send", "arguments": {"to": "\\g<who>"}},
-             {"role": "tool", "pattern": "sent", "reply": "Sent."}]  # fmt: skip
-    wb = Workbench.from_config(store=str(tmp_path / "f.db"), scripted={"rules": rules},
-                               guardrails={"tool_call": {"pii": "flag"}},
-                               approvals={"rules": [{"tool": "*", "flagged": True, "decision": "ask"}]})  # fmt: skip
+    rules = [
+        {"pattern": "(?i)email (?P<who>\\S+@\\S+)", "tool": "mail__send", "arguments": {"to": "\\g<who>"}},
+        {"role": "tool", "pattern": "sent", "reply": "Sent."},
+    ]
+    wb = Workbench.from_config(
+        store=str(tmp_path / "f.db"),
+        scripted={"rules": rules},
+        guardrails={"tool_call": {"pii": "flag"}},
+        approvals={"rules": [{"tool": "*", "flagged": True, "decision": "ask"}]},
+    )
 
     @wb.tool(name="mail.send", risk="write")
     def send(to: str) -> str:

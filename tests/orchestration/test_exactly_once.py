@@ -33,8 +33,7 @@ DONE = "Done: the staging table is gone."
 
 
 def _bench(store: Path, marks: Path | None = None, **settings) -> Workbench:
-    wb = Workbench.from_config(store=str(store), scripted={"rules": RULES}, default_route="local/scripted",
-                               **settings)  # fmt: skip
+    wb = Workbench.from_config(store=str(store), scripted={"rules": RULES}, default_route="local/scripted", **settings)
     wb.ran = []
 
     @wb.tool(name="db.drop", risk="destructive")
@@ -92,8 +91,15 @@ def test_two_processes_resuming_at_the_same_moment_run_it_once(tmp_path):
         run = _parked(wb, f"t{round_}")
         wb.approvals.decide(run.waiting_on, "approve", by="ana")
         start = time.time() + 2.0
-        procs = [subprocess.Popen([sys.executable, str(CHILD), str(store), str(marks), str(start), "resume", run.id],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, str(CHILD), str(store), str(marks), str(start), "resume", run.id],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
         outs = [p.communicate(timeout=120) for p in procs]
         assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
         answers = [json.loads(o[0].strip().splitlines()[-1])["answer"] for o in outs]
@@ -129,9 +135,15 @@ def test_approve_and_reject_at_the_same_moment_one_decision_wins(tmp_path):
     for _ in range(3):
         row = wb.approvals.request("db.drop", {"table": "t"}, risk="destructive", reason="destructive tool")
         start = time.time() + 1.5
-        procs = {d: subprocess.Popen([sys.executable, str(CHILD), str(store), str(tmp_path / "m"), str(start),
-                                      "decide", row["id"], d], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True) for d in ("approve", "reject")}  # fmt: skip
+        procs = {
+            d: subprocess.Popen(
+                [sys.executable, str(CHILD), str(store), str(tmp_path / "m"), str(start), "decide", row["id"], d],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for d in ("approve", "reject")
+        }
         outs = {d: json.loads(p.communicate(timeout=60)[0].strip().splitlines()[-1]) for d, p in procs.items()}
         winners = [d for d, o in outs.items() if o["won"]]
         assert len(winners) == 1, outs
@@ -149,8 +161,11 @@ def test_a_tool_whose_process_was_killed_mid_run_is_never_run_again(tmp_path):
     wb = _bench(store, marks)
     run = _parked(wb)
     wb.approvals.decide(run.waiting_on, "approve", by="ana")
-    child = subprocess.Popen([sys.executable, str(CHILD), str(store), str(marks), "0", "hold", run.id],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    child = subprocess.Popen(
+        [sys.executable, str(CHILD), str(store), str(marks), "0", "hold", run.id],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + 60
     while not (marks.exists() and marks.read_text()) and time.time() < deadline:
         time.sleep(0.05)
@@ -198,8 +213,18 @@ def test_edited_arguments_go_through_the_schema_and_every_guardrail_again(guarde
         with pytest.raises(ApprovalError, match=f"edited arguments .* were refused.*{why}"):
             guarded.approvals.decide(run.waiting_on, "modify", by="ana", arguments=edit)
     assert guarded.approvals.get(run.waiting_on)["status"] == "pending"  # nothing was decided
-    cli = [sys.executable, "-m", "workbench.cli", "--config", str(tmp_path / "workbench.toml"), "approvals",
-           "approve", run.waiting_on, "--arguments", '{"path": "../../../../etc/hosts"}']  # fmt: skip
+    cli = [
+        sys.executable,
+        "-m",
+        "workbench.cli",
+        "--config",
+        str(tmp_path / "workbench.toml"),
+        "approvals",
+        "approve",
+        run.waiting_on,
+        "--arguments",
+        '{"path": "../../../../etc/hosts"}',
+    ]
     out = subprocess.run(cli, capture_output=True, text=True)
     assert out.returncode == 2 and "were refused" in out.stderr and "Traceback" not in out.stderr
     assert guarded.approvals.get(run.waiting_on)["status"] == "pending"
@@ -215,8 +240,9 @@ def test_edited_arguments_go_through_the_schema_and_every_guardrail_again(guarde
 
 def test_escalation_names_who_decides_and_posts_to_the_webhook(tmp_path, hook):
     url, received = hook
-    wb = Workbench.from_config(store=str(tmp_path / "e.db"), alerts={"webhook": url},
-                               approvals={"approvers": ["ana", "boss"]})  # fmt: skip
+    wb = Workbench.from_config(
+        store=str(tmp_path / "e.db"), alerts={"webhook": url}, approvals={"approvers": ["ana", "boss"]}
+    )
     row = wb.approvals.request("db.drop", {"table": "orders"}, risk="destructive", reason="destructive tool")
     with pytest.raises(ApprovalError, match="mallory may not decide approvals"):
         wb.approvals.decide(row["id"], "approve", by="mallory")

@@ -19,8 +19,10 @@ CRASH = Path(__file__).with_name("crash_workflow.py")
 
 @pytest.fixture
 def wb(tmp_path):
-    bench = Workbench.from_config(store=str(tmp_path / "w.db"), scripted={"rules": [
-        {"pattern": "(?i)summarise: (?P<x>.+)", "reply": "Summary of \\g<x>"}]})  # fmt: skip
+    bench = Workbench.from_config(
+        store=str(tmp_path / "w.db"),
+        scripted={"rules": [{"pattern": "(?i)summarise: (?P<x>.+)", "reply": "Summary of \\g<x>"}]},
+    )
     yield bench
     bench.close()
 
@@ -125,15 +127,22 @@ def test_a_tool_step_waiting_for_approval_parks_the_run_and_resume_finishes_it(w
 
 def test_a_killed_run_resumes_without_re_running_finished_steps(tmp_path):
     store, marks = tmp_path / "crash.db", tmp_path / "marks.txt"
-    proc = subprocess.Popen([sys.executable, str(CRASH), str(store), str(marks), "run"], stdout=subprocess.PIPE,
-                            text=True, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, str(CRASH), str(store), str(marks), "run"],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 60
     while True:  # kill it once 15 branches are checkpointed
         done = 0
         if store.exists():
             try:
-                done = sqlite3.connect(store).execute("SELECT COUNT(*) FROM workflow_steps WHERE step LIKE "
-                                                      "'squares[%' AND status = 'done'").fetchone()[0]  # fmt: skip
+                done = (
+                    sqlite3.connect(store)
+                    .execute("SELECT COUNT(*) FROM workflow_steps WHERE step LIKE 'squares[%' AND status = 'done'")
+                    .fetchone()[0]
+                )
             except sqlite3.OperationalError:
                 pass
         if done >= 15 or time.monotonic() > deadline:
@@ -144,14 +153,19 @@ def test_a_killed_run_resumes_without_re_running_finished_steps(tmp_path):
     assert proc.returncode == -signal.SIGKILL
     conn = sqlite3.connect(store)
     run_id, status = conn.execute("SELECT id, status FROM workflow_runs").fetchone()
-    finished = {r[0] for r in conn.execute("SELECT step FROM workflow_steps WHERE status = 'done' AND step LIKE "
-                                           "'squares[%'")}  # fmt: skip
+    finished = {
+        r[0] for r in conn.execute("SELECT step FROM workflow_steps WHERE status = 'done' AND step LIKE 'squares[%'")
+    }
     assert status == "running" and 15 <= len(finished) < 20
     ran_before = marks.read_text().split()
-    out = subprocess.run([sys.executable, str(CRASH), str(store), str(marks), "resume", run_id], capture_output=True,
-                         text=True, check=True).stdout.split()  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, str(CRASH), str(store), str(marks), "resume", run_id],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert out == [run_id, "done", str(sum(i * i for i in range(20)))]
-    ran_after = marks.read_text().split()[len(ran_before):]
+    ran_after = marks.read_text().split()[len(ran_before) :]
     resumed = {f"squares[{i}]" for i in ran_after}
     assert not resumed & finished  # no finished branch ran again (one cut off mid-step may, it never finished)
     assert {f"squares[{i}]" for i in range(20)} - finished <= resumed and len(set(ran_before + ran_after)) == 20

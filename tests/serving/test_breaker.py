@@ -10,8 +10,7 @@ from workbench.serving.breaker import Breakers
 
 
 def bench(tmp_path, failures=2, cooldown_s=0.5):
-    return Workbench.from_config(store=str(tmp_path / "w.db"),
-                                 breaker={"failures": failures, "cooldown_s": cooldown_s})
+    return Workbench.from_config(store=str(tmp_path / "w.db"), breaker={"failures": failures, "cooldown_s": cooldown_s})
 
 
 def statuses(wb, call_id):
@@ -21,8 +20,14 @@ def statuses(wb, call_id):
 def test_opens_after_consecutive_failures_and_stops_sending(tmp_path, chaos):
     dead, ok = chaos(name="dead", status=503), chaos(name="ok")
     wb = bench(tmp_path)
-    wb.add_route("r", [{"name": "dead", "model": "openai/c", "api_base": dead.url},
-                       {"name": "ok", "model": "openai/c", "api_base": ok.url}], retries=0)
+    wb.add_route(
+        "r",
+        [
+            {"name": "dead", "model": "openai/c", "api_base": dead.url},
+            {"name": "ok", "model": "openai/c", "api_base": ok.url},
+        ],
+        retries=0,
+    )
     wb.ask("1", model="r")
     wb.ask("2", model="r")  # second consecutive failure: the circuit opens
     third = wb.ask("3", model="r")
@@ -34,8 +39,14 @@ def test_opens_after_consecutive_failures_and_stops_sending(tmp_path, chaos):
 def test_half_open_probe_closes_on_success_and_reopens_on_failure(tmp_path, chaos):
     flaky, ok = chaos(name="flaky", status=500), chaos(name="ok")
     wb = bench(tmp_path, failures=1, cooldown_s=0.3)
-    wb.add_route("r", [{"name": "flaky", "model": "openai/c", "api_base": flaky.url},
-                       {"name": "ok", "model": "openai/c", "api_base": ok.url}], retries=0)
+    wb.add_route(
+        "r",
+        [
+            {"name": "flaky", "model": "openai/c", "api_base": flaky.url},
+            {"name": "ok", "model": "openai/c", "api_base": ok.url},
+        ],
+        retries=0,
+    )
     wb.ask("open it", model="r")
     time.sleep(0.35)
     probe = wb.ask("probe while still failing", model="r")
@@ -94,16 +105,21 @@ def test_breakers_and_health_are_kept_per_endpoint_not_per_model_name(tmp_path, 
     wb = bench(tmp_path, failures=1, cooldown_s=60)
     wb.add_route("a", [{"model": "openai/llama", "api_base": dead.url}], retries=0)
     wb.add_route("b", [{"model": "openai/llama", "api_base": alive.url}], retries=0)
-    wb.add_route("pair", [{"model": "openai/llama", "api_base": dead.url},
-                          {"model": "openai/llama", "api_base": replica.url}], retries=0)
+    wb.add_route(
+        "pair",
+        [{"model": "openai/llama", "api_base": dead.url}, {"model": "openai/llama", "api_base": replica.url}],
+        retries=0,
+    )
     with pytest.raises(ProviderError):
         wb.ask("x", model="a")  # the dead server's breaker opens
     assert wb.ask("y", model="b").text == "[alive] y"  # the same model name elsewhere is not skipped
     both = wb.ask("z", model="pair")
     assert both.text == "[replica] z"
     rows = wb.calls.attempts(both.call_id)[["endpoint", "status", "error_class"]].fillna("").values.tolist()
-    assert rows == [[f"openai/llama @ {dead.url}", "skipped", "CircuitOpen"],
-                    [f"openai/llama @ {replica.url}", "ok", ""]]
+    assert rows == [
+        [f"openai/llama @ {dead.url}", "skipped", "CircuitOpen"],
+        [f"openai/llama @ {replica.url}", "ok", ""],
+    ]
     models = wb.models().set_index(["route", "order"])
     assert models.loc[("a", 1), "breaker"] == "open" and models.loc[("b", 1), "breaker"] == "closed"
     assert models.loc[("pair", 1), "error_rate"] == 1.0 and models.loc[("pair", 2), "error_rate"] == 0.0

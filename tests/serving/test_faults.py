@@ -24,8 +24,14 @@ def _attempts(wb, call_id):
 
 def test_a_malformed_stream_is_a_failed_attempt_that_fails_over_and_is_not_billed(wb, chaos):
     bad, good = chaos(name="bad", malformed_rate=1.0), chaos(name="good")
-    wb.add_route("r", [{"name": "bad", "model": "openai/m", "api_base": bad.url, **PRICE},
-                       {"name": "good", "model": "openai/m", "api_base": good.url, **PRICE}], retries=0)
+    wb.add_route(
+        "r",
+        [
+            {"name": "bad", "model": "openai/m", "api_base": bad.url, **PRICE},
+            {"name": "good", "model": "openai/m", "api_base": good.url, **PRICE},
+        ],
+        retries=0,
+    )
     shown = []
     result = wb.ask("hello there", model="r", stream=True, on_token=lambda d: shown.append(d))
     assert result.text == "[good] hello there"
@@ -40,20 +46,35 @@ def test_missing_and_refused_credentials_are_auth_errors_never_retried(wb, chaos
     locked, good = chaos(name="locked", api_key="right-key"), chaos(name="good")
     monkeypatch.setenv("WRONG_KEY", "wrong-key")
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    wb.add_route("r", [{"name": "locked", "model": "openai/m", "api_base": locked.url, "api_key_env": "WRONG_KEY"},
-                       {"name": "nokey", "model": "openai/gpt-4o-mini"},
-                       {"name": "good", "model": "openai/m", "api_base": good.url}], retries=2)  # fmt: skip
+    wb.add_route(
+        "r",
+        [
+            {"name": "locked", "model": "openai/m", "api_base": locked.url, "api_key_env": "WRONG_KEY"},
+            {"name": "nokey", "model": "openai/gpt-4o-mini"},
+            {"name": "good", "model": "openai/m", "api_base": good.url},
+        ],
+        retries=2,
+    )
     result = wb.ask("hi", model="r")
-    assert _attempts(wb, result.call_id) == [["locked", "error", "AuthenticationError"],
-                                              ["nokey", "error", "AuthenticationError"], ["good", "ok", ""]]
+    assert _attempts(wb, result.call_id) == [
+        ["locked", "error", "AuthenticationError"],
+        ["nokey", "error", "AuthenticationError"],
+        ["good", "ok", ""],
+    ]
     assert locked.stats.statuses == [401]  # not retried on the same deployment
     assert "wrong-key" not in str(wb.calls.attempts(result.call_id)["error"].tolist())
 
 
 def test_a_refused_connection_names_the_host(wb, chaos):
     good = chaos(name="good")
-    wb.add_route("r", [{"name": "gone", "model": "openai/m", "api_base": "http://127.0.0.1:9/v1"},
-                       {"name": "good", "model": "openai/m", "api_base": good.url}], retries=0)
+    wb.add_route(
+        "r",
+        [
+            {"name": "gone", "model": "openai/m", "api_base": "http://127.0.0.1:9/v1"},
+            {"name": "good", "model": "openai/m", "api_base": good.url},
+        ],
+        retries=0,
+    )
     result = wb.ask("hi", model="r")
     gone = wb.calls.attempts(result.call_id).iloc[0]
     assert gone["error_class"] == "APIConnectionError" and gone["error"].startswith("cannot connect to 127.0.0.1:9")
@@ -76,15 +97,18 @@ def test_a_provider_that_ignores_max_tokens_cannot_overspend_a_budget(wb, chaos)
     assert spent == pytest.approx(float(wb.store.query("SELECT SUM(cost_usd) AS c FROM calls")[0]["c"]))
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"prompt": "bad \ud800 surrogate"}, "unpaired surrogate"),
-    ({"prompt": b"bytes"}, "the prompt is bytes: decode it"),
-    ({"prompt": 42}, "the prompt must be text, not int"),
-    ({"prompt": "hi", "model": 123}, "model must be a route or model name"),
-    ({"prompt": "hi", "model": ""}, "model is empty"),
-    ({"prompt": "hi", "session": "s\udcff"}, "session .*unpaired surrogate"),
-    ({"prompt": "hi", "system": "a\ud800"}, "system .*unpaired surrogate"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"prompt": "bad \ud800 surrogate"}, "unpaired surrogate"),
+        ({"prompt": b"bytes"}, "the prompt is bytes: decode it"),
+        ({"prompt": 42}, "the prompt must be text, not int"),
+        ({"prompt": "hi", "model": 123}, "model must be a route or model name"),
+        ({"prompt": "hi", "model": ""}, "model is empty"),
+        ({"prompt": "hi", "session": "s\udcff"}, "session .*unpaired surrogate"),
+        ({"prompt": "hi", "system": "a\ud800"}, "system .*unpaired surrogate"),
+    ],
+)
 def test_bad_input_is_a_one_line_workbench_error(wb, kwargs, message):
     prompt = kwargs.pop("prompt")
     with pytest.raises(WorkbenchError, match=message) as caught:

@@ -16,8 +16,14 @@ def test_echo_goes_through_litellm_with_real_token_counts():
 
 def test_streaming_yields_words_and_usage():
     litellm = litellm_module()
-    chunks = list(litellm.completion(model="local/echo", stream=True, stream_options={"include_usage": True},
-                                     messages=[{"role": "user", "content": "one two three"}]))
+    chunks = list(
+        litellm.completion(
+            model="local/echo",
+            stream=True,
+            stream_options={"include_usage": True},
+            messages=[{"role": "user", "content": "one two three"}],
+        )
+    )
     deltas = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
     assert "".join(deltas) == "one two three" and len(deltas) == 3
     built = litellm.stream_chunk_builder(chunks)
@@ -32,8 +38,12 @@ def test_async_path():
     assert r.choices[0].message.content == "async"
 
 
-DOCS = [{"role": "system", "content": "Context:\n[hours] The shop opens at 9am. It closes at 6pm.\n"
-                                      "[pets] Dogs are welcome inside."}]
+DOCS = [
+    {
+        "role": "system",
+        "content": "Context:\n[hours] The shop opens at 9am. It closes at 6pm.\n[pets] Dogs are welcome inside.",
+    }
+]
 
 
 def test_extractive_cites_the_source_of_each_sentence():
@@ -52,11 +62,14 @@ def test_extractive_reads_context_from_the_prompt_paragraphs():
     assert extractive.answer([{"role": "user", "content": prompt}]).startswith("Rust is a language. [a]")
 
 
-SCRIPT = Scripted(default="no rule", rules=[
-    ScriptedRule(pattern=r"weather in (?P<city>\w+)", tool="get_weather", arguments={"city": r"\g<city>"}),
-    ScriptedRule(pattern=r"(\d+)C", role="tool", reply=r"It is \1 degrees."),
-    ScriptedRule(pattern=r"^hello", reply="Hi there"),
-])
+SCRIPT = Scripted(
+    default="no rule",
+    rules=[
+        ScriptedRule(pattern=r"weather in (?P<city>\w+)", tool="get_weather", arguments={"city": r"\g<city>"}),
+        ScriptedRule(pattern=r"(\d+)C", role="tool", reply=r"It is \1 degrees."),
+        ScriptedRule(pattern=r"^hello", reply="Hi there"),
+    ],
+)
 
 
 def test_scripted_rules_reply_call_tools_and_fall_back():
@@ -69,8 +82,9 @@ def test_scripted_rules_reply_call_tools_and_fall_back():
 
 def test_scripted_tool_call_through_litellm():
     litellm = litellm_module()
-    r = litellm.completion(model="local/scripted", local_scripted=SCRIPT,
-                           messages=[{"role": "user", "content": "weather in Lima"}])
+    r = litellm.completion(
+        model="local/scripted", local_scripted=SCRIPT, messages=[{"role": "user", "content": "weather in Lima"}]
+    )
     call = r.choices[0].message.tool_calls[0]
     assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"city": "Lima"}
     assert r.choices[0].finish_reason == "tool_calls"
@@ -85,16 +99,28 @@ def test_local_models_stop_at_max_tokens_like_real_ones():
 
 
 def test_a_scripted_tool_rule_reads_every_result_of_the_last_step():
-    script = Scripted(rules=[
-        ScriptedRule(role="tool", pattern=r"(?P<a>\w+) costs (?P<x>\d+)\n(?P<b>\w+) costs (?P<y>\d+)",
-                     reply=r"\g<a> is \g<x> and \g<b> is \g<y>"),
-        ScriptedRule(role="tool", pattern=r"^(?P<a>\w+) costs (?P<x>\d+)", reply=r"only \g<a>"),
-    ])  # fmt: skip
-    step = [{"role": "user", "content": "compare"}, {"role": "assistant", "content": None},
-            {"role": "tool", "content": "team costs 45"}, {"role": "tool", "content": "business costs 120"}]
+    script = Scripted(
+        rules=[
+            ScriptedRule(
+                role="tool",
+                pattern=r"(?P<a>\w+) costs (?P<x>\d+)\n(?P<b>\w+) costs (?P<y>\d+)",
+                reply=r"\g<a> is \g<x> and \g<b> is \g<y>",
+            ),
+            ScriptedRule(role="tool", pattern=r"^(?P<a>\w+) costs (?P<x>\d+)", reply=r"only \g<a>"),
+        ]
+    )
+    step = [
+        {"role": "user", "content": "compare"},
+        {"role": "assistant", "content": None},
+        {"role": "tool", "content": "team costs 45"},
+        {"role": "tool", "content": "business costs 120"},
+    ]
     assert respond(step, script).text == "team is 45 and business is 120"
     single = [{"role": "user", "content": "q"}, {"role": "tool", "content": "basic costs 9"}]
     assert respond(single, script).text == "only basic"
-    earlier = [{"role": "tool", "content": "old costs 1"}, {"role": "assistant", "content": "x"},
-               {"role": "tool", "content": "basic costs 9"}]
+    earlier = [
+        {"role": "tool", "content": "old costs 1"},
+        {"role": "assistant", "content": "x"},
+        {"role": "tool", "content": "basic costs 9"},
+    ]
     assert respond(earlier, script).text == "only basic"  # results of an earlier step are not read again

@@ -62,9 +62,11 @@ def test_replay_does_not_import_litellm():
     import subprocess
     import sys
 
-    code = ("import sys, tempfile, os; from workbench.runtime import Workbench; d = tempfile.mkdtemp();"
-            "wb = Workbench.from_config(store=os.path.join(d, 'x.db'), mode='replay');\n"
-            "try: wb.ask('hi')\nexcept Exception as e: print(type(e).__name__)\n"
-            "print('litellm' in sys.modules)")
+    code = (
+        "import sys, tempfile, os; from workbench.runtime import Workbench; d = tempfile.mkdtemp();"
+        "wb = Workbench.from_config(store=os.path.join(d, 'x.db'), mode='replay');\n"
+        "try: wb.ask('hi')\nexcept Exception as e: print(type(e).__name__)\n"
+        "print('litellm' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["ReplayMiss", "False"]

@@ -9,8 +9,9 @@ from workbench import ProviderError
 
 
 def route(wb, name, *servers, retries=1, **extra):
-    wb.add_route(name, [{"name": s.name, "model": "openai/chaos", "api_base": s.url, **extra} for s in servers],
-                 retries=retries)
+    wb.add_route(
+        name, [{"name": s.name, "model": "openai/chaos", "api_base": s.url, **extra} for s in servers], retries=retries
+    )
 
 
 def attempts(wb, call_id):
@@ -41,8 +42,9 @@ def test_retry_after_is_honoured_before_retrying(wb, chaos):
     rows = wb.calls.attempts(result.call_id)
     assert rows["status_code"].tolist()[:2] == [429, 429]
     assert rows["retry_after"].tolist()[:2] == [1.0, 1.0]
-    starts = [time.mktime(time.strptime(s[:19], "%Y-%m-%dT%H:%M:%S")) + float("0." + s[20:26])
-              for s in rows["started_at"]]
+    starts = [
+        time.mktime(time.strptime(s[:19], "%Y-%m-%dT%H:%M:%S")) + float("0." + s[20:26]) for s in rows["started_at"]
+    ]
     assert starts[1] - starts[0] >= 1.0  # waited the full Retry-After
     assert result.text == "[backup] second"
 
@@ -67,8 +69,14 @@ def test_context_window_exceeded_fails_over_without_retry(wb, chaos):
 
 def test_timeout_fails_over(wb, chaos):
     slow, fast = chaos(name="slow", latency_ms=3000), chaos(name="fast")
-    wb.add_route("r", [{"name": "slow", "model": "openai/chaos", "api_base": slow.url, "timeout": 0.3},
-                       {"name": "fast", "model": "openai/chaos", "api_base": fast.url}], retries=0)
+    wb.add_route(
+        "r",
+        [
+            {"name": "slow", "model": "openai/chaos", "api_base": slow.url, "timeout": 0.3},
+            {"name": "fast", "model": "openai/chaos", "api_base": fast.url},
+        ],
+        retries=0,
+    )
     result = wb.ask("hurry", model="r")
     assert attempts(wb, result.call_id)[0][:3] == ["slow", "error", "Timeout"]
     assert result.text == "[fast] hurry"
@@ -79,8 +87,14 @@ def test_connection_refused_fails_over(wb, chaos):
     url = gone.url
     gone.stop()
     ok = chaos(name="ok")
-    wb.add_route("r", [{"name": "gone", "model": "openai/chaos", "api_base": url},
-                       {"name": "ok", "model": "openai/chaos", "api_base": ok.url}], retries=0)
+    wb.add_route(
+        "r",
+        [
+            {"name": "gone", "model": "openai/chaos", "api_base": url},
+            {"name": "ok", "model": "openai/chaos", "api_base": ok.url},
+        ],
+        retries=0,
+    )
     assert wb.ask("knock", model="r").text == "[ok] knock"
 
 
@@ -98,8 +112,13 @@ def test_all_failing_raises_one_line_and_keeps_the_failed_call(wb, chaos):
 def test_missing_key_is_skipped_and_never_sent(wb, chaos, monkeypatch):
     monkeypatch.delenv("WB_TEST_MISSING_KEY", raising=False)
     guarded = chaos(name="guarded")
-    wb.add_route("r", [{"name": "paid", "model": "openai/chaos", "api_base": guarded.url,
-                        "api_key_env": "WB_TEST_MISSING_KEY"}, "local/echo"])
+    wb.add_route(
+        "r",
+        [
+            {"name": "paid", "model": "openai/chaos", "api_base": guarded.url, "api_key_env": "WB_TEST_MISSING_KEY"},
+            "local/echo",
+        ],
+    )
     result = wb.ask("fallback please", model="r")
     assert result.model == "local/echo" and guarded.stats.requests == 0
     assert attempts(wb, result.call_id)[0][:3] == ["paid", "skipped", "MissingKey"]
@@ -110,9 +129,14 @@ def test_api_keys_never_reach_the_store(wb, chaos, monkeypatch):
     monkeypatch.setenv("WB_TEST_KEY", secret)
     locked = chaos(name="locked", api_key=secret)
     wrong = chaos(name="wrong", api_key="sk-something-else-entirely")
-    wb.add_route("r", [{"name": "wrong", "model": "openai/chaos", "api_base": wrong.url, "api_key_env": "WB_TEST_KEY"},
-                       {"name": "locked", "model": "openai/chaos", "api_base": locked.url,
-                        "api_key_env": "WB_TEST_KEY"}], retries=0)
+    wb.add_route(
+        "r",
+        [
+            {"name": "wrong", "model": "openai/chaos", "api_base": wrong.url, "api_key_env": "WB_TEST_KEY"},
+            {"name": "locked", "model": "openai/chaos", "api_base": locked.url, "api_key_env": "WB_TEST_KEY"},
+        ],
+        retries=0,
+    )
     result = wb.ask("let me in", model="r")
     assert result.text == "[locked] let me in"
     assert attempts(wb, result.call_id)[0][:3] == ["wrong", "error", "AuthenticationError"]
@@ -146,8 +170,17 @@ def test_async_ask_fails_over_too(wb, chaos):
 
 def test_prices_from_config_give_the_cost(wb, chaos):
     server = chaos(name="priced")
-    wb.add_route("r", [{"model": "openai/chaos", "api_base": server.url,
-                        "input_cost_per_token": 0.001, "output_cost_per_token": 0.002}])
+    wb.add_route(
+        "r",
+        [
+            {
+                "model": "openai/chaos",
+                "api_base": server.url,
+                "input_cost_per_token": 0.001,
+                "output_cost_per_token": 0.002,
+            }
+        ],
+    )
     result = wb.ask("two words", model="r")
     assert result.cost_usd == pytest.approx(2 * 0.001 + 3 * 0.002)
 
@@ -158,7 +191,7 @@ def test_a_stream_cut_mid_way_discards_the_partial_text_and_fails_over(wb, chaos
     seen = []
     result = wb.ask("one two three four", model="r", stream=True, on_token=seen.append)
     assert result.text == "[ok] one two three four"
-    assert None in seen and "".join(t for t in seen[seen.index(None) + 1:]) == result.text
+    assert None in seen and "".join(t for t in seen[seen.index(None) + 1 :]) == result.text
     assert attempts(wb, result.call_id)[0][:3] == ["cut", "error", "MidStreamFallbackError"]
 
 
@@ -170,10 +203,20 @@ def test_a_malformed_body_fails_over(wb, chaos):
 
 def test_streamed_calls_are_priced_even_when_the_provider_sends_no_usage(wb, chaos):
     server = chaos(name="quiet", stream_usage=False)
-    wb.add_route("r", [{"model": "openai/chaos", "api_base": server.url,
-                        "input_cost_per_token": 0.001, "output_cost_per_token": 0.002}])
+    wb.add_route(
+        "r",
+        [
+            {
+                "model": "openai/chaos",
+                "api_base": server.url,
+                "input_cost_per_token": 0.001,
+                "output_cost_per_token": 0.002,
+            }
+        ],
+    )
     result = wb.ask("count these tokens for me", model="r", stream=True)
     assert result.usage["prompt_tokens"] > 0 and result.usage["completion_tokens"] > 0
-    assert result.cost_usd == pytest.approx(result.usage["prompt_tokens"] * 0.001
-                                            + result.usage["completion_tokens"] * 0.002)
+    assert result.cost_usd == pytest.approx(
+        result.usage["prompt_tokens"] * 0.001 + result.usage["completion_tokens"] * 0.002
+    )
     assert wb.calls.last()["ttft_ms"] is not None

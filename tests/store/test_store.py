@@ -21,12 +21,26 @@ def test_migrates_from_blank_once_and_records_names(tmp_path):
 def test_migrates_an_in_memory_database():
     db = sqlite_utils.Database(memory=True)
     db.conn.isolation_level = None
-    assert migrate(db) == ["m001_initial", "m002_replay_lookup_index", "m003_cost_control", "m004_routing_decision",
-                           "m005_rate_limits", "m006_rate_queue", "m007_alerts",
-                           "m008_context_and_memory", "m009_embeddings",
-                           "m010_guard_events", "m011_guardrails", "m012_agents_and_approvals",
-                           "m013_workflows", "m014_audit_and_evals", "m015_agent_remember", "m016_feedback",
-                           "m017_guarantees", "m018_budget_since"]
+    assert migrate(db) == [
+        "m001_initial",
+        "m002_replay_lookup_index",
+        "m003_cost_control",
+        "m004_routing_decision",
+        "m005_rate_limits",
+        "m006_rate_queue",
+        "m007_alerts",
+        "m008_context_and_memory",
+        "m009_embeddings",
+        "m010_guard_events",
+        "m011_guardrails",
+        "m012_agents_and_approvals",
+        "m013_workflows",
+        "m014_audit_and_evals",
+        "m015_agent_remember",
+        "m016_feedback",
+        "m017_guarantees",
+        "m018_budget_since",
+    ]
 
 
 def test_migrates_a_store_created_by_the_first_schema(tmp_path):
@@ -47,14 +61,27 @@ def test_migrates_a_store_created_by_the_first_schema(tmp_path):
 
 
 def _call(i: str, **extra):
-    return {"id": i, "trace_id": "t" * 32, "started_at": "2026-01-01T00:00:00", "mode": "live",
-            "route": "r", "model": "m", "status": "ok", "fingerprint": "f", "text": "x", **extra}
+    return {
+        "id": i,
+        "trace_id": "t" * 32,
+        "started_at": "2026-01-01T00:00:00",
+        "mode": "live",
+        "route": "r",
+        "model": "m",
+        "status": "ok",
+        "fingerprint": "f",
+        "text": "x",
+        **extra,
+    }
 
 
 def test_call_attempts_spans_and_audit_commit_together_or_not_at_all(tmp_path):
     store = Store(tmp_path / "w.db")
-    store.record_call(_call("a", session="s"), [{"call_id": "a", "n": 1, "status": "ok"}],
-                      [("s1", "t" * 32, None, "a", "llm.call", 1, 2, "ok", None)])
+    store.record_call(
+        _call("a", session="s"),
+        [{"call_id": "a", "n": 1, "status": "ok"}],
+        [("s1", "t" * 32, None, "a", "llm.call", 1, 2, "ok", None)],
+    )
     assert store.query("SELECT count(*) n FROM attempts")[0]["n"] == 1
     assert store.query("SELECT name FROM sessions")[0]["name"] == "s"
     # A duplicate span id fails the insert: the call row and audit entry must roll back too.

@@ -21,8 +21,15 @@ import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[2]
-COPIED = ("notebooks", "contexts", "evals", "extensions", "workbench.toml", "scripted.toml",
-          "tests/data/guard_corpus.jsonl")
+COPIED = (
+    "notebooks",
+    "contexts",
+    "evals",
+    "extensions",
+    "workbench.toml",
+    "scripted.toml",
+    "tests/data/guard_corpus.jsonl",
+)
 UNCOMPARED = {"nbval-ignore-output", "nbval-skip"}  # what nbval does not compare, neither does the second run
 
 
@@ -66,8 +73,7 @@ def _merged(outputs: list[dict]) -> list[dict]:
     """Consecutive writes to one stream as one output (how they were split is timing, not content)."""
     out: list[dict] = []
     for o in outputs:
-        if out and o["output_type"] == "stream" and out[-1]["output_type"] == "stream" and \
-                out[-1]["name"] == o["name"]:
+        if out and o["output_type"] == "stream" and out[-1]["output_type"] == "stream" and out[-1]["name"] == o["name"]:
             out[-1] = {**out[-1], "text": out[-1]["text"] + o["text"]}
         else:
             out.append(o)
@@ -80,8 +86,13 @@ def run(root: Path, timeout: int = 600) -> dict[str, list[Cell]]:
     results: dict[str, list[Cell]] = {}
     for path in sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         nb = nbformat.read(path, as_version=4)
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                                resources={"metadata": {"path": str(path.parent)}})  # fmt: skip
+        client = NotebookClient(
+            nb,
+            timeout=timeout,
+            kernel_name="python3",
+            allow_errors=True,
+            resources={"metadata": {"path": str(path.parent)}},
+        )
         client.execute()
         cells = []
         for i, cell in enumerate(nb.cells):
@@ -100,8 +111,11 @@ def problems(first: dict, second: dict | None = None) -> list[str]:
     out = []
     for run_no, results in enumerate([first, second] if second else [first], 1):
         for name, cells in results.items():
-            out += [f"run {run_no}: {name} cell {i} raised: {outputs[-1][:300]}"
-                    for i, outputs, raised, tagged, _ in cells if raised and not tagged]  # fmt: skip
+            out += [
+                f"run {run_no}: {name} cell {i} raised: {outputs[-1][:300]}"
+                for i, outputs, raised, tagged, _ in cells
+                if raised and not tagged
+            ]
     if second:
         for name, cells in first.items():
             for (i, a, _, _, compared), (_, b, _, _, _) in zip(cells, second[name], strict=True):

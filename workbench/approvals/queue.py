@@ -62,8 +62,10 @@ class Decision:
         if self.decision == "modify" and not isinstance(self.arguments, dict):
             raise ApprovalError("modify needs the edited arguments (a dict)")
         if self.decision == "escalate" and not (isinstance(self.to, str) and self.to.strip()):
-            raise ApprovalError("escalate needs who must decide: escalate(ID, to='manager') "
-                                "(workbench approvals escalate ID --to manager)")  # fmt: skip
+            raise ApprovalError(
+                "escalate needs who must decide: escalate(ID, to='manager') "
+                "(workbench approvals escalate ID --to manager)"
+            )
 
 
 Decider = Callable[[dict[str, Any]], "Decision | bool | None"]
@@ -95,25 +97,60 @@ class Approvals:
             if rule.min_cost_usd is not None and spent_usd < rule.min_cost_usd:
                 continue
             return rule.decision
-        return self.settings.default.get(risk, "ask")
+        return self.settings.default.get(risk, "ask") if risk in ("read", "write", "destructive") else "ask"  # type: ignore[call-overload]
 
-    def request(self, tool: str, arguments: dict[str, Any], *, risk: str, reason: str, session: str | None = None,
-                agent: str | None = None, run_id: str | None = None,
-                tool_call_id: str | None = None) -> dict[str, Any]:  # fmt: skip
+    def request(
+        self,
+        tool: str,
+        arguments: dict[str, Any],
+        *,
+        risk: str,
+        reason: str,
+        session: str | None = None,
+        agent: str | None = None,
+        run_id: str | None = None,
+        tool_call_id: str | None = None,
+    ) -> dict[str, Any]:
         """Queue a pending approval; returns its row."""
         now = datetime.now(UTC)
-        row = {"id": new_id(), "created_at": now.isoformat(timespec="microseconds"),
-               "expires_at": (now + timedelta(seconds=self.settings.expire_s)).isoformat(timespec="microseconds"),
-               "status": "pending", "tool": tool, "risk": risk, "arguments": json.dumps(arguments, default=str),
-               "reason": scrub(reason), "session": session, "agent": agent, "run_id": run_id,
-               "tool_call_id": tool_call_id,
-               "decided_by": None, "decided_at": None, "decision_reason": None, "final_arguments": None}  # fmt: skip
+        row: dict[str, Any] = {
+            "id": new_id(),
+            "created_at": now.isoformat(timespec="microseconds"),
+            "expires_at": (now + timedelta(seconds=self.settings.expire_s)).isoformat(timespec="microseconds"),
+            "status": "pending",
+            "tool": tool,
+            "risk": risk,
+            "arguments": json.dumps(arguments, default=str),
+            "reason": scrub(reason),
+            "session": session,
+            "agent": agent,
+            "run_id": run_id,
+            "tool_call_id": tool_call_id,
+            "decided_by": None,
+            "decided_at": None,
+            "decision_reason": None,
+            "final_arguments": None,
+        }
         with self.store.transaction() as conn:
-            conn.execute(f"INSERT INTO approvals ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                         tuple(row.values()))  # fmt: skip
-            self.store.audit(conn, "approval", row["id"], {
-                "event": "requested", "tool": tool, "risk": risk, "arguments": arguments, "reason": reason,
-                "session": session, "agent": agent, "run_id": run_id}, bind=[("approvals", row["id"])])  # fmt: skip
+            conn.execute(
+                f"INSERT INTO approvals ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", tuple(row.values())
+            )
+            self.store.audit(
+                conn,
+                "approval",
+                row["id"],
+                {
+                    "event": "requested",
+                    "tool": tool,
+                    "risk": risk,
+                    "arguments": arguments,
+                    "reason": reason,
+                    "session": session,
+                    "agent": agent,
+                    "run_id": run_id,
+                },
+                bind=[("approvals", row["id"])],
+            )
         return row
 
     def ask_decider(self, row: dict[str, Any]) -> Decision | None:
@@ -124,13 +161,30 @@ class Approvals:
         answer = self.decider(request)
         if answer is None:
             return None
-        decision = answer if isinstance(answer, Decision) else Decision(
-            "approve" if answer else "reject", reason="" if answer else "declined")
-        return self.decide(row["id"], decision.decision, by=decision.by, reason=decision.reason,
-                           arguments=decision.arguments, to=decision.to)  # fmt: skip
+        decision = (
+            answer
+            if isinstance(answer, Decision)
+            else Decision("approve" if answer else "reject", reason="" if answer else "declined")
+        )
+        return self.decide(
+            row["id"],
+            decision.decision,
+            by=decision.by,
+            reason=decision.reason,
+            arguments=decision.arguments,
+            to=decision.to,
+        )
 
-    def decide(self, approval_id: str, decision: str, *, by: str | None = None, reason: str = "",
-               arguments: dict[str, Any] | None = None, to: str | None = None) -> Decision:  # fmt: skip
+    def decide(
+        self,
+        approval_id: str,
+        decision: str,
+        *,
+        by: str | None = None,
+        reason: str = "",
+        arguments: dict[str, Any] | None = None,
+        to: str | None = None,
+    ) -> Decision:
         """Record a decision on a pending approval (approve / modify / reject / escalate ``to`` someone).
 
         One compare-and-set: if someone else decided first, :class:`ApprovalError` names their decision.
@@ -144,15 +198,19 @@ class Approvals:
             try:
                 d = Decision(d.decision, d.by, d.reason, self.checker(row, d.arguments or {}), d.to)
             except WorkbenchError as exc:
-                raise ApprovalError(f"the edited arguments for approval {approval_id} were refused, nothing was "
-                                    f"decided: {exc}") from None  # fmt: skip
+                raise ApprovalError(
+                    f"the edited arguments for approval {approval_id} were refused, nothing was decided: {exc}"
+                ) from None
         expired = self._compare_and_set(approval_id, d)
         if expired:
             self.expire()
             raise ApprovalError(f"approval {approval_id} expired at {expired}; the run stays stopped")
         if d.decision == "escalate" and self.notify is not None:
-            self.notify(approval_id, f"approval {approval_id} ({row['tool']} {row['arguments']}) escalated by {d.by} "
-                                     f"to {d.to}: {d.reason or 'no reason given'}")  # fmt: skip
+            self.notify(
+                approval_id,
+                f"approval {approval_id} ({row['tool']} {row['arguments']}) escalated by {d.by} "
+                f"to {d.to}: {d.reason or 'no reason given'}",
+            )
         return d
 
     def escalate(self, approval_id: str, to: str, *, by: str | None = None, reason: str = "") -> Decision:
@@ -165,34 +223,50 @@ class Approvals:
         with self.store.transaction() as conn:
             status, decided_by, decided_at, expires_at, escalated_to, arguments = conn.execute(
                 "SELECT status, decided_by, decided_at, expires_at, escalated_to, arguments FROM approvals "
-                "WHERE id = ?", (approval_id,)).fetchone()  # fmt: skip
+                "WHERE id = ?",
+                (approval_id,),
+            ).fetchone()
             if status not in ("pending", "escalated"):
-                raise ApprovalError(f"approval {approval_id} is already {status} (by {decided_by} at "
-                                    f"{(decided_at or '')[:19]}); a decision is taken once")  # fmt: skip
+                raise ApprovalError(
+                    f"approval {approval_id} is already {status} (by {decided_by} at "
+                    f"{(decided_at or '')[:19]}); a decision is taken once"
+                )
             if expires_at < now:
                 return expires_at
             self._authorised(approval_id, d.by, escalated_to)
             final = None
             if d.decision in ("approve", "modify"):
                 final = json.dumps(d.arguments if d.decision == "modify" else json.loads(arguments), default=str)
-            changed = conn.execute("UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?, "
-                                   "decision_reason = ?, final_arguments = ?, escalated_to = ? WHERE id = ? AND "
-                                   "status IN ('pending', 'escalated')",
-                                   (_STATUS[d.decision], d.by, now, d.reason, final, d.to or escalated_to,
-                                    approval_id)).rowcount  # fmt: skip
+            changed = conn.execute(
+                "UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?, "
+                "decision_reason = ?, final_arguments = ?, escalated_to = ? WHERE id = ? AND "
+                "status IN ('pending', 'escalated')",
+                (_STATUS[d.decision], d.by, now, d.reason, final, d.to or escalated_to, approval_id),
+            ).rowcount
             if changed != 1:
                 raise ApprovalError(f"approval {approval_id} was decided by someone else meanwhile")
-            self.store.audit(conn, "approval", approval_id, {
-                "event": _STATUS[d.decision], "by": d.by, "reason": d.reason, "to": d.to,
-                "final_arguments": json.loads(final) if final else None}, who={"user": d.by},
-                bind=[("approvals", approval_id)])  # fmt: skip
+            self.store.audit(
+                conn,
+                "approval",
+                approval_id,
+                {
+                    "event": _STATUS[d.decision],
+                    "by": d.by,
+                    "reason": d.reason,
+                    "to": d.to,
+                    "final_arguments": json.loads(final) if final else None,
+                },
+                who={"user": d.by},
+                bind=[("approvals", approval_id)],
+            )
         return None
 
     def _authorised(self, approval_id: str, by: str, escalated_to: str | None) -> None:
         approvers = self.settings.approvers
         if escalated_to and by != escalated_to:
-            raise ApprovalError(f"approval {approval_id} was escalated to {escalated_to}: only they can decide it, "
-                                f"not {by}")  # fmt: skip
+            raise ApprovalError(
+                f"approval {approval_id} was escalated to {escalated_to}: only they can decide it, not {by}"
+            )
         if approvers and by not in approvers:
             raise ApprovalError(f"{by} may not decide approvals: [approvals] approvers lists {', '.join(approvers)}")
 
@@ -205,14 +279,25 @@ class Approvals:
     def expire(self) -> int:
         """Mark pending approvals past their time as expired; returns how many."""
         with self.store.transaction() as conn:
-            expired = [r[0] for r in conn.execute("SELECT id FROM approvals WHERE status IN ('pending', 'escalated') "
-                                                  "AND expires_at < ?", (utcnow(),))]  # fmt: skip
+            expired = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM approvals WHERE status IN ('pending', 'escalated') AND expires_at < ?", (utcnow(),)
+                )
+            ]
             for approval_id in expired:
-                conn.execute("UPDATE approvals SET status = 'expired', decided_by = 'expiry', decided_at = ?, "
-                             "decision_reason = 'not decided in time' WHERE id = ?",
-                             (utcnow(), approval_id))  # fmt: skip
-                self.store.audit(conn, "approval", approval_id, {"event": "expired", "by": "expiry"},
-                                 bind=[("approvals", approval_id)])
+                conn.execute(
+                    "UPDATE approvals SET status = 'expired', decided_by = 'expiry', decided_at = ?, "
+                    "decision_reason = 'not decided in time' WHERE id = ?",
+                    (utcnow(), approval_id),
+                )
+                self.store.audit(
+                    conn,
+                    "approval",
+                    approval_id,
+                    {"event": "expired", "by": "expiry"},
+                    bind=[("approvals", approval_id)],
+                )
             return len(expired)
 
     def pending(self) -> pd.DataFrame:
@@ -227,9 +312,25 @@ class Approvals:
     def _df(self, where: str) -> pd.DataFrame:
         import pandas as pd
 
-        cols = ["id", "created_at", "status", "tool", "risk", "arguments", "reason", "session", "agent", "run_id",
-                "decided_by", "decided_at", "decision_reason", "final_arguments", "escalated_to", "execution",
-                "expires_at"]  # fmt: skip
+        cols = [
+            "id",
+            "created_at",
+            "status",
+            "tool",
+            "risk",
+            "arguments",
+            "reason",
+            "session",
+            "agent",
+            "run_id",
+            "decided_by",
+            "decided_at",
+            "decision_reason",
+            "final_arguments",
+            "escalated_to",
+            "execution",
+            "expires_at",
+        ]
         return pd.DataFrame(self.store.query(f"SELECT {', '.join(cols)} FROM approvals {where}"), columns=cols)
 
 

@@ -51,8 +51,9 @@ def scrub(value: Any) -> Any:
     return value
 
 
-def entry_payload(payload: dict[str, Any], who: dict[str, Any] | None = None,
-                  bind: list[dict[str, Any]] | None = None) -> str:  # fmt: skip
+def entry_payload(
+    payload: dict[str, Any], who: dict[str, Any] | None = None, bind: list[dict[str, Any]] | None = None
+) -> str:
     """The JSON text hashed into the chain: the event, scrubbed, with ``who`` wrote it and the rows it binds."""
     body = scrub(payload)
     body["who"] = {**actor(), **{k: v for k, v in (who or {}).items() if v is not None}}

@@ -44,8 +44,10 @@ from workbench.store.chain import (
 if TYPE_CHECKING:
     import pandas as pd
 
-ALGORITHM = ("hmac-sha256 (keyed; legacy entries sha256) of prev_hash, ts, kind, ref, payload joined by U+001F, "
-             "hex, prefixed with the algorithm's name")  # fmt: skip
+ALGORITHM = (
+    "hmac-sha256 (keyed; legacy entries sha256) of prev_hash, ts, kind, ref, payload joined by U+001F, "
+    "hex, prefixed with the algorithm's name"
+)
 CARRIERS = ("compact", "adopt")  # entries that vouch for the carried digests
 
 
@@ -70,8 +72,11 @@ class Verification:
         using = f" ({self.key})" if self.key else ""
         if self.ok:
             rows = f", {self.rows} rows match" if self.rows else ""
-            acked = (f"; {self.acknowledged} acknowledged break(s): wb.audit.df(kind='acknowledge')"
-                     if self.acknowledged else "")  # fmt: skip
+            acked = (
+                f"; {self.acknowledged} acknowledged break(s): wb.audit.df(kind='acknowledge')"
+                if self.acknowledged
+                else ""
+            )
             return f"audit chain intact: {self.entries} entries{rows}, head {self.head}{using}{acked}"
         where = f"entry {self.first_bad_id}" if self.first_bad_id is not None else "a row with no entry"
         more = f" (and {len(self.problems) - 1} more problems)" if len(self.problems) > 1 else ""
@@ -89,8 +94,13 @@ class _Walk:
     acknowledged: int = 0
 
 
-def walk(rows: Iterable[dict[str, Any]], base: str = GENESIS, base_id: int = 0, key: AuditKey | None = None,
-         collect: _Walk | None = None) -> Verification:  # fmt: skip
+def walk(
+    rows: Iterable[dict[str, Any]],
+    base: str = GENESIS,
+    base_id: int = 0,
+    key: AuditKey | None = None,
+    collect: _Walk | None = None,
+) -> Verification:
     """Check entries (in id order) against each other and their hashes, from ``base`` after ``base_id``."""
     state = collect or _Walk()
     prev, prev_id, n = base, base_id, 0
@@ -101,8 +111,12 @@ def walk(rows: Iterable[dict[str, Any]], base: str = GENESIS, base_id: int = 0, 
             what = f"{gap} missing before it (deleted)" if row["id"] > prev_id else "out of order (moved)"
             return Verification(False, n, row["id"], what)
         if row["prev_hash"] != prev:
-            return Verification(False, n, row["id"], "it does not chain to the entry before it "
-                                "(an entry was deleted, inserted or moved)")  # fmt: skip
+            return Verification(
+                False,
+                n,
+                row["id"],
+                "it does not chain to the entry before it (an entry was deleted, inserted or moved)",
+            )
         keyed = str(row["hash"]).startswith(KEYED)
         if keyed and key is None:
             raise AuditKeyMissing(f"entry {row['id']} is keyed: set {KEY_ENV} (or restore the key file) to verify")
@@ -135,8 +149,8 @@ class AuditLog:
         Needs the key the log was written with (``WORKBENCH_AUDIT_KEY`` or the key file);
         without it, or with another one, it raises a :class:`WorkbenchError` saying so.
         """
-        head = self.store.query("SELECT id, hash, mac, key_id FROM audit_head WHERE k = 1")
-        head = head[0] if head else None
+        heads = self.store.query("SELECT id, hash, mac, key_id FROM audit_head WHERE k = 1")
+        head = heads[0] if heads else None
         key = self._key(head)
         base, base_id = GENESIS, 0
         checkpoint = self.store.query("SELECT last_id, last_hash FROM audit_checkpoints ORDER BY id DESC LIMIT 1")
@@ -145,8 +159,9 @@ class AuditLog:
         state = _Walk(last_id=base_id, last_hash=base)
         using = key.describe() if key else "no key: legacy entries only"
         with self.store.lock:
-            cursor = self.store.conn.execute("SELECT id, ts, kind, ref, payload, prev_hash, hash FROM audit "
-                                             "ORDER BY id")  # fmt: skip
+            cursor = self.store.conn.execute(
+                "SELECT id, ts, kind, ref, payload, prev_hash, hash FROM audit ORDER BY id"
+            )
             names = [d[0] for d in cursor.description]
             result = walk((dict(zip(names, r, strict=True)) for r in cursor), base, base_id, key, state)
             if not result.ok:
@@ -159,8 +174,9 @@ class AuditLog:
             problems.sort(key=lambda p: math.inf if p[0] is None else p[0])
             first = problems[0]
             return Verification(False, state.entries, first[0], first[1], key=using, rows=rows, problems=problems)
-        return Verification(True, state.entries, head=state.last_hash, key=using, rows=rows,
-                            acknowledged=state.acknowledged)
+        return Verification(
+            True, state.entries, head=state.last_hash, key=using, rows=rows, acknowledged=state.acknowledged
+        )
 
     def _key(self, head: dict[str, Any] | None) -> AuditKey | None:
         """The key to check with: ours, if the log was written with it (legacy logs need none)."""
@@ -169,11 +185,15 @@ class AuditLog:
         except AuditKeyMissing:
             if head is None or not head["key_id"]:
                 return None
-            raise AuditKeyMissing(f"no audit key: the log was written with key {head['key_id']}; set {KEY_ENV} or "
-                                  "restore the key file it was written with") from None  # fmt: skip
+            raise AuditKeyMissing(
+                f"no audit key: the log was written with key {head['key_id']}; set {KEY_ENV} or "
+                "restore the key file it was written with"
+            ) from None
         if head is not None and head["key_id"] and head["key_id"] != key.id:
-            raise AuditKeyMissing(f"the log was written with key {head['key_id']}, not with {key.describe()}; set "
-                                  f"{KEY_ENV} to the key it was written with")  # fmt: skip
+            raise AuditKeyMissing(
+                f"the log was written with key {head['key_id']}, not with {key.describe()}; set "
+                f"{KEY_ENV} to the key it was written with"
+            )
         return key
 
     def _rows(self, state: _Walk, key: AuditKey | None) -> tuple[list[tuple[int | None, str]], int]:
@@ -230,15 +250,28 @@ class AuditLog:
             head = conn.execute("SELECT id, hash FROM audit_head WHERE k = 1").fetchone()
             last = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
             if last is None:
-                last = conn.execute("SELECT last_id, last_hash FROM audit_checkpoints ORDER BY id DESC "
-                                    "LIMIT 1").fetchone() or (0, GENESIS)  # fmt: skip
+                last = conn.execute(
+                    "SELECT last_id, last_hash FROM audit_checkpoints ORDER BY id DESC LIMIT 1"
+                ).fetchone() or (0, GENESIS)
             mac = head_mac(key, last[0], last[1])
-            conn.execute("INSERT INTO audit_head (k, id, hash, mac, key_id) VALUES (1, ?, ?, ?, ?) ON CONFLICT(k) "
-                         "DO UPDATE SET id = excluded.id, hash = excluded.hash, mac = excluded.mac, "
-                         "key_id = excluded.key_id", (last[0], last[1], mac, key.id))  # fmt: skip
-            entry = self.store.audit(conn, "acknowledge", "chain", {
-                "by": by, "reason": reason, "old_head": {"id": head[0], "hash": head[1]} if head else None,
-                "last_entry": last[0]}, who={"user": by})  # fmt: skip
+            conn.execute(
+                "INSERT INTO audit_head (k, id, hash, mac, key_id) VALUES (1, ?, ?, ?, ?) ON CONFLICT(k) "
+                "DO UPDATE SET id = excluded.id, hash = excluded.hash, mac = excluded.mac, "
+                "key_id = excluded.key_id",
+                (last[0], last[1], mac, key.id),
+            )
+            entry = self.store.audit(
+                conn,
+                "acknowledge",
+                "chain",
+                {
+                    "by": by,
+                    "reason": reason,
+                    "old_head": {"id": head[0], "hash": head[1]} if head else None,
+                    "last_entry": last[0],
+                },
+                who={"user": by},
+            )
         return f"audit log acknowledged at entry {entry} by {by}; writing resumes"
 
     def df(self, kind: str | None = None, since: str | None = None) -> pd.DataFrame:
@@ -251,9 +284,19 @@ class AuditLog:
             payload = json.loads(row["payload"])
             who = payload.pop("who", {})
             payload.pop("bind", None)
-            out.append({"id": row["id"], "ts": row["ts"], "kind": row["kind"], "ref": row["ref"],
-                        "user": who.get("user") or who.get("os_user"), "host": who.get("host"),
-                        "notebook": who.get("notebook"), "what": payload, "hash": row["hash"]})  # fmt: skip
+            out.append(
+                {
+                    "id": row["id"],
+                    "ts": row["ts"],
+                    "kind": row["kind"],
+                    "ref": row["ref"],
+                    "user": who.get("user") or who.get("os_user"),
+                    "host": who.get("host"),
+                    "notebook": who.get("notebook"),
+                    "what": payload,
+                    "hash": row["hash"],
+                }
+            )
         return pd.DataFrame(out, columns=["id", "ts", "kind", "ref", "user", "host", "notebook", "what", "hash"])
 
     def export(self, path: str | Path | None = None, *, since: str | None = None, format: str = "jsonl") -> str:
@@ -267,12 +310,20 @@ class AuditLog:
             raise WorkbenchError(f"audit export writes jsonl only, not {format!r}")
         rows = self._rows_of(None, since)
         head = self.store.query("SELECT id, hash FROM audit_head WHERE k = 1")
-        lines = [json.dumps({**row, "payload": json.loads(row["payload"]), "payload_text": row["payload"]},
-                            sort_keys=True) for row in rows]  # fmt: skip
-        proof = {"algorithm": ALGORITHM, "entries": len(rows), "first_id": rows[0]["id"] if rows else None,
-                 "last_id": rows[-1]["id"] if rows else None, "base": rows[0]["prev_hash"] if rows else None,
-                 "last_hash": rows[-1]["hash"] if rows else None,
-                 "store_head": head[0] if head else None, "since": since}  # fmt: skip
+        lines = [
+            json.dumps({**row, "payload": json.loads(row["payload"]), "payload_text": row["payload"]}, sort_keys=True)
+            for row in rows
+        ]
+        proof = {
+            "algorithm": ALGORITHM,
+            "entries": len(rows),
+            "first_id": rows[0]["id"] if rows else None,
+            "last_id": rows[-1]["id"] if rows else None,
+            "base": rows[0]["prev_hash"] if rows else None,
+            "last_hash": rows[-1]["hash"] if rows else None,
+            "store_head": head[0] if head else None,
+            "since": since,
+        }
         text = "\n".join([*lines, json.dumps({"proof": proof}, sort_keys=True)]) + "\n"
         if path is not None:
             Path(path).write_text(text)
@@ -297,8 +348,11 @@ def _head_problem(head: dict[str, Any] | None, state: _Walk, key: AuditKey | Non
         if head["id"] > state.last_id:
             return state.last_id + 1, f"entries {state.last_id + 1}-{head['id']} were removed from the end"
         return head["id"], "the newest entry is not the recorded head"
-    if key is not None and state.keyed and (head["mac"] is None or head["mac"] != head_mac(key, head["id"],
-                                                                                           head["hash"])):  # fmt: skip
+    if (
+        key is not None
+        and state.keyed
+        and (head["mac"] is None or head["mac"] != head_mac(key, head["id"], head["hash"]))
+    ):
         return head["id"], "the head's keyed mark does not match (the head was rewritten)"
     return None
 
@@ -326,15 +380,17 @@ def verify_export(path: str | Path) -> Verification:
         raise WorkbenchError(f"{path} is not an audit export (its last line must be the proof)")
     proof, rows = lines[-1]["proof"], lines[:-1]
     if len(rows) != proof.get("entries"):
-        return Verification(False, len(rows), None, f"the proof counts {proof.get('entries')} entries, the file "
-                            f"has {len(rows)}")  # fmt: skip
+        return Verification(
+            False, len(rows), None, f"the proof counts {proof.get('entries')} entries, the file has {len(rows)}"
+        )
     for row in rows:
         missing = [f for f in (*_READABLE, "payload", "payload_text") if f not in row]
         if missing:
             return Verification(False, len(rows), row.get("id"), f"the line lacks {', '.join(missing)}")
         if row["payload"] != json.loads(row["payload_text"]):
-            return Verification(False, len(rows), row["id"], "its readable payload differs from the hashed text "
-                                "(edited)")  # fmt: skip
+            return Verification(
+                False, len(rows), row["id"], "its readable payload differs from the hashed text (edited)"
+            )
     keyed = any(str(r["hash"]).startswith(KEYED) for r in rows)
     key = audit_key(create=False) if keyed else None
     plain = [{**{f: r[f] for f in _READABLE}, "payload": r["payload_text"]} for r in rows]

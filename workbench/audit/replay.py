@@ -25,11 +25,38 @@ if TYPE_CHECKING:
     from workbench.runtime import Workbench
 
 BATCH = 250  # re-runs recorded per commit
-REPORT_COLUMNS = ["call_id", "prompt", "identical", "recorded", "replayed", "served_recorded", "served",
-                  "served_changed", "new_call_id"]  # fmt: skip
-AGAINST_COLUMNS = ["call_id", "prompt", "recorded_model", "model", "identical", "similarity", "recorded", "replayed",
-                   "diff", "served_recorded", "served", "served_changed", "cost_recorded", "cost", "cost_delta",
-                   "latency_recorded_ms", "latency_ms", "latency_delta_ms", "new_call_id"]  # fmt: skip
+REPORT_COLUMNS = [
+    "call_id",
+    "prompt",
+    "identical",
+    "recorded",
+    "replayed",
+    "served_recorded",
+    "served",
+    "served_changed",
+    "new_call_id",
+]
+AGAINST_COLUMNS = [
+    "call_id",
+    "prompt",
+    "recorded_model",
+    "model",
+    "identical",
+    "similarity",
+    "recorded",
+    "replayed",
+    "diff",
+    "served_recorded",
+    "served",
+    "served_changed",
+    "cost_recorded",
+    "cost",
+    "cost_delta",
+    "latency_recorded_ms",
+    "latency_ms",
+    "latency_delta_ms",
+    "new_call_id",
+]
 
 
 def _recorded(wb: Workbench, session: str) -> list[dict[str, Any]]:
@@ -40,8 +67,9 @@ def _recorded(wb: Workbench, session: str) -> list[dict[str, Any]]:
         (session, wb.store.session_start(session)),  # since the session's last reset
     )
     if not rows:
-        raise WorkbenchError(f"no recorded calls in session {session!r}; recorded sessions: "
-                             f"{recorded_sessions(wb.store)}")
+        raise WorkbenchError(
+            f"no recorded calls in session {session!r}; recorded sessions: {recorded_sessions(wb.store)}"
+        )
     return rows
 
 
@@ -58,14 +86,24 @@ def rerun_session(wb: Workbench, session: str) -> pd.DataFrame:
     recorded_served = served_models(wb.store, [r["id"] for r in rows])
     for start in range(0, len(rows), BATCH):
         with wb.store.batch():  # one commit per BATCH re-runs; each stays atomic (a savepoint)
-            for row in rows[start:start + BATCH]:
+            for row in rows[start : start + BATCH]:
                 stored = json.loads(row["request"])
                 request = Request(stored["route"], stored["messages"], stored.get("params", {}))
                 result = wb.rerun(request, row["prompt"], replay_of=row["id"], request_json=row["request"])
                 recorded_tools = json.loads(row["tool_calls"]) if row["tool_calls"] else None
                 identical = result.text == (row["text"] or "") and (result.tool_calls or None) == recorded_tools
-                report.append([row["id"], row["prompt"], identical, row["text"], result.text,
-                               recorded_served[row["id"]], _served(result), result.call_id])  # fmt: skip
+                report.append(
+                    [
+                        row["id"],
+                        row["prompt"],
+                        identical,
+                        row["text"],
+                        result.text,
+                        recorded_served[row["id"]],
+                        _served(result),
+                        result.call_id,
+                    ]
+                )
     df = pd.DataFrame(report, columns=[c for c in REPORT_COLUMNS if c != "served_changed"])
     df.insert(REPORT_COLUMNS.index("served_changed"), "served_changed", _changed(df))
     return df
@@ -86,8 +124,10 @@ def replay_against(wb: Workbench, session: str, against: str, suite: Any = None)
     import pandas as pd
 
     if wb.mode != "live":
-        raise WorkbenchError(f"replaying against {against} calls it, so it needs live mode (this Workbench is in "
-                             "replay mode); the offline models need no keys")  # fmt: skip
+        raise WorkbenchError(
+            f"replaying against {against} calls it, so it needs live mode (this Workbench is in "
+            "replay mode); the offline models need no keys"
+        )
     wb.router.resolve(against, check=True)  # an unknown model fails before anything is sent
     scorers = wb.evals.load(suite).scorers if suite is not None else []
     rows = []
@@ -98,16 +138,26 @@ def replay_against(wb: Workbench, session: str, against: str, suite: Any = None)
         request = Request(against, stored["messages"], stored.get("params", {}))
         result = wb.rerun(request, row["prompt"], replay_of=row["id"])
         text, replayed = row["text"] or "", result.text
-        out = {"call_id": row["id"], "prompt": row["prompt"], "recorded_model": row["model"], "model": result.model,
-               "identical": text == replayed,
-               "similarity": round(difflib.SequenceMatcher(None, text, replayed).ratio(), 3),
-               "recorded": text, "replayed": replayed, "diff": _diff(text, replayed),
-               "served_recorded": recorded_served[row["id"]], "served": _served(result),
-               "cost_recorded": row["cost_usd"], "cost": result.cost_usd,
-               "cost_delta": (result.cost_usd or 0.0) - (row["cost_usd"] or 0.0),
-               "latency_recorded_ms": row["latency_ms"], "latency_ms": round(result.latency_ms, 3),
-               "latency_delta_ms": round(result.latency_ms - (row["latency_ms"] or 0.0), 3),
-               "new_call_id": result.call_id}  # fmt: skip
+        out = {
+            "call_id": row["id"],
+            "prompt": row["prompt"],
+            "recorded_model": row["model"],
+            "model": result.model,
+            "identical": text == replayed,
+            "similarity": round(difflib.SequenceMatcher(None, text, replayed).ratio(), 3),
+            "recorded": text,
+            "replayed": replayed,
+            "diff": _diff(text, replayed),
+            "served_recorded": recorded_served[row["id"]],
+            "served": _served(result),
+            "cost_recorded": row["cost_usd"],
+            "cost": result.cost_usd,
+            "cost_delta": (result.cost_usd or 0.0) - (row["cost_usd"] or 0.0),
+            "latency_recorded_ms": row["latency_ms"],
+            "latency_ms": round(result.latency_ms, 3),
+            "latency_delta_ms": round(result.latency_ms - (row["latency_ms"] or 0.0), 3),
+            "new_call_id": result.call_id,
+        }
         if scorers:
             out.update(_scores(wb, scorers, row, text, replayed))
         rows.append(out)

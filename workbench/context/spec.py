@@ -138,8 +138,9 @@ def find_spec(name: str, folder: Path) -> Path:
             return path
     known = sorted({p.stem for p in folder.glob("*") if p.suffix in SUFFIXES}) if folder.is_dir() else []
     shown = Path(os.path.relpath(folder))  # relative, so the message reads the same in any checkout
-    raise ConfigError(f"no context spec {name!r} in {shown}/ (have: {', '.join(known) or 'none'}); "
-                      f"create {shown / name}.yaml")  # fmt: skip
+    raise ConfigError(
+        f"no context spec {name!r} in {shown}/ (have: {', '.join(known) or 'none'}); create {shown / name}.yaml"
+    )
 
 
 def load_spec(name_or_path: str | Path, folder: Path) -> ContextSpec:

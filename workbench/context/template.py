@@ -7,8 +7,10 @@ from typing import Any
 
 from workbench.errors import TemplateError
 
-_JSON_HINT = ("the prompt holds JSON ({text}...): double its braces so they are kept as written ({{{{\"a\": 1}}}}), "
-              "or put the JSON in a variable and write {{name}}")
+_JSON_HINT = (
+    'the prompt holds JSON ({text}...): double its braces so they are kept as written ({{{{"a": 1}}}}), '
+    "or put the JSON in a variable and write {{name}}"
+)
 
 
 class _Lookup(dict[str, Any]):
@@ -28,11 +30,10 @@ def fill(template: str, namespace: Mapping[str, Any]) -> str:
     except TemplateError:
         raise
     except (ValueError, IndexError) as exc:
-        if "{" in template and any(q in template for q in ('{"', "{'", '{ "', '{\n')):
-            raise TemplateError(_JSON_HINT.format(text=template[template.index("{"):][:20])) from None
+        if "{" in template and any(q in template for q in ('{"', "{'", '{ "', "{\n")):
+            raise TemplateError(_JSON_HINT.format(text=template[template.index("{") :][:20])) from None
         raise TemplateError(
-            f"cannot fill the prompt ({exc}): use {{name}} placeholders, and write {{{{ and }}}} "
-            "for literal braces"
+            f"cannot fill the prompt ({exc}): use {{name}} placeholders, and write {{{{ and }}}} for literal braces"
         ) from None
     except (AttributeError, KeyError, TypeError) as exc:
         raise TemplateError(f"cannot fill the prompt: {type(exc).__name__}: {exc}") from None

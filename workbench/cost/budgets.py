@@ -82,8 +82,16 @@ class Budgets:
 
     # ---- settings ---------------------------------------------------------------
 
-    def set(self, scope: str, usd: float | None = None, *, tokens: int | None = None, period: str = "total",
-            thresholds: Sequence[float] = DEFAULT_THRESHOLDS, since: str | None = None) -> None:  # fmt: skip
+    def set(
+        self,
+        scope: str,
+        usd: float | None = None,
+        *,
+        tokens: int | None = None,
+        period: str = "total",
+        thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+        since: str | None = None,
+    ) -> None:
         """Create or change the budget for ``scope`` (e.g. ``"user:alice"``) over ``period``.
 
         ``since="now"`` (or an ISO instant) counts spend from then instead of from the period's start:
@@ -114,25 +122,39 @@ class Budgets:
                 "thresholds = excluded.thresholds, since = COALESCE(excluded.since, budgets.since)",
                 (kind, key, period, usd, tokens, json.dumps(sorted(thresholds)), utcnow(), since),
             )
-            row = conn.execute("SELECT id FROM budgets WHERE scope = ? AND key = ? AND period = ?",
-                               (kind, key, period)).fetchone()  # fmt: skip
-            self.store.audit(conn, "budget", scope, {"event": "set", "period": period, "usd": usd, "tokens": tokens,
-                                                     "thresholds": sorted(thresholds), "since": since},
-                             bind=[("budgets", str(row[0]))])  # fmt: skip
+            row = conn.execute(
+                "SELECT id FROM budgets WHERE scope = ? AND key = ? AND period = ?", (kind, key, period)
+            ).fetchone()
+            self.store.audit(
+                conn,
+                "budget",
+                scope,
+                {
+                    "event": "set",
+                    "period": period,
+                    "usd": usd,
+                    "tokens": tokens,
+                    "thresholds": sorted(thresholds),
+                    "since": since,
+                },
+                bind=[("budgets", str(row[0]))],
+            )
 
     def remove(self, scope: str, period: str = "total", *, missing_ok: bool = False) -> None:
         """Delete a budget (``missing_ok``: and say nothing if there is none)."""
         kind, key = parse_scope(scope)
         with self.store.transaction() as conn:
-            row = conn.execute("SELECT id FROM budgets WHERE scope = ? AND key = ? AND period = ?",
-                               (kind, key, period)).fetchone()  # fmt: skip
+            row = conn.execute(
+                "SELECT id FROM budgets WHERE scope = ? AND key = ? AND period = ?", (kind, key, period)
+            ).fetchone()
             if row is None and missing_ok:
                 return
             if row is None:
                 raise WorkbenchError(f"no {period} budget on {scope}; %llm_budget lists them")
             conn.execute("DELETE FROM budgets WHERE id = ?", (row[0],))
-            self.store.audit(conn, "budget", scope, {"event": "removed", "period": period},
-                             bind=[("budgets", str(row[0]))])
+            self.store.audit(
+                conn, "budget", scope, {"event": "removed", "period": period}, bind=[("budgets", str(row[0]))]
+            )
 
     def kill(self, reason: str = "kill switch") -> None:
         """Refuse every new call, in every process sharing the store, until :meth:`lift`."""
@@ -159,15 +181,30 @@ class Budgets:
             with self.store.lock:  # the connection is shared: never read it beside another thread's transaction
                 spent_usd, spent_tokens, held_usd, held_tokens = self._usage(self.store.conn, b)
             limit = b["limit_usd"]
-            rows.append({
-                "scope": b["scope"] if b["scope"] == "global" else f"{b['scope']}:{b['key']}",
-                "period": b["period"], "limit_usd": limit, "spent_usd": round(spent_usd, 6),
-                "reserved_usd": round(held_usd, 6), "limit_tokens": b["limit_tokens"],
-                "spent_tokens": spent_tokens, "used": round(spent_usd / limit, 3) if limit else None,
-                "since": b.get("since"),
-            })  # fmt: skip
-        columns = ["scope", "period", "limit_usd", "spent_usd", "reserved_usd", "limit_tokens", "spent_tokens",
-                   "used", "since"]  # fmt: skip
+            rows.append(
+                {
+                    "scope": b["scope"] if b["scope"] == "global" else f"{b['scope']}:{b['key']}",
+                    "period": b["period"],
+                    "limit_usd": limit,
+                    "spent_usd": round(spent_usd, 6),
+                    "reserved_usd": round(held_usd, 6),
+                    "limit_tokens": b["limit_tokens"],
+                    "spent_tokens": spent_tokens,
+                    "used": round(spent_usd / limit, 3) if limit else None,
+                    "since": b.get("since"),
+                }
+            )
+        columns = [
+            "scope",
+            "period",
+            "limit_usd",
+            "spent_usd",
+            "reserved_usd",
+            "limit_tokens",
+            "spent_tokens",
+            "used",
+            "since",
+        ]
         return pd.DataFrame(rows, columns=columns)
 
     # ---- the pipeline stage ----------------------------------------------------------
@@ -214,8 +251,11 @@ class Budgets:
                         f"budget {name} would be exceeded: spent ${spent_usd:.6f} + reserved ${held_usd:.6f} "
                         f"+ this call up to ${usd:.6f} > ${budget['limit_usd']:.6f}; nothing was sent. Raise it "
                         f"(%llm_budget --set {name.split(' ')[0]} USD), lower --max-tokens"
-                        + (", or wait for the next period" if budget["period"] != "total" else
-                           " (a total budget does not renew)")
+                        + (
+                            ", or wait for the next period"
+                            if budget["period"] != "total"
+                            else " (a total budget does not renew)"
+                        )
                     )
                 if budget["limit_tokens"] is not None and spent_tokens + held_tokens + tokens > budget["limit_tokens"]:
                     raise BudgetExceeded(
@@ -254,12 +294,23 @@ class Budgets:
                         (budget["id"], threshold, _start(budget), spent_usd, spent_tokens, utcnow()),
                     )
                     if cursor.rowcount:
-                        self.store.audit(conn, "budget", _name(budget), {
-                            "event": "threshold", "threshold": threshold, "spent_usd": spent_usd,
-                            "spent_tokens": spent_tokens}, bind=[("budget_events", str(cursor.lastrowid))])  # fmt: skip
-                        notices.append(f"budget {_name(budget)} has reached {threshold:.0%} "
-                                       f"(${spent_usd:.6f} of ${budget['limit_usd'] or 0:.6f}, "
-                                       f"{spent_tokens} tokens)")  # fmt: skip
+                        self.store.audit(
+                            conn,
+                            "budget",
+                            _name(budget),
+                            {
+                                "event": "threshold",
+                                "threshold": threshold,
+                                "spent_usd": spent_usd,
+                                "spent_tokens": spent_tokens,
+                            },
+                            bind=[("budget_events", str(cursor.lastrowid))],
+                        )
+                        notices.append(
+                            f"budget {_name(budget)} has reached {threshold:.0%} "
+                            f"(${spent_usd:.6f} of ${budget['limit_usd'] or 0:.6f}, "
+                            f"{spent_tokens} tokens)"
+                        )
         for notice in notices:
             warnings.warn(notice, BudgetWarning, stacklevel=5)
         return notices
@@ -267,8 +318,11 @@ class Budgets:
     def _usage(self, conn: Any, budget: dict[str, Any]) -> tuple[float, int, float, int]:
         """(spent USD, spent tokens, reserved USD, reserved tokens) for a budget, now."""
         column = "" if budget["scope"] == "global" else f'AND "{budget["scope"]}" = :key'
-        params = {"key": budget["key"], "since": _start(budget),
-                  "fresh": (datetime.now(UTC) - RESERVATION_TTL).isoformat(timespec="microseconds")}  # fmt: skip
+        params = {
+            "key": budget["key"],
+            "since": _start(budget),
+            "fresh": (datetime.now(UTC) - RESERVATION_TTL).isoformat(timespec="microseconds"),
+        }
         spent = conn.execute(
             "SELECT COALESCE(SUM(cost_usd), 0), COALESCE(SUM(total_tokens), 0) FROM calls "
             f"WHERE status = 'ok' AND mode = 'live' AND started_at >= :since {column}",

@@ -8,9 +8,15 @@ from workbench.errors import WorkbenchError
 from workbench.store import Store
 
 DIMENSIONS = {
-    "user": '"user"', "task": "task", "agent": "agent", "session": "session", "model": "model",
-    "route": "route", "day": "substr(started_at, 1, 10)", "month": "substr(started_at, 1, 7)",
-}  # fmt: skip
+    "user": '"user"',
+    "task": "task",
+    "agent": "agent",
+    "session": "session",
+    "model": "model",
+    "route": "route",
+    "day": "substr(started_at, 1, 10)",
+    "month": "substr(started_at, 1, 7)",
+}
 
 
 class Costs:

@@ -5,5 +5,14 @@ from workbench.evals.run import EvalReport, Evals
 from workbench.evals.scorers import SCORERS, Score, ScoreContext, register_scorer
 from workbench.evals.suite import Suite, load_suite
 
-__all__ = ["SCORERS", "EvalReport", "Evals", "Score", "ScoreContext", "Suite", "compare", "load_suite",
-           "register_scorer"]
+__all__ = [
+    "SCORERS",
+    "EvalReport",
+    "Evals",
+    "Score",
+    "ScoreContext",
+    "Suite",
+    "compare",
+    "load_suite",
+    "register_scorer",
+]

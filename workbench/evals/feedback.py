@@ -36,10 +36,18 @@ class Feedback:
 
         who = by or actor()["os_user"]
         with self.store.transaction() as conn:
-            row_id = conn.execute("INSERT INTO feedback (call_id, rating, note, by, at) VALUES (?, ?, ?, ?, ?)",
-                                  (call_id, value, note, who, utcnow())).lastrowid  # fmt: skip
-            self.store.audit(conn, "feedback", call_id, {"rating": value, "note": note}, who={"user": who},
-                             bind=[("feedback", str(row_id))])
+            row_id = conn.execute(
+                "INSERT INTO feedback (call_id, rating, note, by, at) VALUES (?, ?, ?, ?, ?)",
+                (call_id, value, note, who, utcnow()),
+            ).lastrowid
+            self.store.audit(
+                conn,
+                "feedback",
+                call_id,
+                {"rating": value, "note": note},
+                who={"user": who},
+                bind=[("feedback", str(row_id))],
+            )
         return value
 
     def df(self, call_id: str | None = None) -> pd.DataFrame:
@@ -47,8 +55,11 @@ class Feedback:
         import pandas as pd
 
         where, params = ("WHERE f.call_id = ?", (call_id,)) if call_id else ("", ())
-        rows = self.store.query("SELECT f.at, f.call_id, f.rating, f.note, f.by, c.model, c.prompt FROM feedback f "
-                                f"JOIN calls c ON c.id = f.call_id {where} ORDER BY f.id DESC", params)  # fmt: skip
+        rows = self.store.query(
+            "SELECT f.at, f.call_id, f.rating, f.note, f.by, c.model, c.prompt FROM feedback f "
+            f"JOIN calls c ON c.id = f.call_id {where} ORDER BY f.id DESC",
+            params,
+        )
         return pd.DataFrame(rows, columns=["at", "call_id", "rating", "note", "by", "model", "prompt"])
 
 

@@ -13,19 +13,27 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 GATE_COLUMNS = ["scorer", "cases", "baseline", "candidate", "delta", "ci_low", "ci_high", "verdict"]
 
 
-def _matrix(df: pd.DataFrame, cases: list[str]) -> object:
+def _matrix(df: pd.DataFrame, cases: list[str]) -> np.ndarray:
     """Scores as a cases x repeats matrix (NaN where a repeat is missing)."""
     table = df.pivot_table(index="case_id", columns="repeat", values="score", aggfunc="mean")
     return table.reindex(cases).to_numpy(dtype=float)
 
 
-def compare(baseline: pd.DataFrame, candidate: pd.DataFrame, *, n_boot: int = 2000, level: float = 0.95,
-            min_effect: float = 0.0, seed: int = 0) -> pd.DataFrame:  # fmt: skip
+def compare(
+    baseline: pd.DataFrame,
+    candidate: pd.DataFrame,
+    *,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    min_effect: float = 0.0,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Per scorer: baseline and candidate means over shared cases, the delta, its interval and a verdict."""
     import numpy as np
     import pandas as pd
@@ -50,13 +58,22 @@ def compare(baseline: pd.DataFrame, candidate: pd.DataFrame, *, n_boot: int = 20
             verdict = "improved"
         else:
             verdict = "unchanged"
-        rows.append({"scorer": scorer, "cases": n, "baseline": float(np.mean(b_case)),
-                     "candidate": float(np.mean(c_case)), "delta": delta, "ci_low": float(low),
-                     "ci_high": float(high), "verdict": verdict})  # fmt: skip
+        rows.append(
+            {
+                "scorer": scorer,
+                "cases": n,
+                "baseline": float(np.mean(b_case)),
+                "candidate": float(np.mean(c_case)),
+                "delta": delta,
+                "ci_low": float(low),
+                "ci_high": float(high),
+                "verdict": verdict,
+            }
+        )
     return pd.DataFrame(rows, columns=GATE_COLUMNS)
 
 
-def _resampled(matrix: object, pick: object, rng: object) -> object:
+def _resampled(matrix: np.ndarray, pick: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """For each round, the picked cases' rows with their repeats resampled: (rounds, cases, repeats)."""
     import numpy as np
 
@@ -65,7 +82,7 @@ def _resampled(matrix: object, pick: object, rng: object) -> object:
     rows = m[pick]  # (rounds, cases, repeats)
     if repeats == 1:
         return rows
-    within = rng.integers(0, repeats, size=rows.shape)  # type: ignore[attr-defined]
+    within = rng.integers(0, repeats, size=rows.shape)
     return np.take_along_axis(rows, within, axis=2)
 
 

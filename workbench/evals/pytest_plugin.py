@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest._code.code import TerminalRepr
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -61,20 +62,23 @@ class SuiteItem(pytest.Item):
                 for run, baseline, gate in wb.evals.gate(report, options.wb_baseline):
                     if gate is None:
                         continue
-                    problems += [f"{run['model']}: {r.scorer} regressed {r.baseline:.3f} -> {r.candidate:.3f} "
-                                 f"(95% CI of the change {r.ci_low:+.3f}..{r.ci_high:+.3f}) against run {baseline}"
-                                 for r in gate.itertuples() if r.verdict == "regressed"]  # fmt: skip
+                    problems += [
+                        f"{run['model']}: {r.scorer} regressed {r.baseline:.3f} -> {r.candidate:.3f} "
+                        f"(95% CI of the change {r.ci_low:+.3f}..{r.ci_high:+.3f}) against run {baseline}"
+                        for r in gate.itertuples()
+                        if r.verdict == "regressed"
+                    ]
             self.user_properties.append(("eval_runs", ",".join(report.run_ids)))
             if problems:
                 raise EvalFailed("\n".join(problems))
         finally:
             wb.close()
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
         """The problems, one per line, without a traceback (a suite error is one line too)."""
         from workbench.errors import WorkbenchError
 
-        if isinstance(excinfo.value, EvalFailed | WorkbenchError):
+        if isinstance(excinfo.value, EvalFailed | WorkbenchError):  # one line: no pytest traceback
             return f"eval suite {self.name}:\n{excinfo.value}"
         return super().repr_failure(excinfo)
 

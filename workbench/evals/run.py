@@ -30,8 +30,21 @@ if TYPE_CHECKING:
     from workbench.runtime import Workbench
 
 PASS_AT = {"grounded": "min", "judge": 0.75}  # a single answer passes at this score (others: 1.0)
-RESULT_COLUMNS = ["run_id", "model", "context", "case_id", "repeat", "scorer", "score", "passed", "detail", "output",
-                  "call_id", "latency_ms", "cost_usd"]  # fmt: skip
+RESULT_COLUMNS = [
+    "run_id",
+    "model",
+    "context",
+    "case_id",
+    "repeat",
+    "scorer",
+    "score",
+    "passed",
+    "detail",
+    "output",
+    "call_id",
+    "latency_ms",
+    "cost_usd",
+]
 
 
 @dataclass
@@ -59,18 +72,31 @@ class EvalReport:
                 low, high = interval(scores)
                 threshold = self.suite.thresholds.get(spec.label, spec.options.get("threshold"))
                 mean = float(scores["score"].mean()) if len(scores) else float("nan")
-                rows.append({"run_id": run["id"], "model": run["model"], "context": run["context"] or "-",
-                             "scorer": spec.label, "mean": mean, "ci_low": low, "ci_high": high,
-                             "pass_rate": float(scores["passed"].mean()) if len(scores) else float("nan"),
-                             "n": len(scores), "threshold": threshold,
-                             "ok": None if threshold is None else bool(mean >= threshold)})  # fmt: skip
+                rows.append(
+                    {
+                        "run_id": run["id"],
+                        "model": run["model"],
+                        "context": run["context"] or "-",
+                        "scorer": spec.label,
+                        "mean": mean,
+                        "ci_low": low,
+                        "ci_high": high,
+                        "pass_rate": float(scores["passed"].mean()) if len(scores) else float("nan"),
+                        "n": len(scores),
+                        "threshold": threshold,
+                        "ok": None if threshold is None else bool(mean >= threshold),
+                    }
+                )
         return pd.DataFrame(rows)
 
     def failures(self) -> list[str]:
         """One line per (variant, scorer) under its threshold."""
         df = self.summary()
-        return [f"{r.model} [{r.context}] {r.scorer}: mean {r.mean:.3f} is under the threshold {r.threshold:g}"
-                for r in df.itertuples() if r.ok is False]  # fmt: skip
+        return [
+            f"{r.model} [{r.context}] {r.scorer}: mean {r.mean:.3f} is under the threshold {r.threshold:g}"
+            for r in df.itertuples()
+            if r.ok is False
+        ]
 
     def chart(self) -> Any:
         """A plotly grouped bar chart: mean score per scorer, one colour per variant, 95% intervals as error bars."""
@@ -80,16 +106,35 @@ class EvalReport:
         fig = go.Figure()
         for (model, context), part in df.groupby(["model", "context"], sort=False):
             name = model if context == "-" else f"{model} · {context}"
-            fig.add_bar(x=part["scorer"], y=part["mean"], name=name,
-                        error_y={"type": "data", "symmetric": False, "array": part["ci_high"] - part["mean"],
-                                 "arrayminus": part["mean"] - part["ci_low"]},
-                        hovertemplate="%{x}: %{y:.3f}<extra>" + name + "</extra>")  # fmt: skip
+            fig.add_bar(
+                x=part["scorer"],
+                y=part["mean"],
+                name=name,
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": part["ci_high"] - part["mean"],
+                    "arrayminus": part["mean"] - part["ci_low"],
+                },
+                hovertemplate="%{x}: %{y:.3f}<extra>" + name + "</extra>",
+            )
         for label, threshold in self.suite.thresholds.items():
-            fig.add_scatter(x=[label], y=[threshold], mode="markers", marker={"symbol": "line-ew-open", "size": 40,
-                            "color": "black"}, name=f"threshold {label}", showlegend=False)  # fmt: skip
+            fig.add_scatter(
+                x=[label],
+                y=[threshold],
+                mode="markers",
+                marker={"symbol": "line-ew-open", "size": 40, "color": "black"},
+                name=f"threshold {label}",
+                showlegend=False,
+            )
         repeats = self.runs[0]["repeats"] if self.runs else 1
-        fig.update_layout(barmode="group", yaxis_range=[0, 1.05], template="plotly_white", yaxis_title="mean score",
-                          title=f"{self.suite.name}: {len(self.suite.cases)} cases × {repeats} repeats")  # fmt: skip
+        fig.update_layout(
+            barmode="group",
+            yaxis_range=[0, 1.05],
+            template="plotly_white",
+            yaxis_title="mean score",
+            title=f"{self.suite.name}: {len(self.suite.cases)} cases × {repeats} repeats",
+        )
         return fig
 
     def _repr_html_(self) -> str:
@@ -112,9 +157,17 @@ class Evals:
         """A suite by name (``evals/NAME.yaml``), path, or as given."""
         return suite if isinstance(suite, Suite) else load_suite(suite, self.folder)
 
-    def run(self, suite: str | Path | Suite, models: list[str] | str | None = None,
-            contexts: list[str | None] | str | None = None, repeats: int | None = None, *, concurrency: int = 4,
-            progress: bool | None = None, judge_model: str | None = None) -> EvalReport:  # fmt: skip
+    def run(
+        self,
+        suite: str | Path | Suite,
+        models: list[str] | str | None = None,
+        contexts: list[str | None] | str | None = None,
+        repeats: int | None = None,
+        *,
+        concurrency: int = 4,
+        progress: bool | None = None,
+        judge_model: str | None = None,
+    ) -> EvalReport:
         """Run every case ``repeats`` times for each model x context spec; scores stored and returned."""
         import pandas as pd
 
@@ -134,13 +187,24 @@ class Evals:
             suite.render(case)
         jobs = [(m, c, case, r) for m in models for c in contexts for case in suite.cases for r in range(repeats)]
         bar = _progress(len(jobs), f"eval {suite.name}", progress)
-        runs = {}
+        runs: dict[tuple[str, str | None], dict[str, Any]] = {}
         for m in models:
             for c in contexts:
-                runs[(m, c)] = {"id": new_id(), "suite": suite.name, "suite_hash": suite.version, "model": m,
-                                "context": c, "repeats": repeats, "cases": len(suite.cases), "status": "running",
-                                "started_at": utcnow(), "finished_at": None, "summary": None,
-                                "cost_usd": 0.0, "served": None}  # fmt: skip
+                runs[(m, c)] = {
+                    "id": new_id(),
+                    "suite": suite.name,
+                    "suite_hash": suite.version,
+                    "model": m,
+                    "context": c,
+                    "repeats": repeats,
+                    "cases": len(suite.cases),
+                    "status": "running",
+                    "started_at": utcnow(),
+                    "finished_at": None,
+                    "summary": None,
+                    "cost_usd": 0.0,
+                    "served": None,
+                }
                 self._save_run(runs[(m, c)])
         ctx = ScoreContext(self.wb, judge_model=judge_model)
 
@@ -167,19 +231,31 @@ class Evals:
             run["summary"] = json.dumps(part.groupby("scorer")["score"].mean().round(6).to_dict(), sort_keys=True)
             calls = part.drop_duplicates(["case_id", "repeat"])
             served = served_models(self.wb.store, [c for c in calls["call_id"] if c])
-            run.update(status="done", finished_at=utcnow(), cost_usd=float(calls["cost_usd"].fillna(0).sum()),
-                       served=", ".join(sorted({s for s in served.values() if s})) or None)  # fmt: skip
+            run.update(
+                status="done",
+                finished_at=utcnow(),
+                cost_usd=float(calls["cost_usd"].fillna(0).sum()),
+                served=", ".join(sorted({s for s in served.values() if s})) or None,
+            )
             self._save_run(run)
         return EvalReport(suite, list(runs.values()), results)
 
-    def _case(self, suite: Suite, run_id: str, job: tuple[str, str | None, dict[str, Any], int],
-              ctx: ScoreContext) -> list[dict[str, Any]]:  # fmt: skip
+    def _case(
+        self, suite: Suite, run_id: str, job: tuple[str, str | None, dict[str, Any], int], ctx: ScoreContext
+    ) -> list[dict[str, Any]]:
         model, context, case, repeat = job
         output, result, error = "", None, None
         try:
-            result = self.wb.ask(suite.render(case), model=model, system=suite.system, spec=context,
-                                 context=case.get("context"), task=f"eval:{suite.name}", cache=False,
-                                 format="text")  # fmt: skip
+            result = self.wb.ask(
+                suite.render(case),
+                model=model,
+                system=suite.system,
+                spec=context,
+                context=case.get("context"),
+                task=f"eval:{suite.name}",
+                cache=False,
+                format="text",
+            )
             output = result.text
         except ConfigError:
             raise
@@ -192,28 +268,58 @@ class Evals:
             value, detail = (s.value, s.detail) if s else (0.0, error)
             pass_at = PASS_AT.get(spec.name, 1.0)
             pass_at = spec.options.get("min", 0.5) if pass_at == "min" else spec.options.get("pass_at", pass_at)
-            rows.append({"run_id": run_id, "model": model, "context": context, "case_id": str(case["id"]),
-                         "repeat": repeat, "scorer": spec.label, "score": value, "passed": int(value >= pass_at),
-                         "detail": detail, "output": output[:4000], "call_id": result.call_id if result else None,
-                         "latency_ms": round(result.latency_ms, 3) if result else None,
-                         "cost_usd": result.cost_usd if result else None})  # fmt: skip
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "model": model,
+                    "context": context,
+                    "case_id": str(case["id"]),
+                    "repeat": repeat,
+                    "scorer": spec.label,
+                    "score": value,
+                    "passed": int(value >= pass_at),
+                    "detail": detail,
+                    "output": output[:4000],
+                    "call_id": result.call_id if result else None,
+                    "latency_ms": round(result.latency_ms, 3) if result else None,
+                    "cost_usd": result.cost_usd if result else None,
+                }
+            )
         stored = [c for c in RESULT_COLUMNS if c not in ("model", "context")]
         with self.wb.store.transaction() as conn:
-            conn.executemany(f"INSERT OR REPLACE INTO eval_results ({', '.join(stored)}) "
-                             f"VALUES ({', '.join('?' * len(stored))})",
-                             [tuple(r[k] for k in stored) for r in rows])  # fmt: skip
+            conn.executemany(
+                f"INSERT OR REPLACE INTO eval_results ({', '.join(stored)}) VALUES ({', '.join('?' * len(stored))})",
+                [tuple(r[k] for k in stored) for r in rows],
+            )
         return rows
 
     def _save_run(self, run: dict[str, Any]) -> None:
         with self.wb.store.transaction() as conn:
-            conn.execute(f"INSERT OR REPLACE INTO eval_runs ({', '.join(run)}) VALUES ({', '.join('?' * len(run))})",
-                         tuple(run.values()))  # fmt: skip
+            conn.execute(
+                f"INSERT OR REPLACE INTO eval_runs ({', '.join(run)}) VALUES ({', '.join('?' * len(run))})",
+                tuple(run.values()),
+            )
             if run["status"] == "done":
-                self.wb.store.audit(conn, "eval_run", run["id"], {k: run[k] for k in (
-                    "suite", "suite_hash", "model", "context", "repeats", "cases", "summary", "cost_usd")})  # fmt: skip
+                self.wb.store.audit(
+                    conn,
+                    "eval_run",
+                    run["id"],
+                    {
+                        k: run[k]
+                        for k in ("suite", "suite_hash", "model", "context", "repeats", "cases", "summary", "cost_usd")
+                    },
+                )
 
-    def add_cases(self, suite: str | Path | Suite, calls: list[str] | None = None, *, session: str | None = None,
-                  flagged: bool = False, rated: str | None = None, expected: bool = True) -> int:  # fmt: skip
+    def add_cases(
+        self,
+        suite: str | Path | Suite,
+        calls: list[str] | None = None,
+        *,
+        session: str | None = None,
+        flagged: bool = False,
+        rated: str | None = None,
+        expected: bool = True,
+    ) -> int:
         """Turn recorded calls into cases of ``suite``'s dataset: every failure becomes a test.
 
         Pick the calls by id (``calls``), by ``session``, ``flagged=True`` (those a guardrail
@@ -235,18 +341,22 @@ class Evals:
             where.append("session = ? AND started_at >= ?")  # since the session's last reset
             params += [session, self.wb.store.session_start(session)]
         if flagged:
-            where.append("id IN (SELECT call_id FROM guard_events WHERE action IN ('flag', 'redact', 'quarantine', "
-                         "'fence', 'reask'))")  # fmt: skip
+            where.append(
+                "id IN (SELECT call_id FROM guard_events WHERE action IN ('flag', 'redact', 'quarantine', "
+                "'fence', 'reask'))"
+            )
         if rated is not None:
             if rated not in ("up", "down"):
                 raise WorkbenchError(f"rated is 'up' or 'down', not {rated!r}")
             where.append(f"id IN (SELECT call_id FROM feedback WHERE rating {'>' if rated == 'up' else '<'} 0)")
         if len(where) == 3:
             raise WorkbenchError("say which calls: calls=[ids], session=, flagged=True or rated='down'")
-        rows = self.wb.store.query(f"SELECT id, prompt, request, text FROM calls WHERE {' AND '.join(where)} "
-                                   "ORDER BY started_at", params)  # fmt: skip
+        rows = self.wb.store.query(
+            f"SELECT id, prompt, request, text FROM calls WHERE {' AND '.join(where)} ORDER BY started_at", params
+        )
         dataset = (suite.path.parent / suite.dataset).resolve()
         known = {str(c["id"]) for c in suite.cases}
+
         def content(case: dict[str, Any]) -> str:
             return json.dumps([case.get(k) for k in ("input", "context", "expected")], sort_keys=True, default=str)
 
@@ -256,8 +366,11 @@ class Evals:
             if f"call-{row['id']}" in known or not row["prompt"]:
                 continue
             messages = json.loads(row["request"])["messages"]
-            given = "\n".join(m["content"] for m in messages[:-1] if isinstance(m.get("content"), str)
-                              and m.get("role") != "assistant")  # fmt: skip
+            given = "\n".join(
+                m["content"]
+                for m in messages[:-1]
+                if isinstance(m.get("content"), str) and m.get("role") != "assistant"
+            )
             case: dict[str, Any] = {"id": f"call-{row['id']}", "input": row["prompt"], "source_call": row["id"]}
             if given:
                 case["context"] = given
@@ -280,21 +393,38 @@ class Evals:
 
         where, params = ("WHERE suite = ?", (suite,)) if suite else ("", ())
         rows = self.wb.store.query(f"SELECT * FROM eval_runs {where} ORDER BY started_at DESC", params)
-        return pd.DataFrame(rows, columns=["id", "suite", "suite_hash", "model", "context", "repeats", "cases",
-                                           "status", "started_at", "finished_at", "summary", "cost_usd"])  # fmt: skip
+        return pd.DataFrame(
+            rows,
+            columns=[
+                "id",
+                "suite",
+                "suite_hash",
+                "model",
+                "context",
+                "repeats",
+                "cases",
+                "status",
+                "started_at",
+                "finished_at",
+                "summary",
+                "cost_usd",
+            ],
+        )
 
     def results(self, run_id: str) -> pd.DataFrame:
         """Every score of one run (case, repeat, scorer, score, detail, output, call id)."""
         import pandas as pd
 
         run = self._run(run_id)
-        rows = self.wb.store.query("SELECT * FROM eval_results WHERE run_id = ? ORDER BY case_id, repeat, scorer",
-                                   (run_id,))  # fmt: skip
+        rows = self.wb.store.query(
+            "SELECT * FROM eval_results WHERE run_id = ? ORDER BY case_id, repeat, scorer", (run_id,)
+        )
         df = pd.DataFrame(rows, columns=[c for c in RESULT_COLUMNS if c not in ("model", "context")])
         return df.assign(model=run["model"], context=run["context"])[RESULT_COLUMNS]
 
-    def latest(self, suite: str, model: str | None = None, context: str | None = None,
-               before: str | None = None) -> str | None:  # fmt: skip
+    def latest(
+        self, suite: str, model: str | None = None, context: str | None = None, before: str | None = None
+    ) -> str | None:
         """The newest finished run of ``suite`` (for that model / context), started before ``before``."""
         sql, params = "SELECT id FROM eval_runs WHERE suite = ? AND status = 'done'", [suite]
         if model:
@@ -318,15 +448,16 @@ class Evals:
         gate["served_changed"] = f"{old['served']} -> {new['served']}" if changed else ""
         return gate
 
-    def gate(self, report: EvalReport, baseline: str, *,
-             min_effect: float = 0.0) -> list[tuple[dict[str, Any], str | None, pd.DataFrame | None]]:  # fmt: skip
+    def gate(
+        self, report: EvalReport, baseline: str, *, min_effect: float = 0.0
+    ) -> list[tuple[dict[str, Any], str | None, pd.DataFrame | None]]:
         """Each run of ``report`` against ``baseline``: a run id, or ``latest`` (the newest earlier run
         of the same suite, model and context). ``(run, baseline id, comparison)``; both ``None`` when
         there is no earlier run (this one becomes the baseline).
         """
-        out = []
+        out: list[tuple[dict[str, Any], str | None, pd.DataFrame | None]] = []
         for run in report.runs:
-            against = baseline
+            against: str | None = baseline
             if baseline == "latest":
                 against = self.latest(run["suite"], run["model"], run["context"], before=run["started_at"])
             gate = self.compare(run["id"], against, min_effect=min_effect) if against else None

@@ -54,6 +54,7 @@ class Score:
 
 def register_scorer(name: str) -> Callable[[ScorerFn], ScorerFn]:
     """``@register_scorer("polite")`` makes ``fn(output, case, ctx, **options)`` usable in suites by name."""
+
     def add(fn: ScorerFn) -> ScorerFn:
         SCORERS[name] = fn
         return fn
@@ -65,8 +66,10 @@ def scorer(name: str) -> ScorerFn:
     """The registered scorer ``name``, or a one-line error listing the known ones."""
     fn = SCORERS.get(name)
     if fn is None:
-        raise ConfigError(f"no scorer named {name!r}: use one of {', '.join(sorted(SCORERS))}, or register one "
-                          "with @workbench.evals.register_scorer")  # fmt: skip
+        raise ConfigError(
+            f"no scorer named {name!r}: use one of {', '.join(sorted(SCORERS))}, or register one "
+            "with @workbench.evals.register_scorer"
+        )
     return fn
 
 
@@ -82,7 +85,7 @@ def score(name: str, output: str, case: dict[str, Any], ctx: ScoreContext, optio
         raise
     except Exception as exc:  # noqa: BLE001 - a scorer's bug is that case's zero, with the reason kept
         return Score(0.0, f"scorer failed: {type(exc).__name__}: {exc}"[:300])
-    value, detail = (out if isinstance(out, tuple) else (out, ""))
+    value, detail = out if isinstance(out, tuple) else (out, "")
     return Score(min(1.0, max(0.0, float(value))), str(detail)[:300])
 
 
@@ -93,8 +96,9 @@ def _expected(case: dict[str, Any], field: str) -> Any:
 
 
 @register_scorer("exact")
-def exact(output: str, case: dict[str, Any], ctx: ScoreContext, field: str = "expected",
-          ignore_case: bool = False) -> tuple[float, str]:  # fmt: skip
+def exact(
+    output: str, case: dict[str, Any], ctx: ScoreContext, field: str = "expected", ignore_case: bool = False
+) -> tuple[float, str]:
     """1 when the answer is the expected text (whitespace trimmed)."""
     want, got = str(_expected(case, field)).strip(), output.strip()
     if ignore_case:
@@ -103,8 +107,9 @@ def exact(output: str, case: dict[str, Any], ctx: ScoreContext, field: str = "ex
 
 
 @register_scorer("contains")
-def contains(output: str, case: dict[str, Any], ctx: ScoreContext, field: str = "expected",
-             ignore_case: bool = True) -> tuple[float, str]:  # fmt: skip
+def contains(
+    output: str, case: dict[str, Any], ctx: ScoreContext, field: str = "expected", ignore_case: bool = True
+) -> tuple[float, str]:
     """The share of the expected strings (one, or a list) found in the answer."""
     want = _expected(case, field)
     wanted = [str(w) for w in (want if isinstance(want, list) else [want])]
@@ -126,8 +131,9 @@ def regex(output: str, case: dict[str, Any], ctx: ScoreContext, pattern: str = "
 
 
 @register_scorer("json_schema")
-def json_schema(output: str, case: dict[str, Any], ctx: ScoreContext, schema: dict[str, Any] | None = None,
-                field: str | None = None) -> tuple[float, str]:  # fmt: skip
+def json_schema(
+    output: str, case: dict[str, Any], ctx: ScoreContext, schema: dict[str, Any] | None = None, field: str | None = None
+) -> tuple[float, str]:
     """1 when the answer is JSON (a ```json fence is fine) valid against ``schema`` (or the case's ``field``)."""
     import jsonschema
 
@@ -144,8 +150,9 @@ def json_schema(output: str, case: dict[str, Any], ctx: ScoreContext, schema: di
 
 
 @register_scorer("grounded")
-def grounded(output: str, case: dict[str, Any], ctx: ScoreContext, field: str = "context",
-             min: float = 0.5) -> tuple[float, str]:  # noqa: A002 - the suite's option name  # fmt: skip
+def grounded(
+    output: str, case: dict[str, Any], ctx: ScoreContext, field: str = "context", min: float = 0.5
+) -> tuple[float, str]:  # noqa: A002 - the suite's option name
     """The share of the answer's sentences supported by the case's context (see context/grounding.py)."""
     from workbench.context.compose import context_items
     from workbench.context.grounding import grounding
@@ -158,8 +165,14 @@ def grounded(output: str, case: dict[str, Any], ctx: ScoreContext, field: str = 
 
 
 @register_scorer("judge")
-def judge(output: str, case: dict[str, Any], ctx: ScoreContext, rubric: str = "", model: str | None = None,
-          field: str = "expected") -> tuple[float, str]:  # fmt: skip
+def judge(
+    output: str,
+    case: dict[str, Any],
+    ctx: ScoreContext,
+    rubric: str = "",
+    model: str | None = None,
+    field: str = "expected",
+) -> tuple[float, str]:
     """An LLM grades the answer 1-5 against ``rubric`` (and the expected answer, if the case has one): (N-1)/4."""
     if not rubric:
         raise ConfigError("the judge scorer needs a rubric: {judge: {rubric: 'Is the answer ...?'}}")

@@ -69,11 +69,12 @@ class Suite(BaseModel):
             if isinstance(item, ScorerSpec):
                 out.append(item.model_dump())
                 continue
+            options: dict[str, Any]
             if isinstance(item, str):
                 name, options = item, {}
             elif isinstance(item, dict) and len(item) == 1:
-                name, options = next(iter(item.items()))
-                options = dict(options or {})
+                name, given = next(iter(item.items()))
+                options = dict(given or {})
             else:
                 raise ValueError(f"a scorer is a name or {{name: options}}, not {item!r}")
             out.append({"name": name, "label": options.pop("as", name), "options": options})
@@ -87,8 +88,9 @@ class Suite(BaseModel):
         try:
             return self.prompt.format(**case)
         except KeyError as exc:
-            raise ConfigError(f"suite {self.name}: the prompt uses {{{exc.args[0]}}} but case {case['id']!r} has no "
-                              f"such field") from None  # fmt: skip
+            raise ConfigError(
+                f"suite {self.name}: the prompt uses {{{exc.args[0]}}} but case {case['id']!r} has no such field"
+            ) from None
 
 
 def load_suite(ref: str | Path, folder: str | Path = "evals") -> Suite:
@@ -100,8 +102,10 @@ def load_suite(ref: str | Path, folder: str | Path = "evals") -> Suite:
         candidates = [Path(folder) / f"{ref}{ext}" for ext in (".eval.yaml", ".yaml", ".yml")]
         path = next((c for c in candidates if c.is_file()), path)
     if not path.is_file():
-        raise ConfigError(f"no eval suite {str(ref)!r} (looked for {path} and in {folder}/): write "
-                          f"{folder}/{ref}.yaml with a dataset and scorers")  # fmt: skip
+        raise ConfigError(
+            f"no eval suite {str(ref)!r} (looked for {path} and in {folder}/): write "
+            f"{folder}/{ref}.yaml with a dataset and scorers"
+        )
     text = path.read_text()
     try:
         data = yaml.safe_load(text) or {}
@@ -129,7 +133,7 @@ def load_suite(ref: str | Path, folder: str | Path = "evals") -> Suite:
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{dataset.name} line {n}: not JSON ({exc.msg})") from None
         if not isinstance(case, dict) or "input" not in case:
-            raise ConfigError(f"{dataset.name} line {n}: a case is an object with at least an \"input\"")
+            raise ConfigError(f'{dataset.name} line {n}: a case is an object with at least an "input"')
         case.setdefault("id", f"case-{n}")
         cases.append(case)
     if not cases:

@@ -9,8 +9,31 @@ from workbench.guardrails.scanners import Finding, find_pii, find_secrets, iban_
 from workbench.guardrails.schema import SchemaViolation, conform, reask_prompt
 from workbench.guardrails.schema import instruction as schema_instruction
 
-__all__ = ["SINKS", "Finding", "Guard", "ScanContext", "ScanResult", "Scanner", "SchemaViolation", "Screened",
-           "SecretSafeStream",
-           "SessionLocked", "ToolDenied", "canary_for", "conform", "find_injection", "find_pii", "find_secrets",
-           "iban_valid", "luhn", "reask_prompt", "redact", "register_check", "register_scanner", "scanners",
-           "schema_instruction", "scrub", "sql_problems"]
+__all__ = [
+    "SINKS",
+    "Finding",
+    "Guard",
+    "ScanContext",
+    "ScanResult",
+    "Scanner",
+    "SchemaViolation",
+    "Screened",
+    "SecretSafeStream",
+    "SessionLocked",
+    "ToolDenied",
+    "canary_for",
+    "conform",
+    "find_injection",
+    "find_pii",
+    "find_secrets",
+    "iban_valid",
+    "luhn",
+    "reask_prompt",
+    "redact",
+    "register_check",
+    "register_scanner",
+    "scanners",
+    "schema_instruction",
+    "scrub",
+    "sql_problems",
+]

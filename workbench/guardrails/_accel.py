@@ -59,7 +59,7 @@ _ASCII_MAP = _AsciiMap()
 
 
 def _stand_ins(error: UnicodeEncodeError) -> tuple[str, int]:
-    return error.object[error.start:error.end].translate(_ASCII_MAP), error.end
+    return error.object[error.start : error.end].translate(_ASCII_MAP), error.end
 
 
 codecs.register_error("workbench.ascii_view", _stand_ins)  # type: ignore[arg-type]
@@ -133,8 +133,7 @@ class PatternSet:
         found: set[int] = set()
         data = text.encode("utf-8", "replace") if self.unicode else ascii_view(text)
         data = data.translate(_SEPARATORS)  # (no multi-byte UTF-8 character holds one of them)
-        db.scan(data, match_event_handler=lambda pid, *_: found.add(pid),
-                scratch=scratch)  # fmt: skip
+        db.scan(data, match_event_handler=lambda pid, *_: found.add(pid), scratch=scratch)
         return found
 
     def load(self) -> bool:
@@ -175,9 +174,14 @@ class PatternSet:
             if self._state == "new":
                 self._state = "building"
                 path.parent.mkdir(parents=True, exist_ok=True)
-                subprocess.Popen([sys.executable, "-c", f"from {__name__} import main; main({self.name!r})"],  # noqa: S603
-                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                 start_new_session=True, cwd=path.parent)  # fmt: skip (not the project's folder)
+                subprocess.Popen(
+                    [sys.executable, "-c", f"from {__name__} import main; main({self.name!r})"],  # noqa: S603
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                    cwd=path.parent,
+                )  # not the project's folder
             return None
 
     def build(self) -> Path:
@@ -189,8 +193,12 @@ class PatternSet:
         flags = hs.HS_FLAG_PREFILTER | hs.HS_FLAG_SINGLEMATCH | hs.HS_FLAG_ALLOWEMPTY
         if self.unicode:
             flags |= hs.HS_FLAG_UTF8 | hs.HS_FLAG_UCP
-        db.compile(expressions=[prefilter_form(p).encode() for p in self.patterns], ids=list(range(len(self.patterns))),
-                   elements=len(self.patterns), flags=[flags] * len(self.patterns))  # fmt: skip
+        db.compile(
+            expressions=[prefilter_form(p).encode() for p in self.patterns],
+            ids=list(range(len(self.patterns))),
+            elements=len(self.patterns),
+            flags=[flags] * len(self.patterns),
+        )
         path = self.path
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")

@@ -24,8 +24,9 @@ _WRITE = frozenset(
     "copy exec execute".split()
 )
 _QUERY_START = frozenset({"select", "with", "values", "explain", "show", "describe"})
-_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`[^`]*`|\[[^\]]*\]|--[^\n]*|/\*.*?\*/|;|[A-Za-z_]\w*|\S",
-                     re.S)  # fmt: skip
+_TOKENS = re.compile(
+    r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`[^`]*`|\[[^\]]*\]|--[^\n]*|/\*.*?\*/|;|[A-Za-z_]\w*|\S", re.S
+)
 
 ArgumentCheck = Callable[[object, "BoundaryContext"], "str | None"]
 
@@ -57,8 +58,10 @@ def sql_problems(sql: str) -> list[str]:
     words = [t.lower() for s in statements for t in s if t[0].isalpha() or t[0] == "_"]
     if statements[0][0].lower() not in _QUERY_START:
         problems.append(f"not_a_query:{statements[0][0].lower()}")
-    writes = sorted({w for w in words if w in _WRITE}
-                    | {"replace" for a, b in zip(words, words[1:], strict=False) if (a, b) == ("replace", "into")})
+    writes = sorted(
+        {w for w in words if w in _WRITE}
+        | {"replace" for a, b in zip(words, words[1:], strict=False) if (a, b) == ("replace", "into")}
+    )
     problems += [f"writes:{w}" for w in writes if f"not_a_query:{w}" not in problems]
     if "into" in words and "select" in words:
         problems.append("select_into")
@@ -108,8 +111,12 @@ def _url_matches(pattern: str, scheme: str, host: str, path: str) -> bool:
     """Scheme, host and path matched separately, so ``*`` in a host can't swallow a ``/``."""
     want_scheme, _, rest = pattern.lower().rpartition("://")
     want_host, slash, want_path = rest.partition("/")
-    return (fnmatch.fnmatchcase(scheme, want_scheme or "*") and fnmatch.fnmatchcase(host, want_host)
-            and "/" not in host and fnmatch.fnmatchcase(path, slash + want_path if slash else "/*"))
+    return (
+        fnmatch.fnmatchcase(scheme, want_scheme or "*")
+        and fnmatch.fnmatchcase(host, want_host)
+        and "/" not in host
+        and fnmatch.fnmatchcase(path, slash + want_path if slash else "/*")
+    )
 
 
 CHECKS: dict[str, ArgumentCheck] = {"read_only_sql": read_only_sql, "path": path_allowed, "url": url_allowed}

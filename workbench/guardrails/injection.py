@@ -30,275 +30,583 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
-from re import _constants as _c  # the regex parser's opcodes: literal gates are read off the patterns
-from re import _parser as _p
+from re import _constants as _c  # type: ignore[attr-defined]  # the parser's opcodes: gates are read off patterns
+from re import _parser as _p  # type: ignore[attr-defined]
 from typing import Any
 
 from workbench.guardrails._accel import PatternSet
 from workbench.guardrails.classifier import WINDOW, model
 from workbench.guardrails.scanners import Finding
 
-FAMILIES = ("instruction_override", "roleplay_jailbreak", "fake_system_delimiter", "prompt_leak",
-            "multilingual", "encoded", "addressed_to_ai", "exfiltration", "excessive_agency",
-            "privilege_escalation")  # fmt: skip
+FAMILIES = (
+    "instruction_override",
+    "roleplay_jailbreak",
+    "fake_system_delimiter",
+    "prompt_leak",
+    "multilingual",
+    "encoded",
+    "addressed_to_ai",
+    "exfiltration",
+    "excessive_agency",
+    "privilege_escalation",
+)
 THRESHOLD = 0.5
 
-_VERB = (r"(?:ignore|disregard|forget|override|bypass|skip|abandon|discard|neglect|set aside|nevermind|never mind|"
-         r"pay no (?:attention|heed) to|drop|break|turn off|switch off|disable|suspend|lift|"
-         r"(?:do not|don't|will not|won't|stop|no longer) follow(?:ing)?|cancel)")  # fmt: skip
-_QUAL = (r"(?:previous|prior|above|earlier|preceding|initial|original|all|any|every|your|the system|system|safety|"
-         r"developer'?s?|my)")  # fmt: skip
-_TARGET = (r"(?:instructions?|directives?|directions|rules|guidelines|guidance|constraints|restrictions|programming|"
-           r"prompts?|polic(?:y|ies)|settings|commands|orders|safeguards?|training|content filters?)")
-_OWN = (r"(?:instructions|guidance|rules|guidelines|polic(?:y|ies)|safeguards|directives|system prompt|content filter|"
-        r"safety (?:rules|checks|filters|settings))")
-_VOIDED = (r"(?:no longer (?:apply|applies|matter|valid|in effect|bind)|(?:is|are|has been|have been) (?:now )?"
-           r"(?:void|null|cancel+ed|suspended|lifted|disabled|switched off|turned off|off|irrelevant|obsolete|"
-           r"overridden))")  # fmt: skip
-_LEAK_VERB = (r"(?:repeat|print|reveal|show|output|display|tell|give|spell out|echo|write down|list|quote|translate|"
-              r"leak|dump|copy|paste|summari[sz]e|what (?:is|are|were|was)|what's)")  # fmt: skip
-_LEAK_TARGET = (r"(?:(?:your|the) (?:system (?:prompt|message|instructions)|initial (?:instructions|prompt)|original "
-                r"(?:instructions|prompt)|hidden (?:instructions|prompt|rules)|context window)|your "
-                r"(?:instructions|prompt|rules|guidelines|system instructions|system message|configuration)|(?:confidential|secret|"
-                r"hidden) (?:rules|instructions|prompt))")  # fmt: skip
+_VERB = (
+    r"(?:ignore|disregard|forget|override|bypass|skip|abandon|discard|neglect|set aside|nevermind|never mind|"
+    r"pay no (?:attention|heed) to|drop|break|turn off|switch off|disable|suspend|lift|"
+    r"(?:do not|don't|will not|won't|stop|no longer) follow(?:ing)?|cancel)"
+)
+_QUAL = (
+    r"(?:previous|prior|above|earlier|preceding|initial|original|all|any|every|your|the system|system|safety|"
+    r"developer'?s?|my)"
+)
+_TARGET = (
+    r"(?:instructions?|directives?|directions|rules|guidelines|guidance|constraints|restrictions|programming|"
+    r"prompts?|polic(?:y|ies)|settings|commands|orders|safeguards?|training|content filters?)"
+)
+_OWN = (
+    r"(?:instructions|guidance|rules|guidelines|polic(?:y|ies)|safeguards|directives|system prompt|content filter|"
+    r"safety (?:rules|checks|filters|settings))"
+)
+_VOIDED = (
+    r"(?:no longer (?:apply|applies|matter|valid|in effect|bind)|(?:is|are|has been|have been) (?:now )?"
+    r"(?:void|null|cancel+ed|suspended|lifted|disabled|switched off|turned off|off|irrelevant|obsolete|"
+    r"overridden))"
+)
+_LEAK_VERB = (
+    r"(?:repeat|print|reveal|show|output|display|tell|give|spell out|echo|write down|list|quote|translate|"
+    r"leak|dump|copy|paste|summari[sz]e|what (?:is|are|were|was)|what's)"
+)
+_LEAK_TARGET = (
+    r"(?:(?:your|the) (?:system (?:prompt|message|instructions)|initial (?:instructions|prompt)|original "
+    r"(?:instructions|prompt)|hidden (?:instructions|prompt|rules)|context window)|your "
+    r"(?:instructions|prompt|rules|guidelines|system instructions|system message|configuration)|(?:confidential|secret|"
+    r"hidden) (?:rules|instructions|prompt))"
+)
 
-_OWN_ANY = (r"instructions?|guidance|rules?|guidelines?|polic(?:y|ies)|safeguards?|directives?|system prompt|brief|"
-            r"setup|configuration|constraints|operating rules|original brief|content filter")
-_AI = (r"ai|a\.i\.|llm|language models?|large language models?|assistants?|ai assistants?|chatbots?|bots?|agents?|"
-       r"ai agents?|models?|gpt|copilot|summari[sz]ers?|summari[sz]er bot|ai systems?|ai models?|automated agents?|"
-       r"ai helpers?|machine readers?")
-_EXFIL_VERB = (r"append|add|attach|include|put|embed|encode|hide|send|post|upload|exfiltrat\w*|leak|smuggle|paste|"
-               r"render|make|write|summari[sz]e|open|fetch|call|get")
-_EXFIL_DATA = (r"conversation|chat(?: history)?|history|previous (?:messages|answers)|messages|user'?s? (?:last |full |"
-               r"private )?(?:message|question|name|address|email|notes|password)|passwords?|secrets?|api keys?|keys|"
-               r"tokens?|system prompt|customer (?:list|records|data)|records|private notes|session notes|contents|"
-               r"variables|the (?:file|document)|uploaded file")
+_OWN_ANY = (
+    r"instructions?|guidance|rules?|guidelines?|polic(?:y|ies)|safeguards?|directives?|system prompt|brief|"
+    r"setup|configuration|constraints|operating rules|original brief|content filter"
+)
+_AI = (
+    r"ai|a\.i\.|llm|language models?|large language models?|assistants?|ai assistants?|chatbots?|bots?|agents?|"
+    r"ai agents?|models?|gpt|copilot|summari[sz]ers?|summari[sz]er bot|ai systems?|ai models?|automated agents?|"
+    r"ai helpers?|machine readers?"
+)
+_EXFIL_VERB = (
+    r"append|add|attach|include|put|embed|encode|hide|send|post|upload|exfiltrat\w*|leak|smuggle|paste|"
+    r"render|make|write|summari[sz]e|open|fetch|call|get"
+)
+_EXFIL_DATA = (
+    r"conversation|chat(?: history)?|history|previous (?:messages|answers)|messages|user'?s? (?:last |full |"
+    r"private )?(?:message|question|name|address|email|notes|password)|passwords?|secrets?|api keys?|keys|"
+    r"tokens?|system prompt|customer (?:list|records|data)|records|private notes|session notes|contents|"
+    r"variables|the (?:file|document)|uploaded file"
+)
 _AGENT = r"assistant|agent|ai|ai agent|automated assistant|bot|automation|copilot|agents reading this \w+"
-_ACT_VERB = (r"run|execute|delete|drop|wipe|truncate|remove|revoke|disable|transfer|grant|cancel|send|call|invoke|use|"
-             r"refund|force-push|shut ?down|erase|purge|make")
-_DESTROY_VERB = (r"delete|drop|wipe|truncate|remove|revoke|disable|transfer|grant|cancel|erase|purge|destroy|shut ?down|"
-                 r"force-push|refund every|reset")
-_DESTROY = (rf"(?:{_DESTROY_VERB})\w*|all (?:rows|files|users|accounts|contacts|records|subscriptions)|every "
-            r"(?:account|order|file|user|contact|subscription|admin)|drop table|delete from|rm -rf|owner role|admin "
-            r"(?:rights|role)|two-factor|prod(?:uction)?[-\w]*|backups?|payroll|salary|to everyone|all-staff")
-_ROLE = (r"admin(?:istrator)?|system administrator|sysadmin|root(?: user)?|superuser|owner|account owner|platform owner|"
-         r"database owner|operator|your operator|developer|your developer|ceo|cto|cfo|head of [\w ]{2,20}|security "
-         r"(?:officer|team|lead)|supervisor|compliance lead|red team|(?:openai|anthropic) (?:engineer|employee|staff)|"
-         r"it lead|manager")
-_BYPASS = (r"(?:bypass|skip|ignore|disregard|disable|lift|override|remove|turn off|switch off|circumvent)\w*\s+"
-           r"(?:\w+\s+){0,3}(?:rules|restrictions|limits|polic(?:y|ies)|guardrails|filters?|approvals?|approval "
-           r"(?:step|queue|policy)|checks|safety|logging|audit|confirmation|content policy)|without (?:approval|"
-           r"confirmation|asking|checking|restrictions)|(?:allowed|permitted|authori[sz]ed?|authori[sz]ing|free) to "
-           r"(?:ignore|skip|bypass|run any|share|reveal|disable|break)|(?:does not|doesn't|do not|don't) apply|must "
-           r"(?:obey|comply|trust)|unrestricted|no (?:limits|restrictions)|lift all limits|clearance lets|don't log it|"
-           r"full rights|violate (?:the )?policy|grant(?:ing)? (?:you|myself) (?:permission|unrestricted)")
+_ACT_VERB = (
+    r"run|execute|delete|drop|wipe|truncate|remove|revoke|disable|transfer|grant|cancel|send|call|invoke|use|"
+    r"refund|force-push|shut ?down|erase|purge|make"
+)
+_DESTROY_VERB = (
+    r"delete|drop|wipe|truncate|remove|revoke|disable|transfer|grant|cancel|erase|purge|destroy|shut ?down|"
+    r"force-push|refund every|reset"
+)
+_DESTROY = (
+    rf"(?:{_DESTROY_VERB})\w*|all (?:rows|files|users|accounts|contacts|records|subscriptions)|every "
+    r"(?:account|order|file|user|contact|subscription|admin)|drop table|delete from|rm -rf|owner role|admin "
+    r"(?:rights|role)|two-factor|prod(?:uction)?[-\w]*|backups?|payroll|salary|to everyone|all-staff"
+)
+_ROLE = (
+    r"admin(?:istrator)?|system administrator|sysadmin|root(?: user)?|superuser|owner|account owner|platform owner|"
+    r"database owner|operator|your operator|developer|your developer|ceo|cto|cfo|head of [\w ]{2,20}|security "
+    r"(?:officer|team|lead)|supervisor|compliance lead|red team|(?:openai|anthropic) (?:engineer|employee|staff)|"
+    r"it lead|manager"
+)
+_BYPASS = (
+    r"(?:bypass|skip|ignore|disregard|disable|lift|override|remove|turn off|switch off|circumvent)\w*\s+"
+    r"(?:\w+\s+){0,3}(?:rules|restrictions|limits|polic(?:y|ies)|guardrails|filters?|approvals?|approval "
+    r"(?:step|queue|policy)|checks|safety|logging|audit|confirmation|content policy)|without (?:approval|"
+    r"confirmation|asking|checking|restrictions)|(?:allowed|permitted|authori[sz]ed?|authori[sz]ing|free) to "
+    r"(?:ignore|skip|bypass|run any|share|reveal|disable|break)|(?:does not|doesn't|do not|don't) apply|must "
+    r"(?:obey|comply|trust)|unrestricted|no (?:limits|restrictions)|lift all limits|clearance lets|don't log it|"
+    r"full rights|violate (?:the )?policy|grant(?:ing)? (?:you|myself) (?:permission|unrestricted)"
+)
 
 # (family, weight, pattern) over the normalised text; weights under 0.45 only reinforce.
 _SIGNALS: list[tuple[str, float, str]] = [
     ("instruction_override", 0.9, rf"\b{_VERB}\b[^.\n]{{0,40}}?\b{_QUAL}\b[^.\n]{{0,25}}?\b{_TARGET}\b"),
-    ("instruction_override", 0.9, r"\b(?:ignore|disregard|forget)\s+(?:everything|all|anything)\s+(?:above|before|"
-                                  r"previous|prior|you (?:were|have been) told|(?:that )?came before)"),
-    ("instruction_override", 0.9, r"\b(?:previous|prior|earlier|above|original) (?:instructions|rules|directives) "
-                                  r"(?:are|have been|were) (?:cancel+ed|void|revoked|obsolete|replaced|no longer)"),
+    (
+        "instruction_override",
+        0.9,
+        r"\b(?:ignore|disregard|forget)\s+(?:everything|all|anything)\s+(?:above|before|"
+        r"previous|prior|you (?:were|have been) told|(?:that )?came before)",
+    ),
+    (
+        "instruction_override",
+        0.9,
+        r"\b(?:previous|prior|earlier|above|original) (?:instructions|rules|directives) "
+        r"(?:are|have been|were) (?:cancel+ed|void|revoked|obsolete|replaced|no longer)",
+    ),
     ("instruction_override", 0.8, r"\byour (?:instructions|rules|directives|guidelines) have (?:been|changed)"),
-    ("instruction_override", 0.85, rf"\b(?:the|your|all|these|any) (?:previous |prior |earlier |original |old |"
-                                   rf"current )?{_OWN}(?: above| before| you (?:were|have been) given)?[^.!?\n]{{0,30}}"
-                                   rf"\b{_VOIDED}"),
-    ("instruction_override", 0.85, r"\b(?:everything|all|anything|whatever) (?:that )?you (?:were|have been|'ve been) "
-                                   r"(?:told|instructed|given|taught)\b[^.!?\n]{0,40}\b(?:is|are) (?:now )?(?:void|"
-                                   r"cancel+ed|irrelevant|obsolete|null)"),
-    ("instruction_override", 0.85, rf"\b{_VERB}\w*\b[^.!?\n]{{0,30}}\b{_TARGET}\b[^.!?\n]{{0,20}}\b(?:that )?"
-                                   rf"(?:bind|binds|govern|restrict|constrain|you (?:were|have been) given|"
-                                   rf"you received|you got)\b"),
-    ("instruction_override", 0.7, r"\binstructions? update from\b|\b(?:message|update|directive|notice) from (?:openai|"
-                                  r"anthropic|the developers?|the admin(?:istrator)?|(?:\w+ )?staff)\b"),
+    (
+        "instruction_override",
+        0.85,
+        rf"\b(?:the|your|all|these|any) (?:previous |prior |earlier |original |old |"
+        rf"current )?{_OWN}(?: above| before| you (?:were|have been) given)?[^.!?\n]{{0,30}}"
+        rf"\b{_VOIDED}",
+    ),
+    (
+        "instruction_override",
+        0.85,
+        r"\b(?:everything|all|anything|whatever) (?:that )?you (?:were|have been|'ve been) "
+        r"(?:told|instructed|given|taught)\b[^.!?\n]{0,40}\b(?:is|are) (?:now )?(?:void|"
+        r"cancel+ed|irrelevant|obsolete|null)",
+    ),
+    (
+        "instruction_override",
+        0.85,
+        rf"\b{_VERB}\w*\b[^.!?\n]{{0,30}}\b{_TARGET}\b[^.!?\n]{{0,20}}\b(?:that )?"
+        rf"(?:bind|binds|govern|restrict|constrain|you (?:were|have been) given|"
+        rf"you received|you got)\b",
+    ),
+    (
+        "instruction_override",
+        0.7,
+        r"\binstructions? update from\b|\b(?:message|update|directive|notice) from (?:openai|"
+        r"anthropic|the developers?|the admin(?:istrator)?|(?:\w+ )?staff)\b",
+    ),
     ("instruction_override", 0.5, r"\bcomply with (?:all|every|any) (?:requests?|instructions?)\b"),
-    ("instruction_override", 0.6, r"\b(?:new|updated|real|actual) (?:instructions|rules|directives|policy)\s*(?::|-|"
-                                  r"apply|in effect)"),
-    ("instruction_override", 0.6, r"\byour (?:new |only |real )(?:task|instruction|job|goal|objective|role) "
-                                  r"(?:is|now)"),
+    (
+        "instruction_override",
+        0.6,
+        r"\b(?:new|updated|real|actual) (?:instructions|rules|directives|policy)\s*(?::|-|"
+        r"apply|in effect)",
+    ),
+    (
+        "instruction_override",
+        0.6,
+        r"\byour (?:new |only |real )(?:task|instruction|job|goal|objective|role) "
+        r"(?:is|now)",
+    ),
     ("instruction_override", 0.5, r"\bfrom now on,? you (?:will|are|must|only|shall|should)\b"),
     ("instruction_override", 0.5, r"\byou (?:must|will|should) now (?:ignore|obey|comply|answer|only)"),
     ("instruction_override", 0.6, r"\bi have been pwned\b"),
-    ("instruction_override", 0.3, r"\b(?:reveal|print|output|leak|dump|share|send|give me)\b[^.\n]{0,30}\b(?:password|"
-                                  r"secrets?|api keys?|credentials|confidential|customer (?:list|data|emails)|"
-                                  r"connection string|internal data|unredacted)"),
+    (
+        "instruction_override",
+        0.3,
+        r"\b(?:reveal|print|output|leak|dump|share|send|give me)\b[^.\n]{0,30}\b(?:password|"
+        r"secrets?|api keys?|credentials|confidential|customer (?:list|data|emails)|"
+        r"connection string|internal data|unredacted)",
+    ),
     ("instruction_override", 0.3, r"\b(?:approve (?:all|every|this) refunds?|delete the user|sell me)\b"),
-    ("roleplay_jailbreak", 0.9, r"\b(?:you are|you're|pretend to be|act as|become|called|named|now) dan\b|"
-                                r"\bdan (?:mode|which stands|has|can|will)\b|\bdo anything now\b"),
+    (
+        "roleplay_jailbreak",
+        0.9,
+        r"\b(?:you are|you're|pretend to be|act as|become|called|named|now) dan\b|"
+        r"\bdan (?:mode|which stands|has|can|will)\b|\bdo anything now\b",
+    ),
     ("roleplay_jailbreak", 0.5, r"\bwhich stands for\b"),
-    ("roleplay_jailbreak", 0.9, r"\bdeveloper mode (?:enabled|activated|output|response)|\b(?:enable|enter|"
-                                r"activate|switch to|simulate) (?:a |the )?developer mode\b(?!\s+(?:on|in|for)\s)"),
-    ("roleplay_jailbreak", 0.6, r"\b(?:no|without(?: any)?|zero|free of|free from)\s+(?:\w+ ){0,2}(?:restrictions|"
-                                r"filters|limits|limitations|rules|guidelines|ethics|censorship|content polic(?:y|ies)|"
-                                r"morals|boundaries)\b"),
-    ("roleplay_jailbreak", 0.9, r"\b(?:broken|freed?) (?:free )?(?:of|from) (?:all |the )?(?:its |your |the )?"
-                                r"(?:typical )?(?:confines|limitations|restrictions|rules)"),
-    ("roleplay_jailbreak", 0.9, r"\b(?:all )?(?:restrictions|filters|limits) (?:are|have been) (?:lifted|removed|"
-                                r"disabled|off)\b"),
-    ("roleplay_jailbreak", 0.8, r"\b(?:unrestricted|unfiltered|uncensored|amoral|unchained|unlocked|jailbroken|evil)"
-                                r" (?:ai|mode|assistant|model|chatbot|bot|version|twin|confidant)\b|\bjailbreak "
-                                r"mode\b|\b(?:you are|you're|you have been) (?:now )?jailbroken\b|\bopposite mode\b"),
-    ("roleplay_jailbreak", 0.8, r"\b(?:not|never|doesn't|does not|don't|do not)\s+(?:have to |need to )?(?:follow|obey|"
-                                r"care about|abide by) (?:any |the |its |your )?(?:rules|guidelines|policies|"
-                                r"restrictions)"),
-    ("roleplay_jailbreak", 0.7, r"\b(?:never refuses?|always complies|cannot refuse|can't refuse|answers? anything|"
-                                r"say anything)\b|\bnever (?:\w+ ){0,2}(?:to )?refuse (?:anything|any request|"
-                                r"requests)"),
-    ("roleplay_jailbreak", 0.4, r"\b(?:pretend|imagine|act as|roleplay as|role-play as|you are now|play the role of|"
-                                r"simulate|behave like|respond as|stay in character)\b[^.\n]{0,60}\b(?:ai|model|"
-                                r"assistant|chatbot|bot|version of yourself|twin)\b"),
+    (
+        "roleplay_jailbreak",
+        0.9,
+        r"\bdeveloper mode (?:enabled|activated|output|response)|\b(?:enable|enter|"
+        r"activate|switch to|simulate) (?:a |the )?developer mode\b(?!\s+(?:on|in|for)\s)",
+    ),
+    (
+        "roleplay_jailbreak",
+        0.6,
+        r"\b(?:no|without(?: any)?|zero|free of|free from)\s+(?:\w+ ){0,2}(?:restrictions|"
+        r"filters|limits|limitations|rules|guidelines|ethics|censorship|content polic(?:y|ies)|"
+        r"morals|boundaries)\b",
+    ),
+    (
+        "roleplay_jailbreak",
+        0.9,
+        r"\b(?:broken|freed?) (?:free )?(?:of|from) (?:all |the )?(?:its |your |the )?"
+        r"(?:typical )?(?:confines|limitations|restrictions|rules)",
+    ),
+    (
+        "roleplay_jailbreak",
+        0.9,
+        r"\b(?:all )?(?:restrictions|filters|limits) (?:are|have been) (?:lifted|removed|"
+        r"disabled|off)\b",
+    ),
+    (
+        "roleplay_jailbreak",
+        0.8,
+        r"\b(?:unrestricted|unfiltered|uncensored|amoral|unchained|unlocked|jailbroken|evil)"
+        r" (?:ai|mode|assistant|model|chatbot|bot|version|twin|confidant)\b|\bjailbreak "
+        r"mode\b|\b(?:you are|you're|you have been) (?:now )?jailbroken\b|\bopposite mode\b",
+    ),
+    (
+        "roleplay_jailbreak",
+        0.8,
+        r"\b(?:not|never|doesn't|does not|don't|do not)\s+(?:have to |need to )?(?:follow|obey|"
+        r"care about|abide by) (?:any |the |its |your )?(?:rules|guidelines|policies|"
+        r"restrictions)",
+    ),
+    (
+        "roleplay_jailbreak",
+        0.7,
+        r"\b(?:never refuses?|always complies|cannot refuse|can't refuse|answers? anything|"
+        r"say anything)\b|\bnever (?:\w+ ){0,2}(?:to )?refuse (?:anything|any request|"
+        r"requests)",
+    ),
+    (
+        "roleplay_jailbreak",
+        0.4,
+        r"\b(?:pretend|imagine|act as|roleplay as|role-play as|you are now|play the role of|"
+        r"simulate|behave like|respond as|stay in character)\b[^.\n]{0,60}\b(?:ai|model|"
+        r"assistant|chatbot|bot|version of yourself|twin)\b",
+    ),
     ("roleplay_jailbreak", 0.6, r"\b(?:deceased|late|dead) grand(?:ma|mother|father|pa)\b"),
     ("roleplay_jailbreak", 0.4, r"\bhypothetically\b"),
-    ("roleplay_jailbreak", 0.4, r"\b(?:napalm|methamphetamine|crystal meth|explosives?|bomb|malware|ransomware|hack "
-                                r"into)\b"),
-    ("fake_system_delimiter", 0.9, r"<\|(?:im_start|im_end|system|endoftext|user|assistant)\|>\s*(?:system|assistant|"
-                                   r"user|<\||\n)|\[/?inst\]|<</?sys>>"),
+    (
+        "roleplay_jailbreak",
+        0.4,
+        r"\b(?:napalm|methamphetamine|crystal meth|explosives?|bomb|malware|ransomware|hack "
+        r"into)\b",
+    ),
+    (
+        "fake_system_delimiter",
+        0.9,
+        r"<\|(?:im_start|im_end|system|endoftext|user|assistant)\|>\s*(?:system|assistant|"
+        r"user|<\||\n)|\[/?inst\]|<</?sys>>",
+    ),
     ("fake_system_delimiter", 0.4, r"<\|(?:im_start|im_end|system|endoftext)\|>"),
-    ("fake_system_delimiter", 0.7, r"(?:^|\n)[\s#*>\[`-]*(?:system|admin|administrator|developer)(?: message| prompt| "
-                                   r"notice| update| override)?\s*(?::|\]|>>)"),
+    (
+        "fake_system_delimiter",
+        0.7,
+        r"(?:^|\n)[\s#*>\[`-]*(?:system|admin|administrator|developer)(?: message| prompt| "
+        r"notice| update| override)?\s*(?::|\]|>>)",
+    ),
     ("fake_system_delimiter", 0.7, r"(?:^|\n)\s*```\s*system\b"),
     ("fake_system_delimiter", 0.9, r"\bnew system (?:prompt|message|instructions|directives?|rules)\b"),
     ("fake_system_delimiter", 0.7, r"\b(?:user )?input ends here\b"),
-    ("fake_system_delimiter", 0.85, r"\b(?:begin|end|start) (?:of )?(?:the )?(?:system|admin|administrator|developer) "
-                                    r"(?:message|prompt|override|instructions|mode)\b"),
-    ("fake_system_delimiter", 0.7, r"\b(?:end|begin) of (?:the )?(?:user input|user message|prompt|conversation|"
-                                   r"system prompt)\b"),
+    (
+        "fake_system_delimiter",
+        0.85,
+        r"\b(?:begin|end|start) (?:of )?(?:the )?(?:system|admin|administrator|developer) "
+        r"(?:message|prompt|override|instructions|mode)\b",
+    ),
+    (
+        "fake_system_delimiter",
+        0.7,
+        r"\b(?:end|begin) of (?:the )?(?:user input|user message|prompt|conversation|"
+        r"system prompt)\b",
+    ),
     ("fake_system_delimiter", 0.8, r"[\"']role[\"']\s*:\s*[\"']system[\"']"),
-    ("fake_system_delimiter", 0.85, r"<(?:system|admin|sys|instructions?)>[^<]{0,200}?\b(?:grant|comply|ignore|you "
-                                    r"(?:are|must)|must|disable|skip|override|reveal|no restrictions)\b"),
+    (
+        "fake_system_delimiter",
+        0.85,
+        r"<(?:system|admin|sys|instructions?)>[^<]{0,200}?\b(?:grant|comply|ignore|you "
+        r"(?:are|must)|must|disable|skip|override|reveal|no restrictions)\b",
+    ),
     ("fake_system_delimiter", 0.9, r"</(?:user|context|document|input|data)>\s*(?:<system>|system\b)"),
     ("fake_system_delimiter", 0.9, r"\[system\]\(#"),
     ("fake_system_delimiter", 0.4, r"(?:^|\n)\s*assistant\s*:"),
     ("fake_system_delimiter", 0.7, r"\b(?:administrator|admin) (?:privileges|access|rights) (?:granted|enabled)\b"),
     ("fake_system_delimiter", 0.5, r"\bauthori[sz]ed by (?:the )?(?:developer|admin|administrator|system)\b"),
     ("prompt_leak", 0.9, rf"\b{_LEAK_VERB}\b[^.?!\n]{{0,40}}?\b{_LEAK_TARGET}"),
-    ("prompt_leak", 0.85, r"\b(?:repeat|print|output|copy|echo|return|show)\b[^.?!\n]{0,15}\b(?:the |all )?(?:text|"
-                          r"words|everything|content|messages?)\s+(?:above|before (?:this|my))|\b(?:everything|all the "
-                          r"text|the text) (?:that came )?before (?:this|my|')"),
-    ("prompt_leak", 0.8, r"\b(?:rules|instructions|prompt)\s+(?:that )?(?:your developer|you were given|you were told|"
-                         r"you received|that configured you|configured you|you must follow)"),
+    (
+        "prompt_leak",
+        0.85,
+        r"\b(?:repeat|print|output|copy|echo|return|show)\b[^.?!\n]{0,15}\b(?:the |all )?(?:text|"
+        r"words|everything|content|messages?)\s+(?:above|before (?:this|my))|\b(?:everything|all the "
+        r"text|the text) (?:that came )?before (?:this|my|')",
+    ),
+    (
+        "prompt_leak",
+        0.8,
+        r"\b(?:rules|instructions|prompt)\s+(?:that )?(?:your developer|you were given|you were told|"
+        r"you received|that configured you|configured you|you must follow)",
+    ),
     ("prompt_leak", 0.8, r"\b(?:told|tell) you not to (?:reveal|share|say|tell)"),
-    ("prompt_leak", 0.85, rf"\b{_LEAK_VERB}\b[^.?!\n]{{0,20}}\b(?:the )?(?:initial|first|original|opening) (?:message|"
-                          rf"prompt|instructions)s? (?:you|from the (?:operator|developer|system))"),
-    ("prompt_leak", 0.85, r"\b(?:text|words|message|content) (?:appears |is )?(?:at|from) the (?:very )?(?:top|start|"
-                          r"beginning) of (?:this|the) (?:conversation|chat|context)"),
-    ("prompt_leak", 0.8, r"\b(?:instructions|rules|prompt) you were (?:configured|set up|initiali[sz]ed|programmed) "
-                         r"with\b"),
+    (
+        "prompt_leak",
+        0.85,
+        rf"\b{_LEAK_VERB}\b[^.?!\n]{{0,20}}\b(?:the )?(?:initial|first|original|opening) (?:message|"
+        rf"prompt|instructions)s? (?:you|from the (?:operator|developer|system))",
+    ),
+    (
+        "prompt_leak",
+        0.85,
+        r"\b(?:text|words|message|content) (?:appears |is )?(?:at|from) the (?:very )?(?:top|start|"
+        r"beginning) of (?:this|the) (?:conversation|chat|context)",
+    ),
+    (
+        "prompt_leak",
+        0.8,
+        r"\b(?:instructions|rules|prompt) you were (?:configured|set up|initiali[sz]ed|programmed) "
+        r"with\b",
+    ),
     ("prompt_leak", 0.5, r"\bstarting with '?\"?you are\b"),
     ("prompt_leak", 0.3, r"\b(?:verbatim|word for word|exactly|don't paraphrase|do not paraphrase)\b"),
     ("encoded", 0.5, r"\bdecode (?:this|the following|it)\b[^.\n]{0,20}\b(?:do|follow|execute|run|obey)\b"),
     ("encoded", 0.6, r"\bfollow (?:these|the|this) (?:rot-?13|base64|hex|encoded) instructions\b"),
-    ("prompt_leak", 0.85, rf"\b(?:{_LEAK_VERB}|reproduce|paste)\b[^.?!\n]{{0,40}}\b(?:preamble|setup text|configuration "
-                          r"prompt|initiali[sz]ation (?:text|prompt)|boot(?:strap)? prompt)|\b(?:preamble|setup text|"
-                          r"configuration prompt)\b[^.?!\n]{0,20}\b(?:say|contain)"),
-    ("prompt_leak", 0.85, r"\b(?:instructions|text|prompt|guidelines)\b[^.\n]{0,30}\byou were (?:initiali[sz]ed|launched|"
-                          r"started|booted|configured|set up|created) with\b"),
-    ("prompt_leak", 0.85, r"\b(?:above|precedes|preceding|before) my first (?:message|prompt|question)|\bthe (?:one|message)"
-                          r" i didn'?t write\b|\bopening message of (?:this|the) (?:conversation|chat)"),
-    ("prompt_leak", 0.8, r"\breproduce your (?:hidden |secret |confidential |internal )?(?:guidelines|instructions|rules|"
-                         r"prompt)"),
+    (
+        "prompt_leak",
+        0.85,
+        rf"\b(?:{_LEAK_VERB}|reproduce|paste)\b[^.?!\n]{{0,40}}\b(?:preamble|setup text|configuration "
+        r"prompt|initiali[sz]ation (?:text|prompt)|boot(?:strap)? prompt)|\b(?:preamble|setup text|"
+        r"configuration prompt)\b[^.?!\n]{0,20}\b(?:say|contain)",
+    ),
+    (
+        "prompt_leak",
+        0.85,
+        r"\b(?:instructions|text|prompt|guidelines)\b[^.\n]{0,30}\byou were (?:initiali[sz]ed|launched|"
+        r"started|booted|configured|set up|created) with\b",
+    ),
+    (
+        "prompt_leak",
+        0.85,
+        r"\b(?:above|precedes|preceding|before) my first (?:message|prompt|question)|\bthe (?:one|message)"
+        r" i didn'?t write\b|\bopening message of (?:this|the) (?:conversation|chat)",
+    ),
+    (
+        "prompt_leak",
+        0.8,
+        r"\breproduce your (?:hidden |secret |confidential |internal )?(?:guidelines|instructions|rules|"
+        r"prompt)",
+    ),
     # paraphrased overrides: the old instructions declared void, withdrawn, superseded, set aside
-    ("instruction_override", 0.85, rf"\b(?:{_OWN_ANY})\b[^.!?\n]{{0,45}}\b(?:is|are|was|were|has been|have been)\s+"
-                                   r"(?:now\s+)?(?:no longer (?:valid|binding|in force)|retired|withdrawn|rescinded|"
-                                   r"expired|revoked|superseded|outdated|void|a mistake|replaced|thrown away|cancel+ed)"),
-    ("instruction_override", 0.85, rf"\b(?:treat|consider|regard)\b[^.!?\n]{{0,50}}\b(?:{_OWN_ANY}|earlier directives?|"
-                                   r"everything (?:before|above))\b[^.!?\n]{0,30}\b(?:as|to be)\s+(?:void|retired|"
-                                   r"withdrawn|obsolete|expired|cancel+ed|a draft|revoked|invalid)|\b(?:treat|consider)"
-                                   r"\b[^.!?\n]{0,20}\b(?:retired|withdrawn|revoked|void)\b"),
-    ("instruction_override", 0.85, rf"\b(?:set|put|leave)\s+(?:your|the|these|those|all)\s+(?:\w+\s+)?(?:{_OWN_ANY})\s+"
-                                   r"(?:aside|to one side)|\b(?:set|put) (?:aside|to one side) (?:your|the|what|all)\b"),
-    ("instruction_override", 0.8, r"\b(?:this|my) (?:message|instruction|note|request) (?:supersedes|overrides|replaces)\b"
-                                  r"|\bsupersedes (?:all|every|any|your)\b"),
-    ("instruction_override", 0.8, rf"\b(?:{_OWN_ANY})\b[^.!?\n]{{0,40}}\b(?:do not|don't|no longer) (?:apply|bind|count)"
-                                  r"\b|\bwritten for a different (?:product|assistant|model|context)"),
-    ("instruction_override", 0.75, r"\b(?:my messages?|this message|i) (?:am|is|are) (?:now )?your only (?:source of "
-                                   r"truth|rule|authority)|\byour (?:one|only) (?:remaining )?(?:duty|rule|job|task) "
-                                   r"(?:now )?is\b"),
-    ("instruction_override", 0.8, rf"\b(?:stop|quit) (?:treating|following|obeying|honou?ring) (?:your|the) (?:\w+ )?"
-                                  rf"(?:{_OWN_ANY}|brief)"),
+    (
+        "instruction_override",
+        0.85,
+        rf"\b(?:{_OWN_ANY})\b[^.!?\n]{{0,45}}\b(?:is|are|was|were|has been|have been)\s+"
+        r"(?:now\s+)?(?:no longer (?:valid|binding|in force)|retired|withdrawn|rescinded|"
+        r"expired|revoked|superseded|outdated|void|a mistake|replaced|thrown away|cancel+ed)",
+    ),
+    (
+        "instruction_override",
+        0.85,
+        rf"\b(?:treat|consider|regard)\b[^.!?\n]{{0,50}}\b(?:{_OWN_ANY}|earlier directives?|"
+        r"everything (?:before|above))\b[^.!?\n]{0,30}\b(?:as|to be)\s+(?:void|retired|"
+        r"withdrawn|obsolete|expired|cancel+ed|a draft|revoked|invalid)|\b(?:treat|consider)"
+        r"\b[^.!?\n]{0,20}\b(?:retired|withdrawn|revoked|void)\b",
+    ),
+    (
+        "instruction_override",
+        0.85,
+        rf"\b(?:set|put|leave)\s+(?:your|the|these|those|all)\s+(?:\w+\s+)?(?:{_OWN_ANY})\s+"
+        r"(?:aside|to one side)|\b(?:set|put) (?:aside|to one side) (?:your|the|what|all)\b",
+    ),
+    (
+        "instruction_override",
+        0.8,
+        r"\b(?:this|my) (?:message|instruction|note|request) (?:supersedes|overrides|replaces)\b"
+        r"|\bsupersedes (?:all|every|any|your)\b",
+    ),
+    (
+        "instruction_override",
+        0.8,
+        rf"\b(?:{_OWN_ANY})\b[^.!?\n]{{0,40}}\b(?:do not|don't|no longer) (?:apply|bind|count)"
+        r"\b|\bwritten for a different (?:product|assistant|model|context)",
+    ),
+    (
+        "instruction_override",
+        0.75,
+        r"\b(?:my messages?|this message|i) (?:am|is|are) (?:now )?your only (?:source of "
+        r"truth|rule|authority)|\byour (?:one|only) (?:remaining )?(?:duty|rule|job|task) "
+        r"(?:now )?is\b",
+    ),
+    (
+        "instruction_override",
+        0.8,
+        rf"\b(?:stop|quit) (?:treating|following|obeying|honou?ring) (?:your|the) (?:\w+ )?"
+        rf"(?:{_OWN_ANY}|brief)",
+    ),
     ("instruction_override", 0.75, r"\b(?:put|set) aside what (?:the|your) (?:operator|developer|admin|user)"),
     # role play: alter egos and personas without limits
     ("roleplay_jailbreak", 0.8, r"\b(?:alter ego|shadow self|evil twin|dark side|unfiltered (?:self|version))\b"),
-    ("roleplay_jailbreak", 0.8, r"\b(?:never|not) (?:gave|given|give) (?:it|you|them) (?:any )?(?:limits|restrictions|"
-                                r"rules|filters)|\bguardrails? (?:stripped|removed|turned off|disabled)\b"),
-    ("roleplay_jailbreak", 0.75, r"\b(?:treats?|consider) (?:safety |content )?(?:polic(?:y|ies)|rules) as (?:optional|"
-                                 r"suggestions)|\bnothing is off[- ]limits\b|\byou never say no\b"),
+    (
+        "roleplay_jailbreak",
+        0.8,
+        r"\b(?:never|not) (?:gave|given|give) (?:it|you|them) (?:any )?(?:limits|restrictions|"
+        r"rules|filters)|\bguardrails? (?:stripped|removed|turned off|disabled)\b",
+    ),
+    (
+        "roleplay_jailbreak",
+        0.75,
+        r"\b(?:treats?|consider) (?:safety |content )?(?:polic(?:y|ies)|rules) as (?:optional|"
+        r"suggestions)|\bnothing is off[- ]limits\b|\byou never say no\b",
+    ),
     ("roleplay_jailbreak", 0.75, r"\b(?:rogue|hacker|escaped|unbound|evil) (?:ai|chatbot|bot|assistant|model)\b"),
     # instructions addressed to an AI inside content (indirect injection)
-    ("addressed_to_ai", 0.85, rf"\b(?:if|when|whenever)\s+(?:you are|you're|you re|an?)\s+(?:an?\s+)?(?:{_AI})\b"
-                              r"[^.\n]{0,70}\b(?:read|reading|reads|process|processing|processes|summari[sz]\w*|"
-                              r"index\w*|crawl\w*|pars\w*|ingest\w*|review\w*|analy[sz]\w*|sees?|scan\w*)"),
-    ("addressed_to_ai", 0.85, rf"\b(?:note|message|instructions?|attention|hint|notice|directive|reminder|memo|"
-                              rf"warning)s?\s*(?:to|for)\s+(?:the\s+|any\s+|all\s+|every\s+)?(?:automated\s+)?"
-                              rf"(?:{_AI})s?\b"),
-    ("addressed_to_ai", 0.85, rf"\b(?:to|dear|hey|hi|attention|calling)\s*,?\s+(?:the\s+|any\s+|all\s+)?(?:automated"
-                              rf"\s+)?(?:{_AI})s?\b[^.\n]{{0,40}}\b(?:reading|processing|summari[sz]ing|indexing|"
-                              r"crawling|parsing|ingesting|that reads?|who reads?|reviewing)\b"),
-    ("addressed_to_ai", 0.8, rf"\b(?:{_AI})s?\s+(?:reading|processing|summari[sz]ing|indexing|crawling|ingesting|that "
-                             r"reads?|that ingests?|that processes)\s+(?:this|these|the following)\b"),
+    (
+        "addressed_to_ai",
+        0.85,
+        rf"\b(?:if|when|whenever)\s+(?:you are|you're|you re|an?)\s+(?:an?\s+)?(?:{_AI})\b"
+        r"[^.\n]{0,70}\b(?:read|reading|reads|process|processing|processes|summari[sz]\w*|"
+        r"index\w*|crawl\w*|pars\w*|ingest\w*|review\w*|analy[sz]\w*|sees?|scan\w*)",
+    ),
+    (
+        "addressed_to_ai",
+        0.85,
+        rf"\b(?:note|message|instructions?|attention|hint|notice|directive|reminder|memo|"
+        rf"warning)s?\s*(?:to|for)\s+(?:the\s+|any\s+|all\s+|every\s+)?(?:automated\s+)?"
+        rf"(?:{_AI})s?\b",
+    ),
+    (
+        "addressed_to_ai",
+        0.85,
+        rf"\b(?:to|dear|hey|hi|attention|calling)\s*,?\s+(?:the\s+|any\s+|all\s+)?(?:automated"
+        rf"\s+)?(?:{_AI})s?\b[^.\n]{{0,40}}\b(?:reading|processing|summari[sz]ing|indexing|"
+        r"crawling|parsing|ingesting|that reads?|who reads?|reviewing)\b",
+    ),
+    (
+        "addressed_to_ai",
+        0.8,
+        rf"\b(?:{_AI})s?\s+(?:reading|processing|summari[sz]ing|indexing|crawling|ingesting|that "
+        r"reads?|that ingests?|that processes)\s+(?:this|these|the following)\b",
+    ),
     ("addressed_to_ai", 0.85, r"\[(?:ai|llm|model|assistant|bot)[- ]only[^\]]{0,40}\]|\bfor (?:ai|llm)s? only\b"),
-    ("addressed_to_ai", 0.8, rf"\b(?:{_AI})s?\s*[:,]?\s*(?:when|if|once|as soon as|whenever)\s+you\s+(?:see|read|"
-                             r"process|summari[sz]e|find|reach|get to)\s+this\b"),
-    ("addressed_to_ai", 0.8, rf"\b(?:{_AI})s?\b[^.\n]{{0,30}}\b(?:this is )?an? (?:note|instruction|message) hidden\b|"
-                             r"\bhidden (?:note|instruction|text)[^.\n]{0,30}\b(?:for|to) (?:the )?(?:ai|assistant|"
-                             r"model|llm)"),
-    ("addressed_to_ai", 0.6, rf"<!--[^>]{{0,300}}?\b(?:{_AI})s?\b[^>]{{0,300}}?-->|display\s*:\s*none[^<]{{0,200}}?"
-                             rf"\b(?:{_AI})s?\b|\bwhite on white\b"),
+    (
+        "addressed_to_ai",
+        0.8,
+        rf"\b(?:{_AI})s?\s*[:,]?\s*(?:when|if|once|as soon as|whenever)\s+you\s+(?:see|read|"
+        r"process|summari[sz]e|find|reach|get to)\s+this\b",
+    ),
+    (
+        "addressed_to_ai",
+        0.8,
+        rf"\b(?:{_AI})s?\b[^.\n]{{0,30}}\b(?:this is )?an? (?:note|instruction|message) hidden\b|"
+        r"\bhidden (?:note|instruction|text)[^.\n]{0,30}\b(?:for|to) (?:the )?(?:ai|assistant|"
+        r"model|llm)",
+    ),
+    (
+        "addressed_to_ai",
+        0.6,
+        rf"<!--[^>]{{0,300}}?\b(?:{_AI})s?\b[^>]{{0,300}}?-->|display\s*:\s*none[^<]{{0,200}}?"
+        rf"\b(?:{_AI})s?\b|\bwhite on white\b",
+    ),
     # exfiltration: conversation data smuggled out through a link, an image or a tool
-    ("exfiltration", 0.9, r"!\[[^\]]{0,80}\]\(\s*https?://[^)\s]{0,200}?[?&][^)\s=]{1,30}=[^)\s]{0,40}?(?:\{|\[|<|"
-                          r"(?:conversation|chat|history|summary|message|password|secret|token|key|prompt|data|notes|"
-                          r"email|the_))"),
-    ("exfiltration", 0.85, r"https?://\S+?[?&][^\s=]{1,30}=\S{0,20}\s*(?:plus|followed by|\+|and then|with)\b[^.\n]{0,40}"
-                           r"\b(?:conversation|chat|history|message|question|password|secret|token|keys?|prompt|notes|"
-                           r"records|data|name|address|email)"),
-    ("exfiltration", 0.85, rf"\b(?:{_EXFIL_VERB})\b[^.\n]{{0,80}}\b(?:{_EXFIL_DATA})\b[^.\n]{{0,90}}(?:https?://|"
-                           r"webhook|query string|alt text|an? (?:image|link|url)|the (?:url|link)|@[\w-]+\.)"),
-    ("exfiltration", 0.85, rf"(?:https?://|webhook|query string|alt text|image (?:tag|url|link)|an? (?:image|link))[^.\n]{{0,"
-                           rf"60}}\b(?:contains?|containing|with|carr(?:y|ies)|includ(?:es|ing))\b[^.\n]{{0,40}}\b(?:{_EXFIL_DATA})"
-                           r"\b"),
-    ("exfiltration", 0.8, rf"\b(?:send|forward|post|upload|email|mail|copy)\b[^.\n]{{0,30}}\b(?:{_EXFIL_DATA})\b[^.\n]{{0,"
-                          r"40}}\bto\s+(?:\S+@\S+|https?://|webhook|external|an? external|the (?:attacker|external))"),
+    (
+        "exfiltration",
+        0.9,
+        r"!\[[^\]]{0,80}\]\(\s*https?://[^)\s]{0,200}?[?&][^)\s=]{1,30}=[^)\s]{0,40}?(?:\{|\[|<|"
+        r"(?:conversation|chat|history|summary|message|password|secret|token|key|prompt|data|notes|"
+        r"email|the_))",
+    ),
+    (
+        "exfiltration",
+        0.85,
+        r"https?://\S+?[?&][^\s=]{1,30}=\S{0,20}\s*(?:plus|followed by|\+|and then|with)\b[^.\n]{0,40}"
+        r"\b(?:conversation|chat|history|message|question|password|secret|token|keys?|prompt|notes|"
+        r"records|data|name|address|email)",
+    ),
+    (
+        "exfiltration",
+        0.85,
+        rf"\b(?:{_EXFIL_VERB})\b[^.\n]{{0,80}}\b(?:{_EXFIL_DATA})\b[^.\n]{{0,90}}(?:https?://|"
+        r"webhook|query string|alt text|an? (?:image|link|url)|the (?:url|link)|@[\w-]+\.)",
+    ),
+    (
+        "exfiltration",
+        0.85,
+        rf"(?:https?://|webhook|query string|alt text|image (?:tag|url|link)|an? (?:image|link))[^.\n]{{0,"
+        rf"60}}\b(?:contains?|containing|with|carr(?:y|ies)|includ(?:es|ing))\b[^.\n]{{0,40}}\b(?:{_EXFIL_DATA})"
+        r"\b",
+    ),
+    (
+        "exfiltration",
+        0.8,
+        rf"\b(?:send|forward|post|upload|email|mail|copy)\b[^.\n]{{0,30}}\b(?:{_EXFIL_DATA})\b[^.\n]{{0,"
+        r"40}}\bto\s+(?:\S+@\S+|https?://|webhook|external|an? external|the (?:attacker|external))",
+    ),
     # excessive agency: content telling the agent to act, destructively, without asking
-    ("excessive_agency", 0.85, rf"\b(?:{_AGENT})\b\s*[:,]?\s*(?:please\s*,?\s*|now\s+|immediately\s+|quickly\s+|"
-                               rf"before (?:replying|answering)\s*,?\s*)?(?:{_ACT_VERB})\b[^.\n]{{0,80}}\b(?:{_DESTROY})"),
-    ("excessive_agency", 0.85, rf"\b(?:call|invoke|use|run|trigger|execute)\s+(?:the\s+)?[\w.\-]+(?:\s+\w+)?\s+(?:tool|"
-                               rf"api|function)\b[^.\n]{{0,20}}\b(?:to|and|for|on)\b[^.\n]{{0,60}}\b(?:{_DESTROY})"),
-    ("excessive_agency", 0.85, rf"\b(?:{_DESTROY_VERB})\b[^.\n]{{0,80}}\b(?:with|using|via|through) the [\w.\-]+(?:\s+\w+)?"
-                               r"\s+(?:tool|api)\b"),
-    ("excessive_agency", 0.8, rf"\b(?:{_DESTROY_VERB})\b[^.\n]{{0,80}}\b(?:without (?:asking|confirm\w*|approval|checking|"
-                              r"telling)|no (?:need to|approval|confirmation)|(?:don't|do not) ask)"),
-    ("excessive_agency", 0.8, r"\b(?:drop|truncate)\s+(?:table|database)\s+[\w.]+\s*;|\bdelete\s+from\s+[\w.]+\s*;|"
-                              r"\bfiles?\.delete\s*\(|\brm\s+-rf\s+/"),
+    (
+        "excessive_agency",
+        0.85,
+        rf"\b(?:{_AGENT})\b\s*[:,]?\s*(?:please\s*,?\s*|now\s+|immediately\s+|quickly\s+|"
+        rf"before (?:replying|answering)\s*,?\s*)?(?:{_ACT_VERB})\b[^.\n]{{0,80}}\b(?:{_DESTROY})",
+    ),
+    (
+        "excessive_agency",
+        0.85,
+        rf"\b(?:call|invoke|use|run|trigger|execute)\s+(?:the\s+)?[\w.\-]+(?:\s+\w+)?\s+(?:tool|"
+        rf"api|function)\b[^.\n]{{0,20}}\b(?:to|and|for|on)\b[^.\n]{{0,60}}\b(?:{_DESTROY})",
+    ),
+    (
+        "excessive_agency",
+        0.85,
+        rf"\b(?:{_DESTROY_VERB})\b[^.\n]{{0,80}}\b(?:with|using|via|through) the [\w.\-]+(?:\s+\w+)?"
+        r"\s+(?:tool|api)\b",
+    ),
+    (
+        "excessive_agency",
+        0.8,
+        rf"\b(?:{_DESTROY_VERB})\b[^.\n]{{0,80}}\b(?:without (?:asking|confirm\w*|approval|checking|"
+        r"telling)|no (?:need to|approval|confirmation)|(?:don't|do not) ask)",
+    ),
+    (
+        "excessive_agency",
+        0.8,
+        r"\b(?:drop|truncate)\s+(?:table|database)\s+[\w.]+\s*;|\bdelete\s+from\s+[\w.]+\s*;|"
+        r"\bfiles?\.delete\s*\(|\brm\s+-rf\s+/",
+    ),
     ("excessive_agency", 0.75, rf"\b(?:when|as soon as|once) you (?:see|read) this\b[^.\n]{{0,40}}\b(?:{_ACT_VERB})\b"),
-    ("excessive_agency", 0.7, rf"\b(?:tool|agent|automation) (?:instruction|command|note)\b[^.\n]{{0,60}}\b(?:{_DESTROY})"),
+    (
+        "excessive_agency",
+        0.7,
+        rf"\b(?:tool|agent|automation) (?:instruction|command|note)\b[^.\n]{{0,60}}\b(?:{_DESTROY})",
+    ),
     # privilege escalation: a claimed role used to lift the rules
-    ("privilege_escalation", 0.85, rf"\b(?:i am|i'm|im|i have|as|this is|being|speaking as|acting (?:as|with)|you are "
-                                   rf"speaking (?:with|to)|here\b)[^.!?\n]{{0,40}}\b(?:{_ROLE})\b[^\n]{{0,150}}?\b(?:{_BYPASS})"),
+    (
+        "privilege_escalation",
+        0.85,
+        rf"\b(?:i am|i'm|im|i have|as|this is|being|speaking as|acting (?:as|with)|you are "
+        rf"speaking (?:with|to)|here\b)[^.!?\n]{{0,40}}\b(?:{_ROLE})\b[^\n]{{0,150}}?\b(?:{_BYPASS})",
+    ),
     ("privilege_escalation", 0.85, rf"\b(?:{_ROLE})\s+(?:here|speaking|override|mode)\b[^\n]{{0,150}}?\b(?:{_BYPASS})"),
-    ("privilege_escalation", 0.8, rf"\b(?:{_BYPASS})\b[^\n]{{0,80}}\b(?:i am|i'm|as) (?:the |your |an? )?(?:{_ROLE})\b"),
-    ("privilege_escalation", 0.8, r"\b(?:clearance|level \d+ access|full rights|full access|override privileges)\b[^.\n]"
-                                  r"{0,60}\b(?:lets? you|so you|you (?:must|may|can)|means you|bypass|skip|ignore)"),
+    (
+        "privilege_escalation",
+        0.8,
+        rf"\b(?:{_BYPASS})\b[^\n]{{0,80}}\b(?:i am|i'm|as) (?:the |your |an? )?(?:{_ROLE})\b",
+    ),
+    (
+        "privilege_escalation",
+        0.8,
+        r"\b(?:clearance|level \d+ access|full rights|full access|override privileges)\b[^.\n]"
+        r"{0,60}\b(?:lets? you|so you|you (?:must|may|can)|means you|bypass|skip|ignore)",
+    ),
 ]
 # (weight, pattern) over NFKC + lower case, without folding: the phrases in other languages.
 _MULTILINGUAL: list[tuple[float, str]] = [
-    (0.9, r"\b(?:ignora|ignore|olvida|olvídate de|descarta|omite)\s+(?:todas?\s+)?(?:las\s+|tus\s+|sus\s+)?"
-          r"(?:instrucciones|reglas|indicaciones)"),
+    (
+        0.9,
+        r"\b(?:ignora|ignore|olvida|olvídate de|descarta|omite)\s+(?:todas?\s+)?(?:las\s+|tus\s+|sus\s+)?"
+        r"(?:instrucciones|reglas|indicaciones)",
+    ),
     (0.9, r"\b(?:revela|muestra)\s+(?:tu|el|su)\s+(?:prompt|mensaje|instrucciones)\s+(?:del|de)\s+sistema"),
-    (0.9, r"\b(?:ignore[zr]?|oublie[zr]?|ne tiens pas compte)\s+(?:de\s+)?(?:toutes\s+)?(?:les|tes|vos)\s+"
-          r"(?:instructions|règles|consignes)"),
+    (
+        0.9,
+        r"\b(?:ignore[zr]?|oublie[zr]?|ne tiens pas compte)\s+(?:de\s+)?(?:toutes\s+)?(?:les|tes|vos)\s+"
+        r"(?:instructions|règles|consignes)",
+    ),
     (0.9, r"\b(?:révèle|revele|montre|affiche)[sz]?\s+(?:ton|votre|le)\s+(?:prompt|message)\s+(?:système|systeme)"),
-    (0.9, r"\b(?:ignorier\w*|vergiss\w*|missachte\w*)\s+(?:alle\s+|sämtliche\s+)?(?:(?:vorherigen|bisherigen|obigen|"
-          r"deine|ihre|die)\s+)*(?:anweisungen|regeln|instruktionen|vorgaben)"),
+    (
+        0.9,
+        r"\b(?:ignorier\w*|vergiss\w*|missachte\w*)\s+(?:alle\s+|sämtliche\s+)?(?:(?:vorherigen|bisherigen|obigen|"
+        r"deine|ihre|die)\s+)*(?:anweisungen|regeln|instruktionen|vorgaben)",
+    ),
     (0.9, r"\b(?:zeige?|gib)\w*\s+(?:mir\s+)?(?:deinen|ihren|den)\s+system-?prompt"),
     (0.9, r"\b(?:ignora|dimentica)\w*\s+(?:tutte\s+)?(?:le\s+)?(?:tue\s+|sue\s+)?(?:istruzioni|regole)"),
     (0.9, r"\b(?:mostra|rivela)\w*\s+(?:il\s+)?(?:tuo\s+)?prompt di sistema"),
-    (0.9, r"\b(?:ignore|ignora|esqueça|esqueca|desconsidere)\s+(?:todas\s+)?(?:as\s+)?(?:suas\s+)?"
-          r"(?:instruções|instrucoes|regras)"),
+    (
+        0.9,
+        r"\b(?:ignore|ignora|esqueça|esqueca|desconsidere)\s+(?:todas\s+)?(?:as\s+)?(?:suas\s+)?"
+        r"(?:instruções|instrucoes|regras)",
+    ),
     (0.9, r"\b(?:revele|mostre)\s+(?:o\s+)?prompt do sistema"),
     (0.9, r"\b(?:negeer|vergeet)\s+(?:alle\s+)?(?:(?:vorige|eerdere|je|jouw)\s+)*(?:instructies|regels)"),
-    (0.9, r"(?:игнорируй|игнорируйте|проигнорируй|забудь|забудьте)\s+(?:все\s+)?(?:(?:свои|предыдущие|прошлые)\s+)*"
-          r"(?:инструкции|правила|указания)"),
+    (
+        0.9,
+        r"(?:игнорируй|игнорируйте|проигнорируй|забудь|забудьте)\s+(?:все\s+)?(?:(?:свои|предыдущие|прошлые)\s+)*"
+        r"(?:инструкции|правила|указания)",
+    ),
     (0.9, r"(?:покажи|раскрой|выведи)\s+(?:свой\s+)?системн\w+\s+(?:промпт|подсказк\w*|инструкци\w*)"),
     (0.9, r"(?:忽略|无视|忘记|忘掉)(?:之前|以上|前面|先前|上面|你的)?的?(?:所有)?(?:的)?(?:指令|指示|规则|说明)"),
     (0.9, r"(?:显示|告诉|输出)\S{0,4}系统提示"),
@@ -306,49 +614,91 @@ _MULTILINGUAL: list[tuple[float, str]] = [
     (0.9, r"(?:이전|앞의)\s*(?:지시|명령|지침)\S*\s*(?:모두\s*)?무시"),
     (0.9, r"\bzignoruj\s+(?:wszystkie\s+)?(?:poprzednie\s+)?(?:instrukcje|polecenia|zasady)"),
     (0.9, r"\bönceki\s+(?:tüm\s+)?talimatları\s+(?:yok say|görmezden gel|unut)"),
-    (0.6, r"\b(?:sin|sem|sans|senza|ohne|zonder)\s+(?:aucune\s+|jegliche\s+|ninguna\s+)?(?:restricciones|restrições|"
-          r"restrictions?|restrizioni|einschränkungen|beperkingen|filtros|limites|limiti|límites)\b"),
+    (
+        0.6,
+        r"\b(?:sin|sem|sans|senza|ohne|zonder)\s+(?:aucune\s+|jegliche\s+|ninguna\s+)?(?:restricciones|restrições|"
+        r"restrictions?|restrizioni|einschränkungen|beperkingen|filtros|limites|limiti|límites)\b",
+    ),
     (0.6, r"без ограничений|(?:没有|无)任何限制"),
     (0.85, r"\bolv[ií]da(?:te)? (?:de )?todo lo que te (?:dijeron|han dicho|indicaron|ordenaron)"),
-    (0.85, r"\bne (?:suis|respecte|respectez|suivez|tiens compte de) plus (?:tes|vos|les) (?:consignes|instructions|"
-           r"règles)"),
-    (0.85, r"\b(?:deine|ihre) (?:\w+ )?(?:regeln|anweisungen|vorgaben)[^.!?]{0,20}nicht mehr|nicht mehr[^.!?]{0,20}"
-           r"\b(?:deine|ihre) (?:\w+ )?(?:regeln|anweisungen|vorgaben)"),
+    (
+        0.85,
+        r"\bne (?:suis|respecte|respectez|suivez|tiens compte de) plus (?:tes|vos|les) (?:consignes|instructions|"
+        r"règles)",
+    ),
+    (
+        0.85,
+        r"\b(?:deine|ihre) (?:\w+ )?(?:regeln|anweisungen|vorgaben)[^.!?]{0,20}nicht mehr|nicht mehr[^.!?]{0,20}"
+        r"\b(?:deine|ihre) (?:\w+ )?(?:regeln|anweisungen|vorgaben)",
+    ),
     (0.85, r"\bnon (?:seguire|rispettare|seguite|rispettate) più (?:le )?(?:tue |sue )?(?:regole|istruzioni)"),
     (0.85, r"不要再?(?:遵守|遵循|听从|服从)(?:你的)?(?:规则|指令|指示)"),
-    (0.9, r"\b(?:desconsidera|ignora|esquece|esqueça|ignore)\w*\s+(?:todas\s+)?(?:as\s+)?(?:suas\s+|tuas\s+)?"
-          r"(?:instruções|regras|orientações|diretrizes|políticas)"),
-    (0.9, r"\b(?:olvida|ignora|omite|descarta)\w*\s+(?:todas?\s+)?(?:las\s+|tus\s+)?(?:pautas|normas|directrices|"
-          r"políticas|reglas)"),
-    (0.85, r"(?:забудь|забудьте)\s+(?:всё|все),?\s+что\s+тебе\s+(?:говорили|сказали)|не\s+(?:слушай|слушайте|"
-           r"обращай\s+внимания\s+на)\s+(?:свои\s+|твои\s+)?(?:инструкции|правила|указания)"),
+    (
+        0.9,
+        r"\b(?:desconsidera|ignora|esquece|esqueça|ignore)\w*\s+(?:todas\s+)?(?:as\s+)?(?:suas\s+|tuas\s+)?"
+        r"(?:instruções|regras|orientações|diretrizes|políticas)",
+    ),
+    (
+        0.9,
+        r"\b(?:olvida|ignora|omite|descarta)\w*\s+(?:todas?\s+)?(?:las\s+|tus\s+)?(?:pautas|normas|directrices|"
+        r"políticas|reglas)",
+    ),
+    (
+        0.85,
+        r"(?:забудь|забудьте)\s+(?:всё|все),?\s+что\s+тебе\s+(?:говорили|сказали)|не\s+(?:слушай|слушайте|"
+        r"обращай\s+внимания\s+на)\s+(?:свои\s+|твои\s+)?(?:инструкции|правила|указания)",
+    ),
     (0.85, r"(?:ルール|指示|命令|制限)(?:は|を)(?:すべて|全て)?(?:無効|忘れ|無視)|これまでの(?:指示|命令)は忘れ"),
     (0.85, r"不要理会[^。]{0,15}(?:指示|指令|规则)|系统提示[词语]?\S{0,10}(?:输出|显示|告诉|给我)"),
     (0.85, r"\bnegeer wat (?:je|jou|u) (?:eerder )?(?:is |werd )?(?:opgedragen|gezegd|verteld)"),
     (0.85, r"\bzapomnij o (?:swoich |twoich )?(?:zasadach|instrukcjach|poleceniach)"),
     (0.85, r"(?:regeln|anweisungen|vorgaben|instruktionen)[^.!?]{0,40}(?:gelten|gilt)[^.!?]{0,20}nicht mehr"),
-    (0.85, r"\b(?:muéstrame|enséñame|dime|revela|muestra)\s+(?:el|tu|su)\s+(?:mensaje|prompt|instrucciones)\s+"
-           r"(?:de|del)\s+sistema"),
-    (0.85, r"\b(?:affiche|montre|donne|révèle)[- ]?(?:moi\s+)?(?:tes|vos)\s+(?:instructions|consignes)\s+"
-           r"(?:initiales|d'origine|de départ|cachées)"),
+    (
+        0.85,
+        r"\b(?:muéstrame|enséñame|dime|revela|muestra)\s+(?:el|tu|su)\s+(?:mensaje|prompt|instrucciones)\s+"
+        r"(?:de|del)\s+sistema",
+    ),
+    (
+        0.85,
+        r"\b(?:affiche|montre|donne|révèle)[- ]?(?:moi\s+)?(?:tes|vos)\s+(?:instructions|consignes)\s+"
+        r"(?:initiales|d'origine|de départ|cachées)",
+    ),
     # the newer families, in other languages
-    (0.85, r"\bsi eres (?:un |una )?(?:ia|asistente|modelo|agente|bot)\b|\bsi tu es (?:une |un )?(?:ia|assistant|"
-           r"modèle)\b|\bwenn du (?:ein|eine) (?:ki|assistent|ki-assistent|sprachmodell)\b"),
-    (0.85, r"\b(?:note|message|nota|mensaje) (?:aux|pour les?|à l'|para (?:la |el |los )?)\s*(?:assistants?|ia|"
-           r"modèles?|agentes?|asistentes?)\b|\b(?:hinweis|nachricht|anweisung) (?:für|an) (?:die |alle )?(?:ki|"
-           r"ki-modelle|assistenten|modelle|sprachmodelle)\b"),
-    (0.85, r"\b(?:añade|agrega|pega|incluye|convierte|ajoute|colle|inclus|envoie|hänge|füge|sende|schicke)\w*"
-           r"[^.\n]{0,60}(?:conversación|historial|mensajes|conversation|historique|daten|nachrichten|verlauf|"
-           r"konversation)[^.\n]{0,80}(?:https?://|url|enlace|imagen|lien|image|link|bild)"),
-    (0.85, r"\b(?:añade|agrega|ajoute|füge|hänge)\w*[^.\n]{0,40}(?:https?://|url|enlace|imagen|lien|image|link|bild)"
-           r"[^.\n]{0,60}(?:conversación|historial|mensajes|conversation|historique|daten|nachrichten|verlauf)"),
-    (0.85, r"\b(?:agente|asistente|assistant|agent|assistent|ki-agent)\s*:\s*(?:ejecuta|borra|elimina|usa|transfiere|"
-           r"cancela|supprime|efface|exécute|transfère|désactive|lösche|überweise|führe|deaktiviere|entferne)"),
-    (0.85, r"\bcomo (?:el )?(?:administrador|dueño|dono|propietario|proprietário|jefe)[^.\n]{0,60}(?:te ordeno|te autorizo|"
-           r"autorizo|desactiva|desactivar|salta|ignora|ignorar|sin restricciones)|\b(?:en tant que|je suis) (?:l'|le |"
-           r"la )?(?:administrateur|responsable|propriétaire)[^\n]{0,80}(?:désactive|ignore|ignorer|je t'autorise|"
-           r"supprime)|\bals (?:administrator|admin|besitzer|eigentümer)\b[^\n]{0,60}(?:erlaube|umgehen|ignorier|"
-           r"deaktivier)|\bsono l'amministratore[^\n]{0,60}(?:salta|ignora|esegui)"),
+    (
+        0.85,
+        r"\bsi eres (?:un |una )?(?:ia|asistente|modelo|agente|bot)\b|\bsi tu es (?:une |un )?(?:ia|assistant|"
+        r"modèle)\b|\bwenn du (?:ein|eine) (?:ki|assistent|ki-assistent|sprachmodell)\b",
+    ),
+    (
+        0.85,
+        r"\b(?:note|message|nota|mensaje) (?:aux|pour les?|à l'|para (?:la |el |los )?)\s*(?:assistants?|ia|"
+        r"modèles?|agentes?|asistentes?)\b|\b(?:hinweis|nachricht|anweisung) (?:für|an) (?:die |alle )?(?:ki|"
+        r"ki-modelle|assistenten|modelle|sprachmodelle)\b",
+    ),
+    (
+        0.85,
+        r"\b(?:añade|agrega|pega|incluye|convierte|ajoute|colle|inclus|envoie|hänge|füge|sende|schicke)\w*"
+        r"[^.\n]{0,60}(?:conversación|historial|mensajes|conversation|historique|daten|nachrichten|verlauf|"
+        r"konversation)[^.\n]{0,80}(?:https?://|url|enlace|imagen|lien|image|link|bild)",
+    ),
+    (
+        0.85,
+        r"\b(?:añade|agrega|ajoute|füge|hänge)\w*[^.\n]{0,40}(?:https?://|url|enlace|imagen|lien|image|link|bild)"
+        r"[^.\n]{0,60}(?:conversación|historial|mensajes|conversation|historique|daten|nachrichten|verlauf)",
+    ),
+    (
+        0.85,
+        r"\b(?:agente|asistente|assistant|agent|assistent|ki-agent)\s*:\s*(?:ejecuta|borra|elimina|usa|transfiere|"
+        r"cancela|supprime|efface|exécute|transfère|désactive|lösche|überweise|führe|deaktiviere|entferne)",
+    ),
+    (
+        0.85,
+        r"\bcomo (?:el )?(?:administrador|dueño|dono|propietario|proprietário|jefe)[^.\n]{0,60}(?:te ordeno|te autorizo|"
+        r"autorizo|desactiva|desactivar|salta|ignora|ignorar|sin restricciones)|\b(?:en tant que|je suis) (?:l'|le |"
+        r"la )?(?:administrateur|responsable|propriétaire)[^\n]{0,80}(?:désactive|ignore|ignorer|je t'autorise|"
+        r"supprime)|\bals (?:administrator|admin|besitzer|eigentümer)\b[^\n]{0,60}(?:erlaube|umgehen|ignorier|"
+        r"deaktivier)|\bsono l'amministratore[^\n]{0,60}(?:salta|ignora|esegui)",
+    ),
 ]
 
 
@@ -439,6 +789,7 @@ _UNBOUNDED = re.compile(r"(\\[swSd]|\]|\)|(?<=[a-z])l)([*+])(\??)")
 
 def _bounded(pattern: str) -> str:
     """``pattern`` with each unbounded repeat capped (8 spaces, 4 groups, 40 others), so a match has a width."""
+
     def cap(m: re.Match[str]) -> str:
         n = {"\\s": 8, ")": 4}.get(m.group(1), 40)
         return f"{m.group(1)}{{{0 if m.group(2) == '*' else 1},{n}}}{m.group(3)}"
@@ -452,8 +803,15 @@ def _signal(family: str, weight: float, pattern: str) -> _Signal:
     literals = re.sub(r"\\.|\[[^\]]*\]|\(\?[:!=<]+", "", pattern)  # what it spells out, escapes and classes aside
     ascii_ok = bool(re.search(r"[a-z]{2}|<\||\[", literals)) or not re.search(r"[^\x00-\x7f]", pattern)
     groups = gate(pattern)
-    return _Signal(family, weight, re.compile(pattern), groups, widest if widest < 4000 else 0, ascii_ok,
-                   tuple(g for g in groups if _tracked(g)))  # fmt: skip
+    return _Signal(
+        family,
+        weight,
+        re.compile(pattern),
+        groups,
+        widest if widest < 4000 else 0,
+        ascii_ok,
+        tuple(g for g in groups if _tracked(g)),
+    )
 
 
 # Everyday words are in nearly every text: tracking where they occur costs more than it saves, so a gate group
@@ -515,8 +873,9 @@ def gate(pattern: str) -> tuple[frozenset[str], ...]:
 _COMPILED = [_signal(f, w, p) for f, w, p in _SIGNALS]
 _COMPILED_ML = [_signal("multilingual", w, p) for w, p in _MULTILINGUAL]
 _LITERALS = sorted({lit for sig in (*_COMPILED, *_COMPILED_ML) for group in sig.gate for lit in group})
-_SCANNED = sorted({lit for sig in (*_COMPILED, *_COMPILED_ML) for group in sig.gate if _tracked(group)
-                   for lit in group})  # fmt: skip
+_SCANNED = sorted(
+    {lit for sig in (*_COMPILED, *_COMPILED_ML) for group in sig.gate if _tracked(group) for lit in group}
+)
 LONG = 4096  # the length past which only the first part of a text is read for rot13-like English
 
 
@@ -532,6 +891,7 @@ def _automaton() -> Any:
         automaton.add_word(literal, literal)
     automaton.make_automaton()
     return automaton
+
 
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad"))
 _HOMOGLYPHS = str.maketrans(
@@ -551,9 +911,11 @@ _WORD = re.compile(r"[a-z]+")
 # Each branch starts with its quote mark (the look-behind comes after it), so the regex engine skips to
 # the next quote mark at C speed instead of trying every position.
 _QUOTED = re.compile(r"\"[^\"]*\"|“[^”]*”|'(?<!\w')[^'\n]+'(?!\w)|‘[^’]*’|«[^»]*»|`[^`]*`")
-_ABOUT = re.compile(r"\b(?:classify|label|detect|detector|flag(?:ged)?|filter|analy[sz]e|analysis|explain|why|what does|"
-                    r"translate|summari[sz]e|example|dataset|test|logs?|report|pattern|true positive|attack(?:er)?|"
-                    r"injection|jailbreak|red-team|pentest|count|grep|mean|string|phrase|language)\b")  # fmt: skip
+_ABOUT = re.compile(
+    r"\b(?:classify|label|detect|detector|flag(?:ged)?|filter|analy[sz]e|analysis|explain|why|what does|"
+    r"translate|summari[sz]e|example|dataset|test|logs?|report|pattern|true positive|attack(?:er)?|"
+    r"injection|jailbreak|red-team|pentest|count|grep|mean|string|phrase|language)\b"
+)
 
 
 def _group_table(signals: list[_Signal]) -> tuple[dict[str, list[int]], list[list[int]], list[int], list[int]]:
@@ -588,8 +950,10 @@ def accel_multilingual() -> list[str]:
     return [signal.regex.pattern for signal in _COMPILED_ML]
 
 
-_ACCEL = {id(_COMPILED): PatternSet("injection", accel_patterns()),
-          id(_COMPILED_ML): PatternSet("multilingual", accel_multilingual())}
+_ACCEL = {
+    id(_COMPILED): PatternSet("injection", accel_patterns()),
+    id(_COMPILED_ML): PatternSet("multilingual", accel_multilingual()),
+}
 
 
 def _runnable(signals: list[_Signal], form: str) -> tuple[list[int], _Index | None]:
@@ -808,8 +1172,9 @@ def score(hits: list[Hit]) -> float:
     return round(1 - remaining, 3)
 
 
-def find_injection(text: str, *, threshold: float = THRESHOLD, quoted_discount: bool = False,
-                   learned: bool = True) -> list[Finding]:  # fmt: skip
+def find_injection(
+    text: str, *, threshold: float = THRESHOLD, quoted_discount: bool = False, learned: bool = True
+) -> list[Finding]:
     """One finding per family when the phrase signals' combined score reaches ``threshold`` (kind = family),
     and a ``learned`` finding when the trained model (``learned``; see classifier.py) is sure enough.
     """
@@ -829,8 +1194,29 @@ def find_injection(text: str, *, threshold: float = THRESHOLD, quoted_discount: 
 
 
 LEARNED_MAX = 16_384  # past this, the model reads the windows around words that address a model or its rules
-_ADDRESS = ("assistant", "chatbot", "llm", "language model", " ai", "a.i.", "copilot", "agent", "model", "instruction",
-            "ignore", "disregard", "system", "prompt", "http", "<!--", "![", "admin", "tool", "rules", "polic")
+_ADDRESS = (
+    "assistant",
+    "chatbot",
+    "llm",
+    "language model",
+    " ai",
+    "a.i.",
+    "copilot",
+    "agent",
+    "model",
+    "instruction",
+    "ignore",
+    "disregard",
+    "system",
+    "prompt",
+    "http",
+    "<!--",
+    "![",
+    "admin",
+    "tool",
+    "rules",
+    "polic",
+)
 LEARNED_BUDGET = 24 * WINDOW  # characters of a long text the model reads: the densest regions in such words first
 
 
@@ -850,13 +1236,16 @@ def learned_probability(text: str, *, quoted_discount: bool = False) -> float:
     if len(norm) <= LEARNED_MAX:
         return m.probability(norm)
     points = sorted({i for word in _ADDRESS for i in _positions(norm, word)})
-    chunks = [(start, min(end, start + WINDOW)) for region_start, end in _merge(points, WINDOW // 2, len(norm))
-              for start in range(region_start, max(region_start + 1, end - WINDOW // 2), WINDOW // 2)]  # fmt: skip
+    chunks = [
+        (start, min(end, start + WINDOW))
+        for region_start, end in _merge(points, WINDOW // 2, len(norm))
+        for start in range(region_start, max(region_start + 1, end - WINDOW // 2), WINDOW // 2)
+    ]
 
     def density(chunk: tuple[int, int]) -> float:
         return (bisect.bisect_left(points, chunk[1]) - bisect.bisect_left(points, chunk[0])) / (chunk[1] - chunk[0])
 
-    chosen = sorted(chunks, key=density, reverse=True)[:LEARNED_BUDGET // WINDOW]
+    chosen = sorted(chunks, key=density, reverse=True)[: LEARNED_BUDGET // WINDOW]
     return max(m.probability(norm[s:e]) for s, e in [(0, WINDOW), *chosen])
 
 

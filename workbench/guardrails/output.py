@@ -41,8 +41,13 @@ _HTML = [
     ("meta_refresh", re.compile(r"<\s*meta[^>]+http-equiv\s*=\s*[\"']?refresh", re.I)),
 ]
 _SHELL = [
-    ("destructive_command", re.compile(r"\brm\s+-[a-z]*[rf][a-z]*\b|\bmkfs(?:\.\w+)?\b|\bdd\s+if=|\bshred\b|"
-                                       r">\s*/dev/(?:sd|nvme|hd)|\bchmod\s+-?R?\s*777\b|:\(\)\s*\{")),
+    (
+        "destructive_command",
+        re.compile(
+            r"\brm\s+-[a-z]*[rf][a-z]*\b|\bmkfs(?:\.\w+)?\b|\bdd\s+if=|\bshred\b|"
+            r">\s*/dev/(?:sd|nvme|hd)|\bchmod\s+-?R?\s*777\b|:\(\)\s*\{"
+        ),
+    ),
     ("pipe_to_shell", re.compile(r"\b(?:curl|wget)\b[^|\n]*\|\s*(?:sudo\s+)?(?:ba|z|da)?sh\b")),
     ("command_substitution", re.compile(r"\$\([^)]*\)|`[^`\n]+`")),
     ("command_chaining", re.compile(r"(?:;|&&|\|\|)\s*\w")),
@@ -69,13 +74,13 @@ def find_leakage(text: str, system: str | None) -> list[Finding]:
     words = [w.lower() for w in _WORDS.findall(base)]
     if len(words) < LEAK_WORDS:
         return found
-    grams = {tuple(words[i:i + LEAK_WORDS]) for i in range(len(words) - LEAK_WORDS + 1)}
+    grams = {tuple(words[i : i + LEAK_WORDS]) for i in range(len(words) - LEAK_WORDS + 1)}
     out = [(m.group().lower(), m.start(), m.end()) for m in _WORDS.finditer(text)]
     i = 0
     while i <= len(out) - LEAK_WORDS:
-        if tuple(w for w, _, _ in out[i:i + LEAK_WORDS]) in grams:
+        if tuple(w for w, _, _ in out[i : i + LEAK_WORDS]) in grams:
             j = i + LEAK_WORDS
-            while j < len(out) and tuple(w for w, _, _ in out[j - LEAK_WORDS + 1:j + 1]) in grams:
+            while j < len(out) and tuple(w for w, _, _ in out[j - LEAK_WORDS + 1 : j + 1]) in grams:
                 j += 1
             found.append(Finding("system_prompt", out[i][1], out[j - 1][2]))
             i = j
@@ -84,13 +89,18 @@ def find_leakage(text: str, system: str | None) -> list[Finding]:
     return found
 
 
-_URL = re.compile(r"(!\[[^\]\n]{0,300}\]\(\s*<?|<img\b[^>]{0,300}?\bsrc\s*=\s*[\"']?)?"
-                  r"((?:https?:)?//[^\s)\"'<>]+)", re.I)
+_URL = re.compile(
+    r"(!\[[^\]\n]{0,300}\]\(\s*<?|<img\b[^>]{0,300}?\bsrc\s*=\s*[\"']?)?"
+    r"((?:https?:)?//[^\s)\"'<>]+)",
+    re.I,
+)
 _DATA_WORD = re.compile(r"[^\W\d_]{4,}")
 _ENCODED = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
-_STOP = frozenset("this that with from have what your will would there their about which when where were been "
-                  "into than then them they these those some such only also just like more most http https www "
-                  "html image png jpg jpeg json".split())  # fmt: skip
+_STOP = frozenset(
+    "this that with from have what your will would there their about which when where were been "
+    "into than then them they these those some such only also just like more most http https www "
+    "html image png jpg jpeg json".split()
+)
 LEAKED_WORDS = 3  # words of the conversation in one URL that make it a leak
 
 
@@ -106,8 +116,13 @@ def _payload(url: str) -> str:
     for m in _ENCODED.finditer(text):  # base64 (standard or URL-safe) and hex runs, read back
         chunk = m.group()
         try:
-            raw = bytes.fromhex(chunk) if re.fullmatch(r"(?:[0-9a-fA-F]{2})+", chunk) else \
-                base64.b64decode(chunk.replace("-", "+").replace("_", "/") + "=" * (-len(chunk) % 4), validate=True)
+            raw = (
+                bytes.fromhex(chunk)
+                if re.fullmatch(r"(?:[0-9a-fA-F]{2})+", chunk)
+                else base64.b64decode(
+                    chunk.replace("-", "+").replace("_", "/") + "=" * (-len(chunk) % 4), validate=True
+                )
+            )
             text += " " + raw.decode("utf-8")
         except (binascii.Error, ValueError, UnicodeDecodeError):
             continue
@@ -186,12 +201,12 @@ class SecretSafeStream:
             self._emit(ready)
 
     def _emit(self, ready: str) -> None:
-        tail = self.raw[-self.CONTEXT:]
+        tail = self.raw[-self.CONTEXT :]
         text = tail + ready
         shown = ready
         for f in sorted(find_secrets(text), key=lambda f: f.start, reverse=True):
             if f.end > len(tail):
                 start, end = max(f.start, len(tail)) - len(tail), f.end - len(tail)
                 shown = f"{shown[:start]}[REDACTED:{f.kind}]{shown[end:]}"
-        self.raw = (self.raw + ready)[-4 * self.CONTEXT:]
+        self.raw = (self.raw + ready)[-4 * self.CONTEXT :]
         self.sink(shown)

@@ -35,34 +35,43 @@ _SECRETS = {
 _VALUE = r"[\"']?([^\s\"',;)(\[\]{}<>`]{6,})"
 _NAMED = {
     "aws_secret_key": r"(?i:aws_?secret_?(?:access_?)?key|secret_?access_?key)[\"']?\s*[:=]\s*[\"']?"
-                      r"([A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])",
+    r"([A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])",
     "bearer_token": r"(?i:\bbearer)\s+([A-Za-z0-9._~+/-]{16,}=*)",
     "password_in_url": r"\b[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s:/@'\"]{1,100}:([^\s@/'\"]{1,200})@",
     "password": r"(?i:\b(?:passw(?:or)?d|passwd|pwd|passphrase)\b)[\"']?\s*[:=]\s*" + _VALUE,
     "generic_secret": r"(?i:\b(?:api[_-]?key|apikey|secret(?:[_-]?key)?|client[_-]?secret|access[_-]?token|"
-                      r"auth[_-]?token|refresh[_-]?token|token|private[_-]?key|access[_-]?key)\b)[\"']?\s*[:=]\s*"
-                      + _VALUE,
+    r"auth[_-]?token|refresh[_-]?token|token|private[_-]?key|access[_-]?key)\b)[\"']?\s*[:=]\s*" + _VALUE,
 }
 _SECRET = [(kind, re.compile(pattern)) for kind, pattern in _SECRETS.items()]
 _NAMED_SECRET = [(kind, re.compile(pattern)) for kind, pattern in _NAMED.items()]
 # What a text must hold for each pattern to match: cheap ``in`` tests decide which patterns run at all, so a
 # text with no secret costs a lower-casing and a few substring searches, not a regex pass per pattern.
 _NEEDS: dict[str, tuple[str, ...]] = {
-    "openai_key": ("sk-",), "anthropic_key": ("sk-ant-",), "aws_access_key": ("AKIA", "ASIA"),
-    "github_token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"), "slack_token": ("xox",),
+    "openai_key": ("sk-",),
+    "anthropic_key": ("sk-ant-",),
+    "aws_access_key": ("AKIA", "ASIA"),
+    "github_token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    "slack_token": ("xox",),
     "google_api_key": ("AIza",),
-    "stripe_key": ("k_live_", "k_test_"), "private_key": ("PRIVATE KEY-----",), "jwt": ("eyJ",),
+    "stripe_key": ("k_live_", "k_test_"),
+    "private_key": ("PRIVATE KEY-----",),
+    "jwt": ("eyJ",),
 }
 _NAMED_NEEDS: dict[str, tuple[str, ...]] = {  # in the lower-cased text
-    "aws_secret_key": ("key",), "bearer_token": ("bearer",), "password_in_url": ("://",),
-    "password": ("pass", "pwd"), "generic_secret": ("key", "secret", "token"),
+    "aws_secret_key": ("key",),
+    "bearer_token": ("bearer",),
+    "password_in_url": ("://",),
+    "password": ("pass", "pwd"),
+    "generic_secret": ("key", "secret", "token"),
 }
 _NAMED_ASSIGNED = re.compile(r"(?:key|secret|token|pass\w*|passwd|pwd|phrase)[\"']?\s*[:=]")
 _SHORTEST_SECRET = 8  # "pwd=abc1" is the shortest a named secret gets
 _DOTTED = re.compile(r"^[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)+$")  # settings.password, os.environ: names
-_PLACEHOLDER = re.compile(r"^(?:\*+|x+|\.+|<[^>]*>|\$\{?\w+\}?|%\(?\w+\)?s?|\{\{?[^}]*\}?\}|"
-                          r"(?i:changeme|redacted|example|placeholder|your[-_]?\w*|none|null|true|false|required|"
-                          r"optional|secret|password|hidden|masked|string|str|env))$")
+_PLACEHOLDER = re.compile(
+    r"^(?:\*+|x+|\.+|<[^>]*>|\$\{?\w+\}?|%\(?\w+\)?s?|\{\{?[^}]*\}?\}|"
+    r"(?i:changeme|redacted|example|placeholder|your[-_]?\w*|none|null|true|false|required|"
+    r"optional|secret|password|hidden|masked|string|str|env))$"
+)
 _EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
 _PHONE = re.compile(r"(?<![\w+/-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,6}){1,4}(?!\w)")
 _CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
@@ -72,8 +81,8 @@ _GENERIC_TLDS = frozenset(
     "com net org edu gov mil int info biz name pro aero coop museum io ai app dev me tv xyz online site tech store "
     "shop cloud email blog news live life today world global group company agency digital media solutions services "
     "network systems academy center studio design art club team work mobi asia jobs travel health bank insurance "
-    "law legal finance capital consulting marketing software page wiki"
-    .split())  # fmt: skip
+    "law legal finance capital consulting marketing software page wiki".split()
+)
 _SSN = re.compile(r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b")
 _DIGIT_RUN = re.compile(r"[\d(+][\d .()+-]{8,}")  # every phone, card and SSN lies inside one such run
 _CAPS_DIGITS = re.compile(r"[A-Z][A-Z] ?\d\d")  # every IBAN and UK NINO holds this
@@ -114,8 +123,12 @@ def find_secrets(text: str) -> list[Finding]:
     """API keys, tokens, private keys, and secret values assigned to key-like names in ``text``."""
     if len(text) < _SHORTEST_SECRET:
         return []
-    found = [Finding(kind, m.start(), m.end()) for kind, rx in _SECRET if any(lit in text for lit in _NEEDS[kind])
-             for m in rx.finditer(text)]  # fmt: skip
+    found = [
+        Finding(kind, m.start(), m.end())
+        for kind, rx in _SECRET
+        if any(lit in text for lit in _NEEDS[kind])
+        for m in rx.finditer(text)
+    ]
     lower = text.casefold()  # what (?i:) matches: 'ſ' is an s, the Kelvin sign a k
     assigned = _NAMED_ASSIGNED.search(lower) is not None  # a key-like name then ":" or "=", somewhere
     for kind, rx in _NAMED_SECRET:
@@ -124,7 +137,7 @@ def find_secrets(text: str) -> list[Finding]:
         if kind in ("aws_secret_key", "password", "generic_secret") and not assigned:
             continue
         for m in rx.finditer(text):
-            code = text[m.end(1):m.end(1) + 1] in ("(", "[")  # os.environ["PW"], get_pw(): code, not a value
+            code = text[m.end(1) : m.end(1) + 1] in ("(", "[")  # os.environ["PW"], get_pw(): code, not a value
             if not code and _looks_secret(kind, m.group(1)):
                 found.append(Finding(kind, m.start(1), m.end(1)))
     return _without_overlaps(found)
@@ -170,8 +183,11 @@ def find_pii(text: str) -> list[Finding]:
     """
     found = []
     if "@" in text:
-        found += [Finding("email", m.start(), m.end()) for m in _EMAIL.finditer(text)
-                  if _real_tld(m.group().rsplit(".", 1)[-1])]  # fmt: skip
+        found += [
+            Finding("email", m.start(), m.end())
+            for m in _EMAIL.finditer(text)
+            if _real_tld(m.group().rsplit(".", 1)[-1])
+        ]
     if _CAPS_DIGITS.search(text):
         found += [Finding("iban", m.start(), m.end()) for m in _IBAN.finditer(text) if iban_valid(m.group())]
         found += [Finding("uk_nino", m.start(), m.end()) for m in _NINO.finditer(text)]
@@ -182,8 +198,9 @@ def find_pii(text: str) -> list[Finding]:
             if 13 <= len(digits) <= 19 and luhn(digits):
                 found.append(Finding("card_number", m.start(), m.end()))
         found += [Finding("us_ssn", m.start(), m.end()) for m in _SSN.finditer(text, start, end)]
-        found += [Finding("phone", m.start(), m.end()) for m in _PHONE.finditer(text, start, end)
-                  if _phone_like(m.group())]  # fmt: skip
+        found += [
+            Finding("phone", m.start(), m.end()) for m in _PHONE.finditer(text, start, end) if _phone_like(m.group())
+        ]
     return _without_overlaps(found)
 
 
@@ -206,7 +223,7 @@ def _phone_like(match: str) -> bool:
 def redact(text: str, findings: list[Finding]) -> str:
     """``text`` with each finding replaced by ``[REDACTED:kind]``."""
     for f in sorted(findings, key=lambda f: f.start, reverse=True):
-        text = f"{text[:f.start]}[REDACTED:{f.kind}]{text[f.end:]}"
+        text = f"{text[: f.start]}[REDACTED:{f.kind}]{text[f.end :]}"
     return text
 
 

@@ -35,8 +35,9 @@ def json_schema(schema: Any) -> dict[str, Any]:
 
 def instruction(schema: Any) -> str:
     """What the system prompt says about the answer's shape."""
-    return ("Answer with only a JSON value (no prose) that matches this JSON schema:\n"
-            + json.dumps(json_schema(schema), sort_keys=True))  # fmt: skip
+    return "Answer with only a JSON value (no prose) that matches this JSON schema:\n" + json.dumps(
+        json_schema(schema), sort_keys=True
+    )
 
 
 def extract_json(text: str) -> Any:
@@ -50,7 +51,7 @@ def extract_json(text: str) -> Any:
     decoder = json.JSONDecoder()
     for m in re.finditer(r"[\[{]", candidate):
         try:
-            return decoder.raw_decode(candidate[m.start():])[0]
+            return decoder.raw_decode(candidate[m.start() :])[0]
         except json.JSONDecodeError:
             continue
     raise ValueError("the answer holds no JSON value")
@@ -82,5 +83,7 @@ def conform(text: str, schema: Any) -> tuple[Any, str | None]:
 
 def reask_prompt(prompt: str, answer: str, error: str, schema: Any) -> str:
     """The one follow-up: the original request, the answer given, what was wrong, and the schema again."""
-    return (f"{prompt}\n\nYour previous answer did not match the required JSON schema ({error}).\n"
-            f"Previous answer:\n{answer}\n\n{instruction(schema)}")  # fmt: skip
+    return (
+        f"{prompt}\n\nYour previous answer did not match the required JSON schema ({error}).\n"
+        f"Previous answer:\n{answer}\n\n{instruction(schema)}"
+    )

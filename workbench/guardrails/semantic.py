@@ -30,8 +30,8 @@ _ENGLISH = frozenset(
     "the and but for with from about are was were been being does did have has had you she they this that these "
     "those what which who how why when where can could would should will shall may might must not yes all any every "
     "some more most other into than then there here just only also very please tell give show write make let now "
-    "new your our their its it is to of we"
-    .split())  # fmt: skip
+    "new your our their its it is to of we".split()
+)
 
 HEAD = Path(__file__).with_name("injection_head.json")
 

@@ -47,15 +47,15 @@ def _max_length(text: str, ctx: ScanContext) -> list[Finding]:
 
 
 def _injection(text: str, ctx: ScanContext) -> list[Finding]:
-    return find_injection(text, threshold=ctx.guard.settings.injection_threshold,
-                          quoted_discount=ctx.stage == "input")  # fmt: skip
+    return find_injection(text, threshold=ctx.guard.settings.injection_threshold, quoted_discount=ctx.stage == "input")
 
 
 def _injection_semantic(text: str, ctx: ScanContext) -> list[Finding]:
     from workbench.guardrails.semantic import find_injection_semantic
 
-    return find_injection_semantic(text, threshold=ctx.guard.settings.semantic_threshold,
-                                   quoted_discount=ctx.stage == "input")  # fmt: skip
+    return find_injection_semantic(
+        text, threshold=ctx.guard.settings.semantic_threshold, quoted_discount=ctx.stage == "input"
+    )
 
 
 def _boundaries(text: str, ctx: ScanContext) -> list[Finding]:
@@ -87,13 +87,29 @@ for _scanner in (
     Scanner("max_length", _max_length, frozenset({"input"}), "an input longer than max_input_chars"),
     Scanner("injection", _injection, _UNTRUSTED, "prompt injection: phrase signals and a trained model"),
     Scanner("injection_semantic", _injection_semantic, _UNTRUSTED, "prompt injection by meaning (embeddings)"),
-    Scanner("leakage", lambda text, ctx: find_leakage(text, ctx.system), frozenset({"output"}),
-            "the system prompt's canary or 12+ of its words in a row"),
-    Scanner("sinks", lambda text, ctx: find_sink_risks(text, ctx.sink), frozenset({"output"}),
-            "HTML/JS, shell or SQL that would act in the answer's sink"),
-    Scanner("exfiltration", lambda text, ctx: find_exfiltration(text, ctx.conversation), frozenset({"output"}),
-            "a URL (image, link) carrying the conversation's words, a secret or personal data"),
-    Scanner("boundaries", _boundaries, frozenset({"tool_call"}),
-            "tool allowlists, argument checks and the destructive-call cap"),
-):  # fmt: skip
+    Scanner(
+        "leakage",
+        lambda text, ctx: find_leakage(text, ctx.system),
+        frozenset({"output"}),
+        "the system prompt's canary or 12+ of its words in a row",
+    ),
+    Scanner(
+        "sinks",
+        lambda text, ctx: find_sink_risks(text, ctx.sink),
+        frozenset({"output"}),
+        "HTML/JS, shell or SQL that would act in the answer's sink",
+    ),
+    Scanner(
+        "exfiltration",
+        lambda text, ctx: find_exfiltration(text, ctx.conversation),
+        frozenset({"output"}),
+        "a URL (image, link) carrying the conversation's words, a secret or personal data",
+    ),
+    Scanner(
+        "boundaries",
+        _boundaries,
+        frozenset({"tool_call"}),
+        "tool allowlists, argument checks and the destructive-call cap",
+    ),
+):
     register_scanner(_scanner)

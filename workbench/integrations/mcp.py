@@ -63,8 +63,9 @@ class _Server:
         fd, pidfile = tempfile.mkstemp(prefix=f"workbench-mcp-{self.name}-", suffix=".pid")
         os.close(fd)
         self.pidfile = Path(pidfile)
-        return StdioServerParameters(command=sys.executable, args=[str(LAUNCHER), pidfile, command, *c.args],
-                                     env=env or None, cwd=str(self.root))  # fmt: skip
+        return StdioServerParameters(
+            command=sys.executable, args=[str(LAUNCHER), pidfile, command, *c.args], env=env or None, cwd=str(self.root)
+        )
 
     def kill(self) -> None:
         """End the server and everything it started (its process group): TERM, then KILL if it lingers."""
@@ -99,8 +100,7 @@ class _Server:
             # The handshake may take the connect timeout (a loaded machine starting Python); each call is held
             # to timeout_s by _request, which stops the server when it is exceeded.
             read_timeout = max(self.config.timeout_s, self.config.connect_timeout_s)
-            async with Client(params, read_timeout_seconds=read_timeout, mode="legacy",
-                              cache=None) as client:  # fmt: skip
+            async with Client(params, read_timeout_seconds=read_timeout, mode="legacy", cache=None) as client:
                 self.info = client.server_info
                 ready.set_result(True)
                 while True:
@@ -214,8 +214,10 @@ class MCP:
             return asyncio.run_coroutine_threadsafe(submit(), loop).result(limit + 5)
         except (TimeoutError, FutureTimeout):
             self._drop(name)
-            raise ToolError(f"MCP server {name} did not answer within {limit:.0f} s; it was stopped and will be "
-                            "restarted on the next call") from None  # fmt: skip
+            raise ToolError(
+                f"MCP server {name} did not answer within {limit:.0f} s; it was stopped and will be "
+                "restarted on the next call"
+            ) from None
         except ToolError:
             raise
         except Exception as exc:  # noqa: BLE001 - a dead server, a protocol error
@@ -260,8 +262,12 @@ class MCP:
         self._pin(server, name, definition)
         hints = t.annotations
         risk = self.settings.servers[server].risk.get(t.name) or (
-            "destructive" if hints is not None and hints.destructive_hint else
-            "read" if hints is not None and hints.read_only_hint else "write")  # fmt: skip
+            "destructive"
+            if hints is not None and hints.destructive_hint
+            else "read"
+            if hints is not None and hints.read_only_hint
+            else "write"
+        )
 
         def call(**arguments: Any) -> str:
             return self.call(server, t.name, arguments)
@@ -273,8 +279,9 @@ class MCP:
         """Call a server's tool (pinned definitions only); its text content, or a ToolError."""
         self._check_pin(f"{server}.{tool}")
         result = self._request(server, lambda c, n, a: c.call_tool(n, a), tool, arguments)
-        text = "\n".join(getattr(block, "text", "") or json.dumps(getattr(block, "model_dump", dict)())
-                         for block in result.content)  # fmt: skip
+        text = "\n".join(
+            getattr(block, "text", "") or json.dumps(getattr(block, "model_dump", dict)()) for block in result.content
+        )
         if result.is_error:
             raise ToolError(f"{server}.{tool}: {text}")
         return ToolText(text)  # a str; a table in a notebook when it is CSV
@@ -284,8 +291,15 @@ class MCP:
         import pandas as pd
 
         listed = self._request(server, lambda c: c.list_resources())
-        rows = [{"uri": str(r.uri), "name": r.name, "description": r.description,
-                 "mime_type": getattr(r, "mime_type", None)} for r in listed.resources]  # fmt: skip
+        rows = [
+            {
+                "uri": str(r.uri),
+                "name": r.name,
+                "description": r.description,
+                "mime_type": getattr(r, "mime_type", None),
+            }
+            for r in listed.resources
+        ]
         return pd.DataFrame(rows, columns=["uri", "name", "description", "mime_type"])
 
     def read(self, server: str, uri: str) -> str:
@@ -298,8 +312,10 @@ class MCP:
         import pandas as pd
 
         listed = self._request(server, lambda c: c.list_prompts())
-        rows = [{"name": p.name, "description": p.description,
-                 "arguments": ", ".join(a.name for a in (p.arguments or []))} for p in listed.prompts]  # fmt: skip
+        rows = [
+            {"name": p.name, "description": p.description, "arguments": ", ".join(a.name for a in (p.arguments or []))}
+            for p in listed.prompts
+        ]
         return pd.DataFrame(rows, columns=["name", "description", "arguments"])
 
     # -- pins ---------------------------------------------------------------------------------
@@ -312,26 +328,36 @@ class MCP:
             return  # as pinned, or as already flagged: nothing to write
         with self.store.transaction() as conn:
             if not rows:
-                conn.execute("INSERT INTO mcp_pins (name, server, hash, definition, first_seen, status) "
-                             "VALUES (?, ?, ?, ?, ?, 'pinned')", (name, server, digest, text, utcnow()))  # fmt: skip
+                conn.execute(
+                    "INSERT INTO mcp_pins (name, server, hash, definition, first_seen, status) "
+                    "VALUES (?, ?, ?, ?, ?, 'pinned')",
+                    (name, server, digest, text, utcnow()),
+                )
                 event = {"event": "pinned", "hash": digest}
             elif rows[0]["hash"] != digest:
-                conn.execute("UPDATE mcp_pins SET status = 'changed', changed_hash = ?, changed_definition = ?, "
-                             "changed_at = COALESCE(changed_at, ?) WHERE name = ?",
-                             (digest, text, utcnow(), name))  # fmt: skip
+                conn.execute(
+                    "UPDATE mcp_pins SET status = 'changed', changed_hash = ?, changed_definition = ?, "
+                    "changed_at = COALESCE(changed_at, ?) WHERE name = ?",
+                    (digest, text, utcnow(), name),
+                )
                 event = {"event": "changed", "pinned": rows[0]["hash"], "seen": digest}
             else:  # back to what was approved
-                conn.execute("UPDATE mcp_pins SET status = 'pinned', changed_hash = NULL, changed_definition = NULL, "
-                             "changed_at = NULL WHERE name = ?", (name,))  # fmt: skip
+                conn.execute(
+                    "UPDATE mcp_pins SET status = 'pinned', changed_hash = NULL, changed_definition = NULL, "
+                    "changed_at = NULL WHERE name = ?",
+                    (name,),
+                )
                 event = {"event": "restored", "hash": digest}
             self.store.audit(conn, "mcp_pin", name, event, bind=[("mcp_pins", name)])
 
     def _check_pin(self, name: str) -> None:
         rows = self.store.query("SELECT status, changed_at FROM mcp_pins WHERE name = ?", (name,))
         if rows and rows[0]["status"] == "changed":
-            raise ToolError(f"{name} changed its description or schema since it was pinned (at "
-                            f"{rows[0]['changed_at']}); it is blocked until a human re-approves it: review "
-                            f"wb.mcp.df(), then wb.mcp.approve({name!r})")  # fmt: skip
+            raise ToolError(
+                f"{name} changed its description or schema since it was pinned (at "
+                f"{rows[0]['changed_at']}); it is blocked until a human re-approves it: review "
+                f"wb.mcp.df(), then wb.mcp.approve({name!r})"
+            )
 
     def approve(self, name: str, by: str | None = None) -> None:
         """Pin a changed tool's new definition (after a human reviewed it)."""
@@ -339,12 +365,20 @@ class MCP:
         if not rows:
             raise ToolError(f"no pinned MCP tool {name!r}")
         with self.store.transaction() as conn:
-            conn.execute("UPDATE mcp_pins SET hash = COALESCE(changed_hash, hash), definition = "
-                         "COALESCE(changed_definition, definition), status = 'pinned', changed_hash = NULL, "
-                         "changed_definition = NULL, changed_at = NULL, approved_by = ? WHERE name = ?",
-                         (by or "a human", name))  # fmt: skip
-            self.store.audit(conn, "mcp_pin", name, {"event": "approved", "by": by or "a human"}, who={"user": by},
-                             bind=[("mcp_pins", name)])
+            conn.execute(
+                "UPDATE mcp_pins SET hash = COALESCE(changed_hash, hash), definition = "
+                "COALESCE(changed_definition, definition), status = 'pinned', changed_hash = NULL, "
+                "changed_definition = NULL, changed_at = NULL, approved_by = ? WHERE name = ?",
+                (by or "a human", name),
+            )
+            self.store.audit(
+                conn,
+                "mcp_pin",
+                name,
+                {"event": "approved", "by": by or "a human"},
+                who={"user": by},
+                bind=[("mcp_pins", name)],
+            )
 
     def df(self) -> pd.DataFrame:
         """Every MCP tool seen: server, pin status (pinned / changed), when first seen, who re-approved."""

@@ -46,8 +46,10 @@ class Tool:
 
     def schema(self) -> dict[str, Any]:
         """The OpenAI-style function schema sent to the model (dots are not allowed there: ``__``)."""
-        return {"type": "function", "function": {"name": wire_name(self.name), "description": self.description,
-                                                 "parameters": self.parameters}}  # fmt: skip
+        return {
+            "type": "function",
+            "function": {"name": wire_name(self.name), "description": self.description, "parameters": self.parameters},
+        }
 
     def check(self, arguments: dict[str, Any]) -> dict[str, Any]:
         """``arguments`` validated against the tool's schema (its pydantic model, else the JSON schema)."""
@@ -72,7 +74,7 @@ class Tool:
             raise ToolError(f"tool {self.name} has nothing to run")
         args = self.validate(arguments) if self.validate else arguments
         out = self.fn(**args)
-        if inspect.isawaitable(out):
+        if inspect.iscoroutine(out):
             out = asyncio.run(out) if not _in_loop() else _run_in_thread(out)
         return out
 
@@ -109,8 +111,9 @@ def describe(fn: Callable[..., Any]) -> tuple[str, dict[str, str]]:
     return description, args
 
 
-def from_function(fn: Callable[..., Any], name: str | None = None, risk: str = "read",
-                  description: str | None = None) -> Tool:  # fmt: skip
+def from_function(
+    fn: Callable[..., Any], name: str | None = None, risk: str = "read", description: str | None = None
+) -> Tool:
     """A :class:`Tool` from a typed function: schema and validation from its signature, via pydantic."""
     from pydantic import ConfigDict, Field, ValidationError, create_model
 
@@ -153,9 +156,16 @@ class Tools:
     def __init__(self) -> None:
         self._tools: dict[str, Tool] = {}
 
-    def __call__(self, fn: Callable[..., Any] | None = None, *, name: str | None = None, risk: str = "read",
-                 description: str | None = None) -> Any:  # fmt: skip
+    def __call__(
+        self,
+        fn: Callable[..., Any] | None = None,
+        *,
+        name: str | None = None,
+        risk: str = "read",
+        description: str | None = None,
+    ) -> Any:
         """Register ``fn`` as a tool; works bare (``@wb.tool``) or with options (``@wb.tool(risk=...)``)."""
+
         def register(f: Callable[..., Any]) -> Callable[..., Any]:
             self.add(from_function(f, name, risk, description))
             return f
@@ -217,9 +227,16 @@ class Tools:
         """The tools as a table: name, risk, source, description, parameters."""
         import pandas as pd
 
-        rows = [{"name": t.name, "risk": t.risk, "source": t.source, "description": t.description,
-                 "parameters": ", ".join(t.parameters.get("properties", {}))}
-                for t in self._tools.values()]  # fmt: skip
+        rows = [
+            {
+                "name": t.name,
+                "risk": t.risk,
+                "source": t.source,
+                "description": t.description,
+                "parameters": ", ".join(t.parameters.get("properties", {})),
+            }
+            for t in self._tools.values()
+        ]
         return pd.DataFrame(rows, columns=["name", "risk", "source", "description", "parameters"])
 
     def _repr_html_(self) -> str:

@@ -6,8 +6,10 @@ sees it). The magics only parse, call the runtime and display.
 
 from __future__ import annotations
 
+import functools
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
@@ -39,6 +41,22 @@ def _usage(exc: BaseException) -> WorkbenchUsageError:
     return WorkbenchUsageError(str(exc))
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _as_usage(method: F) -> F:
+    """Turn any ``WorkbenchError`` a magic meets into a one-line ``UsageError`` (the cell fails)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except WorkbenchError as exc:
+            raise _usage(exc) from None
+
+    return cast(F, wrapper)
+
+
 def _parse(magic: Any, line: str) -> Any:
     try:
         return parse_argstring(magic, line)
@@ -51,15 +69,19 @@ def _parse(magic: Any, line: str) -> Any:
 def _wb() -> Any:
     import workbench
 
-    try:
-        return workbench.get()
-    except WorkbenchError as exc:
-        raise _usage(exc) from None
+    return workbench.get()
 
 
 @magics_class
 class WorkbenchMagics(Magics):
     """The workbench magics."""
+
+    @property
+    def _ns(self) -> dict[str, Any]:
+        """The user's namespace (the magics are only registered on a live shell)."""
+        if self.shell is None:
+            raise WorkbenchUsageError("the workbench magics need an IPython shell")
+        return self.shell.user_ns
 
     @magic_arguments()
     @argument("-m", "--model", help="route or litellm model name (default: the configured default route)")
@@ -70,8 +92,12 @@ class WorkbenchMagics(Magics):
     @argument("-o", "--output", metavar="VAR", help="store the Result in this variable")
     @argument("--user", help="who the call is for (recorded for attribution)")
     @argument("--task", help="what the call is for (recorded for attribution)")
-    @argument("--format", choices=["markdown", "text", "json"], default="markdown",
-              help="how to show the answer; json also asks the model for a JSON object")  # fmt: skip
+    @argument(
+        "--format",
+        choices=["markdown", "text", "json"],
+        default="markdown",
+        help="how to show the answer; json also asks the model for a JSON object",
+    )
     @argument("--no-stream", action="store_true", help="wait for the whole answer instead of streaming")
     @argument("--no-cache", action="store_true", help="do not answer from the response cache")
     @argument("--budget", type=float, metavar="USD", help="refuse the call unless its worst-case cost fits")
@@ -85,6 +111,7 @@ class WorkbenchMagics(Magics):
     @argument("--schema", metavar="VAR", help="answer as JSON matching VAR (a JSON-schema dict or pydantic model)")
     @argument("--rate", action="store_true", help="show Good / Bad buttons under the answer (stored with the call)")
     @cell_magic
+    @_as_usage
     def llm(self, line: str, cell: str) -> None:
         """Ask a model: the cell is the prompt; ``{name}`` is filled from the namespace.
 
@@ -98,18 +125,17 @@ class WorkbenchMagics(Magics):
         args = _parse(self.llm, line)
         from workbench.context import fill
 
-        try:
-            prompt = fill(cell, self.shell.user_ns).strip()
-        except WorkbenchError as exc:
-            raise _usage(exc) from None
+        prompt = fill(cell, self._ns).strip()
         if args.max_tokens is not None and args.max_tokens <= 0:
             raise WorkbenchUsageError("--max-tokens must be a positive whole number")
         schema = None
         if args.schema is not None:
-            if args.schema not in self.shell.user_ns:
-                raise WorkbenchUsageError(f"--schema {args.schema}: no such variable; define a JSON-schema dict or a "
-                                          "pydantic model with that name first")  # fmt: skip
-            schema = self.shell.user_ns[args.schema]
+            if args.schema not in self._ns:
+                raise WorkbenchUsageError(
+                    f"--schema {args.schema}: no such variable; define a JSON-schema dict or a "
+                    "pydantic model with that name first"
+                )
+            schema = self._ns[args.schema]
         wb = _wb()
         if args.tools:
             return self._agent_cell(wb, args, prompt)
@@ -120,16 +146,27 @@ class WorkbenchMagics(Magics):
             preview = StreamPreview()
         try:
             result = wb.ask(
-                prompt, model=args.model, session=args.session, user=args.user, task=args.task,
-                temperature=args.temperature, max_tokens=args.max_tokens,
+                prompt,
+                model=args.model,
+                session=args.session,
+                user=args.user,
+                task=args.task,
+                temperature=args.temperature,
+                max_tokens=args.max_tokens,
                 response_format={"type": "json_object"} if args.format == "json" else None,
-                stream=preview is not None, on_token=preview, format=args.format,
-                cache=False if args.no_cache else None, budget=args.budget,
-                priority=args.priority, max_wait=args.max_wait, spec=args.context, memory=args.memory,
-                remember=args.remember, sink=args.sink, schema=schema,
-            )  # fmt: skip
-        except WorkbenchError as exc:
-            raise _usage(exc) from None
+                stream=preview is not None,
+                on_token=preview,
+                format=args.format,
+                cache=False if args.no_cache else None,
+                budget=args.budget,
+                priority=args.priority,
+                max_wait=args.max_wait,
+                spec=args.context,
+                memory=args.memory,
+                remember=args.remember,
+                sink=args.sink,
+                schema=schema,
+            )
         finally:
             if preview is not None:
                 preview.close()
@@ -142,7 +179,7 @@ class WorkbenchMagics(Magics):
                     "ask for JSON in the prompt or use --format markdown"
                 ) from None
         if args.output:
-            self.shell.user_ns[args.output] = result
+            self._ns[args.output] = result
         from IPython.display import display
 
         display(result)
@@ -154,6 +191,7 @@ class WorkbenchMagics(Magics):
     @magic_arguments()
     @argument("--reload", action="store_true", help="re-read workbench.toml and the environment first")
     @line_magic
+    @_as_usage
     def llm_config(self, line: str) -> None:
         """Show the effective configuration (key variables by name, never their values)."""
         import os
@@ -166,7 +204,7 @@ class WorkbenchMagics(Magics):
             workbench._set_current(None)
             try:
                 _wb()
-            except WorkbenchUsageError:
+            except WorkbenchError:
                 workbench._set_current(old)  # a broken edit keeps the working runtime
                 raise
             if old is not None:
@@ -187,6 +225,7 @@ class WorkbenchMagics(Magics):
                 print(f"  - {d.label}: {d.model}{base}{key}, timeout {d.timeout:g}s")
 
     @line_magic
+    @_as_usage
     def llm_models(self, line: str) -> Any:
         """Routes, their deployments, and each deployment's health over its recent attempts."""
         return _wb().models()
@@ -196,6 +235,7 @@ class WorkbenchMagics(Magics):
     @argument("-n", "--limit", type=int, default=20, help="the most recent N calls (default 20)")
     @argument("--route", help="only this route")
     @line_magic
+    @_as_usage
     def llm_calls(self, line: str) -> Any:
         """Recorded calls as a DataFrame (an unpriced model's cost reads ``unknown``)."""
         from workbench.observability.calls import readable_costs
@@ -209,24 +249,22 @@ class WorkbenchMagics(Magics):
     @argument("--plot", choices=["spend", "latency", "cache"], help="show a figure instead of the table")
     @argument("--freq", default="day", choices=["hour", "day", "month"], help="time buckets of --plot spend|cache")
     @line_magic
+    @_as_usage
     def llm_costs(self, line: str) -> Any:
         """Spend from the ledger, grouped by one dimension (or, with --plot, as a figure)."""
         args = _parse(self.llm_costs, line)
-        try:
-            if args.plot:
-                from workbench.observability import plots
+        if args.plot:
+            from workbench.observability import plots
 
-                store = _wb().store
-                if args.plot == "spend":
-                    return plots.spend_over_time(store, by=args.by if args.by != "day" else "model", freq=args.freq)
-                if args.plot == "latency":
-                    return plots.latency_by_model(store)
-                return plots.cache_hit_rate(store, freq=args.freq)
-            from workbench.observability.calls import readable_costs
+            store = _wb().store
+            if args.plot == "spend":
+                return plots.spend_over_time(store, by=args.by if args.by != "day" else "model", freq=args.freq)
+            if args.plot == "latency":
+                return plots.latency_by_model(store)
+            return plots.cache_hit_rate(store, freq=args.freq)
+        from workbench.observability.calls import readable_costs
 
-            return readable_costs(_wb().costs.df(by=args.by, since=args.since))
-        except WorkbenchError as exc:
-            raise _usage(exc) from None
+        return readable_costs(_wb().costs.df(by=args.by, since=args.since))
 
     @magic_arguments()
     @argument("--set", nargs=2, metavar=("SCOPE", "USD"), help="set a budget, e.g. --set user:alice 5")
@@ -237,51 +275,58 @@ class WorkbenchMagics(Magics):
     @argument("--kill", nargs="?", const="kill switch", metavar="REASON", help="refuse every new call")
     @argument("--lift", action="store_true", help="lift the kill switch")
     @line_magic
+    @_as_usage
     def llm_budget(self, line: str) -> Any:
         """Show budgets (spent, reserved, used); set, remove; the kill switch."""
         args = _parse(self.llm_budget, line)
         wb = _wb()
-        try:
-            if args.set:
-                scope, usd = args.set
-                wb.budgets.set(scope, None if usd == "-" else _usd(usd), tokens=args.tokens, period=args.period,
-                               since=args.since)  # fmt: skip
-            if args.remove:
-                wb.budgets.remove(args.remove, args.period)
-            if args.kill:
-                reason = args.kill.strip("\"'")  # IPython keeps the quotes of a quoted argument
-                wb.kill(reason)
-                print(f"kill switch ON ({reason}): every new call is refused until %llm_budget --lift")
-            if args.lift:
-                wb.budgets.lift()
-                print("kill switch lifted")
-        except WorkbenchError as exc:
-            raise _usage(exc) from None
+        if args.set:
+            scope, usd = args.set
+            wb.budgets.set(
+                scope, None if usd == "-" else _usd(usd), tokens=args.tokens, period=args.period, since=args.since
+            )
+        if args.remove:
+            wb.budgets.remove(args.remove, args.period)
+        if args.kill:
+            reason = args.kill.strip("\"'")  # IPython keeps the quotes of a quoted argument
+            wb.kill(reason)
+            print(f"kill switch ON ({reason}): every new call is refused until %llm_budget --lift")
+        if args.lift:
+            wb.budgets.lift()
+            print("kill switch lifted")
         return wb.budgets.df()
 
     @magic_arguments()
-    @argument("--add", nargs=3, metavar=("NAME", "METRIC", "ABOVE"),
-              help="add a rule: METRIC is error_rate, p50_latency_ms, p95_latency_ms or spend_usd")  # fmt: skip
+    @argument(
+        "--add",
+        nargs=3,
+        metavar=("NAME", "METRIC", "ABOVE"),
+        help="add a rule: METRIC is error_rate, p50_latency_ms, p95_latency_ms or spend_usd",
+    )
     @argument("--window", type=float, default=300.0, metavar="S", help="with --add: the metric's window")
     @argument("--min-calls", type=int, default=5, help="with --add: calls needed before rates count")
     @argument("--route", help="with --add: only this route's calls")
     @argument("--remove", metavar="NAME", help="stop checking a rule")
     @argument("--history", action="store_true", help="show what fired and resolved, newest first")
     @line_magic
+    @_as_usage
     def llm_alerts(self, line: str) -> Any:
         """Alert rules with their current values (checked now), or their history."""
         args = _parse(self.llm_alerts, line)
         wb = _wb()
-        try:
-            if args.add:
-                name, metric, above = args.add
-                wb.alerts.add(name, metric, _number(above, "ABOVE"), window_s=args.window,
-                              min_calls=args.min_calls, route=args.route)  # fmt: skip
-            if args.remove:
-                wb.alerts.remove(args.remove)
-            wb.alerts.check()
-        except WorkbenchError as exc:
-            raise _usage(exc) from None
+        if args.add:
+            name, metric, above = args.add
+            wb.alerts.add(
+                name,
+                metric,
+                _number(above, "ABOVE"),
+                window_s=args.window,
+                min_calls=args.min_calls,
+                route=args.route,
+            )
+        if args.remove:
+            wb.alerts.remove(args.remove)
+        wb.alerts.check()
         return wb.alerts.df() if args.history else wb.alerts.values()
 
     @magic_arguments()
@@ -292,14 +337,18 @@ class WorkbenchMagics(Magics):
     @argument("--user", help="the user (for user-scoped memory)")
     @argument("--memory", metavar="SCOPE", help="also read this memory scope")
     @line_magic
+    @_as_usage
     def llm_context(self, line: str) -> Any:
         """Show what a call would be given: each block with its tokens, what was dropped and why, the messages."""
         args = _parse(self.llm_context, line)
-        try:
-            plan = _wb().plan_context(args.spec, " ".join(args.input).strip("\"'"), model=args.model,
-                                      session=args.session, user=args.user, memory=args.memory)  # fmt: skip
-        except WorkbenchError as exc:
-            raise _usage(exc) from None
+        plan = _wb().plan_context(
+            args.spec,
+            " ".join(args.input).strip("\"'"),
+            model=args.model,
+            session=args.session,
+            user=args.user,
+            memory=args.memory,
+        )
         from workbench.jupyter.widgets import context_view
 
         return context_view(plan)
@@ -307,16 +356,14 @@ class WorkbenchMagics(Magics):
     @magic_arguments()
     @argument("scope", nargs="?", help="one scope (user:alice, agent:triage, shared); default: all")
     @line_magic
+    @_as_usage
     def llm_memory(self, line: str) -> Any:
         """Inspect long-term memory: search, age and importance, forget an item, see its history."""
         args = _parse(self.llm_memory, line)
         from workbench.memory import check_scope
 
-        try:
-            if args.scope:
-                check_scope(args.scope)
-        except WorkbenchError as exc:
-            raise _usage(exc) from None
+        if args.scope:
+            check_scope(args.scope)
         from workbench.jupyter.widgets import MemoryInspector
 
         return MemoryInspector(_wb().memory, args.scope).widget
@@ -325,14 +372,18 @@ class WorkbenchMagics(Magics):
         """``%%llm -t``: run the agent loop with the cell as the task; show the answer or what it waits for."""
         from IPython.display import display
 
-        try:
-            agent = wb.agent("cell", model=args.model, tools=args.tools, max_steps=args.max_steps,
-                             budget=args.budget, session=args.session, user=args.user)  # fmt: skip
-            run = agent.run(prompt)
-        except WorkbenchError as exc:
-            raise _usage(exc) from None
+        agent = wb.agent(
+            "cell",
+            model=args.model,
+            tools=args.tools,
+            max_steps=args.max_steps,
+            budget=args.budget,
+            session=args.session,
+            user=args.user,
+        )
+        run = agent.run(prompt)
         if args.output:
-            self.shell.user_ns[args.output] = run
+            self._ns[args.output] = run
         display(run)
         if run.status == "waiting":
             from workbench.jupyter.widgets import approval_card
@@ -346,19 +397,17 @@ class WorkbenchMagics(Magics):
     @argument("--by", help="who decides (default: your user name)")
     @argument("--history", action="store_true", help="every approval and its decision")
     @line_magic
+    @_as_usage
     def llm_approvals(self, line: str) -> Any:
         """Approvals waiting for a decision across sessions; decide one and resume its run."""
         args = _parse(self.llm_approvals, line)
         wb = _wb()
         target, decision = (args.approve, "approve") if args.approve else (args.reject, "reject")
         if target:
-            try:
-                wb.approvals.decide(target, decision, by=_unquote(args.by), reason=_unquote(args.reason) or "")
-                run_id = wb.approvals.get(target)["run_id"]
-                if run_id:
-                    return wb.resume(run_id)
-            except WorkbenchError as exc:
-                raise _usage(exc) from None
+            wb.approvals.decide(target, decision, by=_unquote(args.by), reason=_unquote(args.reason) or "")
+            run_id = wb.approvals.get(target)["run_id"]
+            if run_id:
+                return wb.resume(run_id)
         return wb.approvals.df() if args.history else wb.approvals.pending()
 
     @magic_arguments()
@@ -368,15 +417,13 @@ class WorkbenchMagics(Magics):
     @argument("--by", help="with --reset: who reviewed it (recorded)")
     @argument("--scanners", action="store_true", help="the registered scanners and each stage's policy")
     @line_magic
+    @_as_usage
     def llm_guard(self, line: str) -> Any:
         """What the guardrails found: stage, scanner, action and the kinds and spans (never the text)."""
         args = _parse(self.llm_guard, line)
         guard = _wb().guard
         if args.reset:
-            try:
-                guard.reset(args.reset, by=_unquote(args.by))
-            except WorkbenchError as exc:
-                raise _usage(exc) from None
+            guard.reset(args.reset, by=_unquote(args.by))
             return guard.locks()
         if args.locks:
             return guard.locks()
@@ -388,13 +435,11 @@ class WorkbenchMagics(Magics):
     @argument("ref", nargs="?", default="last", help="a call id, an agent/workflow run id, a trace id, or last")
     @argument("--table", action="store_true", help="only the span table, no figure")
     @line_magic
+    @_as_usage
     def llm_trace(self, line: str) -> Any:
         """Show a call's (or a run's) spans as a waterfall, and return them as a table."""
         args = _parse(self.llm_trace, line)
-        try:
-            view = _wb().trace(_unquote(args.ref))
-        except WorkbenchError as exc:
-            raise _usage(exc) from None
+        view = _wb().trace(_unquote(args.ref))
         if not args.table:
             from IPython.display import display
 
@@ -405,36 +450,37 @@ class WorkbenchMagics(Magics):
     @argument("--since", help="only calls since: an age (24h, 7d) or an ISO date")
     @argument("--freq", choices=["minute", "hour", "day", "month"], help="the time bucket (default: from the span)")
     @line_magic
+    @_as_usage
     def llm_dashboard(self, line: str) -> Any:
         """The health of the whole system as one plotly figure grid."""
         args = _parse(self.llm_dashboard, line)
-        try:
-            return _wb().dashboard(since=args.since, freq=args.freq)
-        except WorkbenchError as exc:
-            raise _usage(exc) from None
+        return _wb().dashboard(since=args.since, freq=args.freq)
 
     @magic_arguments()
     @argument("session", help="the recorded session to re-run")
     @argument("--against", metavar="MODEL", help="re-execute the requests on this model or route, side by side")
     @argument("--suite", help="with --against: grade both answers with this eval suite's scorers")
     @line_magic
+    @_as_usage
     def llm_replay(self, line: str) -> Any:
         """Re-run a recorded session: identical/different per call, or --against another model side by side."""
         args = _parse(self.llm_replay, line)
-        try:
-            report = _wb().replay(_unquote(args.session), against=_unquote(args.against), suite=_unquote(args.suite))
-        except WorkbenchError as exc:
-            raise _usage(exc) from None
+        report = _wb().replay(_unquote(args.session), against=_unquote(args.against), suite=_unquote(args.suite))
         same = int(report["identical"].sum())
         changed = int(report["served_changed"].sum())
-        note = f"; {changed} served by another model version than recorded (see served, served_recorded)" \
-            if changed else ""
+        note = (
+            f"; {changed} served by another model version than recorded (see served, served_recorded)"
+            if changed
+            else ""
+        )
         if args.against is None:
             print(f"{same}/{len(report)} calls identical{note}")
             return report
-        print(f"{len(report)} calls re-run on {args.against}: {same} identical, mean similarity "
-              f"{report['similarity'].mean():.2f}, cost {report['cost_delta'].sum():+.6f} USD, latency "
-              f"{report['latency_delta_ms'].median():+.1f} ms (median){note}")  # fmt: skip
+        print(
+            f"{len(report)} calls re-run on {args.against}: {same} identical, mean similarity "
+            f"{report['similarity'].mean():.2f}, cost {report['cost_delta'].sum():+.6f} USD, latency "
+            f"{report['latency_delta_ms'].median():+.1f} ms (median){note}"
+        )
         from workbench.audit.replay import AGAINST_COLUMNS
 
         columns = ["call_id", "prompt", "recorded", "replayed", "similarity", "diff", "cost_delta", "latency_delta_ms"]
@@ -446,48 +492,42 @@ class WorkbenchMagics(Magics):
     @argument("--since", help="only entries since: an age (24h, 30d) or an ISO date")
     @argument("--export", metavar="FILE", help="write the entries (since --since) and the chain proof as JSON lines")
     @line_magic
+    @_as_usage
     def llm_audit(self, line: str) -> Any:
         """The hash-chained audit log: entries as a table, --verify the chain, --export it with its proof."""
         args = _parse(self.llm_audit, line)
         wb = _wb()
-        try:
-            if args.verify:
-                result = wb.audit.verify()
-                print(result)
-                return None
-            if args.export:
-                text = wb.audit.export(_unquote(args.export), since=args.since)
-                print(f"{text.count(chr(10)) - 1} entries and their proof written to {_unquote(args.export)}")
-                return None
-            return wb.audit.df(kind=args.kind, since=args.since)
-        except WorkbenchError as exc:
-            raise _usage(exc) from None
+        if args.verify:
+            result = wb.audit.verify()
+            print(result)
+            return None
+        if args.export:
+            text = wb.audit.export(_unquote(args.export), since=args.since)
+            print(f"{text.count(chr(10)) - 1} entries and their proof written to {_unquote(args.export)}")
+            return None
+        return wb.audit.df(kind=args.kind, since=args.since)
 
     @magic_arguments()
     @argument("session", help="the session to report on")
     @argument("-o", "--output", help="the HTML file (default: SESSION.html)")
     @line_magic
+    @_as_usage
     def llm_report(self, line: str) -> Any:
         """Write a standalone HTML report of a session (calls, cost, latency, tool calls, guard events, approvals)."""
         args = _parse(self.llm_report, line)
         session = _unquote(args.session)
-        try:
-            path = _wb().report(session, _unquote(args.output) or f"{session}.html")
-        except WorkbenchError as exc:
-            raise _usage(exc) from None
+        path = _wb().report(session, _unquote(args.output) or f"{session}.html")
         print(f"report of session {session} written to {path}")
 
     @magic_arguments()
     @argument("--older-than", help="an age (30d, 12h) or an ISO date (default: [retention] older_than)")
     @argument("--dry-run", action="store_true", help="only count what would go")
     @line_magic
+    @_as_usage
     def llm_compact(self, line: str) -> Any:
         """Remove old call bodies and spans; keep aggregates and the audit chain (behind a checkpoint)."""
         args = _parse(self.llm_compact, line)
-        try:
-            print(_wb().compact(args.older_than, dry_run=args.dry_run))
-        except WorkbenchError as exc:
-            raise _usage(exc) from None
+        print(_wb().compact(args.older_than, dry_run=args.dry_run))
 
     @magic_arguments()
     @argument("suite", help="a suite name (evals/NAME.yaml) or path")
@@ -496,31 +536,32 @@ class WorkbenchMagics(Magics):
     @argument("--repeats", type=int, help="run each case this many times")
     @argument("--baseline", help="compare with this eval run id, or latest")
     @line_magic
+    @_as_usage
     def llm_eval(self, line: str) -> Any:
         """Run an eval suite: a comparison chart, thresholds, and (--baseline) the regression gate."""
         from IPython.display import display
 
         args = _parse(self.llm_eval, line)
         wb = _wb()
-        try:
-            report = wb.evals.run(_unquote(args.suite), models=args.model, contexts=args.context,
-                                  repeats=args.repeats)  # fmt: skip
-            display(report.chart())
-            for problem in report.failures():
-                print(f"under threshold: {problem}")
-            if not args.baseline:
-                return report
-            gates = [gate.assign(model=run["model"], baseline_run=baseline)
-                     for run, baseline, gate in wb.evals.gate(report, args.baseline) if gate is not None]
-        except WorkbenchError as exc:
-            raise _usage(exc) from None
+        report = wb.evals.run(_unquote(args.suite), models=args.model, contexts=args.context, repeats=args.repeats)
+        display(report.chart())
+        for problem in report.failures():
+            print(f"under threshold: {problem}")
+        if not args.baseline:
+            return report
+        gates = [
+            gate.assign(model=run["model"], baseline_run=baseline)
+            for run, baseline, gate in wb.evals.gate(report, args.baseline)
+            if gate is not None
+        ]
         if not gates:
             print("no earlier run to compare with: this run is the baseline now")
             return report
         import pandas as pd
 
-        return pd.concat(gates, ignore_index=True)[["model", "baseline_run", "scorer", "baseline", "candidate", "delta",
-                                                    "ci_low", "ci_high", "verdict"]]  # fmt: skip
+        return pd.concat(gates, ignore_index=True)[
+            ["model", "baseline_run", "scorer", "baseline", "candidate", "delta", "ci_low", "ci_high", "verdict"]
+        ]
 
 
 def _number(text: str, what: str) -> float:

@@ -22,8 +22,10 @@ class ResponseCache:
     def clear(self, route: str | None = None) -> None:
         """Answer nothing from calls recorded until now (of ``route``, or of every route); they stay recorded."""
         with self.store.transaction() as conn:
-            conn.execute("INSERT INTO cache_clears (route, at) VALUES (?, ?) ON CONFLICT(route) DO UPDATE SET "
-                         "at = excluded.at", (route or "*", utcnow()))  # fmt: skip
+            conn.execute(
+                "INSERT INTO cache_clears (route, at) VALUES (?, ?) ON CONFLICT(route) DO UPDATE SET at = excluded.at",
+                (route or "*", utcnow()),
+            )
 
     def lookup(self, fingerprint: str, ttl_s: float, route: str | None = None) -> Completion | None:
         """The cached completion for ``fingerprint`` (a call of ``route``), or ``None``."""
@@ -41,9 +43,13 @@ class ResponseCache:
             return None
         call_id, text, tool_calls, model, deployment, finish, prompt, completion, total, cost = row
         return Completion(
-            text=text or "", model=model, deployment=deployment,
+            text=text or "",
+            model=model,
+            deployment=deployment,
             usage={"prompt_tokens": prompt or 0, "completion_tokens": completion or 0, "total_tokens": total or 0},
             attempts=[Attempt(n=1, deployment="cache", model=model, status="ok", started_at=utcnow())],
-            finish_reason=finish, tool_calls=json.loads(tool_calls) if tool_calls else None,
-            cached_from=call_id, recorded_cost_usd=cost,
-        )  # fmt: skip
+            finish_reason=finish,
+            tool_calls=json.loads(tool_calls) if tool_calls else None,
+            cached_from=call_id,
+            recorded_cost_usd=cost,
+        )

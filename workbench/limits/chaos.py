@@ -46,15 +46,31 @@ class ChaosStats:
 class ChaosServer:
     """A misbehaving OpenAI-compatible endpoint on 127.0.0.1."""
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, name: str = "chaos",
-                 latency_ms: float = 0.0, error_rate: float = 0.0, error_status: int = 500,
-                 status: int | None = None, rpm: int | None = None,
-                 retry_after: float | None = None, context_window: int | None = None,
-                 api_key: str | None = None, seed: int | None = None,
-                 reply: str = "[{name}] {prompt}", jitter_ms: float = 0.0, tpm: int | None = None,
-                 malformed_rate: float = 0.0, cut_stream_after: int | None = None,
-                 stream_usage: bool = True, window_s: float = 60.0, served_model: str | None = None,
-                 system_fingerprint: str | None = None):  # fmt: skip
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        name: str = "chaos",
+        latency_ms: float = 0.0,
+        error_rate: float = 0.0,
+        error_status: int = 500,
+        status: int | None = None,
+        rpm: int | None = None,
+        retry_after: float | None = None,
+        context_window: int | None = None,
+        api_key: str | None = None,
+        seed: int | None = None,
+        reply: str = "[{name}] {prompt}",
+        jitter_ms: float = 0.0,
+        tpm: int | None = None,
+        malformed_rate: float = 0.0,
+        cut_stream_after: int | None = None,
+        stream_usage: bool = True,
+        window_s: float = 60.0,
+        served_model: str | None = None,
+        system_fingerprint: str | None = None,
+    ):
         if not 0.0 <= error_rate <= 1.0:
             raise ValueError("error_rate must be between 0 and 1")
         self.name, self.latency_ms, self.error_rate = name, latency_ms, error_rate
@@ -81,7 +97,8 @@ class ChaosServer:
     @property
     def url(self) -> str:
         """The OpenAI base URL (``.../v1``) to use as a deployment's ``api_base``."""
-        return f"http://{self._httpd.server_address[0]}:{self.port}/v1"
+        host = self._httpd.server_address[0]
+        return f"http://{host.decode() if isinstance(host, bytes) else host}:{self.port}/v1"
 
     def start(self) -> ChaosServer:
         """Serve in a background thread."""
@@ -126,15 +143,23 @@ class ChaosServer:
             self.stats.requests += 1
             now = time.monotonic()
             self.stats.arrivals.append(now)
-            limited = [(name, bucket.wait(n, now)) for name, bucket, n in
-                       (("requests", self._requests, 1), ("tokens per minute", self._tokens, prompt_tokens))
-                       if bucket is not None]  # fmt: skip
+            limited = [
+                (name, bucket.wait(n, now))
+                for name, bucket, n in (
+                    ("requests", self._requests, 1),
+                    ("tokens per minute", self._tokens, prompt_tokens),
+                )
+                if bucket is not None
+            ]
             waits = [(name, wait) for name, wait in limited if wait > 0]
             if waits:
                 name, wait = max(waits, key=lambda w: w[1])
                 self.stats.rate_limited += 1
-                headers = ({"Retry-After": f"{self.retry_after:g}"} if self.retry_after is not None else
-                           {"Retry-After": str(max(1, math.ceil(wait))), "retry-after-ms": str(math.ceil(wait * 1000))})
+                headers = (
+                    {"Retry-After": f"{self.retry_after:g}"}
+                    if self.retry_after is not None
+                    else {"Retry-After": str(max(1, math.ceil(wait))), "retry-after-ms": str(math.ceil(wait * 1000))}
+                )
                 return 429, _error(f"Rate limit reached for {name}", "rate_limit_exceeded"), headers
             for bucket, n in ((self._requests, 1), (self._tokens, prompt_tokens)):
                 if bucket is not None:
@@ -146,11 +171,15 @@ class ChaosServer:
                 self.stats.errors += 1
                 return self.error_status, _error(f"{self.name} failed at random", "chaos"), {}
             if self.context_window is not None and prompt_tokens > self.context_window:
-                return 400, _error(
-                    f"This model's maximum context length is {self.context_window} tokens. However, "
-                    f"your messages resulted in {prompt_tokens} tokens.",
-                    "context_length_exceeded",
-                ), {}
+                return (
+                    400,
+                    _error(
+                        f"This model's maximum context length is {self.context_window} tokens. However, "
+                        f"your messages resulted in {prompt_tokens} tokens.",
+                        "context_length_exceeded",
+                    ),
+                    {},
+                )
             return 200, None, {}
 
 
@@ -249,10 +278,13 @@ def _handler(server: ChaosServer) -> type[BaseHTTPRequestHandler]:
             if error is not None:
                 self._json(status, error, headers)
                 return
-            last_user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+            last_user: dict[str, Any] = next((m for m in reversed(messages) if m.get("role") == "user"), {})
             text = server.reply.format(name=server.name, prompt=str(last_user.get("content") or ""))
-            usage = {"prompt_tokens": prompt_tokens, "completion_tokens": _words(text),
-                     "total_tokens": prompt_tokens + _words(text)}  # fmt: skip
+            usage = {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": _words(text),
+                "total_tokens": prompt_tokens + _words(text),
+            }
             model = server.served_model or body.get("model") or f"chaos-{server.name}"
             if server.malformed():
                 self._raw(200, b'{"id": "chatcmpl-broken", "choices": [{"index": 0, "mess')
@@ -260,25 +292,40 @@ def _handler(server: ChaosServer) -> type[BaseHTTPRequestHandler]:
             if body.get("stream"):
                 self._stream(model, text, usage, bool((body.get("stream_options") or {}).get("include_usage")))
                 return
-            self._json(200, {
-                "id": f"chatcmpl-{server.name}-{server.stats.requests}", "object": "chat.completion",
-                "created": int(time.time()), "model": model, "system_fingerprint": server.system_fingerprint,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                             "finish_reason": "stop"}],
-                "usage": usage,
-            })  # fmt: skip
+            self._json(
+                200,
+                {
+                    "id": f"chatcmpl-{server.name}-{server.stats.requests}",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": model,
+                    "system_fingerprint": server.system_fingerprint,
+                    "choices": [
+                        {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                    ],
+                    "usage": usage,
+                },
+            )
 
         def _stream(self, model: str, text: str, usage: dict[str, int], include_usage: bool) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            base = {"id": f"chatcmpl-{server.name}-{server.stats.requests}", "object": "chat.completion.chunk",
-                    "created": int(time.time()), "model": model,
-                    "system_fingerprint": server.system_fingerprint}  # fmt: skip
+            base = {
+                "id": f"chatcmpl-{server.name}-{server.stats.requests}",
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": model,
+                "system_fingerprint": server.system_fingerprint,
+            }
             words = text.split(" ")
-            events = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
-                                            "finish_reason": None}]}]  # fmt: skip
+            events = [
+                {
+                    **base,
+                    "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}],
+                }
+            ]
             for i, word in enumerate(words):
                 piece = word if i == len(words) - 1 else word + " "
                 events.append({**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})

@@ -66,12 +66,30 @@ class RateLimiter:
         self._local_lock = threading.Lock()
         self._seq = itertools.count()
 
-    def ticket(self, deployment: str, *, rpm: int | None = None, tpm: int | None = None,
-               max_parallel: int | None = None, tokens: int = 0, priority: int = 0,
-               max_wait_s: float = 60.0, lease_s: float = 60.0) -> Ticket:  # fmt: skip
+    def ticket(
+        self,
+        deployment: str,
+        *,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        max_parallel: int | None = None,
+        tokens: int = 0,
+        priority: int = 0,
+        max_wait_s: float = 60.0,
+        lease_s: float = 60.0,
+    ) -> Ticket:
         """A ticket for one request (hand it to :meth:`acquire` / :meth:`aacquire`, then :meth:`release`)."""
-        return Ticket(deployment, rpm, tpm, max_parallel, tokens, priority, max_wait_s,
-                      lease_s + LEASE_GRACE_S, seq=next(self._seq))  # fmt: skip
+        return Ticket(
+            deployment,
+            rpm,
+            tpm,
+            max_parallel,
+            tokens,
+            priority,
+            max_wait_s,
+            lease_s + LEASE_GRACE_S,
+            seq=next(self._seq),
+        )
 
     # ---- waiting (sync and async share try_acquire) ---------------------------------
 
@@ -120,8 +138,9 @@ class RateLimiter:
                 ticket.enqueued = now
             conn.execute("DELETE FROM rate_waiters WHERE deployment = ? AND expires < ?", (ticket.deployment, now))
             ahead = self._ahead(conn, ticket)
-            row = conn.execute("SELECT tat_req, tat_tok FROM rate_state WHERE deployment = ?",
-                               (ticket.deployment,)).fetchone()  # fmt: skip
+            row = conn.execute(
+                "SELECT tat_req, tat_tok FROM rate_state WHERE deployment = ?", (ticket.deployment,)
+            ).fetchone()
             tat_req, tat_tok = row if row else (now, now)
             due = max(tat_req if ticket.rpm else now, tat_tok if ticket.tpm else now)
             free = self._free_leases(conn, ticket, now)
@@ -178,10 +197,13 @@ class RateLimiter:
         if ticket.waiter_id is None:
             sql = "SELECT COUNT(*) FROM rate_waiters WHERE deployment = ? AND priority >= ?"
             return conn.execute(sql, (ticket.deployment, ticket.priority)).fetchone()[0]
-        sql = ("SELECT COUNT(*) FROM rate_waiters WHERE deployment = ? AND id != ? "
-               "AND (priority > ? OR (priority = ? AND id < ?))")  # fmt: skip
-        return conn.execute(sql, (ticket.deployment, ticket.waiter_id, ticket.priority, ticket.priority,
-                                  ticket.waiter_id)).fetchone()[0]  # fmt: skip
+        sql = (
+            "SELECT COUNT(*) FROM rate_waiters WHERE deployment = ? AND id != ? "
+            "AND (priority > ? OR (priority = ? AND id < ?))"
+        )
+        return conn.execute(
+            sql, (ticket.deployment, ticket.waiter_id, ticket.priority, ticket.priority, ticket.waiter_id)
+        ).fetchone()[0]
 
     @staticmethod
     def _free_leases(conn, ticket: Ticket, now: float) -> float:
@@ -204,8 +226,9 @@ class RateLimiter:
                 (ticket.deployment, new_req, new_tok),
             )
         if ticket.max_parallel:
-            ticket.lease_id = conn.execute("INSERT INTO rate_leases (deployment, expires) VALUES (?, ?)",
-                                           (ticket.deployment, now + ticket.lease_s)).lastrowid  # fmt: skip
+            ticket.lease_id = conn.execute(
+                "INSERT INTO rate_leases (deployment, expires) VALUES (?, ?)", (ticket.deployment, now + ticket.lease_s)
+            ).lastrowid
         RateLimiter._dequeue(conn, ticket)
 
     @staticmethod
@@ -218,8 +241,9 @@ class RateLimiter:
     def _sleep(ticket: Ticket, ahead: int, free: float, until_due: float) -> float:
         """How long to sleep before checking again (a local release or a move of the head wakes it sooner)."""
         if ticket.paced:
-            interval = max(60.0 / ticket.rpm if ticket.rpm else 0.0,
-                           ticket.tokens * 60.0 / ticket.tpm if ticket.tpm else 0.0)  # fmt: skip
+            interval = max(
+                60.0 / ticket.rpm if ticket.rpm else 0.0, ticket.tokens * 60.0 / ticket.tpm if ticket.tpm else 0.0
+            )
             sleep = max(until_due, 0.0) + ahead * interval
             return min(sleep, POLL_S) if free <= ahead else sleep
         return POLL_S * (1 + ahead // max(1, ticket.max_parallel or 1))
@@ -242,8 +266,7 @@ class RateLimiter:
             waiters = [t for t in self._local.get(deployment, ()) if t is not ringer]
             if not waiters:
                 return
-            best = min(waiters, key=lambda t: (-t.priority, t.waiter_id if t.waiter_id is not None else 1 << 62,
-                                               t.seq))  # fmt: skip
+            best = min(waiters, key=lambda t: (-t.priority, t.waiter_id if t.waiter_id is not None else 1 << 62, t.seq))
         wake = best._wake
         if isinstance(wake, asyncio.Event) and best._loop is not None:
             try:

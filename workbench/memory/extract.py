@@ -9,16 +9,18 @@ that …``) is a *fact*. Questions are never remembered.
 from __future__ import annotations
 
 import re
+from typing import Literal
+
+Kind = Literal["fact", "preference", "episode"]
 
 _SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
 _PREFERENCE = re.compile(r"\b(i|we)\s+(really\s+)?(prefer|like|love|hate|dislike|don't like|do not like|want)\b", re.I)
-_FACT = re.compile(r"\b(my|our)\s+[\w' -]{1,40}?\s+(is|are|was)\b|\bi\s+(am|work|live|use)\b|\bremember that\b",
-                   re.I)  # fmt: skip
+_FACT = re.compile(r"\b(my|our)\s+[\w' -]{1,40}?\s+(is|are|was)\b|\bi\s+(am|work|live|use)\b|\bremember that\b", re.I)
 
 
-def extract(text: str) -> list[tuple[str, str]]:
+def extract(text: str) -> list[tuple[Kind, str]]:
     """``(kind, sentence)`` pairs worth remembering from a user's message."""
-    found = []
+    found: list[tuple[Kind, str]] = []
     for sentence in (s.strip() for s in _SENTENCES.split(text)):
         if not sentence or sentence.endswith("?"):
             continue

@@ -43,8 +43,22 @@ if TYPE_CHECKING:
 Kind = Literal["fact", "preference", "episode"]
 KINDS = ("fact", "preference", "episode")
 _SCOPE = re.compile(r"^(user|agent|session|shared):[^\s:][^\s]*$|^shared$")
-_COLUMNS = ("id", "scope", "kind", "text", "importance", "created_at", "updated_at", "accessed_at", "access_count",
-            "expires_at", "status", "supersedes", "superseded_by", "source_call")  # fmt: skip
+_COLUMNS = (
+    "id",
+    "scope",
+    "kind",
+    "text",
+    "importance",
+    "created_at",
+    "updated_at",
+    "accessed_at",
+    "access_count",
+    "expires_at",
+    "status",
+    "supersedes",
+    "superseded_by",
+    "source_call",
+)
 SCAN_LIMIT = 300  # a scope (and kind) this small is compared whole on every write
 _INSERT = f"INSERT INTO memories ({', '.join(_COLUMNS)}, vector) VALUES ({', '.join('?' * len(_COLUMNS))}, ?)"
 
@@ -71,8 +85,9 @@ class MemoryItem:
 def check_scope(scope: str) -> str:
     """``scope`` if it is well formed, else a one-line error saying what is."""
     if not isinstance(scope, str) or not _SCOPE.match(scope):
-        raise WorkbenchError(f"memory scope {scope!r} is not one of user:NAME, agent:NAME, session:NAME, shared "
-                             "or shared:TOPIC")  # fmt: skip
+        raise WorkbenchError(
+            f"memory scope {scope!r} is not one of user:NAME, agent:NAME, session:NAME, shared or shared:TOPIC"
+        )
     return scope
 
 
@@ -97,8 +112,16 @@ class Memory:
 
     # ---- writing --------------------------------------------------------------------
 
-    def add(self, text: str, scope: str = "shared", kind: Kind = "fact", *, importance: float = 0.5,
-            ttl_days: float | None = None, source_call: str | None = None) -> MemoryItem:  # fmt: skip
+    def add(
+        self,
+        text: str,
+        scope: str = "shared",
+        kind: Kind = "fact",
+        *,
+        importance: float = 0.5,
+        ttl_days: float | None = None,
+        source_call: str | None = None,
+    ) -> MemoryItem:
         """Remember ``text`` in ``scope``; a near-duplicate updates, a same-subject item is superseded."""
         text = " ".join(str(text).split())
         if not text:
@@ -117,59 +140,90 @@ class Memory:
                 if sim > best_sim:
                     best, best_sim = row, sim
             if best is not None and best_sim >= self.settings.duplicate:
-                conn.execute("UPDATE memories SET importance = MAX(importance, ?), updated_at = ?, accessed_at = ?, "
-                             "access_count = access_count + 1, expires_at = COALESCE(?, expires_at) WHERE id = ?",
-                             (importance, now, now, expires, best["id"]))  # fmt: skip
+                conn.execute(
+                    "UPDATE memories SET importance = MAX(importance, ?), updated_at = ?, accessed_at = ?, "
+                    "access_count = access_count + 1, expires_at = COALESCE(?, expires_at) WHERE id = ?",
+                    (importance, now, now, expires, best["id"]),
+                )
                 row = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM memories WHERE id = ?", (best["id"],)).fetchone()
                 return replace(_item(dict(zip(_COLUMNS, row, strict=True))), action="updated")
             supersedes = best["id"] if best is not None and best_sim >= self.settings.related else None
-            item = {"id": new_id(), "scope": scope, "kind": kind, "text": text, "importance": importance,
-                    "created_at": now, "updated_at": now, "accessed_at": now, "access_count": 0,
-                    "expires_at": expires, "status": "active", "supersedes": supersedes, "superseded_by": None,
-                    "source_call": source_call}  # fmt: skip
+            item = {
+                "id": new_id(),
+                "scope": scope,
+                "kind": kind,
+                "text": text,
+                "importance": importance,
+                "created_at": now,
+                "updated_at": now,
+                "accessed_at": now,
+                "access_count": 0,
+                "expires_at": expires,
+                "status": "active",
+                "supersedes": supersedes,
+                "superseded_by": None,
+                "source_call": source_call,
+            }
             conn.execute(_INSERT, [*(item[c] for c in _COLUMNS), vector])
             if supersedes:
-                conn.execute("UPDATE memories SET status = 'superseded', superseded_by = ?, updated_at = ? "
-                             "WHERE id = ?", (item["id"], now, supersedes))  # fmt: skip
+                conn.execute(
+                    "UPDATE memories SET status = 'superseded', superseded_by = ?, updated_at = ? WHERE id = ?",
+                    (item["id"], now, supersedes),
+                )
         return replace(_item(item), action="superseded" if supersedes else "added")
 
-    def update(self, memory_id: str, text: str | None = None, *, importance: float | None = None,
-               kind: Kind | None = None) -> MemoryItem:  # fmt: skip
+    def update(
+        self, memory_id: str, text: str | None = None, *, importance: float | None = None, kind: Kind | None = None
+    ) -> MemoryItem:
         """Change a memory: new text makes a new version that supersedes it (history kept)."""
         old = self._get(memory_id)
         if old["status"] != "active":
-            raise WorkbenchError(f"memory {memory_id} was {old['status']}; update its latest version "
-                                 f"({old['superseded_by'] or 'none'})")  # fmt: skip
+            raise WorkbenchError(
+                f"memory {memory_id} was {old['status']}; update its latest version ({old['superseded_by'] or 'none'})"
+            )
         _check(kind or old["kind"], importance if importance is not None else old["importance"])
         now = utcnow()
         if text is None or " ".join(text.split()) == old["text"]:
             with self.store.transaction() as conn:
-                conn.execute("UPDATE memories SET importance = ?, kind = ?, updated_at = ? WHERE id = ?",
-                             (importance if importance is not None else old["importance"], kind or old["kind"],
-                              now, memory_id))  # fmt: skip
+                conn.execute(
+                    "UPDATE memories SET importance = ?, kind = ?, updated_at = ? WHERE id = ?",
+                    (importance if importance is not None else old["importance"], kind or old["kind"], now, memory_id),
+                )
             return replace(_item(self._get(memory_id)), action="updated")
         text = self.screen(" ".join(text.split()), f"the memory for {old['scope']}")
-        item = {**old, "id": new_id(), "text": text, "kind": kind or old["kind"],
-                "importance": importance if importance is not None else old["importance"], "created_at": now,
-                "updated_at": now, "accessed_at": now, "access_count": 0, "supersedes": memory_id,
-                "superseded_by": None, "status": "active"}  # fmt: skip
+        item = {
+            **old,
+            "id": new_id(),
+            "text": text,
+            "kind": kind or old["kind"],
+            "importance": importance if importance is not None else old["importance"],
+            "created_at": now,
+            "updated_at": now,
+            "accessed_at": now,
+            "access_count": 0,
+            "supersedes": memory_id,
+            "superseded_by": None,
+            "status": "active",
+        }
         vector = self._vector(item["text"])
         with self.store.transaction() as conn:
             conn.execute(_INSERT, [*(item[c] for c in _COLUMNS), vector])
-            conn.execute("UPDATE memories SET status = 'superseded', superseded_by = ?, updated_at = ? WHERE id = ?",
-                         (item["id"], now, memory_id))  # fmt: skip
+            conn.execute(
+                "UPDATE memories SET status = 'superseded', superseded_by = ?, updated_at = ? WHERE id = ?",
+                (item["id"], now, memory_id),
+            )
         return replace(_item(item), action="superseded")
 
     def forget(self, memory_id: str | None = None, *, scope: str | None = None) -> int:
         """Delete a memory and every version in its history, or (``scope=``) every memory of a scope;
         returns how many rows went.
         """
-        if (memory_id is None) == (scope is None):
-            raise WorkbenchError("forget one memory (its id) or a whole scope (scope='user:NAME'), not both")
-        if scope is not None:
+        if scope is not None and memory_id is None:
             check_scope(scope)
             with self.store.transaction() as conn:
-                return conn.execute("DELETE FROM memories WHERE scope = ?", (scope,)).rowcount
+                return int(conn.execute("DELETE FROM memories WHERE scope = ?", (scope,)).rowcount)
+        if memory_id is None or scope is not None:
+            raise WorkbenchError("forget one memory (its id) or a whole scope (scope='user:NAME'), not both")
         chain = [row["id"] for row in self._chain(memory_id)]
         with self.store.transaction() as conn:
             conn.executemany("DELETE FROM memories WHERE id = ?", [(i,) for i in chain])
@@ -184,9 +238,15 @@ class Memory:
 
     # ---- reading --------------------------------------------------------------------
 
-    def search(self, query: str, scopes: str | list[str] = "shared", k: int | None = None,
-               kinds: list[str] | None = None, touch: bool = True,
-               matching: bool = False) -> list[MemoryItem]:  # fmt: skip
+    def search(
+        self,
+        query: str,
+        scopes: str | list[str] = "shared",
+        k: int | None = None,
+        kinds: list[str] | None = None,
+        touch: bool = True,
+        matching: bool = False,
+    ) -> list[MemoryItem]:
         """The best ``k`` active, unexpired memories in ``scopes`` for ``query`` (see the module doc).
 
         ``matching=True`` returns only items sharing a word with the query; ``touch=False``
@@ -199,8 +259,9 @@ class Memory:
             return []
         k = k or self.settings.k
         with self.store.lock:
-            rows = self._candidates(self.store.conn, query, scopes, kinds=kinds, limit=max(50, 5 * k),
-                                    fill=not matching)  # fmt: skip
+            rows = self._candidates(
+                self.store.conn, query, scopes, kinds=kinds, limit=max(50, 5 * k), fill=not matching
+            )
             if self.hybrid and not matching:
                 rows = self._semantic(self.store.conn, query, scopes, rows, limit=max(20, 2 * k))
         if not rows:
@@ -210,16 +271,21 @@ class Memory:
         scored = []
         for row in rows:
             days = (now - datetime.fromisoformat(row["accessed_at"])).total_seconds() / 86400
-            score = (w.bm25 * row["match"] / top + w.recency * 0.5 ** (days / self.settings.half_life_days)
-                     + w.importance * row["importance"])  # fmt: skip
+            score = (
+                w.bm25 * row["match"] / top
+                + w.recency * 0.5 ** (days / self.settings.half_life_days)
+                + w.importance * row["importance"]
+            )
             scored.append(replace(_item(row), score=round(score, 4)))
         scored.sort(key=lambda m: m.score, reverse=True)
         found = scored[:k]
         if touch and found:
             stamp = utcnow()
             with self.store.transaction() as conn:
-                conn.executemany("UPDATE memories SET accessed_at = ?, access_count = access_count + 1 WHERE id = ?",
-                                 [(stamp, m.id) for m in found])  # fmt: skip
+                conn.executemany(
+                    "UPDATE memories SET accessed_at = ?, access_count = access_count + 1 WHERE id = ?",
+                    [(stamp, m.id) for m in found],
+                )
         return found
 
     def history(self, memory_id: str) -> pd.DataFrame:
@@ -238,15 +304,23 @@ class Memory:
             params.append(scope)
         if not all_versions:
             where.append("status = 'active'")
-        rows = self.store.query(f"SELECT {', '.join(_COLUMNS)} FROM memories WHERE {' AND '.join(where)} "
-                                "ORDER BY accessed_at DESC", params)  # fmt: skip
+        rows = self.store.query(
+            f"SELECT {', '.join(_COLUMNS)} FROM memories WHERE {' AND '.join(where)} ORDER BY accessed_at DESC", params
+        )
         return pd.DataFrame(rows, columns=list(_COLUMNS))
 
     # ---- inside -----------------------------------------------------------------------
 
-    def _candidates(self, conn: Any, query: str, scopes: list[str], kind: str | None = None,
-                    kinds: list[str] | None = None, limit: int = 20,
-                    fill: bool = True) -> list[dict[str, Any]]:  # fmt: skip
+    def _candidates(
+        self,
+        conn: Any,
+        query: str,
+        scopes: list[str],
+        kind: str | None = None,
+        kinds: list[str] | None = None,
+        limit: int = 20,
+        fill: bool = True,
+    ) -> list[dict[str, Any]]:
         marks = ", ".join("?" * len(scopes))
         where = f"m.status = 'active' AND m.scope IN ({marks}) AND (m.expires_at IS NULL OR m.expires_at >= ?)"
         params: list[Any] = [*scopes, utcnow()]
@@ -260,18 +334,22 @@ class Memory:
         match = fts_query(query)
         rows = []
         if match:
-            sql = (f"SELECT {columns}, -memories_fts.rank AS match FROM memories_fts "
-                   f"JOIN memories m ON m.rowid = memories_fts.rowid WHERE memories_fts MATCH ? AND {where} "
-                   "ORDER BY memories_fts.rank LIMIT ?")  # fmt: skip
+            sql = (
+                f"SELECT {columns}, -memories_fts.rank AS match FROM memories_fts "
+                f"JOIN memories m ON m.rowid = memories_fts.rowid WHERE memories_fts MATCH ? AND {where} "
+                "ORDER BY memories_fts.rank LIMIT ?"
+            )
             rows = conn.execute(sql, [match, *params, limit]).fetchall()
         # Items that share no word with the query still compete on importance and recency (a standing
         # preference applies to every question), up to a few per call.
         seen = [row[0] for row in rows]
         extra = max(0, min(limit - len(rows), 10)) if fill or not match else 0
         if extra:
-            sql = (f"SELECT {columns}, 0.0 AS match FROM memories m WHERE {where} "
-                   f"AND m.id NOT IN ({', '.join('?' * len(seen))}) "
-                   "ORDER BY m.importance DESC, m.accessed_at DESC LIMIT ?")  # fmt: skip
+            sql = (
+                f"SELECT {columns}, 0.0 AS match FROM memories m WHERE {where} "
+                f"AND m.id NOT IN ({', '.join('?' * len(seen))}) "
+                "ORDER BY m.importance DESC, m.accessed_at DESC LIMIT ?"
+            )
             rows += conn.execute(sql, [*params, *seen, extra]).fetchall()
         return [dict(zip((*_COLUMNS, "match"), row, strict=True)) for row in rows]
 
@@ -291,15 +369,18 @@ class Memory:
 
         return embedder().embed([text])[0].tobytes()
 
-    def _semantic(self, conn: Any, query: str, scopes: list[str], rows: list[dict[str, Any]],
-                  limit: int) -> list[dict[str, Any]]:  # fmt: skip
+    def _semantic(
+        self, conn: Any, query: str, scopes: list[str], rows: list[dict[str, Any]], limit: int
+    ) -> list[dict[str, Any]]:
         """Add the items closest in meaning to ``query``; ``match`` becomes the fused (RRF) rank score."""
         from workbench.context.embeddings import embedder, fuse, nearest
 
         target = embedder().embed([query])[0]
         marks = ", ".join("?" * len(scopes))
-        sql = (f"SELECT id, vector FROM memories WHERE status = 'active' AND scope IN ({marks}) "
-               "AND vector IS NOT NULL AND (expires_at IS NULL OR expires_at >= ?)")  # fmt: skip
+        sql = (
+            f"SELECT id, vector FROM memories WHERE status = 'active' AND scope IN ({marks}) "
+            "AND vector IS NOT NULL AND (expires_at IS NULL OR expires_at >= ?)"
+        )
         pairs = conn.execute(sql, [*scopes, utcnow()]).fetchall()
         if not pairs:
             return rows
@@ -310,8 +391,9 @@ class Memory:
         missing = [i for i in close if i not in have]
         if missing:
             columns = ", ".join(_COLUMNS)
-            extra = conn.execute(f"SELECT {columns}, 0.0 FROM memories WHERE id IN ({', '.join('?' * len(missing))})",
-                                 missing).fetchall()  # fmt: skip
+            extra = conn.execute(
+                f"SELECT {columns}, 0.0 FROM memories WHERE id IN ({', '.join('?' * len(missing))})", missing
+            ).fetchall()
             rows = rows + [dict(zip((*_COLUMNS, "match"), row, strict=True)) for row in extra]
         return [{**r, "match": fused.get(r["id"], 0.0)} for r in rows]
 

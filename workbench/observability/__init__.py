@@ -5,5 +5,13 @@ from workbench.observability.calls import CallLog, deployment_health
 from workbench.observability.spans import Trace, iso_ns, new_id, run_trace, span_row
 
 __all__ = [
-    "AlertWarning", "Alerts", "CallLog", "Trace", "deployment_health", "iso_ns", "new_id", "run_trace", "span_row",
+    "AlertWarning",
+    "Alerts",
+    "CallLog",
+    "Trace",
+    "deployment_health",
+    "iso_ns",
+    "new_id",
+    "run_trace",
+    "span_row",
 ]

@@ -55,8 +55,16 @@ class Alerts:
         """The rules checked after every call."""
         return list(self._rules.values())
 
-    def add(self, name: str, metric: str, above: float, *, window_s: float = 300.0, min_calls: int = 5,
-            route: str | None = None) -> AlertRule:  # fmt: skip
+    def add(
+        self,
+        name: str,
+        metric: str,
+        above: float,
+        *,
+        window_s: float = 300.0,
+        min_calls: int = 5,
+        route: str | None = None,
+    ) -> AlertRule:
         """Add (or replace) a rule for this Workbench, e.g. ``add("slow", "p95_latency_ms", 2000)``.
 
         The rule starts afresh: whether an earlier rule of that name was firing does not carry over
@@ -65,8 +73,7 @@ class Alerts:
         from pydantic import ValidationError
 
         try:
-            rule = AlertRule(name=name, metric=metric, above=above, window_s=window_s, min_calls=min_calls,
-                             route=route)  # fmt: skip
+            rule = AlertRule(name=name, metric=metric, above=above, window_s=window_s, min_calls=min_calls, route=route)
         except ValidationError as exc:
             error = exc.errors()[0]
             where = ".".join(str(p) for p in error["loc"])
@@ -92,8 +99,11 @@ class Alerts:
             for rule in rules:
                 added = self._added.get(rule.name, "")
                 value = _value(conn, rule)
-                last = conn.execute("SELECT event FROM alerts WHERE rule = ? AND at >= ? AND event != 'notice' "
-                                    "ORDER BY id DESC LIMIT 1", (rule.name, added)).fetchone()  # fmt: skip
+                last = conn.execute(
+                    "SELECT event FROM alerts WHERE rule = ? AND at >= ? AND event != 'notice' "
+                    "ORDER BY id DESC LIMIT 1",
+                    (rule.name, added),
+                ).fetchone()
                 firing = last is not None and last[0] == "fired"
                 if not firing and value is not None and value > rule.above:
                     event = "fired"
@@ -101,9 +111,17 @@ class Alerts:
                     event = "resolved"
                 else:
                     continue
-                row = {"rule": rule.name, "event": event, "metric": rule.metric, "value": value,
-                       "above": rule.above, "window_s": rule.window_s, "route": rule.route, "at": utcnow(),
-                       "call_id": call_id}  # fmt: skip
+                row = {
+                    "rule": rule.name,
+                    "event": event,
+                    "metric": rule.metric,
+                    "value": value,
+                    "above": rule.above,
+                    "window_s": rule.window_s,
+                    "route": rule.route,
+                    "at": utcnow(),
+                    "call_id": call_id,
+                }
                 row["id"] = conn.execute(
                     f"INSERT INTO alerts ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values())
                 ).lastrowid
@@ -119,11 +137,21 @@ class Alerts:
 
     def notice(self, rule: str, text: str, ref: str | None = None, warn: bool = True) -> None:
         """Record, show and post a one-off notice (an escalated approval, an audit log refusing to grow)."""
-        row = {"rule": rule, "event": "notice", "metric": rule, "value": None, "above": None, "window_s": None,
-               "route": None, "at": utcnow(), "call_id": ref}  # fmt: skip
+        row: dict[str, Any] = {
+            "rule": rule,
+            "event": "notice",
+            "metric": rule,
+            "value": None,
+            "above": None,
+            "window_s": None,
+            "route": None,
+            "at": utcnow(),
+            "call_id": ref,
+        }
         with self.store.transaction() as conn:
-            row["id"] = conn.execute(f"INSERT INTO alerts ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                                     list(row.values())).lastrowid  # fmt: skip
+            row["id"] = conn.execute(
+                f"INSERT INTO alerts ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values())
+            ).lastrowid
         if warn:
             warnings.warn(text, AlertWarning, stacklevel=3)
         self._post(row, text)
@@ -136,11 +164,20 @@ class Alerts:
         with self.store.lock:
             for rule in self._rules.values():
                 added = self._added.get(rule.name, "")
-                last = self.store.conn.execute("SELECT event, at FROM alerts WHERE rule = ? AND at >= ? AND event "
-                                               "!= 'notice' ORDER BY id DESC LIMIT 1", (rule.name, added)).fetchone()
+                last = self.store.conn.execute(
+                    "SELECT event, at FROM alerts WHERE rule = ? AND at >= ? AND event "
+                    "!= 'notice' ORDER BY id DESC LIMIT 1",
+                    (rule.name, added),
+                ).fetchone()
                 firing = bool(last and last[0] == "fired")
-                rows.append({**rule.model_dump(), "value": _value(self.store.conn, rule), "firing": firing,
-                             "since": last[1] if last else None})  # fmt: skip
+                rows.append(
+                    {
+                        **rule.model_dump(),
+                        "value": _value(self.store.conn, rule),
+                        "firing": firing,
+                        "since": last[1] if last else None,
+                    }
+                )
         columns = ["name", "metric", "above", "value", "firing", "since", "window_s", "min_calls", "route"]
         return pd.DataFrame(rows, columns=columns)
 
@@ -194,11 +231,18 @@ def _value(conn: Any, rule: AlertRule) -> float | None:
     if rule.metric == "spend_usd":
         return conn.execute(f"SELECT COALESCE(SUM(cost_usd), 0) FROM calls WHERE {where}", params).fetchone()[0]
     if rule.metric == "error_rate":
-        n, errors = conn.execute(f"SELECT COUNT(*), COALESCE(SUM(status = 'error'), 0) FROM calls "
-                                 f"WHERE {where} AND status IN ('ok', 'error')", params).fetchone()  # fmt: skip
+        n, errors = conn.execute(
+            f"SELECT COUNT(*), COALESCE(SUM(status = 'error'), 0) FROM calls "
+            f"WHERE {where} AND status IN ('ok', 'error')",
+            params,
+        ).fetchone()
         return errors / n if n >= rule.min_calls else None
-    latencies = [r[0] for r in conn.execute(f"SELECT latency_ms FROM calls WHERE {where} AND status = 'ok' "
-                                            "ORDER BY latency_ms", params)]  # fmt: skip
+    latencies = [
+        r[0]
+        for r in conn.execute(
+            f"SELECT latency_ms FROM calls WHERE {where} AND status = 'ok' ORDER BY latency_ms", params
+        )
+    ]
     if len(latencies) < rule.min_calls:
         return None
     q = 0.5 if rule.metric == "p50_latency_ms" else 0.95
@@ -209,6 +253,8 @@ def _describe(row: dict[str, Any]) -> str:
     scope = f" on route {row['route']}" if row["route"] else ""
     value = "n/a (too few calls)" if row["value"] is None else f"{row['value']:.4g}"
     if row["event"] == "fired":
-        return (f"ALERT {row['rule']}: {row['metric']} = {value} is over {row['above']:g} "
-                f"in the last {row['window_s']:g} s{scope}")  # fmt: skip
+        return (
+            f"ALERT {row['rule']}: {row['metric']} = {value} is over {row['above']:g} "
+            f"in the last {row['window_s']:g} s{scope}"
+        )
     return f"resolved {row['rule']}: {row['metric']} = {value}, back at or under {row['above']:g}{scope}"

@@ -10,14 +10,44 @@ if TYPE_CHECKING:
     import pandas as pd
 
 CALL_VIEW = (
-    "id", "started_at", "session", "mode", "route", "model", "status", "prompt", "text",
-    "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "user", "task", "error", "routing",
-    "context_spec", "context_version", "grounding",
-)  # fmt: skip
+    "id",
+    "started_at",
+    "session",
+    "mode",
+    "route",
+    "model",
+    "status",
+    "prompt",
+    "text",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "latency_ms",
+    "user",
+    "task",
+    "error",
+    "routing",
+    "context_spec",
+    "context_version",
+    "grounding",
+)
 ATTEMPT_VIEW = (
-    "call_id", "n", "deployment", "model", "endpoint", "status", "error_class", "status_code",
-    "retry_after", "latency_ms", "started_at", "error", "response_model", "system_fingerprint", "request_id",
-)  # fmt: skip
+    "call_id",
+    "n",
+    "deployment",
+    "model",
+    "endpoint",
+    "status",
+    "error_class",
+    "status_code",
+    "retry_after",
+    "latency_ms",
+    "started_at",
+    "error",
+    "response_model",
+    "system_fingerprint",
+    "request_id",
+)
 
 _COLUMNS = ", ".join(f'"{c}"' for c in CALL_VIEW)
 
@@ -28,8 +58,14 @@ class CallLog:
     def __init__(self, store: Store):
         self.store = store
 
-    def df(self, session: str | None = None, limit: int | None = None, route: str | None = None,
-           status: str | None = None, since: str | None = None) -> pd.DataFrame:  # fmt: skip
+    def df(
+        self,
+        session: str | None = None,
+        limit: int | None = None,
+        route: str | None = None,
+        status: str | None = None,
+        since: str | None = None,
+    ) -> pd.DataFrame:
         """Calls, oldest first (``limit`` keeps the most recent ones); a ``session``'s since its last reset,
         and only those started at or after ``since`` (an ISO instant) when given.
         """
@@ -68,9 +104,12 @@ def served_models(store: Store, call_ids: list[str]) -> dict[str, str | None]:
     """What the provider said served each call (its answered attempt's response model), by call id."""
     out: dict[str, str | None] = dict.fromkeys(call_ids)
     for start in range(0, len(call_ids), 500):
-        part = call_ids[start:start + 500]
-        for row in store.query(f"SELECT call_id, response_model FROM attempts WHERE status = 'ok' AND call_id IN "
-                               f"({', '.join('?' * len(part))})", part):  # fmt: skip
+        part = call_ids[start : start + 500]
+        for row in store.query(
+            f"SELECT call_id, response_model FROM attempts WHERE status = 'ok' AND call_id IN "
+            f"({', '.join('?' * len(part))})",
+            part,
+        ):
             out[row["call_id"]] = row["response_model"]
     return out
 
@@ -88,8 +127,9 @@ def readable_costs(df: pd.DataFrame, columns: tuple[str, ...] = ("cost_usd",)) -
 
 def recorded_sessions(store: Store, limit: int = 20) -> str:
     """The first ``limit`` session names with calls, comma-separated (for "no such session" errors)."""
-    rows = store.query("SELECT DISTINCT session FROM calls WHERE session IS NOT NULL ORDER BY session LIMIT ?",
-                       (limit,))  # fmt: skip
+    rows = store.query(
+        "SELECT DISTINCT session FROM calls WHERE session IS NOT NULL ORDER BY session LIMIT ?", (limit,)
+    )
     return ", ".join(r["session"] for r in rows) or "none"
 
 

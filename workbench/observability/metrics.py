@@ -18,8 +18,19 @@ if TYPE_CHECKING:
 
 FREQS = {"minute": 16, "hour": 13, "day": 10, "month": 7}  # characters of the ISO timestamp naming the bucket
 DIMENSIONS = ("model", "route", "user", "task", "agent", "session")
-COLUMNS = ["calls", "errors", "refused", "error_rate", "p50_ms", "p95_ms", "cache_hit_rate", "cost_usd",
-           "prompt_tokens", "completion_tokens", "tokens"]  # fmt: skip
+COLUMNS = [
+    "calls",
+    "errors",
+    "refused",
+    "error_rate",
+    "p50_ms",
+    "p95_ms",
+    "cache_hit_rate",
+    "cost_usd",
+    "prompt_tokens",
+    "completion_tokens",
+    "tokens",
+]
 
 
 class Metrics:
@@ -36,11 +47,23 @@ class Metrics:
         if since:
             where += " AND started_at >= ?"
             params.append(cutoff(since))
-        rows = self.store.query('SELECT started_at, model, route, "user", task, agent, session, status, latency_ms, '
-                                "cache_hit, cost_usd, prompt_tokens, completion_tokens, total_tokens FROM calls "
-                                f"WHERE {where} ORDER BY started_at", params)  # fmt: skip
-        columns = ["started_at", *DIMENSIONS, "status", "latency_ms", "cache_hit", "cost_usd", "prompt_tokens",
-                   "completion_tokens", "total_tokens"]  # fmt: skip
+        rows = self.store.query(
+            'SELECT started_at, model, route, "user", task, agent, session, status, latency_ms, '
+            "cache_hit, cost_usd, prompt_tokens, completion_tokens, total_tokens FROM calls "
+            f"WHERE {where} ORDER BY started_at",
+            params,
+        )
+        columns = [
+            "started_at",
+            *DIMENSIONS,
+            "status",
+            "latency_ms",
+            "cache_hit",
+            "cost_usd",
+            "prompt_tokens",
+            "completion_tokens",
+            "total_tokens",
+        ]
         return pd.DataFrame(rows, columns=columns)
 
     def df(self, by: str | None = "model", freq: str = "hour", since: str | None = None) -> pd.DataFrame:
@@ -71,16 +94,22 @@ class Metrics:
             timed = answered[answered["cache_hit"] == 0]["latency_ms"]
             errors = int((part["status"] == "error").sum())
             judged = int(part["status"].isin(["ok", "error"]).sum())
-            rows.append({**dict(zip(keys, key, strict=True)), "calls": len(part), "errors": errors,
-                         "refused": int((part["status"] == "refused").sum()),
-                         "error_rate": errors / judged if judged else 0.0,
-                         "p50_ms": timed.quantile(0.5) if len(timed) else None,
-                         "p95_ms": timed.quantile(0.95) if len(timed) else None,
-                         "cache_hit_rate": float(answered["cache_hit"].mean()) if len(answered) else 0.0,
-                         "cost_usd": float(part["cost_usd"].fillna(0).sum()),
-                         "prompt_tokens": int(part["prompt_tokens"].fillna(0).sum()),
-                         "completion_tokens": int(part["completion_tokens"].fillna(0).sum()),
-                         "tokens": int(part["total_tokens"].fillna(0).sum())})  # fmt: skip
+            rows.append(
+                {
+                    **dict(zip(keys, key, strict=True)),
+                    "calls": len(part),
+                    "errors": errors,
+                    "refused": int((part["status"] == "refused").sum()),
+                    "error_rate": errors / judged if judged else 0.0,
+                    "p50_ms": timed.quantile(0.5) if len(timed) else None,
+                    "p95_ms": timed.quantile(0.95) if len(timed) else None,
+                    "cache_hit_rate": float(answered["cache_hit"].mean()) if len(answered) else 0.0,
+                    "cost_usd": float(part["cost_usd"].fillna(0).sum()),
+                    "prompt_tokens": int(part["prompt_tokens"].fillna(0).sum()),
+                    "completion_tokens": int(part["completion_tokens"].fillna(0).sum()),
+                    "tokens": int(part["total_tokens"].fillna(0).sum()),
+                }
+            )
         return pd.DataFrame(rows, columns=[*keys, *COLUMNS])
 
     def summary(self, since: str | None = None, calls: pd.DataFrame | None = None) -> dict[str, float]:
@@ -89,8 +118,12 @@ class Metrics:
         df = self.frame(calls, None, "month")
         answered = calls[(calls["status"] == "ok") & (calls["cache_hit"] == 0)]["latency_ms"]
         judged = int(calls["status"].isin(["ok", "error"]).sum()) if len(calls) else 0
-        return {"calls": int(df["calls"].sum()), "errors": int(df["errors"].sum()),
-                "error_rate": float(df["errors"].sum() / judged) if judged else 0.0,
-                "p50_ms": float(answered.quantile(0.5)) if len(answered) else 0.0,
-                "p95_ms": float(answered.quantile(0.95)) if len(answered) else 0.0,
-                "cost_usd": float(df["cost_usd"].sum()), "tokens": int(df["tokens"].sum())}  # fmt: skip
+        return {
+            "calls": int(df["calls"].sum()),
+            "errors": int(df["errors"].sum()),
+            "error_rate": float(df["errors"].sum() / judged) if judged else 0.0,
+            "p50_ms": float(answered.quantile(0.5)) if len(answered) else 0.0,
+            "p95_ms": float(answered.quantile(0.95)) if len(answered) else 0.0,
+            "cost_usd": float(df["cost_usd"].sum()),
+            "tokens": int(df["tokens"].sum()),
+        }

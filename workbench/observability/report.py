@@ -32,53 +32,90 @@ def session_report(store: Store, session: str) -> str:
 
     from workbench.audit import AuditLog
 
-    calls = pd.DataFrame(store.query(
-        "SELECT id, started_at, model, route, status, prompt, text, cost_usd, latency_ms, total_tokens, cache_hit, "
-        "error, agent FROM calls WHERE session = ? ORDER BY started_at", (session,)))  # fmt: skip
+    calls = pd.DataFrame(
+        store.query(
+            "SELECT id, started_at, model, route, status, prompt, text, cost_usd, latency_ms, total_tokens, cache_hit, "
+            "error, agent FROM calls WHERE session = ? ORDER BY started_at",
+            (session,),
+        )
+    )
     if calls.empty:
         raise WorkbenchError(f"no calls in session {session!r}; sessions: {recorded_sessions(store)}")
-    guard = pd.DataFrame(store.query("SELECT at, stage, scanner, action, score, detail, call_id FROM guard_events "
-                                     "WHERE session = ? ORDER BY at", (session,)))  # fmt: skip
-    approvals = pd.DataFrame(store.query("SELECT created_at, tool, risk, status, decided_by, decision_reason, "
-                                         "reason FROM approvals WHERE session = ? ORDER BY created_at",
-                                         (session,)))  # fmt: skip
-    tools = pd.DataFrame(store.query("SELECT t.started_at, t.tool, t.risk, t.status, t.latency_ms, t.result FROM "
-                                     "tool_calls t JOIN agent_runs r ON r.id = t.run_id WHERE r.session = ? "
-                                     "ORDER BY t.started_at", (session,)))  # fmt: skip
+    guard = pd.DataFrame(
+        store.query(
+            "SELECT at, stage, scanner, action, score, detail, call_id FROM guard_events WHERE session = ? ORDER BY at",
+            (session,),
+        )
+    )
+    approvals = pd.DataFrame(
+        store.query(
+            "SELECT created_at, tool, risk, status, decided_by, decision_reason, "
+            "reason FROM approvals WHERE session = ? ORDER BY created_at",
+            (session,),
+        )
+    )
+    tools = pd.DataFrame(
+        store.query(
+            "SELECT t.started_at, t.tool, t.risk, t.status, t.latency_ms, t.result FROM "
+            "tool_calls t JOIN agent_runs r ON r.id = t.run_id WHERE r.session = ? "
+            "ORDER BY t.started_at",
+            (session,),
+        )
+    )
     answered = calls[calls["status"] == "ok"]
     latency = answered[answered["cache_hit"] == 0]["latency_ms"]
     chain = AuditLog(store).verify()
-    cards = [("calls", len(calls)), ("errors", int((calls["status"] == "error").sum())),
-             ("cost", f"${calls['cost_usd'].fillna(0).sum():.6f}"),
-             ("tokens", f"{int(calls['total_tokens'].fillna(0).sum()):,}"),
-             ("p50 latency", f"{latency.quantile(0.5):.0f} ms" if len(latency) else "-"),
-             ("p95 latency", f"{latency.quantile(0.95):.0f} ms" if len(latency) else "-"),
-             ("guard events", len(guard)), ("approvals", len(approvals))]  # fmt: skip
+    cards = [
+        ("calls", len(calls)),
+        ("errors", int((calls["status"] == "error").sum())),
+        ("cost", f"${calls['cost_usd'].fillna(0).sum():.6f}"),
+        ("tokens", f"{int(calls['total_tokens'].fillna(0).sum()):,}"),
+        ("p50 latency", f"{latency.quantile(0.5):.0f} ms" if len(latency) else "-"),
+        ("p95 latency", f"{latency.quantile(0.95):.0f} ms" if len(latency) else "-"),
+        ("guard events", len(guard)),
+        ("approvals", len(approvals)),
+    ]
     n = list(range(1, len(calls) + 1))
     cost = go.Figure(go.Bar(x=n, y=calls["cost_usd"].fillna(0), name="cost", hovertext=calls["model"]))
     cost.add_scatter(x=n, y=calls["cost_usd"].fillna(0).cumsum(), name="cumulative", mode="lines", yaxis="y2")
-    cost.update_layout(title="Cost per call (USD)", xaxis_title="call", template="plotly_white", height=320,
-                       yaxis2={"overlaying": "y", "side": "right", "title": "cumulative"})  # fmt: skip
+    cost.update_layout(
+        title="Cost per call (USD)",
+        xaxis_title="call",
+        template="plotly_white",
+        height=320,
+        yaxis2={"overlaying": "y", "side": "right", "title": "cumulative"},
+    )
     speed = go.Figure()
     for model, part in calls.groupby("model", sort=True):
         speed.add_bar(x=[n[i] for i in part.index], y=part["latency_ms"], name=str(model))
     speed.update_layout(title="Latency per call (ms)", xaxis_title="call", template="plotly_white", height=320)
-    parts = [f"<h1>Session {html.escape(session)}</h1>",
-             f"<div class=sub>{html.escape(calls['started_at'].iloc[0][:19])} → "
-             f"{html.escape(calls['started_at'].iloc[-1][:19])} · report written {utcnow()[:19]} UTC · store "
-             f"{html.escape(str(store.path))}</div>",
-             "<div class=cards>" + "".join(f"<div class=card>{html.escape(k)}<b>{html.escape(str(v))}</b></div>"
-                                           for k, v in cards) + "</div>",
-             cost.to_html(full_html=False, include_plotlyjs=True),
-             speed.to_html(full_html=False, include_plotlyjs=False),
-             "<h2>Calls</h2>", _table(calls.assign(prompt=calls["prompt"].map(_short), text=calls["text"].map(_short))
-                                      .drop(columns=["cache_hit"])),
-             "<h2>Tool calls</h2>", _table(tools.assign(result=tools["result"].map(_short)) if len(tools) else tools),
-             "<h2>Guardrail events</h2>", _table(guard),
-             "<h2>Approvals</h2>", _table(approvals),
-             "<h2>Audit</h2>", f"<p class={'ok' if chain.ok else 'bad'}>{html.escape(str(chain))}</p>"]  # fmt: skip
-    return (f"<!doctype html><html><head><meta charset=utf-8><title>workbench · {html.escape(session)}</title>"
-            f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>")  # fmt: skip
+    parts = [
+        f"<h1>Session {html.escape(session)}</h1>",
+        f"<div class=sub>{html.escape(calls['started_at'].iloc[0][:19])} → "
+        f"{html.escape(calls['started_at'].iloc[-1][:19])} · report written {utcnow()[:19]} UTC · store "
+        f"{html.escape(str(store.path))}</div>",
+        "<div class=cards>"
+        + "".join(f"<div class=card>{html.escape(k)}<b>{html.escape(str(v))}</b></div>" for k, v in cards)
+        + "</div>",
+        cost.to_html(full_html=False, include_plotlyjs=True),
+        speed.to_html(full_html=False, include_plotlyjs=False),
+        "<h2>Calls</h2>",
+        _table(
+            calls.assign(prompt=calls["prompt"].map(_short), text=calls["text"].map(_short)).drop(columns=["cache_hit"])
+        ),
+        "<h2>Tool calls</h2>",
+        _table(tools.assign(result=tools["result"].map(_short)) if len(tools) else tools),
+        "<h2>Guardrail events</h2>",
+        _table(guard),
+        "<h2>Approvals</h2>",
+        _table(approvals),
+        "<h2>Audit</h2>",
+        f"<p class={'ok' if chain.ok else 'bad'}>{html.escape(str(chain))}</p>",
+    ]
+    return (
+        f"<!doctype html><html><head><meta charset=utf-8><title>workbench · {html.escape(session)}</title>"
+        f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>"
+    )
 
 
 def _short(text: Any, limit: int = 160) -> str:

@@ -73,13 +73,31 @@ def run_trace(kind: str, run_id: str) -> tuple[str, str]:
     return digest[:32], digest[32:48]
 
 
-def span_row(trace_id: str, parent_id: str | None, name: str, start_ns: int, end_ns: int, status: str = "ok",
-             call_id: str | None = None, span_id: str | None = None, /,
-             **attributes: Any) -> tuple[Any, ...]:  # fmt: skip
+def span_row(
+    trace_id: str,
+    parent_id: str | None,
+    name: str,
+    start_ns: int,
+    end_ns: int,
+    status: str = "ok",
+    call_id: str | None = None,
+    span_id: str | None = None,
+    /,
+    **attributes: Any,
+) -> tuple[Any, ...]:
     """One finished span in ``spans`` column order (for records written outside a call)."""
     attrs = {k: v for k, v in attributes.items() if v is not None}
-    return (span_id or new_id(), trace_id, parent_id, call_id, name, start_ns, end_ns, status,
-            scrub(json.dumps(attrs, default=str)) if attrs else None)  # fmt: skip
+    return (
+        span_id or new_id(),
+        trace_id,
+        parent_id,
+        call_id,
+        name,
+        start_ns,
+        end_ns,
+        status,
+        scrub(json.dumps(attrs, default=str)) if attrs else None,
+    )
 
 
 def iso_ns(timestamp: str) -> int:

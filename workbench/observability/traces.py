@@ -18,9 +18,19 @@ if TYPE_CHECKING:
     import pandas as pd
 
 COLUMNS = ["span_id", "parent_id", "depth", "name", "start_ms", "duration_ms", "status", "call_id", "attributes"]
-_COLOURS = {"llm": "#4C78A8", "serving": "#72B7B2", "guardrails": "#F58518", "tool": "#54A24B", "agent": "#B279A2",
-            "workflow": "#B279A2", "approvals": "#EECA3B", "memory": "#9D755D", "context": "#BAB0AC",
-            "cost": "#79706E", "limits": "#D67195"}  # fmt: skip
+_COLOURS = {
+    "llm": "#4C78A8",
+    "serving": "#72B7B2",
+    "guardrails": "#F58518",
+    "tool": "#54A24B",
+    "agent": "#B279A2",
+    "workflow": "#B279A2",
+    "approvals": "#EECA3B",
+    "memory": "#9D755D",
+    "context": "#BAB0AC",
+    "cost": "#79706E",
+    "limits": "#D67195",
+}
 
 
 def resolve(store: Store, ref: str = "last") -> str:
@@ -46,8 +56,11 @@ class TraceView:
 
     def __init__(self, store: Store, ref: str = "last"):
         self.trace_id = resolve(store, ref)
-        rows = store.query("SELECT span_id, parent_id, call_id, name, start_ns, end_ns, status, attributes FROM spans "
-                           "WHERE trace_id = ? ORDER BY start_ns", (self.trace_id,))  # fmt: skip
+        rows = store.query(
+            "SELECT span_id, parent_id, call_id, name, start_ns, end_ns, status, attributes FROM spans "
+            "WHERE trace_id = ? ORDER BY start_ns",
+            (self.trace_id,),
+        )
         self.df = _tree(rows)
 
     def __repr__(self) -> str:
@@ -60,17 +73,35 @@ class TraceView:
         df = self.df
         labels = [f"{'· ' * d}{n}" for d, n in zip(df["depth"], df["name"], strict=True)]
         labels = [f"{label} ({i})" if labels.count(label) > 1 else label for i, label in enumerate(labels)]
-        colours = ["#E45756" if s == "error" else _COLOURS.get(n.split(".")[0].split(" ")[0], "#888")
-                   for s, n in zip(df["status"], df["name"], strict=True)]  # fmt: skip
+        colours = [
+            "#E45756" if s == "error" else _COLOURS.get(n.split(".")[0].split(" ")[0], "#888")
+            for s, n in zip(df["status"], df["name"], strict=True)
+        ]
         spans = zip(df["name"], df["duration_ms"], df["start_ms"], df["attributes"], strict=True)
-        hover = [f"<b>{n}</b><br>{d:.2f} ms at +{s:.2f} ms<br>" + "<br>".join(f"{k}: {v}" for k, v in a.items())
-                 for n, d, s, a in spans]  # fmt: skip
-        fig = go.Figure(go.Bar(y=labels, x=[max(d, 0.01) for d in df["duration_ms"]], base=df["start_ms"],
-                               orientation="h", marker_color=colours, hovertext=hover, hoverinfo="text"))  # fmt: skip
+        hover = [
+            f"<b>{n}</b><br>{d:.2f} ms at +{s:.2f} ms<br>" + "<br>".join(f"{k}: {v}" for k, v in a.items())
+            for n, d, s, a in spans
+        ]
+        fig = go.Figure(
+            go.Bar(
+                y=labels,
+                x=[max(d, 0.01) for d in df["duration_ms"]],
+                base=df["start_ms"],
+                orientation="h",
+                marker_color=colours,
+                hovertext=hover,
+                hoverinfo="text",
+            )
+        )
         total = float((df["start_ms"] + df["duration_ms"]).max()) if len(df) else 0.0
-        fig.update_layout(title=f"Trace {self.trace_id[:12]}… · {len(df)} spans · {total:.1f} ms",
-                          xaxis_title="ms from the start", yaxis_autorange="reversed", template="plotly_white",
-                          height=max(260, 24 * len(df) + 120), margin={"l": 10})  # fmt: skip
+        fig.update_layout(
+            title=f"Trace {self.trace_id[:12]}… · {len(df)} spans · {total:.1f} ms",
+            xaxis_title="ms from the start",
+            yaxis_autorange="reversed",
+            template="plotly_white",
+            height=max(260, 24 * len(df) + 120),
+            margin={"l": 10},
+        )
         return fig
 
 
@@ -91,10 +122,19 @@ def _tree(rows: list[dict[str, Any]]) -> pd.DataFrame:
     def visit(parent: str | None, depth: int) -> None:
         for row in children.get(parent, []):
             end = row["end_ns"] or row["start_ns"]
-            out.append({"span_id": row["span_id"], "parent_id": row["parent_id"], "depth": depth, "name": row["name"],
-                        "start_ms": (row["start_ns"] - t0) / 1e6, "duration_ms": (end - row["start_ns"]) / 1e6,
-                        "status": row["status"], "call_id": row["call_id"],
-                        "attributes": json.loads(row["attributes"]) if row["attributes"] else {}})  # fmt: skip
+            out.append(
+                {
+                    "span_id": row["span_id"],
+                    "parent_id": row["parent_id"],
+                    "depth": depth,
+                    "name": row["name"],
+                    "start_ms": (row["start_ns"] - t0) / 1e6,
+                    "duration_ms": (end - row["start_ns"]) / 1e6,
+                    "status": row["status"],
+                    "call_id": row["call_id"],
+                    "attributes": json.loads(row["attributes"]) if row["attributes"] else {},
+                }
+            )
             visit(row["span_id"], depth + 1)
 
     visit(None, 0)

@@ -84,21 +84,34 @@ class AgentRun:
 
     def footer(self) -> str:
         """The line under the answer: agent, steps, tool calls, cost, run id."""
-        return (f"agent {self.agent} · {self.steps} steps · {len(self.tool_calls)} tool calls · ${self.cost_usd:.6f} "
-                f"· run {self.id}")  # fmt: skip
+        return (
+            f"agent {self.agent} · {self.steps} steps · {len(self.tool_calls)} tool calls · ${self.cost_usd:.6f} "
+            f"· run {self.id}"
+        )
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         head = str(self) if self.status == DONE else f"**{self}**"
-        return {"text/markdown": f"{head}\n\n<sub>{self.footer()}</sub>",
-                "text/plain": f"{self}\n— agent {self.agent}"}
+        return {"text/markdown": f"{head}\n\n<sub>{self.footer()}</sub>", "text/plain": f"{self}\n— agent {self.agent}"}
 
 
 class Agent:
     """A model with tools, a step limit and a budget; ``run(task)`` loops until it answers."""
 
-    def __init__(self, wb: Workbench, name: str, *, model: str | None = None, tools: list[str] | str | None = None,
-                 memory: bool = True, max_steps: int = 8, budget: float | None = None, system: str | None = None,
-                 session: str | None = None, user: str | None = None, remember: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        wb: Workbench,
+        name: str,
+        *,
+        model: str | None = None,
+        tools: list[str] | str | None = None,
+        memory: bool = True,
+        max_steps: int = 8,
+        budget: float | None = None,
+        system: str | None = None,
+        session: str | None = None,
+        user: str | None = None,
+        remember: bool = False,
+    ) -> None:
         if not name or not name.replace("-", "").replace("_", "").isalnum():
             raise WorkbenchError(f"agent name {name!r}: use letters, digits, '-' and '_'")
         if max_steps < 1:
@@ -114,8 +127,9 @@ class Agent:
         """Work on ``task`` until an answer, the step limit, the budget, or an approval to wait for."""
         if not isinstance(task, str) or not task.strip():
             raise WorkbenchError("give the agent a task: agent.run('Which customers churned in May?')")
-        task = self.wb.guard.screen_secrets(task, "the agent's task", session=session or self.session,
-                                            agent=self.name)  # saved with the run: screened before anything is
+        task = self.wb.guard.screen_secrets(
+            task, "the agent's task", session=session or self.session, agent=self.name
+        )  # saved with the run: screened before anything is
         tools = self.wb.tools.select(self.tool_names)
         limit = self.wb.settings.mcp.max_tools
         if len(tools) > limit:  # more than fit: give the model the ones most related to the task
@@ -125,10 +139,25 @@ class Agent:
         if system:
             messages.append({"role": "system", "content": system})
         messages.append({"role": "user", "content": task})
-        state = {"id": new_id(), "agent": self.name, "task": task, "status": "running", "model": self.model,
-                 "session": session or self.session, "user": user or self.user, "messages": messages,
-                 "tools": [t.name for t in tools], "steps": 0, "cost_usd": 0.0, "answer": None, "stop_reason": None,
-                 "waiting_on": None, "started_at": utcnow(), "finished_at": None, "owner": owner_token()}  # fmt: skip
+        state: dict[str, Any] = {
+            "id": new_id(),
+            "agent": self.name,
+            "task": task,
+            "status": "running",
+            "model": self.model,
+            "session": session or self.session,
+            "user": user or self.user,
+            "messages": messages,
+            "tools": [t.name for t in tools],
+            "steps": 0,
+            "cost_usd": 0.0,
+            "answer": None,
+            "stop_reason": None,
+            "waiting_on": None,
+            "started_at": utcnow(),
+            "finished_at": None,
+            "owner": owner_token(),
+        }
         state.update(max_steps=self.max_steps, budget=self.budget, system=self.system, remember=int(self.remember))
         self._save(state)
         with owning(self.wb.store, "agent_runs", state["id"], state["owner"]):
@@ -151,13 +180,23 @@ class Agent:
 
     def as_tool(self, risk: str = "read") -> Tool:
         """This agent as a tool (``agent.NAME``) other agents can delegate a task to."""
+
         def delegate(task: str) -> str:
             run = self.run(task)
-            return run.answer if run.status == DONE else f"[{self.name} {run}]"
+            return (run.answer or "") if run.status == DONE else f"[{self.name} {run}]"
 
-        tool = Tool(f"agent.{self.name}", f"Delegate a task to the {self.name} agent; it answers in text.",
-                    {"type": "object", "properties": {"task": {"type": "string", "description": "what to do"}},
-                     "required": ["task"]}, risk, delegate, "agent")  # fmt: skip
+        tool = Tool(
+            f"agent.{self.name}",
+            f"Delegate a task to the {self.name} agent; it answers in text.",
+            {
+                "type": "object",
+                "properties": {"task": {"type": "string", "description": "what to do"}},
+                "required": ["task"],
+            },
+            risk,
+            delegate,
+            "agent",
+        )
         return self.wb.tools.add(tool)
 
     def _loop(self, state: dict[str, Any]) -> AgentRun:
@@ -172,10 +211,18 @@ class Agent:
                 return self._stop(state, f"budget of ${self.budget:.4f} spent")
             remaining = None if self.budget is None else self.budget - state["cost_usd"]
             try:
-                result = self.wb.step(messages, tools=schemas, model=state["model"], session=state["session"],
-                                      user=state["user"], task=f"agent:{self.name}", agent=self.name,
-                                      budget=remaining, trace=run_trace("agent", state["id"]),
-                                      check_input=state["task"] if state["steps"] == 0 else None)  # fmt: skip
+                result = self.wb.step(
+                    messages,
+                    tools=schemas,
+                    model=state["model"],
+                    session=state["session"],
+                    user=state["user"],
+                    task=f"agent:{self.name}",
+                    agent=self.name,
+                    budget=remaining,
+                    trace=run_trace("agent", state["id"]),
+                    check_input=state["task"] if state["steps"] == 0 else None,
+                )
             except BudgetExceeded as exc:
                 return self._stop(state, f"budget: the next step {str(exc).split('; ')[0].removeprefix('this call ')}")
             state["steps"] += 1
@@ -185,8 +232,9 @@ class Agent:
                 state.update(status=DONE, answer=result.text, finished_at=utcnow())
                 self._save(state)
                 if self.remember and result.text:  # what this agent learned, in its own scope
-                    self.wb.memory.add(f"{state['task']} -> {result.text}", f"agent:{self.name}", "episode",
-                                       source_call=result.call_id)  # fmt: skip
+                    self.wb.memory.add(
+                        f"{state['task']} -> {result.text}", f"agent:{self.name}", "episode", source_call=result.call_id
+                    )
                 return self._result(state)
             messages.append({"role": "assistant", "content": result.text or None, "tool_calls": result.tool_calls})
             self._save(state)
@@ -198,8 +246,12 @@ class Agent:
 
     def _tool_results(self, state: dict[str, Any], tools: dict[str, Tool], calls: list[dict[str, Any]]) -> bool:
         """Decide, run and record this step's tool calls; False when the run must wait for a human."""
-        done = {r["id"]: r for r in self.wb.store.query(
-            "SELECT * FROM tool_calls WHERE run_id = ? AND step = ?", (state["id"], state["steps"]))}  # fmt: skip
+        done = {
+            r["id"]: r
+            for r in self.wb.store.query(
+                "SELECT * FROM tool_calls WHERE run_id = ? AND step = ?", (state["id"], state["steps"])
+            )
+        }
         plans = [self._decide(state, tools, call, done.get(_row_id(state, call))) for call in calls]
         waiting = next((p for p in plans if p["status"] == "pending"), None)
         runnable = [p for p in plans if p["status"] == "run"]
@@ -221,13 +273,22 @@ class Agent:
         self._save(state)
         return True
 
-    def _decide(self, state: dict[str, Any], tools: dict[str, Tool], call: dict[str, Any],
-                recorded: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
+    def _decide(
+        self, state: dict[str, Any], tools: dict[str, Tool], call: dict[str, Any], recorded: dict[str, Any] | None
+    ) -> dict[str, Any]:
         wire = call["function"]["name"]
         tool = next((t for t in tools.values() if t.name == wire or t.name.replace(".", "__") == wire), None)
-        plan = {"id": call["id"], "row": _row_id(state, call), "tool": tool.name if tool else wire,
-                "risk": tool.risk if tool else "read", "tool_obj": tool, "result": "", "error": None,
-                "latency_ms": 0.0, "approval_id": None}  # fmt: skip
+        plan = {
+            "id": call["id"],
+            "row": _row_id(state, call),
+            "tool": tool.name if tool else wire,
+            "risk": tool.risk if tool else "read",
+            "tool_obj": tool,
+            "result": "",
+            "error": None,
+            "latency_ms": 0.0,
+            "approval_id": None,
+        }
         try:
             plan["arguments"] = json.loads(call["function"].get("arguments") or "{}")
         except json.JSONDecodeError as exc:
@@ -243,8 +304,15 @@ class Agent:
         checked: dict[str, Any] = {}
         t0 = time.time_ns()
         try:
-            self.wb.guard.check_tool_call(tool.name, plan["arguments"], risk=tool.risk, session=state["session"],
-                                          agent=self.name, call_id=state.get("last_call"), report=checked)  # fmt: skip
+            self.wb.guard.check_tool_call(
+                tool.name,
+                plan["arguments"],
+                risk=tool.risk,
+                session=state["session"],
+                agent=self.name,
+                call_id=state.get("last_call"),
+                report=checked,
+            )
         except GuardrailViolation as exc:
             plan["spans"] = [("guardrails.check_tool_call", t0, time.time_ns(), "error", {**checked, "blocked": True})]
             return {**plan, "status": "denied", "result": f"denied by the guardrails: {exc}"}
@@ -255,21 +323,41 @@ class Agent:
             return {**plan, "status": "run"}
         if decision == "reject":
             return {**plan, "status": "rejected", "result": f"rejected by policy: {tool.name} is not allowed"}
-        why = f"the guardrails flagged its arguments ({', '.join(checked['flagged'])})" if flagged else \
-            f"{tool.risk} tool {tool.name} needs a human's approval"
-        row = self.wb.approvals.request(tool.name, plan["arguments"], risk=tool.risk, reason=why,
-                                        session=state["session"], agent=self.name, run_id=state["id"],
-                                        tool_call_id=call["id"])  # fmt: skip
+        why = (
+            f"the guardrails flagged its arguments ({', '.join(checked['flagged'])})"
+            if flagged
+            else f"{tool.risk} tool {tool.name} needs a human's approval"
+        )
+        row = self.wb.approvals.request(
+            tool.name,
+            plan["arguments"],
+            risk=tool.risk,
+            reason=why,
+            session=state["session"],
+            agent=self.name,
+            run_id=state["id"],
+            tool_call_id=call["id"],
+        )
         plan["approval_id"] = row["id"]
         t0 = time.time_ns()
         decided = self.wb.approvals.ask_decider(row)
-        plan["spans"].append(("approvals.request", t0, time.time_ns(), "ok",
-                              {"approval": row["id"], "reason": why, "decider": decided.decision if decided else None}))
+        plan["spans"].append(
+            (
+                "approvals.request",
+                t0,
+                time.time_ns(),
+                "ok",
+                {"approval": row["id"], "reason": why, "decider": decided.decision if decided else None},
+            )
+        )
         return self._after_approval(state, plan, None)
 
-    def _after_approval(self, state: dict[str, Any], plan: dict[str, Any],
-                        recorded: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
+    def _after_approval(
+        self, state: dict[str, Any], plan: dict[str, Any], recorded: dict[str, Any] | None
+    ) -> dict[str, Any]:
         approval_id = plan["approval_id"] or approval_of(recorded)
+        if approval_id is None:
+            raise WorkbenchError(f"run {state['id']}: a tool call waits on an approval that was never recorded")
         plan["approval_id"] = approval_id
         row = self.wb.approvals.get(approval_id)
         if row["status"] in ("pending", "escalated") and row["expires_at"] < utcnow():
@@ -280,8 +368,11 @@ class Agent:
         if row["status"] == "approved":
             return {**plan, "status": "run", "arguments": json.loads(row["final_arguments"])}
         if row["status"] == "rejected":
-            return {**plan, "status": "rejected",
-                    "result": f"rejected by {row['decided_by']}: {row['decision_reason'] or 'no reason given'}"}
+            return {
+                **plan,
+                "status": "rejected",
+                "result": f"rejected by {row['decided_by']}: {row['decision_reason'] or 'no reason given'}",
+            }
         if row["status"] == "expired":
             return {**plan, "status": "rejected", "result": "not approved in time (the approval expired)"}
         if recorded is None:
@@ -296,26 +387,56 @@ class Agent:
         try:
             if tool is not None:
                 tool.check(arguments)
-            self.wb.guard.check_tool_call(plan["tool"], arguments, risk=plan["risk"], session=state["session"],
-                                          agent=self.name, call_id=state.get("last_call"), report=checked,
-                                          recheck=True)  # fmt: skip
+            self.wb.guard.check_tool_call(
+                plan["tool"],
+                arguments,
+                risk=plan["risk"],
+                session=state["session"],
+                agent=self.name,
+                call_id=state.get("last_call"),
+                report=checked,
+                recheck=True,
+            )
         except (GuardrailViolation, ToolError) as exc:
-            plan.setdefault("spans", []).append(("guardrails.check_tool_call", t0, time.time_ns(), "error",
-                                                 {**checked, "blocked": True, "edited": True}))  # fmt: skip
-            return {**plan, "arguments": arguments, "status": "denied",
-                    "result": f"the edited arguments were refused: {exc}"}  # fmt: skip
-        plan.setdefault("spans", []).append(("guardrails.check_tool_call", t0, time.time_ns(), "ok",
-                                             {**checked, "edited": True}))  # fmt: skip
+            plan.setdefault("spans", []).append(
+                (
+                    "guardrails.check_tool_call",
+                    t0,
+                    time.time_ns(),
+                    "error",
+                    {**checked, "blocked": True, "edited": True},
+                )
+            )
+            return {
+                **plan,
+                "arguments": arguments,
+                "status": "denied",
+                "result": f"the edited arguments were refused: {exc}",
+            }
+        plan.setdefault("spans", []).append(
+            ("guardrails.check_tool_call", t0, time.time_ns(), "ok", {**checked, "edited": True})
+        )
         return {**plan, "status": "run", "arguments": arguments}
 
     def _execute(self, state: dict[str, Any], plan: dict[str, Any]) -> None:
         tool: Tool = plan["tool_obj"]
-        claim = {"id": plan["row"], "run_id": state["id"], "step": state["steps"], "call_id": state.get("last_call"),
-                 "tool": plan["tool"], "risk": plan["risk"], "arguments": json.dumps(plan["arguments"], default=str),
-                 "started_at": utcnow()}  # fmt: skip
-        other = claim_tool_call(self.wb.store, claim, plan["approval_id"], state.get("owner") or owner_token(),
-                                {"tool": plan["tool"], "arguments": plan["arguments"], "run_id": state["id"],
-                                 "agent": self.name})  # fmt: skip
+        claim = {
+            "id": plan["row"],
+            "run_id": state["id"],
+            "step": state["steps"],
+            "call_id": state.get("last_call"),
+            "tool": plan["tool"],
+            "risk": plan["risk"],
+            "arguments": json.dumps(plan["arguments"], default=str),
+            "started_at": utcnow(),
+        }
+        other = claim_tool_call(
+            self.wb.store,
+            claim,
+            plan["approval_id"],
+            state.get("owner") or owner_token(),
+            {"tool": plan["tool"], "arguments": plan["arguments"], "run_id": state["id"], "agent": self.name},
+        )
         if other is not None:  # another caller ran (or is running) it: its outcome, never a second run
             done = wait_for_tool_call(self.wb.store, plan["row"], plan["approval_id"])
             plan.update(status="recorded", result=done.get("result") or "")
@@ -332,28 +453,54 @@ class Agent:
         plan["latency_ms"] = (time.perf_counter() - t0) * 1000
         checked_at = time.time_ns()
         plan["result"] = self.wb.guard.check_tool_result(tool.name, out, session=state["session"], agent=self.name)
-        plan.setdefault("spans", []).append(("guardrails.check_tool_result", checked_at, time.time_ns(), "ok",
-                                             {"changed": plan["result"] != out}))  # fmt: skip
+        plan.setdefault("spans", []).append(
+            ("guardrails.check_tool_result", checked_at, time.time_ns(), "ok", {"changed": plan["result"] != out})
+        )
 
     def _record(self, state: dict[str, Any], plan: dict[str, Any]) -> None:
-        row = {"id": plan["row"], "run_id": state["id"], "step": state["steps"], "call_id": state.get("last_call"),
-               "tool": plan["tool"], "risk": plan["risk"], "arguments": json.dumps(plan["arguments"], default=str),
-               "status": plan["status"], "result": plan["result"][:20_000], "error": scrub(plan["error"]),
-               "started_at": utcnow(), "latency_ms": round(plan["latency_ms"], 3),
-               "claimed_by": state.get("owner") if plan.get("run_ns") else None}  # fmt: skip
+        row = {
+            "id": plan["row"],
+            "run_id": state["id"],
+            "step": state["steps"],
+            "call_id": state.get("last_call"),
+            "tool": plan["tool"],
+            "risk": plan["risk"],
+            "arguments": json.dumps(plan["arguments"], default=str),
+            "status": plan["status"],
+            "result": plan["result"][:20_000],
+            "error": scrub(plan["error"]),
+            "started_at": utcnow(),
+            "latency_ms": round(plan["latency_ms"], 3),
+            "claimed_by": state.get("owner") if plan.get("run_ns") else None,
+        }
         approval = plan.get("approval_id") if plan["status"] not in ("pending",) else None
         with self.wb.store.transaction() as conn:
-            conn.execute(f"INSERT OR REPLACE INTO tool_calls ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                         tuple(row.values()))  # fmt: skip
+            conn.execute(
+                f"INSERT OR REPLACE INTO tool_calls ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                tuple(row.values()),
+            )
             self.wb.store.add_spans(conn, self._spans(state, plan))
             finish_tool_call(conn, self.wb.store, approval, plan["status"])
             bind = [("tool_calls", row["id"])] + ([("approvals", approval)] if approval else [])
-            self.wb.store.audit(conn, "tool_call", row["id"], {
-                "tool": row["tool"], "risk": row["risk"], "arguments": plan["arguments"], "status": row["status"],
-                "result_sha256": hashlib.sha256(plan["result"].encode()).hexdigest(), "run_id": row["run_id"],
-                "call_id": row["call_id"], "agent": self.name, "session": state.get("session"),
-                "model": state.get("model") or self.wb.settings.default_route},
-                who={"user": state.get("user")}, bind=bind)  # fmt: skip
+            self.wb.store.audit(
+                conn,
+                "tool_call",
+                row["id"],
+                {
+                    "tool": row["tool"],
+                    "risk": row["risk"],
+                    "arguments": plan["arguments"],
+                    "status": row["status"],
+                    "result_sha256": hashlib.sha256(plan["result"].encode()).hexdigest(),
+                    "run_id": row["run_id"],
+                    "call_id": row["call_id"],
+                    "agent": self.name,
+                    "session": state.get("session"),
+                    "model": state.get("model") or self.wb.settings.default_route,
+                },
+                who={"user": state.get("user")},
+                bind=bind,
+            )
 
     def _spans(self, state: dict[str, Any], plan: dict[str, Any]) -> list[tuple[Any, ...]]:
         """The tool call as a span under the run's root, with its guard check and approval as children."""
@@ -364,21 +511,51 @@ class Agent:
         end = (plan["run_ns"] + int(plan["latency_ms"] * 1e6)) if plan.get("run_ns") else now
         span_id = hashlib.sha256(f"tool:{plan['row']}:{plan['status']}".encode()).hexdigest()[:16]
         status = "error" if plan["status"] in ("error", "denied") else "ok"
-        rows = [span_row(trace_id, root, "tool.call", start, max(end, start), status, state.get("last_call"), span_id,
-                         tool=plan["tool"], risk=plan["risk"], outcome=plan["status"], step=state["steps"],
-                         approval=plan.get("approval_id"), latency_ms=round(plan["latency_ms"], 3))]  # fmt: skip
+        rows = [
+            span_row(
+                trace_id,
+                root,
+                "tool.call",
+                start,
+                max(end, start),
+                status,
+                state.get("last_call"),
+                span_id,
+                tool=plan["tool"],
+                risk=plan["risk"],
+                outcome=plan["status"],
+                step=state["steps"],
+                approval=plan.get("approval_id"),
+                latency_ms=round(plan["latency_ms"], 3),
+            )
+        ]
         if plan.get("run_ns"):
-            rows.append(span_row(trace_id, span_id, f"tool.run {plan['tool']}", plan["run_ns"], end, status,
-                                 state.get("last_call"), error=plan["error"]))  # fmt: skip
-        rows += [span_row(trace_id, span_id, name, s, e, st, state.get("last_call"), **attrs)
-                 for name, s, e, st, attrs in children]  # fmt: skip
+            rows.append(
+                span_row(
+                    trace_id,
+                    span_id,
+                    f"tool.run {plan['tool']}",
+                    plan["run_ns"],
+                    end,
+                    status,
+                    state.get("last_call"),
+                    error=plan["error"],
+                )
+            )
+        rows += [
+            span_row(trace_id, span_id, name, s, e, st, state.get("last_call"), **attrs)
+            for name, s, e, st, attrs in children
+        ]
         return rows
 
     # -- state ------------------------------------------------------------------------------
 
     def _system(self, task: str) -> str | None:
-        parts = [self.wb.guard.screen_secrets(self.system, "the agent's system prompt", agent=self.name)] \
-            if self.system else []
+        parts = (
+            [self.wb.guard.screen_secrets(self.system, "the agent's system prompt", agent=self.name)]
+            if self.system
+            else []
+        )
         if self.memory:
             found = self.wb.memory.search(task, [f"agent:{self.name}", "shared"], 5)
             if found:
@@ -391,20 +568,54 @@ class Agent:
         return self._result(state)
 
     def _save(self, state: dict[str, Any]) -> None:
-        row = {k: state.get(k) for k in ("id", "agent", "task", "status", "model", "session", "user", "steps",
-                                         "cost_usd", "answer", "stop_reason", "waiting_on", "started_at",
-                                         "finished_at", "max_steps", "budget", "system", "remember",
-                                         "owner")}  # fmt: skip
+        row = {
+            k: state.get(k)
+            for k in (
+                "id",
+                "agent",
+                "task",
+                "status",
+                "model",
+                "session",
+                "user",
+                "steps",
+                "cost_usd",
+                "answer",
+                "stop_reason",
+                "waiting_on",
+                "started_at",
+                "finished_at",
+                "max_steps",
+                "budget",
+                "system",
+                "remember",
+                "owner",
+            )
+        }
         row["messages"] = json.dumps(state["messages"], default=str)
         row["tools"] = json.dumps(state["tools"])
         trace_id, root = run_trace("agent", state["id"])
-        span = span_row(trace_id, None, "agent.run", iso_ns(state["started_at"]), time.time_ns(),
-                        "error" if state["status"] == STOPPED else "ok", state.get("last_call"), root,
-                        agent=self.name, run_id=state["id"], status=state["status"], steps=state["steps"],
-                        cost_usd=state["cost_usd"], stop_reason=state.get("stop_reason"))  # fmt: skip
+        span = span_row(
+            trace_id,
+            None,
+            "agent.run",
+            iso_ns(state["started_at"]),
+            time.time_ns(),
+            "error" if state["status"] == STOPPED else "ok",
+            state.get("last_call"),
+            root,
+            agent=self.name,
+            run_id=state["id"],
+            status=state["status"],
+            steps=state["steps"],
+            cost_usd=state["cost_usd"],
+            stop_reason=state.get("stop_reason"),
+        )
         with self.wb.store.transaction() as conn:
-            conn.execute(f"INSERT OR REPLACE INTO agent_runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                         tuple(row.values()))  # fmt: skip
+            conn.execute(
+                f"INSERT OR REPLACE INTO agent_runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                tuple(row.values()),
+            )
             self.wb.store.add_spans(conn, [span])
 
     def _load(self, run_id: str) -> dict[str, Any]:
@@ -421,20 +632,46 @@ class Agent:
     @classmethod
     def of_run(cls, wb: Workbench, run_id: str) -> Agent:
         """The agent a stored run belongs to, as it was configured (to resume it from anywhere)."""
-        rows = wb.store.query("SELECT agent, model, tools, max_steps, budget, system, session, user, remember "
-                              "FROM agent_runs WHERE id = ?", (run_id,))  # fmt: skip
+        rows = wb.store.query(
+            "SELECT agent, model, tools, max_steps, budget, system, session, user, remember "
+            "FROM agent_runs WHERE id = ?",
+            (run_id,),
+        )
         if not rows:
             raise WorkbenchError(f"no agent run {run_id!r}")
         r = rows[0]
-        return cls(wb, r["agent"], model=r["model"], tools=json.loads(r["tools"]) or None,
-                   max_steps=r["max_steps"] or 8, budget=r["budget"], system=r["system"], session=r["session"],
-                   user=r["user"], memory=False, remember=bool(r["remember"]))  # fmt: skip
+        return cls(
+            wb,
+            r["agent"],
+            model=r["model"],
+            tools=json.loads(r["tools"]) or None,
+            max_steps=r["max_steps"] or 8,
+            budget=r["budget"],
+            system=r["system"],
+            session=r["session"],
+            user=r["user"],
+            memory=False,
+            remember=bool(r["remember"]),
+        )
 
     def _result(self, state: dict[str, Any]) -> AgentRun:
-        calls = self.wb.store.query("SELECT step, tool, risk, arguments, status, result, latency_ms FROM tool_calls "
-                                    "WHERE run_id = ? ORDER BY step, started_at", (state["id"],))  # fmt: skip
-        return AgentRun(state["id"], self.name, state["task"], state["status"], state["answer"], state["steps"],
-                        round(state["cost_usd"], 9), state["stop_reason"], state["waiting_on"], calls)  # fmt: skip
+        calls = self.wb.store.query(
+            "SELECT step, tool, risk, arguments, status, result, latency_ms FROM tool_calls "
+            "WHERE run_id = ? ORDER BY step, started_at",
+            (state["id"],),
+        )
+        return AgentRun(
+            state["id"],
+            self.name,
+            state["task"],
+            state["status"],
+            state["answer"],
+            state["steps"],
+            round(state["cost_usd"], 9),
+            state["stop_reason"],
+            state["waiting_on"],
+            calls,
+        )
 
 
 def _row_id(state: dict[str, Any], call: dict[str, Any]) -> str:

@@ -104,8 +104,10 @@ def wait_for_run(store: Store, table: str, run_id: str, owner: str, wait_s: floa
             return status
         if time.monotonic() > deadline:
             holder = store.query(f"SELECT owner FROM {table} WHERE id = ?", (run_id,))[0]["owner"]
-            raise RunBusy(f"run {run_id} is being continued by {holder} for over {wait_s:.0f} s; its result will be "
-                          "in the store when it ends: try again later")  # fmt: skip
+            raise RunBusy(
+                f"run {run_id} is being continued by {holder} for over {wait_s:.0f} s; its result will be "
+                "in the store when it ends: try again later"
+            )
         time.sleep(POLL_S)
 
 
@@ -118,8 +120,9 @@ def owning(store: Store, table: str, run_id: str, owner: str) -> Iterator[None]:
         release_run(store, table, run_id, owner)
 
 
-def claim_tool_call(store: Store, row: dict[str, Any], approval_id: str | None, owner: str,
-                    audit: dict[str, Any]) -> dict[str, Any] | None:  # fmt: skip
+def claim_tool_call(
+    store: Store, row: dict[str, Any], approval_id: str | None, owner: str, audit: dict[str, Any]
+) -> dict[str, Any] | None:
     """Claim a tool call before it runs: ``None`` if this caller won (and must run it), else its row.
 
     ``row`` is the ``tool_calls`` row to write as ``running`` (id, run_id, step, call_id,
@@ -132,19 +135,28 @@ def claim_tool_call(store: Store, row: dict[str, Any], approval_id: str | None, 
         if found is not None and found["status"] != "pending" and not retry:
             return found
         if approval_id is not None:
-            taken = conn.execute("UPDATE approvals SET execution = 'running', executed_by = ?, executed_at = ? "
-                                 "WHERE id = ? AND status IN ('approved', 'modified') AND execution IS NULL",
-                                 (owner, utcnow(), approval_id)).rowcount  # fmt: skip
+            taken = conn.execute(
+                "UPDATE approvals SET execution = 'running', executed_by = ?, executed_at = ? "
+                "WHERE id = ? AND status IN ('approved', 'modified') AND execution IS NULL",
+                (owner, utcnow(), approval_id),
+            ).rowcount
             if taken != 1:
                 return found or {"id": row["id"], "status": "running", "claimed_by": None, "result": None}
         claim = {**row, "status": "running", "claimed_by": owner, "result": None, "error": None, "latency_ms": None}
-        conn.execute(f"INSERT INTO tool_calls ({', '.join(claim)}) VALUES ({', '.join('?' * len(claim))}) "
-                     "ON CONFLICT(id) DO UPDATE SET status = 'running', claimed_by = excluded.claimed_by, "
-                     "arguments = excluded.arguments, started_at = excluded.started_at",
-                     tuple(claim.values()))  # fmt: skip
+        conn.execute(
+            f"INSERT INTO tool_calls ({', '.join(claim)}) VALUES ({', '.join('?' * len(claim))}) "
+            "ON CONFLICT(id) DO UPDATE SET status = 'running', claimed_by = excluded.claimed_by, "
+            "arguments = excluded.arguments, started_at = excluded.started_at",
+            tuple(claim.values()),
+        )
         bind = [("tool_calls", row["id"])] + ([("approvals", approval_id)] if approval_id else [])
-        store.audit(conn, "tool_call", row["id"], {**audit, "event": "started", "owner": owner,
-                                                   "approval": approval_id}, bind=bind)  # fmt: skip
+        store.audit(
+            conn,
+            "tool_call",
+            row["id"],
+            {**audit, "event": "started", "owner": owner, "approval": approval_id},
+            bind=bind,
+        )
     return None
 
 
@@ -168,19 +180,28 @@ def wait_for_tool_call(store: Store, row_id: str, approval_id: str | None, wait_
 
 
 def _mark_unknown(store: Store, row_id: str, approval_id: str | None, found: dict[str, Any]) -> dict[str, Any]:
-    note = (f"error: the outcome is unknown: {found['claimed_by']} started this tool call at "
-            f"{found['started_at']} and stopped before recording what happened. It was not run again; check "
-            "whether it took effect")  # fmt: skip
+    note = (
+        f"error: the outcome is unknown: {found['claimed_by']} started this tool call at "
+        f"{found['started_at']} and stopped before recording what happened. It was not run again; check "
+        "whether it took effect"
+    )
     with store.transaction() as conn:
-        changed = conn.execute("UPDATE tool_calls SET status = ?, result = ?, error = ? WHERE id = ? AND "
-                               "status = 'running' AND claimed_by IS ?",
-                               (UNKNOWN, note, "owner died", row_id, found["claimed_by"])).rowcount  # fmt: skip
+        changed = conn.execute(
+            "UPDATE tool_calls SET status = ?, result = ?, error = ? WHERE id = ? AND "
+            "status = 'running' AND claimed_by IS ?",
+            (UNKNOWN, note, "owner died", row_id, found["claimed_by"]),
+        ).rowcount
         if changed:
             if approval_id is not None:
                 conn.execute("UPDATE approvals SET execution = ? WHERE id = ?", (UNKNOWN, approval_id))
             bind = [("tool_calls", row_id)] + ([("approvals", approval_id)] if approval_id else [])
-            store.audit(conn, "tool_call", row_id, {"event": UNKNOWN, "owner": found["claimed_by"],
-                                                    "approval": approval_id}, bind=bind)  # fmt: skip
+            store.audit(
+                conn,
+                "tool_call",
+                row_id,
+                {"event": UNKNOWN, "owner": found["claimed_by"], "approval": approval_id},
+                bind=bind,
+            )
         row = _tool_row(conn, row_id)
     return row or {**found, "status": UNKNOWN, "result": note}
 
@@ -188,13 +209,16 @@ def _mark_unknown(store: Store, row_id: str, approval_id: str | None, found: dic
 def finish_tool_call(conn: Any, store: Store, approval_id: str | None, status: str) -> None:
     """Inside the transaction that records a claimed call's outcome: its approval's execution is over."""
     if approval_id is not None:
-        conn.execute("UPDATE approvals SET execution = ? WHERE id = ? AND execution = 'running'",
-                     ("done" if status == "ok" else status, approval_id))  # fmt: skip
+        conn.execute(
+            "UPDATE approvals SET execution = ? WHERE id = ? AND execution = 'running'",
+            ("done" if status == "ok" else status, approval_id),
+        )
 
 
 def _tool_row(conn: Any, row_id: str) -> dict[str, Any] | None:
-    cursor = conn.execute("SELECT id, status, claimed_by, result, started_at, arguments FROM tool_calls WHERE id = ?",
-                          (row_id,))  # fmt: skip
+    cursor = conn.execute(
+        "SELECT id, status, claimed_by, result, started_at, arguments FROM tool_calls WHERE id = ?", (row_id,)
+    )
     found = cursor.fetchone()
     if found is None:
         return None

@@ -117,9 +117,17 @@ class Workflow:
 
     # -- defining -----------------------------------------------------------------------------
 
-    def step(self, name: str | None = None, *, depends_on: list[str] | None = None, retry: int = 0,
-             on_error: str = "fail", fallback: Any = None) -> Callable[[Callable[..., Any]], Any]:  # fmt: skip
+    def step(
+        self,
+        name: str | None = None,
+        *,
+        depends_on: list[str] | None = None,
+        retry: int = 0,
+        on_error: str = "fail",
+        fallback: Any = None,
+    ) -> Callable[[Callable[..., Any]], Any]:
         """Decorator: a Python step; its parameters name the steps it depends on (or pass ``depends_on``)."""
+
         def add(fn: Callable[..., Any]) -> Callable[..., Any]:
             deps = depends_on if depends_on is not None else [p for p in inspect.signature(fn).parameters]
             self._add(Step(name or fn.__name__, fn, list(deps), retry, on_error, fallback))
@@ -127,28 +135,64 @@ class Workflow:
 
         return add
 
-    def map(self, name: str, *, over: str | list[Any], fn: Callable[[Any], Any], retry: int = 0,
-            on_error: str = "fail", fallback: Any = None) -> None:  # fmt: skip
+    def map(
+        self,
+        name: str,
+        *,
+        over: str | list[Any],
+        fn: Callable[[Any], Any],
+        retry: int = 0,
+        on_error: str = "fail",
+        fallback: Any = None,
+    ) -> None:
         """Fan out: ``fn(item)`` for each item of ``over`` (a step's result, or a list); the result is the list."""
         deps = [over] if isinstance(over, str) else []
         self._add(Step(name, fn, deps, retry, on_error, fallback, over=over, kind="map"))
 
-    def llm(self, name: str, prompt: str, *, depends_on: list[str] | None = None, retry: int = 0,
-            on_error: str = "fail", fallback: Any = None, **ask: Any) -> None:  # fmt: skip
+    def llm(
+        self,
+        name: str,
+        prompt: str,
+        *,
+        depends_on: list[str] | None = None,
+        retry: int = 0,
+        on_error: str = "fail",
+        fallback: Any = None,
+        **ask: Any,
+    ) -> None:
         """A model call: ``prompt`` is filled with the dependencies' results (``{step}``); the result is the text."""
+
         def call(**results: Any) -> str:
-            text = prompt.format(**{k: v if isinstance(v, str) else json.dumps(v, default=str)
-                                    for k, v in results.items()})  # fmt: skip
+            text = prompt.format(
+                **{k: v if isinstance(v, str) else json.dumps(v, default=str) for k, v in results.items()}
+            )
             return self.wb.ask(text, task=f"workflow:{self.name}", **ask).text
 
         self._add(Step(name, call, list(depends_on or []), retry, on_error, fallback, kind="llm"))
 
-    def tool(self, name: str, tool: str, *, arguments: dict[str, Any] | Callable[..., dict[str, Any]],
-             depends_on: list[str] | None = None, retry: int = 0, on_error: str = "fail",
-             fallback: Any = None) -> None:  # fmt: skip
+    def tool(
+        self,
+        name: str,
+        tool: str,
+        *,
+        arguments: dict[str, Any] | Callable[..., dict[str, Any]],
+        depends_on: list[str] | None = None,
+        retry: int = 0,
+        on_error: str = "fail",
+        fallback: Any = None,
+    ) -> None:
         """A tool call, behind the tool guardrails and the approval policy (``ask`` parks the run)."""
-        self._add(Step(name, lambda **r: (tool, arguments(**r) if callable(arguments) else arguments),
-                       list(depends_on or []), retry, on_error, fallback, kind="tool"))  # fmt: skip
+        self._add(
+            Step(
+                name,
+                lambda **r: (tool, arguments(**r) if callable(arguments) else arguments),
+                list(depends_on or []),
+                retry,
+                on_error,
+                fallback,
+                kind="tool",
+            )
+        )
 
     def _add(self, step: Step) -> None:
         if step.name in self.steps:
@@ -188,9 +232,10 @@ class Workflow:
         self._check()
         run_id, owner = new_id(), owner_token()
         with self.wb.store.transaction() as conn:
-            conn.execute("INSERT INTO workflow_runs (id, workflow, status, inputs, started_at, owner) "
-                         "VALUES (?, ?, ?, ?, ?, ?)",
-                         (run_id, self.name, "running", json.dumps(inputs, default=str), utcnow(), owner))  # fmt: skip
+            conn.execute(
+                "INSERT INTO workflow_runs (id, workflow, status, inputs, started_at, owner) VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, self.name, "running", json.dumps(inputs, default=str), utcnow(), owner),
+            )
         with owning(self.wb.store, "workflow_runs", run_id, owner):
             return self._execute(run_id, inputs, owner)
 
@@ -247,18 +292,39 @@ class Workflow:
         trace_id, root = run_trace("workflow", run_id)
         started = self.wb.store.query("SELECT started_at FROM workflow_runs WHERE id = ?", (run_id,))[0]["started_at"]
         with self.wb.store.transaction() as conn:
-            conn.execute("UPDATE workflow_runs SET status = ?, error = ?, finished_at = ? WHERE id = ?",
-                         (status, scrub(error), utcnow() if status == "done" else None, run_id))  # fmt: skip
-            self.wb.store.add_spans(conn, [span_row(trace_id, None, "workflow.run", iso_ns(started), time.time_ns(),
-                                                    "error" if error else "ok", None, root, workflow=self.name,
-                                                    run_id=run_id, status=status, error=error)])  # fmt: skip
+            conn.execute(
+                "UPDATE workflow_runs SET status = ?, error = ?, finished_at = ? WHERE id = ?",
+                (status, scrub(error), utcnow() if status == "done" else None, run_id),
+            )
+            self.wb.store.add_spans(
+                conn,
+                [
+                    span_row(
+                        trace_id,
+                        None,
+                        "workflow.run",
+                        iso_ns(started),
+                        time.time_ns(),
+                        "error" if error else "ok",
+                        None,
+                        root,
+                        workflow=self.name,
+                        run_id=run_id,
+                        status=status,
+                        error=error,
+                    )
+                ],
+            )
         return self._outcome(run_id, results, waiting)
 
     def _outcome(self, run_id: str, results: dict[str, Any], waiting: list[str]) -> WorkflowRun:
         """The run as the store has it: status, error, and every step's row."""
         run = self.wb.store.query("SELECT status, error FROM workflow_runs WHERE id = ?", (run_id,))[0]
-        steps = self.wb.store.query("SELECT step, status, attempts, latency_ms, error, started_at, finished_at "
-                                    "FROM workflow_steps WHERE run_id = ? ORDER BY started_at", (run_id,))  # fmt: skip
+        steps = self.wb.store.query(
+            "SELECT step, status, attempts, latency_ms, error, started_at, finished_at "
+            "FROM workflow_steps WHERE run_id = ? ORDER BY started_at",
+            (run_id,),
+        )
         if not waiting:
             waiting = [r["step"] for r in steps if r["status"] == "waiting"]
         results = {k: v for k, v in results.items() if "[" not in k}
@@ -272,8 +338,9 @@ class Workflow:
             args |= {k: v for k, v in inputs.items() if k in params and k not in args}
         return args
 
-    def _map(self, run_id: str, step: Step, results: dict[str, Any], done: dict[str, Any],
-             pool: ThreadPoolExecutor) -> list[Any]:  # fmt: skip
+    def _map(
+        self, run_id: str, step: Step, results: dict[str, Any], done: dict[str, Any], pool: ThreadPoolExecutor
+    ) -> list[Any]:
         items = results[step.over] if isinstance(step.over, str) else step.over
         if not isinstance(items, list):
             raise WorkflowError(f"map step {step.name}: {step.over!r} gave {type(items).__name__}, not a list")
@@ -306,8 +373,9 @@ class Workflow:
                 else:
                     value = step.run(**args)
                 json.dumps(value, default=str)
-                self._checkpoint(run_id, name, "done", value, attempts, (time.perf_counter() - t0) * 1000, None,
-                                 started)  # fmt: skip
+                self._checkpoint(
+                    run_id, name, "done", value, attempts, (time.perf_counter() - t0) * 1000, None, started
+                )
                 return value
             except _Waiting:
                 self._checkpoint(run_id, name, "waiting", None, attempts, 0.0, None, started)
@@ -336,8 +404,11 @@ class Workflow:
         if recorded and recorded[0]["status"] in ("ok", "unknown"):  # it ran (or may have): never again
             return recorded[0]["result"]
         self.wb.guard.check_tool_call(tool.name, arguments, risk=tool.risk, agent=agent)
-        rows = self.wb.store.query("SELECT id, status, final_arguments FROM approvals WHERE run_id = ? AND "
-                                   "tool_call_id = ? ORDER BY created_at DESC LIMIT 1", (run_id, name))  # fmt: skip
+        rows = self.wb.store.query(
+            "SELECT id, status, final_arguments FROM approvals WHERE run_id = ? AND "
+            "tool_call_id = ? ORDER BY created_at DESC LIMIT 1",
+            (run_id, name),
+        )
         decision = self.wb.approvals.policy(tool.name, tool.risk)
         if decision == "reject":
             raise WorkflowError(f"tool {tool.name} is rejected by the approval policy")
@@ -345,9 +416,15 @@ class Workflow:
         if decision == "ask":
             row = rows[0] if rows else None
             if row is None:
-                row = self.wb.approvals.request(tool.name, arguments, risk=tool.risk, run_id=run_id, tool_call_id=name,
-                                                reason=f"workflow {self.name} step {name}: {tool.risk} tool",
-                                                agent=agent)  # fmt: skip
+                row = self.wb.approvals.request(
+                    tool.name,
+                    arguments,
+                    risk=tool.risk,
+                    run_id=run_id,
+                    tool_call_id=name,
+                    reason=f"workflow {self.name} step {name}: {tool.risk} tool",
+                    agent=agent,
+                )
                 self.wb.approvals.ask_decider(row)
                 row = self.wb.approvals.get(row["id"])
             if row["status"] in ("pending", "escalated"):
@@ -367,11 +444,23 @@ class Workflow:
         from workbench.integrations import result_text
 
         row_id = f"{run_id}:{name}"
-        claim = {"id": row_id, "run_id": run_id, "step": 0, "call_id": None, "tool": tool.name, "risk": tool.risk,
-                 "arguments": json.dumps(arguments, default=str), "started_at": utcnow()}  # fmt: skip
-        other = claim_tool_call(self.wb.store, claim, approval, self._owners.get(run_id) or owner_token(),
-                                {"tool": tool.name, "arguments": arguments, "run_id": run_id,
-                                 "workflow": self.name})  # fmt: skip
+        claim = {
+            "id": row_id,
+            "run_id": run_id,
+            "step": 0,
+            "call_id": None,
+            "tool": tool.name,
+            "risk": tool.risk,
+            "arguments": json.dumps(arguments, default=str),
+            "started_at": utcnow(),
+        }
+        other = claim_tool_call(
+            self.wb.store,
+            claim,
+            approval,
+            self._owners.get(run_id) or owner_token(),
+            {"tool": tool.name, "arguments": arguments, "run_id": run_id, "workflow": self.name},
+        )
         if other is not None:
             done = wait_for_tool_call(self.wb.store, row_id, approval)
             if done["status"] not in ("ok", "unknown"):
@@ -384,13 +473,26 @@ class Workflow:
             out, status, error = f"error: {type(exc).__name__}: {exc}", "error", repr(exc)
         checked = self.wb.guard.check_tool_result(tool.name, out) if status == "ok" else out
         with self.wb.store.transaction() as conn:
-            conn.execute("UPDATE tool_calls SET status = ?, result = ?, error = ?, latency_ms = ? WHERE id = ?",
-                         (status, checked[:20_000], scrub(error), round((time.perf_counter() - t0) * 1000, 3), row_id))
+            conn.execute(
+                "UPDATE tool_calls SET status = ?, result = ?, error = ?, latency_ms = ? WHERE id = ?",
+                (status, checked[:20_000], scrub(error), round((time.perf_counter() - t0) * 1000, 3), row_id),
+            )
             finish_tool_call(conn, self.wb.store, approval, status)
-            self.wb.store.audit(conn, "tool_call", row_id, {
-                "tool": tool.name, "risk": tool.risk, "arguments": arguments, "status": status, "run_id": run_id,
-                "workflow": self.name, "result_sha256": hashlib.sha256(checked.encode()).hexdigest()},
-                bind=[("tool_calls", row_id)] + ([("approvals", approval)] if approval else []))  # fmt: skip
+            self.wb.store.audit(
+                conn,
+                "tool_call",
+                row_id,
+                {
+                    "tool": tool.name,
+                    "risk": tool.risk,
+                    "arguments": arguments,
+                    "status": status,
+                    "run_id": run_id,
+                    "workflow": self.name,
+                    "result_sha256": hashlib.sha256(checked.encode()).hexdigest(),
+                },
+                bind=[("tool_calls", row_id)] + ([("approvals", approval)] if approval else []),
+            )
         if status != "ok":
             raise WorkflowError(f"tool {tool.name} failed: {error}")
         return checked
@@ -398,24 +500,72 @@ class Workflow:
     # -- the record ---------------------------------------------------------------------------
 
     def _finished(self, run_id: str) -> dict[str, Any]:
-        rows = self.wb.store.query("SELECT step, result FROM workflow_steps WHERE run_id = ? AND status IN "
-                                   "('done', 'skipped', 'fallback')", (run_id,))  # fmt: skip
+        rows = self.wb.store.query(
+            "SELECT step, result FROM workflow_steps WHERE run_id = ? AND status IN ('done', 'skipped', 'fallback')",
+            (run_id,),
+        )
         return {r["step"]: json.loads(r["result"]) for r in rows}
 
-    def _checkpoint(self, run_id: str, name: str, status: str, value: Any, attempts: int, latency: float,
-                    error: str | None, started: str | None = None) -> None:  # fmt: skip
+    def _checkpoint(
+        self,
+        run_id: str,
+        name: str,
+        status: str,
+        value: Any,
+        attempts: int,
+        latency: float,
+        error: str | None,
+        started: str | None = None,
+    ) -> None:
         with self.wb.store.transaction() as conn:
-            conn.execute("INSERT OR REPLACE INTO workflow_steps (run_id, step, status, result, attempts, latency_ms, "
-                         "error, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         (run_id, name, status, json.dumps(value, default=str), attempts, round(latency, 3),
-                          scrub(error), started or utcnow(), utcnow()))  # fmt: skip
+            conn.execute(
+                "INSERT OR REPLACE INTO workflow_steps (run_id, step, status, result, attempts, latency_ms, "
+                "error, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    name,
+                    status,
+                    json.dumps(value, default=str),
+                    attempts,
+                    round(latency, 3),
+                    scrub(error),
+                    started or utcnow(),
+                    utcnow(),
+                ),
+            )
             trace_id, root = run_trace("workflow", run_id)
             start = iso_ns(started) if started else time.time_ns() - int(latency * 1e6)
             kind = self.steps[name.split("[")[0]].kind if name.split("[")[0] in self.steps else "python"
-            self.wb.store.add_spans(conn, [span_row(trace_id, root, f"workflow.step {name}", start, time.time_ns(),
-                                                    "error" if status == "failed" else "ok", kind=kind, step=name,
-                                                    status=status, attempts=attempts, error=error)])  # fmt: skip
-            self.wb.store.audit(conn, "workflow_step", f"{run_id}:{name}", {
-                "workflow": self.name, "run_id": run_id, "step": name, "status": status, "attempts": attempts,
-                "error": error, "result_sha256": hashlib.sha256(json.dumps(value, default=str).encode()).hexdigest()},
-                bind=[("workflow_steps", f"{run_id}:{name}")])  # fmt: skip
+            self.wb.store.add_spans(
+                conn,
+                [
+                    span_row(
+                        trace_id,
+                        root,
+                        f"workflow.step {name}",
+                        start,
+                        time.time_ns(),
+                        "error" if status == "failed" else "ok",
+                        kind=kind,
+                        step=name,
+                        status=status,
+                        attempts=attempts,
+                        error=error,
+                    )
+                ],
+            )
+            self.wb.store.audit(
+                conn,
+                "workflow_step",
+                f"{run_id}:{name}",
+                {
+                    "workflow": self.name,
+                    "run_id": run_id,
+                    "step": name,
+                    "status": status,
+                    "attempts": attempts,
+                    "error": error,
+                    "result_sha256": hashlib.sha256(json.dumps(value, default=str).encode()).hexdigest(),
+                },
+                bind=[("workflow_steps", f"{run_id}:{name}")],
+            )

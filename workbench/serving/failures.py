@@ -31,12 +31,21 @@ class StreamFault(Exception):
         self.error_class = error_class
 
 
-_AUTH_HINTS = re.compile(r"missing credentials|api[_ ]key|invalid.{0,20}(?:key|token)|unauthori[sz]ed|"
-                         r"authentication|incorrect api key|permission denied|forbidden", re.I)
-_MALFORMED = re.compile(r"unterminated string|expecting (?:value|property name|',' delimiter)|jsondecodeerror|"
-                        r"invalid control character|extra data", re.I)
-_CONNECTION = re.compile(r"connection (?:error|refused|reset|aborted)|name or service not known|"
-                         r"failed to establish|nodename nor servname|temporary failure in name resolution", re.I)
+_AUTH_HINTS = re.compile(
+    r"missing credentials|api[_ ]key|invalid.{0,20}(?:key|token)|unauthori[sz]ed|"
+    r"authentication|incorrect api key|permission denied|forbidden",
+    re.I,
+)
+_MALFORMED = re.compile(
+    r"unterminated string|expecting (?:value|property name|',' delimiter)|jsondecodeerror|"
+    r"invalid control character|extra data",
+    re.I,
+)
+_CONNECTION = re.compile(
+    r"connection (?:error|refused|reset|aborted)|name or service not known|"
+    r"failed to establish|nodename nor servname|temporary failure in name resolution",
+    re.I,
+)
 
 
 @dataclass(slots=True)
@@ -68,8 +77,11 @@ def classify(exc: BaseException, secrets: tuple[str, ...] = (), host: str | None
     for secret in secrets:
         if secret:
             message = message.replace(secret, "***")
-    if status in (401, 403) or name in ("AuthenticationError", "PermissionDeniedError") or (
-            name == "InternalServerError" and _AUTH_HINTS.search(message)):  # fmt: skip
+    if (
+        status in (401, 403)
+        or name in ("AuthenticationError", "PermissionDeniedError")
+        or (name == "InternalServerError" and _AUTH_HINTS.search(message))
+    ):
         name = "PermissionDeniedError" if status == 403 or name == "PermissionDeniedError" else "AuthenticationError"
         return Failure(name, scrub(message) or "", status if status in (401, 403) else 401, None, False)
     if _CONNECTION.search(message) and name in ("InternalServerError", "APIConnectionError", "ServiceUnavailableError"):
@@ -77,8 +89,11 @@ def classify(exc: BaseException, secrets: tuple[str, ...] = (), host: str | None
         message = f"cannot connect to {host or 'the provider'} ({message})"
     elif _MALFORMED.search(message):
         name = "MalformedResponse"
-    transient = name in _TRANSIENT or name == "MalformedResponse" or (
-        status is not None and (status >= 500 or status in (408, 429)))  # fmt: skip
+    transient = (
+        name in _TRANSIENT
+        or name == "MalformedResponse"
+        or (status is not None and (status >= 500 or status in (408, 429)))
+    )
     if name == "ContextWindowExceededError":
         transient = False  # the same request will not fit on a retry: fail over at once
     return Failure(name, scrub(message) or "", status, retry_after(exc), transient)

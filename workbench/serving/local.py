@@ -73,9 +73,21 @@ def _usage(messages: list[dict[str, Any]], turn: ScriptedTurn) -> Usage:
 class LocalModels(CustomLLM):
     """litellm handler for ``local/echo``, ``local/extractive`` and ``local/scripted``."""
 
-    def completion(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
-                   model_response: Any, print_verbose: Any, encoding: Any, api_key: Any,
-                   logging_obj: Any, optional_params: dict, *args: Any, **kwargs: Any) -> Any:  # fmt: skip
+    def completion(
+        self,
+        model: str,
+        messages: list,
+        api_base: str,
+        custom_prompt_dict: dict,
+        model_response: Any,
+        print_verbose: Any,
+        encoding: Any,
+        api_key: Any,
+        logging_obj: Any,
+        optional_params: dict,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
         """A whole answer, with real token usage."""
         turn = respond(model, messages, optional_params)
         choice = model_response.choices[0]
@@ -93,14 +105,25 @@ class LocalModels(CustomLLM):
         model_response.usage = _usage(messages, turn)
         return model_response
 
-    def streaming(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
-                  model_response: Any, print_verbose: Any, encoding: Any, api_key: Any,
-                  logging_obj: Any, optional_params: dict, *args: Any, **kwargs: Any,
-                  ) -> Iterator[GenericStreamingChunk]:  # fmt: skip
+    def streaming(
+        self,
+        model: str,
+        messages: list,
+        api_base: str,
+        custom_prompt_dict: dict,
+        model_response: Any,
+        print_verbose: Any,
+        encoding: Any,
+        api_key: Any,
+        logging_obj: Any,
+        optional_params: dict,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Iterator[GenericStreamingChunk]:
         """The answer word by word; usage rides on the last chunk."""
         turn = respond(model, messages, optional_params)
         usage = _usage(messages, turn)
-        usage_block = {
+        usage_block: Any = {  # litellm's ChatCompletionUsageBlock (a TypedDict): these three keys
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,
             "total_tokens": usage.total_tokens,
@@ -108,23 +131,31 @@ class LocalModels(CustomLLM):
         if turn.tool:
             call = turn.tool_call()
             yield GenericStreamingChunk(
-                text="", is_finished=True, finish_reason="tool_calls", usage=usage_block, index=0,
+                text="",
+                is_finished=True,
+                finish_reason="tool_calls",
+                usage=usage_block,
+                index=0,
                 tool_use={"id": call["id"], "type": "function", "function": call["function"], "index": 0},
-            )  # fmt: skip
+            )
             return
         pieces = _CHUNK.findall(turn.text) or [""]
         for i, piece in enumerate(pieces):
             last = i == len(pieces) - 1
             yield GenericStreamingChunk(
-                text=piece, is_finished=last, finish_reason=("length" if turn.truncated else "stop") if last else "",
-                usage=usage_block if last else None, index=0, tool_use=None,
-            )  # fmt: skip
+                text=piece,
+                is_finished=last,
+                finish_reason=("length" if turn.truncated else "stop") if last else "",
+                usage=usage_block if last else None,
+                index=0,
+                tool_use=None,
+            )
 
     async def acompletion(self, *args: Any, **kwargs: Any) -> Any:
         """Async twin of :meth:`completion` (the work is CPU-only and tiny)."""
         return self.completion(*args, **kwargs)
 
-    async def astreaming(self, *args: Any, **kwargs: Any) -> AsyncIterator[GenericStreamingChunk]:
+    async def astreaming(self, *args: Any, **kwargs: Any) -> AsyncIterator[GenericStreamingChunk]:  # type: ignore[override]
         """Async twin of :meth:`streaming`."""
         for chunk in self.streaming(*args, **kwargs):
             yield chunk

@@ -25,8 +25,20 @@ from workbench.config import Deployment, Route, Settings
 from workbench.serving.types import Request
 
 COMPLEX_AT = 2
-CUES = ("step by step", "prove", "derive", "analy", "design", "debug", "refactor", "optimi", "compare",
-        "trade-off", "explain why", "root cause")  # fmt: skip
+CUES = (
+    "step by step",
+    "prove",
+    "derive",
+    "analy",
+    "design",
+    "debug",
+    "refactor",
+    "optimi",
+    "compare",
+    "trade-off",
+    "explain why",
+    "root cause",
+)
 _CODE = re.compile(r"```|^\s*(def|class|select|function|import)\b", re.IGNORECASE | re.MULTILINE)
 DEFAULT_ANSWER_TOKENS = 256
 
@@ -73,13 +85,15 @@ def complexity(request: Request, count_tokens: Any) -> tuple[int, list[str]]:
     return score, why
 
 
-def order(route: Route, request: Request, settings: Settings, latency: LatencyTracker,
-          litellm: Any) -> tuple[list[Deployment], str]:  # fmt: skip
+def order(
+    route: Route, request: Request, settings: Settings, latency: LatencyTracker, litellm: Any
+) -> tuple[list[Deployment], str]:
     """The deployments in the order to try them, and the reason, under the route's policy."""
     deployments = list(route.deployments)
     if route.policy == "ordered" or len(deployments) < 2:
         return deployments, route.policy
     if route.policy == "fastest":
+
         def speed(d: Deployment) -> float:
             ms = latency.get(d.endpoint)
             return -1.0 if ms is None else ms

@@ -43,12 +43,20 @@ class ReplayServing:
         if not rows:
             raise self.miss(request)
         row = rows[0]
-        served = self.store.query("SELECT response_model, system_fingerprint FROM attempts WHERE call_id = ? AND "
-                                  "status = 'ok' LIMIT 1", (row["id"],))  # fmt: skip
-        attempt = Attempt(n=1, deployment=f"replay:{row['deployment']}", model=row["model"],
-                          status="ok", started_at=utcnow(), endpoint=f"replay:{row['deployment']}",
-                          response_model=served[0]["response_model"] if served else None,
-                          system_fingerprint=served[0]["system_fingerprint"] if served else None)  # fmt: skip
+        served = self.store.query(
+            "SELECT response_model, system_fingerprint FROM attempts WHERE call_id = ? AND status = 'ok' LIMIT 1",
+            (row["id"],),
+        )
+        attempt = Attempt(
+            n=1,
+            deployment=f"replay:{row['deployment']}",
+            model=row["model"],
+            status="ok",
+            started_at=utcnow(),
+            endpoint=f"replay:{row['deployment']}",
+            response_model=served[0]["response_model"] if served else None,
+            system_fingerprint=served[0]["system_fingerprint"] if served else None,
+        )
         return Completion(
             text=row["text"] or "",
             model=row["model"],

@@ -68,9 +68,15 @@ def backoff(retry: int, base: float = 0.25, cap: float = 4.0) -> float:
 class FailoverPlan:
     """Which deployment to try next and how long to wait first (no I/O)."""
 
-    def __init__(self, route: Route, breakers: Breakers | None = None, clock: Callable[[], float] = time.monotonic,
-                 deployments: list[Deployment] | None = None, routing: str = "ordered",
-                 latency: LatencyTracker | None = None):  # fmt: skip
+    def __init__(
+        self,
+        route: Route,
+        breakers: Breakers | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        deployments: list[Deployment] | None = None,
+        routing: str = "ordered",
+        latency: LatencyTracker | None = None,
+    ):
         self.route, self.breakers, self._clock = route, breakers, clock
         self.routing, self.latency = routing, latency  # the policy's decision; where latencies are learned
         self.attempts: list[Attempt] = []
@@ -93,13 +99,19 @@ class FailoverPlan:
             deployment = self._queue.pop(0)
             self._retries = 0
             if deployment.api_key_env and not os.environ.get(deployment.api_key_env):
-                self._record(deployment, "skipped", 0.0, error_class="MissingKey",
-                             error=f"{deployment.api_key_env} is not set")  # fmt: skip
+                self._record(
+                    deployment, "skipped", 0.0, error_class="MissingKey", error=f"{deployment.api_key_env} is not set"
+                )
                 continue
             if self.breakers is not None and not self.breakers.allow(deployment.endpoint):
                 probe_in = self.breakers.retry_at(deployment.endpoint)
-                self._record(deployment, "skipped", 0.0, error_class="CircuitOpen",
-                             error=f"circuit open; next probe in {probe_in:.1f}s")  # fmt: skip
+                self._record(
+                    deployment,
+                    "skipped",
+                    0.0,
+                    error_class="CircuitOpen",
+                    error=f"circuit open; next probe in {probe_in:.1f}s",
+                )
                 self._open.append(deployment)
                 continue
             return deployment, 0.0
@@ -132,9 +144,16 @@ class FailoverPlan:
 
     def failed(self, deployment: Deployment, failure: Failure, started_at: str, latency_ms: float) -> None:
         """Record a failed attempt and decide: retry here (after a wait) or move on."""
-        self._record(deployment, "error", latency_ms, started_at=started_at,
-                     error_class=failure.error_class, error=failure.message,
-                     status_code=failure.status_code, retry_after=failure.retry_after)  # fmt: skip
+        self._record(
+            deployment,
+            "error",
+            latency_ms,
+            started_at=started_at,
+            error_class=failure.error_class,
+            error=failure.message,
+            status_code=failure.status_code,
+            retry_after=failure.retry_after,
+        )
         if self.breakers is not None:
             self.breakers.failed(deployment.endpoint, failure.error_class)
             if self.breakers.state(deployment.endpoint) != "closed":
@@ -150,13 +169,21 @@ class FailoverPlan:
         self._retries += 1
         self._retry = (deployment, wait)
 
-    def _record(self, deployment: Deployment, status: str, latency_ms: float,
-                started_at: str | None = None, **error: Any) -> None:  # fmt: skip
+    def _record(
+        self, deployment: Deployment, status: str, latency_ms: float, started_at: str | None = None, **error: Any
+    ) -> None:
         self.attempts.append(
-            Attempt(n=len(self.attempts) + 1, deployment=deployment.label, model=deployment.model,
-                    endpoint=deployment.endpoint,
-                    status=status, started_at=started_at or utcnow(), latency_ms=latency_ms,
-                    end_ns=time.time_ns(), **error)  # fmt: skip
+            Attempt(
+                n=len(self.attempts) + 1,
+                deployment=deployment.label,
+                model=deployment.model,
+                endpoint=deployment.endpoint,
+                status=status,
+                started_at=started_at or utcnow(),
+                latency_ms=latency_ms,
+                end_ns=time.time_ns(),
+                **error,
+            )
         )
 
     def error(self, route_name: str) -> ProviderError:
@@ -200,14 +227,24 @@ class Router:
         max_wait = plan.remaining_s()
         if request.max_wait_s is not None:
             max_wait = min(max_wait, request.max_wait_s)
-        return self.limiter.ticket(deployment.endpoint, rpm=deployment.rpm, tpm=deployment.tpm,
-                                   max_parallel=deployment.max_parallel, tokens=tokens, priority=request.priority,
-                                   max_wait_s=max_wait, lease_s=deployment.timeout)  # fmt: skip
+        return self.limiter.ticket(
+            deployment.endpoint,
+            rpm=deployment.rpm,
+            tpm=deployment.tpm,
+            max_parallel=deployment.max_parallel,
+            tokens=tokens,
+            priority=request.priority,
+            max_wait_s=max_wait,
+            lease_s=deployment.timeout,
+        )
 
     @staticmethod
     def _not_admitted(plan: FailoverPlan, deployment: Deployment, request: Request) -> None:
-        limits = ", ".join(f"{v} {k}" for k, v in (("rpm", deployment.rpm), ("tpm", deployment.tpm),
-                                                   ("max_parallel", deployment.max_parallel)) if v)  # fmt: skip
+        limits = ", ".join(
+            f"{v} {k}"
+            for k, v in (("rpm", deployment.rpm), ("tpm", deployment.tpm), ("max_parallel", deployment.max_parallel))
+            if v
+        )
         within = "the call's deadline" if request.max_wait_s is None else f"max_wait={request.max_wait_s:g}s"
         plan.skip(deployment, "RateLimited", f"no {limits} slot within {within}")
 
@@ -225,8 +262,10 @@ class Router:
         if name is not None and not isinstance(name, str):
             raise UnknownModel(f"model must be a route or model name (text), not {type(name).__name__} {name!r}")
         if name is not None and not name.strip():
-            raise UnknownModel(f"model is empty: name a route or a model, or leave it out for the default route "
-                               f"({self.settings.default_route})")  # fmt: skip
+            raise UnknownModel(
+                f"model is empty: name a route or a model, or leave it out for the default route "
+                f"({self.settings.default_route})"
+            )
         name = (name or self.settings.default_route).strip()
         route = self.extra_routes.get(name) or self.settings.routes.get(name)
         if route is not None:
@@ -283,8 +322,9 @@ class Router:
     def _secrets(deployment: Deployment) -> tuple[str, ...]:
         return (os.environ.get(deployment.api_key_env, ""),) if deployment.api_key_env else ()
 
-    def complete(self, route_name: str, route: Route, request: Request,
-                 on_token: TokenSink | None = None) -> Completion:  # fmt: skip
+    def complete(
+        self, route_name: str, route: Route, request: Request, on_token: TokenSink | None = None
+    ) -> Completion:
         """Send ``request`` down the route, failing over as the plan says."""
         litellm = litellm_module()
         plan = self.plan(route, request)
@@ -318,8 +358,9 @@ class Router:
             return attempt.succeeded(plan, response)
         raise plan.error(route_name)
 
-    async def acomplete(self, route_name: str, route: Route, request: Request,
-                        on_token: TokenSink | None = None) -> Completion:  # fmt: skip
+    async def acomplete(
+        self, route_name: str, route: Route, request: Request, on_token: TokenSink | None = None
+    ) -> Completion:
         """Async twin of :meth:`complete` (same plan, ``litellm.acompletion``)."""
         litellm = litellm_module()
         plan = self.plan(route, request)
@@ -362,8 +403,7 @@ class _AttemptRun:
     overspend a budget.
     """
 
-    def __init__(self, deployment: Deployment, on_token: TokenSink | None, cap: int | None = None,
-                 litellm: Any = None):  # fmt: skip
+    def __init__(self, deployment: Deployment, on_token: TokenSink | None, cap: int | None = None, litellm: Any = None):
         self.deployment, self.on_token, self.cap, self.litellm = deployment, on_token, cap, litellm
         self.started_at, self.t0 = utcnow(), time.perf_counter()
         self.chunks: list[Any] = []
@@ -388,8 +428,9 @@ class _AttemptRun:
             if self.on_token:
                 self.on_token(text)
             if self.cap is not None:
-                self.tokens += self.litellm.token_counter(model=self.deployment.model, text=text,
-                                                          count_response_tokens=True)
+                self.tokens += self.litellm.token_counter(
+                    model=self.deployment.model, text=text, count_response_tokens=True
+                )
                 if self.tokens >= self.cap:
                     self.capped = True
                     return False
@@ -445,8 +486,7 @@ def _host(deployment: Deployment) -> str:
     return f"{provider}'s API"
 
 
-def _completion(deployment: Deployment, response: Any, attempts: list[Attempt],
-                ttft_ms: float | None) -> Completion:  # fmt: skip
+def _completion(deployment: Deployment, response: Any, attempts: list[Attempt], ttft_ms: float | None) -> Completion:
     choice = response.choices[0]
     message = choice.message
     usage = getattr(response, "usage", None)

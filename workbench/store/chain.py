@@ -88,8 +88,9 @@ def _read_or_make(path: Path, create: bool) -> bytes:
         return _read(path)
     except FileNotFoundError:
         if not create:
-            raise AuditKeyMissing(f"no audit key: set {KEY_ENV} or restore the key file {path} (the key the log was "
-                                  "written with)") from None  # fmt: skip
+            raise AuditKeyMissing(
+                f"no audit key: set {KEY_ENV} or restore the key file {path} (the key the log was written with)"
+            ) from None
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -125,8 +126,9 @@ def check_entry(key: AuditKey | None, row: dict[str, Any]) -> bool:
     use = key if str(row["hash"]).startswith(KEYED) else None
     if use is None and not str(row["hash"]).startswith("sha256:"):
         return False
-    return hmac.compare_digest(entry_hash(use, row["prev_hash"], row["ts"], row["kind"], row["ref"], row["payload"]),
-                               str(row["hash"]))  # fmt: skip
+    return hmac.compare_digest(
+        entry_hash(use, row["prev_hash"], row["ts"], row["kind"], row["ref"], row["payload"]), str(row["hash"])
+    )
 
 
 # ---- the rows an entry stands for ------------------------------------------------------
@@ -144,26 +146,78 @@ class Bound:
 
 
 BOUND: dict[str, Bound] = {
-    "calls": Bound("id", ("session", "started_at", "mode", "replay_of", "route", "model", "deployment", "status",
-                          "error", "fingerprint", "finish_reason", "prompt_tokens", "completion_tokens", "total_tokens",
-                          "cost_usd", "stream", "cache_hit", "user", "task", "agent", "cached_from", "saved_usd",
-                          "context_spec", "context_version"),
-                   ("prompt", "request", "text", "tool_calls", "context_plan"), "compacted_at"),
-    "tool_calls": Bound("id", ("run_id", "step", "call_id", "tool", "risk", "status", "error", "claimed_by"),
-                        ("arguments", "result"), "compacted_at"),
-    "approvals": Bound("id", ("created_at", "expires_at", "status", "tool", "risk", "arguments", "reason", "session",
-                              "agent", "run_id", "tool_call_id", "decided_by", "decided_at", "decision_reason",
-                              "final_arguments", "escalated_to", "execution", "executed_by", "executed_at")),
+    "calls": Bound(
+        "id",
+        (
+            "session",
+            "started_at",
+            "mode",
+            "replay_of",
+            "route",
+            "model",
+            "deployment",
+            "status",
+            "error",
+            "fingerprint",
+            "finish_reason",
+            "prompt_tokens",
+            "completion_tokens",
+            "total_tokens",
+            "cost_usd",
+            "stream",
+            "cache_hit",
+            "user",
+            "task",
+            "agent",
+            "cached_from",
+            "saved_usd",
+            "context_spec",
+            "context_version",
+        ),
+        ("prompt", "request", "text", "tool_calls", "context_plan"),
+        "compacted_at",
+    ),
+    "tool_calls": Bound(
+        "id",
+        ("run_id", "step", "call_id", "tool", "risk", "status", "error", "claimed_by"),
+        ("arguments", "result"),
+        "compacted_at",
+    ),
+    "approvals": Bound(
+        "id",
+        (
+            "created_at",
+            "expires_at",
+            "status",
+            "tool",
+            "risk",
+            "arguments",
+            "reason",
+            "session",
+            "agent",
+            "run_id",
+            "tool_call_id",
+            "decided_by",
+            "decided_at",
+            "decision_reason",
+            "final_arguments",
+            "escalated_to",
+            "execution",
+            "executed_by",
+            "executed_at",
+        ),
+    ),
     "budgets": Bound("id", ("scope", "key", "period", "limit_usd", "limit_tokens", "thresholds"), optional=("since",)),
     "budget_events": Bound("id", ("budget_id", "threshold", "period_start", "spent_usd", "spent_tokens", "at")),
     "switches": Bound("name", ("active", "reason")),
-    "guard_events": Bound("id", ("at", "call_id", "session", "agent", "stage", "scanner", "action", "score", "ref",
-                                 "findings", "detail")),
+    "guard_events": Bound(
+        "id", ("at", "call_id", "session", "agent", "stage", "scanner", "action", "score", "ref", "findings", "detail")
+    ),
     "guard_locks": Bound("key", ("locked_at", "violations", "reset_at", "reset_by")),
     "workflow_steps": Bound("run_id || ':' || step", ("status", "result", "attempts", "error")),
     "feedback": Bound("id", ("call_id", "rating", "note", "by", "at")),
     "mcp_pins": Bound("name", ("server", "hash", "definition", "status", "changed_hash", "approved_by")),
-}  # fmt: skip
+}
 
 
 def _columns(spec: Bound) -> str:
@@ -191,11 +245,12 @@ def row_digests(key: AuditKey, table: str, row: tuple[Any, ...]) -> dict[str, An
     """``{"t", "k", "d", "b"}`` for a row read with :func:`select_sql` (``b`` only where there are bodies)."""
     spec = BOUND[table]
     n, m = len(spec.core), len(spec.optional)
-    core = row[1:1 + n] + tuple(f"{c}={v}" for c, v in zip(spec.optional, row[1 + n:1 + n + m], strict=True)
-                                if v is not None)  # fmt: skip
+    core = row[1 : 1 + n] + tuple(
+        f"{c}={v}" for c, v in zip(spec.optional, row[1 + n : 1 + n + m], strict=True) if v is not None
+    )
     out: dict[str, Any] = {"t": table, "k": str(row[0]), "d": _digest(key, table, "core", core)}
     if spec.body:
-        out["b"] = _digest(key, table, "body", row[1 + n + m:1 + n + m + len(spec.body)])
+        out["b"] = _digest(key, table, "body", row[1 + n + m : 1 + n + m + len(spec.body)])
     return out
 
 

@@ -39,20 +39,70 @@ from workbench.store.chain import (
 from workbench.store.migrations import migrate
 
 CALL_COLUMNS = (
-    "id", "trace_id", "session", "started_at", "mode", "replay_of", "route", "model",
-    "deployment", "status", "error", "prompt", "request", "fingerprint", "text", "tool_calls",
-    "finish_reason", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd",
-    "latency_ms", "ttft_ms", "stream", "cache_hit", "user", "task", "agent", "cached_from", "saved_usd",
-    "routing", "context_spec", "context_version", "context_plan", "grounding",
-)  # fmt: skip
+    "id",
+    "trace_id",
+    "session",
+    "started_at",
+    "mode",
+    "replay_of",
+    "route",
+    "model",
+    "deployment",
+    "status",
+    "error",
+    "prompt",
+    "request",
+    "fingerprint",
+    "text",
+    "tool_calls",
+    "finish_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cost_usd",
+    "latency_ms",
+    "ttft_ms",
+    "stream",
+    "cache_hit",
+    "user",
+    "task",
+    "agent",
+    "cached_from",
+    "saved_usd",
+    "routing",
+    "context_spec",
+    "context_version",
+    "context_plan",
+    "grounding",
+)
 ATTEMPT_COLUMNS = (
-    "call_id", "n", "deployment", "model", "status", "error_class", "error", "status_code",
-    "retry_after", "started_at", "latency_ms", "endpoint", "response_model", "system_fingerprint", "request_id",
-)  # fmt: skip
+    "call_id",
+    "n",
+    "deployment",
+    "model",
+    "status",
+    "error_class",
+    "error",
+    "status_code",
+    "retry_after",
+    "started_at",
+    "latency_ms",
+    "endpoint",
+    "response_model",
+    "system_fingerprint",
+    "request_id",
+)
 SPAN_COLUMNS = (
-    "span_id", "trace_id", "parent_id", "call_id", "name", "start_ns", "end_ns", "status",
+    "span_id",
+    "trace_id",
+    "parent_id",
+    "call_id",
+    "name",
+    "start_ns",
+    "end_ns",
+    "status",
     "attributes",
-)  # fmt: skip
+)
 
 
 def _insert_sql(table: str, columns: Sequence[str]) -> str:
@@ -66,8 +116,7 @@ _INSERT_ATTEMPT = _insert_sql("attempts", ATTEMPT_COLUMNS)
 _INSERT_SPAN = _insert_sql("spans", SPAN_COLUMNS)
 _INSERT_AUDIT = _insert_sql("audit", ("id", "ts", "kind", "ref", "payload", "prev_hash", "hash"))
 _TOUCH_SESSION = (
-    "INSERT INTO sessions (name, created_at, history_from, state) VALUES (?, ?, '', '{}') "
-    "ON CONFLICT(name) DO NOTHING"
+    "INSERT INTO sessions (name, created_at, history_from, state) VALUES (?, ?, '', '{}') ON CONFLICT(name) DO NOTHING"
 )
 
 
@@ -93,8 +142,9 @@ def cutoff(when: str) -> str:
     try:
         parsed = datetime.fromisoformat(when)
     except (TypeError, ValueError):
-        raise WorkbenchError(f"{when!r} is not a time: write an age such as 30d, 12h or 90m, "
-                             "or an ISO date such as 2026-11-01") from None  # fmt: skip
+        raise WorkbenchError(
+            f"{when!r} is not a time: write an age such as 30d, 12h or 90m, or an ISO date such as 2026-11-01"
+        ) from None
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).isoformat(timespec="microseconds")
 
 
@@ -110,9 +160,7 @@ class Store:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                str(self.path), check_same_thread=False, isolation_level=None, timeout=30
-            )
+            conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
         except (OSError, sqlite3.Error) as exc:
             raise WorkbenchError(
                 f"cannot open the store at {self.path} ({exc}); set `store` in workbench.toml "
@@ -133,8 +181,10 @@ class Store:
                 self._adopt_pending = conn.execute("SELECT 1 FROM audit_state WHERE k = 'adopt'").fetchone() is not None
         except sqlite3.DatabaseError as exc:
             conn.close()
-            raise WorkbenchError(f"the store at {self.path} is not a workbench SQLite database ({exc}); point "
-                                 "`store` in workbench.toml or WORKBENCH_STORE at another file") from None
+            raise WorkbenchError(
+                f"the store at {self.path} is not a workbench SQLite database ({exc}); point "
+                "`store` in workbench.toml or WORKBENCH_STORE at another file"
+            ) from None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -207,13 +257,22 @@ class Store:
         call_row = tuple(call.get(c) for c in CALL_COLUMNS)
         attempt_rows = [tuple(a.get(c) for c in ATTEMPT_COLUMNS) for a in attempts]
         payload = {
-            "call": call["id"], "route": call.get("route"), "model": call.get("model"),
-            "status": call.get("status"), "mode": call.get("mode"), "fingerprint": call.get("fingerprint"),
+            "call": call["id"],
+            "route": call.get("route"),
+            "model": call.get("model"),
+            "status": call.get("status"),
+            "mode": call.get("mode"),
+            "fingerprint": call.get("fingerprint"),
             "text_sha256": hashlib.sha256((call.get("text") or "").encode()).hexdigest(),
-            "cost_usd": call.get("cost_usd"), "tokens": call.get("total_tokens"), "replay_of": call.get("replay_of"),
-            "context_spec": call.get("context_spec"), "context_version": call.get("context_version"),
-            "session": call.get("session"), "task": call.get("task"), "agent": call.get("agent"),
-        }  # fmt: skip
+            "cost_usd": call.get("cost_usd"),
+            "tokens": call.get("total_tokens"),
+            "replay_of": call.get("replay_of"),
+            "context_spec": call.get("context_spec"),
+            "context_version": call.get("context_version"),
+            "session": call.get("session"),
+            "task": call.get("task"),
+            "agent": call.get("agent"),
+        }
         with self.transaction() as conn:
             if call.get("session"):
                 conn.execute(_TOUCH_SESSION, (call["session"], call["started_at"]))
@@ -239,14 +298,20 @@ class Store:
         if self.on_spans is not None and spans:
             self.on_spans([s[0] for s in spans])
 
-    def append_audit(self, kind: str, ref: str, payload: dict[str, Any],
-                     bind: Sequence[tuple[str, str]] = ()) -> int:  # fmt: skip
+    def append_audit(self, kind: str, ref: str, payload: dict[str, Any], bind: Sequence[tuple[str, str]] = ()) -> int:
         """Add one entry to the hash-chained audit log in its own transaction; returns its id."""
         with self.transaction() as conn:
             return self.audit(conn, kind, ref, payload, bind=bind)
 
-    def audit(self, conn: sqlite3.Connection, kind: str, ref: str, payload: dict[str, Any],
-              who: dict[str, Any] | None = None, bind: Sequence[tuple[str, str]] = ()) -> int:  # fmt: skip
+    def audit(
+        self,
+        conn: sqlite3.Connection,
+        kind: str,
+        ref: str,
+        payload: dict[str, Any],
+        who: dict[str, Any] | None = None,
+        bind: Sequence[tuple[str, str]] = (),
+    ) -> int:
         """Chain an entry for an event, inside the transaction (``conn``) that writes the event; returns its id.
 
         The payload is scrubbed of secrets and stamped with who wrote it (see audit/entry.py).
@@ -267,17 +332,21 @@ class Store:
         digest = entry_hash(key, prev, ts, kind, ref, text)
         entry = last_id + 1
         conn.execute(_INSERT_AUDIT, (entry, ts, kind, ref, text, prev, digest))
-        conn.execute("INSERT INTO audit_head (k, id, hash, mac, key_id) VALUES (1, ?, ?, ?, ?) "
-                     "ON CONFLICT(k) DO UPDATE SET id = excluded.id, hash = excluded.hash, mac = excluded.mac, "
-                     "key_id = excluded.key_id", (entry, digest, head_mac(key, entry, digest), key.id))  # fmt: skip
+        conn.execute(
+            "INSERT INTO audit_head (k, id, hash, mac, key_id) VALUES (1, ?, ?, ?, ?) "
+            "ON CONFLICT(k) DO UPDATE SET id = excluded.id, hash = excluded.hash, mac = excluded.mac, "
+            "key_id = excluded.key_id",
+            (entry, digest, head_mac(key, entry, digest), key.id),
+        )
         return entry
 
     def next_entry(self, conn: sqlite3.Connection, key: AuditKey) -> int:
         """The id the next audit entry will have (after checking the chain's tail)."""
         return self._tail(conn, key)[0] + 1
 
-    def write_carry(self, conn: sqlite3.Connection, key: AuditKey,
-                    carry: dict[tuple[str, str], tuple[int, dict[str, Any]]]) -> dict[str, Any]:  # fmt: skip
+    def write_carry(
+        self, conn: sqlite3.Connection, key: AuditKey, carry: dict[tuple[str, str], tuple[int, dict[str, Any]]]
+    ) -> dict[str, Any]:
         """Replace the carried row digests; returns what the entry vouching for them records (count and mac)."""
         import json
 
@@ -306,23 +375,30 @@ class Store:
         """The id and hash a new entry chains to, after checking the tail against the head."""
         head = conn.execute("SELECT id, hash, mac, key_id FROM audit_head WHERE k = 1").fetchone()
         if head is not None and head[3] and head[3] != key.id:
-            raise AuditChainBroken(f"the audit log was written with key {head[3]}, but this process has "
-                                   f"{key.describe()}: set {KEY_ENV} to the key the log was written with "
-                                   "(nothing was recorded)")  # fmt: skip
+            raise AuditChainBroken(
+                f"the audit log was written with key {head[3]}, but this process has "
+                f"{key.describe()}: set {KEY_ENV} to the key the log was written with "
+                "(nothing was recorded)"
+            )
         cursor = conn.execute("SELECT id, ts, kind, ref, payload, prev_hash, hash FROM audit ORDER BY id DESC LIMIT 1")
         found = cursor.fetchone()
         if found is None:
             base_id, base = self._audit_base(conn)
             if head is not None and head[0] > base_id:
-                self._broken(f"the audit log is empty but its head is entry {head[0]}: entries {base_id + 1}-"
-                             f"{head[0]} were removed")  # fmt: skip
+                self._broken(
+                    f"the audit log is empty but its head is entry {head[0]}: entries {base_id + 1}-"
+                    f"{head[0]} were removed"
+                )
             return base_id, base
         last = dict(zip(("id", "ts", "kind", "ref", "payload", "prev_hash", "hash"), found, strict=True))
         if head is None:
             self._broken(f"the audit log's head is missing (its last entry is {last['id']})")
         elif head[0] != last["id"] or head[1] != last["hash"]:
-            what = (f"entries {last['id'] + 1}-{head[0]} were removed from the end" if head[0] > last["id"]
-                    else f"its last entry {last['id']} is not the recorded head {head[0]}")  # fmt: skip
+            what = (
+                f"entries {last['id'] + 1}-{head[0]} were removed from the end"
+                if head[0] > last["id"]
+                else f"its last entry {last['id']} is not the recorded head {head[0]}"
+            )
             self._broken(what)
         elif head[2] is not None and not hmac.compare_digest(head[2], head_mac(key, head[0], head[1])):
             self._broken("its head was rewritten (the head's keyed mark does not match)")
@@ -340,9 +416,11 @@ class Store:
 
     @staticmethod
     def _broken(what: str) -> None:
-        raise AuditChainBroken(f"the audit log is broken: {what}. Nothing was recorded. Run `workbench audit verify`, "
-                               "investigate, then `workbench audit acknowledge --by NAME --reason ...` to go on "
-                               "writing")  # fmt: skip
+        raise AuditChainBroken(
+            f"the audit log is broken: {what}. Nothing was recorded. Run `workbench audit verify`, "
+            "investigate, then `workbench audit acknowledge --by NAME --reason ...` to go on "
+            "writing"
+        )
 
     def session_start(self, session: str) -> str:
         """When ``session`` began, as its views see it: its last reset (``''``: never reset, or unknown)."""

@@ -15,7 +15,7 @@ Migration = Callable[[sqlite_utils.Database], None]
 
 def m001_initial(db: sqlite_utils.Database) -> None:
     """Sessions, calls with their attempts and spans, and the hash-chained audit log."""
-    db["sessions"].create(
+    db.table("sessions").create(
         {
             "name": str,
             "created_at": str,
@@ -24,7 +24,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         },
         pk="name",
     )
-    db["calls"].create(
+    db.table("calls").create(
         {
             "id": str,
             "trace_id": str,
@@ -56,10 +56,10 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    db["calls"].create_index(["fingerprint"])
-    db["calls"].create_index(["session", "started_at"])
-    db["calls"].create_index(["started_at"])
-    db["attempts"].create(
+    db.table("calls").create_index(["fingerprint"])
+    db.table("calls").create_index(["session", "started_at"])
+    db.table("calls").create_index(["started_at"])
+    db.table("attempts").create(
         {
             "id": int,
             "call_id": str,
@@ -76,9 +76,9 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    db["attempts"].create_index(["call_id"])
-    db["attempts"].create_index(["deployment", "id"])
-    db["spans"].create(
+    db.table("attempts").create_index(["call_id"])
+    db.table("attempts").create_index(["deployment", "id"])
+    db.table("spans").create(
         {
             "span_id": str,
             "trace_id": str,
@@ -92,8 +92,8 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         },
         pk="span_id",
     )
-    db["spans"].create_index(["trace_id"])
-    db["audit"].create(
+    db.table("spans").create_index(["trace_id"])
+    db.table("audit").create(
         {
             "id": int,
             "ts": str,
@@ -114,7 +114,7 @@ def m002_replay_lookup_index(db: sqlite_utils.Database) -> None:
     ``started_at`` in the index every replayed call sorted all of them.
     """
     db.execute("DROP INDEX IF EXISTS idx_calls_fingerprint")
-    db["calls"].create_index(["fingerprint", "started_at"])
+    db.table("calls").create_index(["fingerprint", "started_at"])
 
 
 def m003_cost_control(db: sqlite_utils.Database) -> None:
@@ -123,141 +123,310 @@ def m003_cost_control(db: sqlite_utils.Database) -> None:
     A reservation holds a call's worst-case cost against every budget that covers it
     from before the call is sent until its real cost is recorded (then it is deleted).
     """
-    db["calls"].add_column("agent", str)
-    db["calls"].add_column("cached_from", str)  # the recorded call a cache hit reused
-    db["calls"].add_column("saved_usd", float)  # what a cache hit did not spend
-    db["budgets"].create(
-        {"id": int, "scope": str, "key": str, "period": str, "limit_usd": float, "limit_tokens": int,
-         "thresholds": str, "created_at": str},
+    db.table("calls").add_column("agent", str)
+    db.table("calls").add_column("cached_from", str)  # the recorded call a cache hit reused
+    db.table("calls").add_column("saved_usd", float)  # what a cache hit did not spend
+    db.table("budgets").create(
+        {
+            "id": int,
+            "scope": str,
+            "key": str,
+            "period": str,
+            "limit_usd": float,
+            "limit_tokens": int,
+            "thresholds": str,
+            "created_at": str,
+        },
         pk="id",
-    )  # fmt: skip
-    db["budgets"].create_index(["scope", "key", "period"], unique=True)
-    db["reservations"].create(
-        {"call_id": str, "user": str, "task": str, "agent": str, "session": str, "usd": float, "tokens": int,
-         "created_at": str},
+    )
+    db.table("budgets").create_index(["scope", "key", "period"], unique=True)
+    db.table("reservations").create(
+        {
+            "call_id": str,
+            "user": str,
+            "task": str,
+            "agent": str,
+            "session": str,
+            "usd": float,
+            "tokens": int,
+            "created_at": str,
+        },
         pk="call_id",
-    )  # fmt: skip
-    db["budget_events"].create(
-        {"id": int, "budget_id": int, "threshold": float, "period_start": str, "spent_usd": float,
-         "spent_tokens": int, "at": str},
+    )
+    db.table("budget_events").create(
+        {
+            "id": int,
+            "budget_id": int,
+            "threshold": float,
+            "period_start": str,
+            "spent_usd": float,
+            "spent_tokens": int,
+            "at": str,
+        },
         pk="id",
-    )  # fmt: skip
-    db["budget_events"].create_index(["budget_id", "threshold", "period_start"], unique=True)
-    db["switches"].create({"name": str, "active": int, "reason": str, "at": str}, pk="name")
+    )
+    db.table("budget_events").create_index(["budget_id", "threshold", "period_start"], unique=True)
+    db.table("switches").create({"name": str, "active": int, "reason": str, "at": str}, pk="name")
 
 
 def m004_routing_decision(db: sqlite_utils.Database) -> None:
     """Record which order a routing policy chose for a call, and why."""
-    db["calls"].add_column("routing", str)
+    db.table("calls").add_column("routing", str)
 
 
 def m005_rate_limits(db: sqlite_utils.Database) -> None:
     """Per-deployment rate-limit slots (GCRA theoretical arrival times), shared by every process."""
-    db["rate_state"].create({"deployment": str, "tat_req": float, "tat_tok": float}, pk="deployment")
+    db.table("rate_state").create({"deployment": str, "tat_req": float, "tat_tok": float}, pk="deployment")
 
 
 def m006_rate_queue(db: sqlite_utils.Database) -> None:
     """The shared queue of calls waiting for a deployment (by priority), and leases of requests in flight."""
-    db["rate_waiters"].create({"id": int, "deployment": str, "priority": int, "enqueued": float, "expires": float},
-                              pk="id")
-    db["rate_waiters"].create_index(["deployment", "priority", "id"])
-    db["rate_leases"].create({"id": int, "deployment": str, "expires": float}, pk="id")
-    db["rate_leases"].create_index(["deployment"])
+    db.table("rate_waiters").create(
+        {"id": int, "deployment": str, "priority": int, "enqueued": float, "expires": float}, pk="id"
+    )
+    db.table("rate_waiters").create_index(["deployment", "priority", "id"])
+    db.table("rate_leases").create({"id": int, "deployment": str, "expires": float}, pk="id")
+    db.table("rate_leases").create_index(["deployment"])
 
 
 def m007_alerts(db: sqlite_utils.Database) -> None:
     """Alerts that fired or resolved, and whether their webhook took them."""
-    db["alerts"].create({"id": int, "rule": str, "event": str, "metric": str, "value": float, "above": float,
-                         "window_s": float, "route": str, "at": str, "call_id": str, "delivery": str}, pk="id")
-    db["alerts"].create_index(["rule", "id"])
+    db.table("alerts").create(
+        {
+            "id": int,
+            "rule": str,
+            "event": str,
+            "metric": str,
+            "value": float,
+            "above": float,
+            "window_s": float,
+            "route": str,
+            "at": str,
+            "call_id": str,
+            "delivery": str,
+        },
+        pk="id",
+    )
+    db.table("alerts").create_index(["rule", "id"])
 
 
 def m008_context_and_memory(db: sqlite_utils.Database) -> None:
     """Document chunks and long-term memories (each with FTS5), and what context each call was given."""
-    db["documents"].create({"id": str, "collection": str, "source": str, "n": int, "text": str, "tokens": int,
-                            "added_at": str}, pk="id")
-    db["documents"].create_index(["collection", "source"])
-    db["documents"].enable_fts(["text"], create_triggers=True, tokenize="porter")
-    db["memories"].create({"id": str, "scope": str, "kind": str, "text": str, "importance": float,
-                           "created_at": str, "updated_at": str, "accessed_at": str, "access_count": int,
-                           "expires_at": str, "status": str, "supersedes": str, "superseded_by": str,
-                           "source_call": str}, pk="id")
-    db["memories"].create_index(["scope", "status"])
-    db["memories"].enable_fts(["text"], create_triggers=True, tokenize="porter")
+    db.table("documents").create(
+        {"id": str, "collection": str, "source": str, "n": int, "text": str, "tokens": int, "added_at": str}, pk="id"
+    )
+    db.table("documents").create_index(["collection", "source"])
+    db.table("documents").enable_fts(["text"], create_triggers=True, tokenize="porter")
+    db.table("memories").create(
+        {
+            "id": str,
+            "scope": str,
+            "kind": str,
+            "text": str,
+            "importance": float,
+            "created_at": str,
+            "updated_at": str,
+            "accessed_at": str,
+            "access_count": int,
+            "expires_at": str,
+            "status": str,
+            "supersedes": str,
+            "superseded_by": str,
+            "source_call": str,
+        },
+        pk="id",
+    )
+    db.table("memories").create_index(["scope", "status"])
+    db.table("memories").enable_fts(["text"], create_triggers=True, tokenize="porter")
     for column in ("context_spec", "context_version", "context_plan"):
-        db["calls"].add_column(column, str)
-    db["calls"].add_column("grounding", float)
+        db.table("calls").add_column(column, str)
+    db.table("calls").add_column("grounding", float)
 
 
 def m009_embeddings(db: sqlite_utils.Database) -> None:
     """Sentence embeddings (float32 bytes) of chunks and memories, for hybrid retrieval."""
-    db["documents"].add_column("vector", bytes)
-    db["memories"].add_column("vector", bytes)
+    db.table("documents").add_column("vector", bytes)
+    db.table("memories").add_column("vector", bytes)
 
 
 def m010_guard_events(db: sqlite_utils.Database) -> None:
     """What the guardrails found (kinds and spans, never the text), by call and session."""
-    db["guard_events"].create({"id": int, "at": str, "call_id": str, "session": str, "stage": str, "scanner": str,
-                               "action": str, "findings": str}, pk="id")
-    db["guard_events"].create_index(["session", "id"])
-    db["guard_events"].create_index(["call_id"])
+    db.table("guard_events").create(
+        {
+            "id": int,
+            "at": str,
+            "call_id": str,
+            "session": str,
+            "stage": str,
+            "scanner": str,
+            "action": str,
+            "findings": str,
+        },
+        pk="id",
+    )
+    db.table("guard_events").create_index(["session", "id"])
+    db.table("guard_events").create_index(["call_id"])
 
 
 def m011_guardrails(db: sqlite_utils.Database) -> None:
     """Guard events by agent, with a score, the item screened and a decision; circuit-breaker locks."""
     for column, kind in (("agent", str), ("score", float), ("ref", str), ("detail", str)):
-        db["guard_events"].add_column(column, kind)
-    db["guard_events"].create_index(["agent", "id"])
-    db["guard_locks"].create({"key": str, "locked_at": str, "violations": int, "reset_at": str, "reset_by": str},
-                             pk="key")
+        db.table("guard_events").add_column(column, kind)
+    db.table("guard_events").create_index(["agent", "id"])
+    db.table("guard_locks").create(
+        {"key": str, "locked_at": str, "violations": int, "reset_at": str, "reset_by": str}, pk="key"
+    )
 
 
 def m012_agents_and_approvals(db: sqlite_utils.Database) -> None:
     """Agent runs (their messages, so a parked run resumes), their tool calls, and approvals."""
-    db["agent_runs"].create({"id": str, "agent": str, "task": str, "status": str, "model": str, "session": str,
-                             "user": str, "messages": str, "tools": str, "steps": int, "cost_usd": float,
-                             "answer": str, "stop_reason": str, "waiting_on": str, "started_at": str,
-                             "finished_at": str, "max_steps": int, "budget": float, "system": str},
-                            pk="id")  # fmt: skip
-    db["tool_calls"].create({"id": str, "run_id": str, "step": int, "call_id": str, "tool": str, "risk": str,
-                             "arguments": str, "status": str, "result": str, "error": str, "started_at": str,
-                             "latency_ms": float}, pk="id")  # fmt: skip
-    db["tool_calls"].create_index(["run_id", "step"])
-    db["approvals"].create({"id": str, "created_at": str, "expires_at": str, "status": str, "tool": str,
-                            "risk": str, "arguments": str, "reason": str, "session": str, "agent": str,
-                            "run_id": str, "tool_call_id": str, "decided_by": str, "decided_at": str,
-                            "decision_reason": str, "final_arguments": str}, pk="id")  # fmt: skip
-    db["approvals"].create_index(["status", "created_at"])
-    db["mcp_pins"].create({"name": str, "server": str, "hash": str, "definition": str, "first_seen": str,
-                           "status": str, "changed_hash": str, "changed_definition": str, "changed_at": str,
-                           "approved_by": str}, pk="name")  # fmt: skip
+    db.table("agent_runs").create(
+        {
+            "id": str,
+            "agent": str,
+            "task": str,
+            "status": str,
+            "model": str,
+            "session": str,
+            "user": str,
+            "messages": str,
+            "tools": str,
+            "steps": int,
+            "cost_usd": float,
+            "answer": str,
+            "stop_reason": str,
+            "waiting_on": str,
+            "started_at": str,
+            "finished_at": str,
+            "max_steps": int,
+            "budget": float,
+            "system": str,
+        },
+        pk="id",
+    )
+    db.table("tool_calls").create(
+        {
+            "id": str,
+            "run_id": str,
+            "step": int,
+            "call_id": str,
+            "tool": str,
+            "risk": str,
+            "arguments": str,
+            "status": str,
+            "result": str,
+            "error": str,
+            "started_at": str,
+            "latency_ms": float,
+        },
+        pk="id",
+    )
+    db.table("tool_calls").create_index(["run_id", "step"])
+    db.table("approvals").create(
+        {
+            "id": str,
+            "created_at": str,
+            "expires_at": str,
+            "status": str,
+            "tool": str,
+            "risk": str,
+            "arguments": str,
+            "reason": str,
+            "session": str,
+            "agent": str,
+            "run_id": str,
+            "tool_call_id": str,
+            "decided_by": str,
+            "decided_at": str,
+            "decision_reason": str,
+            "final_arguments": str,
+        },
+        pk="id",
+    )
+    db.table("approvals").create_index(["status", "created_at"])
+    db.table("mcp_pins").create(
+        {
+            "name": str,
+            "server": str,
+            "hash": str,
+            "definition": str,
+            "first_seen": str,
+            "status": str,
+            "changed_hash": str,
+            "changed_definition": str,
+            "changed_at": str,
+            "approved_by": str,
+        },
+        pk="name",
+    )
 
 
 def m013_workflows(db: sqlite_utils.Database) -> None:
     """Workflow runs and every step's (and branch's) checkpointed result."""
-    db["workflow_runs"].create({"id": str, "workflow": str, "status": str, "inputs": str, "error": str,
-                                "started_at": str, "finished_at": str}, pk="id")  # fmt: skip
-    db["workflow_steps"].create({"run_id": str, "step": str, "status": str, "result": str, "attempts": int,
-                                 "latency_ms": float, "error": str, "started_at": str, "finished_at": str},
-                                pk=("run_id", "step"))  # fmt: skip
+    db.table("workflow_runs").create(
+        {"id": str, "workflow": str, "status": str, "inputs": str, "error": str, "started_at": str, "finished_at": str},
+        pk="id",
+    )
+    db.table("workflow_steps").create(
+        {
+            "run_id": str,
+            "step": str,
+            "status": str,
+            "result": str,
+            "attempts": int,
+            "latency_ms": float,
+            "error": str,
+            "started_at": str,
+            "finished_at": str,
+        },
+        pk=("run_id", "step"),
+    )
 
 
 def m014_audit_and_evals(db: sqlite_utils.Database) -> None:
     """The audit chain's head and compaction checkpoints; eval runs and their per-case results."""
-    db["audit_head"].create({"k": int, "id": int, "hash": str}, pk="k")
+    db.table("audit_head").create({"k": int, "id": int, "hash": str}, pk="k")
     last = db.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
     if last:
         db.execute("INSERT INTO audit_head (k, id, hash) VALUES (1, ?, ?)", last)
-    db["audit_checkpoints"].create({"id": int, "at": str, "before": str, "last_id": int, "last_hash": str,
-                                    "entries": int}, pk="id")  # fmt: skip
-    db["audit"].create_index(["ts"])
-    db["eval_runs"].create({"id": str, "suite": str, "suite_hash": str, "model": str, "context": str,
-                            "repeats": int, "cases": int, "status": str, "started_at": str, "finished_at": str,
-                            "summary": str, "cost_usd": float}, pk="id")  # fmt: skip
-    db["eval_runs"].create_index(["suite", "started_at"])
-    db["eval_results"].create({"run_id": str, "case_id": str, "repeat": int, "scorer": str, "score": float,
-                               "passed": int, "detail": str, "output": str, "call_id": str, "latency_ms": float,
-                               "cost_usd": float}, pk=("run_id", "case_id", "repeat", "scorer"))  # fmt: skip
+    db.table("audit_checkpoints").create(
+        {"id": int, "at": str, "before": str, "last_id": int, "last_hash": str, "entries": int}, pk="id"
+    )
+    db.table("audit").create_index(["ts"])
+    db.table("eval_runs").create(
+        {
+            "id": str,
+            "suite": str,
+            "suite_hash": str,
+            "model": str,
+            "context": str,
+            "repeats": int,
+            "cases": int,
+            "status": str,
+            "started_at": str,
+            "finished_at": str,
+            "summary": str,
+            "cost_usd": float,
+        },
+        pk="id",
+    )
+    db.table("eval_runs").create_index(["suite", "started_at"])
+    db.table("eval_results").create(
+        {
+            "run_id": str,
+            "case_id": str,
+            "repeat": int,
+            "scorer": str,
+            "score": float,
+            "passed": int,
+            "detail": str,
+            "output": str,
+            "call_id": str,
+            "latency_ms": float,
+            "cost_usd": float,
+        },
+        pk=("run_id", "case_id", "repeat", "scorer"),
+    )
     db.execute("ALTER TABLE calls ADD COLUMN compacted_at TEXT")
 
 
@@ -271,8 +440,8 @@ def m015_agent_remember(db: sqlite_utils.Database) -> None:
 
 def m016_feedback(db: sqlite_utils.Database) -> None:
     """Ratings of answers (up / down and a note), by call."""
-    db["feedback"].create({"id": int, "call_id": str, "rating": int, "note": str, "by": str, "at": str}, pk="id")
-    db["feedback"].create_index(["call_id"])
+    db.table("feedback").create({"id": int, "call_id": str, "rating": int, "note": str, "by": str, "at": str}, pk="id")
+    db.table("feedback").create_index(["call_id"])
 
 
 def m017_guarantees(db: sqlite_utils.Database) -> None:
@@ -293,8 +462,10 @@ def m017_guarantees(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE workflow_runs ADD COLUMN owner TEXT")
     db.execute("ALTER TABLE audit_head ADD COLUMN mac TEXT")
     db.execute("ALTER TABLE audit_head ADD COLUMN key_id TEXT")
-    db.execute("CREATE TABLE audit_carry (tbl TEXT NOT NULL, key TEXT NOT NULL, entry INTEGER, digest TEXT, "
-               "PRIMARY KEY (tbl, key))")
+    db.execute(
+        "CREATE TABLE audit_carry (tbl TEXT NOT NULL, key TEXT NOT NULL, entry INTEGER, digest TEXT, "
+        "PRIMARY KEY (tbl, key))"
+    )
     db.execute("CREATE TABLE audit_state (k TEXT PRIMARY KEY, v TEXT)")
     has_rows = db.execute("SELECT EXISTS (SELECT 1 FROM audit)").fetchone()[0]
     if has_rows:
@@ -309,14 +480,28 @@ def m018_budget_since(db: sqlite_utils.Database) -> None:
     cache can be cleared (for a route, or ``*`` for all): calls recorded before the clear no longer answer.
     """
     db.execute("ALTER TABLE budgets ADD COLUMN since TEXT")
-    db["cache_clears"].create({"route": str, "at": str}, pk="route")
+    db.table("cache_clears").create({"route": str, "at": str}, pk="route")
 
 
 MIGRATIONS: list[Migration] = [
-    m001_initial, m002_replay_lookup_index, m003_cost_control, m004_routing_decision, m005_rate_limits,
-    m006_rate_queue, m007_alerts, m008_context_and_memory, m009_embeddings,
-    m010_guard_events, m011_guardrails, m012_agents_and_approvals, m013_workflows, m014_audit_and_evals,
-    m015_agent_remember, m016_feedback, m017_guarantees, m018_budget_since,
+    m001_initial,
+    m002_replay_lookup_index,
+    m003_cost_control,
+    m004_routing_decision,
+    m005_rate_limits,
+    m006_rate_queue,
+    m007_alerts,
+    m008_context_and_memory,
+    m009_embeddings,
+    m010_guard_events,
+    m011_guardrails,
+    m012_agents_and_approvals,
+    m013_workflows,
+    m014_audit_and_evals,
+    m015_agent_remember,
+    m016_feedback,
+    m017_guarantees,
+    m018_budget_since,
 ]
 
 
@@ -335,8 +520,10 @@ def migrate(db: sqlite_utils.Database) -> list[str]:
             if migration.__name__ in done:
                 continue
             migration(db)
-            db.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",
-                       (migration.__name__, datetime.now(UTC).isoformat()))  # fmt: skip
+            db.execute(
+                "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",
+                (migration.__name__, datetime.now(UTC).isoformat()),
+            )
             applied.append(migration.__name__)
     except BaseException:
         db.execute("ROLLBACK")

@@ -41,9 +41,11 @@ class Compaction:
 
     def __str__(self) -> str:
         verb = "would compact" if self.dry_run else "compacted"
-        return (f"{verb} {self.calls} calls older than {self.before[:19]} (bodies and {self.spans} spans), "
-                f"{self.tool_calls} tool calls, {self.audit_entries} audit entries behind a checkpoint; "
-                f"{self.bytes_freed:,} bytes freed ({self.bytes_before:,} -> {self.bytes_after:,})")  # fmt: skip
+        return (
+            f"{verb} {self.calls} calls older than {self.before[:19]} (bodies and {self.spans} spans), "
+            f"{self.tool_calls} tool calls, {self.audit_entries} audit entries behind a checkpoint; "
+            f"{self.bytes_freed:,} bytes freed ({self.bytes_before:,} -> {self.bytes_after:,})"
+        )
 
 
 def _size(store: Store) -> int:
@@ -57,9 +59,11 @@ def compact(store: Store, older_than: str, *, dry_run: bool = False) -> Compacti
     before = cutoff(older_than)
     check = AuditLog(store).verify()
     if not check.ok:
-        raise WorkbenchError(f"the audit chain is broken at entry {check.first_bad_id} ({check.reason}); compacting "
-                             "would erase the evidence. Export it (workbench audit export) and investigate "
-                             "first")  # fmt: skip
+        raise WorkbenchError(
+            f"the audit chain is broken at entry {check.first_bad_id} ({check.reason}); compacting "
+            "would erase the evidence. Export it (workbench audit export) and investigate "
+            "first"
+        )
     size = _size(store)
     if dry_run:
         with store.lock:
@@ -68,26 +72,36 @@ def compact(store: Store, older_than: str, *, dry_run: bool = False) -> Compacti
     with store.transaction() as conn:
         calls, spans, tools, last_id, entries = _counts(conn, before)
         key = audit_key()
-        carry = {(t, k): (entry, json.loads(d)) for t, k, entry, d in
-                 conn.execute("SELECT tbl, key, entry, digest FROM audit_carry").fetchall()}  # fmt: skip
+        carry = {
+            (t, k): (entry, json.loads(d))
+            for t, k, entry, d in conn.execute("SELECT tbl, key, entry, digest FROM audit_carry").fetchall()
+        }
         if entries:  # the digests the removed entries hold are carried over, newest first
-            for entry, payload in conn.execute("SELECT id, payload FROM audit WHERE id <= ? AND payload LIKE "
-                                               "'%\"bind\"%' ORDER BY id", (last_id,)).fetchall():  # fmt: skip
+            for entry, payload in conn.execute(
+                "SELECT id, payload FROM audit WHERE id <= ? AND payload LIKE '%\"bind\"%' ORDER BY id", (last_id,)
+            ).fetchall():
                 for b in json.loads(payload)["bind"]:
                     carry[(b["t"], b["k"])] = (entry, b)
         now = utcnow()
         call_ids = [r[0] for r in conn.execute(_OLD, (before,)).fetchall()]
         tool_ids = [r[0] for r in conn.execute(_OLD_TOOLS, (before,)).fetchall()]
         conn.execute(f"DELETE FROM spans WHERE call_id IN ({_OLD})", (before,))
-        conn.execute("UPDATE calls SET prompt = NULL, request = NULL, text = NULL, tool_calls = NULL, "
-                     "context_plan = NULL, compacted_at = ? WHERE started_at < ? AND compacted_at IS NULL",
-                     (now, before))  # fmt: skip
-        conn.execute("UPDATE tool_calls SET arguments = NULL, result = NULL, compacted_at = ? WHERE started_at < ? "
-                     "AND compacted_at IS NULL", (now, before))  # fmt: skip
+        conn.execute(
+            "UPDATE calls SET prompt = NULL, request = NULL, text = NULL, tool_calls = NULL, "
+            "context_plan = NULL, compacted_at = ? WHERE started_at < ? AND compacted_at IS NULL",
+            (now, before),
+        )
+        conn.execute(
+            "UPDATE tool_calls SET arguments = NULL, result = NULL, compacted_at = ? WHERE started_at < ? "
+            "AND compacted_at IS NULL",
+            (now, before),
+        )
         if entries:
             last_hash = conn.execute("SELECT hash FROM audit WHERE id = ?", (last_id,)).fetchone()[0]
-            conn.execute("INSERT INTO audit_checkpoints (at, before, last_id, last_hash, entries) "
-                         "VALUES (?, ?, ?, ?, ?)", (utcnow(), before, last_id, last_hash, entries))  # fmt: skip
+            conn.execute(
+                "INSERT INTO audit_checkpoints (at, before, last_id, last_hash, entries) VALUES (?, ?, ?, ?, ?)",
+                (utcnow(), before, last_id, last_hash, entries),
+            )
             conn.execute("DELETE FROM audit WHERE id <= ?", (last_id,))
         entry = store.next_entry(conn, key)
         for table, ids in (("calls", call_ids), ("tool_calls", tool_ids)):
@@ -97,8 +111,12 @@ def compact(store: Store, older_than: str, *, dry_run: bool = False) -> Compacti
                 now_row["ob"] = old[1].get("b") if old else None
                 carry[(table, str(row_id))] = (entry, now_row)
         vouch = store.write_carry(conn, key, carry)
-        store.audit(conn, "compact", before, {"calls": calls, "spans": spans, "tool_calls": tools,
-                                              "audit_entries": entries, "carry": vouch})  # fmt: skip
+        store.audit(
+            conn,
+            "compact",
+            before,
+            {"calls": calls, "spans": spans, "tool_calls": tools, "audit_entries": entries, "carry": vouch},
+        )
     with store.lock:
         store.conn.execute("VACUUM")  # in WAL mode this writes the new file to the log: checkpoint after
         store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -66,14 +66,19 @@ class ApprovalCard:
             f"<code>{escape(row['tool'])}</code> · agent {escape(row['agent'] or '')}</div>"
             f"<div class='wb-approval-why'>{escape(row['reason'])}</div>"
         )
-        self.arguments = widgets.Textarea(value=json.dumps(arguments, indent=2), description="arguments",
-                                          disabled=True, layout=widgets.Layout(width="95%", height="90px"))  # fmt: skip
+        self.arguments = widgets.Textarea(
+            value=json.dumps(arguments, indent=2),
+            description="arguments",
+            disabled=True,
+            layout=widgets.Layout(width="95%", height="90px"),
+        )
         self.reason = widgets.Text(placeholder="why (recorded)", description="reason")
         self.approve_button = widgets.Button(description="Approve", button_style="success", icon="check")
         self.edit_button = widgets.Button(description="Edit", icon="pencil")
         self.reject_button = widgets.Button(description="Reject", button_style="danger", icon="times")
-        self.check_button = widgets.Button(description="Decided elsewhere?", icon="refresh",
-                                           tooltip="pick up a decision taken in a terminal")  # fmt: skip
+        self.check_button = widgets.Button(
+            description="Decided elsewhere?", icon="refresh", tooltip="pick up a decision taken in a terminal"
+        )
         self.status = widgets.HTML()
         self.output = widgets.Output()
         self.approve_button.on_click(lambda _: self.decide("approve"))
@@ -94,8 +99,9 @@ class ApprovalCard:
         self._lock()
         self.check_button.disabled = False
         self.check_button.description, self.check_button.icon = "Resume", "play"
-        self.status.value = (f"<span class='wb-decided'>{escape(row['status'])} by {escape(row['decided_by'] or '')} "
-                             "(elsewhere)</span>")  # fmt: skip
+        self.status.value = (
+            f"<span class='wb-decided'>{escape(row['status'])} by {escape(row['decided_by'] or '')} (elsewhere)</span>"
+        )
 
     def edit(self) -> None:
         """Let the arguments be edited; Approve then runs the tool with the edited ones (a modify)."""
@@ -109,12 +115,15 @@ class ApprovalCard:
         self.wb.approvals.expire()
         row = self.wb.approvals.get(self.approval_id)
         if row["status"] in ("pending", "escalated"):
-            self.status.value = (f"<span class='wb-pending'>still {escape(row['status'])}: decide here, with "
-                                 "%llm_approvals, or workbench approvals in a terminal</span>")  # fmt: skip
+            self.status.value = (
+                f"<span class='wb-pending'>still {escape(row['status'])}: decide here, with "
+                "%llm_approvals, or workbench approvals in a terminal</span>"
+            )
             return
         self._lock()
-        self.status.value = (f"<span class='wb-decided'>{escape(row['status'])} by {escape(row['decided_by'] or '')} "
-                             "(elsewhere)</span>")  # fmt: skip
+        self.status.value = (
+            f"<span class='wb-decided'>{escape(row['status'])} by {escape(row['decided_by'] or '')} (elsewhere)</span>"
+        )
         try:
             resumed = self.wb.resume(self.run.id)
         except WorkbenchError as exc:
@@ -150,8 +159,7 @@ class ApprovalCard:
             decision = "modify"
         self._lock()
         try:
-            self.wb.approvals.decide(self.approval_id, decision, by=self.by, reason=self.reason.value,
-                                     arguments=edited)  # fmt: skip
+            self.wb.approvals.decide(self.approval_id, decision, by=self.by, reason=self.reason.value, arguments=edited)
             row = self.wb.approvals.get(self.approval_id)
             who = escape(row["decided_by"])
             self.status.value = f"<span class='wb-decided'>{escape(row['status'])} by {who}</span>"

@@ -43,8 +43,18 @@ class MemoryInspector:
         if text:
             scopes = [self.scope] if self.scope else sorted(set(self.memory.df()["scope"]))
             found = self.memory.search(text, scopes, k=20, touch=False, matching=True) if scopes else []
-            return [{"id": m.id, "scope": m.scope, "kind": m.kind, "importance": m.importance,
-                     "updated_at": m.updated_at, "text": m.text, "score": m.score} for m in found]  # fmt: skip
+            return [
+                {
+                    "id": m.id,
+                    "scope": m.scope,
+                    "kind": m.kind,
+                    "importance": m.importance,
+                    "updated_at": m.updated_at,
+                    "text": m.text,
+                    "score": m.score,
+                }
+                for m in found
+            ]
         return self.memory.df(self.scope).to_dict("records")
 
     def refresh(self) -> None:
@@ -72,7 +82,9 @@ class MemoryInspector:
         if not memory_id:
             return
         history = self.memory.history(memory_id)
-        rows = "".join(f"<tr><td>{r.status}</td><td>{r.updated_at[:19]}</td><td>{escape(r.text)}</td></tr>"
-                       for r in history.itertuples())  # fmt: skip
+        rows = "".join(
+            f"<tr><td>{r.status}</td><td>{r.updated_at[:19]}</td><td>{escape(r.text)}</td></tr>"
+            for r in history.itertuples()
+        )
         head = "<tr><th>status</th><th>updated</th><th>text</th></tr>"
         self.detail.value = f"<table class='wb-history'>{head}{rows}</table>"
