@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -20,12 +20,40 @@ def _isolated(tmp_path_factory, monkeypatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _close_workbenches(monkeypatch) -> Iterator[list[Workbench]]:
+    """Every Workbench a test opens is closed when it ends (MCP servers stopped, store closed), even
+    when the test forgot or failed first: closing twice is harmless."""
+    opened: list[Workbench] = []
+    init = Workbench.__init__
+
+    def tracked(self: Workbench, *args, **kwargs) -> None:
+        init(self, *args, **kwargs)
+        opened.append(self)
+
+    monkeypatch.setattr(Workbench, "__init__", tracked)
+    yield opened
+    for bench in reversed(opened):
+        bench.close()
+
+
 @pytest.fixture
-def wb(tmp_path: Path) -> Iterator[Workbench]:
-    """A Workbench on a real SQLite file, with default settings."""
-    bench = Workbench.from_config(store=str(tmp_path / "wb.db"))
-    yield bench
-    bench.close()
+def make_wb(tmp_path: Path) -> Callable[..., Workbench]:
+    """Build Workbenches on real SQLite files in this test's folder: ``make_wb(name="wb", **settings)``
+    (``store=`` or a config path override the file). All are closed at the end of the test."""
+
+    def make(config: str | Path | None = None, *, name: str = "wb", **settings) -> Workbench:
+        if config is None:
+            settings.setdefault("store", str(tmp_path / f"{name}.db"))
+        return Workbench.from_config(config, **settings)
+
+    return make
+
+
+@pytest.fixture
+def wb(make_wb) -> Workbench:
+    """A Workbench on a real SQLite file, with default settings (closed at the end of the test)."""
+    return make_wb()
 
 
 @pytest.fixture

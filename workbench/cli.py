@@ -8,11 +8,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from workbench.errors import WorkbenchError
 from workbench.suggest import did_you_mean
+
+if TYPE_CHECKING:
+    from workbench.runtime import Workbench
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -169,6 +173,18 @@ def _parser() -> argparse.ArgumentParser:
     chaos.add_argument("--cut-stream-after", type=int, help="close streams after N words")
     chaos.add_argument("--no-stream-usage", action="store_true", help="never send usage in streams")
     chaos.add_argument("--seed", type=int, help="for reproducible errors and jitter")
+    handlers: dict[str, Callable[..., int]] = {
+        "calls": _calls,
+        "replay": _replay,
+        "costs": _costs,
+        "budget": _budget,
+        "context": _context,
+    }
+    handlers |= {"alerts": _alerts, "approvals": _approvals, "mcp": _mcp, "eval": _eval, "trace": _trace}
+    handlers |= {"metrics": _metrics, "otel": _otel, "report": _report, "audit": _audit, "store": _audit}
+    handlers |= {"chaos-server": _chaos}
+    for name, command in sub.choices.items():
+        command.set_defaults(func=handlers[name])  # a new subcommand without a handler fails here, at once
     for sub_parser in _all(parser):
         sub_parser.set_defaults(_parser=sub_parser)  # the innermost one wins: its usage for mistakes
     return parser
@@ -228,8 +244,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _mcp(wb: object, args: argparse.Namespace) -> int:
-    mcp = wb.mcp  # type: ignore[attr-defined]
+def _mcp(wb: Workbench, args: argparse.Namespace) -> int:
+    mcp = wb.mcp
     try:
         if args.action == "approve":
             mcp.approve(args.tool, by=args.by)
@@ -253,8 +269,8 @@ def _mcp(wb: object, args: argparse.Namespace) -> int:
         mcp.close()
 
 
-def _eval(wb: object, args: argparse.Namespace) -> int:
-    evals = wb.evals  # type: ignore[attr-defined]
+def _eval(wb: Workbench, args: argparse.Namespace) -> int:
+    evals = wb.evals
     report = evals.run(args.suite, models=args.model, contexts=args.context, repeats=args.repeats, progress=False)
     summary = report.summary()[
         ["run_id", "model", "context", "scorer", "mean", "ci_low", "ci_high", "pass_rate", "threshold", "ok"]
@@ -311,10 +327,10 @@ def _audit(args: argparse.Namespace) -> int:
         store.close()
 
 
-def _approvals(wb: object, args: argparse.Namespace) -> int:
+def _approvals(wb: Workbench, args: argparse.Namespace) -> int:
     import json
 
-    approvals = wb.approvals  # type: ignore[attr-defined]
+    approvals = wb.approvals
     if args.action in ("list", "history"):
         df = approvals.pending() if args.action == "list" else approvals.df()
         cols = ["id", "created_at", "status", "tool", "risk", "arguments", "session", "agent", "reason"]
@@ -360,125 +376,151 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     try:
         _check_text(args)
-        if args.command == "chaos-server":
+        if args.func is _chaos:
             return _chaos(args)
         if (args.command, getattr(args, "action", None)) not in _WRITES:
             _existing_store(args)  # reading: never create a store (or its folder) just to find it empty
-        if args.command in ("audit", "store"):
+        if args.func is _audit:
             return _audit(args)  # on the store alone: verifying must not write a config entry first
         from workbench.runtime import Workbench
 
         wb = Workbench.from_config(args.config)
-        if args.command == "calls":
-            df = wb.calls.df(session=args.session, limit=args.limit, route=args.route)
-            if args.format == "csv":
-                print(df.to_csv(index=False), end="")
-            elif args.format == "json":
-                print(df.to_json(orient="records", indent=2))
-            else:
-                cols = [
-                    "call_id",
-                    "started_at",
-                    "session",
-                    "route",
-                    "model",
-                    "status",
-                    "prompt",
-                    "prompt_tokens",
-                    "completion_tokens",
-                    "cost_usd",
-                    "latency_ms",
-                ]
-                from workbench.observability.calls import readable_costs
-
-                view = readable_costs(df[cols].assign(prompt=df["prompt"].str.slice(0, 40)))
-                print(view.to_string(index=False) if len(df) else "no calls recorded")
-            return 0
-        if args.command == "costs":
-            from workbench.observability.calls import readable_costs
-
-            df = wb.costs.df(by=args.by, since=args.since)
-            print(readable_costs(df).to_string(index=False) if len(df) else "no spend recorded")
-            return 0
-        if args.command == "budget":
-            if args.action == "set":
-                usd = args.usd_option if args.usd in (None, "-") else _usd(args.usd)
-                wb.budgets.set(args.scope, usd, tokens=args.tokens, period=args.period, since=args.since)
-            elif args.action == "kill":
-                wb.kill(args.reason)
-                print(f"kill switch ON ({args.reason})")
-            elif args.action == "lift":
-                wb.budgets.lift()
-                print("kill switch lifted")
-            df = wb.budgets.df()
-            print(df.to_string(index=False) if len(df) else "no budgets set")
-            return 0
-        if args.command == "context":
-            plan = wb.plan_context(
-                args.spec, args.input, model=args.model, user=args.user, session=args.session, memory=args.memory
-            )
-            print(plan)
-            for message in plan.messages:
-                print(f"\n--- {message['role']}\n{message['content']}")
-            return 0
-        if args.command == "alerts":
-            for notice in wb.alerts.check(warn=False) if args.check else []:
-                print(notice)
-            df = wb.alerts.df() if args.history else wb.alerts.values()
-            empty = "no alerts recorded" if args.history else "no alert rules configured ([[alerts.rules]])"
-            print(df.to_string(index=False) if len(df) else empty)
-            wb.alerts.flush()
-            return 0
-        if args.command == "approvals":
-            return _approvals(wb, args)
-        if args.command == "eval":
-            return _eval(wb, args)
-        if args.command == "trace":
-            df = wb.trace(args.ref).df
-            view = df.assign(name=[f"{'  ' * d}{n}" for d, n in zip(df["depth"], df["name"], strict=True)])
-            print(view[["name", "start_ms", "duration_ms", "status"]].to_string(index=False, float_format="%.3f"))
-            return 0
-        if args.command == "metrics":
-            df = wb.metrics.df(by=None if args.by == "none" else args.by, freq=args.freq, since=args.since)
-            print(df.to_string(index=False, float_format=lambda v: f"{v:.6g}") if len(df) else "no calls recorded")
-            return 0
-        if args.command == "otel":
-            sent = wb.otel.export(since=args.since, ref=args.ref, endpoint=args.endpoint)
-            print(f"{sent} spans sent")
-            return 0
-        if args.command == "report":
-            path = wb.report(args.session, args.output or f"{args.session}.html")
-            print(f"report of session {args.session} written to {path}")
-            return 0
-        if args.command == "mcp":
-            return _mcp(wb, args)
-        report = wb.replay(args.session, against=args.against, suite=args.suite)
-        if args.against:
-            cols = ["call_id", "similarity", "cost_delta", "latency_delta_ms", "diff"]
-            scores = [
-                c
-                for c in report.columns
-                if c not in cols and c.endswith("_recorded") and c != "cost_recorded" and c != "latency_recorded_ms"
-            ]
-            extra = [c for s in scores for c in (s, s.removesuffix("_recorded"))]
-            print(report[cols + extra].assign(diff=report["diff"].str.slice(0, 60)).to_string(index=False))
-            print(
-                f"{int(report['identical'].sum())}/{len(report)} identical on {args.against}; cost "
-                f"{report['cost_delta'].sum():+.6f} USD"
-            )
-            return 0
-        for row in report.itertuples():
-            mark = "identical" if row.identical else "DIFFERENT"
-            served = f"  (served by {row.served}; recorded: {row.served_recorded})" if row.served_changed else ""
-            print(f"{row.call_id}  {mark:9}  {str(row.prompt)[:60]!r}{served}")
-        same = int(report["identical"].sum())
-        changed = int(report["served_changed"].sum())
-        note = f"; {changed} served by another model version than recorded" if changed else ""
-        print(f"{same}/{len(report)} calls identical{note}")
-        return 0 if same == len(report) else 1
+        return int(args.func(wb, args))
     except WorkbenchError as exc:
         print(f"workbench: {exc}", file=sys.stderr)
         return 2
+
+
+def _calls(wb: Workbench, args: argparse.Namespace) -> int:
+    """``workbench calls``."""
+    df = wb.calls.df(session=args.session, limit=args.limit, route=args.route)
+    if args.format == "csv":
+        print(df.to_csv(index=False), end="")
+    elif args.format == "json":
+        print(df.to_json(orient="records", indent=2))
+    else:
+        cols = [
+            "call_id",
+            "started_at",
+            "session",
+            "route",
+            "model",
+            "status",
+            "prompt",
+            "prompt_tokens",
+            "completion_tokens",
+            "cost_usd",
+            "latency_ms",
+        ]
+        from workbench.observability.calls import readable_costs
+
+        view = readable_costs(df[cols].assign(prompt=df["prompt"].str.slice(0, 40)))
+        print(view.to_string(index=False) if len(df) else "no calls recorded")
+    return 0
+
+
+def _costs(wb: Workbench, args: argparse.Namespace) -> int:
+    """``workbench costs``."""
+    from workbench.observability.calls import readable_costs
+
+    df = wb.costs.df(by=args.by, since=args.since)
+    print(readable_costs(df).to_string(index=False) if len(df) else "no spend recorded")
+    return 0
+
+
+def _budget(wb: Workbench, args: argparse.Namespace) -> int:
+    """``workbench budget``."""
+    if args.action == "set":
+        usd = args.usd_option if args.usd in (None, "-") else _usd(args.usd)
+        wb.budgets.set(args.scope, usd, tokens=args.tokens, period=args.period, since=args.since)
+    elif args.action == "kill":
+        wb.kill(args.reason)
+        print(f"kill switch ON ({args.reason})")
+    elif args.action == "lift":
+        wb.budgets.lift()
+        print("kill switch lifted")
+    df = wb.budgets.df()
+    print(df.to_string(index=False) if len(df) else "no budgets set")
+    return 0
+
+
+def _context(wb: Workbench, args: argparse.Namespace) -> int:
+    """``workbench context``."""
+    plan = wb.plan_context(
+        args.spec, args.input, model=args.model, user=args.user, session=args.session, memory=args.memory
+    )
+    print(plan)
+    for message in plan.messages:
+        print(f"\n--- {message['role']}\n{message['content']}")
+    return 0
+
+
+def _alerts(wb: Workbench, args: argparse.Namespace) -> int:
+    """``workbench alerts``."""
+    for notice in wb.alerts.check(warn=False) if args.check else []:
+        print(notice)
+    df = wb.alerts.df() if args.history else wb.alerts.values()
+    empty = "no alerts recorded" if args.history else "no alert rules configured ([[alerts.rules]])"
+    print(df.to_string(index=False) if len(df) else empty)
+    wb.alerts.flush()
+    return 0
+
+
+def _trace(wb: Workbench, args: argparse.Namespace) -> int:
+    """``workbench trace``."""
+    df = wb.trace(args.ref).df
+    view = df.assign(name=[f"{'  ' * d}{n}" for d, n in zip(df["depth"], df["name"], strict=True)])
+    print(view[["name", "start_ms", "duration_ms", "status"]].to_string(index=False, float_format="%.3f"))
+    return 0
+
+
+def _metrics(wb: Workbench, args: argparse.Namespace) -> int:
+    """``workbench metrics``."""
+    df = wb.metrics.df(by=None if args.by == "none" else args.by, freq=args.freq, since=args.since)
+    print(df.to_string(index=False, float_format=lambda v: f"{v:.6g}") if len(df) else "no calls recorded")
+    return 0
+
+
+def _otel(wb: Workbench, args: argparse.Namespace) -> int:
+    """``workbench otel``."""
+    sent = wb.otel.export(since=args.since, ref=args.ref, endpoint=args.endpoint)
+    print(f"{sent} spans sent")
+    return 0
+
+
+def _report(wb: Workbench, args: argparse.Namespace) -> int:
+    """``workbench report``."""
+    path = wb.report(args.session, args.output or f"{args.session}.html")
+    print(f"report of session {args.session} written to {path}")
+    return 0
+
+
+def _replay(wb: Workbench, args: argparse.Namespace) -> int:
+    """``workbench replay``."""
+    report = wb.replay(args.session, against=args.against, suite=args.suite)
+    if args.against:
+        cols = ["call_id", "similarity", "cost_delta", "latency_delta_ms", "diff"]
+        scores = [
+            c
+            for c in report.columns
+            if c not in cols and c.endswith("_recorded") and c != "cost_recorded" and c != "latency_recorded_ms"
+        ]
+        extra = [c for s in scores for c in (s, s.removesuffix("_recorded"))]
+        print(report[cols + extra].assign(diff=report["diff"].str.slice(0, 60)).to_string(index=False))
+        print(
+            f"{int(report['identical'].sum())}/{len(report)} identical on {args.against}; cost "
+            f"{report['cost_delta'].sum():+.6f} USD"
+        )
+        return 0
+    for row in report.itertuples():
+        mark = "identical" if row.identical else "DIFFERENT"
+        served = f"  (served by {row.served}; recorded: {row.served_recorded})" if row.served_changed else ""
+        print(f"{row.call_id}  {mark:9}  {str(row.prompt)[:60]!r}{served}")
+    same = int(report["identical"].sum())
+    changed = int(report["served_changed"].sum())
+    note = f"; {changed} served by another model version than recorded" if changed else ""
+    print(f"{same}/{len(report)} calls identical{note}")
+    return 0 if same == len(report) else 1
 
 
 def _usd(text: str) -> float:

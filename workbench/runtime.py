@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Unpack
 
 from workbench.approvals import Approvals
 from workbench.audit import AuditLog, replay_against, rerun_session
@@ -58,6 +58,7 @@ from workbench.memory.extract import Kind as MemoryKind
 from workbench.memory.extract import extract as extract_memories
 from workbench.observability import Alerts, CallLog, Trace, deployment_health, new_id
 from workbench.observability.metrics import Metrics
+from workbench.options import AskKwargs, AskOptions
 from workbench.result import Format, Result
 from workbench.serving import Completion, ReplayServing, Request, Router, TokenSink, litellm_module
 from workbench.store import Store, utcnow
@@ -112,7 +113,6 @@ class _Call:
 
 # Refusals and failures a call is recorded with (anything else is a bug and propagates).
 _RECORDED_FAILURES = (ProviderError, ReplayMiss, BudgetExceeded, KillSwitchActive)
-Sink = Literal["html", "shell", "sql"]
 
 
 class Workbench:
@@ -213,163 +213,55 @@ class Workbench:
 
     # ---- the pipeline -------------------------------------------------------------
 
-    def ask(
-        self,
-        prompt: str,
-        *,
-        model: str | None = None,
-        session: str | None = None,
-        system: str | None = None,
-        context: ContextArg = None,
-        user: str | None = None,
-        task: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        response_format: dict[str, Any] | None = None,
-        stream: bool = False,
-        on_token: TokenSink | None = None,
-        format: Format = "markdown",
-        agent: str | None = None,
-        cache: bool | None = None,
-        budget: float | None = None,
-        priority: int = 0,
-        max_wait: float | None = None,
-        spec: str | None = None,
-        memory: str | None = None,
-        remember: bool = False,
-        sink: Sink | None = None,
-        schema: Any = None,
-    ) -> Result:
+    def ask(self, prompt: str, options: AskOptions | None = None, **kwargs: Unpack[AskKwargs]) -> Result:
         """Send ``prompt`` to a model or route and return the recorded :class:`Result`.
 
-        ``session`` continues a named conversation; ``context`` (text, ``{id: text}``
-        or a list) is given to the model as citable sources; ``stream`` calls
-        ``on_token(delta)`` as text arrives; ``user``/``task``/``agent`` attribute the
-        cost; ``cache=False`` bypasses the response cache (``None``: as configured);
-        ``budget`` (USD) refuses the call unless its worst case fits; ``priority``
-        (higher first) is its place in a rate-limited deployment's queue and
-        ``max_wait`` (seconds) the longest it waits there before failing over.
-        ``spec`` names a context spec (``contexts/NAME.yaml``) that builds the context
-        within its token budget (the plan is ``result.context``); ``memory`` (a scope
-        such as ``user:alice``) gives the call what that scope remembers, and
-        ``remember=True`` writes the prompt to it. ``sink`` (``html``, ``shell``, ``sql``)
-        says where the answer is going, so the output guardrail checks it for what would run
-        there; ``schema`` (a JSON schema dict or a pydantic model) asks for JSON matching it,
-        re-asks once if the answer doesn't, and puts the parsed value in ``result.data``.
+        The keywords are the fields of :class:`~workbench.options.AskOptions` (or pass one
+        ``AskOptions`` positionally; keywords override its fields): ``session`` continues a
+        named conversation; ``context`` (text, ``{id: text}`` or a list) is given to the model
+        as citable sources; ``stream`` calls ``on_token(delta)`` as text arrives;
+        ``user``/``task``/``agent`` attribute the cost; ``cache=False`` bypasses the response
+        cache (``None``: as configured); ``budget`` (USD) refuses the call unless its worst case
+        fits; ``priority`` (higher first) is its place in a rate-limited deployment's queue and
+        ``max_wait`` (seconds) the longest it waits there before failing over. ``spec`` names a
+        context spec (``contexts/NAME.yaml``) that builds the context within its token budget
+        (the plan is ``result.context``); ``memory`` (a scope such as ``user:alice``) gives the
+        call what that scope remembers, and ``remember=True`` writes the prompt to it. ``sink``
+        (``html``, ``shell``, ``sql``) says where the answer is going, so the output guardrail
+        checks it for what would run there; ``schema`` (a JSON schema dict or a pydantic model)
+        asks for JSON matching it, re-asks once if the answer doesn't, and puts the parsed value
+        in ``result.data``.
         """
-        system = self._schema_system(system, schema)
-        call = self._begin(
-            prompt,
-            model,
-            session,
-            system,
-            context,
-            user,
-            task,
-            temperature,
-            max_tokens,
-            response_format,
-            stream,
-            agent,
-            cache,
-            spec,
-            memory,
-            remember,
-        )
-        call.budget, call.sink = budget, _sink(sink)
-        self._queueing(call, priority, max_wait)
-        result = self._run(call, on_token, format)
-        if schema is None:
+        opts = self._options(options, dict(kwargs))
+        call = self._begin(prompt, opts)
+        result = self._run(call, opts.on_token, opts.format)
+        if opts.schema is None:
             return result
-        conforming, error = self._first_answer(result, schema)
+        conforming, error = self._first_answer(result, opts.schema)
         if conforming is not None:
             return conforming
-        again = self.ask(
-            reask_prompt(prompt, result.text, error or "", schema),
-            model=model,
-            system=system,
-            user=user,
-            task=task,
-            agent=agent,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            cache=cache,
-            budget=budget,
-            format=format,
-            sink=sink,
-        )
-        return self._conformed(again, schema, result)
+        again = self.ask(reask_prompt(prompt, result.text, error or "", opts.schema), opts.for_reask())
+        return self._conformed(again, opts.schema, result)
 
-    async def aask(
-        self,
-        prompt: str,
-        *,
-        model: str | None = None,
-        session: str | None = None,
-        system: str | None = None,
-        context: ContextArg = None,
-        user: str | None = None,
-        task: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        response_format: dict[str, Any] | None = None,
-        stream: bool = False,
-        on_token: TokenSink | None = None,
-        format: Format = "markdown",
-        agent: str | None = None,
-        cache: bool | None = None,
-        budget: float | None = None,
-        priority: int = 0,
-        max_wait: float | None = None,
-        spec: str | None = None,
-        memory: str | None = None,
-        remember: bool = False,
-        sink: Sink | None = None,
-        schema: Any = None,
-    ) -> Result:
-        """Async twin of :meth:`ask` (uses ``litellm.acompletion``)."""
-        system = self._schema_system(system, schema)
-        call = self._begin(
-            prompt,
-            model,
-            session,
-            system,
-            context,
-            user,
-            task,
-            temperature,
-            max_tokens,
-            response_format,
-            stream,
-            agent,
-            cache,
-            spec,
-            memory,
-            remember,
-        )
-        call.budget, call.sink = budget, _sink(sink)
-        self._queueing(call, priority, max_wait)
-        result = await self._arun(call, on_token, format)
-        if schema is None:
+    async def aask(self, prompt: str, options: AskOptions | None = None, **kwargs: Unpack[AskKwargs]) -> Result:
+        """Async twin of :meth:`ask` (uses ``litellm.acompletion``); the same options."""
+        opts = self._options(options, dict(kwargs))
+        call = self._begin(prompt, opts)
+        result = await self._arun(call, opts.on_token, opts.format)
+        if opts.schema is None:
             return result
-        conforming, error = self._first_answer(result, schema)
+        conforming, error = self._first_answer(result, opts.schema)
         if conforming is not None:
             return conforming
-        again = await self.aask(
-            reask_prompt(prompt, result.text, error or "", schema),
-            model=model,
-            system=system,
-            user=user,
-            task=task,
-            agent=agent,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            cache=cache,
-            budget=budget,
-            format=format,
-            sink=sink,
-        )
-        return self._conformed(again, schema, result)
+        again = await self.aask(reask_prompt(prompt, result.text, error or "", opts.schema), opts.for_reask())
+        return self._conformed(again, opts.schema, result)
+
+    def _options(self, options: AskOptions | None, kwargs: dict[str, Any]) -> AskOptions:
+        """One ``AskOptions`` from the object and keywords, with the schema's instruction in the system message."""
+        opts = AskOptions.of(options, kwargs)
+        if opts.schema is None:
+            return opts
+        return replace(opts, system=self._schema_system(opts.system, opts.schema))
 
     @property
     def tool(self) -> Tools:
@@ -408,26 +300,26 @@ class Workbench:
     def step(
         self,
         messages: list[dict[str, Any]],
+        options: AskOptions | None = None,
         *,
         tools: list[dict[str, Any]] | None = None,
-        model: str | None = None,
-        session: str | None = None,
-        user: str | None = None,
-        task: str | None = None,
-        agent: str | None = None,
-        budget: float | None = None,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
         check_input: str | None = None,
         trace: tuple[str, str] | None = None,
+        **kwargs: Unpack[AskKwargs],
     ) -> Result:
         """One model turn on ``messages`` as given (an agent's step): no composing, no session history.
 
-        ``tools`` are OpenAI-style function schemas; ``result.tool_calls`` holds what the model
-        wants to run. ``check_input`` is scanned by the input guardrails first (the task, on an
-        agent's first step). ``trace`` (trace id, parent span id) puts the call's spans under a
-        longer run's. The call is recorded, priced and guarded like any other.
+        Of the :class:`~workbench.options.AskOptions` (an object and/or keywords) a step uses
+        ``model``, ``session``, ``user``, ``task``, ``agent``, ``budget``, ``max_tokens`` and
+        ``temperature``; any other is an error. ``tools`` are OpenAI-style function schemas;
+        ``result.tool_calls`` holds what the model wants to run. ``check_input`` is scanned by the
+        input guardrails first (the task, on an agent's first step). ``trace`` (trace id, parent
+        span id) puts the call's spans under a longer run's. The call is recorded, priced and
+        guarded like any other.
         """
+        opts = AskOptions.of(options, dict(kwargs)).for_step()
+        model, session, user, task, agent = opts.model, opts.session, opts.user, opts.task, opts.agent
+        budget, max_tokens, temperature = opts.budget, opts.max_tokens, opts.temperature
         if not messages:
             raise WorkbenchError("a step needs at least one message")
         self._check_args(
@@ -639,25 +531,16 @@ class Workbench:
                     ".decode()"
                 ) from None
 
-    def _begin(
-        self,
-        prompt: str,
-        model: str | None,
-        session: str | None,
-        system: str | None,
-        context: ContextArg,
-        user: str | None,
-        task: str | None,
-        temperature: float | None,
-        max_tokens: int | None,
-        response_format: dict[str, Any] | None,
-        stream: bool,
-        agent: str | None = None,
-        cache: bool | None = None,
-        spec: str | None = None,
-        memory: str | None = None,
-        remember: bool = False,
-    ) -> _Call:
+    def _begin(self, prompt: str, opts: AskOptions) -> _Call:
+        model, session, system, context = opts.model, opts.session, opts.system, opts.context
+        user, task, agent, spec, memory, remember = (
+            opts.user,
+            opts.task,
+            opts.agent,
+            opts.spec,
+            opts.memory,
+            opts.remember,
+        )
         self._check_args(
             prompt, system=system, session=session, user=user, task=task, agent=agent, spec=spec, memory=memory
         )
@@ -715,15 +598,20 @@ class Workbench:
         # the canary is recognised wherever it appears.
         instructions = [b.text for b in plan.blocks if b.source == "system"] if plan else [system or ""]
         system_text = "\n".join(instructions).strip() or None
-        params = {"temperature": temperature, "max_tokens": max_tokens, "response_format": response_format}
-        request = Request(route_name, messages, {k: v for k, v in params.items() if v is not None}, stream)
-        request.answer_cap = max_tokens
+        params = {
+            "temperature": opts.temperature,
+            "max_tokens": opts.max_tokens,
+            "response_format": opts.response_format,
+        }
+        request = Request(route_name, messages, {k: v for k, v in params.items() if v is not None}, opts.stream)
+        request.answer_cap = opts.max_tokens
         call = self._call(trace, t0, route, request, prompt, session, user, task, call_id)
         call.agent, call.plan, call.memory, call.remember = agent, plan, memory, remember
         call.system = system_text
-        call.use_cache = (
-            cache if cache is not None else (route.cache if route.cache is not None else self.settings.cache.enabled)
-        )
+        route_cache = route.cache if route.cache is not None else self.settings.cache.enabled
+        call.use_cache = opts.cache if opts.cache is not None else route_cache
+        call.budget, call.sink = opts.budget, _sink(opts.sink)
+        self._queueing(call, opts.priority, opts.max_wait)
         return call
 
     def plan_context(

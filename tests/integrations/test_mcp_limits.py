@@ -49,11 +49,19 @@ def _servers(root: Path) -> list[psutil.Process]:
     return found
 
 
-def _dead(proc: psutil.Process) -> bool:
-    try:
-        return proc.status() == psutil.STATUS_ZOMBIE  # exited; only waiting for its (new) parent to reap it
-    except psutil.NoSuchProcess:
-        return True
+def _dead(proc: psutil.Process, deadline_s: float = 3.0) -> bool:
+    """Whether ``proc`` ended within the deadline (a process mid-exit still reads 'running' for a moment,
+    after its folder is already unreadable, so ``_gone`` can see it leave first)."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            if not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE:  # exited, or only awaiting reaping
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
 
 
 def _gone(root: Path, deadline_s: float = 5.0) -> bool:

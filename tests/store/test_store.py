@@ -138,3 +138,17 @@ def test_a_batch_keeps_each_transaction_atomic_and_commits_what_completed(tmp_pa
     assert store.query("SELECT COUNT(*) n FROM budgets")[0]["n"] == 0
     assert AuditLog(store).verify().ok
     assert store.conn.execute("PRAGMA cache_size").fetchone()[0] == cache and not store.conn.in_transaction
+
+
+def test_migrations_register_in_sequence_and_refuse_a_gap():
+    from workbench.store.migrations import migration
+
+    names = [m.__name__ for m in MIGRATIONS]
+    assert [int(n[1:4]) for n in names] == list(range(1, len(names) + 1))
+    with pytest.raises(RuntimeError, match=f"out of sequence: the next one is m{len(names) + 1:03d}_"):
+
+        @migration
+        def m999_skipped(db):  # pragma: no cover - refused at import
+            pass
+
+    assert [m.__name__ for m in MIGRATIONS] == names

@@ -24,7 +24,6 @@ approvers`` set only the people listed may decide at all. Who decides is the nam
 from __future__ import annotations
 
 import fnmatch
-import getpass
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -335,7 +334,6 @@ class Approvals:
 
 
 def _who() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user name on this system
-        return "unknown"
+    from workbench.audit.entry import actor
+
+    return actor()["os_user"] or "unknown"  # the one OS-user lookup, shared with the audit entries

@@ -150,8 +150,16 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def _fatal(exc: Exception) -> bool:
-    return "Connection closed" in str(exc) or isinstance(exc, (ConnectionError, EOFError, BrokenPipeError))
+def _fatal(exc: BaseException) -> bool:
+    """Whether ``exc`` means the server's connection is unusable (judged by type and error code, not text)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return any(_fatal(e) for e in exc.exceptions)
+    from mcp.shared.exceptions import MCPError
+    from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT
+
+    if isinstance(exc, MCPError):  # the connection is gone, or a request ran out of time: restart next call
+        return exc.code in (CONNECTION_CLOSED, REQUEST_TIMEOUT)
+    return isinstance(exc, (ConnectionError, EOFError, BrokenPipeError, TimeoutError))
 
 
 class MCP:
@@ -195,7 +203,7 @@ class MCP:
                 raise ToolError(f"MCP server {name} did not start within {limit:.0f} s") from None
             except Exception as exc:  # noqa: BLE001 - any start failure is one clear error
                 self._servers.pop(name, None)
-                raise ToolError(f"MCP server {name} could not be started: {_message(exc)}") from None
+                raise ToolError(f"MCP server {name} could not be started: {_message(exc)}") from exc
         return server
 
     def _request(self, name: str, op: Any, *args: Any, timeout: float | None = None) -> Any:
@@ -221,9 +229,9 @@ class MCP:
         except ToolError:
             raise
         except Exception as exc:  # noqa: BLE001 - a dead server, a protocol error
-            if _fatal(exc) or "timed out" in str(exc).lower():
+            if _fatal(exc):
                 self._drop(name)
-            raise ToolError(f"MCP server {name}: {_message(exc)}") from None
+            raise ToolError(f"MCP server {name}: {_message(exc)}") from exc  # the cause stays for %tb
 
     def _drop(self, name: str) -> None:
         """Stop a server for certain: its whole process group is ended, then its connection task."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
@@ -17,6 +17,9 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 from workbench.errors import WorkbenchError
 from workbench.suggest import did_you_mean
+
+if TYPE_CHECKING:
+    from workbench.options import AskOptions
 
 
 class WorkbenchUsageError(UsageError):
@@ -64,6 +67,33 @@ def _parse(magic: Any, line: str) -> Any:
         options = getattr(magic, "parser", None)
         hint = did_you_mean(str(exc), options._option_string_actions if options else ())
         raise WorkbenchUsageError(f"{exc}{hint}") from None
+
+
+def _ask_options(args: Any, schema: Any, preview: Any) -> AskOptions:
+    """The ``AskOptions`` that ``%%llm``'s flags stand for."""
+    from workbench.options import AskOptions
+
+    return AskOptions(
+        model=args.model,
+        session=args.session,
+        user=args.user,
+        task=args.task,
+        temperature=args.temperature,
+        max_tokens=args.max_tokens,
+        response_format={"type": "json_object"} if args.format == "json" else None,
+        stream=preview is not None,
+        on_token=preview,
+        format=args.format,
+        cache=False if args.no_cache else None,
+        budget=args.budget,
+        priority=args.priority,
+        max_wait=args.max_wait,
+        spec=args.context,
+        memory=args.memory,
+        remember=args.remember,
+        sink=args.sink,
+        schema=schema,
+    )
 
 
 def _wb() -> Any:
@@ -145,28 +175,7 @@ class WorkbenchMagics(Magics):
 
             preview = StreamPreview()
         try:
-            result = wb.ask(
-                prompt,
-                model=args.model,
-                session=args.session,
-                user=args.user,
-                task=args.task,
-                temperature=args.temperature,
-                max_tokens=args.max_tokens,
-                response_format={"type": "json_object"} if args.format == "json" else None,
-                stream=preview is not None,
-                on_token=preview,
-                format=args.format,
-                cache=False if args.no_cache else None,
-                budget=args.budget,
-                priority=args.priority,
-                max_wait=args.max_wait,
-                spec=args.context,
-                memory=args.memory,
-                remember=args.remember,
-                sink=args.sink,
-                schema=schema,
-            )
+            result = wb.ask(prompt, _ask_options(args, schema, preview))
         finally:
             if preview is not None:
                 preview.close()

@@ -33,6 +33,7 @@ from workbench.errors import BudgetExceeded, GuardrailViolation, WorkbenchError
 from workbench.guardrails.scanners import scrub
 from workbench.integrations import Tool, ToolError, result_text
 from workbench.observability import iso_ns, run_trace, span_row
+from workbench.options import AskOptions
 from workbench.orchestration.claims import (
     WAIT_S,
     approval_of,
@@ -199,6 +200,17 @@ class Agent:
         )
         return self.wb.tools.add(tool)
 
+    def _options(self, state: dict[str, Any], budget: float | None) -> AskOptions:
+        """The options of this run's next step: its model, who it is for, and what is left of its budget."""
+        return AskOptions(
+            model=state["model"],
+            session=state["session"],
+            user=state["user"],
+            task=f"agent:{self.name}",
+            agent=self.name,
+            budget=budget,
+        )
+
     def _loop(self, state: dict[str, Any]) -> AgentRun:
         tools = {t.name: t for t in self.wb.tools.select(state["tools"])} if state["tools"] else {}
         schemas = [t.schema() for t in tools.values()] or None
@@ -213,13 +225,8 @@ class Agent:
             try:
                 result = self.wb.step(
                     messages,
+                    self._options(state, remaining),
                     tools=schemas,
-                    model=state["model"],
-                    session=state["session"],
-                    user=state["user"],
-                    task=f"agent:{self.name}",
-                    agent=self.name,
-                    budget=remaining,
                     trace=run_trace("agent", state["id"]),
                     check_input=state["task"] if state["steps"] == 0 else None,
                 )

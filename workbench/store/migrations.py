@@ -1,6 +1,7 @@
 """Named, append-only schema migrations (applied names are kept in ``_migrations``).
 
-Never edit a migration that has shipped: add a new ``mNNN_...`` function instead.
+Never edit a migration that has shipped: add a new ``@migration`` function ``mNNN_what``
+at the end instead (the decorator refuses a number out of sequence).
 """
 
 from __future__ import annotations
@@ -12,7 +13,19 @@ import sqlite_utils
 
 Migration = Callable[[sqlite_utils.Database], None]
 
+MIGRATIONS: list[Migration] = []
 
+
+def migration(func: Migration) -> Migration:
+    """Register ``func`` as the next migration; its name must be ``mNNN_...`` with NNN one more than the last."""
+    number = len(MIGRATIONS) + 1
+    if not func.__name__.startswith(f"m{number:03d}_"):
+        raise RuntimeError(f"migration {func.__name__} is out of sequence: the next one is m{number:03d}_...")
+    MIGRATIONS.append(func)
+    return func
+
+
+@migration
 def m001_initial(db: sqlite_utils.Database) -> None:
     """Sessions, calls with their attempts and spans, and the hash-chained audit log."""
     db.table("sessions").create(
@@ -107,6 +120,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration
 def m002_replay_lookup_index(db: sqlite_utils.Database) -> None:
     """Replay picks the newest recorded call per fingerprint: index both, not only the fingerprint.
 
@@ -117,6 +131,7 @@ def m002_replay_lookup_index(db: sqlite_utils.Database) -> None:
     db.table("calls").create_index(["fingerprint", "started_at"])
 
 
+@migration
 def m003_cost_control(db: sqlite_utils.Database) -> None:
     """Cost control: agent attribution, cache provenance, budgets, reservations, switches.
 
@@ -169,16 +184,19 @@ def m003_cost_control(db: sqlite_utils.Database) -> None:
     db.table("switches").create({"name": str, "active": int, "reason": str, "at": str}, pk="name")
 
 
+@migration
 def m004_routing_decision(db: sqlite_utils.Database) -> None:
     """Record which order a routing policy chose for a call, and why."""
     db.table("calls").add_column("routing", str)
 
 
+@migration
 def m005_rate_limits(db: sqlite_utils.Database) -> None:
     """Per-deployment rate-limit slots (GCRA theoretical arrival times), shared by every process."""
     db.table("rate_state").create({"deployment": str, "tat_req": float, "tat_tok": float}, pk="deployment")
 
 
+@migration
 def m006_rate_queue(db: sqlite_utils.Database) -> None:
     """The shared queue of calls waiting for a deployment (by priority), and leases of requests in flight."""
     db.table("rate_waiters").create(
@@ -189,6 +207,7 @@ def m006_rate_queue(db: sqlite_utils.Database) -> None:
     db.table("rate_leases").create_index(["deployment"])
 
 
+@migration
 def m007_alerts(db: sqlite_utils.Database) -> None:
     """Alerts that fired or resolved, and whether their webhook took them."""
     db.table("alerts").create(
@@ -210,6 +229,7 @@ def m007_alerts(db: sqlite_utils.Database) -> None:
     db.table("alerts").create_index(["rule", "id"])
 
 
+@migration
 def m008_context_and_memory(db: sqlite_utils.Database) -> None:
     """Document chunks and long-term memories (each with FTS5), and what context each call was given."""
     db.table("documents").create(
@@ -243,12 +263,14 @@ def m008_context_and_memory(db: sqlite_utils.Database) -> None:
     db.table("calls").add_column("grounding", float)
 
 
+@migration
 def m009_embeddings(db: sqlite_utils.Database) -> None:
     """Sentence embeddings (float32 bytes) of chunks and memories, for hybrid retrieval."""
     db.table("documents").add_column("vector", bytes)
     db.table("memories").add_column("vector", bytes)
 
 
+@migration
 def m010_guard_events(db: sqlite_utils.Database) -> None:
     """What the guardrails found (kinds and spans, never the text), by call and session."""
     db.table("guard_events").create(
@@ -268,6 +290,7 @@ def m010_guard_events(db: sqlite_utils.Database) -> None:
     db.table("guard_events").create_index(["call_id"])
 
 
+@migration
 def m011_guardrails(db: sqlite_utils.Database) -> None:
     """Guard events by agent, with a score, the item screened and a decision; circuit-breaker locks."""
     for column, kind in (("agent", str), ("score", float), ("ref", str), ("detail", str)):
@@ -278,6 +301,7 @@ def m011_guardrails(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration
 def m012_agents_and_approvals(db: sqlite_utils.Database) -> None:
     """Agent runs (their messages, so a parked run resumes), their tool calls, and approvals."""
     db.table("agent_runs").create(
@@ -361,6 +385,7 @@ def m012_agents_and_approvals(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration
 def m013_workflows(db: sqlite_utils.Database) -> None:
     """Workflow runs and every step's (and branch's) checkpointed result."""
     db.table("workflow_runs").create(
@@ -383,6 +408,7 @@ def m013_workflows(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration
 def m014_audit_and_evals(db: sqlite_utils.Database) -> None:
     """The audit chain's head and compaction checkpoints; eval runs and their per-case results."""
     db.table("audit_head").create({"k": int, "id": int, "hash": str}, pk="k")
@@ -430,6 +456,7 @@ def m014_audit_and_evals(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE calls ADD COLUMN compacted_at TEXT")
 
 
+@migration
 def m015_agent_remember(db: sqlite_utils.Database) -> None:
     """Whether a parked agent run writes what it learned to memory when it is resumed and finishes;
     audit entries by kind (the last config entry, a spec version, is found without a scan).
@@ -438,12 +465,14 @@ def m015_agent_remember(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS audit_kind ON audit (kind, ref, id)")
 
 
+@migration
 def m016_feedback(db: sqlite_utils.Database) -> None:
     """Ratings of answers (up / down and a note), by call."""
     db.table("feedback").create({"id": int, "call_id": str, "rating": int, "note": str, "by": str, "at": str}, pk="id")
     db.table("feedback").create_index(["call_id"])
 
 
+@migration
 def m017_guarantees(db: sqlite_utils.Database) -> None:
     """Exactly-once tool calls and runs, escalation, an audit log that binds the rows it audits.
 
@@ -475,34 +504,13 @@ def m017_guarantees(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE eval_runs ADD COLUMN served TEXT")  # the model versions that answered, as providers said
 
 
+@migration
 def m018_budget_since(db: sqlite_utils.Database) -> None:
     """A budget may count spend from an instant (``since``) instead of from its period's start; the response
     cache can be cleared (for a route, or ``*`` for all): calls recorded before the clear no longer answer.
     """
     db.execute("ALTER TABLE budgets ADD COLUMN since TEXT")
     db.table("cache_clears").create({"route": str, "at": str}, pk="route")
-
-
-MIGRATIONS: list[Migration] = [
-    m001_initial,
-    m002_replay_lookup_index,
-    m003_cost_control,
-    m004_routing_decision,
-    m005_rate_limits,
-    m006_rate_queue,
-    m007_alerts,
-    m008_context_and_memory,
-    m009_embeddings,
-    m010_guard_events,
-    m011_guardrails,
-    m012_agents_and_approvals,
-    m013_workflows,
-    m014_audit_and_evals,
-    m015_agent_remember,
-    m016_feedback,
-    m017_guarantees,
-    m018_budget_since,
-]
 
 
 def migrate(db: sqlite_utils.Database) -> list[str]:

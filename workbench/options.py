@@ -1,0 +1,165 @@
+"""``AskOptions``: everything a call can be told besides its prompt, in one frozen object.
+
+``wb.ask(prompt, **kwargs)`` stays the friendly surface; the keywords become one
+``AskOptions`` that flows unchanged through the pipeline. The magic builds the
+same object from its flags, and code that makes many similar calls can build it
+once and pass it positionally: ``wb.ask(prompt, opts)`` or
+``wb.ask(prompt, opts, temperature=0)`` (keywords override the object's fields).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
+
+if TYPE_CHECKING:
+    from workbench.context import ContextArg
+    from workbench.result import Format
+    from workbench.serving.router import TokenSink
+
+Sink = Literal["html", "shell", "sql"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AskOptions:
+    """How to make one call. Every field has the default ``wb.ask`` has always had.
+
+    Attributes:
+        model: a route or a litellm model name (``None``: the configured default route).
+        session: continue this named conversation (its history is sent, the exchange is added).
+        system: the system message.
+        context: citable sources: text, ``{id: text}`` or a list of texts.
+        user: who the call is for (cost attribution, budgets, memory scopes).
+        task: what the call is for (cost attribution, budgets).
+        agent: the agent making the call (attribution, guardrail locks).
+        temperature: sampling temperature.
+        max_tokens: the most answer tokens (also the budget's worst case).
+        response_format: passed to the provider (``{"type": "json_object"}``).
+        stream: stream the answer; ``on_token(delta)`` is called as text arrives.
+        on_token: the streaming callback.
+        format: how the ``Result`` shows itself: markdown, text or json.
+        cache: ``False`` bypasses the response cache (``None``: as configured).
+        budget: this call's own cap in USD; refused unless its worst case fits.
+        priority: place in a rate-limited deployment's queue (higher goes first).
+        max_wait: the longest wait (seconds) for a rate-limit slot before failing over.
+        spec: a context spec (``contexts/NAME.yaml``) that builds the context within its budget.
+        memory: a long-term memory scope (``user:alice``) whose memories the call is given.
+        remember: with ``memory``: write the prompt to that scope.
+        sink: where the answer is going (html, shell, sql): the output guardrail checks for it.
+        schema: a JSON-schema dict or pydantic model: the answer must conform (one re-ask).
+
+    """
+
+    model: str | None = None
+    session: str | None = None
+    system: str | None = None
+    context: ContextArg = None
+    user: str | None = None
+    task: str | None = None
+    agent: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    response_format: dict[str, Any] | None = None
+    stream: bool = False
+    on_token: TokenSink | None = None
+    format: Format = "markdown"
+    cache: bool | None = None
+    budget: float | None = None
+    priority: int = 0
+    max_wait: float | None = None
+    spec: str | None = None
+    memory: str | None = None
+    remember: bool = False
+    sink: Sink | None = None
+    schema: Any = None
+
+    @classmethod
+    def of(cls, options: AskOptions | None = None, overrides: dict[str, Any] | None = None) -> AskOptions:
+        """``options`` (or the defaults) with ``overrides`` applied; an unknown name is a ``TypeError``."""
+        if options is not None and not isinstance(options, AskOptions):
+            raise TypeError(f"options must be an AskOptions, not {type(options).__name__}: pass keywords instead")
+        overrides = overrides or {}
+        unknown = sorted(set(overrides) - NAMES)
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], NAMES, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(f"ask() got an unexpected keyword argument {unknown[0]!r}{hint}")
+        base = options if options is not None else cls()
+        return replace(base, **overrides) if overrides else base
+
+    def changed(self) -> list[str]:
+        """The names of the fields set to something other than their default."""
+        default = AskOptions()
+        return [f.name for f in fields(self) if getattr(self, f.name) != getattr(default, f.name)]
+
+    def for_step(self) -> AskOptions:
+        """These options for ``wb.step`` (one agent turn on messages as given): a clear error for any that
+        only make sense when the workbench composes the prompt.
+        """
+        unused = [name for name in self.changed() if name not in STEP_FIELDS]
+        if unused:
+            from workbench.errors import WorkbenchError
+
+            raise WorkbenchError(
+                f"a step sends its messages as given, so {', '.join(unused)} cannot apply: "
+                "put them in the messages, or use wb.ask"
+            )
+        return self
+
+    def for_reask(self) -> AskOptions:
+        """The options of the one re-ask after an answer that did not match ``schema``.
+
+        Kept: the model, instructions (with the schema's), attribution, sampling, cache,
+        budget, format and sink. Dropped, on purpose: the session (the failed exchange
+        is not history), context/spec/memory (the re-ask prompt quotes the question and
+        the bad answer; it needs nothing else), ``remember`` (the prompt was remembered
+        once), streaming (the answer is parsed, not shown live), the queue place, and
+        the schema itself (the caller conforms the re-ask's answer).
+        """
+        return replace(
+            self,
+            session=None,
+            context=None,
+            spec=None,
+            memory=None,
+            remember=False,
+            response_format=None,
+            stream=False,
+            on_token=None,
+            priority=0,
+            max_wait=None,
+            schema=None,
+        )
+
+
+class AskKwargs(TypedDict, total=False):
+    """The keywords ``wb.ask``/``wb.aask`` take: the fields of :class:`AskOptions` (for type checkers)."""
+
+    model: str | None
+    session: str | None
+    system: str | None
+    context: ContextArg
+    user: str | None
+    task: str | None
+    agent: str | None
+    temperature: float | None
+    max_tokens: int | None
+    response_format: dict[str, Any] | None
+    stream: bool
+    on_token: TokenSink | None
+    format: Format
+    cache: bool | None
+    budget: float | None
+    priority: int
+    max_wait: float | None
+    spec: str | None
+    memory: str | None
+    remember: bool
+    sink: Sink | None
+    schema: Any
+
+
+NAMES = frozenset(f.name for f in fields(AskOptions))
+# What wb.step honours: who and what the turn is for, its model, sampling and budget.
+STEP_FIELDS = frozenset({"model", "session", "user", "task", "agent", "budget", "max_tokens", "temperature"})
