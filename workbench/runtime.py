@@ -62,6 +62,7 @@ from workbench.options import AskKwargs, AskOptions
 from workbench.result import Format, Result
 from workbench.serving import Completion, ReplayServing, Request, Router, TokenSink, litellm_module
 from workbench.store import Store, utcnow
+from workbench.store.records import CallRow, CallStatus
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -911,8 +912,8 @@ class Workbench:
             ref=call.id,
         )
 
-    def _row(self, call: _Call, **fields: Any) -> dict[str, Any]:
-        return {
+    def _row(self, call: _Call, **fields: Unpack[CallRow]) -> CallRow:
+        row: CallRow = {
             "id": call.id,
             "trace_id": call.trace.trace_id,
             "session": call.session,
@@ -932,8 +933,9 @@ class Workbench:
             "context_version": call.plan.version if call.plan else None,
             "context_plan": call.plan.to_json() if call.plan else None,
             "grounding": call.grounding,
-            **fields,
         }
+        row.update(fields)
+        return row
 
     def _record(self, call: _Call, completion: Completion, result: Result) -> None:
         import json
@@ -953,7 +955,9 @@ class Workbench:
             routing=completion.routing,
             cached_from=completion.cached_from,
             saved_usd=completion.recorded_cost_usd if completion.cached_from else None,
-            **completion.usage,
+            prompt_tokens=completion.usage.get("prompt_tokens"),
+            completion_tokens=completion.usage.get("completion_tokens"),
+            total_tokens=completion.usage.get("total_tokens"),
         )
         call.trace.end()
         self.store.record_call(
@@ -978,7 +982,7 @@ class Workbench:
 
     def _record_failure(self, call: _Call, exc: WorkbenchError) -> None:
         attempts = getattr(exc, "attempts", [])
-        status = "refused" if isinstance(exc, (BudgetExceeded, KillSwitchActive)) else "error"
+        status: CallStatus = "refused" if isinstance(exc, (BudgetExceeded, KillSwitchActive)) else "error"
         row = self._row(
             call,
             status=status,

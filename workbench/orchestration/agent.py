@@ -27,7 +27,7 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from workbench.errors import BudgetExceeded, GuardrailViolation, WorkbenchError
 from workbench.guardrails.scanners import scrub
@@ -51,7 +51,10 @@ if TYPE_CHECKING:
 
     from workbench.runtime import Workbench
 
-DONE, WAITING, STOPPED = "done", "waiting", "stopped"
+RunStatus = Literal["running", "waiting", "done", "stopped"]
+DONE: RunStatus = "done"
+WAITING: RunStatus = "waiting"
+STOPPED: RunStatus = "stopped"
 
 
 @dataclass
@@ -61,7 +64,7 @@ class AgentRun:
     id: str
     agent: str
     task: str
-    status: str  # done | waiting | stopped
+    status: RunStatus  # done | waiting | stopped (running only while a run is in progress)
     answer: str | None
     steps: int
     cost_usd: float

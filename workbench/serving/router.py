@@ -33,6 +33,7 @@ from workbench.serving.failures import Failure, StreamFault, classify
 from workbench.serving.policies import DEFAULT_ANSWER_TOKENS, LatencyTracker, order
 from workbench.serving.types import Attempt, Completion, Request
 from workbench.store import utcnow
+from workbench.store.records import AttemptStatus
 
 TokenSink = Callable[[str | None], None]  # a text delta, or None: "discard what was streamed"
 LOCAL_MODELS = ("local/echo", "local/extractive", "local/scripted")
@@ -170,7 +171,12 @@ class FailoverPlan:
         self._retry = (deployment, wait)
 
     def _record(
-        self, deployment: Deployment, status: str, latency_ms: float, started_at: str | None = None, **error: Any
+        self,
+        deployment: Deployment,
+        status: AttemptStatus,
+        latency_ms: float,
+        started_at: str | None = None,
+        **error: Any,
     ) -> None:
         self.attempts.append(
             Attempt(

@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench.store.records import AttemptRow, AttemptStatus
+
 # Parameters that change what a model answers: part of the request fingerprint.
 OUTPUT_PARAMS = ("temperature", "max_tokens", "top_p", "stop", "seed", "response_format", "tools")
 
@@ -54,7 +56,7 @@ class Attempt:
     n: int
     deployment: str
     model: str
-    status: str  # ok | error | skipped
+    status: AttemptStatus
     started_at: str
     latency_ms: float = 0.0
     error_class: str | None = None
@@ -67,7 +69,7 @@ class Attempt:
     system_fingerprint: str | None = None
     request_id: str | None = None
 
-    def row(self, call_id: str) -> dict[str, Any]:
+    def row(self, call_id: str) -> AttemptRow:
         """The attempt as a store row."""
         return {
             "call_id": call_id,

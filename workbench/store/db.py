@@ -37,61 +37,8 @@ from workbench.store.chain import (
     select_sql,
 )
 from workbench.store.migrations import migrate
+from workbench.store.records import ATTEMPT_COLUMNS, CALL_COLUMNS, AttemptRow, CallRow, check_keys
 
-CALL_COLUMNS = (
-    "id",
-    "trace_id",
-    "session",
-    "started_at",
-    "mode",
-    "replay_of",
-    "route",
-    "model",
-    "deployment",
-    "status",
-    "error",
-    "prompt",
-    "request",
-    "fingerprint",
-    "text",
-    "tool_calls",
-    "finish_reason",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "cost_usd",
-    "latency_ms",
-    "ttft_ms",
-    "stream",
-    "cache_hit",
-    "user",
-    "task",
-    "agent",
-    "cached_from",
-    "saved_usd",
-    "routing",
-    "context_spec",
-    "context_version",
-    "context_plan",
-    "grounding",
-)
-ATTEMPT_COLUMNS = (
-    "call_id",
-    "n",
-    "deployment",
-    "model",
-    "status",
-    "error_class",
-    "error",
-    "status_code",
-    "retry_after",
-    "started_at",
-    "latency_ms",
-    "endpoint",
-    "response_model",
-    "system_fingerprint",
-    "request_id",
-)
 SPAN_COLUMNS = (
     "span_id",
     "trace_id",
@@ -242,8 +189,8 @@ class Store:
 
     def record_call(
         self,
-        call: dict[str, Any],
-        attempts: Sequence[dict[str, Any]],
+        call: CallRow,
+        attempts: Sequence[AttemptRow],
         spans: Sequence[tuple[Any, ...]],
         settle_reservation: bool = False,
         audit_also: Sequence[tuple[str, str, dict[str, Any]]] = (),
@@ -254,6 +201,9 @@ class Store:
         transaction, so its worst case is replaced by its real cost at one instant;
         ``audit_also`` chains more entries (``kind, ref, payload``) in it, e.g. a new spec version.
         """
+        check_keys("calls", call)
+        for attempt in attempts:
+            check_keys("attempts", attempt)
         call_row = tuple(call.get(c) for c in CALL_COLUMNS)
         attempt_rows = [tuple(a.get(c) for c in ATTEMPT_COLUMNS) for a in attempts]
         payload = {
