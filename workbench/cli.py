@@ -148,6 +148,11 @@ def _parser() -> argparse.ArgumentParser:
     compact.add_argument("--older-than", help="an age (30d, 12h) or an ISO date (default: [retention] older_than)")
     compact.add_argument("--dry-run", action="store_true", help="only count what would go")
 
+    plugins = sub.add_parser(
+        "plugins", help="what is registered: scanners, scorers, checks, models, tools, and from where"
+    )
+    plugins.add_argument("--kind", choices=["scanner", "scorer", "check", "model", "tool"], help="only this kind")
+
     chaos = sub.add_parser("chaos-server", help="serve a misbehaving OpenAI-compatible API")
     chaos.add_argument("--host", default="127.0.0.1", help="the address to listen on")
     chaos.add_argument("--port", type=int, default=8900, help="the port to listen on")
@@ -182,7 +187,7 @@ def _parser() -> argparse.ArgumentParser:
     }
     handlers |= {"alerts": _alerts, "approvals": _approvals, "mcp": _mcp, "eval": _eval, "trace": _trace}
     handlers |= {"metrics": _metrics, "otel": _otel, "report": _report, "audit": _audit, "store": _audit}
-    handlers |= {"chaos-server": _chaos}
+    handlers |= {"chaos-server": _chaos, "plugins": _plugins}
     for name, command in sub.choices.items():
         command.set_defaults(func=handlers[name])  # a new subcommand without a handler fails here, at once
     for sub_parser in _all(parser):
@@ -376,8 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     try:
         _check_text(args)
-        if args.func is _chaos:
-            return _chaos(args)
+        if args.func in (_chaos, _plugins):
+            return int(args.func(args))  # no store needed
         if (args.command, getattr(args, "action", None)) not in _WRITES:
             _existing_store(args)  # reading: never create a store (or its folder) just to find it empty
         if args.func is _audit:
@@ -521,6 +526,24 @@ def _replay(wb: Workbench, args: argparse.Namespace) -> int:
     note = f"; {changed} served by another model version than recorded" if changed else ""
     print(f"{same}/{len(report)} calls identical{note}")
     return 0 if same == len(report) else 1
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    """``workbench plugins``: every registered thing by kind, built in or installed, and where it came from."""
+    import workbench.evals.scorers  # noqa: F401 - the built-ins register on import
+    import workbench.guardrails.standard  # noqa: F401
+    from workbench.plugins import REGISTRY
+    from workbench.serving.local import MODELS
+
+    rows = [("model", name, "workbench") for name in MODELS]
+    rows += [(e.kind, e.name, e.source) for e in REGISTRY.entries()]
+    rows = [r for r in rows if args.kind in (None, r[0])]
+    width = max(len(r[1]) for r in rows) if rows else 4
+    for kind, name, source in rows:
+        print(f"{kind:8} {name:{width}}  {source}")
+    for problem in REGISTRY.errors:
+        print(f"broken plug-in: {problem}", file=sys.stderr)
+    return 1 if REGISTRY.errors else 0
 
 
 def _usd(text: str) -> float:

@@ -140,6 +140,7 @@ class Workbench:
         self.guard = Guard(self.store, self.settings.guardrails, self.settings.root)
         self.tools = Tools()
         self.approvals = Approvals(self.store, self.settings.approvals)
+        self.approvals.human = self.guard.human  # one human-decision callback: decider == approver
         self.approvals.checker = self._check_edited
         self.approvals.notify = lambda ref, text: self.alerts.notice("approval_escalated", text, ref)
         self.store.on_broken_chain = lambda text: self.alerts.notice("audit_chain", text)

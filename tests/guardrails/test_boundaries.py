@@ -153,3 +153,18 @@ def test_a_reset_before_a_lock_clears_the_count_and_a_new_lock_starts_clean(guar
             g.check_tool_call("shell.run", {}, session="rerun")
     lock = g.locks().set_index("key").loc["session:rerun"]
     assert lock["locked"] and lock["reset_at"] is None and lock["reset_by"] is None  # this lock's reset is to come
+
+
+def test_one_human_decision_callback_answers_guardrails_and_approvals(tmp_path):
+    wb = Workbench.from_config(
+        store=str(tmp_path / "h.db"), guardrails={"tool_call": {"boundaries": "ask"}, "tools": {"allow": ["db.query"]}}
+    )
+    seen = []
+    wb.approvals.decider = lambda request: seen.append(request["kind"]) or request["arguments"].get("table") == "tmp"
+    assert wb.guard.approver is wb.approvals.decider  # one callback, two names
+    assert wb.guard.check_tool_call("db.drop", {"table": "tmp"}, session="s") == {"table": "tmp"}
+    with pytest.raises(ToolDenied, match="a human rejected it"):
+        wb.guard.check_tool_call("db.drop", {"table": "users"}, session="s")
+    assert seen == ["guardrail", "guardrail"]
+    wb.guard.approver = None
+    assert wb.approvals.decider is None

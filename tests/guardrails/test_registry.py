@@ -5,7 +5,8 @@ import sys
 import pytest
 
 from workbench.errors import GuardrailViolation
-from workbench.guardrails import Finding, Scanner, register_scanner, registry, scanners
+from workbench.guardrails import Finding, Scanner, register_scanner, scanners
+from workbench.plugins import REGISTRY
 from workbench.runtime import Workbench
 
 PLUGIN = """
@@ -45,8 +46,8 @@ def test_an_installed_plugin_is_loaded_from_its_entry_point(tmp_path, monkeypatc
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-guard\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text("[workbench.scanners]\ncompetitors = acme_guard:scanner\n")
     monkeypatch.syspath_prepend(str(site))
-    monkeypatch.setattr(registry, "_loaded_plugins", False)
-    assert "competitors" not in scanners()
+    monkeypatch.setattr(REGISTRY, "_loaded", False)  # as in a fresh process: installed plug-ins not read yet
+    assert "competitors" not in REGISTRY.names("scanner", load=False)
     wb = Workbench.from_config(store=str(tmp_path / "p.db"), guardrails={"output": {"competitors": "redact"}})
     assert wb.ask("compare us with Globex", model="local/echo").text == "compare us with [REDACTED:competitor]"
     sys.modules.pop("acme_guard", None)

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.config import ApprovalSettings
 from workbench.errors import WorkbenchError
+from workbench.guardrails.guard import Human
 from workbench.guardrails.scanners import scrub
 from workbench.store import Store, new_id, utcnow
 
@@ -77,9 +78,20 @@ class Approvals:
 
     def __init__(self, store: Store, settings: ApprovalSettings):
         self.store, self.settings = store, settings
-        self.decider: Decider | None = None  # answers synchronously (tests, headless runs); None: park and wait
+        self.human = Human()  # the runtime shares the guard's: one human-decision callback per workbench
         self.checker: Checker | None = None  # edited arguments through the tool's schema and the guardrails
         self.notify: Callable[[str, str], None] | None = None  # (approval id, text): an escalation was posted
+
+    @property
+    def decider(self) -> Decider | None:
+        """Answers pending approvals synchronously (tests, headless runs); None: park and wait for a person.
+        The same callback answers the guardrails' ``ask`` (``wb.guard.approver``): see ``Human``.
+        """
+        return self.human.decide
+
+    @decider.setter
+    def decider(self, decide: Decider | None) -> None:
+        self.human.decide = decide
 
     def policy(self, tool: str, risk: str, spent_usd: float = 0.0, flagged: bool = False) -> str:
         """``approve``, ``ask`` or ``reject`` for a call of ``tool`` (first matching rule, else the risk default).
@@ -156,7 +168,7 @@ class Approvals:
         """The programmatic decider's answer for a pending row (recorded), or None when there is none."""
         if self.decider is None:
             return None
-        request = {**row, "arguments": json.loads(row["arguments"])}
+        request = {**row, "kind": "approval", "arguments": json.loads(row["arguments"])}
         answer = self.decider(request)
         if answer is None:
             return None

@@ -2,11 +2,10 @@
 
 from workbench.evals.gate import compare
 from workbench.evals.run import EvalReport, Evals
-from workbench.evals.scorers import SCORERS, Score, ScoreContext, register_scorer
+from workbench.evals.scorers import Score, ScoreContext, register_scorer
 from workbench.evals.suite import Suite, load_suite
 
 __all__ = [
-    "SCORERS",
     "EvalReport",
     "Evals",
     "Score",

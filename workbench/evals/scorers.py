@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError
+from workbench.plugins import REGISTRY
 
 if TYPE_CHECKING:
     from workbench.result import Result
     from workbench.runtime import Workbench
 
 ScorerFn = Callable[..., Any]
-SCORERS: dict[str, ScorerFn] = {}
 JUDGE_PROMPT = """You grade an answer against a rubric. Reply with one line: SCORE: N (N from 1 to 5), then why.
 
 Rubric: {rubric}
@@ -56,7 +56,7 @@ def register_scorer(name: str) -> Callable[[ScorerFn], ScorerFn]:
     """``@register_scorer("polite")`` makes ``fn(output, case, ctx, **options)`` usable in suites by name."""
 
     def add(fn: ScorerFn) -> ScorerFn:
-        SCORERS[name] = fn
+        REGISTRY.add("scorer", name, fn, source="workbench" if fn.__module__ == __name__ else None)
         return fn
 
     return add
@@ -64,10 +64,10 @@ def register_scorer(name: str) -> Callable[[ScorerFn], ScorerFn]:
 
 def scorer(name: str) -> ScorerFn:
     """The registered scorer ``name``, or a one-line error listing the known ones."""
-    fn = SCORERS.get(name)
+    fn = REGISTRY.get("scorer", name)
     if fn is None:
         raise ConfigError(
-            f"no scorer named {name!r}: use one of {', '.join(sorted(SCORERS))}, or register one "
+            f"no scorer named {name!r}: use one of {', '.join(REGISTRY.names('scorer'))}, or register one "
             "with @workbench.evals.register_scorer"
         )
     return fn

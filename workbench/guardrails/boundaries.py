@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from workbench.plugins import REGISTRY
+
 # Statements that write (or change the connection) wherever they appear, e.g. in a CTE;
 # ``replace`` counts only as ``REPLACE INTO`` (``replace()`` is a string function).
 _WRITE = frozenset(
@@ -119,12 +121,25 @@ def _url_matches(pattern: str, scheme: str, host: str, path: str) -> bool:
     )
 
 
-CHECKS: dict[str, ArgumentCheck] = {"read_only_sql": read_only_sql, "path": path_allowed, "url": url_allowed}
+for _name, _check in {"read_only_sql": read_only_sql, "path": path_allowed, "url": url_allowed}.items():
+    REGISTRY.builtin("check", _name, _check)
 
 
 def register_check(name: str, check: ArgumentCheck) -> None:
-    """Make an argument check available to ``[[guardrails.tools.arguments]] check = "name"``."""
-    CHECKS[name] = check
+    """Make an argument check available to ``[[guardrails.tools.arguments]] check = "name"``
+    (the same as ``@workbench.plugins.check(name)``).
+    """
+    REGISTRY.add("check", name, check)
+
+
+def get_check(name: str) -> ArgumentCheck | None:
+    """The argument check called ``name`` (installed plug-ins included), or None."""
+    return REGISTRY.get("check", name)
+
+
+def check_names() -> list[str]:
+    """Every argument check's name."""
+    return REGISTRY.names("check")
 
 
 def allowed(tool: str, patterns: Iterable[str]) -> bool:

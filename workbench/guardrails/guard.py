@@ -8,8 +8,8 @@ Per stage and scanner, ``[guardrails]`` says what a finding leads to:
 - ``redact``: each finding becomes ``[REDACTED:kind]`` in what is sent / shown / stored;
 - ``quarantine`` (retrieved documents, tool results): fenced as untrusted data, or dropped
   (``quarantine = "fence" | "drop"``);
-- ``ask``: a human decides (``wb.guard.approver``, a callable, until the approvals flow
-  takes over); with nobody to ask it is a block;
+- ``ask``: a human decides (``wb.guard.approver``, the same callback as
+  ``wb.approvals.decider``); with nobody to ask it is a block;
 - ``flag``: let through, recorded; ``off``: not scanned.
 
 Every finding is a row in ``guard_events`` (stage, scanner, action, score, and the kinds
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import workbench.guardrails.standard  # noqa: F401  (registers the built-in scanners)
 from workbench.config import GUARD_STAGES, GuardrailSettings
 from workbench.errors import ConfigError, GuardrailViolation
-from workbench.guardrails.boundaries import CHECKS, BoundaryContext
+from workbench.guardrails.boundaries import BoundaryContext, check_names, get_check
 from workbench.guardrails.output import canary_for, with_canary
 from workbench.guardrails.registry import ScanContext, get_scanner, scanners
 from workbench.guardrails.scanners import Finding, find_secrets, redact
@@ -88,19 +88,30 @@ class Screened:
     reason: str = ""
 
 
+class Human:
+    """The one human-decision callback of a workbench: ``wb.approvals.decider`` and ``wb.guard.approver``
+    are two names for it. It gets a request dict whose ``kind`` is ``"approval"`` (a parked tool call:
+    answer a ``Decision``, True/False, or None to leave it pending) or ``"guardrail"`` (a policy said
+    ``ask``: True or an approving ``Decision`` lets it through; anything else blocks).
+    """
+
+    def __init__(self) -> None:
+        self.decide: Callable[[dict[str, Any]], Any] | None = None
+
+
 class Guard:
     """``wb.guard``: runs each stage's scanners, applies the policy, records what they find."""
 
     def __init__(self, store: Store, settings: GuardrailSettings, root: Path | None = None):
         self.store, self.settings = store, settings
-        self.approver: Approver | None = None
+        self.human = Human()
         self.boundary_context = BoundaryContext(settings.tools.paths, settings.tools.urls, root or Path.cwd())
         for stage in GUARD_STAGES:
             for name in getattr(settings, stage):
                 self._scanner(stage, name)
         for rule in settings.tools.arguments:
-            if rule.check not in CHECKS:
-                known = ", ".join(sorted(CHECKS))
+            if get_check(rule.check) is None:
+                known = ", ".join(check_names())
                 raise ConfigError(
                     f"[[guardrails.tools.arguments]] check {rule.check!r} is unknown; use one of "
                     f"{known} or register it (guardrails.register_check)"
@@ -520,6 +531,15 @@ class Guard:
             )
         return scanner
 
+    @property
+    def approver(self) -> Approver | None:
+        """Who decides an ``ask`` result: the workbench's one human-decision callback (see :class:`Human`)."""
+        return self.human.decide
+
+    @approver.setter
+    def approver(self, decide: Approver | None) -> None:
+        self.human.decide = decide
+
     def _decide(self, results: list[ScanResult], ctx: ScanContext, call_id: str | None) -> dict[str, str]:
         """The action each result leads to; ``ask`` becomes approved / rejected (or block with nobody to ask)."""
         decisions = {}
@@ -527,10 +547,12 @@ class Guard:
             if r.action != "ask":
                 decisions[r.scanner] = r.action
                 continue
-            if self.approver is None:
+            decide = self.human.decide
+            if decide is None:
                 decisions[r.scanner] = "unasked"
                 continue
             request = {
+                "kind": "guardrail",
                 "stage": r.stage,
                 "scanner": r.scanner,
                 "kinds": r.kinds(),
@@ -541,7 +563,9 @@ class Guard:
                 "arguments": ctx.arguments,
                 "call_id": call_id,
             }
-            decisions[r.scanner] = "approved" if self.approver(request) else "rejected"
+            answer = decide(request)
+            approved = answer is True or getattr(answer, "decision", None) == "approve"
+            decisions[r.scanner] = "approved" if approved else "rejected"
         return decisions
 
     def record(

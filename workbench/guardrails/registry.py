@@ -2,21 +2,21 @@
 
 A scanner is a name, the stages it can run at, and a function ``(text, ScanContext) ->
 list[Finding]``. A stage's policy in ``[guardrails]`` names the scanners to run there.
-Packages add scanners through the ``workbench.scanners`` entry-point group (each entry
-point names a :class:`Scanner`); they are loaded the first time a policy names a scanner
-that is not known yet, so ``import workbench`` stays fast.
+Scanners live in the one plug-in registry (:mod:`workbench.plugins`, kind ``scanner``):
+packages add them through the ``workbench`` entry-point group (the older
+``workbench.scanners`` group, each entry a :class:`Scanner`, is still read); they are loaded
+the first time a policy names a scanner that is not known yet, so ``import workbench`` stays fast.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import Any
 
 from workbench.guardrails.scanners import Finding
+from workbench.plugins import REGISTRY
 
-ENTRY_POINT_GROUP = "workbench.scanners"
 ALL_STAGES = frozenset({"input", "output", "document", "tool_call", "tool_result"})
 
 
@@ -47,31 +47,21 @@ class Scanner:
     description: str = ""
 
 
-_REGISTRY: dict[str, Scanner] = {}
-_loaded_plugins = False
-
-
-def register_scanner(scanner: Scanner) -> Scanner:
+def register_scanner(scanner: Scanner, *, source: str | None = None) -> Scanner:
     """Add (or replace) a scanner; a stage's policy can then name it."""
     unknown = set(scanner.stages) - ALL_STAGES
     if unknown:
         raise ValueError(f"scanner {scanner.name!r}: unknown stages {sorted(unknown)}; use {sorted(ALL_STAGES)}")
-    _REGISTRY[scanner.name] = scanner
+    REGISTRY.add("scanner", scanner.name, scanner, source=source)
     return scanner
 
 
 def get_scanner(name: str) -> Scanner | None:
     """The scanner called ``name``, loading installed plug-ins once if it isn't registered yet."""
-    global _loaded_plugins
-    if name not in _REGISTRY and not _loaded_plugins:
-        _loaded_plugins = True
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            found = ep.load()
-            if isinstance(found, Scanner):
-                register_scanner(found)
-    return _REGISTRY.get(name)
+    found = REGISTRY.get("scanner", name)
+    return found if isinstance(found, Scanner) else None
 
 
 def scanners() -> dict[str, Scanner]:
-    """Every registered scanner by name."""
-    return dict(_REGISTRY)
+    """Every registered scanner by name (installed plug-ins included)."""
+    return {name: e.obj for name, e in REGISTRY.table("scanner").items() if isinstance(e.obj, Scanner)}

@@ -21,7 +21,7 @@ from __future__ import annotations
 import fnmatch
 import re
 
-from workbench.guardrails.boundaries import CHECKS, allowed
+from workbench.guardrails.boundaries import allowed, get_check
 from workbench.guardrails.injection import find_injection
 from workbench.guardrails.output import find_exfiltration, find_leakage, find_sink_risks
 from workbench.guardrails.registry import ALL_STAGES, ScanContext, Scanner, register_scanner
@@ -71,7 +71,12 @@ def _boundaries(text: str, ctx: ScanContext) -> list[Finding]:
     found += [Finding(f"not in the {label}", 0, 0) for label, patterns in lists if not allowed(tool, patterns)]
     for rule in tools.arguments:
         if fnmatch.fnmatchcase(tool, rule.tool) and rule.argument in ctx.arguments:
-            problem = CHECKS[rule.check](ctx.arguments[rule.argument], guard.boundary_context)
+            check = get_check(rule.check)
+            problem: str | None
+            if check is None:  # checked when the guard was built; if it is gone since, fail closed
+                problem = f"the argument check {rule.check!r} is no longer registered"
+            else:
+                problem = check(ctx.arguments[rule.argument], guard.boundary_context)
             if problem:
                 found.append(Finding(f"{rule.argument}: {problem}", 0, 0))
     if ctx.risk == "destructive" and tools.max_destructive is not None:
@@ -112,4 +117,4 @@ for _scanner in (
         "tool allowlists, argument checks and the destructive-call cap",
     ),
 ):
-    register_scanner(_scanner)
+    register_scanner(_scanner, source="workbench")

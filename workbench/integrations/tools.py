@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from workbench.errors import WorkbenchError
+from workbench.plugins import REGISTRY
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -154,7 +155,20 @@ class Tools:
     """``wb.tools``: the tools this workbench knows — Python functions, MCP servers' tools, agents."""
 
     def __init__(self) -> None:
-        self._tools: dict[str, Tool] = {}
+        self._registered: dict[str, Tool] = {}
+        self._plugins_added = False
+
+    @property
+    def _tools(self) -> dict[str, Tool]:
+        """This workbench's tools, with the plug-ins' (``@workbench.plugins.tool``) added on first use."""
+        if not self._plugins_added:
+            self._plugins_added = True
+            for name, entry in REGISTRY.table("tool").items():
+                if name not in self._registered:
+                    obj = entry.obj
+                    risk = getattr(obj, "__workbench_risk__", "read")
+                    self._registered[name] = obj if isinstance(obj, Tool) else from_function(obj, name, risk)
+        return self._registered
 
     def __call__(
         self,

@@ -22,11 +22,19 @@ from litellm.types.utils import (
 )
 
 from workbench.config import Scripted
+from workbench.plugins import REGISTRY
 from workbench.serving import extractive, scripted
 from workbench.serving.scripted import ScriptedTurn
 
 PROVIDER = "local"
 MODELS = ("local/echo", "local/extractive", "local/scripted")
+
+
+def local_models() -> list[str]:
+    """The built-in local models and those plug-ins add (``@workbench.plugins.model("local/NAME")``)."""
+    return [*MODELS, *(n for n in REGISTRY.names("model") if n not in MODELS)]
+
+
 _CHUNK = re.compile(r"\s*\S+\s*")
 
 
@@ -56,8 +64,11 @@ def _respond(model: str, messages: list[dict[str, Any]], optional_params: dict[s
         return ScriptedTurn(extractive.answer(messages))
     if name == "scripted":
         return scripted.respond(messages, optional_params.get("local_scripted") or Scripted())
+    plugin = REGISTRY.get("model", f"{PROVIDER}/{name}")
+    if plugin is not None:  # a plug-in model: fn(messages, params) -> text
+        return ScriptedTurn(str(plugin(messages, optional_params)))
     raise litellm.NotFoundError(
-        message=f"unknown local model {model!r}; local models are {', '.join(MODELS)}",
+        message=f"unknown local model {model!r}; local models are {', '.join(local_models())}",
         model=model,
         llm_provider=PROVIDER,
     )

@@ -28,6 +28,7 @@ from typing import Any
 
 from workbench.config import Deployment, Route, Settings
 from workbench.errors import ProviderError, UnknownModel
+from workbench.plugins import REGISTRY
 from workbench.serving.breaker import Breakers
 from workbench.serving.failures import Failure, StreamFault, classify
 from workbench.serving.policies import DEFAULT_ANSWER_TOKENS, LatencyTracker, order
@@ -286,7 +287,7 @@ class Router:
         return name, route
 
     def _check_model(self, name: str) -> None:
-        if name in LOCAL_MODELS:
+        if name in LOCAL_MODELS or (name.startswith("local/") and REGISTRY.get("model", name) is not None):
             return
         routes = ", ".join(self.route_names()) or "none configured"
         hint = (
