@@ -2,6 +2,7 @@
 through the one ``workbench`` entry-point group, and each works through a real Workbench."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -43,10 +44,11 @@ print(json.dumps(out))
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     """The example plug-in installed by pip (a real wheel build, no index) into a folder of its own."""
-    target = tmp_path_factory.mktemp("site")
+    target, source = tmp_path_factory.mktemp("site"), tmp_path_factory.mktemp("src") / "example"
+    shutil.copytree(EXAMPLE, source)  # the build leaves build/ and *.egg-info beside the source: not in the repo
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index"]
-        + ["--target", str(target), str(EXAMPLE)],
+        + ["--target", str(target), str(source)],
         check=True,
         capture_output=True,
     )

@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from workbench.errors import GuardrailViolation
-from workbench.guardrails import Finding, Scanner, register_scanner, scanners
+from workbench.guardrails import Finding, Scanner, register_scanner
 from workbench.plugins import REGISTRY
 from workbench.runtime import Workbench
 
