@@ -102,7 +102,7 @@ def main() -> None:
 
         # Budget: 100 parallel calls against a user's budget that pays for about half of them. A small
         # max_tokens keeps each call's reserved worst case close to its real cost.
-        estimate, _ = wb.budgets.estimate(wb.router.resolve("capped")[1], _request("b0"))
+        estimate, _ = wb.budgets.estimate(wb.resolve("capped")[1], _request("b0"))
         limit = estimate * args.calls / 2
         wb.budgets.set("user:bench", limit)
 

@@ -75,7 +75,7 @@ def test_user_mistakes_are_one_line_errors(wb):
 
 
 def test_provider_prefixed_names_resolve_without_a_route(wb):
-    assert wb.router.resolve("openai/gpt-4o-mini")[1].deployments[0].model == "openai/gpt-4o-mini"
+    assert wb.resolve("openai/gpt-4o-mini")[1].deployments[0].model == "openai/gpt-4o-mini"
 
 
 def test_replay_report_marks_changed_answers(wb):

@@ -61,6 +61,7 @@ from workbench.observability.metrics import Metrics
 from workbench.options import AskKwargs, AskOptions
 from workbench.result import Format, Result
 from workbench.serving import Completion, ReplayServing, Request, Router, TokenSink, litellm_module
+from workbench.serving.breaker import Breakers
 from workbench.store import Store, utcnow
 from workbench.store.records import CallRow, CallStatus
 
@@ -122,12 +123,12 @@ class Workbench:
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or load_settings()
         self.store = Store(self.settings.store)
-        self.router = Router(self.settings)
-        self.router.limiter = RateLimiter(self.store)
-        self.replayer = ReplayServing(self.store)
-        self.composer = Composer()
-        self.pricing = Pricing(self.settings)
-        self.sessions = Sessions(self.store, replay=self.mode == "replay")
+        self._router = Router(self.settings)
+        self._router.limiter = RateLimiter(self.store)
+        self._replayer = ReplayServing(self.store)
+        self._composer = Composer()
+        self._pricing = Pricing(self.settings)
+        self._sessions = Sessions(self.store, replay=self.mode == "replay")
         self.calls = CallLog(self.store)
         self.metrics = Metrics(self.store)
         self._evals: Evals | None = None
@@ -147,7 +148,7 @@ class Workbench:
         self.mcp = MCP(self.store, self.settings.mcp, self.settings.root, self.tools)
         self.docs = Docs(self.store, hybrid=self.settings.retrieval == "hybrid")
         self.memory = Memory(self.store, self.settings.memory, hybrid=self.settings.retrieval == "hybrid")
-        self.docs.screen = self.memory.screen = self.sessions.screen = self._screen  # no secret is stored
+        self.docs.screen = self.memory.screen = self._sessions.screen = self._screen  # no secret is stored
         self._versions_seen: set[tuple[str, str]] = set()
         self._otel: OTel | None = None
         if self.settings.otel.endpoint:
@@ -339,7 +340,7 @@ class Workbench:
         if self.mode == "live":
             litellm_module()
         t0 = time.perf_counter()
-        route_name, route = self.router.resolve(model, check=self.mode == "live")
+        route_name, route = self._router.resolve(model, check=self.mode == "live")
         spans = Trace(*trace) if trace else Trace()  # under the caller's span (an agent step), or a trace of its own
         spans.begin("llm.call", route=route_name, mode=self.mode, session=session, agent=agent)
         if check_input is not None:
@@ -444,7 +445,7 @@ class Workbench:
                     if self.mode == "replay":
                         completion = self._replay(call, on_token)
                     else:
-                        completion = self.router.complete(call.route_name, call.route, call.request, on_token)
+                        completion = self._router.complete(call.route_name, call.route, call.request, on_token)
                     self._served(call, completion, attrs)
         except _RECORDED_FAILURES as exc:
             self._record_failure(call, exc)
@@ -465,7 +466,7 @@ class Workbench:
                     if self.mode == "replay":
                         completion = self._replay(call, on_token)
                     else:
-                        completion = await self.router.acomplete(call.route_name, call.route, call.request, on_token)
+                        completion = await self._router.acomplete(call.route_name, call.route, call.request, on_token)
                     self._served(call, completion, attrs)
         except _RECORDED_FAILURES as exc:
             self._record_failure(call, exc)
@@ -559,7 +560,7 @@ class Workbench:
         if self.mode == "live":
             litellm_module()  # a one-off import of seconds is not part of any call's latency
         t0 = time.perf_counter()
-        route_name, route = self.router.resolve(model, check=self.mode == "live")
+        route_name, route = self._router.resolve(model, check=self.mode == "live")
         trace = Trace()
         trace.begin("llm.call", route=route_name, mode=self.mode, session=session)
         with trace.span("guardrails.check_input") as attrs:  # a block raises: nothing is sent
@@ -567,9 +568,9 @@ class Workbench:
             system, context = self._screen_secrets(system, context, session, agent, call_id)
         plan = None
         with trace.span("context.compose") as attrs:
-            history = self.sessions.history(session) if session else ()
+            history = self._sessions.history(session) if session else ()
             if spec is None and memory is None and not (session and self.settings.memory.history_tokens):
-                messages = self.composer.compose(prompt, system, context, history)
+                messages = self._composer.compose(prompt, system, context, history)
             else:
                 plan = self._plan(
                     prompt,
@@ -635,8 +636,8 @@ class Workbench:
             raise WorkbenchError("give the input to plan for: --input 'When do refunds arrive?'")
         if memory is not None:
             check_scope(memory)
-        route_name, route = self.router.resolve(model, check=self.mode == "live")
-        history = self.sessions.history(session) if session else ()
+        route_name, route = self._router.resolve(model, check=self.mode == "live")
+        history = self._sessions.history(session) if session else ()
         return self._plan(
             prompt,
             system,
@@ -780,7 +781,7 @@ class Workbench:
 
         ``request_json`` is its stored form when the caller has it (it is what the fingerprint hashes).
         """
-        _, route = self.router.resolve(request.route, check=self.mode == "live")
+        _, route = self._router.resolve(request.route, check=self.mode == "live")
         trace = Trace()
         trace.begin("llm.call", route=request.route, mode=self.mode, replay_of=replay_of)
         call = self._call(
@@ -790,7 +791,7 @@ class Workbench:
         return self._run(call, None, "markdown")
 
     def _replay(self, call: _Call, on_token: TokenSink | None) -> Completion:
-        completion = self.replayer.complete(call.request, call.fingerprint)
+        completion = self._replayer.complete(call.request, call.fingerprint)
         call.replay_of = completion.replay_of
         if on_token and completion.text:
             on_token(completion.text)
@@ -856,7 +857,7 @@ class Workbench:
     def _settle(self, call: _Call, completion: Completion, format: Format) -> Result:
         if call.session and call.observe:
             with call.trace.span("memory.observe", session=call.session):
-                self.sessions.observe(call.session, call.prompt, completion.text)
+                self._sessions.observe(call.session, call.prompt, completion.text)
         extracting = self.settings.memory.extract == "rules" and not call.remember
         scope = call.memory or (f"user:{call.user}" if extracting and call.user else None)
         if scope and self.mode == "live":  # what to remember: --remember, else the configured extraction
@@ -874,7 +875,7 @@ class Workbench:
             ]
             call.grounding = grounding(completion.text, cited) if cited else None
         with call.trace.span("cost.settle") as attrs:
-            cost = self.pricing.settle(self._deployment(call.route, completion.deployment), completion)
+            cost = self._pricing.settle(self._deployment(call.route, completion.deployment), completion)
             attrs["cost_usd"] = cost
             if call.reserved and (
                 (cost or 0.0) > call.reserved_usd + 1e-9
@@ -1007,7 +1008,7 @@ class Workbench:
 
     def session(self, name: str) -> Session:
         """The named session: ``.history``, ``.state``, ``.reset()``."""
-        return Session(self.sessions, name)
+        return Session(self._sessions, name)
 
     def add_route(
         self,
@@ -1041,7 +1042,25 @@ class Workbench:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             raise WorkbenchError(f"add_route({name!r}): {where}: {first['msg']}") from None
-        self.router.extra_routes[name] = route
+        self._router.extra_routes[name] = route
+
+    def resolve(self, model: str | None = None, *, check: bool = True) -> tuple[str, Route]:
+        """The route a model or route name stands for (``None``: the default route), as ``(name, route)``.
+
+        ``check=True`` fails with ``UnknownModel`` now for a name that is neither a route nor a model
+        litellm knows, before anything is sent.
+        """
+        return self._router.resolve(model, check=check)
+
+    @property
+    def routes(self) -> dict[str, Route]:
+        """Every route: the configured ones and those added with :meth:`add_route`."""
+        return {**self.settings.routes, **self._router.extra_routes}
+
+    @property
+    def breakers(self) -> Breakers:
+        """The circuit breakers, one per endpoint (``.threshold`` failures open one for ``.cooldown_s``)."""
+        return self._router.breakers
 
     def models(self) -> pd.DataFrame:
         """Routes, their deployments and each deployment's recent health.
@@ -1052,10 +1071,10 @@ class Workbench:
         import pandas as pd
 
         health = deployment_health(self.store)
-        queues = self.router.limiter.queues() if self.router.limiter is not None else {}
+        queues = self._router.limiter.queues() if self._router.limiter is not None else {}
         idle = {"waiting": 0, "in_flight": 0}
         rows = []
-        routes = {**self.settings.routes, **self.router.extra_routes}
+        routes = {**self.settings.routes, **self._router.extra_routes}
         endpoints = {d.endpoint for route in routes.values() for d in route.deployments}
         direct = [
             Deployment(model=endpoint)
@@ -1079,7 +1098,7 @@ class Workbench:
                         "endpoint": d.endpoint,
                         "key": key,
                         "default": self.settings.default_route in (name, d.label),
-                        "breaker": self.router.breakers.state(d.endpoint),
+                        "breaker": self._router.breakers.state(d.endpoint),
                         "limits": _limits(d),
                         **queues.get(d.endpoint, idle),
                         **health.get(d.endpoint, {}),

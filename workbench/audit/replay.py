@@ -128,7 +128,7 @@ def replay_against(wb: Workbench, session: str, against: str, suite: Any = None)
             f"replaying against {against} calls it, so it needs live mode (this Workbench is in "
             "replay mode); the offline models need no keys"
         )
-    wb.router.resolve(against, check=True)  # an unknown model fails before anything is sent
+    wb.resolve(against, check=True)  # an unknown model fails before anything is sent
     scorers = wb.evals.load(suite).scorers if suite is not None else []
     rows = []
     recorded = _recorded(wb, session)

@@ -182,7 +182,7 @@ class Evals:
         for spec in suite.scorers:  # an unknown scorer, model or template field fails before any call is made
             scorer(spec.name)
         for m in models:
-            self.wb.router.resolve(m, check=self.wb.mode == "live")
+            self.wb.resolve(m, check=self.wb.mode == "live")
         for case in suite.cases:
             suite.render(case)
         jobs = [(m, c, case, r) for m in models for c in contexts for case in suite.cases for r in range(repeats)]

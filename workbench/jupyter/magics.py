@@ -224,7 +224,7 @@ class WorkbenchMagics(Magics):
         print(f"store:  {s.store}")
         print(f"mode:   {s.mode}")
         print(f"default route: {s.default_route}")
-        for name, route in {**s.routes, **wb.router.extra_routes}.items():
+        for name, route in wb.routes.items():
             print(f"route {name} (retries {route.retries}):")
             for d in route.deployments:
                 key = ""
