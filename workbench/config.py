@@ -403,6 +403,7 @@ class Settings(_Strict):
     otel: OTelSettings = Field(default_factory=OTelSettings)
     contexts: Path = Path("contexts")  # where context specs (NAME.yaml / NAME.toml) live
     retrieval: Literal["bm25", "hybrid"] = "bm25"  # hybrid: + sentence embeddings (the embeddings extra)
+    max_value_tokens: int = Field(2000, ge=50)  # each {value} in a %%llm cell (a DataFrame, Out[n]) at most this
     source: Path | None = None
     root: Path = Field(default_factory=Path.cwd)
 

@@ -1052,6 +1052,11 @@ class Workbench:
         """
         return self._router.resolve(model, check=check)
 
+    def count_tokens(self, text: str, model: str | None = None) -> int:
+        """``text``'s token count for ``model`` (a route: its first deployment's model; ``None``: the default)."""
+        name, route = self.resolve(model, check=False)
+        return _count_tokens(route.deployments[0].model if route.deployments else name, text)
+
     @property
     def routes(self) -> dict[str, Route]:
         """Every route: the configured ones and those added with :meth:`add_route`."""

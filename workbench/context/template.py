@@ -1,10 +1,20 @@
-"""Fill ``{name}`` placeholders in a prompt from a namespace (``{{`` and ``}}`` escape)."""
+"""Fill ``{name}`` placeholders in a prompt from a namespace (``{{`` and ``}}`` escape).
+
+Besides variables (``{df}``, ``{row.name}``, ``{cfg[key]}``) a notebook's cells can be named:
+``{In[3]}`` (the source of execution 3), ``{Out[3]}`` (its result), ``{Err[3]}`` (its exception
+with the traceback) and ``{Err}`` (the last one). Values are rendered for a model by
+:func:`workbench.context.values.render_value` when a budget is given: a DataFrame as shape,
+dtypes, summary and the rows that fit, a dict as JSON; each within ``max_value_tokens``.
+"""
 
 from __future__ import annotations
 
+import string
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+from workbench.context.values import Counter, Rendered, approx_tokens, render_value
 from workbench.errors import TemplateError
 
 _JSON_HINT = (
@@ -23,10 +33,101 @@ class _Lookup(dict[str, Any]):
         )
 
 
-def fill(template: str, namespace: Mapping[str, Any]) -> str:
-    """``template`` with each ``{name}`` (or ``{name.attr}``, ``{name[key]}``) filled in."""
+class CellErrors:
+    """``{Err[n]}`` / ``{Err}``: the exceptions cells raised, as traceback text (kept by ``%load_ext workbench``)."""
+
+    def __init__(self) -> None:
+        self.by_cell: dict[int, str] = {}
+        self.last: int | None = None
+
+    def record(self, execution_count: int, text: str) -> None:
+        self.by_cell[execution_count] = text
+        self.last = execution_count
+
+    def __getitem__(self, n: int) -> str:
+        if n not in self.by_cell:
+            raise LookupError(f"cell {n} raised no error this session")
+        return self.by_cell[n]
+
+    def __str__(self) -> str:
+        if self.last is None:
+            raise LookupError("no cell has raised an error yet this session")
+        return self.by_cell[self.last]
+
+
+@dataclass
+class Filled:
+    """A filled prompt and how each value placed in it was rendered (``field``, kind, tokens, what was cut)."""
+
+    text: str
+    values: list[tuple[str, Rendered]] = field(default_factory=list)
+
+
+class _Renderer(string.Formatter):
+    """``str.format`` with cell references, clear errors for missing ones, and values rendered for a model."""
+
+    def __init__(self, namespace: Mapping[str, Any], max_tokens: int | None, count: Counter) -> None:
+        self.namespace, self.max_tokens, self.count = namespace, max_tokens, count
+        self.values: list[tuple[str, Rendered]] = []
+        self._field = "value"
+
+    def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
+        import _string  # the parser str.format itself uses
+
+        self._field = field_name
+        first, rest = _string.formatter_field_name_split(field_name)
+        obj = self.get_value(first, args, kwargs)
+        for is_attr, key in rest:
+            try:
+                obj = getattr(obj, key) if is_attr else obj[key]
+            except (LookupError, AttributeError) as exc:
+                raise TemplateError(_missing(field_name, first, key, exc)) from None
+        if isinstance(obj, CellErrors):
+            try:
+                obj = str(obj)
+            except LookupError as exc:
+                raise TemplateError(f"{{{field_name}}} in the prompt: {exc.args[0]}") from None
+        return obj, first
+
+    def get_value(self, key: Any, args: Any, kwargs: Any) -> Any:
+        if isinstance(key, int) or key == "":
+            raise ValueError("a placeholder needs a name")
+        return _Lookup(self.namespace)[key]
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if format_spec or self.max_tokens is None or isinstance(value, int | float | bool):
+            return str(format(value, format_spec))
+        if isinstance(value, str) and not self._field.startswith(("Err", "Out")):
+            return value  # the user's own text (a variable, a cell's source) goes in as written
+        rendered = render_value(value, self.max_tokens, name=self._field, count=self.count)
+        self.values.append((self._field, rendered))
+        return rendered.text
+
+
+def _missing(field_name: str, first: str, key: Any, exc: BaseException) -> str:
+    if first == "Out":
+        return f"{{{field_name}}}: cell {key} has no output (run it, or name a cell whose result shows in Out)"
+    if first == "In":
+        return f"{{{field_name}}}: there is no cell {key} in this session's history (In has {key!r} missing)"
+    if first == "Err":
+        return f"{{{field_name}}}: {exc.args[0] if exc.args else 'no such error'}"
+    return f"{{{field_name}}} in the prompt is not defined: {type(exc).__name__}: {exc}"
+
+
+def fill_values(
+    template: str, namespace: Mapping[str, Any], max_value_tokens: int | None = 2000, count: Counter = approx_tokens
+) -> Filled:
+    """``template`` filled from ``namespace``, each value rendered for a model within ``max_value_tokens``
+    (``None``: ``str()`` as :func:`fill` does); ``.values`` says how each was rendered and what was cut.
+    """
+    renderer = _Renderer(namespace, max_value_tokens, count)
+    text = _guarded(lambda: renderer.vformat(template, (), {}), template)
+    return Filled(text, renderer.values)
+
+
+def _guarded(run: Any, template: str) -> str:
     try:
-        return template.format_map(_Lookup(namespace))
+        return str(run())
     except TemplateError:
         raise
     except (ValueError, IndexError) as exc:
@@ -37,3 +138,8 @@ def fill(template: str, namespace: Mapping[str, Any]) -> str:
         ) from None
     except (AttributeError, KeyError, TypeError) as exc:
         raise TemplateError(f"cannot fill the prompt: {type(exc).__name__}: {exc}") from None
+
+
+def fill(template: str, namespace: Mapping[str, Any]) -> str:
+    """``template`` with each ``{name}`` (or ``{name.attr}``, ``{name[key]}``) filled in with ``str()``."""
+    return fill_values(template, namespace, None).text

@@ -106,6 +106,20 @@ def _wb() -> Any:
 class WorkbenchMagics(Magics):
     """The workbench magics."""
 
+    def _fill(self, wb: Any, cell: str, args: Any) -> str:
+        """The cell with its ``{...}`` filled: variables and cells (``{In[3]}``, ``{Out[3]}``, ``{Err}``),
+        each value rendered within the token budget (what was cut is said in the block).
+        """
+        from collections import ChainMap
+
+        from workbench.context.template import fill_values
+
+        budget = args.max_value_tokens or wb.settings.max_value_tokens
+        namespace = ChainMap(self._ns, {"Err": cell_errors(self.shell)})
+        filled = fill_values(cell, namespace, budget, count=lambda text: wb.count_tokens(text, args.model))
+        self.last_values = filled.values
+        return filled.text
+
     @property
     def _ns(self) -> dict[str, Any]:
         """The user's namespace (the magics are only registered on a live shell)."""
@@ -140,6 +154,12 @@ class WorkbenchMagics(Magics):
     @argument("--max-steps", type=int, default=8, help="with -t: the most model turns before stopping")
     @argument("--schema", metavar="VAR", help="answer as JSON matching VAR (a JSON-schema dict or pydantic model)")
     @argument("--rate", action="store_true", help="show Good / Bad buttons under the answer (stored with the call)")
+    @argument(
+        "--max-value-tokens",
+        type=int,
+        metavar="N",
+        help="each {value} (a DataFrame, {Out[3]}, ...) at most N tokens (default: max_value_tokens in config)",
+    )
     @cell_magic
     @_as_usage
     def llm(self, line: str, cell: str) -> None:
@@ -153,11 +173,12 @@ class WorkbenchMagics(Magics):
             When does the office open?
         """
         args = _parse(self.llm, line)
-        from workbench.context import fill
-
-        prompt = fill(cell, self._ns).strip()
         if args.max_tokens is not None and args.max_tokens <= 0:
             raise WorkbenchUsageError("--max-tokens must be a positive whole number")
+        if args.max_value_tokens is not None and args.max_value_tokens < 50:
+            raise WorkbenchUsageError("--max-value-tokens must be at least 50")
+        wb = _wb()
+        prompt = self._fill(wb, cell, args).strip()
         schema = None
         if args.schema is not None:
             if args.schema not in self._ns:
@@ -166,7 +187,6 @@ class WorkbenchMagics(Magics):
                     "pydantic model with that name first"
                 )
             schema = self._ns[args.schema]
-        wb = _wb()
         if args.tools:
             return self._agent_cell(wb, args, prompt)
         preview = None
@@ -594,6 +614,29 @@ def _unquote(value: str | None) -> str | None:
     return value
 
 
+def cell_errors(shell: Any) -> Any:
+    """The shell's record of the exceptions its cells raised (``{Err[n]}``), kept by a post-run hook."""
+    from workbench.context.template import CellErrors
+
+    errors = getattr(shell, "_workbench_errors", None)
+    if errors is None:
+        errors = CellErrors()
+        shell._workbench_errors = errors
+    return errors
+
+
+def _record_error(shell: Any, result: Any) -> None:
+    """After each cell: keep its exception as plain traceback text (no ANSI colours) for ``{Err}``."""
+    exc = result.error_in_exec or result.error_before_exec
+    if exc is None or result.execution_count is None:
+        return
+    import re
+    import traceback
+
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    cell_errors(shell).record(result.execution_count, re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text).strip())
+
+
 def register(ipython: Any) -> None:
     """Register the magics, and show their usage errors as error outputs without a stack.
 
@@ -601,5 +644,8 @@ def register(ipython: Any) -> None:
     nbval cannot see; the handler is installed only if no other one is.
     """
     ipython.register_magics(WorkbenchMagics)
+    if not getattr(ipython, "_workbench_error_hook", False):
+        ipython.events.register("post_run_cell", lambda result: _record_error(ipython, result))
+        ipython._workbench_error_hook = True
     if not ipython.custom_exceptions:
         ipython.set_custom_exc((WorkbenchUsageError, WorkbenchError), _show_error)

@@ -1,0 +1,53 @@
+"""Values rendered for a model fit their token budget, say what was cut, and never copy the frame."""
+
+import tracemalloc
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from workbench.context.values import render_value
+from workbench.serving.router import litellm_module
+
+
+def _tokens(text: str) -> int:
+    return litellm_module().token_counter(model="gpt-4o", text=text)
+
+
+@pytest.mark.parametrize("budget", [60, 300, 2000])
+def test_every_kind_fits_its_budget_by_the_real_tokenizer(budget):
+    frame = pd.DataFrame({"city": ["Zürich", "東京", "São Paulo"] * 2000, "t": np.linspace(-5, 35, 6000)})
+    values = [frame, frame["t"], {"k": list(range(5000))}, "日本語のテキスト" * 2000, object()]
+    for value in values:
+        rendered = render_value(value, budget, name="v", count=_tokens)
+        assert _tokens(rendered.text) <= budget, (type(value).__name__, budget)
+        assert rendered.tokens == _tokens(rendered.text)
+
+
+def test_the_block_states_shape_dtypes_summary_and_what_was_cut():
+    frame = pd.DataFrame({"units": [3, 1, None, 7], "name": list("abcd")})
+    small = render_value(frame, 2000, name="orders").text
+    assert small.splitlines()[:2] == ["DataFrame orders: 4 rows × 2 columns", "dtypes: units float64, name str"]
+    described = frame.describe()["units"]
+    assert f"| mean | {described['mean']:.6g} |" in small
+    assert f"| 50% | {described['50%']:.6g} |" in small
+    assert "rows (all 4 rows):" in small
+    assert "cut" not in small
+    big = render_value(pd.concat([frame] * 1000, ignore_index=True), 200, name="orders")
+    assert big.cut == "[cut: " + big.cut.split("[cut: ")[1]
+    assert big.text.endswith("rows not shown (max 200 tokens)]")
+    assert "first " in big.text and "| 3999 | " in big.text  # head and tail rows
+
+
+def test_a_million_rows_are_not_copied():
+    frame = pd.DataFrame({"a": np.arange(1_000_000), "b": np.random.default_rng(0).random(1_000_000)})
+    tracemalloc.start()
+    render_value(frame, 2000, name="big")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < frame.memory_usage(deep=True).sum() / 4  # no copy of the frame (16 MB): under 4 MB at the peak
+
+
+def test_a_budget_too_small_to_show_anything_is_refused():
+    with pytest.raises(ValueError, match="at least 50"):
+        render_value([1], 10)
