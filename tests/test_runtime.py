@@ -117,3 +117,15 @@ def test_first_call_latency_excludes_importing_litellm(tmp_path):
     # The first ask imports litellm (seconds); the call's recorded latency must not include it. A ratio in
     # one process, so a loaded machine slows both sides alike (idle here: ~1.2 s of ~6 s).
     assert latency < 0.5 * wall, (latency, wall)
+
+
+def test_format_code_asks_for_code_and_extracts_the_block(wb):
+    import json
+
+    from workbench.runtime import CODE_INSTRUCTION
+
+    r = wb.ask("Here:\n```py\nx = 1\n```\nand more", model="local/echo", format="code")
+    assert r.code() == "x = 1"
+    request = json.loads(wb.store.db["calls"].get(r.call_id)["request"])
+    assert CODE_INSTRUCTION in request["messages"][0]["content"]  # asked for, and part of the replay fingerprint
+    assert wb.ask("no fence here", model="local/echo", format="code").code() == "no fence here"

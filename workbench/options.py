@@ -38,7 +38,7 @@ class AskOptions:
         response_format: passed to the provider (``{"type": "json_object"}``).
         stream: stream the answer; ``on_token(delta)`` is called as text arrives.
         on_token: the streaming callback.
-        format: how the ``Result`` shows itself: markdown, text or json.
+        format: how the ``Result`` shows itself: markdown, text, json or code (code also asks for code only).
         cache: ``False`` bypasses the response cache (``None``: as configured).
         budget: this call's own cap in USD; refused unless its worst case fits.
         priority: place in a rate-limited deployment's queue (higher goes first).

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Format = Literal["markdown", "text", "json"]
+Format = Literal["markdown", "text", "json", "code"]
+_FENCE = re.compile(r"```[\w+-]*[ \t]*\n(.*?)```", re.S)
 
 
 @dataclass(slots=True)
@@ -39,6 +41,11 @@ class Result:
 
     def __str__(self) -> str:
         return self.text
+
+    def code(self) -> str:
+        """The code in the answer: the first fenced block's contents, else the whole answer."""
+        found = _FENCE.search(self.text)
+        return (found.group(1) if found else self.text).strip("\n")
 
     def json(self) -> Any:
         """The answer parsed as JSON (raises ``ValueError`` if it is not JSON)."""
@@ -69,6 +76,8 @@ class Result:
         data: dict[str, Any] = {"text/plain": plain}
         if self.format == "json":
             data["application/json"] = self.json()
+        elif self.format == "code":
+            data["text/markdown"] = f"```python\n{self.code()}\n```\n\n{footer}"
         elif self.format == "text":
             data["text/html"] = f"<pre>{html.escape(body)}</pre>\n{footer}"
         else:

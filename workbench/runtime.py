@@ -113,6 +113,11 @@ class _Call:
         return Attribution(self.user, self.task, self.agent, self.session)
 
 
+CODE_INSTRUCTION = (
+    "Answer with code only: one fenced ```python block that can be run as a notebook cell, "
+    "with any explanation as comments inside it."
+)
+
 # Refusals and failures a call is recorded with (anything else is a bug and propagates).
 _RECORDED_FAILURES = (ProviderError, ReplayMiss, BudgetExceeded, KillSwitchActive)
 
@@ -262,6 +267,8 @@ class Workbench:
     def _options(self, options: AskOptions | None, kwargs: dict[str, Any]) -> AskOptions:
         """One ``AskOptions`` from the object and keywords, with the schema's instruction in the system message."""
         opts = AskOptions.of(options, kwargs)
+        if opts.format == "code":  # asked for, so the answer can go into a cell as it is
+            opts = replace(opts, system="\n\n".join(p for p in (opts.system, CODE_INSTRUCTION) if p))
         if opts.schema is None:
             return opts
         return replace(opts, system=self._schema_system(opts.system, opts.schema))

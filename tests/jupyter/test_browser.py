@@ -300,3 +300,23 @@ def test_a_card_shows_a_decision_taken_elsewhere_and_resumes_on_request(lab, bro
     finally:
         page.close()
     assert (root / "elsewhere.ipynb.ran").read_text() == "scratch\n"
+
+
+def test_a_code_answer_appears_as_a_new_cell_below_and_is_not_run(lab, browser):
+    url, root = lab
+    _notebook(
+        root,
+        "code.ipynb",
+        ["%load_ext workbench", "%%llm -m local/echo --format code\nTry:\n```python\nprint(6 * 7)\n```"],
+    )
+    page = browser.new_page()
+    try:
+        _run_all(page, url, "code.ipynb")
+        page.wait_for_function("document.querySelectorAll('.jp-Notebook .jp-Cell').length === 3", timeout=60_000)
+        cells = page.locator(".jp-Notebook .jp-Cell")
+        new = cells.nth(2)
+        assert new.locator(".jp-InputArea-editor").inner_text().strip() == "print(6 * 7)"
+        assert new.locator(".jp-OutputArea-output").count() == 0  # proposed, never run
+        assert new.locator(".jp-InputPrompt").inner_text().strip() == "[ ]:"  # no execution count
+    finally:
+        page.close()

@@ -138,9 +138,9 @@ class WorkbenchMagics(Magics):
     @argument("--task", help="what the call is for (recorded for attribution)")
     @argument(
         "--format",
-        choices=["markdown", "text", "json"],
+        choices=["markdown", "text", "json", "code"],
         default="markdown",
-        help="how to show the answer; json also asks the model for a JSON object",
+        help="how to show the answer; json asks for a JSON object; code asks for code and puts it in a new cell below",
     )
     @argument("--no-stream", action="store_true", help="wait for the whole answer instead of streaming")
     @argument("--no-cache", action="store_true", help="do not answer from the response cache")
@@ -212,10 +212,51 @@ class WorkbenchMagics(Magics):
         from IPython.display import display
 
         display(result)
+        if args.format == "code":
+            self._new_cell(result.code())
         if args.rate:
             from workbench.jupyter.widgets import rating_bar
 
             display(rating_bar(wb, result.call_id, by=args.user))
+
+    def _new_cell(self, code: str) -> None:
+        """Put ``code`` into a new cell below this one, never run (JupyterLab, Notebook, IPython)."""
+        if self.shell is not None and code.strip():
+            self.shell.set_next_input(code, replace=False)
+
+    @magic_arguments()
+    @argument("cell", nargs="?", type=int, help="the execution count of the failed cell (default: the last error)")
+    @argument("-m", "--model", help="route or litellm model name (default: the configured default route)")
+    @argument("--max-value-tokens", type=int, metavar="N", help="the most tokens of traceback sent (default: config)")
+    @line_magic
+    @_as_usage
+    def llm_fix(self, line: str) -> None:
+        """Send a failed cell's source and traceback to a model and put its fixed cell below (not run).
+
+        ``%llm_fix`` takes the last error; ``%llm_fix 7`` the error of the cell run as ``[7]``.
+        """
+        from IPython.display import display
+
+        from workbench.context.values import render_value
+
+        args = _parse(self.llm_fix, line)
+        errors = cell_errors(self.shell)
+        n = args.cell if args.cell is not None else errors.last
+        if n is None:
+            raise WorkbenchUsageError("no cell has raised an error yet this session: nothing to fix")
+        if n not in errors.by_cell:
+            raise WorkbenchUsageError(f"cell {n} raised no error this session: %llm_fix {errors.last or ''}".strip())
+        history = self._ns.get("In") or []
+        source = history[n] if 0 <= n < len(history) else ""
+        wb = _wb()
+        budget = args.max_value_tokens or wb.settings.max_value_tokens
+        trace = render_value(errors.by_cell[n], budget, name="Err", count=lambda t: wb.count_tokens(t, args.model))
+        prompt = FIX_PROMPT.format(source=source, error=trace.text)
+        from workbench.options import AskOptions
+
+        result = wb.ask(prompt, AskOptions(model=args.model, format="code", task="llm_fix"))
+        display(result)
+        self._new_cell(result.code())
 
     @magic_arguments()
     @argument("--reload", action="store_true", help="re-read workbench.toml and the environment first")
@@ -612,6 +653,19 @@ def _unquote(value: str | None) -> str | None:
     if value and len(value) > 1 and value[0] == value[-1] and value[0] in "\"'":
         return value[1:-1]
     return value
+
+
+FIX_PROMPT = """This notebook cell failed. Write a corrected version of the whole cell.
+
+The cell:
+```python
+{source}
+```
+
+What it raised:
+```
+{error}
+```"""
 
 
 def cell_errors(shell: Any) -> Any:
