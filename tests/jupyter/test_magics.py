@@ -306,3 +306,12 @@ def test_the_rate_buttons_under_an_answer_store_the_click(ip, current):
     bar.down.click()
     assert "rated bad" in bar.status.value
     assert current.feedback.df(call_id)[["rating", "note", "by"]].values.tolist() == [[-1, "too short", "ana"]]
+
+
+def test_llm_export_writes_a_session_transcript(ip, current, tmp_path):
+    run(ip, "-m local/echo --no-stream -s notes", "Remember the quarterly numbers")
+    out, _ = run(ip, f"llm_export notes {tmp_path / 'notes.md'}")
+    assert out.stdout.strip() == f"session notes written to {tmp_path / 'notes.md'}"
+    assert "Remember the quarterly numbers" in (tmp_path / "notes.md").read_text()
+    with pytest.raises(UsageError, match="write a transcript as .md, .ipynb or .jsonl"):
+        run(ip, f"llm_export notes {tmp_path / 'notes.docx'}")

@@ -225,6 +225,17 @@ class WorkbenchMagics(Magics):
             self.shell.set_next_input(code, replace=False)
 
     @magic_arguments()
+    @argument("session", help="the session to export (its turns since its last reset)")
+    @argument("file", help="where to write it: .md, .ipynb or .jsonl")
+    @line_magic
+    @_as_usage
+    def llm_export(self, line: str) -> None:
+        """Write a session as a transcript: Markdown, a new notebook or JSON lines (secrets scrubbed)."""
+        args = _parse(self.llm_export, line)
+        path = _wb().session(_unquote(args.session)).export(_unquote(args.file))
+        print(f"session {args.session} written to {path}")
+
+    @magic_arguments()
     @argument("cell", nargs="?", type=int, help="the execution count of the failed cell (default: the last error)")
     @argument("-m", "--model", help="route or litellm model name (default: the configured default route)")
     @argument("--max-value-tokens", type=int, metavar="N", help="the most tokens of traceback sent (default: config)")

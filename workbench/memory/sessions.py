@@ -9,11 +9,16 @@ was run live before.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Callable, Iterator, MutableMapping
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from workbench.store import Store, utcnow
+
+if TYPE_CHECKING:
+    from workbench.memory.transcript import TranscriptFormat
 
 
 class SessionState(MutableMapping[str, Any]):
@@ -86,6 +91,15 @@ class Session:
         ``wb.replay(session)``, ``wb.guard.df(session)`` begin here. Recorded calls stay in the store.
         """
         self._book.reset(self.name)
+
+    def export(self, path: str | os.PathLike[str], format: TranscriptFormat | None = None) -> Path:
+        """Write this session's turns (since its last reset) as Markdown (``.md``), a new notebook
+        (``.ipynb``: one markdown cell per turn, its footer in the cell's metadata) or JSON lines
+        (``.jsonl``), with secrets scrubbed; returns the path.
+        """
+        from workbench.memory.transcript import export
+
+        return export(self._book.store, self.name, path, format)
 
     @property
     def started(self) -> str:

@@ -1,0 +1,48 @@
+"""A session exports as Markdown, a new notebook or JSON lines: its turns since the last reset, no secret."""
+
+import json
+
+import nbformat
+import pytest
+
+from workbench.errors import WorkbenchError
+
+KEY = "sk-proj-" + "Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z"
+
+
+def test_a_session_exports_in_three_formats_with_footers(wb, tmp_path):
+    wb.ask("old turn", model="local/echo", session="s")
+    wb.session("s").reset()
+    first = wb.ask("What is the refund window?", model="local/echo", session="s")
+    second = wb.ask("And for sale items?", model="local/echo", session="s")
+    md = wb.session("s").export(tmp_path / "s.md").read_text()
+    assert md.startswith("# Session s\n")
+    assert "old turn" not in md  # since the last reset, as the session's other views
+    assert md.index("What is the refund window?") < md.index("And for sale items?")
+    assert f"call {first.call_id}" in md and f"call {second.call_id}" in md
+    nb = nbformat.read(wb.session("s").export(tmp_path / "s.ipynb"), as_version=4)
+    nbformat.validate(nb)
+    assert [c.cell_type for c in nb.cells] == ["markdown"] * 3
+    assert nb.cells[1].metadata["workbench"]["id"] == first.call_id
+    lines = [json.loads(line) for line in (wb.session("s").export(tmp_path / "s.jsonl")).read_text().splitlines()]
+    assert [(t["session"], t["id"], t["text"]) for t in lines] == [
+        ("s", first.call_id, "What is the refund window?"),
+        ("s", second.call_id, "And for sale items?"),
+    ]
+
+
+def test_a_secret_planted_in_the_store_is_scrubbed_on_export(wb, tmp_path):
+    r = wb.ask("hello", model="local/echo", session="leak")
+    wb.store.execute("UPDATE calls SET text = ? WHERE id = ?", (f"the key is {KEY}", r.call_id))
+    for suffix in ("md", "ipynb", "jsonl"):
+        written = wb.session("leak").export(tmp_path / f"leak.{suffix}").read_text()
+        assert KEY not in written
+        assert "[REDACTED:" in written
+
+
+def test_mistakes_are_one_line_errors(wb, tmp_path):
+    with pytest.raises(WorkbenchError, match="has no calls since its last reset"):
+        wb.session("empty").export(tmp_path / "e.md")
+    wb.ask("hi", model="local/echo", session="x")
+    with pytest.raises(WorkbenchError, match=r"write a transcript as \.md, \.ipynb or \.jsonl"):
+        wb.session("x").export(tmp_path / "x.pdf")

@@ -1,0 +1,77 @@
+"""A session as a transcript: Markdown, a new notebook, or JSON lines, with secrets scrubbed.
+
+Each turn is what was asked and answered, with its footer (model, tokens, cost, latency, call id,
+time). The turns are the session's recorded calls since its last reset, oldest first: the same
+calls ``wb.calls.df(session=)`` and ``wb.replay(session)`` show.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from workbench.errors import WorkbenchError
+from workbench.guardrails.scanners import scrub
+from workbench.store import Store
+
+TranscriptFormat = Literal["md", "ipynb", "jsonl"]
+_COLUMNS = "id, started_at, status, model, route, prompt, text, prompt_tokens, completion_tokens, cost_usd, latency_ms"
+
+
+def turns(store: Store, session: str) -> list[dict[str, Any]]:
+    """The session's calls since its last reset, oldest first, each with its text scrubbed of secrets."""
+    rows = store.query(
+        f"SELECT {_COLUMNS} FROM calls WHERE session = ? AND started_at >= ? ORDER BY started_at",
+        (session, store.session_start(session)),
+    )
+    return [{**row, "prompt": scrub(row["prompt"]) or "", "text": scrub(row["text"]) or ""} for row in rows]
+
+
+def footer(turn: dict[str, Any]) -> str:
+    """Model, tokens, cost, latency, call id and time in one line."""
+    cost = "cost unknown" if turn["cost_usd"] is None else f"${turn['cost_usd']:.6f}"
+    tokens = f"{turn['prompt_tokens'] or 0} → {turn['completion_tokens'] or 0} tokens"
+    status = "" if turn["status"] == "ok" else f" · {turn['status']}"
+    where = f"call {turn['id']} · {turn['started_at']}{status}"
+    return f"{turn['model'] or turn['route']} · {tokens} · {cost} · {turn['latency_ms']:.0f} ms · {where}"
+
+
+def export(store: Store, session: str, path: str | os.PathLike[str], format: TranscriptFormat | None = None) -> Path:
+    """Write ``session`` to ``path`` as Markdown (``.md``), a notebook (``.ipynb``) or JSON lines (``.jsonl``)."""
+    target = Path(path)
+    kind = format or target.suffix.lstrip(".").lower()
+    if kind not in ("md", "ipynb", "jsonl"):
+        raise WorkbenchError(f"{target.name}: write a transcript as .md, .ipynb or .jsonl (or pass format=)")
+    found = turns(store, session)
+    if not found:
+        raise WorkbenchError(f"session {session!r} has no calls since its last reset: nothing to export")
+    text = {"md": _markdown, "ipynb": _notebook, "jsonl": _jsonl}[kind](session, found)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    return target
+
+
+def _markdown(session: str, found: list[dict[str, Any]]) -> str:
+    parts = [f"# Session {session}\n"]
+    for n, turn in enumerate(found, 1):
+        parts.append(f"## Turn {n}\n\n**Asked**\n\n{turn['prompt']}\n\n**Answered**\n\n{turn['text']}\n")
+        parts.append(f"<sub>{footer(turn)}</sub>\n")
+    return "\n".join(parts)
+
+
+def _notebook(session: str, found: list[dict[str, Any]]) -> str:
+    import nbformat
+
+    cells = [nbformat.v4.new_markdown_cell(f"# Session {session}")]
+    for turn in found:
+        meta = {"workbench": {k: turn[k] for k in ("id", "started_at", "model", "route", "status", "cost_usd")}}
+        body = f"**Asked**\n\n{turn['prompt']}\n\n**Answered**\n\n{turn['text']}\n\n<sub>{footer(turn)}</sub>"
+        cells.append(nbformat.v4.new_markdown_cell(body, metadata=meta))
+    nb = nbformat.v4.new_notebook(cells=cells, metadata={"workbench": {"session": session}})
+    return str(nbformat.writes(nb))
+
+
+def _jsonl(session: str, found: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps({"session": session, **turn}, ensure_ascii=False) + "\n" for turn in found)
