@@ -52,3 +52,17 @@ def test_a_code_answer_becomes_the_next_cell_and_fix_proposes_the_failed_cell(tm
     [error] = nb.cells[4].outputs
     assert error.evalue.startswith("cell 2 raised no error this session")
     assert 4 not in payloads and 5 not in payloads  # no cell is proposed without a code answer
+
+
+def test_a_traceback_for_a_model_has_no_machine_paths():
+    import pandas as pd
+
+    from workbench.jupyter.magics import portable_traceback
+
+    try:
+        pd.Series([1])["missing"]
+    except KeyError as exc:
+        text = portable_traceback(exc)
+    assert 'File "…/site-packages/pandas/' in text
+    assert "/site-packages/" not in text.replace("…/site-packages/", "")
+    assert text.endswith("KeyError: 'missing'")

@@ -38,10 +38,12 @@ class CellErrors:
 
     def __init__(self) -> None:
         self.by_cell: dict[int, str] = {}
+        self.sources: dict[int, str] = {}  # the failed cells' source (history may not be stored)
         self.last: int | None = None
 
-    def record(self, execution_count: int, text: str) -> None:
+    def record(self, execution_count: int, text: str, source: str = "") -> None:
         self.by_cell[execution_count] = text
+        self.sources[execution_count] = source
         self.last = execution_count
 
     def __getitem__(self, n: int) -> str:

@@ -257,8 +257,7 @@ class WorkbenchMagics(Magics):
             raise WorkbenchUsageError("no cell has raised an error yet this session: nothing to fix")
         if n not in errors.by_cell:
             raise WorkbenchUsageError(f"cell {n} raised no error this session: %llm_fix {errors.last or ''}".strip())
-        history = self._ns.get("In") or []
-        source = history[n] if 0 <= n < len(history) else ""
+        source = errors.sources.get(n, "")
         wb = _wb()
         budget = args.max_value_tokens or wb.settings.max_value_tokens
         trace = render_value(errors.by_cell[n], budget, name="Err", count=lambda t: wb.count_tokens(t, args.model))
@@ -691,15 +690,39 @@ def cell_errors(shell: Any) -> Any:
 
 
 def _record_error(shell: Any, result: Any) -> None:
-    """After each cell: keep its exception as plain traceback text (no ANSI colours) for ``{Err}``."""
+    """After each cell: keep its exception as plain traceback text for ``{Err}``."""
     exc = result.error_in_exec or result.error_before_exec
     if exc is None or result.execution_count is None:
         return
+    source = getattr(getattr(result, "info", None), "raw_cell", None) or ""
+    cell_errors(shell).record(result.execution_count, portable_traceback(exc, shell), source)
+
+
+def portable_traceback(exc: BaseException, shell: Any = None) -> str:
+    """The traceback as a model should read it: no terminal colours, no IPython machinery frames,
+    cells named ``Cell In[7]`` as IPython shows them, and no machine paths (``…/site-packages/pandas/…``).
+    """
     import re
+    import sys
     import traceback
 
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    cell_errors(shell).record(result.execution_count, re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text).strip())
+    def trim(te: traceback.TracebackException | None, seen: set[int]) -> None:
+        if te is None or id(te) in seen:
+            return
+        seen.add(id(te))
+        te.stack = traceback.StackSummary.from_list([f for f in te.stack if "/IPython/core/" not in f.filename])
+        trim(te.__cause__, seen)
+        trim(te.__context__, seen)
+
+    te = traceback.TracebackException.from_exception(exc)
+    trim(te, set())
+    text = "".join(te.format())
+    names = getattr(getattr(shell, "compile", None), "_filename_map", {}) or {}
+    for filename, number in names.items():
+        text = text.replace(f'File "{filename}"', f"Cell In[{number}]")
+    text = re.sub(r'File "[^"]*?/(site-packages|dist-packages)/', r'File "…/\1/', text)
+    text = text.replace(f'File "{sys.base_prefix}/', 'File "…/')
+    return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text).strip()
 
 
 def register(ipython: Any) -> None:
