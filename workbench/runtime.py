@@ -1062,7 +1062,8 @@ class Workbench:
     def count_tokens(self, text: str, model: str | None = None) -> int:
         """``text``'s token count for ``model`` (a route: its first deployment's model; ``None``: the default)."""
         name, route = self.resolve(model, check=False)
-        return _count_tokens(route.deployments[0].model if route.deployments else name, text)
+        counted = route.deployments[0].model if route.deployments else name
+        return int(litellm_module().token_counter(model=counted, text=text))  # not cached: texts here are one-offs
 
     @property
     def routes(self) -> dict[str, Route]:

@@ -117,7 +117,6 @@ class WorkbenchMagics(Magics):
         budget = args.max_value_tokens or wb.settings.max_value_tokens
         namespace = ChainMap(self._ns, {"Err": cell_errors(self.shell)})
         filled = fill_values(cell, namespace, budget, count=lambda text: wb.count_tokens(text, args.model))
-        self.last_values = filled.values
         return filled.text
 
     @property
