@@ -104,3 +104,18 @@ def test_a_cut_stream_ends_without_its_terminating_chunk(chaos):
     with pytest.raises(Exception) as err, urllib.request.urlopen(request, timeout=5) as response:
         response.read()
     assert "IncompleteRead" in type(err.value).__name__ or isinstance(err.value, OSError)
+
+
+def test_a_client_dropping_its_connection_prints_nothing(chaos, capfd):
+    import socket
+    import struct
+    import time
+
+    server = chaos()
+    for _ in range(3):
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
+        sock.close()
+    time.sleep(0.5)
+    assert "Exception occurred during processing" not in capfd.readouterr().err

@@ -43,6 +43,19 @@ class ChaosStats:
     max_in_flight: int = 0  # the most answered at once
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that drops its connection (a keep-alive socket closed, a timed-out read) is normal here:
+    it is not printed to stderr, where it would land in the notebook cell that happens to be running.
+    """
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
+
+
 class ChaosServer:
     """A misbehaving OpenAI-compatible endpoint on 127.0.0.1."""
 
@@ -85,7 +98,7 @@ class ChaosServer:
         now = time.monotonic()
         self._requests = _Bucket(rpm, window_s, now) if rpm is not None else None
         self._tokens = _Bucket(tpm, window_s, now) if tpm is not None else None
-        self._httpd = ThreadingHTTPServer((host, port), _handler(self))
+        self._httpd = _QuietServer((host, port), _handler(self))
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
