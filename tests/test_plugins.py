@@ -2,6 +2,7 @@
 through the one ``workbench`` entry-point group, and each works through a real Workbench."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -57,7 +58,7 @@ def site(tmp_path_factory) -> Path:
 
 
 def _run(site: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**__import__("os").environ, "PYTHONPATH": str(site)}
+    env = {**os.environ, "PYTHONPATH": str(site)}
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=120)
 
 

@@ -727,7 +727,7 @@ class Workbench:
                 candidates[i] = _turns(history, source.turns)
             else:
                 candidates[i] = inline
-        model = route.deployments[0].model if route.deployments else route_name
+        model = _counting_model(route_name, route)
 
         def count(text: str) -> int:
             return _count_tokens(model, text)
@@ -1062,7 +1062,7 @@ class Workbench:
     def count_tokens(self, text: str, model: str | None = None) -> int:
         """``text``'s token count for ``model`` (a route: its first deployment's model; ``None``: the default)."""
         name, route = self.resolve(model, check=False)
-        counted = route.deployments[0].model if route.deployments else name
+        counted = _counting_model(name, route)
         return int(litellm_module().token_counter(model=counted, text=text))  # not cached: texts here are one-offs
 
     @property
@@ -1288,6 +1288,11 @@ def _remembered(prompt: str) -> str:
     """What ``--remember`` stores: the text without a leading "remember that"."""
     text = re.sub(r"^\s*(please\s+)?remember\s+that\s+", "", prompt, flags=re.IGNORECASE).strip()
     return text[:1].upper() + text[1:] if text else prompt
+
+
+def _counting_model(route_name: str, route: Route) -> str:
+    """The model whose tokenizer counts a route's text: its first deployment's."""
+    return route.deployments[0].model if route.deployments else route_name
 
 
 @lru_cache(maxsize=8192)
