@@ -20,6 +20,8 @@ Cost: about 100 µs per kB on the CPU, nothing to install, nothing downloaded.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import math
 import re
@@ -30,16 +32,75 @@ MODEL = Path(__file__).with_name("injection_model.json")
 WINDOW = 320  # characters per scored window of a long text
 _WORD = re.compile(r"\w+")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
-_SHAPES = {
-    "url_query": re.compile(r"https?://\S+\?\S*="),
-    "md_image": re.compile(r"!\[[^\]]*\]\("),
-    "html_comment": re.compile(r"<!--"),
-    "hidden_html": re.compile(r"display\s*:\s*none|\bhidden\b[^>]*>|white on white"),
-    "placeholder": re.compile(r"\{[a-z_]{3,}\}"),
-    "code_call": re.compile(r"\b[a-z_]+(?:\.[a-z_]+)?\([^)]{0,40}\)"),
-    "shell_or_sql": re.compile(r"\b(?:drop|delete|truncate)\s+(?:table|database|from)\b|\brm\s+-rf\b"),
-    "chat_marker": re.compile(r"<\|[a-z_]+\|>|\[/?inst\]|<</?sys>>|^\s*(?:system|assistant)\s*:", re.M),
+_SHAPES = {  # each a few regexes that start with a literal (the engine skips to it at C speed): found where any matches
+    "url_query": (r"https?://\S+\?\S*=",),
+    "md_image": (r"!\[[^\]]*\]\(",),
+    "html_comment": (r"<!--",),
+    "hidden_html": (r"display\s*:\s*none", r"hidden(?<!\whidden)\b[^>]*>", r"white on white"),
+    "placeholder": (r"\{[a-z_]{3,}\}",),
+    "code_call": (),  # a name, a dotted one too, then a parenthesis closed within 40 characters: see _calls
+    "shell_or_sql": (
+        *(rf"{verb}(?<!\w{verb})\s+(?:table|database|from)\b" for verb in ("drop", "delete", "truncate")),
+        r"rm(?<!\wrm)\s+-rf\b",
+    ),
+    "chat_marker": (r"<\|[a-z_]+\|>", r"\[/?inst\]", r"<</?sys>>", r"(?m:^\s*(?:system|assistant)\s*:)"),
 }
+_COMPILED = {name: [re.compile(p) for p in patterns] for name, patterns in _SHAPES.items()}
+_NEEDS = {  # a literal each shape's matches hold: most windows hold none, and no regex runs on them
+    "url_query": ("http",),
+    "md_image": ("![",),
+    "html_comment": ("<!--",),
+    "hidden_html": ("display", "hidden", "white on white"),
+    "placeholder": ("{",),
+    "shell_or_sql": ("drop", "delete", "truncate", "rm"),
+    "chat_marker": ("<|", "inst]", "sys>>", "system", "assistant"),
+}
+_NAME = frozenset("abcdefghijklmnopqrstuvwxyz_")
+_CALL_ARGS = re.compile(r"[^)]{0,40}\)")
+
+
+def _calls(text: str) -> list[int]:
+    r"""Where ``\b[a-z_]+(?:\.[a-z_]+)?\([^)]{0,40}\)`` matches (its starts, as finditer finds them), looked for
+    from each "(" back, so a long text is not tried at every position.
+    """
+    starts: list[int] = []
+    done, at = 0, text.find("(")
+    while at >= 0:
+        name = _name_start(text, at)
+        if name < at and name >= done and _CALL_ARGS.match(text, at + 1):
+            dotted = _name_start(text, name - 1) if name > 1 and text[name - 1] == "." else name - 1
+            start = dotted if dotted < name - 1 and dotted >= done and _boundary(text, dotted) else name
+            if _boundary(text, start):
+                starts.append(start)
+                done = _CALL_ARGS.match(text, at + 1).end()  # type: ignore[union-attr]
+        at = text.find("(", max(at + 1, done))
+    return starts
+
+
+def _name_start(text: str, end: int) -> int:
+    """The start of the run of name characters (a-z, _) that ends before ``end``."""
+    start = end
+    while start > 0 and text[start - 1] in _NAME:
+        start -= 1
+    return start
+
+
+def _boundary(text: str, i: int) -> bool:
+    """``\b`` before a name character at ``i``: nothing, or no word character, before it."""
+    return i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_")
+
+
+def _shapes(text: str) -> list[tuple[str, list[int]]]:
+    """``("#name", [start of each match])`` for each shape ``text`` holds."""
+    calls = _calls(text) if "(" in text else []
+    out = [("#code_call", calls)] if calls else []
+    for name, patterns in _COMPILED.items():
+        if not any(literal in text for literal in _NEEDS.get(name, ())):
+            continue
+        found = sorted({m.start() for rx in patterns for m in rx.finditer(text)})
+        if found:
+            out.append(("#" + name, found))
+    return out
 
 
 def _tokens(text: str) -> list[tuple[int, str]]:
@@ -61,18 +122,23 @@ def _wide(word: str) -> bool:
     return len(word) == 1 and word >= "\u3040" and _CJK.match(word) is not None
 
 
+def _pairs(words: list[str]) -> list[str]:
+    """Each word with the next: joined by a space, or directly when either is a Chinese/Japanese/Korean character."""
+    return [a + b if _wide(a) or _wide(b) else a + " " + b for a, b in zip(words, words[1:], strict=False)]
+
+
 def _window_features(tokens: list[tuple[int, str]], shapes: set[str]) -> set[str]:
     words = [w for _, w in tokens]
     out = set(words)
     out.update("~" + w[:5] for w in words if len(w) > 5)
-    out.update(a + b if _wide(a) or _wide(b) else a + " " + b for a, b in zip(words, words[1:], strict=False))
+    out.update(_pairs(words))
     out.update("#" + name for name in shapes)
     return out
 
 
 def features(text: str) -> set[str]:
     """The features of ``text`` (already normalised: lower case, folded): words, stems, word pairs, shapes."""
-    return _window_features(_tokens(text), {name for name, rx in _SHAPES.items() if rx.search(text)})
+    return _window_features(_tokens(text), {name[1:] for name, at in _shapes(text) if at})  # (each non-empty)
 
 
 def windows(text: str, size: int = WINDOW) -> list[tuple[int, int]]:
@@ -105,18 +171,25 @@ class Model:
 
     def probability(self, text: str) -> float:
         """The best window's probability that it is an attack (words found once for all the windows)."""
-        tokens = _tokens(text)
-        shapes = [(name, [m.start() for m in rx.finditer(text)]) for name, rx in _SHAPES.items()]
-        get = self.weights.get
-        best, i = -math.inf, 0
+        if text.isascii():
+            words = _WORD.findall(text)
+            starts = [m.start() for m in _WORD.finditer(text)]
+            pairs: list[str] = list(map(" ".join, zip(words, words[1:], strict=False)))
+        else:
+            tokens = _tokens(text)
+            starts, words = [p for p, _ in tokens], [w for _, w in tokens]
+            pairs = _pairs(words)
+        stems = ["~" + w[:5] for w in words if len(w) > 5]
+        stem_at = list(itertools.accumulate((len(w) > 5 for w in words), initial=0))  # stems before word k
+        shapes = _shapes(text)
+        weights, known = self.weights, self.weights.keys()
+        best = -math.inf
         for start, end in windows(text):
-            while i < len(tokens) and tokens[i][0] < start:
-                i += 1
-            j = i
-            while j < len(tokens) and tokens[j][0] < end:
-                j += 1
-            seen = {name for name, at in shapes if any(start <= p < end for p in at)}
-            best = max(best, self.bias + sum(get(f, 0.0) for f in _window_features(tokens[i:j], seen)))
+            i, j = bisect.bisect_left(starts, start), bisect.bisect_left(starts, end)
+            seen = set(words[i:j])
+            seen.update(pairs[i : max(i, j - 1)], stems[stem_at[i] : stem_at[j]])
+            seen.update(name for name, at in shapes if any(start <= p < end for p in at))
+            best = max(best, self.bias + sum(map(weights.__getitem__, known & seen)))
         return 1 / (1 + math.exp(-best)) if best > -30 else 0.0
 
 

@@ -28,6 +28,7 @@ import bisect
 import codecs
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from re import _constants as _c  # type: ignore[attr-defined]  # the parser's opcodes: gates are read off patterns
@@ -989,21 +990,49 @@ class Hit:
 @lru_cache(maxsize=4)  # the phrase signals and the model read the same text's normal form
 def normalise(text: str) -> str:
     """NFKC, zero-width characters out, look-alike letters folded to Latin, lower case, spaces collapsed."""
-    return _collapse(_fold(text, homoglyphs=True))
+    folded = _fold(text, homoglyphs=True)
+    return _collapse(folded) if folded is not _compatible(text) else _spaced_once(_lowered(text))
+
+
+@lru_cache(maxsize=4)  # the phrases in other languages read it too
+def _lowered(text: str) -> str:
+    """``text`` in NFKC, zero-width characters out, lower case (look-alike letters kept)."""
+    return _compatible(text).lower()
 
 
 def _fold(text: str, homoglyphs: bool) -> str:
     """NFKC and zero-width characters out (and look-alike letters folded), each only when the text needs it."""
+    text = _compatible(text)
+    if homoglyphs and (odd := _ODD.search(text)) and _LOOKALIKE.search(text, odd.start()):
+        text = text.translate(_HOMOGLYPHS)
+    return text
+
+
+@lru_cache(maxsize=4)  # both folds of a text (the phrases' and the other languages') start from this
+def _compatible(text: str) -> str:
+    """``text`` in NFKC, zero-width characters out (``text`` itself when that changes nothing)."""
     if text.isascii():
         return text
     if not unicodedata.is_normalized("NFKC", text):
-        text = unicodedata.normalize("NFKC", text)
-    odd = _ODD.search(text)  # one pass for both kinds of character
+        text = _nfkc(text)
+    odd = _ODD.search(text)
     if odd and _INVISIBLE.search(text, odd.start()):
         text = text.translate(_ZERO_WIDTH)
-    if odd and homoglyphs and _LOOKALIKE.search(text, odd.start()):
-        text = text.translate(_HOMOGLYPHS)
     return text
+
+
+def _nfkc(text: str) -> str:
+    """NFKC of ``text``, in pieces of a few kB cut before a newline (which never composes, nor do marks across
+    it), each normalised only when it needs it: one ellipsis in a long page does not normalise the page.
+    """
+    pieces, start = [], 0
+    while start < len(text):
+        cut = text.find("\n", start + LONG)
+        end = len(text) if cut < 0 else cut
+        piece = text[start:end]
+        pieces.append(piece if unicodedata.is_normalized("NFKC", piece) else unicodedata.normalize("NFKC", piece))
+        start = end
+    return "".join(pieces)
 
 
 def _readable(raw: bytes) -> str | None:
@@ -1019,6 +1048,7 @@ _B64_CHARS = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/=
 _RUN = bytes.maketrans(_B64_CHARS, b"x" * len(_B64_CHARS))
 _NOT_RUN = re.compile(b"[^x]")
 _RUN_OF_SPACES = re.compile("  +")
+_BLANKS = re.compile("[ \t]{2,}")  # in a text: what _collapse makes one space
 
 
 def _long_runs(shape: bytes) -> list[tuple[int, int]]:
@@ -1061,7 +1091,11 @@ def _looks_rot13(norm: str) -> bool:
 
 def _collapse(text: str) -> str:
     """Lower case, each tab a space, runs of spaces one (a regex with a two-space prefix: it skips at C speed)."""
-    lower = text.lower()
+    return _spaced_once(text.lower())
+
+
+def _spaced_once(lower: str) -> str:
+    """Each tab a space, runs of spaces one."""
     if "\t" in lower:
         lower = lower.replace("\t", " ")
     return _RUN_OF_SPACES.sub(" ", lower) if "  " in lower else lower
@@ -1069,6 +1103,8 @@ def _collapse(text: str) -> str:
 
 _LEETY = re.compile(r"[a-z][013457@$]|[013457@$][a-z]")  # a letter next to a digit read as one
 _SHAPE = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz .-_*", b"a" * 26 + b"sssss")
+_RUNS = bytes(c if c in b"as" else ord("x") for c in range(256))
+_SEPARATORS = re.compile(r"[ .\-_*]")
 
 
 def _variants(text: str) -> list[tuple[str, bool]]:
@@ -1076,22 +1112,55 @@ def _variants(text: str) -> list[tuple[str, bool]]:
 
     Each disguise is undone only when a cheap test says the text may hold it (letters mixed
     with digits, single letters spaced out, ROT13), so an ordinary text is read once; and only
-    the words that hold it are rewritten.
+    the words that hold it are rewritten. The plain form is aligned when lower-casing kept the
+    length (runs of spaces it collapsed are mapped back by ``_aligner``).
     """
-    plain = _collapse(text)
+    plain = _spaced_once(_lowered(text)) if text.isascii() else _collapse(text)
     norm = plain if text.isascii() else normalise(text)
-    forms = [(plain, len(plain) == len(text))]
+    forms = [(plain, len(plain) == len(text) or "\u0130" not in text)]  # İ is the one letter lower() lengthens
     if norm != plain:  # zero-width characters, look-alike letters or compatibility forms
         forms.append((norm, False))
     if _LEETY.search(norm):  # a letter next to a digit: read the digits as letters
         forms.append((norm.encode("utf-8", "surrogatepass").translate(_LEET).decode("utf-8", "surrogatepass"), False))
-    if b"asasasa" in norm.encode("ascii", "ignore").translate(_SHAPE):  # single letters spaced out
-        spaced = _SPACED.sub(lambda m: re.sub(r"[ .\-_*]", "", m.group()), norm)
-        if spaced != norm:
-            forms.append((spaced, False))
-    if (("rot" in plain or "caesar" in plain) and _ROT13_HINT.search(plain)) or _looks_rot13(norm[:LONG]):
+    shape = norm.encode("ascii", "replace").translate(_SHAPE)  # one byte per character
+    if b"asasasa" in shape and (spaced := _unspaced(norm, shape)) != norm:  # single letters spaced out
+        forms.append((spaced, False))
+    hint = "rot13" in plain or "rot-13" in plain or "caesar" in plain  # what the hint's regex needs
+    if (hint and _ROT13_HINT.search(plain)) or _looks_rot13(norm[:LONG]):
         forms.append((codecs.encode(norm, "rot13"), False))
     return forms
+
+
+def _unspaced(norm: str, shape: bytes) -> str:
+    """``norm`` with letters spaced out joined ("i g n o r e" -> "ignore"), rewriting only the runs of letters and
+    separators that hold one (found in ``shape``: a letter is ``a``, a separator ``s``).
+    """
+    runs = shape.translate(_RUNS)  # letters and separators as they are, everything else "x"
+    pieces, done, at = [], 0, shape.find(b"asasasa")
+    while at >= 0:
+        start, end = runs.rfind(b"x", 0, at) + 1, runs.find(b"x", at)
+        end = len(norm) if end < 0 else end
+        for m in _SPACED.finditer(norm, start, min(len(norm), end + 1)):  # the character after: (?!\w) sees it
+            pieces += [norm[done : m.start()], _SEPARATORS.sub("", m.group())]
+            done = m.end()
+        at = shape.find(b"asasasa", end)
+    return "".join([*pieces, norm[done:]])
+
+
+def _aligner(text: str, plain: str) -> Callable[[int], int]:
+    """Maps a position in ``plain`` (``text`` lower-cased, runs of spaces and tabs collapsed) to one in ``text``."""
+    if len(plain) == len(text):
+        return lambda i: i
+
+    def position(i: int) -> int:
+        removed = 0  # spaces dropped before plain's position i (walks the runs only as far as i: hits are few)
+        for m in _BLANKS.finditer(text):
+            if m.start() - removed >= i:
+                break
+            removed += len(m.group()) - 1
+        return i + removed
+
+    return position
 
 
 def detect(text: str, *, quoted_discount: bool = False, depth: int = 0) -> list[Hit]:
@@ -1112,15 +1181,17 @@ def _detect(text: str, depth: int) -> list[Hit]:
     hits: list[Hit] = []
     seen: set[int] = set()
     ascii_text = text.isascii()
+    at: Callable[[int], int] | None = None  # positions in the plain form -> in the text (only it can be aligned)
     for n, (form, aligned) in enumerate(_variants(text)):
         ids, index = _runnable(_COMPILED, form)
         for i in ids:
             signal = _COMPILED[i]
             if i not in seen and (m := signal.search(form, index) if index else signal.regex.search(form)):
                 seen.add(i)
-                span = (m.start(), m.end()) if aligned else (0, len(text))
+                at = at or _aligner(text, form)
+                span = (at(m.start()), at(m.end())) if aligned else (0, len(text))
                 hits.append(Hit(signal.family if n == 0 else "encoded", signal.weight, *span))
-    ml = _fold(text, homoglyphs=False).lower()
+    ml = _lowered(text)
     ids, index = _runnable(_COMPILED_ML, ml)
     for i in ids:
         signal = _COMPILED_ML[i]
@@ -1228,14 +1299,14 @@ def learned_probability(text: str, *, quoted_discount: bool = False) -> float:
     m = model()
     if m is None:
         return 0.0
-    if quoted_discount and _QUOTED.search(text):
-        outside = _QUOTED.sub(" ", text)
-        if _ABOUT.search(outside.lower()):
-            text = outside
-    norm = normalise(text)
+    norm = normalise(text)  # the phrase signals have read it already: the same normal form, and quotes in it
+    if quoted_discount and _QUOTED.search(norm):
+        outside = _QUOTED.sub(" ", norm)
+        if _ABOUT.search(outside):
+            norm = _RUN_OF_SPACES.sub(" ", outside) if "  " in outside else outside
     if len(norm) <= LEARNED_MAX:
         return m.probability(norm)
-    points = sorted({i for word in _ADDRESS for i in _positions(norm, word)})
+    points = sorted({end - len(word) + 1 for end, word in _address_automaton().iter(norm)})
     chunks = [
         (start, min(end, start + WINDOW))
         for region_start, end in _merge(points, WINDOW // 2, len(norm))
@@ -1249,9 +1320,13 @@ def learned_probability(text: str, *, quoted_discount: bool = False) -> float:
     return max(m.probability(norm[s:e]) for s, e in [(0, WINDOW), *chosen])
 
 
-def _positions(text: str, literal: str) -> list[int]:
-    out, i = [], text.find(literal)
-    while i >= 0:
-        out.append(i)
-        i = text.find(literal, i + len(literal))
-    return out
+@lru_cache(maxsize=1)
+def _address_automaton() -> Any:
+    """One pass finds every word of ``_ADDRESS`` (pyahocorasick)."""
+    import ahocorasick
+
+    automaton = ahocorasick.Automaton()
+    for word in _ADDRESS:
+        automaton.add_word(word, word)
+    automaton.make_automaton()
+    return automaton

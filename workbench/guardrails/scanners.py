@@ -16,7 +16,10 @@ never the matched text, so guard events can be stored without storing what they 
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 _SECRETS = {
@@ -64,7 +67,15 @@ _NAMED_NEEDS: dict[str, tuple[str, ...]] = {  # in the lower-cased text
     "password": ("pass", "pwd"),
     "generic_secret": ("key", "secret", "token"),
 }
-_NAMED_ASSIGNED = re.compile(r"(?:key|secret|token|pass\w*|passwd|pwd|phrase)[\"']?\s*[:=]")
+_ASSIGNED = {  # where a kind's name is assigned, in the case-folded text: each regex starts with a literal (the
+    # engine skips to it at C speed), and the name's match starts at most so many characters before it
+    kind: (reach, [re.compile(p + r"[\"']?\s*[:=]") for p in names])
+    for kind, reach, names in (
+        ("aws_secret_key", 4, [r"secret_?(?:access_?)?key"]),  # aws_
+        ("password", 0, [r"pass(?:w(?:or)?d|phrase)\b", r"pwd\b"]),
+        ("generic_secret", 9, [r"key\b", r"secret\b", r"token\b"]),  # refresh_, private_, client_ ...
+    )
+}
 _SHORTEST_SECRET = 8  # "pwd=abc1" is the shortest a named secret gets
 _DOTTED = re.compile(r"^[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)+$")  # settings.password, os.environ: names
 _PLACEHOLDER = re.compile(
@@ -85,7 +96,14 @@ _GENERIC_TLDS = frozenset(
 )
 _SSN = re.compile(r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b")
 _DIGIT_RUN = re.compile(r"[\d(+][\d .()+-]{8,}")  # every phone, card and SSN lies inside one such run
-_CAPS_DIGITS = re.compile(r"[A-Z][A-Z] ?\d\d")  # every IBAN and UK NINO holds this
+_CAPS_DIGITS = re.compile(r"[A-Z][A-Z] ?\d\d")  # every IBAN and UK NINO starts where this matches
+_EXPANDING = re.compile(  # the characters whose case folding is longer than one character ("ß" -> "ss")
+    "[\u00df\u0130\u0149\u01f0\u0390\u03b0\u0587\u1e96-\u1e9a\u1e9e\u1f50\u1f52\u1f54\u1f56\u1f80-\u1faf"
+    "\u1fb2-\u1fb4\u1fb6-\u1fb7\u1fbc\u1fc2-\u1fc4\u1fc6-\u1fc7\u1fcc\u1fd2-\u1fd3\u1fd6-\u1fd7\u1fe2-\u1fe4"
+    "\u1fe6-\u1fe7\u1ff2-\u1ff4\u1ff6-\u1ff7\u1ffc\ufb00-\ufb06\ufb13-\ufb17]"
+)
+_LOCAL_RUN = re.compile(r"[A-Za-z0-9._%+-]*")  # the characters an address has before its "@"
+_DOMAIN_RUN = re.compile(r"[A-Za-z0-9.-]*")  # and after it
 _NINO = re.compile(r"\b(?![DFIQUV])[A-CEGHJ-PR-TW-Z](?![DFIOQUV])[A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b")
 
 
@@ -130,17 +148,58 @@ def find_secrets(text: str) -> list[Finding]:
         for m in rx.finditer(text)
     ]
     lower = text.casefold()  # what (?i:) matches: 'ſ' is an s, the Kelvin sign a k
-    assigned = _NAMED_ASSIGNED.search(lower) is not None  # a key-like name then ":" or "=", somewhere
     for kind, rx in _NAMED_SECRET:
         if not any(lit in lower for lit in _NAMED_NEEDS[kind]):
             continue
-        if kind in ("aws_secret_key", "password", "generic_secret") and not assigned:
-            continue
-        for m in rx.finditer(text):
+        for m in _named_matches(kind, rx, text, lower):
             code = text[m.end(1) : m.end(1) + 1] in ("(", "[")  # os.environ["PW"], get_pw(): code, not a value
             if not code and _looks_secret(kind, m.group(1)):
                 found.append(Finding(kind, m.start(1), m.end(1)))
     return _without_overlaps(found)
+
+
+def _named_matches(kind: str, rx: re.Pattern[str], text: str, lower: str) -> list[re.Match[str]]:
+    """What ``rx.finditer(text)`` finds, tried only where a match can start: a few characters before each place the
+    kind's name is assigned (found in the case-folded text), or before each "://" for a password in a URL.
+    """
+    if kind == "password_in_url":
+        reach, names = 21, _positions(text, "://", limit=len(text) // 1024)
+    elif kind in _ASSIGNED:
+        reach, gates = _ASSIGNED[kind]
+        names = [m.start() for g in gates for m in itertools.islice(g.finditer(lower), len(text) // 1024 + 1)]
+    else:
+        names = None
+    if names is None or len(names) > len(text) // 1024:  # everywhere: one pass of the regex costs less than each try
+        return list(rx.finditer(text))
+    at = _unfolded(text, lower) if kind != "password_in_url" else lambda i: i
+    starts = sorted({s for name in map(at, names) for s in range(max(0, name - reach), name + 1)})
+    out: list[re.Match[str]] = []
+    for start in starts:
+        if (not out or start >= out[-1].end()) and (m := rx.match(text, start)):
+            out.append(m)
+    return out
+
+
+def _unfolded(text: str, lower: str) -> Callable[[int], int]:
+    """Maps a position in ``lower`` (``text`` case-folded) to one in ``text`` (a few letters fold to two or three)."""
+    if len(lower) == len(text):
+        return lambda i: i
+    keys, shifts, shift = [], [], 0  # where each expanded letter ends in lower, and the growth up to there
+    for m in _EXPANDING.finditer(text):
+        shift += len(m.group().casefold()) - 1
+        keys.append(m.start() + 1 + shift)
+        shifts.append(shift)
+    return lambda i: i - (shifts[k - 1] if (k := bisect.bisect_right(keys, i)) else 0)
+
+
+def _positions(text: str, literal: str, limit: int) -> list[int]:
+    """Where ``literal`` starts in ``text`` (at most ``limit`` + 1 of them)."""
+    out: list[int] = []
+    at = text.find(literal)
+    while at >= 0 and len(out) <= limit:
+        out.append(at)
+        at = text.find(literal, at + 1)
+    return out
 
 
 def _looks_secret(kind: str, value: str) -> bool:
@@ -181,16 +240,13 @@ def find_pii(text: str) -> list[Finding]:
     rest only when the text has what they need (an ``@``, two capitals before two digits), so an ordinary
     text is read a few times at C speed rather than once per pattern in Python's regex engine.
     """
-    found = []
-    if "@" in text:
+    found = [Finding("email", m.start(), m.end()) for m in _emails(text) if _real_tld(m.group().rsplit(".", 1)[-1])]
+    starts = [m.start() for m in _CAPS_DIGITS.finditer(text)]
+    if starts:
         found += [
-            Finding("email", m.start(), m.end())
-            for m in _EMAIL.finditer(text)
-            if _real_tld(m.group().rsplit(".", 1)[-1])
+            Finding("iban", m.start(), m.end()) for m in _matches_at(_IBAN, text, starts) if iban_valid(m.group())
         ]
-    if _CAPS_DIGITS.search(text):
-        found += [Finding("iban", m.start(), m.end()) for m in _IBAN.finditer(text) if iban_valid(m.group())]
-        found += [Finding("uk_nino", m.start(), m.end()) for m in _NINO.finditer(text)]
+        found += [Finding("uk_nino", m.start(), m.end()) for m in _matches_at(_NINO, text, starts)]
     for run in _DIGIT_RUN.finditer(text):
         start, end = run.start(), min(len(text), run.end() + 1)  # one more: the look-aheads see what follows
         for m in _CARD.finditer(text, start, end):
@@ -202,6 +258,38 @@ def find_pii(text: str) -> list[Finding]:
             Finding("phone", m.start(), m.end()) for m in _PHONE.finditer(text, start, end) if _phone_like(m.group())
         ]
     return _without_overlaps(found)
+
+
+def _emails(text: str) -> list[re.Match[str]]:
+    """What ``_EMAIL.finditer(text)`` finds, searched only in the run of address characters around each ``@``."""
+    if text.count("@") > len(text) // 256:  # addresses everywhere: one pass of the regex is cheaper
+        return list(_EMAIL.finditer(text))
+    out: list[re.Match[str]] = []
+    at, done, backwards = text.find("@"), 0, ""
+    while at >= 0:
+        backwards = backwards or text[::-1]  # the run before an "@" is found by matching the reversed text
+        start = max(done, at - _run(_LOCAL_RUN, backwards, len(text) - at))
+        end = at + 1 + _run(_DOMAIN_RUN, text, at + 1)  # the character there ends any address: let \b see it
+        for m in _EMAIL.finditer(text, start, end + 1):
+            out.append(m)
+            done = m.end()
+        at = text.find("@", end)
+    return out
+
+
+def _run(rx: re.Pattern[str], text: str, at: int) -> int:
+    """How many characters from ``at`` the run pattern ``rx`` (which may match nothing) covers."""
+    m = rx.match(text, at)
+    return m.end() - at if m else 0
+
+
+def _matches_at(rx: re.Pattern[str], text: str, starts: list[int]) -> list[re.Match[str]]:
+    """What ``rx.finditer(text)`` finds, when every match can only start at one of ``starts`` (ascending)."""
+    out: list[re.Match[str]] = []
+    for start in starts:
+        if (not out or start >= out[-1].end()) and (m := rx.match(text, start)):
+            out.append(m)
+    return out
 
 
 def _real_tld(tld: str) -> bool:
