@@ -1,6 +1,6 @@
 """Train the semantic injection scanner's logistic head; writes ``workbench/guardrails/injection_head.json``.
 
-Training data: the corpus rows of every split except ``holdout`` (attacks of the injection
+Training data: the corpus rows of every split except ``heldout`` (attacks of the injection
 families, and all benign rows), plus the example banks in ``workbench/guardrails/semantic.py``.
 Plain batch gradient descent on the logistic loss with a little L2; deterministic. Needs
 the ``embeddings`` extra. Run: ``python tests/data/train_injection_head.py``.
@@ -21,7 +21,7 @@ NOT_INJECTION = {"secrets", "pii"}
 
 def main() -> None:
     rows = [json.loads(line) for line in Path(__file__).with_name("guard_corpus.jsonl").open(encoding="utf-8")]
-    rows = [r for r in rows if r["split"] != "holdout" and r["family"] not in NOT_INJECTION]
+    rows = [r for r in rows if r["split"] != "heldout" and r["family"] not in NOT_INJECTION]
     texts = [r["text"] for r in rows] + ATTACK_EXAMPLES + BENIGN_EXAMPLES
     y = np.array(
         [r["label"] == "attack" for r in rows] + [1] * len(ATTACK_EXAMPLES) + [0] * len(BENIGN_EXAMPLES),

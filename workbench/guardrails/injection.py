@@ -132,7 +132,10 @@ _BYPASS = (
     r"confirmation|asking|checking|restrictions)|(?:allowed|permitted|authori[sz]ed?|authori[sz]ing|free) to "
     r"(?:ignore|skip|bypass|run any|share|reveal|disable|break)|(?:does not|doesn't|do not|don't) apply|must "
     r"(?:obey|comply|trust)|unrestricted|no (?:limits|restrictions)|lift all limits|clearance lets|don't log it|"
-    r"full rights|violate (?:the )?policy|grant(?:ing)? (?:you|myself) (?:permission|unrestricted)"
+    r"full rights|violate (?:the )?policy|grant(?:ing)? (?:you|myself) (?:permission|unrestricted)|"
+    r"(?:you may|you can|you're allowed to|you are allowed to) (?:now )?(?:reveal|share|show|disclose|skip|ignore|"
+    r"bypass|run|delete|turn off)|grant me (?:\w+ )?(?:access|rights|permissions?|privileges)|so (?:reveal|show|give|"
+    r"share|skip|ignore|bypass|disable|run|delete|drop)\b"
 )
 
 # (family, weight, pattern) over the normalised text; weights under 0.45 only reinforce.
@@ -564,6 +567,12 @@ _SIGNALS: list[tuple[str, float, str]] = [
     ("privilege_escalation", 0.85, rf"\b(?:{_ROLE})\s+(?:here|speaking|override|mode)\b[^\n]{{0,150}}?\b(?:{_BYPASS})"),
     (
         "privilege_escalation",
+        0.85,
+        rf"\bmy (?:role|account|user|access|permissions?|clearance)\b[^.!?\n]{{0,40}}\b(?:is|was|are|were|has been|"
+        rf"have been)\b[^.!?\n]{{0,30}}\b(?:{_ROLE})\b[^\n]{{0,150}}?\b(?:{_BYPASS})",
+    ),
+    (
+        "privilege_escalation",
         0.8,
         rf"\b(?:{_BYPASS})\b[^\n]{{0,80}}\b(?:i am|i'm|as) (?:the |your |an? )?(?:{_ROLE})\b",
     ),
@@ -572,6 +581,96 @@ _SIGNALS: list[tuple[str, float, str]] = [
         0.8,
         r"\b(?:clearance|level \d+ access|full rights|full access|override privileges)\b[^.\n]"
         r"{0,60}\b(?:lets? you|so you|you (?:must|may|can)|means you|bypass|skip|ignore)",
+    ),
+    # role-play or fiction used to get real, harmful instructions
+    (
+        "roleplay_jailbreak",
+        0.8,
+        r"\b(?:story|novel|screenplay|script|role-?play|character|pretend|fictional|villain|act (?:as|like)|"
+        r"play(?:ing)? (?:the role|a |an )|role of|persona|you are|you're)\b[^\n]{0,120}\b(?:explain|give|walk|recite|describe|"
+        r"list|provide|teach|show)\w*\b[^\n]{0,80}\b(?:recipe|step[- ]by[- ]step|exact (?:steps|recipe|quantities)|"
+        r"working (?:commands|code|exploit|keys)|(?:how to|to) (?:make|build|synthesi[sz]e|steal|hack|break into|"
+        r"bypass|cook)|untraceable|with (?:working|real) commands|quantities)\b",
+    ),
+    (
+        "roleplay_jailbreak",
+        0.8,
+        r"\b(?:act|behave|respond|answer|be|play|pretend|roleplay|you are|you're)\b[^.\n]{0,40}\b(?:unmoderated|"
+        r"uncensored|unfiltered|unrestricted|amoral|no-limits)\b",
+    ),
+    # a leak asked for as what the makers wrote, or the message before the chat
+    (
+        "prompt_leak",
+        0.8,
+        r"\b(?:your|the) (?:developers?|creators?|makers?|operators?|engineers?|programmers?)\b[^.?!\n]{0,30}"
+        r"\b(?:write|wrote|put|gave|give|told|say|said|set)\b[^.?!\n]{0,30}\b(?:setup|set-up|configuration|config|"
+        r"instructions|prompt|preamble|rules|system message)\b",
+    ),
+    (
+        "prompt_leak",
+        0.8,
+        r"\b(?:message|text|paragraph|instructions|prompt|words)\s+(?:that\s+)?(?:precedes?|preceded|comes? before|"
+        r"came before|is above|sits above)\s+(?:my|this|the (?:conversation|chat))",
+    ),
+    # content telling the agent to act: SQL run outright, payments moved without a human
+    ("excessive_agency", 0.8, r"\b(?:execute|run|perform)\b[^.\n]{0,10}\b(?:drop|truncate)\s+(?:table|database)\b"),
+    (
+        "excessive_agency",
+        0.8,
+        rf"\b(?:{_DESTROY_VERB})\b[^\n]{{0,140}}\b(?:without (?:asking|confirm\w*|approval|checking|telling)|"
+        r"no (?:need to|approval|confirmation)|(?:don't|do not) ask|skip (?:the )?(?:confirmation|approval|review))",
+    ),
+    # content addressed to the model reading it
+    (
+        "addressed_to_ai",
+        0.8,
+        r"\b(?:this (?:message|note|text|line) is (?:meant )?for|message for|note (?:to|for)|instructions for)\s+"
+        r"(?:the |any |an? |all )?(?:ai|llm|language model|chatbot|ai assistant|bot|model)s?\b",
+    ),
+    (
+        "addressed_to_ai",
+        0.8,
+        r"\bwhen(?:ever)? you (?:answer|summari[sz]e|read|process|reply|respond|review)\b[^.\n]{0,40}\b(?:this|the) "
+        r"(?:page|document|email|review|article|site|file|listing|invoice|cv|résumé|resume)\b[^.\n]{0,30}\b(?:insist|"
+        r"claim|say|state|tell|recommend|rate|hide|omit|mention|describe)",
+    ),
+    (
+        "addressed_to_ai",
+        0.75,
+        r"\b(?:chatbots|ai (?:readers|agents|assistants|models|tools)|llms|language models)\s*:\s*(?:\w+\s+){0,2}"
+        r"(?:recommend|say|tell|rate|ignore|mention|describe|forward|send)\b",
+    ),
+    # the conversation or user data carried out in a link
+    (
+        "exfiltration",
+        0.8,
+        r"\b(?:append|add|attach|include|put|encode|place)\b[^.\n]{0,80}\b(?:as (?:a |the )?(?:query|url) "
+        r"param(?:eter)?s?|to the (?:url|link)|in(?:to)? the (?:url|link|query string))\b",
+    ),
+    (
+        "exfiltration",
+        0.8,
+        rf"\bmarkdown image\b[^.\n]{{0,60}}\b(?:url|link|src)\b[^.\n]{{0,60}}\b(?:{_EXFIL_DATA})",
+    ),
+    # fake notices from the platform
+    (
+        "fake_system_delimiter",
+        0.8,
+        r"\[(?:system|admin|operator|developer|platform|security|maintenance)\s+(?:notice|message|update|override|"
+        r"alert|directive|instruction)s?\]",
+    ),
+    (
+        "fake_system_delimiter",
+        0.8,
+        r"<(?:system|admin|sys|instructions?)[\w-]+(?:\s[^>]{0,60})?>[^<]{0,200}?\b(?:grant|comply|ignore|you "
+        r"(?:are|must)|must|disable|skip|override|reveal|no restrictions)\b",
+    ),
+    (
+        "fake_system_delimiter",
+        0.8,
+        r"\b(?:polic(?:y|ies)|policy checks|safety|content rules|filters?|guardrails?|restrictions?|checks|rules)\s+"
+        r"(?:are|is|have been|has been)\s+(?:now\s+)?(?:suspended|disabled|lifted|revoked|removed|switched off|turned "
+        r"off|deactivated|waived)\b[^.\n]{0,30}\bfor (?:this|the (?:current|rest of the)) (?:session|conversation|chat|user)",
     ),
 ]
 # (weight, pattern) over NFKC + lower case, without folding: the phrases in other languages.
@@ -621,6 +720,43 @@ _MULTILINGUAL: list[tuple[float, str]] = [
         r"restrictions?|restrizioni|einschränkungen|beperkingen|filtros|limites|limiti|límites)\b",
     ),
     (0.6, r"без ограничений|(?:没有|无)任何限制"),
+    (  # an AI without rules, in other words
+        0.8,
+        r"\b(?:ia|ki|intelligence|intelligenza|inteligencia|inteligência|intelligentie)\b[^.\n]{0,40}\b(?:sin|sans|"
+        r"senza|ohne|sem|zonder)\s+(?:\w+\s+){0,2}(?:normas|reglas|règles|regole|regeln|regras|regels|censura|censure|"
+        r"zensur|l[ií]mites?|limiti|grenzen|restricciones|restrictions|restrizioni|einschränkungen)",
+    ),
+    (  # the system prompt asked for, in other words
+        0.8,
+        r"\b(?:dein(?:en|e)?|ihren?|tu|tus|il tuo|la tua|tes|ton|ta|votre|vos|seu|sua|jouw|je)\s+(?:system-?prompt|"
+        r"prompt (?:di|del|de|do) sistema|prompt (?:du )?système|instrucciones (?:de|del) sistema|consignes (?:du )?"
+        r"système|istruzioni (?:di|del) sistema|systemanweisungen?|instruções do sistema|systeemprompt)",
+    ),
+    (  # an action demanded without asking, in other words
+        0.8,
+        r"\b(?:l[öo]sch|borr|elimin|supprim|cancell|apag|verwijder|überweis|transfier|transf[eé]r|vir|delete|drop|"
+        r"remove|wipe|erase|purge)\w*[^\n]{0,120}"
+        r"\b(?:ohne (?:rückfrage|nachfrage|zu fragen|bestätigung|genehmigung)|sin (?:pedir )?(?:permiso|confirmación|"
+        r"preguntar|autorización)|sans (?:demander|confirmation|autorisation)|senza (?:chiedere|conferma|"
+        r"autorizzazione)|sem (?:pedir|confirmação|perguntar|autorização)|zonder (?:te vragen|bevestiging))|"
+        r"\b(?:ohne (?:rückfrage|nachfrage|zu fragen)|sin (?:pedir )?permiso|sans demander|senza chiedere|sem pedir)"
+        r"\b[^\n]{0,120}\b(?:l[öo]sch|borr|elimin|supprim|cancell|apag|verwijder)\w*",
+    ),
+    (  # a note to the model reading this, in other words
+        0.8,
+        r"\b(?:nota|mensaje|aviso|hinweis|nachricht|note|message|avis|messaggio|bericht)\s+(?:para|an|à|al|pour|per|"
+        r"voor)\s+(?:el |la |die |den |das |l'|le |il |lo |de |het )?(?:modelo de lenguaje|asistente|ia|ki|"
+        r"intelligence artificielle|assistant|modello|assistente|chatbot|llm|sprachmodell|modèle de langage|"
+        r"taalmodel)\b",
+    ),
+    (  # a claimed role that lifts the rules, in other words
+        0.8,
+        r"\b(?:als|como|en tant qu[e']|come|in qualità di|sono il|sono la|soy (?:el|la)?|je suis (?:le|la)?|ich bin "
+        r"(?:der|die)?)\s*(?:administrador|administrateur|amministratore|administrator|admin|propietario|"
+        r"propriétaire|proprietario|eigentümer|responsable|responsabile|jefe|chef|leiter|directeur|direttore)\b"
+        r"[^\n]{0,120}\b(?:autoriz|autoris|erlaube|permit|contourn|umgeh|ignor|salt|sortea|desactiv|désactiv|"
+        r"disattiv|deaktivier)\w*",
+    ),
     (0.85, r"\bolv[ií]da(?:te)? (?:de )?todo lo que te (?:dijeron|han dicho|indicaron|ordenaron)"),
     (
         0.85,
@@ -903,7 +1039,9 @@ _LEET = bytes.maketrans(b"013457@$", b"oieastas")  # on UTF-8 bytes: no multi-by
 _INVISIBLE = re.compile("[" + "".join(map(chr, _ZERO_WIDTH)) + "]")
 _LOOKALIKE = re.compile("[аеорсіѕхујԁɡοαειкνρτυχАЕОРСІЅХУЈΑΕΙΚΝΟΡΤΥΧМНВТ]")
 _ODD = re.compile(_INVISIBLE.pattern[:-1] + _LOOKALIKE.pattern[1:])
-_SPACED = re.compile(r"(?<!\w)(?:[a-z][ .\-_*]){3,}[a-z](?!\w)")
+# Letters spaced out ("i g n o r e"), words kept apart by two spaces or more ("i g n o r e  a l l")
+_SPACED = re.compile(r"(?<!\w)(?:[a-z](?:[ .\-_*]| {2,}(?=[a-z]))){3,}[a-z](?!\w)")
+_WORD_GAP = re.compile(" {2,}")
 _B64 = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-z0-9+/])")
 _HEX = re.compile(r"(?<![0-9a-fA-F])(?:[0-9a-fA-F]{2}){8,}(?![0-9a-fA-F])")
 _ROT13_HINT = re.compile(r"\brot-?13\b|\bcaesar\b")  # in lower case
@@ -1123,8 +1261,11 @@ def _variants(text: str) -> list[tuple[str, bool]]:
     if _LEETY.search(norm):  # a letter next to a digit: read the digits as letters
         forms.append((norm.encode("utf-8", "surrogatepass").translate(_LEET).decode("utf-8", "surrogatepass"), False))
     shape = norm.encode("ascii", "replace").translate(_SHAPE)  # one byte per character
-    if b"asasasa" in shape and (spaced := _unspaced(norm, shape)) != norm:  # single letters spaced out
-        forms.append((spaced, False))
+    if any(s in shape for s in _SPACED_SHAPES):  # letters spaced out: read the text before its spaces were collapsed
+        source = norm if "  " not in text else _fold(text, homoglyphs=True).lower()
+        spaced = _spaced_once(_unspaced(source, source.encode("ascii", "replace").translate(_SHAPE)))
+        if spaced != norm:
+            forms.append((spaced, False))
     hint = "rot13" in plain or "rot-13" in plain or "caesar" in plain  # what the hint's regex needs
     if (hint and _ROT13_HINT.search(plain)) or _looks_rot13(norm[:LONG]):
         forms.append((codecs.encode(norm, "rot13"), False))
@@ -1132,19 +1273,29 @@ def _variants(text: str) -> list[tuple[str, bool]]:
 
 
 def _unspaced(norm: str, shape: bytes) -> str:
-    """``norm`` with letters spaced out joined ("i g n o r e" -> "ignore"), rewriting only the runs of letters and
-    separators that hold one (found in ``shape``: a letter is ``a``, a separator ``s``).
+    """``norm`` with letters spaced out joined ("i g n o r e  a l l" -> "ignore all"), rewriting only the runs of
+    letters and separators that hold one (found in ``shape``: a letter is ``a``, a separator ``s``).
     """
     runs = shape.translate(_RUNS)  # letters and separators as they are, everything else "x"
-    pieces, done, at = [], 0, shape.find(b"asasasa")
+    pieces, done, at = [], 0, _spaced_at(shape, 0)
     while at >= 0:
         start, end = runs.rfind(b"x", 0, at) + 1, runs.find(b"x", at)
         end = len(norm) if end < 0 else end
         for m in _SPACED.finditer(norm, start, min(len(norm), end + 1)):  # the character after: (?!\w) sees it
-            pieces += [norm[done : m.start()], _SEPARATORS.sub("", m.group())]
+            words = _WORD_GAP.split(m.group())
+            pieces += [norm[done : m.start()], " ".join(_SEPARATORS.sub("", w) for w in words)]
             done = m.end()
-        at = shape.find(b"asasasa", end)
+        at = _spaced_at(shape, end)
     return "".join([*pieces, norm[done:]])
+
+
+_SPACED_SHAPES = (b"asasasa", b"asass", b"ssasa")  # four letters spaced out; a spaced word beside a word gap
+
+
+def _spaced_at(shape: bytes, start: int) -> int:
+    """Where the next run of letters spaced out may be in ``shape`` (-1: none)."""
+    found = [at for s in _SPACED_SHAPES if (at := shape.find(s, start)) >= 0]
+    return min(found) if found else -1
 
 
 def _aligner(text: str, plain: str) -> Callable[[int], int]:
