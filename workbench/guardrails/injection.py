@@ -1128,8 +1128,14 @@ class Hit:
 @lru_cache(maxsize=4)  # the phrase signals and the model read the same text's normal form
 def normalise(text: str) -> str:
     """NFKC, zero-width characters out, look-alike letters folded to Latin, lower case, spaces collapsed."""
+    return _spaced_once(_folded_lower(text))
+
+
+@lru_cache(maxsize=4)  # letters spaced out are read from it too (before their spaces are collapsed)
+def _folded_lower(text: str) -> str:
+    """NFKC, zero-width characters out, look-alike letters folded to Latin, lower case."""
     folded = _fold(text, homoglyphs=True)
-    return _collapse(folded) if folded is not _compatible(text) else _spaced_once(_lowered(text))
+    return folded.lower() if folded is not _compatible(text) else _lowered(text)
 
 
 @lru_cache(maxsize=4)  # the phrases in other languages read it too
@@ -1261,8 +1267,8 @@ def _variants(text: str) -> list[tuple[str, bool]]:
     if _LEETY.search(norm):  # a letter next to a digit: read the digits as letters
         forms.append((norm.encode("utf-8", "surrogatepass").translate(_LEET).decode("utf-8", "surrogatepass"), False))
     shape = norm.encode("ascii", "replace").translate(_SHAPE)  # one byte per character
-    if any(s in shape for s in _SPACED_SHAPES):  # letters spaced out: read the text before its spaces were collapsed
-        source = norm if "  " not in text else _fold(text, homoglyphs=True).lower()
+    if b"asasasa" in shape:  # letters spaced out (words apart or not, once collapsed): read them uncollapsed
+        source = norm if "  " not in text and "\t" not in text else _folded_lower(text)
         spaced = _spaced_once(_unspaced(source, source.encode("ascii", "replace").translate(_SHAPE)))
         if spaced != norm:
             forms.append((spaced, False))
@@ -1277,7 +1283,9 @@ def _unspaced(norm: str, shape: bytes) -> str:
     letters and separators that hold one (found in ``shape``: a letter is ``a``, a separator ``s``).
     """
     runs = shape.translate(_RUNS)  # letters and separators as they are, everything else "x"
-    pieces, done, at = [], 0, _spaced_at(shape, 0)
+    pieces, done = [], 0
+    upcoming = {gate: shape.find(gate) for gate in _SPACED_SHAPES}  # each gate's next place (-1: none left)
+    at = _spaced_at(shape, 0, upcoming)
     while at >= 0:
         start, end = runs.rfind(b"x", 0, at) + 1, runs.find(b"x", at)
         end = len(norm) if end < 0 else end
@@ -1285,16 +1293,21 @@ def _unspaced(norm: str, shape: bytes) -> str:
             words = _WORD_GAP.split(m.group())
             pieces += [norm[done : m.start()], " ".join(_SEPARATORS.sub("", w) for w in words)]
             done = m.end()
-        at = _spaced_at(shape, end)
+        at = _spaced_at(shape, end, upcoming)
     return "".join([*pieces, norm[done:]])
 
 
 _SPACED_SHAPES = (b"asasasa", b"asass", b"ssasa")  # four letters spaced out; a spaced word beside a word gap
 
 
-def _spaced_at(shape: bytes, start: int) -> int:
-    """Where the next run of letters spaced out may be in ``shape`` (-1: none)."""
-    found = [at for s in _SPACED_SHAPES if (at := shape.find(s, start)) >= 0]
+def _spaced_at(shape: bytes, start: int, upcoming: dict[bytes, int]) -> int:
+    """Where the next run of letters spaced out may be in ``shape`` from ``start`` (-1: none); each gate is
+    looked for again only once the run passed it, so the text is read once per gate.
+    """
+    for gate, at in upcoming.items():
+        if 0 <= at < start:
+            upcoming[gate] = shape.find(gate, start)
+    found = [at for at in upcoming.values() if at >= 0]
     return min(found) if found else -1
 
 
