@@ -122,7 +122,7 @@ def test_first_call_latency_excludes_importing_litellm(tmp_path):
 def test_format_code_asks_for_code_and_extracts_the_block(wb):
     import json
 
-    from workbench.runtime import CODE_INSTRUCTION
+    from workbench.pipeline import CODE_INSTRUCTION
 
     r = wb.ask("Here:\n```py\nx = 1\n```\nand more", model="local/echo", format="code")
     assert r.code() == "x = 1"
