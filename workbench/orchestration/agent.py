@@ -27,7 +27,7 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Required, TypedDict, cast
 
 from workbench.errors import BudgetExceeded, GuardrailViolation, WorkbenchError
 from workbench.guardrails.scanners import scrub
@@ -52,6 +52,58 @@ if TYPE_CHECKING:
     from workbench.runtime import Workbench
 
 RunStatus = Literal["running", "waiting", "done", "stopped"]
+# What became of one tool call the model asked for: ``run`` (cleared to run), ``pending`` (waits on a
+# human), ``recorded`` (ran before: its recorded result), and the outcomes ``ok``, ``error``, ``denied``
+# (by the guardrails) and ``rejected`` (by the policy or a human).
+PlanStatus = Literal["run", "pending", "recorded", "ok", "error", "denied", "rejected"]
+Span = tuple[str, int, int, str, dict[str, Any]]  # name, start ns, end ns, status, attributes
+
+
+class ToolPlan(TypedDict, total=False):
+    """One tool call of a step, from the model's request to its recorded outcome."""
+
+    id: Required[str]  # the model's tool-call id
+    row: Required[str]  # its row in tool_calls (stable across resumes)
+    tool: Required[str]
+    risk: Required[str]
+    tool_obj: Required[Tool | None]
+    arguments: dict[str, Any]
+    status: PlanStatus
+    result: str
+    error: str | None
+    latency_ms: float
+    approval_id: str | None
+    spans: list[Span]
+    run_ns: int
+
+
+class RunState(TypedDict, total=False):
+    """A run as saved in agent_runs (its messages and tools as JSON), and loaded to resume it."""
+
+    id: Required[str]
+    agent: Required[str]
+    task: Required[str]
+    status: Required[RunStatus]
+    model: str | None
+    session: str | None
+    user: str | None
+    messages: list[dict[str, Any]]
+    tools: list[str]
+    steps: int
+    cost_usd: float
+    answer: str | None
+    stop_reason: str | None
+    waiting_on: str | None
+    started_at: str
+    finished_at: str | None
+    owner: str | None
+    max_steps: int
+    budget: float | None
+    system: str | None
+    remember: int
+    last_call: str | None
+
+
 DONE: RunStatus = "done"
 WAITING: RunStatus = "waiting"
 STOPPED: RunStatus = "stopped"
@@ -143,7 +195,7 @@ class Agent:
         if system:
             messages.append({"role": "system", "content": system})
         messages.append({"role": "user", "content": task})
-        state: dict[str, Any] = {
+        state: RunState = {
             "id": new_id(),
             "agent": self.name,
             "task": task,
@@ -162,9 +214,12 @@ class Agent:
             "finished_at": None,
             "owner": owner_token(),
         }
-        state.update(max_steps=self.max_steps, budget=self.budget, system=self.system, remember=int(self.remember))
+        owner = state["owner"] or owner_token()
+        state.update(
+            {"max_steps": self.max_steps, "budget": self.budget, "system": self.system, "remember": int(self.remember)}
+        )
         self._save(state)
-        with owning(self.wb.store, "agent_runs", state["id"], state["owner"]):
+        with owning(self.wb.store, "agent_runs", state["id"], owner):
             return self._loop(state)
 
     def resume(self, run_id: str, wait_s: float = WAIT_S) -> AgentRun:
@@ -203,7 +258,7 @@ class Agent:
         )
         return self.wb.tools.add(tool)
 
-    def _options(self, state: dict[str, Any], budget: float | None) -> AskOptions:
+    def _options(self, state: RunState, budget: float | None) -> AskOptions:
         """The options of this run's next step: its model, who it is for, and what is left of its budget."""
         return AskOptions(
             model=state["model"],
@@ -214,7 +269,7 @@ class Agent:
             budget=budget,
         )
 
-    def _loop(self, state: dict[str, Any]) -> AgentRun:
+    def _loop(self, state: RunState) -> AgentRun:
         tools = {t.name: t for t in self.wb.tools.select(state["tools"])} if state["tools"] else {}
         schemas = [t.schema() for t in tools.values()] or None
         messages = state["messages"]
@@ -239,7 +294,7 @@ class Agent:
             state["cost_usd"] += result.cost_usd or 0.0
             state["last_call"] = result.call_id
             if not result.tool_calls:
-                state.update(status=DONE, answer=result.text, finished_at=utcnow())
+                state.update({"status": DONE, "answer": result.text, "finished_at": utcnow()})
                 self._save(state)
                 if self.remember and result.text:  # what this agent learned, in its own scope
                     self.wb.memory.add(
@@ -254,7 +309,7 @@ class Agent:
 
     # -- tool calls ---------------------------------------------------------------------------
 
-    def _tool_results(self, state: dict[str, Any], tools: dict[str, Tool], calls: list[dict[str, Any]]) -> bool:
+    def _tool_results(self, state: RunState, tools: dict[str, Tool], calls: list[dict[str, Any]]) -> bool:
         """Decide, run and record this step's tool calls; False when the run must wait for a human."""
         done = {
             r["id"]: r
@@ -275,20 +330,20 @@ class Agent:
             if p["status"] not in ("pending", "recorded"):
                 self._record(state, p)
         if waiting is not None:
-            state.update(status=WAITING, waiting_on=waiting["approval_id"])
+            state.update({"status": WAITING, "waiting_on": waiting["approval_id"]})
             self._save(state)
             return False
         state["messages"] += [{"role": "tool", "tool_call_id": p["id"], "content": p["result"]} for p in plans]
-        state.update(status="running", waiting_on=None)
+        state.update({"status": "running", "waiting_on": None})
         self._save(state)
         return True
 
     def _decide(
-        self, state: dict[str, Any], tools: dict[str, Tool], call: dict[str, Any], recorded: dict[str, Any] | None
-    ) -> dict[str, Any]:
+        self, state: RunState, tools: dict[str, Tool], call: dict[str, Any], recorded: dict[str, Any] | None
+    ) -> ToolPlan:
         wire = call["function"]["name"]
         tool = next((t for t in tools.values() if t.name == wire or t.name.replace(".", "__") == wire), None)
-        plan = {
+        plan: ToolPlan = {
             "id": call["id"],
             "row": _row_id(state, call),
             "tool": tool.name if tool else wire,
@@ -362,9 +417,7 @@ class Agent:
         )
         return self._after_approval(state, plan, None)
 
-    def _after_approval(
-        self, state: dict[str, Any], plan: dict[str, Any], recorded: dict[str, Any] | None
-    ) -> dict[str, Any]:
+    def _after_approval(self, state: RunState, plan: ToolPlan, recorded: dict[str, Any] | None) -> ToolPlan:
         approval_id = plan["approval_id"] or approval_of(recorded)
         if approval_id is None:
             raise WorkbenchError(f"run {state['id']}: a tool call waits on an approval that was never recorded")
@@ -389,7 +442,7 @@ class Agent:
             self._record(state, {**plan, "status": "pending", "error": json.dumps({"approval": approval_id})})
         return {**plan, "status": "pending"}
 
-    def _edited(self, state: dict[str, Any], plan: dict[str, Any], arguments: dict[str, Any]) -> dict[str, Any]:
+    def _edited(self, state: RunState, plan: ToolPlan, arguments: dict[str, Any]) -> ToolPlan:
         """A human's edited arguments through the tool's schema and every tool-call guardrail."""
         tool: Tool | None = plan["tool_obj"]
         checked: dict[str, Any] = {}
@@ -428,8 +481,10 @@ class Agent:
         )
         return {**plan, "status": "run", "arguments": arguments}
 
-    def _execute(self, state: dict[str, Any], plan: dict[str, Any]) -> None:
-        tool: Tool = plan["tool_obj"]
+    def _execute(self, state: RunState, plan: ToolPlan) -> None:
+        tool = plan["tool_obj"]
+        if tool is None:  # a plan is cleared to run only for a tool that exists
+            raise WorkbenchError(f"run {state['id']}: tool {plan['tool']} is not registered")
         claim = {
             "id": plan["row"],
             "run_id": state["id"],
@@ -449,7 +504,7 @@ class Agent:
         )
         if other is not None:  # another caller ran (or is running) it: its outcome, never a second run
             done = wait_for_tool_call(self.wb.store, plan["row"], plan["approval_id"])
-            plan.update(status="recorded", result=done.get("result") or "")
+            plan.update({"status": "recorded", "result": done.get("result") or ""})
             return
         plan["run_ns"] = time.time_ns()
         t0 = time.perf_counter()
@@ -467,8 +522,8 @@ class Agent:
             ("guardrails.check_tool_result", checked_at, time.time_ns(), "ok", {"changed": plan["result"] != out})
         )
 
-    def _record(self, state: dict[str, Any], plan: dict[str, Any]) -> None:
-        row = {
+    def _record(self, state: RunState, plan: ToolPlan) -> None:
+        row: dict[str, Any] = {
             "id": plan["row"],
             "run_id": state["id"],
             "step": state["steps"],
@@ -512,7 +567,7 @@ class Agent:
                 bind=bind,
             )
 
-    def _spans(self, state: dict[str, Any], plan: dict[str, Any]) -> list[tuple[Any, ...]]:
+    def _spans(self, state: RunState, plan: ToolPlan) -> list[tuple[Any, ...]]:
         """The tool call as a span under the run's root, with its guard check and approval as children."""
         trace_id, root = run_trace("agent", state["id"])
         children = plan.get("spans") or []
@@ -572,12 +627,12 @@ class Agent:
                 parts.append("What you remember:\n" + "\n".join(f"- {m.text}" for m in found))
         return "\n\n".join(parts) or None
 
-    def _stop(self, state: dict[str, Any], reason: str) -> AgentRun:
-        state.update(status=STOPPED, stop_reason=reason, finished_at=utcnow())
+    def _stop(self, state: RunState, reason: str) -> AgentRun:
+        state.update({"status": STOPPED, "stop_reason": reason, "finished_at": utcnow()})
         self._save(state)
         return self._result(state)
 
-    def _save(self, state: dict[str, Any]) -> None:
+    def _save(self, state: RunState) -> None:
         row = {
             k: state.get(k)
             for k in (
@@ -628,7 +683,7 @@ class Agent:
             )
             self.wb.store.add_spans(conn, [span])
 
-    def _load(self, run_id: str) -> dict[str, Any]:
+    def _load(self, run_id: str) -> RunState:
         rows = self.wb.store.query("SELECT * FROM agent_runs WHERE id = ?", (run_id,))
         if not rows:
             raise WorkbenchError(f"no agent run {run_id!r}")
@@ -637,7 +692,7 @@ class Agent:
             raise WorkbenchError(f"run {run_id} belongs to agent {state['agent']!r}, not {self.name!r}")
         state["messages"] = json.loads(state["messages"])
         state["tools"] = json.loads(state["tools"])
-        return state
+        return cast(RunState, state)
 
     @classmethod
     def of_run(cls, wb: Workbench, run_id: str) -> Agent:
@@ -664,7 +719,7 @@ class Agent:
             remember=bool(r["remember"]),
         )
 
-    def _result(self, state: dict[str, Any]) -> AgentRun:
+    def _result(self, state: RunState) -> AgentRun:
         calls = self.wb.store.query(
             "SELECT step, tool, risk, arguments, status, result, latency_ms FROM tool_calls "
             "WHERE run_id = ? ORDER BY step, started_at",
@@ -684,6 +739,6 @@ class Agent:
         )
 
 
-def _row_id(state: dict[str, Any], call: dict[str, Any]) -> str:
+def _row_id(state: RunState, call: dict[str, Any]) -> str:
     """A tool call's row: the run, the step and the model's id for the call (stable across a resume)."""
     return f"{state['id']}:{state['steps']}:{call['id']}"
