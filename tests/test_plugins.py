@@ -29,6 +29,10 @@ wb = Workbench.from_config(
 out = {}
 out["model"] = wb.ask("where is my order?", model="local/upper").text
 out["redacted"] = wb.ask("see TCK-000042", model="local/echo").text
+try:
+    wb.ask("hi", model="local/uper")
+except Exception as exc:
+    out["unknown"] = str(exc)
 out["scorer"] = [score("no_shouting", t, {}, ScoreContext(wb), {}).value for t in ("LOUD", "calm")]
 out["tool"] = wb.tools.get("tickets.lookup").run({"ticket": "TCK-000042"})
 wb.guard.check_tool_call("tickets.lookup", {"ticket": "TCK-000043"})
@@ -83,6 +87,7 @@ def test_each_piece_of_the_installed_plugin_works_through_a_workbench(site, tmp_
     out = json.loads(used.stdout.strip().splitlines()[-1])
     assert out["model"] == "WHERE IS MY ORDER?"
     assert out["redacted"] == "see [REDACTED:ticket_id]"
+    assert "local/echo, local/extractive, local/scripted, local/upper" in out["unknown"]  # the hint names plug-ins
     assert out["scorer"] == [0.0, 1.0]
     assert out["tool"] == "printer on floor 3 is out of toner (open)"
     assert "ticket: '../../etc/passwd' is not a ticket id" in out["check"]

@@ -533,9 +533,9 @@ def _plugins(args: argparse.Namespace) -> int:
     import workbench.evals.scorers  # noqa: F401 - the built-ins register on import
     import workbench.guardrails.standard  # noqa: F401
     from workbench.plugins import REGISTRY
-    from workbench.serving.local import MODELS
+    from workbench.serving.types import LOCAL_MODELS
 
-    rows = [("model", name, "workbench") for name in MODELS]
+    rows = [("model", name, "workbench") for name in LOCAL_MODELS]
     rows += [(e.kind, e.name, e.source) for e in REGISTRY.entries()]
     rows = [r for r in rows if args.kind in (None, r[0])]
     width = max(len(r[1]) for r in rows) if rows else 4

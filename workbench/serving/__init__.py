@@ -1,8 +1,8 @@
 """Factor 1, the model serving layer: routes, deployments, litellm, offline models, replay."""
 
 from workbench.serving.replay import ReplayServing
-from workbench.serving.router import LOCAL_MODELS, FailoverPlan, Router, TokenSink, litellm_module
-from workbench.serving.types import Attempt, Completion, Request, canonical_json
+from workbench.serving.router import FailoverPlan, Router, TokenSink, litellm_module
+from workbench.serving.types import LOCAL_MODELS, Attempt, Completion, Request, canonical_json
 
 __all__ = [
     "LOCAL_MODELS",

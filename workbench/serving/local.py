@@ -25,14 +25,9 @@ from workbench.config import Scripted
 from workbench.plugins import REGISTRY
 from workbench.serving import extractive, scripted
 from workbench.serving.scripted import ScriptedTurn
+from workbench.serving.types import local_models
 
 PROVIDER = "local"
-MODELS = ("local/echo", "local/extractive", "local/scripted")
-
-
-def local_models() -> list[str]:
-    """The built-in local models and those plug-ins add (``@workbench.plugins.model("local/NAME")``)."""
-    return [*MODELS, *(n for n in REGISTRY.names("model") if n not in MODELS)]
 
 
 _CHUNK = re.compile(r"\s*\S+\s*")

@@ -32,12 +32,11 @@ from workbench.plugins import REGISTRY
 from workbench.serving.breaker import Breakers
 from workbench.serving.failures import Failure, StreamFault, classify
 from workbench.serving.policies import DEFAULT_ANSWER_TOKENS, LatencyTracker, order
-from workbench.serving.types import Attempt, Completion, Request
+from workbench.serving.types import LOCAL_MODELS, Attempt, Completion, Request, local_models
 from workbench.store import utcnow
 from workbench.store.records import AttemptStatus
 
 TokenSink = Callable[[str | None], None]  # a text delta, or None: "discard what was streamed"
-LOCAL_MODELS = ("local/echo", "local/extractive", "local/scripted")
 PLACEHOLDER_KEY = "sk-no-key-needed"  # for key-less OpenAI-compatible servers (vLLM, Ollama, chaos)
 
 _litellm: Any = None
@@ -291,7 +290,7 @@ class Router:
             return
         routes = ", ".join(self.route_names()) or "none configured"
         hint = (
-            f"use a route ({routes}), a local model ({', '.join(LOCAL_MODELS)}) or a "
+            f"use a route ({routes}), a local model ({', '.join(local_models())}) or a "
             "provider-prefixed litellm name such as 'openai/gpt-4o-mini'; %llm_models lists them"
         )
         if name.startswith("local/"):

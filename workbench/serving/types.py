@@ -7,7 +7,16 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench.plugins import REGISTRY
 from workbench.store.records import AttemptRow, AttemptStatus
+
+LOCAL_MODELS = ("local/echo", "local/extractive", "local/scripted")  # built in: no key, no network
+
+
+def local_models() -> list[str]:
+    """The built-in local models and those plug-ins add (``@workbench.plugins.model("local/NAME")``)."""
+    return [*LOCAL_MODELS, *(n for n in REGISTRY.names("model") if n not in LOCAL_MODELS)]
+
 
 # Parameters that change what a model answers: part of the request fingerprint.
 OUTPUT_PARAMS = ("temperature", "max_tokens", "top_p", "stop", "seed", "response_format", "tools")
