@@ -171,3 +171,20 @@ def test_a_parked_run_resumed_elsewhere_still_remembers(wb):
     assert done.answer == "Done: the temp table is gone."
     [episode] = wb.memory.df("agent:ops").to_dict("records")
     assert episode["text"] == "clean up the temp table -> Done: the temp table is gone."
+
+
+def test_a_parked_tool_call_names_its_approval_in_its_own_column_and_old_rows_still_resume(wb):
+    run = wb.agent("ops", tools=["db.*"]).run("Please clean up the staging table")
+    [parked] = wb.store.query("SELECT status, error, approval_id FROM tool_calls WHERE run_id = ?", (run.id,))
+    assert parked["status"] == "pending"
+    assert parked["approval_id"] == run.waiting_on
+    assert parked["error"] is None  # no longer JSON smuggled into the error column
+    with wb.store.transaction() as conn:  # as a version before the column wrote it
+        conn.execute(
+            "UPDATE tool_calls SET approval_id = NULL, error = ? WHERE run_id = ?",
+            (f'{{"approval": "{run.waiting_on}"}}', run.id),
+        )
+    wb.approvals.decide(run.waiting_on, "approve", by="ana")
+    assert wb.resume(run.id).answer == "Done: the staging table is gone."
+    [ran] = wb.store.query("SELECT status, approval_id FROM tool_calls WHERE run_id = ?", (run.id,))
+    assert (ran["status"], ran["approval_id"]) == ("ok", run.waiting_on)

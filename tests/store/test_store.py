@@ -40,6 +40,7 @@ def test_migrates_an_in_memory_database():
         "m016_feedback",
         "m017_guarantees",
         "m018_budget_since",
+        "m019_tool_call_approval",
     ]
 
 

@@ -439,7 +439,7 @@ class Agent:
         if row["status"] == "expired":
             return {**plan, "status": "rejected", "result": "not approved in time (the approval expired)"}
         if recorded is None:
-            self._record(state, {**plan, "status": "pending", "error": json.dumps({"approval": approval_id})})
+            self._record(state, {**plan, "status": "pending"})
         return {**plan, "status": "pending"}
 
     def _edited(self, state: RunState, plan: ToolPlan, arguments: dict[str, Any]) -> ToolPlan:
@@ -537,6 +537,7 @@ class Agent:
             "started_at": utcnow(),
             "latency_ms": round(plan["latency_ms"], 3),
             "claimed_by": state.get("owner") if plan.get("run_ns") else None,
+            "approval_id": plan.get("approval_id"),
         }
         approval = plan.get("approval_id") if plan["status"] not in ("pending",) else None
         with self.wb.store.transaction() as conn:

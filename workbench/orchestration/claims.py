@@ -143,9 +143,11 @@ def claim_tool_call(
             if taken != 1:
                 return found or {"id": row["id"], "status": "running", "claimed_by": None, "result": None}
         claim = {**row, "status": "running", "claimed_by": owner, "result": None, "error": None, "latency_ms": None}
+        claim["approval_id"] = approval_id
         conn.execute(
             f"INSERT INTO tool_calls ({', '.join(claim)}) VALUES ({', '.join('?' * len(claim))}) "
             "ON CONFLICT(id) DO UPDATE SET status = 'running', claimed_by = excluded.claimed_by, "
+            "approval_id = COALESCE(tool_calls.approval_id, excluded.approval_id), "
             "arguments = excluded.arguments, started_at = excluded.started_at",
             tuple(claim.values()),
         )
@@ -226,8 +228,12 @@ def _tool_row(conn: Any, row_id: str) -> dict[str, Any] | None:
 
 
 def approval_of(row: dict[str, Any] | None) -> str | None:
-    """The approval id a pending tool-call row waits on (kept in its ``error`` column by older versions)."""
-    if not row or not row.get("error"):
+    """The approval id a tool-call row waits on or ran under (rows older versions wrote keep it, as JSON, in
+    their ``error`` column).
+    """
+    if row and row.get("approval_id"):
+        return str(row["approval_id"])
+    if not row or not row.get("error") or not str(row["error"]).startswith("{"):
         return None
     try:
         return json.loads(row["error"]).get("approval")

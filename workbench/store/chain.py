@@ -182,6 +182,7 @@ BOUND: dict[str, Bound] = {
         ("run_id", "step", "call_id", "tool", "risk", "status", "error", "claimed_by"),
         ("arguments", "result"),
         "compacted_at",
+        optional=("approval_id",),
     ),
     "approvals": Bound(
         "id",

@@ -513,6 +513,14 @@ def m018_budget_since(db: sqlite_utils.Database) -> None:
     db.table("cache_clears").create({"route": str, "at": str}, pk="route")
 
 
+@migration
+def m019_tool_call_approval(db: sqlite_utils.Database) -> None:
+    """The approval a tool call waits on (or ran under) gets its own column; older versions kept it as JSON in
+    ``error``. Rows written before stay as they are (their audit digests bind them), and are read both ways.
+    """
+    db.execute("ALTER TABLE tool_calls ADD COLUMN approval_id TEXT")
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply every migration not yet recorded; return the names applied now.
 
