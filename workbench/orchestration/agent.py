@@ -49,7 +49,7 @@ from workbench.store import new_id, utcnow
 if TYPE_CHECKING:
     import pandas as pd
 
-    from workbench.runtime import Workbench
+    from workbench.orchestration.host import AgentHost
 
 RunStatus = Literal["running", "waiting", "done", "stopped"]
 # What became of one tool call the model asked for: ``run`` (cleared to run), ``pending`` (waits on a
@@ -155,7 +155,7 @@ class Agent:
 
     def __init__(
         self,
-        wb: Workbench,
+        wb: AgentHost,
         name: str,
         *,
         model: str | None = None,
@@ -696,7 +696,7 @@ class Agent:
         return cast(RunState, state)
 
     @classmethod
-    def of_run(cls, wb: Workbench, run_id: str) -> Agent:
+    def of_run(cls, wb: AgentHost, run_id: str) -> Agent:
         """The agent a stored run belongs to, as it was configured (to resume it from anywhere)."""
         rows = wb.store.query(
             "SELECT agent, model, tools, max_steps, budget, system, session, user, remember "

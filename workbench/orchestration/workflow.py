@@ -53,7 +53,7 @@ from workbench.store import new_id, utcnow
 if TYPE_CHECKING:
     import pandas as pd
 
-    from workbench.runtime import Workbench
+    from workbench.orchestration.host import WorkflowHost
 
 ON_ERROR = ("fail", "skip", "fallback")
 
@@ -108,7 +108,7 @@ class WorkflowRun:
 class Workflow:
     """A named graph of steps; ``run()`` executes it, ``resume(run_id)`` finishes a stopped run."""
 
-    def __init__(self, wb: Workbench, name: str, concurrency: int = 4):
+    def __init__(self, wb: WorkflowHost, name: str, concurrency: int = 4):
         if concurrency < 1:
             raise WorkflowError("concurrency must be at least 1")
         self.wb, self.name, self.concurrency = wb, name, concurrency
