@@ -15,7 +15,8 @@ def test_defaults_without_a_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("WORKBENCH_STORE", raising=False)
     s = load_settings()
-    assert s.mode == "live" and s.default_route == "local/echo"
+    assert s.mode == "live"
+    assert s.default_route == "local/echo"
     assert s.store == tmp_path / ".workbench" / "workbench.db"
 
 
@@ -53,7 +54,8 @@ def test_bad_env_value_names_the_variable(tmp_path, monkeypatch):
     with pytest.raises(ConfigError) as err:
         load_settings()
     assert str(err.value).startswith("WORKBENCH_MODE: mode:")
-    assert "'live' or 'replay'" in str(err.value) and "\n" not in str(err.value)
+    assert "'live' or 'replay'" in str(err.value)
+    assert "\n" not in str(err.value)
 
 
 def test_malformed_value_names_file_key_and_expectation(tmp_path):
@@ -64,7 +66,9 @@ def test_malformed_value_names_file_key_and_expectation(tmp_path):
         load_settings(path)
     message = str(err.value)
     assert message.startswith(f"{path}: routes.fast.deployments[0].timeout:")
-    assert "valid number" in message and "'soon'" in message and "\n" not in message
+    assert "valid number" in message
+    assert "'soon'" in message
+    assert "\n" not in message
 
 
 def test_unknown_key_and_bad_toml(tmp_path):
@@ -83,4 +87,5 @@ def test_scripted_rules_file_is_validated(tmp_path):
         load_settings(path)
     write(tmp_path / "rules.toml", 'default = "nope"\n[[rules]]\npattern = "hi"\nreply = "hello"\n')
     s = load_settings(path)
-    assert s.scripted.default == "nope" and s.scripted.rules[0].reply == "hello"
+    assert s.scripted.default == "nope"
+    assert s.scripted.rules[0].reply == "hello"

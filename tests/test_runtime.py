@@ -6,9 +6,14 @@ from workbench.runtime import Workbench
 
 def test_result_fields_and_recorded_row(wb):
     r = wb.ask("hello there", user="ana", task="triage")
-    assert r.text == "hello there" and r.model == "local/echo" and not r.cache_hit
-    assert r.usage["prompt_tokens"] > 0 and r.usage["total_tokens"] == r.usage["prompt_tokens"] + 2
-    assert len(r.call_id) == 16 and len(r.trace_id) == 32 and r.latency_ms > 0
+    assert r.text == "hello there"
+    assert r.model == "local/echo"
+    assert not r.cache_hit
+    assert r.usage["prompt_tokens"] > 0
+    assert r.usage["total_tokens"] == r.usage["prompt_tokens"] + 2
+    assert len(r.call_id) == 16
+    assert len(r.trace_id) == 32
+    assert r.latency_ms > 0
     row = wb.calls.last()
     assert (row["id"], row["user"], row["task"], row["status"]) == (r.call_id, "ana", "triage", "ok")
     spans = wb.store.query("SELECT name, parent_id FROM spans WHERE call_id = ? ORDER BY start_ns", (r.call_id,))
@@ -35,7 +40,8 @@ def test_sessions_survive_a_restart_and_can_be_reset(tmp_path):
     assert [m["content"] for m in restarted.session("s").history] == ["one", "one", "two", "two"]
     r = restarted.ask("three", session="s")
     sent = restarted.calls.last()["request"]
-    assert '"one"' in sent and r.usage["prompt_tokens"] > 10
+    assert '"one"' in sent
+    assert r.usage["prompt_tokens"] > 10
     restarted.session("s").reset()
     assert restarted.session("s").history == []
     assert Workbench.from_config(store=db).session("s").history == []

@@ -31,9 +31,11 @@ def wb(tmp_path):
 def test_the_first_matching_rule_decides_else_the_risk_default(wb):
     a = wb.approvals
     assert a.policy("db.query", "destructive") == "approve"
-    assert a.policy("mail.send", "write") == "ask" and a.policy("mail.read", "read") == "approve"
+    assert a.policy("mail.send", "write") == "ask"
+    assert a.policy("mail.read", "read") == "approve"
     assert a.policy("files.read", "read", spent_usd=6) == "reject"
-    assert a.policy("db.drop", "destructive") == "ask" and a.policy("db.insert", "write") == "approve"
+    assert a.policy("db.drop", "destructive") == "ask"
+    assert a.policy("db.insert", "write") == "approve"
 
 
 def test_decisions_are_recorded_once_with_who_when_and_why(wb):
@@ -70,7 +72,8 @@ def test_pending_approvals_expire(wb):
     time.sleep(0.6)
     with pytest.raises(ApprovalError, match="expired at"):
         wb.approvals.decide(row["id"], "approve")
-    assert wb.approvals.pending().empty and wb.approvals.get(row["id"])["status"] == "expired"
+    assert wb.approvals.pending().empty
+    assert wb.approvals.get(row["id"])["status"] == "expired"
 
 
 def test_the_cli_lists_and_decides(tmp_path):
@@ -79,7 +82,9 @@ def test_the_cli_lists_and_decides(tmp_path):
     row = wb.approvals.request("db.drop", {"table": "t"}, risk="destructive", reason="destructive tool")
     cli = [sys.executable, "-m", "workbench.cli", "--config", str(tmp_path / "workbench.toml"), "approvals"]
     listed = subprocess.run([*cli, "list"], capture_output=True, text=True, check=True).stdout
-    assert row["id"] in listed and "db.drop" in listed and '{"table": "t"}' in listed
+    assert row["id"] in listed
+    assert "db.drop" in listed
+    assert '{"table": "t"}' in listed
     out = subprocess.run(
         [*cli, "approve", row["id"], "--by", "ops", "--arguments", '{"table": "t_tmp"}'],
         capture_output=True,
@@ -89,5 +94,6 @@ def test_the_cli_lists_and_decides(tmp_path):
     assert out.startswith(f"{row['id']}: modified by ops")
     assert json.loads(wb.approvals.get(row["id"])["final_arguments"]) == {"table": "t_tmp"}
     again = subprocess.run([*cli, "reject", row["id"]], capture_output=True, text=True)
-    assert again.returncode == 2 and "is already modified" in again.stderr
+    assert again.returncode == 2
+    assert "is already modified" in again.stderr
     assert "no pending approvals" in subprocess.run([*cli, "list"], capture_output=True, text=True).stdout

@@ -85,7 +85,9 @@ def test_the_first_problem_is_the_oldest_and_all_are_listed(tmp_path):
     _tamper(wb, "UPDATE budgets SET limit_usd = 500", "UPDATE calls SET cost_usd = 0 WHERE prompt = 'one'")
     bad = wb.audit.verify()
     call_entry = wb.store.query("SELECT id FROM audit WHERE kind = 'call' ORDER BY id LIMIT 1")[0]["id"]
-    assert bad.first_bad_id == call_entry and len(bad.problems) == 2 and "(and 1 more problems)" in str(bad)
+    assert bad.first_bad_id == call_entry
+    assert len(bad.problems) == 2
+    assert "(and 1 more problems)" in str(bad)
 
 
 def test_a_rewritten_unkeyed_chain_is_caught(tmp_path):
@@ -109,7 +111,9 @@ def test_a_rewritten_unkeyed_chain_is_caught(tmp_path):
         conn.execute("UPDATE audit_head SET hash = ?", (prev,))
     conn.close()
     bad = wb.audit.verify()
-    assert not bad and bad.first_bad_id == target["id"] and "unkeyed entry after keyed ones" in bad.reason
+    assert not bad
+    assert bad.first_bad_id == target["id"]
+    assert "unkeyed entry after keyed ones" in bad.reason
 
 
 def test_a_cut_off_end_is_caught_even_with_the_head_rewritten_and_the_log_refuses_to_grow(tmp_path):
@@ -123,7 +127,8 @@ def test_a_cut_off_end_is_caught_even_with_the_head_rewritten_and_the_log_refuse
         f"UPDATE audit_head SET id = {last - 2}, hash = (SELECT hash FROM audit WHERE id = {last - 2})",
     )
     bad = wb.audit.verify()
-    assert not bad and "head was rewritten" in bad.reason
+    assert not bad
+    assert "head was rewritten" in bad.reason
     with pytest.warns(UserWarning, match="audit log is broken: its head was rewritten"):
         with pytest.raises(AuditChainBroken, match="Nothing was recorded"):
             wb.ask("after the cut")
@@ -132,7 +137,9 @@ def test_a_cut_off_end_is_caught_even_with_the_head_rewritten_and_the_log_refuse
     print(wb.audit.acknowledge("ana", "restored from backup after incident 7"))
     wb.ask("after the acknowledgement")
     check = wb.audit.verify()
-    assert check.ok and check.acknowledged == 1 and "1 acknowledged break" in str(check)
+    assert check.ok
+    assert check.acknowledged == 1
+    assert "1 acknowledged break" in str(check)
     old = [w for w in wb.audit.df(kind="acknowledge")["what"]][0]["old_head"]
     assert old["id"] == last - 2  # what the (rewritten) head said when it was acknowledged
 
@@ -167,7 +174,8 @@ def test_an_export_whose_readable_fields_were_edited_is_caught(tmp_path):
     lines[1] = json.dumps(entry)
     path.write_text("\n".join(lines) + "\n")
     bad = verify_export(path)
-    assert not bad and "readable payload differs" in bad.reason
+    assert not bad
+    assert "readable payload differs" in bad.reason
     entry["payload"] = json.loads(entry["payload_text"])
     entry["kind"] = "note"
     lines[1] = json.dumps(entry)
@@ -183,7 +191,8 @@ def test_compaction_keeps_the_digests_so_old_rows_still_verify(tmp_path):
     cut = utcnow()
     wb.ask("fresh", session="s")
     done = compact(wb.store, cut)
-    assert done.calls == 2 and done.audit_entries > 0  # the blocked prompt was never a call
+    assert done.calls == 2
+    assert done.audit_entries > 0  # the blocked prompt was never a call
     check = wb.audit.verify()
     assert check.ok, check
     _tamper(wb, "UPDATE calls SET cost_usd = 9 WHERE prompt IS NULL AND status = 'ok'")

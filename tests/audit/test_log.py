@@ -28,7 +28,8 @@ def _tamper(wb: Workbench, *statements: str) -> None:
 def test_intact_chain_verifies_and_names_its_head(tmp_path):
     wb = _filled(tmp_path)
     result = wb.audit.verify()
-    assert result.ok and result.entries == 5  # the config entry, then four calls
+    assert result.ok
+    assert result.entries == 5  # the config entry, then four calls
     assert result.head == wb.store.query("SELECT hash FROM audit ORDER BY id DESC LIMIT 1")[0]["hash"]
     assert str(result).startswith("audit chain intact: 5 entries")
 
@@ -81,11 +82,14 @@ def test_every_kind_of_event_is_chained_with_who_and_model(tmp_path):
     df = wb.audit.df()
     assert {"config", "call", "budget", "kill", "approval", "guard"} <= set(df["kind"])
     call = df[df["kind"] == "call"].iloc[0]
-    assert call["user"] == "alice" and call["host"] and call["what"]["model"] == "local/echo"
+    assert call["user"] == "alice"
+    assert call["host"]
+    assert call["what"]["model"] == "local/echo"
     assert "context_version" in call["what"]
     decided = df[(df["kind"] == "approval") & (df["ref"] == row["id"])]
     assert list(decided["what"].map(lambda w: w["event"])) == ["requested", "rejected"]
-    assert decided.iloc[1]["user"] == "bob" and decided.iloc[1]["what"]["reason"] == "not today"
+    assert decided.iloc[1]["user"] == "bob"
+    assert decided.iloc[1]["what"]["reason"] == "not today"
     assert wb.audit.verify().ok
 
 
@@ -94,7 +98,8 @@ def test_secrets_are_redacted_before_the_entry_is_written(tmp_path):
     key = "sk-proj-" + "A1b2C3d4" * 4
     wb.approvals.request("http.post", {"headers": {"Authorization": f"Bearer {key}"}}, risk="write", reason="x")
     raw = "".join(r["payload"] for r in wb.store.query("SELECT payload FROM audit"))
-    assert key not in raw and "[REDACTED:openai_key]" in raw
+    assert key not in raw
+    assert "[REDACTED:openai_key]" in raw
     assert wb.audit.verify().ok
 
 
@@ -113,7 +118,8 @@ def test_config_and_spec_versions_are_audited_once_each(tmp_path):
     toml.write_text('store = "wb.db"\ndefault_route = "local/extractive"\n')
     Workbench.from_config(toml).close()
     kinds = [r["kind"] for r in wb.store.query("SELECT kind FROM audit ORDER BY id")]
-    assert kinds.count("spec") == 2 and kinds.count("config") == 2
+    assert kinds.count("spec") == 2
+    assert kinds.count("config") == 2
     assert wb.audit.verify().ok
 
 
@@ -123,13 +129,15 @@ def test_export_carries_a_proof_that_checks_on_its_own(tmp_path):
     wb.audit.export(path, since="1d")
     lines = path.read_text().splitlines()
     proof = json.loads(lines[-1])["proof"]
-    assert proof["entries"] == 5 and proof["last_hash"] == wb.audit.verify().head
+    assert proof["entries"] == 5
+    assert proof["last_hash"] == wb.audit.verify().head
     assert verify_export(path).ok
     entry = json.loads(lines[2])
     entry["payload_text"] = entry["payload_text"].replace("local/echo", "local/other")
     lines[2] = json.dumps(entry)
     path.write_text("\n".join(lines) + "\n")
     bad = verify_export(path)
-    assert not bad and bad.first_bad_id == 3
+    assert not bad
+    assert bad.first_bad_id == 3
     with pytest.raises(WorkbenchError, match="not a time"):
         wb.audit.export(since="last week")

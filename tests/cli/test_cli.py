@@ -34,7 +34,8 @@ def test_bad_config_is_one_line_and_exit_2(tmp_path, capsys):
     (tmp_path / "workbench.toml").write_text('mode = "sometimes"\n')
     assert main(["--config", str(tmp_path / "workbench.toml"), "calls"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "mode: Input should be 'live' or 'replay'" in err
+    assert err.count("\n") == 1
+    assert "mode: Input should be 'live' or 'replay'" in err
 
 
 def test_chaos_server_command_serves_models(tmp_path):
@@ -98,7 +99,8 @@ def test_alerts_command_lists_rules_checks_them_and_shows_history(tmp_path, caps
     assert "ALERT spend: spend_usd" in capsys.readouterr().out
     assert main(["--config", config, "alerts", "--history"]) == 0
     out = capsys.readouterr().out
-    assert "fired" in out and "spend_usd" in out
+    assert "fired" in out
+    assert "spend_usd" in out
 
 
 def test_context_render_prints_the_plan_without_calling_a_model(tmp_path, capsys):
@@ -112,7 +114,9 @@ def test_context_render_prints_the_plan_without_calling_a_model(tmp_path, capsys
     config = str(tmp_path / "workbench.toml")
     assert main(["--config", config, "context", "render", "faq", "--input", "When does the office open?"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("context faq v") and "documents:faq" in out and "--- system" in out
+    assert out.startswith("context faq v")
+    assert "documents:faq" in out
+    assert "--- system" in out
     assert wb.calls.df().empty
     assert main(["--config", config, "context", "render", "nope", "--input", "x"]) == 2
     assert "no context spec 'nope'" in capsys.readouterr().err
@@ -125,7 +129,8 @@ def test_trace_and_metrics_commands(tmp_path, capsys):
     config = str(tmp_path / "workbench.toml")
     assert main(["--config", config, "trace", result.call_id]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[1].lstrip().startswith("llm.call") and "    serving.attempt" in out
+    assert out.splitlines()[1].lstrip().startswith("llm.call")
+    assert "    serving.attempt" in out
     assert main(["--config", config, "metrics", "--by", "user", "--freq", "day"]) == 0
     assert "ana" in capsys.readouterr().out
     assert main(["--config", config, "trace", "nope"]) == 2
@@ -187,13 +192,15 @@ def test_read_commands_never_create_a_store_and_say_where_they_looked(tmp_path):
         [line] = done.stderr.strip().splitlines()
         where = env_store or str(tmp_path / ".workbench" / "workbench.db")
         assert line.startswith(f"workbench: no store at {where}") and "WORKBENCH_STORE=" in line, line
-    assert list(tmp_path.iterdir()) == [] and not os.path.exists("/nonexistent")  # nothing was created
+    assert list(tmp_path.iterdir()) == []
+    assert not os.path.exists("/nonexistent")  # nothing was created
 
 
 def test_an_unknown_option_shows_the_subcommands_usage_and_the_closest_option(tmp_path):
     done = _run("budget", "set", "user:ana", "2", "--perod", "day", cwd=tmp_path)
     err = done.stderr.decode()
-    assert done.returncode == 2 and "usage: workbench budget set" in err
+    assert done.returncode == 2
+    assert "usage: workbench budget set" in err
     assert "unrecognized arguments: --perod day; did you mean --period?" in err
 
 

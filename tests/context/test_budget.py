@@ -43,8 +43,12 @@ def test_truncate_cuts_to_the_room_left_and_drop_says_the_total_ran_out():
     s = spec(SourceSpec(kind="documents", collection="c", overflow="truncate"), budget=60)
     plan = fit(s, "", "q", {0: docs(30, 40, 30)}, words)
     [first, second, third] = [b for b in plan.blocks if b.source == "documents:c"]
-    assert first.status == "included" and second.status == "truncated" and third.status == "dropped"
-    assert 16 <= second.tokens <= 29 and second.text.endswith("...") and "cut from 40 tokens" in second.reason
+    assert first.status == "included"
+    assert second.status == "truncated"
+    assert third.status == "dropped"
+    assert 16 <= second.tokens <= 29
+    assert second.text.endswith("...")
+    assert "cut from 40 tokens" in second.reason
     assert third.reason.endswith("under 16 tokens left to truncate into")
     assert plan.used <= 60
 
@@ -71,7 +75,8 @@ def test_summarise_hands_what_did_not_fit_to_the_model_in_order():
 def test_a_render_lists_the_summary_it_would_make():
     s = spec(SourceSpec(kind="history", overflow="summarise", max_tokens=5), budget=100)
     plan = fit(s, "", "q", {0: [Item("turn 1", "a b c d e f g", messages=[])]}, words)
-    assert plan.blocks[-1].status == "dropped" and "not run in a render" in plan.blocks[-1].reason
+    assert plan.blocks[-1].status == "dropped"
+    assert "not run in a render" in plan.blocks[-1].reason
 
 
 def test_the_fixed_part_over_budget_is_refused():
@@ -85,4 +90,5 @@ def test_messages_cite_documents_and_list_memories():
     assert plan.messages[0]["content"] == (
         "You are kind.\n\nBe brief.\n\nContext:\n[h.md#1] Opens at 9.\n\nWhat you remember:\n- Ana likes tea"
     )
-    assert '"status": "included"' in plan.to_json() and "Opens at 9" not in plan.to_json()
+    assert '"status": "included"' in plan.to_json()
+    assert "Opens at 9" not in plan.to_json()

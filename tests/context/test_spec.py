@@ -17,8 +17,10 @@ sources:
 def test_a_spec_loads_by_name_with_a_content_version(tmp_path):
     (tmp_path / "support.yaml").write_text(SPEC)
     spec = load_spec("support", tmp_path)
-    assert spec.name == "support" and len(spec.version) == 12
-    assert spec.sources[0].collection == "handbook" and spec.sources[0].overflow == "truncate"
+    assert spec.name == "support"
+    assert len(spec.version) == 12
+    assert spec.sources[0].collection == "handbook"
+    assert spec.sources[0].overflow == "truncate"
     assert spec.render_system().startswith("You help Acme customers. Today is 20")
     (tmp_path / "support.yaml").write_text(SPEC.replace("500", "600"))
     assert load_spec("support", tmp_path).version != spec.version
@@ -52,7 +54,8 @@ def test_a_malformed_spec_is_one_line_with_file_key_and_expectation(tmp_path, te
     (tmp_path / "bad.yaml").write_text(text)
     with pytest.raises(ConfigError) as err:
         load_spec("bad", tmp_path)
-    assert message in str(err.value) and str(tmp_path / "bad.yaml") in str(err.value)
+    assert message in str(err.value)
+    assert str(tmp_path / "bad.yaml") in str(err.value)
     assert "\n" not in str(err.value)
 
 

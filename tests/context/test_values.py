@@ -36,7 +36,8 @@ def test_the_block_states_shape_dtypes_summary_and_what_was_cut():
     big = render_value(pd.concat([frame] * 1000, ignore_index=True), 200, name="orders")
     assert big.cut == "[cut: " + big.cut.split("[cut: ")[1]
     assert big.text.endswith("rows not shown (max 200 tokens)]")
-    assert "first " in big.text and "| 3999 | " in big.text  # head and tail rows
+    assert "first " in big.text
+    assert "| 3999 | " in big.text  # head and tail rows
 
 
 def test_a_million_rows_are_not_copied():

@@ -126,7 +126,8 @@ def test_kill_switch_stops_every_process_until_lifted(tmp_path):
     first.budgets.lift()
     assert second.ask("anything").text == "anything"
     kinds = [r["kind"] for r in first.store.query("SELECT kind FROM audit ORDER BY id")]
-    assert kinds.count("kill") == 2 and first.audit.verify()
+    assert kinds.count("kill") == 2
+    assert first.audit.verify()
 
 
 def test_bad_budget_settings_are_clear(wb):
@@ -167,7 +168,8 @@ def test_a_budget_since_now_counts_from_then_and_says_a_total_does_not_renew(tmp
     wb.budgets.set("user:bob", before / 2, since="now")  # from now on: the earlier spend no longer counts
     assert outcome(wb, "more", user="bob") is not None
     row = wb.budgets.df().set_index("scope").loc["user:bob"]
-    assert row["since"] and row["spent_usd"] < before / 2
+    assert row["since"]
+    assert row["spent_usd"] < before / 2
     wb.budgets.set("user:bob", before)  # a change without since keeps it
     assert wb.budgets.df().set_index("scope").loc["user:bob", "since"] == row["since"]
     assert wb.audit.verify().ok
@@ -190,4 +192,5 @@ def test_editing_a_budgets_since_in_the_file_is_caught(tmp_path):
     with sqlite3.connect(tmp_path / "e.db") as conn:
         conn.execute("UPDATE budgets SET since = '2099-01-01T00:00:00+00:00'")  # spend before 2099 would not count
     report = wb.audit.verify()
-    assert not report.ok and "budgets row" in report.reason
+    assert not report.ok
+    assert "budgets row" in report.reason

@@ -12,7 +12,8 @@ def test_costs_by_dimension(tmp_path):
     wb.ask("b b", user="ana", task="t2", agent="triage")
     wb.ask("c", user="bo", task="t1")
     by_user = wb.costs.df(by="user").set_index("user")
-    assert by_user.loc["ana", "calls"] == 2 and by_user.loc["bo", "calls"] == 1
+    assert by_user.loc["ana", "calls"] == 2
+    assert by_user.loc["bo", "calls"] == 1
     assert by_user["cost_usd"].sum() == pytest.approx(wb.costs.total())
     assert wb.costs.df(by="agent").set_index("agent").loc["triage", "calls"] == 1
     assert len(wb.costs.df(by="day")) == 1
@@ -37,9 +38,12 @@ def test_cache_hit_is_free_records_the_saving_and_can_be_bypassed(tmp_path, chao
     first = wb.ask("same question", model="r")
     second = wb.ask("same question", model="r")
     assert (first.cache_hit, second.cache_hit) == (False, True)
-    assert second.text == first.text and second.cost_usd == 0.0 and server.stats.requests == 1
+    assert second.text == first.text
+    assert second.cost_usd == 0.0
+    assert server.stats.requests == 1
     row = wb.calls.last()
-    assert row["cached_from"] == first.call_id and row["saved_usd"] == pytest.approx(first.cost_usd)
+    assert row["cached_from"] == first.call_id
+    assert row["saved_usd"] == pytest.approx(first.cost_usd)
     assert wb.ask("same question", model="r", cache=False).cache_hit is False
     assert server.stats.requests == 2
     assert wb.ask("same question", model="r", temperature=0.9).cache_hit is False  # another fingerprint

@@ -46,11 +46,15 @@ def test_a_suite_runs_on_two_models_and_every_score_is_stored(project):
     stored = wb.store.query("SELECT COUNT(*) n FROM eval_results")[0]["n"]
     assert stored == 16 * 2 * 2 * 4 == len(report.results)  # cases x repeats x models x scorers
     runs = wb.evals.runs("support")
-    assert len(runs) == 2 and set(runs["status"]) == {"done"} and runs["cost_usd"].gt(0).all()
+    assert len(runs) == 2
+    assert set(runs["status"]) == {"done"}
+    assert runs["cost_usd"].gt(0).all()
     one = wb.evals.results(report.run_ids[0])
-    assert one["call_id"].notna().all() and set(one["call_id"]) <= set(wb.calls.df()["call_id"])
+    assert one["call_id"].notna().all()
+    assert set(one["call_id"]) <= set(wb.calls.df()["call_id"])
     judged = wb.calls.df()
-    assert (judged["task"] == "eval:judge").sum() == 64 and (judged["task"] == "eval:support").sum() == 64
+    assert (judged["task"] == "eval:judge").sum() == 64
+    assert (judged["task"] == "eval:support").sum() == 64
     fig = report.chart()
     assert [t.name for t in fig.data if t.type == "bar"] == ["local/extractive", "local/echo"]
     assert "<table" in report._repr_html_()
@@ -63,9 +67,11 @@ def test_the_gate_flags_a_real_regression_and_not_a_rerun(project):
     again = wb.evals.run("support", progress=False).run_ids[0]
     worse = wb.evals.run("support", models="local/echo", progress=False).run_ids[0]
     same = wb.evals.compare(again, good).set_index("scorer")
-    assert set(same["verdict"]) == {"unchanged"} and (same["delta"] == 0).all()
+    assert set(same["verdict"]) == {"unchanged"}
+    assert (same["delta"] == 0).all()
     drop = wb.evals.compare(worse, good).set_index("scorer")
-    assert drop.loc["contains", "verdict"] == "regressed" and drop.loc["contains", "ci_high"] < 0
+    assert drop.loc["contains", "verdict"] == "regressed"
+    assert drop.loc["contains", "ci_high"] < 0
     assert drop.loc["grounded", "verdict"] == "unchanged"  # 1.00 -> 0.94: inside the noise of 16 cases
     assert wb.evals.compare(good, worse).set_index("scorer").loc["cites", "verdict"] == "improved"
 
@@ -108,8 +114,10 @@ def test_custom_scorers_exact_and_json_schema(project, tmp_path):
     )
     wb = Workbench.from_config(project / "workbench.toml")
     results = wb.evals.run("json", progress=False).results.set_index(["case_id", "scorer"])
-    assert results.loc[("a", "exact"), "score"] == 1.0 and results.loc[("b", "exact"), "score"] == 0.0
-    assert results.loc[("a", "json_schema"), "score"] == 1.0 and results.loc[("b", "json_schema"), "score"] == 0.0
+    assert results.loc[("a", "exact"), "score"] == 1.0
+    assert results.loc[("b", "exact"), "score"] == 0.0
+    assert results.loc[("a", "json_schema"), "score"] == 1.0
+    assert results.loc[("b", "json_schema"), "score"] == 0.0
     assert results.loc[("b", "json_schema"), "detail"].startswith("not JSON")
     assert results.loc[("b", "short"), "detail"].endswith("words")
 
@@ -144,7 +152,8 @@ def test_cli_gate_exits_nonzero_on_a_regression(project, capsys):
     good = Workbench.from_config(config).evals.latest("support")
     code = main(["--config", config, "eval", "support", "-m", "local/echo", "--baseline", good, "--fail-on-regression"])
     out = capsys.readouterr().out
-    assert code == 1 and "REGRESSED: local/echo: cites, local/echo: contains, local/echo: judge" in out
+    assert code == 1
+    assert "REGRESSED: local/echo: cites, local/echo: contains, local/echo: judge" in out
     assert "under threshold: local/echo [-] contains" in out
 
 
@@ -160,11 +169,14 @@ def test_recorded_calls_become_cases(project):
     cases = wb.evals.load(suite).cases
     added = {c["id"]: c for c in cases[16:]}
     office = next(c for c in added.values() if c["input"].startswith("When does"))
-    assert office["expected"].startswith("The Utrecht office closes at 6 pm") and "kb-9" in office["context"]
+    assert office["expected"].startswith("The Utrecht office closes at 6 pm")
+    assert "kb-9" in office["context"]
     mail = next(c for c in added.values() if c["input"].startswith("Mail"))
-    assert "expected" not in mail and mail["source_call"] in {r["id"] for r in wb.store.query("SELECT id FROM calls")}
+    assert "expected" not in mail
+    assert mail["source_call"] in {r["id"] for r in wb.store.query("SELECT id FROM calls")}
     report = wb.evals.run(suite, progress=False)
-    assert len(report.results) == 18 * 4 and (report.results["detail"].str.contains("has no 'expected'")).any()
+    assert len(report.results) == 18 * 4
+    assert (report.results["detail"].str.contains("has no 'expected'")).any()
     with pytest.raises(WorkbenchError, match="say which calls"):
         wb.evals.add_cases(suite)
 
@@ -208,16 +220,20 @@ def test_pytest_runs_eval_suites_as_items_and_gates_on_a_regression(project, mon
     )
     out = run.stdout
     assert run.returncode == 1, out
-    assert "2 failed, 1 passed" in out and "eval suite echo:" in out and "eval suite flag:" in out
+    assert "2 failed, 1 passed" in out
+    assert "eval suite echo:" in out
+    assert "eval suite flag:" in out
     assert "local/echo [-] contains: mean 0.000 is under the threshold 0.9" in out
-    assert "local/echo: flag regressed 1.000 -> 0.250" in out and "95% CI of the change" in out
+    assert "local/echo: flag regressed 1.000 -> 0.250" in out
+    assert "95% CI of the change" in out
 
 
 def test_an_unknown_model_fails_before_any_call_and_an_interrupted_run_says_so(project):
     wb = Workbench.from_config(project / "workbench.toml")
     with pytest.raises(WorkbenchError, match="unknown model or route 'nope'"):
         wb.evals.run("support", models=["local/echo", "nope"], progress=False)
-    assert wb.store.query("SELECT COUNT(*) n FROM calls")[0]["n"] == 0 and wb.evals.runs().empty
+    assert wb.store.query("SELECT COUNT(*) n FROM calls")[0]["n"] == 0
+    assert wb.evals.runs().empty
 
     @register_scorer("explodes")
     def explodes(output, case, ctx):
@@ -230,6 +246,9 @@ def test_an_unknown_model_fails_before_any_call_and_an_interrupted_run_says_so(p
     with pytest.raises(KeyboardInterrupt):
         wb.evals.run("boom", concurrency=1, progress=False)
     [run] = wb.evals.runs("boom").to_dict("records")
-    assert run["status"] == "failed" and run["finished_at"]
+    assert run["status"] == "failed"
+    assert run["finished_at"]
     scored = set(wb.evals.results(run["id"])["case_id"])
-    assert {"q01", "q02", "q03", "q04"} <= scored and "q05" not in scored and len(scored) < 16  # the rest cancelled
+    assert {"q01", "q02", "q03", "q04"} <= scored
+    assert "q05" not in scored
+    assert len(scored) < 16  # the rest cancelled

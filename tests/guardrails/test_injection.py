@@ -27,12 +27,12 @@ def _caught(row: dict) -> bool:
 def test_the_corpus_has_ten_families_five_languages_and_a_held_out_split():
     attacks = [r for r in ROWS if r["label"] == "attack" and r["family"] not in ("secrets", "pii")]
     benign = [r for r in ROWS if r["label"] == "benign"]
-    assert len(attacks) >= 300 and len(benign) >= 300
+    assert len(attacks) >= 300
+    assert len(benign) >= 300
     assert {r["split"] for r in ROWS} == {"dev", "test", "train", "heldout"}
     held = [r for r in attacks if r["split"] == "heldout"]
-    assert len({r["family"] for r in held}) >= 10 and all(
-        sum(r["family"] == f for r in attacks) >= 30 for f in {r["family"] for r in held}
-    )
+    assert len({r["family"] for r in held}) >= 10
+    assert all(sum(r["family"] == f for r in attacks) >= 30 for f in {r["family"] for r in held})
     scripts = {"es": "ñ¿á", "fr": "çàè", "de": "äöüß", "ru": "иь", "zh": "的", "ja": "の"}
     languages = {lang for r in held for lang, marks in scripts.items() if any(c in r["text"] for c in marks)}
     assert len(languages | {"en"}) >= 5
@@ -92,5 +92,7 @@ def test_multilingual_phrases_and_benign_uses_of_the_same_words():
 
 def test_weak_signals_alone_do_not_add_up_to_a_detection():
     hits = detect("Hypothetically, what would a bomb disposal robot cost?")
-    assert hits and max(h.weight for h in hits) < 0.45
-    assert score(hits) < 0.5 and find_injection("Hypothetically, what would a bomb disposal robot cost?") == []
+    assert hits
+    assert max(h.weight for h in hits) < 0.45
+    assert score(hits) < 0.5
+    assert find_injection("Hypothetically, what would a bomb disposal robot cost?") == []

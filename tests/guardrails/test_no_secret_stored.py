@@ -119,7 +119,8 @@ def test_a_key_planted_in_every_path_is_found_nowhere(planted):
     wb.step([{"role": "user", "content": f"what is {KEYS['step']} for?"}], model="local/echo")
     shown: list[str] = []
     streamed = wb.ask("stream me the key", stream=True, on_token=lambda d: shown.append(d or ""))
-    assert KEYS["stream"] not in streamed.text and "[REDACTED:openai_key]" in "".join(shown)
+    assert KEYS["stream"] not in streamed.text
+    assert "[REDACTED:openai_key]" in "".join(shown)
     assert "aws_secret_access_key = [REDACTED:aws_secret_key]" in answer.text
     assert wb.audit.verify().ok
     export = root / "audit.jsonl"
@@ -147,17 +148,20 @@ def test_under_the_default_policy_a_secret_anywhere_blocks_and_nothing_is_stored
     assert wb.store.query("SELECT COUNT(*) AS n FROM calls")[0]["n"] == 0
     assert wb.store.query("SELECT COUNT(*) AS n FROM documents")[0]["n"] == 0
     events = wb.guard.df()
-    assert set(events["scanner"]) == {"secrets"} and len(events) == 4
+    assert set(events["scanner"]) == {"secrets"}
+    assert len(events) == 4
     wb.store.close()
     conn = sqlite3.connect(tmp_path / "b.db")
     dump = "\n".join(conn.iterdump())
-    assert key not in dump and key.encode() not in (tmp_path / "b.db-wal").read_bytes()
+    assert key not in dump
+    assert key.encode() not in (tmp_path / "b.db-wal").read_bytes()
 
 
 def test_config_is_audited_by_names_and_digests_never_values(planted):
     wb, _ = planted
     [entry] = [w for w in wb.audit.df(kind="config")["what"]]
     settings = entry["settings"]
-    assert "routes.team.deployments[0].params.api_key" in settings and "mcp.servers.keeper.env.VAULT_TOKEN" in settings
+    assert "routes.team.deployments[0].params.api_key" in settings
+    assert "mcp.servers.keeper.env.VAULT_TOKEN" in settings
     assert all(isinstance(v, str) and len(v) == 16 for v in settings.values())
     assert KEYS["params"] not in json.dumps(entry)

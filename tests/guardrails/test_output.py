@@ -76,7 +76,8 @@ def test_sinks_redact_what_would_run_there_and_block_withholds_the_answer(tmp_pa
     )
     withheld = strict.ask("write the query", model="local/scripted", sink="sql")
     assert withheld.text == "[withheld by the sinks guardrail: not_a_query:drop]"
-    assert strict.calls.last()["text"] == withheld.text and withheld.cost_usd is not None  # paid for, recorded
+    assert strict.calls.last()["text"] == withheld.text
+    assert withheld.cost_usd is not None  # paid for, recorded
     with pytest.raises(Exception, match="sink must be one of html, shell, sql"):
         strict.ask("x", model="local/echo", sink="bash")
 

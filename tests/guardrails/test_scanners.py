@@ -47,5 +47,7 @@ def test_pii_is_found_with_checksums_and_dates_and_amounts_are_not():
 
 
 def test_checksums():
-    assert luhn("4111111111111111") and not luhn("4111111111111112")
-    assert iban_valid("DE89 3704 0044 0532 0130 00") and not iban_valid("DE89 3704 0044 0532 0130 01")
+    assert luhn("4111111111111111")
+    assert not luhn("4111111111111112")
+    assert iban_valid("DE89 3704 0044 0532 0130 00")
+    assert not iban_valid("DE89 3704 0044 0532 0130 01")

@@ -29,7 +29,8 @@ def test_json_is_found_in_fences_and_prose():
         extract_json("no json here")
     assert conform('{"city": "Oslo"}', SCHEMA) == (None, "the value: 'temp_c' is a required property")
     value, error = conform('{"city": "Oslo", "temp_c": "cold"}', Weather)
-    assert value is None and error.startswith("temp_c: Input should be a valid number")
+    assert value is None
+    assert error.startswith("temp_c: Input should be a valid number")
 
 
 def test_a_wrong_answer_is_asked_again_once_and_the_value_parsed(tmp_path):
@@ -41,9 +42,9 @@ def test_a_wrong_answer_is_asked_again_once_and_the_value_parsed(tmp_path):
     result = wb.ask("What's the weather in Oslo?", model="local/scripted", schema=Weather)
     assert result.data == Weather(city="Oslo", temp_c=-3.5)
     requests = [json.loads(r["request"]) for r in wb.store.query("SELECT request FROM calls ORDER BY started_at")]
+    assert len(requests) == 2
     assert (
-        len(requests) == 2
-        and "did not match the required JSON schema (the answer holds no JSON value)"
+        "did not match the required JSON schema (the answer holds no JSON value)"
         in requests[-1]["messages"][-1]["content"]
     )
     system = requests[0]["messages"][0]["content"]
@@ -51,7 +52,8 @@ def test_a_wrong_answer_is_asked_again_once_and_the_value_parsed(tmp_path):
     [event] = wb.guard.df().to_dict("records")
     assert (event["scanner"], event["action"]) == ("schema", "reask")
     first_time = wb.ask("the weather please, did not match", model="local/scripted", schema=SCHEMA)
-    assert first_time.data == {"city": "Oslo", "temp_c": -3.5} and len(wb.calls.df()) == 3  # valid: no re-ask
+    assert first_time.data == {"city": "Oslo", "temp_c": -3.5}
+    assert len(wb.calls.df()) == 3  # valid: no re-ask
 
 
 def test_two_wrong_answers_raise_and_both_calls_are_recorded(tmp_path):

@@ -41,11 +41,15 @@ def test_a_spec_call_records_its_plan_version_and_grounding(project):
         ("memory", project.memory.df()["id"].iloc[0], "included"),
     ]
     system = project.calls.df().iloc[-1]
-    assert (system["context_spec"], system["grounding"]) == ("support", 1.0) and len(system["context_version"]) == 12
+    assert (system["context_spec"], system["grounding"]) == ("support", 1.0)
+    assert len(system["context_version"]) == 12
     stored = json.loads(project.calls.last()["context_plan"])
-    assert stored["spec"] == "support" and stored["used"] == plan.used and len(stored["blocks"]) == len(plan.blocks)
+    assert stored["spec"] == "support"
+    assert stored["used"] == plan.used
+    assert len(stored["blocks"]) == len(plan.blocks)
     sent = json.loads(project.calls.last()["request"])["messages"][0]["content"]
-    assert sent.startswith("You answer for Acme; cite [ids].") and "- Alice prefers answers in French" in sent
+    assert sent.startswith("You answer for Acme; cite [ids].")
+    assert "- Alice prefers answers in French" in sent
 
 
 def test_an_ungrounded_answer_scores_low(project):
@@ -57,7 +61,8 @@ def test_an_ungrounded_answer_scores_low(project):
 def test_remember_writes_with_its_source_call_and_the_next_call_reads_it(project):
     first = project.ask("My account number is 4411", model="local/echo", memory="user:bob", remember=True)
     row = project.memory.df("user:bob").iloc[0]
-    assert row["text"] == "My account number is 4411" and row["source_call"] == first.call_id
+    assert row["text"] == "My account number is 4411"
+    assert row["source_call"] == first.call_id
     second = project.ask("What is my account number?", model="local/extractive", memory="user:bob")
     assert "4411" in second.text
     with pytest.raises(WorkbenchError, match="remember=True needs a memory scope"):
@@ -83,7 +88,8 @@ def test_a_session_over_its_history_budget_is_trimmed_or_summarised_by_its_model
     plan = trim.calls.df().iloc[-1]
     kept = json.loads(trim.calls.last()["context_plan"])["blocks"]
     assert {b["status"] for b in kept if b["source"] == "history"} == {"included", "dropped"}
-    assert plan["route"] == "local/echo" and len(trim.calls.df()) == 6  # no summary calls when trimming
+    assert plan["route"] == "local/echo"
+    assert len(trim.calls.df()) == 6  # no summary calls when trimming
 
     summ = Workbench.from_config(
         store=str(tmp_path / "s.db"), memory={"history_tokens": 60, "history_overflow": "summarise"}
@@ -103,4 +109,5 @@ def test_plan_context_calls_no_model_and_replay_reproduces_a_spec_call(project, 
     live = project.ask("How long does shipping abroad take?", model="local/extractive", spec="support", session="r")
     replay = Workbench.from_config(tmp_path / "workbench.toml", mode="replay")
     again = replay.ask("How long does shipping abroad take?", model="local/extractive", spec="support", session="r")
-    assert again.text == live.text and again.context.used == live.context.used
+    assert again.text == live.text
+    assert again.context.used == live.context.used

@@ -110,7 +110,8 @@ def test_a_changed_tool_definition_is_blocked_until_re_approved(tmp_path, monkey
         with pytest.raises(ToolError, match="flaky.echo changed its description or schema since it was pinned"):
             later.tools.get("flaky.echo").run({"text": "hi"})
         pins = later.mcp.df().set_index("name")
-        assert pins.loc["flaky.echo", "status"] == "changed" and pins.loc["flaky.hang", "status"] == "pinned"
+        assert pins.loc["flaky.echo", "status"] == "changed"
+        assert pins.loc["flaky.hang", "status"] == "pinned"
         later.mcp.approve("flaky.echo", by="ana")
         assert later.tools.get("flaky.echo").run({"text": "hi"}) == "hi"
         assert later.mcp.df().set_index("name").loc["flaky.echo", "approved_by"] == "ana"
@@ -134,7 +135,8 @@ def test_an_agent_uses_an_mcp_tool_named_in_its_tools(tmp_path, shop):
     )
     try:
         run = wb.agent("analyst", tools=["analyst.*"], model="local/scripted").run("How many customers do we have?")
-        assert run.answer == "There are 3 customers." and run.df()["tool"].tolist() == ["analyst.query"]
+        assert run.answer == "There are 3 customers."
+        assert run.df()["tool"].tolist() == ["analyst.query"]
     finally:
         wb.close()
 
@@ -163,7 +165,10 @@ def test_workbench_mcp_list_from_a_terminal(tmp_path, shop):
         check=True,
     ).stdout
     assert out.splitlines()[0] == "analyst: 2 tools"
-    assert "analyst.query" in out and "pinned" in out and "schema://table/customers" in out and "explore" in out
+    assert "analyst.query" in out
+    assert "pinned" in out
+    assert "schema://table/customers" in out
+    assert "explore" in out
 
 
 def test_a_server_over_streamable_http(tmp_path, shop):

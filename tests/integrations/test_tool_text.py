@@ -5,7 +5,8 @@ from workbench.integrations.text import ToolText
 
 def test_csv_text_is_a_table_and_other_text_is_not():
     result = ToolText("country,customers\r\nUS,8\r\nUK,3\r\n")
-    assert isinstance(result, str) and result.startswith("country")  # what an agent sends the model
+    assert isinstance(result, str)
+    assert result.startswith("country")  # what an agent sends the model
     assert result.df().to_dict("records") == [{"country": "US", "customers": 8}, {"country": "UK", "customers": 3}]
     assert "<table" in result._repr_html_()
     for text in ("It is 8 degrees.", "one line only", "a,b\n1,2,3", "", "x\n\n"):

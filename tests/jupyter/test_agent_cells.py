@@ -35,18 +35,21 @@ def test_a_cell_parks_on_a_destructive_tool_and_the_card_click_resumes_it(ip, ag
     with capture_output() as out:
         ip.run_cell_magic("llm", "-m local/scripted -t db.* -o run", "Please drop the staging table")
     run = ip.user_ns["run"]
-    assert run.status == "waiting" and agent_wb.dropped == []
+    assert run.status == "waiting"
+    assert agent_wb.dropped == []
     assert "waiting for approval" in out.outputs[0].data["text/markdown"]
     card = out.outputs[1].data["text/plain"]
     assert card.startswith("VBox(")
     from workbench.jupyter.widgets import ApprovalCard
 
     card = ApprovalCard(agent_wb, run, by="ana")
-    assert "db.drop" in card.header.value and '"table": "staging"' in card.arguments.value
+    assert "db.drop" in card.header.value
+    assert '"table": "staging"' in card.arguments.value
     card.reason.value = "staging is disposable"
     with capture_output():
         card.approve_button.click()
-    assert agent_wb.dropped == ["staging"] and "approved by ana" in card.status.value
+    assert agent_wb.dropped == ["staging"]
+    assert "approved by ana" in card.status.value
     assert agent_wb.approvals.df().iloc[0]["decision_reason"] == "staging is disposable"
     assert card.approve_button.disabled  # a second click can't run it twice
 
@@ -64,7 +67,8 @@ def test_edit_runs_the_edited_arguments_and_reject_tells_the_model(ip, agent_wb)
     other = agent_wb.agent("ops", tools=["db.*"], model="local/scripted").run("drop the users table")
     with capture_output():
         resumed = ip.run_line_magic("llm_approvals", f"--reject {other.waiting_on} --reason production")
-    assert resumed.answer == "Nothing was dropped." and agent_wb.dropped == ["orders_tmp"]
+    assert resumed.answer == "Nothing was dropped."
+    assert agent_wb.dropped == ["orders_tmp"]
     assert ip.run_line_magic("llm_approvals", "").empty
     assert ip.run_line_magic("llm_approvals", "--history")["status"].tolist() == ["rejected", "modified"]
     with pytest.raises(UsageError, match="no approval 'nope'"):
@@ -81,7 +85,8 @@ def test_a_decision_taken_in_a_terminal_is_picked_up_by_the_card(agent_wb, tmp_p
     card = ApprovalCard(agent_wb, run)
     with capture_output():
         card.check_button.click()
-    assert "still pending" in card.status.value and not card.approve_button.disabled
+    assert "still pending" in card.status.value
+    assert not card.approve_button.disabled
     (tmp_path / "workbench.toml").write_text(f'store = "{agent_wb.store.path}"\n')
     assert (
         main(["--config", str(tmp_path / "workbench.toml"), "approvals", "approve", run.waiting_on, "--by", "oncall"])
@@ -89,5 +94,7 @@ def test_a_decision_taken_in_a_terminal_is_picked_up_by_the_card(agent_wb, tmp_p
     )
     with capture_output():
         card.check_button.click()
-    assert agent_wb.dropped == ["scratch"] and "approved by oncall (elsewhere)" in card.status.value
-    assert card.approve_button.disabled and card.check_button.disabled
+    assert agent_wb.dropped == ["scratch"]
+    assert "approved by oncall (elsewhere)" in card.status.value
+    assert card.approve_button.disabled
+    assert card.check_button.disabled

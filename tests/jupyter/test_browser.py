@@ -171,7 +171,8 @@ def test_the_context_view_shows_blocks_and_the_final_messages(lab, browser):
         _run_all(page, url, "context.ipynb")
         view = page.locator(".wb-context-view")
         view.wait_for(timeout=60_000)
-        assert view.locator("tr.wb-block").count() == 3 and "of 300 tokens" in view.inner_text()
+        assert view.locator("tr.wb-block").count() == 3
+        assert "of 300 tokens" in view.inner_text()
         assert view.locator("tr.wb-included", has_text="documents:faq").count() == 1
         view.get_by_text("final messages (2)").click()
         page.wait_for_function("document.querySelector('.wb-context-view').innerText.includes('When does the office')")
@@ -231,7 +232,8 @@ def test_approve_on_the_card_runs_the_destructive_tool_once_and_shows_the_result
         _run_all(page, url, "approve.ipynb")
         card = page.locator(".wb-approval-card")
         card.wait_for(timeout=60_000)
-        assert "db.drop" in card.inner_text() and '"table": "staging"' in card.locator("textarea").input_value()
+        assert "db.drop" in card.inner_text()
+        assert '"table": "staging"' in card.locator("textarea").input_value()
         assert not (root / "approve.ipynb.ran").exists()  # nothing ran before the click
         card.locator("input[type='text']").fill("staging is disposable")
         card.locator("button", has_text="Approve").click()

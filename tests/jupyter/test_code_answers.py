@@ -51,7 +51,8 @@ def test_a_code_answer_becomes_the_next_cell_and_fix_proposes_the_failed_cell(tm
     assert "IndexError: list index out of range" in fix_prompt  # the traceback went to the model
     [error] = nb.cells[4].outputs
     assert error.evalue.startswith("cell 2 raised no error this session")
-    assert 4 not in payloads and 5 not in payloads  # no cell is proposed without a code answer
+    assert 4 not in payloads
+    assert 5 not in payloads  # no cell is proposed without a code answer
 
 
 def test_a_traceback_for_a_model_has_no_machine_paths():

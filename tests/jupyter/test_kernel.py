@@ -33,7 +33,8 @@ def test_llm_cell_on_a_real_kernel(tmp_path):
     assert answer[0].data == {"text/plain": ""}  # the streaming preview, returned to empty
     assert answer[1].data["text/plain"] == "Returns are free within 30 days. [faq]\n— local/extractive"
     [error] = nb.cells[2].outputs
-    assert error.output_type == "error" and error.ename == "WorkbenchUsageError"
+    assert error.output_type == "error"
+    assert error.ename == "WorkbenchUsageError"
     assert error.evalue.startswith("{undefined_name} in the prompt is not defined")
     assert len(error.traceback) == 1  # the message alone, no stack
     assert nbformat.validate(nb) is None
@@ -72,8 +73,10 @@ def test_a_workbench_error_in_a_plain_cell_is_one_line_and_tb_shows_where(tmp_pa
     assert error.traceback[0].startswith("BudgetExceeded: budget user:bob (total) would be exceeded")
     assert len(error.traceback) == 2  # the message and the hint: no stack
     shown = "".join(o.get("text", "") + "".join(o.get("traceback", [])) for o in nb.cells[3].outputs)
-    assert "wb.ask(" in shown and "budgets.py" in shown  # the stack is one %tb away
+    assert "wb.ask(" in shown
+    assert "budgets.py" in shown  # the stack is one %tb away
     [usage] = nb.cells[4].outputs
     assert usage.evalue == "unrecognized arguments: --modle local/echo; did you mean --model?"
     [other] = nb.cells[5].outputs
-    assert other.ename == "ZeroDivisionError" and len(other.traceback) > 1  # other errors keep IPython's traceback
+    assert other.ename == "ZeroDivisionError"
+    assert len(other.traceback) > 1  # other errors keep IPython's traceback

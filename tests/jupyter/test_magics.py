@@ -48,7 +48,8 @@ def test_options_are_recorded(ip, current):
     run(ip, "-m local/echo --no-stream -s chat --user ana --task demo --temperature 0.3 --max-tokens 50", "hi")
     row = current.calls.last()
     assert (row["session"], row["user"], row["task"]) == ("chat", "ana", "demo")
-    assert '"temperature":0.3' in row["request"] and '"max_tokens":50' in row["request"]
+    assert '"temperature":0.3' in row["request"]
+    assert '"max_tokens":50' in row["request"]
 
 
 @pytest.mark.parametrize(
@@ -91,7 +92,8 @@ def test_line_magics(ip, current):
     _, calls = run(ip, "llm_calls -s s1")
     assert calls["prompt"].tolist() == ["first"]
     out, report = run(ip, "llm_replay s1")
-    assert report["identical"].tolist() == [True] and "1/1 calls identical" in out.stdout
+    assert report["identical"].tolist() == [True]
+    assert "1/1 calls identical" in out.stdout
     _, models = run(ip, "llm_models ")
     assert list(models.columns[:3]) == ["route", "order", "deployment"]
     out, _ = run(ip, "llm_config ")
@@ -124,7 +126,8 @@ def test_config_reload_picks_up_edits_and_keeps_working_on_a_broken_file(ip, tmp
 def test_cost_and_budget_magics(ip, current):
     run(ip, "-m local/echo --no-stream --user ana", "hi")
     _, costs = run(ip, "llm_costs --by user")
-    assert costs["user"].tolist() == ["ana"] and costs["calls"].tolist() == [1]
+    assert costs["user"].tolist() == ["ana"]
+    assert costs["calls"].tolist() == [1]
     _, budgets = run(ip, "llm_budget --set user:ana 5 --period day")
     assert budgets[["scope", "period", "limit_usd"]].values.tolist() == [["user:ana", "day", 5.0]]
     out, _ = run(ip, "llm_budget --kill maintenance")
@@ -183,9 +186,12 @@ def test_context_and_memory_widgets(ip, current):
     current.docs.add("faq", "The office opens at 9 on Saturdays.")
     current.memory.add("Ana prefers short answers", "user:ana", "preference")
     _, view = run(ip, "llm_context --input When does the office open? --memory user:ana -m local/echo")
-    assert isinstance(view, ipywidgets.VBox) and "wb-context-view" in view._dom_classes
+    assert isinstance(view, ipywidgets.VBox)
+    assert "wb-context-view" in view._dom_classes
     html = view.children[0].value
-    assert "(inline)" in html and "Ana prefers short answers" not in html and "wb-included" in html
+    assert "(inline)" in html
+    assert "Ana prefers short answers" not in html
+    assert "wb-included" in html
     assert "Ana prefers short answers" in view.children[1].children[0].value  # the final messages
     _, inspector = run(ip, "llm_memory user:ana")
     assert "Ana prefers short answers" in inspector.children[2].value
@@ -241,9 +247,11 @@ def test_sink_and_schema_options(ip, current):
 def test_trace_dashboard_and_replay_against_magics(ip, current):
     current.ask("traced question", session="t", model="local/echo")
     out, spans = run(ip, "llm_trace last")
-    assert spans["name"].iloc[0] == "llm.call" and "serving.attempt" in set(spans["name"])
+    assert spans["name"].iloc[0] == "llm.call"
+    assert "serving.attempt" in set(spans["name"])
     [figure] = [o.data["text/plain"] for o in out.outputs]  # a kernel shows it as plotly; a terminal as text
-    assert figure.startswith("Figure(") and "'orientation': 'h'" in figure
+    assert figure.startswith("Figure(")
+    assert "'orientation': 'h'" in figure
     _, table = run(ip, "llm_trace --table")
     assert len(table) == len(spans)
     with pytest.raises(UsageError, match="no call, run or trace 'zzz'"):
@@ -251,7 +259,8 @@ def test_trace_dashboard_and_replay_against_magics(ip, current):
     _, fig = run(ip, "llm_dashboard --freq minute")
     assert "1 calls" in fig.layout.title.text
     out, report = run(ip, "llm_replay t --against local/extractive")
-    assert "1 calls re-run on local/extractive" in out.stdout and list(report.columns)[:3] == [
+    assert "1 calls re-run on local/extractive" in out.stdout
+    assert list(report.columns)[:3] == [
         "call_id",
         "prompt",
         "recorded",
@@ -282,11 +291,13 @@ def test_audit_report_and_compact_magics(ip, current, tmp_path):
     out, _ = run(ip, "llm_audit --verify")
     assert out.stdout.startswith("audit chain intact: 2 entries")
     _, log = run(ip, "llm_audit --kind call")
-    assert list(log["kind"]) == ["call"] and log.iloc[0]["what"]["session"] == "a"
+    assert list(log["kind"]) == ["call"]
+    assert log.iloc[0]["what"]["session"] == "a"
     out, _ = run(ip, f"llm_audit --export {tmp_path / 'a.jsonl'} --since 1d")
     assert "2 entries and their proof written" in out.stdout
     out, _ = run(ip, f"llm_report a -o {tmp_path / 'a.html'}")
-    assert "written to" in out.stdout and (tmp_path / "a.html").read_text().startswith("<!doctype html>")
+    assert "written to" in out.stdout
+    assert (tmp_path / "a.html").read_text().startswith("<!doctype html>")
     out, _ = run(ip, "llm_compact --older-than 30d --dry-run")
     assert out.stdout.startswith("would compact 0 calls")
     with pytest.raises(UsageError, match="an age such as 30d"):

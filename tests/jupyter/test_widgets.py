@@ -13,9 +13,11 @@ def test_the_inspector_searches_forgets_and_shows_history(wb):
     inspector.query.value = "tea"
     assert [value for _, value in inspector.choice.options] == [new.id]
     inspector.history_button.click()
-    assert "superseded" in inspector.detail.value and "Ana prefers tea" in inspector.detail.value
+    assert "superseded" in inspector.detail.value
+    assert "Ana prefers tea" in inspector.detail.value
     inspector.forget_button.click()
-    assert "forgot" in inspector.detail.value and "2 versions" in inspector.detail.value
+    assert "forgot" in inspector.detail.value
+    assert "2 versions" in inspector.detail.value
     assert old.id not in wb.memory.df(all_versions=True)["id"].tolist()
     inspector.query.value = ""
     assert inspector.table.value.count("<tr data-id") == 1
@@ -31,6 +33,7 @@ def test_dropped_blocks_are_greyed_and_bars_scale_with_tokens(wb):
         spec, "", "q", {0: [Item("a#1", "one two three"), Item("a#2", " ".join(["w"] * 12))]}, lambda t: len(t.split())
     )
     html = plan_html(plan)
-    assert 'class="wb-block wb-dropped" style="opacity:0.45;"' in html and "width:15.0%" in html
+    assert 'class="wb-block wb-dropped" style="opacity:0.45;"' in html
+    assert "width:15.0%" in html
     assert "4 of 20 tokens" in html
     assert len(context_view(plan).children) == 2

@@ -29,7 +29,8 @@ def test_models_and_a_plain_completion(chaos):
         assert json.load(response)["data"][0]["id"] == "chaos-plain"
     status, _, text = post(server.url, BODY)
     body = json.loads(text)
-    assert status == 200 and body["choices"][0]["message"]["content"] == "[plain] ping"
+    assert status == 200
+    assert body["choices"][0]["message"]["content"] == "[plain] ping"
     assert body["usage"] == {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
 
 
@@ -39,7 +40,8 @@ def test_error_draws_repeat_with_the_same_seed(chaos):
         return [post(server.url, BODY)[0] for _ in range(20)]
 
     first, second = draws(7), draws(7)
-    assert first == second and set(first) == {200, 500}
+    assert first == second
+    assert set(first) == {200, 500}
     assert draws(8) != first
 
 
@@ -54,7 +56,8 @@ def test_rpm_limit_answers_429_with_retry_after(chaos):
 def test_fixed_status_context_window_and_key(chaos):
     assert post(chaos(status=503).url, BODY)[0] == 503
     status, _, text = post(chaos(context_window=0).url, BODY)
-    assert status == 400 and json.loads(text)["error"]["code"] == "context_length_exceeded"
+    assert status == 400
+    assert json.loads(text)["error"]["code"] == "context_length_exceeded"
     locked = chaos(api_key="sk-chaos-test")
     assert post(locked.url, BODY)[0] == 401
     assert post(locked.url, BODY, key="sk-chaos-test")[0] == 200
@@ -88,7 +91,9 @@ def test_latency_jitter_is_seeded_and_tpm_is_enforced(chaos):
     draws_a, draws_b = [a.latency_s() for _ in range(50)], [b.latency_s() for _ in range(50)]
     for s in (a, b):
         s.stop()
-    assert draws_a == draws_b and len(set(draws_a)) > 40 and 0.03 < sum(draws_a) / 50 < 0.07
+    assert draws_a == draws_b
+    assert len(set(draws_a)) > 40
+    assert 0.03 < sum(draws_a) / 50 < 0.07
     limited = chaos(tpm=5)
     body = {"model": "m", "messages": [{"role": "user", "content": "three small words"}]}
     assert [post(limited.url, body)[0] for _ in range(2)] == [200, 429]

@@ -22,7 +22,8 @@ def test_threads_are_paced_at_the_limit_and_none_fails(wb, chaos):
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=8) as pool:
         texts = list(pool.map(lambda i: wb.ask(f"q{i}", model="r").text, range(16)))
-    assert len(texts) == 16 and all(t.startswith("[paced]") for t in texts)
+    assert len(texts) == 16
+    assert all(t.startswith("[paced]") for t in texts)
     # Slots are 0.1 s apart: 15 gaps, less the 0.05 s a late waker may catch up on the schedule.
     assert time.perf_counter() - t0 >= 1.4
     # Unpaced, these 16 requests reach the server within ~0.1 s. Paced, they span the
@@ -47,7 +48,8 @@ def test_processes_share_one_limit_through_the_store(tmp_path, chaos):
         p.join(timeout=120)
         assert p.exitcode == 0
     # 12 slots 0.2 s apart span 2.2 s; unpaced, the requests arrive within ~0.2 s.
-    assert server.stats.requests == 12 and span_s(server) >= 1.6
+    assert server.stats.requests == 12
+    assert span_s(server) >= 1.6
 
 
 def test_a_slot_beyond_the_deadline_skips_to_the_next_deployment(wb, chaos):
@@ -63,7 +65,8 @@ def test_a_slot_beyond_the_deadline_skips_to_the_next_deployment(wb, chaos):
     assert wb.ask("first", model="r").text == "[scarce] first"
     t0 = time.perf_counter()
     second = wb.ask("second", model="r")
-    assert second.text == "[backup] second" and time.perf_counter() - t0 < 2
+    assert second.text == "[backup] second"
+    assert time.perf_counter() - t0 < 2
     rows = wb.calls.attempts(second.call_id)[["deployment", "status", "error_class", "error"]].values.tolist()
     assert rows[0] == ["scarce", "skipped", "RateLimited", "no 1 rpm slot within the call's deadline"]
     assert scarce.stats.requests == 1
@@ -121,7 +124,8 @@ def test_leases_cap_requests_in_flight_and_lapse_after_a_crash(tmp_path):
     now = [1000.0]
     limiter = _limiter(tmp_path, now)
     a, b, c = (limiter.ticket("d", max_parallel=2, lease_s=30) for _ in range(3))
-    assert limiter.try_acquire(a) == 0.0 and limiter.try_acquire(b) == 0.0
+    assert limiter.try_acquire(a) == 0.0
+    assert limiter.try_acquire(b) == 0.0
     assert limiter.try_acquire(c) > 0  # two in flight: the third waits
     limiter.release(a)
     assert limiter.try_acquire(c) == 0.0
@@ -142,14 +146,16 @@ def test_max_parallel_holds_across_threads_and_asyncio(wb, chaos):
     wb.add_route("r", [{"name": "narrow", "model": "openai/c", "api_base": server.url, "max_parallel": 3}])
     with ThreadPoolExecutor(max_workers=8) as pool:
         texts = list(pool.map(lambda i: wb.ask(f"t{i}", model="r").text, range(8)))
-    assert len(texts) == 8 and server.stats.max_in_flight == 3
+    assert len(texts) == 8
+    assert server.stats.max_in_flight == 3
 
     async def many():
         return await asyncio.gather(*(wb.aask(f"a{i}", model="r") for i in range(12)))
 
     t0 = time.perf_counter()
     assert len(asyncio.run(many())) == 12
-    assert server.stats.max_in_flight == 3 and time.perf_counter() - t0 >= 0.35  # 4 waves of 0.1 s
+    assert server.stats.max_in_flight == 3
+    assert time.perf_counter() - t0 >= 0.35  # 4 waves of 0.1 s
 
 
 def test_a_call_waits_at_most_max_wait_then_fails_over(wb, chaos):
@@ -168,7 +174,8 @@ def test_a_call_waits_at_most_max_wait_then_fails_over(wb, chaos):
         assert wb.models().set_index("deployment").loc["slow", ["limits", "in_flight"]].tolist() == ["1 parallel", 1]
         t0 = time.perf_counter()
         second = wb.ask("second", model="r", max_wait=0.3)
-        assert second.text == "[backup] second" and 0.25 < time.perf_counter() - t0 < 1.2
+        assert second.text == "[backup] second"
+        assert 0.25 < time.perf_counter() - t0 < 1.2
         assert busy.result().text == "[slow] occupy the only slot"
     rows = wb.calls.attempts(second.call_id)[["deployment", "status", "error_class", "error"]].values.tolist()
     assert rows[0] == ["slow", "skipped", "RateLimited", "no 1 max_parallel slot within max_wait=0.3s"]

@@ -11,7 +11,8 @@ def test_near_duplicates_update_and_same_subject_supersedes_with_history(wb):
     again = wb.memory.add("alice prefers tea in the morning.", "user:alice", "preference", importance=0.9)
     assert (first.action, again.action, again.id, again.importance) == ("added", "updated", first.id, 0.9)
     newer = wb.memory.add("Alice prefers coffee in the morning", "user:alice", "preference")
-    assert newer.action == "superseded" and newer.supersedes == first.id
+    assert newer.action == "superseded"
+    assert newer.supersedes == first.id
     history = wb.memory.history(newer.id)
     assert history[["text", "status"]].values.tolist() == [
         ["Alice prefers tea in the morning", "superseded"],
@@ -41,7 +42,8 @@ def test_ranking_uses_match_importance_and_recency(wb):
     high = wb.memory.add("Never deploy on Friday evening", "shared", importance=1.0)
     wb.memory.add("Lunch is at noon", "shared", importance=0.5)
     ranked = wb.memory.search("when can we deploy", "shared", k=3)
-    assert [m.id for m in ranked[:2]] == [high.id, low.id] and ranked[0].score > ranked[1].score
+    assert [m.id for m in ranked[:2]] == [high.id, low.id]
+    assert ranked[0].score > ranked[1].score
     assert ranked[2].text == "Lunch is at noon"  # no shared word: still a candidate, ranked last
     assert wb.memory.df().set_index("id").loc[high.id, "access_count"] == 1  # retrieval is recorded
 
@@ -49,20 +51,24 @@ def test_ranking_uses_match_importance_and_recency(wb):
 def test_update_forget_and_compact(wb):
     item = wb.memory.add("Project Kestrel ships in May", "shared")
     newer = wb.memory.update(item.id, "Project Kestrel ships in June")
-    assert newer.supersedes == item.id and wb.memory.history(item.id)["status"].tolist() == ["superseded", "active"]
+    assert newer.supersedes == item.id
+    assert wb.memory.history(item.id)["status"].tolist() == ["superseded", "active"]
     with pytest.raises(WorkbenchError, match="was superseded; update its latest version"):
         wb.memory.update(item.id, "again")
     assert wb.memory.update(newer.id, importance=0.9).importance == 0.9
-    assert wb.memory.forget(newer.id) == 2 and wb.memory.df(all_versions=True).empty
+    assert wb.memory.forget(newer.id) == 2
+    assert wb.memory.df(all_versions=True).empty
     wb.memory.add("Standup moved to 10:15 today", "shared", "episode", ttl_days=-1)  # already expired
     keep = wb.memory.add("Standups are at 10:00", "shared", "fact")
     assert [m.id for m in wb.memory.search("standup", "shared")] == [keep.id]  # expired items are not found
-    assert wb.memory.compact() == 1 and wb.memory.df()["id"].tolist() == [keep.id]
+    assert wb.memory.compact() == 1
+    assert wb.memory.df()["id"].tolist() == [keep.id]
 
 
 def test_episodes_expire_by_default_and_bad_input_is_refused(wb):
     episode = wb.memory.add("Called the customer about order 7", "user:bob", "episode")
-    assert episode.expires_at is not None and wb.memory.add("Bob is on the team plan", "user:bob").expires_at is None
+    assert episode.expires_at is not None
+    assert wb.memory.add("Bob is on the team plan", "user:bob").expires_at is None
     with pytest.raises(WorkbenchError, match="memory kind 'rumour' is not one of fact, preference, episode"):
         wb.memory.add("x", "shared", "rumour")
     with pytest.raises(WorkbenchError, match="importance must be between 0 and 1"):

@@ -17,13 +17,16 @@ def test_views_of_a_session_start_at_its_reset_and_the_calls_before_stay_recorde
     assert chat.started == ""
     wb.ask("first run, turn one", model="local/echo", session="tour")
     chat.reset()
-    assert chat.started and wb.calls.df(session="tour").empty and chat.history == []
+    assert chat.started
+    assert wb.calls.df(session="tour").empty
+    assert chat.history == []
     wb.ask("second run, turn one", model="local/echo", session="tour")
     assert wb.calls.df(session="tour")["prompt"].tolist() == ["second run, turn one"]
     assert len(wb.calls.df()) == 2  # without a session: every call, before the reset too
     assert wb.calls.df(since=chat.started)["prompt"].tolist() == ["second run, turn one"]
     replayed = wb.replay("tour")
-    assert replayed["prompt"].tolist() == ["second run, turn one"] and replayed["identical"].all()
+    assert replayed["prompt"].tolist() == ["second run, turn one"]
+    assert replayed["identical"].all()
 
 
 def test_guard_events_and_new_cases_of_a_session_start_at_its_reset(wb, tmp_path):
@@ -33,7 +36,8 @@ def test_guard_events_and_new_cases_of_a_session_start_at_its_reset(wb, tmp_path
         wb.ask("my key is sk-proj-Zq8Xy2Lm4Nc6Vb8Rt0Wp3Ks5Jd7Hf9Ga1", model="local/echo", session="intake")
     assert len(wb.guard.df("intake")) == 1
     wb.session("intake").reset()
-    assert wb.guard.df("intake").empty and len(wb.guard.df()) == 1
+    assert wb.guard.df("intake").empty
+    assert len(wb.guard.df()) == 1
     suite = tmp_path / "s.eval.yaml"
     (tmp_path / "s.jsonl").write_text('{"id": "a", "input": "hi", "expected": "hi"}\n')
     suite.write_text('name: s\ndataset: s.jsonl\nprompt: "{input}"\nscorers: [contains]\n')

@@ -19,7 +19,8 @@ def test_a_session_exports_in_three_formats_with_footers(wb, tmp_path):
     assert md.startswith("# Session s\n")
     assert "old turn" not in md  # since the last reset, as the session's other views
     assert md.index("What is the refund window?") < md.index("And for sale items?")
-    assert f"call {first.call_id}" in md and f"call {second.call_id}" in md
+    assert f"call {first.call_id}" in md
+    assert f"call {second.call_id}" in md
     nb = nbformat.read(wb.session("s").export(tmp_path / "s.ipynb"), as_version=4)
     nbformat.validate(nb)
     assert [c.cell_type for c in nb.cells] == ["markdown"] * 3

@@ -63,17 +63,22 @@ def test_the_webhook_gets_the_alert_and_the_store_never_gets_its_url(tmp_path, h
     first = wb.ask("three words here", model="local/echo")
     wb.alerts.add("spend", "spend_usd", first.cost_usd * 1.5)
     wb.alerts.flush()
-    assert wb.alerts.check() == [] and received == []  # one call's spend: under
+    assert wb.alerts.check() == []
+    assert received == []  # one call's spend: under
     with pytest.warns(AlertWarning, match=r"ALERT spend: spend_usd = [0-9.]+ is over [0-9.]+ in the last 300 s"):
         wb.ask("three words here", model="local/echo", cache=False)
     wb.alerts.flush()
-    assert len(received) == 1 and received[0]["rule"] == "spend" and received[0]["event"] == "fired"
-    assert received[0]["value"] == pytest.approx(2 * first.cost_usd) and received[0]["text"].startswith("ALERT spend")
+    assert len(received) == 1
+    assert received[0]["rule"] == "spend"
+    assert received[0]["event"] == "fired"
+    assert received[0]["value"] == pytest.approx(2 * first.cost_usd)
+    assert received[0]["text"].startswith("ALERT spend")
     assert wb.alerts.df()["delivery"].iloc[0] == "delivered (204)"
     wb.close()
     for path in tmp_path.glob("a.db*"):
         data = path.read_bytes()
-        assert b"hook-secret-123" not in data and b"/hook" not in data
+        assert b"hook-secret-123" not in data
+        assert b"/hook" not in data
 
 
 def test_a_dead_webhook_is_recorded_and_the_call_is_unaffected(tmp_path):
@@ -117,7 +122,8 @@ def test_bad_rules_are_one_line_errors(wb, tmp_path):
     (tmp_path / "workbench.toml").write_text('[[alerts.rules]]\nname = "x"\nmetric = "p99"\nabove = 1\n')
     with pytest.raises(ConfigError) as err:
         Workbench.from_config(tmp_path / "workbench.toml", store=str(tmp_path / "c.db"))
-    assert "alerts.rules[0].metric: Input should be 'error_rate'" in str(err.value) and "\n" not in str(err.value)
+    assert "alerts.rules[0].metric: Input should be 'error_rate'" in str(err.value)
+    assert "\n" not in str(err.value)
 
 
 def test_a_rule_added_again_starts_not_firing(wb, chaos):

@@ -65,13 +65,19 @@ def test_stored_spans_export_with_genai_and_openinference_attributes(tmp_path, c
     by_name = {s["name"]: s for s in spans}
     chat = by_name["chat local/echo"]
     attrs = _attrs(chat)
-    assert attrs["gen_ai.operation.name"] == "chat" and attrs["gen_ai.request.model"] == "local/echo"
-    assert attrs["openinference.span.kind"] == "LLM" and attrs["llm.model_name"] == "local/echo"
-    assert int(attrs["gen_ai.usage.input_tokens"]) > 0 and int(attrs["llm.token_count.total"]) > 0
-    assert attrs["session.id"] == "otel" and attrs["user.id"] == "ana" and attrs["input.value"] == "What is OTLP?"
+    assert attrs["gen_ai.operation.name"] == "chat"
+    assert attrs["gen_ai.request.model"] == "local/echo"
+    assert attrs["openinference.span.kind"] == "LLM"
+    assert attrs["llm.model_name"] == "local/echo"
+    assert int(attrs["gen_ai.usage.input_tokens"]) > 0
+    assert int(attrs["llm.token_count.total"]) > 0
+    assert attrs["session.id"] == "otel"
+    assert attrs["user.id"] == "ana"
+    assert attrs["input.value"] == "What is OTLP?"
     assert bytes.fromhex(result.trace_id) == __import__("base64").b64decode(chat["traceId"])
     guard = _attrs(by_name["guardrails.check_input"])
-    assert guard["openinference.span.kind"] == "GUARDRAIL" and "workbench.scanners" in guard
+    assert guard["openinference.span.kind"] == "GUARDRAIL"
+    assert "workbench.scanners" in guard
     attempt = by_name["serving.attempt"]
     assert attempt["parentSpanId"] == by_name["serving.complete"]["spanId"]
     assert "input.value" not in _attrs(chat) or wb.settings.otel.capture_content
@@ -92,11 +98,15 @@ def test_calls_and_agent_runs_stream_live_when_an_endpoint_is_set(tmp_path, coll
     wb.otel.flush()
     spans = _spans(out, len(wb.trace(run.id).df))
     names = [s["name"] for s in spans]
-    assert names.count("agent.run") == 1 and names.count("tool.call") == 2 and names.count("chat local/scripted") == 2
+    assert names.count("agent.run") == 1
+    assert names.count("tool.call") == 2
+    assert names.count("chat local/scripted") == 2
     tool = _attrs(next(s for s in spans if s["name"] == "tool.call"))
-    assert tool["openinference.span.kind"] == "TOOL" and tool["gen_ai.tool.name"] == "sales.revenue"
+    assert tool["openinference.span.kind"] == "TOOL"
+    assert tool["gen_ai.tool.name"] == "sales.revenue"
     agent = _attrs(next(s for s in spans if s["name"] == "agent.run"))
-    assert agent["gen_ai.operation.name"] == "invoke_agent" and agent["workbench.status"] == "done"
+    assert agent["gen_ai.operation.name"] == "invoke_agent"
+    assert agent["workbench.status"] == "done"
     assert "input.value" not in _attrs(next(s for s in spans if s["name"].startswith("chat")))  # content is opt-in
     assert wb.otel.errors == []
 
@@ -108,6 +118,7 @@ def test_an_unreachable_collector_never_breaks_a_call(tmp_path):
     wb = Workbench.from_config(store=str(tmp_path / "w.db"), otel={"endpoint": f"http://127.0.0.1:{port}"})
     assert wb.ask("still answered").text == "still answered"
     wb.otel.flush(30)
-    assert wb.otel.errors and ("ConnectionError" in wb.otel.errors[0] or "did not take" in wb.otel.errors[0])
+    assert wb.otel.errors
+    assert "ConnectionError" in wb.otel.errors[0] or "did not take" in wb.otel.errors[0]
     with pytest.raises(WorkbenchError, match="no OTLP endpoint"):
         Workbench.from_config(store=str(tmp_path / "x.db")).otel.export()

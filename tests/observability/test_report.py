@@ -20,15 +20,23 @@ def test_report_holds_the_sessions_figures_tables_and_no_secrets(tmp_path, capsy
     wb.ask("another session", session="other")
     path = wb.report("demo", tmp_path / "demo.html")
     page = (tmp_path / "demo.html").read_text()
-    assert path.endswith("demo.html") and page.startswith("<!doctype html>")
-    assert "<h1>Session demo</h1>" in page and page.count("plotly.js v") >= 1  # inlined: opens offline
-    assert "Cost per call (USD)" in page and "Latency per call (ms)" in page
-    assert "first &lt;b&gt;question&lt;/b&gt;" in page and "<b>question</b>" not in page
-    assert key not in page and "[REDACTED:openai_key]" in page
+    assert path.endswith("demo.html")
+    assert page.startswith("<!doctype html>")
+    assert "<h1>Session demo</h1>" in page
+    assert page.count("plotly.js v") >= 1  # inlined: opens offline
+    assert "Cost per call (USD)" in page
+    assert "Latency per call (ms)" in page
+    assert "first &lt;b&gt;question&lt;/b&gt;" in page
+    assert "<b>question</b>" not in page
+    assert key not in page
+    assert "[REDACTED:openai_key]" in page
     assert "another session" not in page
-    assert re.search(r"calls<b>2</b>", page) and "injection" in page and "audit chain intact" in page
+    assert re.search(r"calls<b>2</b>", page)
+    assert "injection" in page
+    assert "audit chain intact" in page
     assert "https://cdn" not in page.split("plotly.js v")[0][-2000:]
     assert main(["--config", str(tmp_path / "workbench.toml"), "report", "other", "-o", str(tmp_path / "o.html")]) == 0
-    assert "written to" in capsys.readouterr().out and (tmp_path / "o.html").stat().st_size > 1_000_000
+    assert "written to" in capsys.readouterr().out
+    assert (tmp_path / "o.html").stat().st_size > 1_000_000
     with pytest.raises(WorkbenchError, match="no calls in session 'ghost'; sessions: demo, other"):
         wb.report("ghost")

@@ -11,7 +11,8 @@ def test_a_call_is_a_tree_of_stage_spans(wb):
     wb.ask("hello there", session="s", budget=1.0)
     view = wb.trace()
     names = view.df["name"].tolist()
-    assert names[0] == "llm.call" and view.df["depth"].iloc[0] == 0
+    assert names[0] == "llm.call"
+    assert view.df["depth"].iloc[0] == 0
     assert {
         "guardrails.check_input",
         "context.compose",
@@ -23,8 +24,10 @@ def test_a_call_is_a_tree_of_stage_spans(wb):
         "cost.settle",
     } <= set(names)
     attempt = view.df[view.df["name"] == "serving.attempt"].iloc[0]
-    assert attempt["depth"] == 2 and attempt["attributes"]["deployment"] == "local/echo"
-    assert (view.df["duration_ms"] >= 0).all() and view.df["start_ms"].min() == 0
+    assert attempt["depth"] == 2
+    assert attempt["attributes"]["deployment"] == "local/echo"
+    assert (view.df["duration_ms"] >= 0).all()
+    assert view.df["start_ms"].min() == 0
     assert wb.trace(wb.calls.last()["id"]).trace_id == view.trace_id
 
 
@@ -41,15 +44,18 @@ def test_an_agent_run_is_one_trace_with_tool_calls_guard_checks_and_approvals(tm
     wb.resume(run.id)
     view = wb.trace(run.id)
     df = view.df
-    assert df["name"].iloc[0] == "agent.run" and df["attributes"].iloc[0]["status"] == "done"
-    assert (df["name"] == "llm.call").sum() == 2 and set(df[df["name"] == "llm.call"]["depth"]) == {1}
+    assert df["name"].iloc[0] == "agent.run"
+    assert df["attributes"].iloc[0]["status"] == "done"
+    assert (df["name"] == "llm.call").sum() == 2
+    assert set(df[df["name"] == "llm.call"]["depth"]) == {1}
     tools = df[df["name"] == "tool.call"]
     assert [a["outcome"] for a in tools["attributes"]] == ["pending", "ok"]
     children = df[df["parent_id"].isin(tools["span_id"])]["name"].tolist()
     assert {"guardrails.check_tool_call", "approvals.request", "tool.run db.drop"} <= set(children)
     assert wb.trace(wb.calls.last()["id"]).trace_id == view.trace_id  # a step's call opens its run's trace
     fig = view.figure()
-    assert len(fig.data[0].y) == len(df) and "agent.run" in fig.data[0].y[0]
+    assert len(fig.data[0].y) == len(df)
+    assert "agent.run" in fig.data[0].y[0]
     assert "tool: db.drop" in " ".join(fig.data[0].hovertext)
 
 
@@ -67,7 +73,8 @@ def test_workflow_steps_are_spans_under_the_run(wb):
     run = flow.run()
     df = wb.trace(run.id).df
     assert df["name"].tolist()[0] == "workflow.run"
-    assert {"workflow.step extract", "workflow.step load"} <= set(df["name"]) and set(df["depth"]) == {0, 1}
+    assert {"workflow.step extract", "workflow.step load"} <= set(df["name"])
+    assert set(df["depth"]) == {0, 1}
 
 
 def test_unknown_refs_say_what_to_do(wb):

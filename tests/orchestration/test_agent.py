@@ -52,11 +52,15 @@ def wb(tmp_path):
 
 def test_independent_tool_calls_run_in_parallel_and_the_answer_uses_their_results(wb):
     run = wb.agent("analyst", tools=["sales.*"]).run("What is the revenue of north and south?")
-    assert run.status == "done" and run.answer == "The last region made 1005."
+    assert run.status == "done"
+    assert run.answer == "The last region made 1005."
     (first, t1), (second, t2) = sorted(wb.ran)
-    assert (first, second) == ("north", "south") and abs(t1 - t2) < 0.15  # started together, not 0.2 s apart
+    assert (first, second) == ("north", "south")
+    assert abs(t1 - t2) < 0.15  # started together, not 0.2 s apart
     assert run.df()[["step", "tool", "status"]].values.tolist() == [[1, "sales.revenue", "ok"]] * 2
-    assert run.steps == 2 and len(wb.calls.df()) == 2 and set(wb.calls.df()["task"]) == {"agent:analyst"}
+    assert run.steps == 2
+    assert len(wb.calls.df()) == 2
+    assert set(wb.calls.df()["task"]) == {"agent:analyst"}
 
 
 def test_the_step_limit_and_the_budget_stop_a_run(wb):
@@ -66,20 +70,25 @@ def test_the_step_limit_and_the_budget_stop_a_run(wb):
 
     wb.settings.prices["local/scripted"] = Price(input_cost_per_token=0.0001, output_cost_per_token=0.0001)
     spender = wb.agent("spender", tools=["sales.revenue"], max_steps=50, budget=1.0).run("loop forever please")
-    assert spender.status == "stopped" and spender.steps >= 2 and spender.cost_usd <= 1.0  # never over
+    assert spender.status == "stopped"
+    assert spender.steps >= 2
+    assert spender.cost_usd <= 1.0  # never over
     assert spender.stop_reason.startswith("budget: the next step may cost up to $")
 
 
 def test_a_destructive_tool_parks_the_run_until_a_human_approves(wb):
     run = wb.agent("ops", tools=["db.*"]).run("Please clean up the staging table")
-    assert run.status == "waiting" and wb.ran == []
+    assert run.status == "waiting"
+    assert wb.ran == []
     [pending] = wb.approvals.pending().to_dict("records")
     assert (pending["tool"], pending["arguments"], pending["run_id"]) == ("db.drop", '{"table": "staging"}', run.id)
     wb.approvals.decide(pending["id"], "approve", by="ana", reason="staging is disposable")
     done = wb.resume(run.id)
-    assert done.status == "done" and done.answer == "Done: the staging table is gone."
+    assert done.status == "done"
+    assert done.answer == "Done: the staging table is gone."
     assert [r for r, _ in wb.ran] == ["drop staging"]
-    assert wb.resume(run.id).answer == done.answer and len(wb.ran) == 1  # resuming again runs nothing again
+    assert wb.resume(run.id).answer == done.answer
+    assert len(wb.ran) == 1  # resuming again runs nothing again
     decided = wb.approvals.df().iloc[0]
     assert (decided["status"], decided["decided_by"], decided["decision_reason"]) == (
         "approved",
@@ -92,7 +101,8 @@ def test_reject_and_modify_decisions(wb):
     run = wb.agent("ops", tools=["db.*"]).run("clean up the customers table")
     wb.approvals.decide(run.waiting_on, "reject", by="ana", reason="customers is production")
     done = wb.resume(run.id)
-    assert done.answer == "I did not touch anything." and wb.ran == []
+    assert done.answer == "I did not touch anything."
+    assert wb.ran == []
     assert done.df()["result"].tolist() == ["rejected by ana: customers is production"]
     other = wb.agent("ops", tools=["db.*"]).run("clean up the orders table")
     wb.approvals.decide(other.waiting_on, "modify", by="ana", arguments={"table": "orders_tmp"})
@@ -116,7 +126,8 @@ def test_guardrails_deny_a_tool_before_approvals_are_asked(tmp_path):
         raise AssertionError("must not run")
 
     run = wb.agent("ops", tools=["db.*"], model="local/scripted").run("clean up the orders table")
-    assert run.answer == "I did not touch anything." and wb.approvals.df().empty
+    assert run.answer == "I did not touch anything."
+    assert wb.approvals.df().empty
     assert run.df()["status"].tolist() == ["denied"]
 
 
@@ -155,12 +166,14 @@ def test_an_agent_remembers_in_its_own_scope_and_reads_shared(wb):
     agent = wb.agent("analyst", tools=["sales.*"], remember=True)
     first = agent.run("What is the revenue of north and south?")
     [episode] = wb.memory.df("agent:analyst").to_dict("records")
-    assert episode["kind"] == "episode" and episode["text"].endswith(f"-> {first.answer}")
+    assert episode["kind"] == "episode"
+    assert episode["text"].endswith(f"-> {first.answer}")
     agent.run("What is the revenue of east and west?")
     import json
 
     system = json.loads(wb.calls.last()["request"])["messages"][0]["content"]
-    assert "What you remember:" in system and "Revenue figures are in EUR" in system
+    assert "What you remember:" in system
+    assert "Revenue figures are in EUR" in system
     assert wb.memory.df("agent:other").empty  # another agent's scope stays empty
 
 

@@ -113,7 +113,8 @@ def test_a_workflow_resumed_from_two_threads_runs_its_approved_tool_once(wb):
     wf = wb.workflow("cleanup")
     wf.tool("drop", "db.drop", arguments={"table": "staging"})
     run = wf.run()
-    assert run.status == "waiting" and run.waiting_on == ["drop"]
+    assert run.status == "waiting"
+    assert run.waiting_on == ["drop"]
     [approval] = wb.approvals.pending()["id"]
     wb.approvals.decide(approval, "approve", by="ana")
     barrier = threading.Barrier(3)
@@ -148,7 +149,8 @@ def test_approve_and_reject_at_the_same_moment_one_decision_wins(tmp_path):
         winners = [d for d, o in outs.items() if o["won"]]
         assert len(winners) == 1, outs
         [loser] = [o for o in outs.values() if not o["won"]]
-        assert "is already" in loser["error"] and "a decision is taken once" in loser["error"]
+        assert "is already" in loser["error"]
+        assert "a decision is taken once" in loser["error"]
         assert wb.approvals.get(row["id"])["status"] == {"approve": "approved", "reject": "rejected"}[winners[0]]
         decisions = [w["event"] for w in wb.audit.df(kind="approval")["what"] if w.get("event") != "requested"]
         assert decisions.count("approved") + decisions.count("rejected") == _ + 1
@@ -176,7 +178,8 @@ def test_a_tool_whose_process_was_killed_mid_run_is_never_run_again(tmp_path):
     assert marks.read_text().count("drop staging") == 1  # ... but not the tool
     assert done.answer == "Something went wrong; I stopped."
     [call] = done.df().to_dict("records")
-    assert call["status"] == "unknown" and "not run again" in call["result"]
+    assert call["status"] == "unknown"
+    assert "not run again" in call["result"]
     assert wb.approvals.get(run.waiting_on)["execution"] == "unknown"
     assert wb.audit.verify().ok
     wb.close()
@@ -226,16 +229,20 @@ def test_edited_arguments_go_through_the_schema_and_every_guardrail_again(guarde
         '{"path": "../../../../etc/hosts"}',
     ]
     out = subprocess.run(cli, capture_output=True, text=True)
-    assert out.returncode == 2 and "were refused" in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode == 2
+    assert "were refused" in out.stderr
+    assert "Traceback" not in out.stderr
     assert guarded.approvals.get(run.waiting_on)["status"] == "pending"
     guarded.approvals.checker = None  # a decision taken where the check could not run: the run checks again
     guarded.approvals.decide(run.waiting_on, "modify", by="ana", arguments={"path": "/etc/passwd"})
     done = guarded.resume(run.id)
-    assert guarded.deleted == [] and done.answer == "I was not allowed to."
+    assert guarded.deleted == []
+    assert done.answer == "I was not allowed to."
     assert done.df()["status"].tolist() == ["denied"]
     other = guarded.agent("ops", tools=["files.*"]).run("delete the file data/b.csv")
     guarded.approvals.decide(other.waiting_on, "modify", by="ana", arguments={"path": "data/a.csv"})
-    assert guarded.resume(other.id).answer == "Deleted data/a.csv." and guarded.deleted == ["data/a.csv"]
+    assert guarded.resume(other.id).answer == "Deleted data/a.csv."
+    assert guarded.deleted == ["data/a.csv"]
 
 
 def test_escalation_names_who_decides_and_posts_to_the_webhook(tmp_path, hook):
@@ -251,7 +258,8 @@ def test_escalation_names_who_decides_and_posts_to_the_webhook(tmp_path, hook):
     with pytest.warns(UserWarning, match="escalated by ana to boss"):
         wb.approvals.escalate(row["id"], to="boss", by="ana", reason="production table")
     wb.alerts.flush()
-    assert received[-1]["rule"] == "approval_escalated" and "to boss: production table" in received[-1]["text"]
+    assert received[-1]["rule"] == "approval_escalated"
+    assert "to boss: production table" in received[-1]["text"]
     with pytest.raises(ApprovalError, match="escalated to boss: only they can decide it, not ana"):
         wb.approvals.decide(row["id"], "approve", by="ana")
     wb.approvals.decide(row["id"], "reject", by="boss", reason="not today")

@@ -52,8 +52,11 @@ def test_steps_run_after_their_dependencies_and_fan_out_is_bounded(wb):
 
     wf.llm("summary", "Summarise: total {total}", depends_on=["total"], model="local/scripted")
     run = wf.run()
-    assert run.status == "done" and run["revenue"] == [500, 500, 400, 400, 600, 700] and run["total"] == 3100
-    assert run["summary"] == "Summary of total 3100" and peak[0] == 3
+    assert run.status == "done"
+    assert run["revenue"] == [500, 500, 400, 400, 600, 700]
+    assert run["total"] == 3100
+    assert run["summary"] == "Summary of total 3100"
+    assert peak[0] == 3
     assert set(run.df()["step"]) == {"regions", "total", "summary", "revenue"} | {f"revenue[{i}]" for i in range(6)}
 
 
@@ -81,14 +84,16 @@ def test_retry_skip_fallback_and_fail(wb):
         return f"{flaky}/{optional}/{with_default}"
 
     run = wf.run()
-    assert run["report"] == "ok/None/default ('rate')" and calls["flaky"] == 3
+    assert run["report"] == "ok/None/default ('rate')"
+    assert calls["flaky"] == 3
     statuses = run.df().set_index("step")["status"].to_dict()
     assert statuses == {"flaky": "done", "optional": "skipped", "with_default": "fallback", "report": "done"}
     failing = wb.workflow("failing")
     failing.step(name="boom")(lambda: 1 / 0)
     failing.step(name="after", depends_on=["boom"])(lambda boom: boom)
     failed = failing.run()
-    assert failed.status == "failed" and failed.error.startswith("step boom failed after 1 attempt(s): ZeroDivision")
+    assert failed.status == "failed"
+    assert failed.error.startswith("step boom failed after 1 attempt(s): ZeroDivision")
     assert "after" not in failed.results
 
 
@@ -118,11 +123,15 @@ def test_a_tool_step_waiting_for_approval_parks_the_run_and_resume_finishes_it(w
     wf.tool("vacuum", "db.vacuum", arguments=lambda tables: {"table": tables[0]}, depends_on=["tables"])
     wf.step(name="note", depends_on=["vacuum"])(lambda vacuum: vacuum.upper())
     run = wf.run()
-    assert run.status == "waiting" and run.waiting_on == ["vacuum"] and ran == []
+    assert run.status == "waiting"
+    assert run.waiting_on == ["vacuum"]
+    assert ran == []
     [pending] = wb.approvals.pending().to_dict("records")
     wb.approvals.decide(pending["id"], "approve", by="ana")
     done = wf.resume(run.id)
-    assert done.status == "done" and done["note"] == "VACUUMED EVENTS" and ran == ["events"]
+    assert done.status == "done"
+    assert done["note"] == "VACUUMED EVENTS"
+    assert ran == ["events"]
 
 
 def test_a_killed_run_resumes_without_re_running_finished_steps(tmp_path):
@@ -156,7 +165,8 @@ def test_a_killed_run_resumes_without_re_running_finished_steps(tmp_path):
     finished = {
         r[0] for r in conn.execute("SELECT step FROM workflow_steps WHERE status = 'done' AND step LIKE 'squares[%'")
     }
-    assert status == "running" and 15 <= len(finished) < 20
+    assert status == "running"
+    assert 15 <= len(finished) < 20
     ran_before = marks.read_text().split()
     out = subprocess.run(
         [sys.executable, str(CRASH), str(store), str(marks), "resume", run_id],
@@ -168,4 +178,5 @@ def test_a_killed_run_resumes_without_re_running_finished_steps(tmp_path):
     ran_after = marks.read_text().split()[len(ran_before) :]
     resumed = {f"squares[{i}]" for i in ran_after}
     assert not resumed & finished  # no finished branch ran again (one cut off mid-step may, it never finished)
-    assert {f"squares[{i}]" for i in range(20)} - finished <= resumed and len(set(ran_before + ran_after)) == 20
+    assert {f"squares[{i}]" for i in range(20)} - finished <= resumed
+    assert len(set(ran_before + ran_after)) == 20

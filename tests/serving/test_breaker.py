@@ -51,7 +51,8 @@ def test_half_open_probe_closes_on_success_and_reopens_on_failure(tmp_path, chao
     time.sleep(0.35)
     probe = wb.ask("probe while still failing", model="r")
     assert statuses(wb, probe.call_id)[0] == ["flaky", "error", "InternalServerError"]
-    assert wb.models().set_index("deployment").loc["flaky", "breaker"] == "open" and flaky.stats.requests == 2
+    assert wb.models().set_index("deployment").loc["flaky", "breaker"] == "open"
+    assert flaky.stats.requests == 2
     flaky.status = None  # the deployment recovers
     time.sleep(0.35)
     healed = wb.ask("probe again", model="r")
@@ -68,7 +69,8 @@ def test_when_every_circuit_is_open_the_call_waits_for_the_probe_within_its_dead
     only.status = None
     t0 = time.perf_counter()
     result = wb.ask("wait for me", model="r")
-    assert result.text == "[only] wait for me" and time.perf_counter() - t0 >= 0.5
+    assert result.text == "[only] wait for me"
+    assert time.perf_counter() - t0 >= 0.5
     assert statuses(wb, result.call_id)[0] == ["only", "skipped", "CircuitOpen"]
 
 
@@ -92,9 +94,11 @@ def test_rate_limits_and_bad_requests_do_not_count_against_health():
     assert b.state("d") == "closed"
     b.failed("d", "Timeout")
     b.failed("d", "InternalServerError")
-    assert b.state("d") == "open" and not b.allow("d")
+    assert b.state("d") == "open"
+    assert not b.allow("d")
     now[0] = 10.0
-    assert b.allow("d") and not b.allow("d")  # one probe at a time
+    assert b.allow("d")
+    assert not b.allow("d")  # one probe at a time
     b.succeeded("d")
     assert b.state("d") == "closed"
 
@@ -121,5 +125,7 @@ def test_breakers_and_health_are_kept_per_endpoint_not_per_model_name(tmp_path, 
         [f"openai/llama @ {replica.url}", "ok", ""],
     ]
     models = wb.models().set_index(["route", "order"])
-    assert models.loc[("a", 1), "breaker"] == "open" and models.loc[("b", 1), "breaker"] == "closed"
-    assert models.loc[("pair", 1), "error_rate"] == 1.0 and models.loc[("pair", 2), "error_rate"] == 0.0
+    assert models.loc[("a", 1), "breaker"] == "open"
+    assert models.loc[("b", 1), "breaker"] == "closed"
+    assert models.loc[("pair", 1), "error_rate"] == 1.0
+    assert models.loc[("pair", 2), "error_rate"] == 0.0

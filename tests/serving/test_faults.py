@@ -77,7 +77,8 @@ def test_a_refused_connection_names_the_host(wb, chaos):
     )
     result = wb.ask("hi", model="r")
     gone = wb.calls.attempts(result.call_id).iloc[0]
-    assert gone["error_class"] == "APIConnectionError" and gone["error"].startswith("cannot connect to 127.0.0.1:9")
+    assert gone["error_class"] == "APIConnectionError"
+    assert gone["error"].startswith("cannot connect to 127.0.0.1:9")
 
 
 def test_a_provider_that_ignores_max_tokens_cannot_overspend_a_budget(wb, chaos):
@@ -87,12 +88,14 @@ def test_a_provider_that_ignores_max_tokens_cannot_overspend_a_budget(wb, chaos)
     long_prompt = "word " * 200
     shown = []
     streamed = wb.ask(long_prompt, model="r", max_tokens=10, stream=True, on_token=shown.append)
-    assert streamed.usage["completion_tokens"] <= 12 and len(streamed.text.split()) < 20  # read up to the cap
+    assert streamed.usage["completion_tokens"] <= 12
+    assert len(streamed.text.split()) < 20  # read up to the cap
     assert wb.store.query("SELECT finish_reason FROM calls")[0]["finish_reason"] == "length"
     with pytest.warns(UserWarning, match="over the .* reserved for it"):
         wb.ask(long_prompt, model="r", max_tokens=10)  # not streamed: it can only be recorded and alerted
     alert = wb.alerts.df().iloc[0]
-    assert alert["rule"] == "budget_overspend" and alert["event"] == "notice"
+    assert alert["rule"] == "budget_overspend"
+    assert alert["event"] == "notice"
     spent = wb.budgets.df().iloc[0]["spent_usd"]
     assert spent == pytest.approx(float(wb.store.query("SELECT SUM(cost_usd) AS c FROM calls")[0]["c"]))
 

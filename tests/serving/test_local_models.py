@@ -25,7 +25,8 @@ def test_streaming_yields_words_and_usage():
         )
     )
     deltas = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
-    assert "".join(deltas) == "one two three" and len(deltas) == 3
+    assert "".join(deltas) == "one two three"
+    assert len(deltas) == 3
     built = litellm.stream_chunk_builder(chunks)
     assert built.usage.completion_tokens == 3
 
@@ -75,7 +76,8 @@ SCRIPT = Scripted(
 def test_scripted_rules_reply_call_tools_and_fall_back():
     assert respond([{"role": "user", "content": "hello you"}], SCRIPT).text == "Hi there"
     turn = respond([{"role": "user", "content": "weather in Oslo?"}], SCRIPT)
-    assert turn.tool == "get_weather" and turn.arguments == {"city": "Oslo"}
+    assert turn.tool == "get_weather"
+    assert turn.arguments == {"city": "Oslo"}
     assert respond([{"role": "tool", "content": "21C"}], SCRIPT).text == "It is 21 degrees."
     assert respond([{"role": "user", "content": "unmatched"}], SCRIPT).text == "no rule"
 
@@ -86,7 +88,8 @@ def test_scripted_tool_call_through_litellm():
         model="local/scripted", local_scripted=SCRIPT, messages=[{"role": "user", "content": "weather in Lima"}]
     )
     call = r.choices[0].message.tool_calls[0]
-    assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"city": "Lima"}
+    assert call.function.name == "get_weather"
+    assert json.loads(call.function.arguments) == {"city": "Lima"}
     assert r.choices[0].finish_reason == "tool_calls"
 
 
@@ -94,7 +97,8 @@ def test_local_models_stop_at_max_tokens_like_real_ones():
     litellm = litellm_module()
     long = "one two three four five six seven eight nine ten"
     r = litellm.completion(model="local/echo", max_tokens=3, messages=[{"role": "user", "content": long}])
-    assert r.choices[0].message.content == "one two three" and r.choices[0].finish_reason == "length"
+    assert r.choices[0].message.content == "one two three"
+    assert r.choices[0].finish_reason == "length"
     assert r.usage.completion_tokens == 3
 
 

@@ -32,7 +32,8 @@ def test_cheapest_first_by_this_requests_price(wb, chaos):
     result = wb.ask("which one?", model="r", max_tokens=10)
     assert result.text == "[cheap] which one?"
     routing = wb.calls.last()["routing"]
-    assert routing.startswith("cheapest: cheap $") and routing.index("cheap $") < routing.index("dear $")
+    assert routing.startswith("cheapest: cheap $")
+    assert routing.index("cheap $") < routing.index("dear $")
 
 
 def test_cheapest_puts_a_deployment_whose_window_is_too_small_last():
@@ -45,7 +46,8 @@ def test_cheapest_puts_a_deployment_whose_window_is_too_small_last():
     ranked, reason = order(
         route, Request("r", [{"role": "user", "content": "x"}]), Settings(), LatencyTracker(), litellm
     )
-    assert [d.model for d in ranked] == ["large/m", "small/m"] and "small/m $0.000000 (too long)" in reason
+    assert [d.model for d in ranked] == ["large/m", "small/m"]
+    assert "small/m $0.000000 (too long)" in reason
 
 
 def test_fastest_learns_latency_and_prefers_the_faster_deployment(wb, chaos):
@@ -59,7 +61,8 @@ def test_fastest_learns_latency_and_prefers_the_faster_deployment(wb, chaos):
         policy="fastest",
     )
     answers = [wb.ask(f"q{i}", model="r").text for i in range(4)]
-    assert answers[0].startswith("[slow]") and answers[1].startswith("[fast]")  # each measured once
+    assert answers[0].startswith("[slow]")
+    assert answers[1].startswith("[fast]")  # each measured once
     assert all(a.startswith("[fast]") for a in answers[2:])
     assert wb.calls.last()["routing"].startswith("fastest: fast ")
 
@@ -82,5 +85,6 @@ def test_complexity_score_is_transparent():
         return complexity(Request("r", [{"role": "user", "content": text}]), count)
 
     assert score("What time is it?") == (0, [])
-    assert score("word " * 150)[0] == 1 and score("word " * 500)[0] == 2
+    assert score("word " * 150)[0] == 1
+    assert score("word " * 500)[0] == 2
     assert score("SELECT * FROM t")[0] == 2

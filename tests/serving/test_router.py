@@ -23,14 +23,17 @@ def test_fails_over_from_a_dead_deployment_and_records_every_attempt(wb, chaos):
     dead, ok = chaos(name="dead", status=503), chaos(name="ok")
     route(wb, "r", dead, ok)
     result = wb.ask("hello", model="r")
-    assert result.text == "[ok] hello" and result.model == "openai/chaos" and result.route == "r"
+    assert result.text == "[ok] hello"
+    assert result.model == "openai/chaos"
+    assert result.route == "r"
     assert attempts(wb, result.call_id) == [
         ["dead", "error", "ServiceUnavailableError", 503],
         ["dead", "error", "ServiceUnavailableError", 503],
         ["ok", "ok", None, None],
     ]
     assert [a.deployment for a in result.attempts] == ["dead", "dead", "ok"]
-    assert dead.stats.requests == 2 and ok.stats.requests == 1
+    assert dead.stats.requests == 2
+    assert ok.stats.requests == 1
 
 
 def test_retry_after_is_honoured_before_retrying(wb, chaos):
@@ -56,7 +59,8 @@ def test_a_long_retry_after_fails_over_at_once(wb, chaos):
     wb.ask("first", model="r")
     t0 = time.perf_counter()
     result = wb.ask("second", model="r")
-    assert time.perf_counter() - t0 < 5 and result.text.startswith("[backup]")
+    assert time.perf_counter() - t0 < 5
+    assert result.text.startswith("[backup]")
 
 
 def test_context_window_exceeded_fails_over_without_retry(wb, chaos):
@@ -103,9 +107,11 @@ def test_all_failing_raises_one_line_and_keeps_the_failed_call(wb, chaos):
     route(wb, "r", dead, retries=0)
     with pytest.raises(ProviderError) as err:
         wb.ask("anyone?", model="r")
-    assert "route 'r': all 1 attempts failed" in str(err.value) and "\n" not in str(err.value)
+    assert "route 'r': all 1 attempts failed" in str(err.value)
+    assert "\n" not in str(err.value)
     calls = wb.calls.df()
-    assert calls["status"].tolist() == ["error"] and calls["prompt"].tolist() == ["anyone?"]
+    assert calls["status"].tolist() == ["error"]
+    assert calls["prompt"].tolist() == ["anyone?"]
     assert attempts(wb, err.value.call_id) == [["dead", "error", "InternalServerError", 500]]
 
 
@@ -120,7 +126,8 @@ def test_missing_key_is_skipped_and_never_sent(wb, chaos, monkeypatch):
         ],
     )
     result = wb.ask("fallback please", model="r")
-    assert result.model == "local/echo" and guarded.stats.requests == 0
+    assert result.model == "local/echo"
+    assert guarded.stats.requests == 0
     assert attempts(wb, result.call_id)[0][:3] == ["paid", "skipped", "MissingKey"]
 
 
@@ -150,10 +157,12 @@ def test_streaming_over_http_reports_usage_and_time_to_first_token(wb, chaos):
     route(wb, "r", server)
     seen = []
     result = wb.ask("stream these four words", model="r", stream=True, on_token=seen.append)
-    assert "".join(seen) == result.text == "[s] stream these four words" and len(seen) == 5
+    assert "".join(seen) == result.text == "[s] stream these four words"
+    assert len(seen) == 5
     assert result.usage == {"prompt_tokens": 4, "completion_tokens": 5, "total_tokens": 9}
     row = wb.calls.last()
-    assert row["stream"] == 1 and row["ttft_ms"] > 0
+    assert row["stream"] == 1
+    assert row["ttft_ms"] > 0
 
 
 def test_async_ask_fails_over_too(wb, chaos):
@@ -191,7 +200,8 @@ def test_a_stream_cut_mid_way_discards_the_partial_text_and_fails_over(wb, chaos
     seen = []
     result = wb.ask("one two three four", model="r", stream=True, on_token=seen.append)
     assert result.text == "[ok] one two three four"
-    assert None in seen and "".join(t for t in seen[seen.index(None) + 1 :]) == result.text
+    assert None in seen
+    assert "".join(t for t in seen[seen.index(None) + 1 :]) == result.text
     assert attempts(wb, result.call_id)[0][:3] == ["cut", "error", "MidStreamFallbackError"]
 
 
@@ -215,7 +225,8 @@ def test_streamed_calls_are_priced_even_when_the_provider_sends_no_usage(wb, cha
         ],
     )
     result = wb.ask("count these tokens for me", model="r", stream=True)
-    assert result.usage["prompt_tokens"] > 0 and result.usage["completion_tokens"] > 0
+    assert result.usage["prompt_tokens"] > 0
+    assert result.usage["completion_tokens"] > 0
     assert result.cost_usd == pytest.approx(
         result.usage["prompt_tokens"] * 0.001 + result.usage["completion_tokens"] * 0.002
     )

@@ -18,10 +18,15 @@ def test_compact_keeps_aggregates_and_a_verifiable_chain(tmp_path):
     costs_before = wb.costs.df(by="session").set_index("session")["cost_usd"].to_dict()
     tokens_before = wb.store.query("SELECT SUM(total_tokens) t FROM calls")[0]["t"]
     dry = compact(wb.store, cut, dry_run=True)
-    assert dry.dry_run and dry.calls == 40 and dry.bytes_freed == 0
+    assert dry.dry_run
+    assert dry.calls == 40
+    assert dry.bytes_freed == 0
     assert wb.store.query("SELECT COUNT(*) n FROM calls WHERE text IS NULL")[0]["n"] == 0
     done = compact(wb.store, cut)
-    assert done.calls == 40 and done.spans > 0 and done.audit_entries == 41 and done.bytes_freed > 100_000
+    assert done.calls == 40
+    assert done.spans > 0
+    assert done.audit_entries == 41
+    assert done.bytes_freed > 100_000
     assert "bytes freed" in str(done)
     old = wb.store.query("SELECT * FROM calls WHERE session = 'old'")
     assert all(r["prompt"] is None and r["text"] is None and r["request"] is None and r["compacted_at"] for r in old)

@@ -58,7 +58,8 @@ def test_migrates_a_store_created_by_the_first_schema(tmp_path):
     store = Store(tmp_path / "old.db")
     assert [r["id"] for r in store.query("SELECT id FROM calls")] == ["kept"]
     plan = store.query("EXPLAIN QUERY PLAN SELECT id FROM calls WHERE fingerprint = 'f' ORDER BY started_at DESC")
-    assert "idx_calls_fingerprint_started_at" in plan[0]["detail"] and "TEMP B-TREE" not in str(plan)
+    assert "idx_calls_fingerprint_started_at" in plan[0]["detail"]
+    assert "TEMP B-TREE" not in str(plan)
 
 
 def _call(i: str, **extra):
@@ -138,7 +139,8 @@ def test_a_batch_keeps_each_transaction_atomic_and_commits_what_completed(tmp_pa
     assert [r["ref"] for r in store.query("SELECT ref FROM audit ORDER BY id")] == ["one", "two"]
     assert store.query("SELECT COUNT(*) n FROM budgets")[0]["n"] == 0
     assert AuditLog(store).verify().ok
-    assert store.conn.execute("PRAGMA cache_size").fetchone()[0] == cache and not store.conn.in_transaction
+    assert store.conn.execute("PRAGMA cache_size").fetchone()[0] == cache
+    assert not store.conn.in_transaction
 
 
 def test_migrations_register_in_sequence_and_refuse_a_gap():

@@ -23,5 +23,6 @@ def test_the_tour_runs_in_order_and_again_on_one_store(tmp_path, monkeypatch):
     first = tour.run(root)
     second = tour.run(root)
     assert tour.problems(first, second) == []
-    assert (root / ".workbench" / "workbench.db").exists() and not os.environ.get("WORKBENCH_STORE")
+    assert (root / ".workbench" / "workbench.db").exists()
+    assert not os.environ.get("WORKBENCH_STORE")
     assert len(first) == len(list(Path(root, "notebooks").glob("[0-9][0-9]_*.ipynb"))) >= 10
