@@ -11,6 +11,7 @@
     ├── BudgetExceeded        the call's worst case does not fit a budget (nothing was sent)
     ├── KillSwitchActive      the kill switch is on (nothing was sent)
     ├── ContextOverflow       the fixed part of a context (system, pinned, input) is over budget
+    ├── ImageError            an image that is not one, is over the size limits, or goes to a model that cannot see
     ├── ToolError             a tool failed or is unknown (MCP or Python)
     ├── ApprovalError         unknown, already decided (lost the race), expired, malformed, or not yours
     ├── RunBusy               another caller is still continuing this run
@@ -28,7 +29,12 @@ message says what was wrong and what to do, in its first line.
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
 from typing import Any
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 class WorkbenchError(Exception):
@@ -75,3 +81,13 @@ class GuardrailViolation(WorkbenchError):
 
 class KillSwitchActive(WorkbenchError):
     """The kill switch is on: no call is sent until it is lifted."""
+
+
+def warn_at_caller(message: str, category: type[Warning]) -> None:
+    """``warnings.warn`` attributed to the first frame outside the workbench package: the user's line (a
+    notebook cell, a script) that made the call, however deep inside the workbench the warning arose.
+    """
+    level, frame = 2, sys._getframe(1)  # 2: the caller of this function
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        level, frame = level + 1, frame.f_back  # type: ignore[assignment]
+    warnings.warn(message, category, stacklevel=level)

@@ -55,7 +55,7 @@ class Workbench:
     """The runtime: ``wb.ask(...)`` and the views on what it recorded."""
 
     def __init__(self, settings: Settings | None = None):
-        self.settings = settings or load_settings()
+        self._settings = settings or load_settings()
         self.store = Store(self.settings.store)
         self._router = Router(self.settings)
         self._router.limiter = RateLimiter(self.store)
@@ -155,6 +155,16 @@ class Workbench:
     def from_config(cls, path: str | os.PathLike[str] | None = None, **overrides: Any) -> Workbench:
         """Build from workbench.toml / [tool.workbench] / WORKBENCH_* (``overrides`` win)."""
         return cls(load_settings(path, **overrides))
+
+    @property
+    def settings(self) -> Settings:
+        """The effective settings (replacing them reaches the pipeline too)."""
+        return self._settings
+
+    @settings.setter
+    def settings(self, value: Settings) -> None:
+        self._settings = value
+        self._pipeline.settings = value
 
     @property
     def mode(self) -> str:

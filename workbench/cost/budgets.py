@@ -15,14 +15,13 @@ plus a key; over a period: ``day`` or ``month`` (UTC) or ``total``; in USD, toke
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from workbench.config import Route, Settings
-from workbench.errors import BudgetExceeded, KillSwitchActive, WorkbenchError
+from workbench.errors import BudgetExceeded, KillSwitchActive, WorkbenchError, warn_at_caller
 from workbench.serving import Request, litellm_module
 from workbench.serving.policies import unit_prices
 from workbench.store import Store, utcnow
@@ -312,7 +311,7 @@ class Budgets:
                             f"{spent_tokens} tokens)"
                         )
         for notice in notices:
-            warnings.warn(notice, BudgetWarning, stacklevel=5)
+            warn_at_caller(notice, BudgetWarning)
         return notices
 
     def _usage(self, conn: Any, budget: dict[str, Any]) -> tuple[float, int, float, int]:

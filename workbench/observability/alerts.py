@@ -22,12 +22,11 @@ import math
 import os
 import threading
 import urllib.request
-import warnings
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from workbench.config import AlertRule, Settings
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, warn_at_caller
 from workbench.guardrails.scanners import scrub
 from workbench.store import Store, utcnow
 
@@ -131,7 +130,7 @@ class Alerts:
             notice = _describe(row)
             notices.append(notice)
             if warn:
-                warnings.warn(notice, AlertWarning, stacklevel=5)  # at the line that made the call
+                warn_at_caller(notice, AlertWarning)  # at the line that made the call
             self._post(row)
         return notices
 
@@ -153,7 +152,7 @@ class Alerts:
                 f"INSERT INTO alerts ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values())
             ).lastrowid
         if warn:
-            warnings.warn(text, AlertWarning, stacklevel=3)
+            warn_at_caller(text, AlertWarning)
         self._post(row, text)
 
     def values(self) -> pd.DataFrame:
