@@ -383,6 +383,14 @@ class OTelSettings(_Strict):
     service_name: str = "workbench"
 
 
+class ImageSettings(_Strict):
+    """Limits on the images a call sends (``[images]``)."""
+
+    max_mb: float = Field(20.0, gt=0)  # one image
+    max_call_mb: float = Field(50.0, gt=0)  # all of one call's images together
+    vision: list[str] = Field(default_factory=list)  # models to treat as seeing images, beyond what litellm knows
+
+
 class Settings(_Strict):
     """Everything the runtime needs to know, validated."""
 
@@ -404,6 +412,7 @@ class Settings(_Strict):
     contexts: Path = Path("contexts")  # where context specs (NAME.yaml / NAME.toml) live
     retrieval: Literal["bm25", "hybrid"] = "bm25"  # hybrid: + sentence embeddings (the embeddings extra)
     max_value_tokens: int = Field(2000, ge=50)  # each {value} in a %%llm cell (a DataFrame, Out[n]) at most this
+    images: ImageSettings = Field(default_factory=ImageSettings)
     source: Path | None = None
     root: Path = Field(default_factory=Path.cwd)
 

@@ -48,6 +48,8 @@ class AskOptions:
         remember: with ``memory``: write the prompt to that scope.
         sink: where the answer is going (html, shell, sql): the output guardrail checks for it.
         schema: a JSON-schema dict or pydantic model: the answer must conform (one re-ask).
+        images: images shown with the prompt (PNG/JPEG bytes, paths, PIL images, matplotlib or plotly
+            figures); each stands in the prompt as its ``[image WxH png sha256:...]`` marker.
 
     """
 
@@ -73,6 +75,7 @@ class AskOptions:
     remember: bool = False
     sink: Sink | None = None
     schema: Any = None
+    images: tuple[Any, ...] = ()
 
     @classmethod
     def of(cls, options: AskOptions | None = None, overrides: dict[str, Any] | None = None) -> AskOptions:
@@ -130,6 +133,7 @@ class AskOptions:
             priority=0,
             max_wait=None,
             schema=None,
+            images=(),
         )
 
 
@@ -158,6 +162,7 @@ class AskKwargs(TypedDict, total=False):
     remember: bool
     sink: Sink | None
     schema: Any
+    images: tuple[Any, ...] | list[Any]
 
 
 NAMES = frozenset(f.name for f in fields(AskOptions))

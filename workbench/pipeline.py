@@ -10,12 +10,14 @@ and delegates to it.
 
 from __future__ import annotations
 
+import base64
 import re
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Unpack
 
 from workbench.config import Deployment, Route, Settings
@@ -57,6 +59,17 @@ from workbench.observability import Alerts, Trace, new_id
 from workbench.options import AskKwargs, AskOptions
 from workbench.result import Format, Result
 from workbench.serving import Completion, ReplayServing, Request, Router, TokenSink, litellm_module
+from workbench.serving.images import (
+    BLOB_SCHEME,
+    Image,
+    ImageError,
+    as_image,
+    check_sizes,
+    from_bytes,
+    is_image,
+    refs,
+    with_parts,
+)
 from workbench.store import Store, utcnow
 from workbench.store.records import CallRow, CallStatus
 
@@ -145,7 +158,7 @@ class Pipeline:
 
     def ask(self, prompt: str, options: AskOptions | None = None, **kwargs: Unpack[AskKwargs]) -> Result:
         """The call behind :meth:`Workbench.ask <workbench.runtime.Workbench.ask>`."""
-        opts = self._options(options, dict(kwargs))
+        prompt, opts = _with_images(prompt, self._options(options, dict(kwargs)))
         call = self._begin(prompt, opts)
         result = self._run(call, opts.on_token, opts.format)
         if opts.schema is None:
@@ -158,7 +171,7 @@ class Pipeline:
 
     async def aask(self, prompt: str, options: AskOptions | None = None, **kwargs: Unpack[AskKwargs]) -> Result:
         """Async twin of :meth:`ask` (uses ``litellm.acompletion``); the same options."""
-        opts = self._options(options, dict(kwargs))
+        prompt, opts = _with_images(prompt, self._options(options, dict(kwargs)))
         call = self._begin(prompt, opts)
         result = await self._arun(call, opts.on_token, opts.format)
         if opts.schema is None:
@@ -218,18 +231,27 @@ class Pipeline:
         else:
             self.guard.ensure_open(session, agent)
         messages = [dict(m) for m in messages]
+        blobs: dict[str, Image] = {}
         for n, m in enumerate(messages, 1):  # everything sent, not only the task: under the secrets policy
-            if isinstance(m.get("content"), str):
+            if isinstance(m.get("content"), list):  # content parts: images stored by hash, text screened
+                m["content"] = self._parts(m["content"], blobs, f"message {n} ({m.get('role')})", session, agent)
+            elif isinstance(m.get("content"), str):
                 m["content"] = self.guard.screen_secrets(
                     m["content"], f"message {n} ({m.get('role')})", session=session, agent=agent, call_id=call_id
                 )
+        if blobs:
+            check_sizes(list(blobs.values()), self.settings.images.max_mb, self.settings.images.max_call_mb)
+            if self.mode == "live":
+                self._check_vision(route)
         system_text = None
         if messages[0]["role"] == "system":
             system_text = messages[0]["content"]
             messages[0]["content"] = self.guard.with_canary(system_text)
         params = {"temperature": temperature, "max_tokens": max_tokens, "tools": tools or None}
         request = Request(route_name, messages, {k: v for k, v in params.items() if v is not None}, False)
-        prompt = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "") or ""
+        request.blobs = blobs
+        said = request.text_messages()[0]
+        prompt = next((m["content"] for m in reversed(said) if m["role"] == "user"), "") or ""
         call = self._call(spans, t0, route, request, prompt, session, user, task, call_id)
         call.agent, call.system, call.observe = agent, system_text, False
         call.use_cache = route.cache if route.cache is not None else self.settings.cache.enabled
@@ -416,6 +438,9 @@ class Pipeline:
         self._check_args(
             prompt, system=system, session=session, user=user, task=task, agent=agent, spec=spec, memory=memory
         )
+        images = [as_image(i) for i in opts.images]
+        check_sizes(images, self.settings.images.max_mb, self.settings.images.max_call_mb)
+        prompt += "".join(f"\n{i.marker}" for i in images if i.marker not in prompt)  # each shown where it stands
         if not prompt.strip():
             raise WorkbenchError("the prompt is empty: write the question in the cell or pass prompt=")
         if memory is not None:
@@ -430,6 +455,8 @@ class Pipeline:
             litellm_module()  # a one-off import of seconds is not part of any call's latency
         t0 = time.perf_counter()
         route_name, route = self._router.resolve(model, check=self.mode == "live")
+        if images and self.mode == "live":
+            self._check_vision(route)
         trace = Trace()
         trace.begin("llm.call", route=route_name, mode=self.mode, session=session)
         with trace.span("guardrails.check_input") as attrs:  # a block raises: nothing is sent
@@ -475,8 +502,11 @@ class Pipeline:
             "max_tokens": opts.max_tokens,
             "response_format": opts.response_format,
         }
+        if images:
+            messages = _show(messages, images)
         request = Request(route_name, messages, {k: v for k, v in params.items() if v is not None}, opts.stream)
         request.answer_cap = opts.max_tokens
+        request.blobs = {i.sha256: i for i in images}
         call = self._call(trace, t0, route, request, prompt, session, user, task, call_id)
         call.agent, call.plan, call.memory, call.remember = agent, plan, memory, remember
         call.system = system_text
@@ -648,6 +678,7 @@ class Pipeline:
     def rerun(self, request: Request, prompt: str, replay_of: str, request_json: str | None = None) -> Result:
         """The re-send behind :meth:`Workbench.rerun <workbench.runtime.Workbench.rerun>`."""
         _, route = self._router.resolve(request.route, check=self.mode == "live")
+        request.blobs = self.stored_images(refs(request.messages))
         trace = Trace()
         trace.begin("llm.call", route=request.route, mode=self.mode, replay_of=replay_of)
         call = self._call(
@@ -834,7 +865,66 @@ class Pipeline:
             call.trace.for_store(call.id),
             settle_reservation=call.reserved,
             audit_also=self._new_version(call),
+            blobs=_blobs(call.request),
         )
+
+    def _parts(
+        self, parts: list[Any], blobs: dict[str, Image], where: str, session: str | None, agent: str | None
+    ) -> list[Any]:
+        """A message's content parts as stored and sent: each image (a ``data:`` URL, or one already stored)
+        named by its hash, each text under the secrets policy.
+        """
+        out = []
+        for part in parts:
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "text":
+                text = self.guard.screen_secrets(str(part.get("text", "")), where, session=session, agent=agent)
+                out.append({**part, "text": text})
+            elif kind == "image_url":
+                url = str((part.get("image_url") or {}).get("url", ""))
+                if url.startswith(BLOB_SCHEME):
+                    image = self.stored_images([url.removeprefix(BLOB_SCHEME)])[url.removeprefix(BLOB_SCHEME)]
+                elif url.startswith("data:") and ";base64," in url:
+                    image = from_bytes(base64.b64decode(url.split(",", 1)[1]), f"the image in {where}")
+                else:
+                    raise ImageError(
+                        f"{where}: an image_url must be a data: URL of PNG or JPEG bytes, not {url[:40]!r}"
+                    )
+                blobs[image.sha256] = image
+                out.append(image.part())
+            else:
+                raise WorkbenchError(f"{where}: a content part must be text or image_url, not {kind!r}")
+        return out
+
+    def _check_vision(self, route: Route) -> None:
+        """A one-line error, before anything is sent, when a deployment of the route cannot see images."""
+        blind = [d.model for d in route.deployments if not self._sees(d.model)]
+        if blind:
+            raise ImageError(
+                f"{', '.join(blind)} cannot see images (litellm's supports_vision; list a model in [images] "
+                "vision if it can): use a vision model such as openai/gpt-4o-mini, or local/echo offline"
+            )
+
+    def _sees(self, model: str) -> bool:
+        if model == "local/echo" or model in self.settings.images.vision:
+            return True
+        if model.startswith("local/"):
+            return False
+        try:
+            return bool(litellm_module().supports_vision(model=model))
+        except Exception:  # noqa: BLE001 - a model litellm does not know: not known to see
+            return False
+
+    def stored_images(self, shas: list[str]) -> dict[str, Image]:
+        """The stored images with these hashes (a re-run sends the bytes the original sent)."""
+        out: dict[str, Image] = {}
+        for sha in dict.fromkeys(shas):
+            rows = self.store.query("SELECT mime, width, height, data FROM blobs WHERE sha256 = ?", (sha,))
+            if not rows or rows[0]["data"] is None:
+                raise ImageError(f"image sha256:{sha[:12]} is not in the store (compacted, or never stored)")
+            row = rows[0]
+            out[sha] = Image(bytes(row["data"]), row["mime"], row["width"], row["height"], sha)
+        return out
 
     def _new_version(self, call: _Call) -> list[tuple[str, str, dict[str, Any]]]:
         """A ``spec`` audit entry when this call is the first to use its context spec's version."""
@@ -859,7 +949,11 @@ class Pipeline:
         )
         call.trace.end(exc)
         self.store.record_call(
-            row, [a.row(call.id) for a in attempts], call.trace.for_store(call.id), settle_reservation=call.reserved
+            row,
+            [a.row(call.id) for a in attempts],
+            call.trace.for_store(call.id),
+            settle_reservation=call.reserved,
+            blobs=_blobs(call.request),
         )
         if isinstance(exc, ProviderError):
             exc.call_id = call.id
@@ -882,6 +976,43 @@ def _said(request: Request) -> str:
         elif isinstance(content, list):
             out += [part.get("text", "") for part in content if isinstance(part, dict)]
     return "\n".join(out)
+
+
+def _with_images(prompt: Any, opts: AskOptions) -> tuple[Any, AskOptions]:
+    """A prompt given as a list of text and images: its text (each image as its marker) and the images."""
+    if not isinstance(prompt, list | tuple):
+        return prompt, opts
+    texts, images = [], list(opts.images)
+    for piece in prompt:
+        if isinstance(piece, str):
+            texts.append(piece)
+        elif isinstance(piece, bytes | bytearray | Path) or is_image(piece):  # (bytes here can only be an image)
+            image = as_image(piece)
+            images.append(image)
+            texts.append(image.marker)
+        else:
+            raise WorkbenchError(
+                f"a prompt list holds text and images (bytes, paths as pathlib.Path, figures), not "
+                f"{type(piece).__name__}"
+            )
+    return "\n".join(texts), replace(opts, images=tuple(images))
+
+
+def _show(messages: list[dict[str, Any]], images: list[Image]) -> list[dict[str, Any]]:
+    """The messages with the prompt's image markers as image parts (the last user message: the prompt)."""
+    last = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
+    if last is None or not isinstance(messages[last].get("content"), str):
+        return messages
+    return [
+        *messages[:last],
+        {**messages[last], "content": with_parts(messages[last]["content"], images)},
+        *messages[last + 1 :],
+    ]
+
+
+def _blobs(request: Request) -> list[tuple[str, str, int, int, bytes]]:
+    """The images a request names, as the store keeps them."""
+    return [(i.sha256, i.mime, i.width, i.height, i.data) for i in request.blobs.values()]
 
 
 def _sink(sink: str | None) -> str | None:

@@ -62,3 +62,25 @@ def test_a_dataframe_is_a_compact_block_within_the_value_budget(tmp_path):
     assert "rows not shown (max 300 tokens)]" in sent
     [error] = nb.cells[3].outputs
     assert error.evalue == "--max-value-tokens must be at least 50"
+
+
+def test_a_figure_in_a_cell_is_shown_to_the_model_as_an_image(tmp_path):
+    nb = execute(
+        [
+            "%load_ext workbench",
+            "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+            "fig, ax = plt.subplots(figsize=(3, 2), dpi=50)\n_ = ax.plot([3, 1, 2])",
+            "%%llm -m local/echo --no-stream\nWhat does this chart show? {fig}",
+            "%%llm -m local/extractive --no-stream\n{fig}",
+            "import workbench\nwb = workbench.get()\nwb.store.query('SELECT mime, width, height FROM blobs')",
+        ],
+        tmp_path,
+        str(tmp_path / "f.db"),
+    )
+    sent = _answer(nb.cells[2])
+    assert sent.startswith("What does this chart show? [image ")  # local/echo describes the image it was sent
+    assert " png sha256:" in sent
+    error = nb.cells[3].outputs[0]
+    assert error.ename == "WorkbenchUsageError"
+    assert "local/extractive cannot see images" in error.evalue
+    assert "'mime': 'image/png'" in _answer(nb.cells[4])

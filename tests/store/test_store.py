@@ -41,6 +41,7 @@ def test_migrates_an_in_memory_database():
         "m017_guarantees",
         "m018_budget_since",
         "m019_tool_call_approval",
+        "m020_blobs",
     ]
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from workbench.context.values import Counter, Rendered, approx_tokens, render_value
 from workbench.errors import TemplateError
+from workbench.serving.images import as_image, is_image
 
 _JSON_HINT = (
     'the prompt holds JSON ({text}...): double its braces so they are kept as written ({{{{"a": 1}}}}), '
@@ -63,6 +64,7 @@ class Filled:
 
     text: str
     values: list[tuple[str, Rendered]] = field(default_factory=list)
+    images: list[Any] = field(default_factory=list)  # the images placed in it (each stands as its marker)
 
 
 class _Renderer(string.Formatter):
@@ -71,6 +73,7 @@ class _Renderer(string.Formatter):
     def __init__(self, namespace: Mapping[str, Any], max_tokens: int | None, count: Counter) -> None:
         self.namespace, self.max_tokens, self.count = namespace, max_tokens, count
         self.values: list[tuple[str, Rendered]] = []
+        self.images: list[Any] = []
         self._field = "value"
 
     def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
@@ -97,6 +100,10 @@ class _Renderer(string.Formatter):
         return _Lookup(self.namespace)[key]
 
     def format_field(self, value: Any, format_spec: str) -> str:
+        if self.max_tokens is not None and not isinstance(value, str) and is_image(value):  # shown, not described
+            image = as_image(value)
+            self.images.append(image)
+            return image.marker
         if format_spec or self.max_tokens is None or isinstance(value, int | float | bool):
             return str(format(value, format_spec))
         if isinstance(value, str) and not self._field.startswith(("Err", "Out")):
@@ -124,7 +131,7 @@ def fill_values(
     """
     renderer = _Renderer(namespace, max_value_tokens, count)
     text = _guarded(lambda: renderer.vformat(template, (), {}), template)
-    return Filled(text, renderer.values)
+    return Filled(text, renderer.values, renderer.images)
 
 
 def _guarded(run: Any, template: str) -> str:

@@ -69,8 +69,8 @@ def _parse(magic: Any, line: str) -> Any:
         raise WorkbenchUsageError(f"{exc}{hint}") from None
 
 
-def _ask_options(args: Any, schema: Any, preview: Any) -> AskOptions:
-    """The ``AskOptions`` that ``%%llm``'s flags stand for."""
+def _ask_options(args: Any, schema: Any, preview: Any, images: tuple[Any, ...] = ()) -> AskOptions:
+    """The ``AskOptions`` that ``%%llm``'s flags stand for (and the cell's images)."""
     from workbench.options import AskOptions
 
     return AskOptions(
@@ -93,6 +93,7 @@ def _ask_options(args: Any, schema: Any, preview: Any) -> AskOptions:
         remember=args.remember,
         sink=args.sink,
         schema=schema,
+        images=images,
     )
 
 
@@ -106,9 +107,10 @@ def _wb() -> Any:
 class WorkbenchMagics(Magics):
     """The workbench magics."""
 
-    def _fill(self, wb: Any, cell: str, args: Any) -> str:
+    def _fill(self, wb: Any, cell: str, args: Any) -> tuple[str, tuple[Any, ...]]:
         """The cell with its ``{...}`` filled: variables and cells (``{In[3]}``, ``{Out[3]}``, ``{Err}``),
-        each value rendered within the token budget (what was cut is said in the block).
+        each value rendered within the token budget (what was cut is said in the block); an image or a
+        figure stands as its marker and is returned beside the text, to be shown to the model.
         """
         from collections import ChainMap
 
@@ -117,7 +119,7 @@ class WorkbenchMagics(Magics):
         budget = args.max_value_tokens or wb.settings.max_value_tokens
         namespace = ChainMap(self._ns, {"Err": cell_errors(self.shell)})
         filled = fill_values(cell, namespace, budget, count=lambda text: wb.count_tokens(text, args.model))
-        return filled.text
+        return filled.text, tuple(filled.images)
 
     @property
     def _ns(self) -> dict[str, Any]:
@@ -177,7 +179,8 @@ class WorkbenchMagics(Magics):
         if args.max_value_tokens is not None and args.max_value_tokens < 50:
             raise WorkbenchUsageError("--max-value-tokens must be at least 50")
         wb = _wb()
-        prompt = self._fill(wb, cell, args).strip()
+        prompt, images = self._fill(wb, cell, args)
+        prompt = prompt.strip()
         schema = None
         if args.schema is not None:
             if args.schema not in self._ns:
@@ -187,6 +190,8 @@ class WorkbenchMagics(Magics):
                 )
             schema = self._ns[args.schema]
         if args.tools:
+            if images:
+                raise WorkbenchUsageError("an agent cell (-t) takes text only for now: send the image with %%llm alone")
             return self._agent_cell(wb, args, prompt)
         preview = None
         if not args.no_stream:
@@ -194,7 +199,7 @@ class WorkbenchMagics(Magics):
 
             preview = StreamPreview()
         try:
-            result = wb.ask(prompt, _ask_options(args, schema, preview))
+            result = wb.ask(prompt, _ask_options(args, schema, preview, images))
         finally:
             if preview is not None:
                 preview.close()

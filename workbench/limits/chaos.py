@@ -41,6 +41,7 @@ class ChaosStats:
     arrivals: list[float] = field(default_factory=list)  # time.monotonic() of each request
     in_flight: int = 0  # requests being answered now
     max_in_flight: int = 0  # the most answered at once
+    last_messages: list[dict[str, Any]] = field(default_factory=list)  # what the latest request sent, as sent
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -283,6 +284,7 @@ def _handler(server: ChaosServer) -> type[BaseHTTPRequestHandler]:
 
         def _complete(self, body: dict[str, Any]) -> None:
             messages = body.get("messages") or []
+            server.stats.last_messages = messages
             prompt_tokens = sum(_words(str(m.get("content") or "")) for m in messages)
             status, error, headers = server.decide(prompt_tokens)
             wait = server.latency_s()
@@ -292,7 +294,10 @@ def _handler(server: ChaosServer) -> type[BaseHTTPRequestHandler]:
                 self._json(status, error, headers)
                 return
             last_user: dict[str, Any] = next((m for m in reversed(messages) if m.get("role") == "user"), {})
-            text = server.reply.format(name=server.name, prompt=str(last_user.get("content") or ""))
+            content = last_user.get("content") or ""
+            if isinstance(content, list):  # content parts: the text, each image as the kind of part it is
+                content = " ".join(p.get("text") or f"[{p.get('type')}]" for p in content if isinstance(p, dict))
+            text = server.reply.format(name=server.name, prompt=str(content))
             usage = {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": _words(text),

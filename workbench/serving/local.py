@@ -33,10 +33,21 @@ PROVIDER = "local"
 _CHUNK = re.compile(r"\s*\S+\s*")
 
 
-def _last_user_text(messages: list[dict[str, Any]]) -> str:
+def _echoed(messages: list[dict[str, Any]]) -> str:
+    """The last user message as it came: its text, and each image part described (size, format, hash)."""
+    from workbench.serving.images import describe
+
     for message in reversed(messages):
-        if message.get("role") == "user":
-            return extractive._text_of(message.get("content"))
+        if message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if not isinstance(content, list):
+            return extractive._text_of(content)
+        return "".join(
+            describe(part["image_url"].get("url", "")) if part.get("type") == "image_url" else part.get("text", "")
+            for part in content
+            if isinstance(part, dict)
+        )
     return ""
 
 
@@ -54,7 +65,7 @@ def respond(model: str, messages: list[dict[str, Any]], optional_params: dict[st
 def _respond(model: str, messages: list[dict[str, Any]], optional_params: dict[str, Any]) -> ScriptedTurn:
     name = model.removeprefix(f"{PROVIDER}/")
     if name == "echo":
-        return ScriptedTurn(_last_user_text(messages))
+        return ScriptedTurn(_echoed(messages))
     if name == "extractive":
         return ScriptedTurn(extractive.answer(messages))
     if name == "scripted":

@@ -65,7 +65,7 @@ class LatencyTracker:
 
 def complexity(request: Request, count_tokens: Any) -> tuple[int, list[str]]:
     """The complexity score of the last user message and the reasons that make it up."""
-    text = next((m.get("content") or "" for m in reversed(request.messages) if m.get("role") == "user"), "")
+    text = next((m.get("content") or "" for m in reversed(request.text_messages()[0]) if m.get("role") == "user"), "")
     text = text if isinstance(text, str) else str(text)
     score, why = 0, []
     tokens = count_tokens(text)

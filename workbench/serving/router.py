@@ -305,7 +305,7 @@ class Router:
         kwargs: dict[str, Any] = {
             **deployment.params,
             "model": deployment.model,
-            "messages": request.messages,
+            "messages": request.wire_messages(),
             "timeout": deployment.timeout,
             "num_retries": 0,
             "max_retries": 0,
@@ -351,7 +351,7 @@ class Router:
                     for chunk in litellm.completion(**kwargs):
                         if not attempt.add(chunk):
                             break  # the answer reached what was reserved for it: read no more
-                    response = attempt.built(litellm, request.messages)
+                    response = attempt.built(litellm, request.text_messages()[0])
                 else:
                     response = litellm.completion(**kwargs)
             except Exception as exc:
@@ -387,7 +387,7 @@ class Router:
                     async for chunk in await litellm.acompletion(**kwargs):
                         if not attempt.add(chunk):
                             break
-                    response = attempt.built(litellm, request.messages)
+                    response = attempt.built(litellm, request.text_messages()[0])
                 else:
                     response = await litellm.acompletion(**kwargs)
             except Exception as exc:

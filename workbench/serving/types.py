@@ -39,14 +39,32 @@ class Request:
     max_wait_s: float | None = field(default=None, compare=False)  # longest wait for a slot (None: the deadline)
     answer_cap: int | None = field(default=None, compare=False)  # answer tokens a stream is read up to (reserved)
     _prompt_tokens: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    blobs: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # sha256 -> Image it names
 
     def prompt_tokens(self, model: str) -> int:
-        """The messages' token count for ``model``'s tokenizer, counted once per request."""
+        """The messages' token count for ``model``'s tokenizer, counted once per request (an image by its tiles)."""
         if model not in self._prompt_tokens:
             from workbench.serving.router import litellm_module
 
-            self._prompt_tokens[model] = litellm_module().token_counter(model=model, messages=self.messages)
+            messages, images = self.text_messages()
+            self._prompt_tokens[model] = litellm_module().token_counter(model=model, messages=messages) + images
         return self._prompt_tokens[model]
+
+    def text_messages(self) -> tuple[list[dict[str, Any]], int]:
+        """The messages with each image as its marker, and the tokens the images add."""
+        if not self.blobs:
+            return self.messages, 0
+        from workbench.serving.images import text_view
+
+        return text_view(self.messages, self.blobs)
+
+    def wire_messages(self) -> list[dict[str, Any]]:
+        """The messages as a provider receives them (each stored image's bytes as a ``data:`` URL)."""
+        if not self.blobs:
+            return self.messages
+        from workbench.serving.images import wire
+
+        return wire(self.messages, self.blobs)
 
     def to_json(self) -> str:
         """The stored form (also what the fingerprint hashes)."""

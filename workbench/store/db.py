@@ -194,12 +194,15 @@ class Store:
         spans: Sequence[tuple[Any, ...]],
         settle_reservation: bool = False,
         audit_also: Sequence[tuple[str, str, dict[str, Any]]] = (),
+        blobs: Sequence[tuple[str, str, int, int, bytes]] = (),
     ) -> None:
         """Write a call, its attempts, spans, session row and audit entry atomically.
 
         ``settle_reservation`` deletes the call's budget reservation in the same
         transaction, so its worst case is replaced by its real cost at one instant;
-        ``audit_also`` chains more entries (``kind, ref, payload``) in it, e.g. a new spec version.
+        ``audit_also`` chains more entries (``kind, ref, payload``) in it, e.g. a new spec version;
+        ``blobs`` (sha256, mime, width, height, bytes) are the images its request names, stored once
+        each: the call's audit entry binds those this call stored first.
         """
         check_keys("calls", call)
         for attempt in attempts:
@@ -235,7 +238,16 @@ class Store:
                     self.on_spans([s[0] for s in spans])
             if settle_reservation:
                 conn.execute("DELETE FROM reservations WHERE call_id = ?", (call["id"],))
-            self.audit(conn, "call", call["id"], payload, who={"user": call.get("user")}, bind=[("calls", call["id"])])
+            bind = [("calls", call["id"])]
+            for sha, mime, width, height, data in blobs:
+                stored = conn.execute(
+                    "INSERT OR IGNORE INTO blobs (sha256, mime, width, height, bytes, data, first_call, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (sha, mime, width, height, len(data), data, call["id"], call["started_at"]),
+                ).rowcount
+                if stored:
+                    bind.append(("blobs", sha))
+            self.audit(conn, "call", call["id"], payload, who={"user": call.get("user")}, bind=bind)
             for kind, ref, extra in audit_also:
                 self.audit(conn, kind, ref, extra)
 

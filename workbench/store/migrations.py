@@ -521,6 +521,15 @@ def m019_tool_call_approval(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE tool_calls ADD COLUMN approval_id TEXT")
 
 
+@migration
+def m020_blobs(db: sqlite_utils.Database) -> None:
+    """Images a call sent, stored once each by their content's sha256 (a request names them by it)."""
+    db.execute(
+        "CREATE TABLE blobs (sha256 TEXT PRIMARY KEY, mime TEXT NOT NULL, width INTEGER, height INTEGER, "
+        "bytes INTEGER NOT NULL, data BLOB, first_call TEXT, created_at TEXT NOT NULL)"
+    )
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply every migration not yet recorded; return the names applied now.
 
