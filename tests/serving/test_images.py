@@ -153,3 +153,16 @@ def test_an_agent_step_with_image_parts_is_stored_by_hash_not_a_raw_error(wb):
     assert wb.store.query("SELECT bytes FROM blobs") == [{"bytes": len(image)}]
     with pytest.raises(ImageError, match="must be a data: URL"):
         wb.step([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}])
+
+
+def test_compaction_drops_an_image_no_kept_call_names_and_the_audit_still_verifies(wb):
+    image, kept = png(12, 12, 1), png(12, 12, 2)
+    wb.ask(["old", image], model="local/echo")
+    done = wb.compact(older_than="2999-01-01")  # every call so far is older
+    assert done.calls == 1
+    wb.ask(["new", kept], model="local/echo")
+    rows = {r["sha256"]: r for r in wb.store.query("SELECT sha256, data, compacted_at FROM blobs")}
+    assert rows[as_image(image).sha256]["data"] is None
+    assert rows[as_image(image).sha256]["compacted_at"] is not None
+    assert rows[as_image(kept).sha256]["data"] == kept
+    assert wb.audit.verify().ok

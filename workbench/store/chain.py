@@ -208,7 +208,7 @@ BOUND: dict[str, Bound] = {
             "executed_at",
         ),
     ),
-    "blobs": Bound("sha256", ("mime", "width", "height", "bytes", "first_call"), ("data",)),
+    "blobs": Bound("sha256", ("mime", "width", "height", "bytes", "first_call"), ("data",), "compacted_at"),
     "budgets": Bound("id", ("scope", "key", "period", "limit_usd", "limit_tokens", "thresholds"), optional=("since",)),
     "budget_events": Bound("id", ("budget_id", "threshold", "period_start", "spent_usd", "spent_tokens", "at")),
     "switches": Bound("name", ("active", "reason")),

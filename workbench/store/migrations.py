@@ -526,7 +526,7 @@ def m020_blobs(db: sqlite_utils.Database) -> None:
     """Images a call sent, stored once each by their content's sha256 (a request names them by it)."""
     db.execute(
         "CREATE TABLE blobs (sha256 TEXT PRIMARY KEY, mime TEXT NOT NULL, width INTEGER, height INTEGER, "
-        "bytes INTEGER NOT NULL, data BLOB, first_call TEXT, created_at TEXT NOT NULL)"
+        "bytes INTEGER NOT NULL, data BLOB, first_call TEXT, created_at TEXT NOT NULL, compacted_at TEXT)"
     )
 
 

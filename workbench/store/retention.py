@@ -96,6 +96,8 @@ def compact(store: Store, older_than: str, *, dry_run: bool = False) -> Compacti
             "AND compacted_at IS NULL",
             (now, before),
         )
+        blob_ids = [r[0] for r in conn.execute(_UNNAMED).fetchall()]  # images no kept request names any more
+        conn.execute(f"UPDATE blobs SET data = NULL, compacted_at = ? WHERE sha256 IN ({_UNNAMED})", (now,))
         if entries:
             last_hash = conn.execute("SELECT hash FROM audit WHERE id = ?", (last_id,)).fetchone()[0]
             conn.execute(
@@ -104,7 +106,7 @@ def compact(store: Store, older_than: str, *, dry_run: bool = False) -> Compacti
             )
             conn.execute("DELETE FROM audit WHERE id <= ?", (last_id,))
         entry = store.next_entry(conn, key)
-        for table, ids in (("calls", call_ids), ("tool_calls", tool_ids)):
+        for table, ids in (("calls", call_ids), ("tool_calls", tool_ids), ("blobs", blob_ids)):
             for row_id in ids:  # what the row is now, with its bodies' original digest kept beside it
                 now_row = row_digests(key, table, conn.execute(select_sql(table), (row_id,)).fetchone())
                 old = carry.get((table, str(row_id)))
@@ -115,7 +117,14 @@ def compact(store: Store, older_than: str, *, dry_run: bool = False) -> Compacti
             conn,
             "compact",
             before,
-            {"calls": calls, "spans": spans, "tool_calls": tools, "audit_entries": entries, "carry": vouch},
+            {
+                "calls": calls,
+                "spans": spans,
+                "tool_calls": tools,
+                "images": len(blob_ids),
+                "audit_entries": entries,
+                "carry": vouch,
+            },
         )
     with store.lock:
         store.conn.execute("VACUUM")  # in WAL mode this writes the new file to the log: checkpoint after
@@ -125,6 +134,10 @@ def compact(store: Store, older_than: str, *, dry_run: bool = False) -> Compacti
 
 _OLD = "SELECT id FROM calls WHERE started_at < ? AND compacted_at IS NULL"
 _OLD_TOOLS = "SELECT id FROM tool_calls WHERE started_at < ? AND compacted_at IS NULL"
+_UNNAMED = (
+    "SELECT sha256 FROM blobs WHERE data IS NOT NULL AND NOT EXISTS "
+    "(SELECT 1 FROM calls WHERE calls.request LIKE '%' || blobs.sha256 || '%')"
+)
 
 
 def _counts(conn: Any, before: str) -> tuple[int, int, int, int | None, int]:
