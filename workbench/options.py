@@ -10,6 +10,7 @@ once and pass it positionally: ``wb.ask(prompt, opts)`` or
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
@@ -50,6 +51,10 @@ class AskOptions:
         schema: a JSON-schema dict or pydantic model: the answer must conform (one re-ask).
         images: images shown with the prompt (PNG/JPEG bytes, paths, PIL images, matplotlib or plotly
             figures); each stands in the prompt as its ``[image WxH png sha256:...]`` marker.
+        values: fill the prompt's ``{name}`` placeholders from this mapping, each value rendered for a model
+            (a DataFrame as a compact block, a figure as an image) within ``max_value_tokens``; what was cut
+            is said in the block and recorded in the call's context plan.
+        max_value_tokens: with ``values``: the most tokens one value takes (``None``: ``max_value_tokens`` in config).
 
     """
 
@@ -76,6 +81,8 @@ class AskOptions:
     sink: Sink | None = None
     schema: Any = None
     images: tuple[Any, ...] = ()
+    values: Mapping[str, Any] | None = None
+    max_value_tokens: int | None = None
 
     @classmethod
     def of(cls, options: AskOptions | None = None, overrides: dict[str, Any] | None = None) -> AskOptions:
@@ -134,6 +141,7 @@ class AskOptions:
             max_wait=None,
             schema=None,
             images=(),
+            values=None,
         )
 
 
@@ -163,6 +171,8 @@ class AskKwargs(TypedDict, total=False):
     sink: Sink | None
     schema: Any
     images: tuple[Any, ...] | list[Any]
+    values: Mapping[str, Any] | None
+    max_value_tokens: int | None
 
 
 NAMES = frozenset(f.name for f in fields(AskOptions))

@@ -35,6 +35,7 @@ from workbench.context import (
 )
 from workbench.context.compose import context_items
 from workbench.context.grounding import grounding
+from workbench.context.template import Filled, fill_values
 from workbench.cost import Attribution, Budgets, Pricing
 from workbench.errors import BudgetExceeded, KillSwitchActive, ProviderError, ReplayMiss, WorkbenchError
 from workbench.guardrails import (
@@ -438,7 +439,8 @@ class Pipeline:
         self._check_args(
             prompt, system=system, session=session, user=user, task=task, agent=agent, spec=spec, memory=memory
         )
-        images = [as_image(i) for i in opts.images]
+        prompt, rendered = self._filled(prompt, opts)
+        images = [as_image(i) for i in (*opts.images, *rendered.images)]
         check_sizes(images, self.settings.images.max_mb, self.settings.images.max_call_mb)
         prompt += "".join(f"\n{i.marker}" for i in images if i.marker not in prompt)  # each shown where it stands
         if not prompt.strip():
@@ -502,6 +504,8 @@ class Pipeline:
             "max_tokens": opts.max_tokens,
             "response_format": opts.response_format,
         }
+        if rendered.values:  # each value placed in the prompt, and what was cut of it, goes into the plan
+            plan = _with_values(plan, messages, rendered, opts.max_value_tokens or self.settings.max_value_tokens)
         if images:
             messages = _show(messages, images)
         request = Request(route_name, messages, {k: v for k, v in params.items() if v is not None}, opts.stream)
@@ -896,6 +900,22 @@ class Pipeline:
                 raise WorkbenchError(f"{where}: a content part must be text or image_url, not {kind!r}")
         return out
 
+    def _filled(self, prompt: str, opts: AskOptions) -> tuple[str, Filled]:
+        """The prompt with ``values`` placed in it (rendered within ``max_value_tokens``); unchanged without them."""
+        if opts.values is None:
+            return prompt, Filled(prompt)
+        if not isinstance(opts.values, Mapping):
+            raise WorkbenchError(
+                f"values must be a mapping of placeholder names to values, not {type(opts.values).__name__}"
+            )
+        budget = opts.max_value_tokens or self.settings.max_value_tokens
+        if budget < 50:
+            raise WorkbenchError("max_value_tokens must be at least 50")
+        route_name, route = self._router.resolve(opts.model, check=False)
+        model = counting_model(route_name, route)
+        filled = fill_values(prompt, opts.values, budget, count=lambda text: count_text_tokens(model, text))
+        return filled.text, filled
+
     def _check_vision(self, route: Route) -> None:
         """A one-line error, before anything is sent, when a deployment of the route cannot see images."""
         blind = [d.model for d in route.deployments if not self._sees(d.model)]
@@ -1013,6 +1033,20 @@ def _show(messages: list[dict[str, Any]], images: list[Image]) -> list[dict[str,
 def _blobs(request: Request) -> list[tuple[str, str, int, int, bytes]]:
     """The images a request names, as the store keeps them."""
     return [(i.sha256, i.mime, i.width, i.height, i.data) for i in request.blobs.values()]
+
+
+def _with_values(
+    plan: ContextPlan | None, messages: list[dict[str, Any]], rendered: Filled, budget: int
+) -> ContextPlan:
+    """The call's context plan with a block per value placed in the prompt (``truncated`` when it was cut)."""
+    blocks = [
+        Block("value", name, r.tokens, "truncated" if r.cut else "included", r.cut or f"{r.kind}", r.text)
+        for name, r in rendered.values
+    ]
+    if plan is None:
+        return ContextPlan(None, None, budget * len(blocks), blocks, messages)
+    plan.blocks.extend(blocks)
+    return plan
 
 
 def _sink(sink: str | None) -> str | None:

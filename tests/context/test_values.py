@@ -52,3 +52,36 @@ def test_a_million_rows_are_not_copied():
 def test_a_budget_too_small_to_show_anything_is_refused():
     with pytest.raises(ValueError, match="at least 50"):
         render_value([1], 10)
+
+
+def test_a_frame_whose_summary_alone_fills_the_budget_says_no_row_is_shown():
+    frame = pd.DataFrame({"region": ["n", "s"] * 5000, "units": range(10000)})
+    rendered = render_value(frame, 120, name="sales", count=_tokens)
+    assert rendered.cut is not None
+    assert rendered.cut.startswith("[cut: all 10,000 rows not shown (max 120 tokens)]")
+    assert rendered.text.endswith("[cut: all 10,000 rows not shown (max 120 tokens)]")
+    assert _tokens(rendered.text) <= 120
+
+
+def test_values_fill_a_python_prompt_and_each_is_a_block_of_the_recorded_plan(wb):
+    import json
+
+    frame = pd.DataFrame({"region": ["north", "south"] * 500, "units": range(1000)})
+    result = wb.ask(
+        "Which region sells more?\n{sales}\nNotes: {notes}",
+        values={"sales": frame, "notes": {"source": "erp", "year": 2026}},
+        max_value_tokens=200,
+        model="local/echo",
+        system="Be brief.",
+    )
+    assert result.text.startswith("Which region sells more?\nDataFrame sales: 1,000 rows × 2 columns")
+    assert '"source": "erp"' in result.text
+    plan = json.loads(wb.calls.last()["context_plan"])
+    blocks = {b["ref"]: b for b in plan["blocks"]}
+    assert blocks["sales"]["source"] == "value"
+    assert blocks["sales"]["status"] == "truncated"
+    assert blocks["sales"]["reason"].startswith("[cut: ")
+    assert blocks["notes"]["status"] == "included"
+    assert wb.calls.last()["request"].count("Be brief.") == 1  # the system message is still sent
+    with pytest.raises(Exception, match="is not defined"):
+        wb.ask("{missing}", values={}, model="local/echo")
