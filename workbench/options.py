@@ -10,12 +10,13 @@ once and pass it positionally: ``wb.ask(prompt, opts)`` or
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 if TYPE_CHECKING:
     from workbench.context import ContextArg
+    from workbench.context.template import Filled
     from workbench.result import Format
     from workbench.serving.router import TokenSink
 
@@ -80,8 +81,8 @@ class AskOptions:
     remember: bool = False
     sink: Sink | None = None
     schema: Any = None
-    images: tuple[Any, ...] = ()
-    values: Mapping[str, Any] | None = None
+    images: Sequence[Any] = ()
+    values: Mapping[str, Any] | Filled | None = None
     max_value_tokens: int | None = None
 
     @classmethod
@@ -170,8 +171,8 @@ class AskKwargs(TypedDict, total=False):
     remember: bool
     sink: Sink | None
     schema: Any
-    images: tuple[Any, ...] | list[Any]
-    values: Mapping[str, Any] | None
+    images: Sequence[Any]
+    values: Mapping[str, Any] | Filled | None
     max_value_tokens: int | None
 
 

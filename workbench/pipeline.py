@@ -904,6 +904,8 @@ class Pipeline:
         """The prompt with ``values`` placed in it (rendered within ``max_value_tokens``); unchanged without them."""
         if opts.values is None:
             return prompt, Filled(prompt)
+        if isinstance(opts.values, Filled):  # filled already (the magic fills a cell before it shows anything)
+            return prompt, opts.values
         if not isinstance(opts.values, Mapping):
             raise WorkbenchError(
                 f"values must be a mapping of placeholder names to values, not {type(opts.values).__name__}"

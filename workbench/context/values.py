@@ -166,11 +166,9 @@ def _frame(frame: Any, max_tokens: int, name: str, count: Counter, kind: str = "
             hi = mid - 1
     if lo == 0 and count(preamble) + 30 > max_tokens:  # even the summary is too big: clip it, and say no row shows
         clipped = _clip(preamble, kind, max(max_tokens - 30, 20), count)
-        cut = f"[cut: all {n_rows:,} rows not shown (max {max_tokens} tokens)]"
-        if clipped.cut:
-            cut = f"{cut} {clipped.cut}"
-        text = f"{clipped.text}\n[cut: all {n_rows:,} rows not shown (max {max_tokens} tokens)]"
-        return Rendered(text, kind, count(text), cut)
+        note = f"[cut: all {n_rows:,} rows not shown (max {max_tokens} tokens)]"
+        text = f"{clipped.text}\n{note}"
+        return Rendered(text, kind, count(text), f"{note} {clipped.cut}" if clipped.cut else note)
     text = block(lo)
     shown_rows = n_rows if lo * 2 >= n_rows else lo * 2
     cut = None

@@ -19,6 +19,7 @@ from workbench.errors import WorkbenchError
 from workbench.suggest import did_you_mean
 
 if TYPE_CHECKING:
+    from workbench.context.template import Filled
     from workbench.options import AskOptions
 
 
@@ -69,8 +70,8 @@ def _parse(magic: Any, line: str) -> Any:
         raise WorkbenchUsageError(f"{exc}{hint}") from None
 
 
-def _ask_options(args: Any, schema: Any, preview: Any, images: tuple[Any, ...] = ()) -> AskOptions:
-    """The ``AskOptions`` that ``%%llm``'s flags stand for (and the cell's images)."""
+def _ask_options(args: Any, schema: Any, preview: Any, values: Any = None) -> AskOptions:
+    """The ``AskOptions`` that ``%%llm``'s flags stand for; ``values`` fill the cell's ``{...}``."""
     from workbench.options import AskOptions
 
     return AskOptions(
@@ -93,7 +94,8 @@ def _ask_options(args: Any, schema: Any, preview: Any, images: tuple[Any, ...] =
         remember=args.remember,
         sink=args.sink,
         schema=schema,
-        images=images,
+        values=values,
+        max_value_tokens=args.max_value_tokens,
     )
 
 
@@ -107,19 +109,21 @@ def _wb() -> Any:
 class WorkbenchMagics(Magics):
     """The workbench magics."""
 
-    def _fill(self, wb: Any, cell: str, args: Any) -> tuple[str, tuple[Any, ...]]:
+    def _fill(self, wb: Any, cell: str, args: Any) -> Filled:
         """The cell with its ``{...}`` filled: variables and cells (``{In[3]}``, ``{Out[3]}``, ``{Err}``),
         each value rendered within the token budget (what was cut is said in the block); an image or a
-        figure stands as its marker and is returned beside the text, to be shown to the model.
+        figure stands as its marker and is kept beside the text, to be shown to the model (``.images``).
         """
-        from collections import ChainMap
-
         from workbench.context.template import fill_values
 
         budget = args.max_value_tokens or wb.settings.max_value_tokens
-        namespace = ChainMap(self._ns, {"Err": cell_errors(self.shell)})
-        filled = fill_values(cell, namespace, budget, count=lambda text: wb.count_tokens(text, args.model))
-        return filled.text, tuple(filled.images)
+        return fill_values(cell, self._values(), budget, count=lambda text: wb.count_tokens(text, args.model))
+
+    def _values(self) -> Any:
+        """What a cell's ``{...}`` is filled from: the namespace, and the cells (``In``, ``Out``, ``Err``)."""
+        from collections import ChainMap
+
+        return ChainMap(self._ns, {"Err": cell_errors(self.shell)})
 
     @property
     def _ns(self) -> dict[str, Any]:
@@ -179,8 +183,8 @@ class WorkbenchMagics(Magics):
         if args.max_value_tokens is not None and args.max_value_tokens < 50:
             raise WorkbenchUsageError("--max-value-tokens must be at least 50")
         wb = _wb()
-        prompt, images = self._fill(wb, cell, args)
-        prompt = prompt.strip()
+        filled = self._fill(wb, cell, args)  # a missing {name} fails here, before anything is shown
+        prompt = filled.text.strip()
         schema = None
         if args.schema is not None:
             if args.schema not in self._ns:
@@ -190,7 +194,7 @@ class WorkbenchMagics(Magics):
                 )
             schema = self._ns[args.schema]
         if args.tools:
-            if images:
+            if filled.images:
                 raise WorkbenchUsageError("an agent cell (-t) takes text only for now: send the image with %%llm alone")
             return self._agent_cell(wb, args, prompt)
         preview = None
@@ -199,7 +203,7 @@ class WorkbenchMagics(Magics):
 
             preview = StreamPreview()
         try:
-            result = wb.ask(prompt, _ask_options(args, schema, preview, images))
+            result = wb.ask(prompt, _ask_options(args, schema, preview, filled))
         finally:
             if preview is not None:
                 preview.close()
