@@ -397,6 +397,7 @@ class Settings(_Strict):
     store: Path = Path(".workbench/workbench.db")
     mode: Mode = "live"
     default_route: str = "local/echo"
+    embedding_model: str = "local/minilm"  # what wb.embed uses without model= (a route or a litellm embedding model)
     routes: dict[str, Route] = Field(default_factory=dict)
     prices: dict[str, Price] = Field(default_factory=dict)
     scripted: Scripted = Field(default_factory=Scripted)

@@ -60,6 +60,9 @@ from workbench.observability import Alerts, Trace, new_id
 from workbench.options import AskKwargs, AskOptions
 from workbench.result import Format, Result
 from workbench.serving import Completion, ReplayServing, Request, Router, TokenSink, litellm_module
+from workbench.serving.embed import MIME as EMBEDDING_MIME
+from workbench.serving.embed import Embeddings
+from workbench.serving.embed import embed as embed_route
 from workbench.serving.images import (
     BLOB_SCHEME,
     Image,
@@ -917,6 +920,114 @@ class Pipeline:
         model = counting_model(route_name, route)
         filled = fill_values(prompt, opts.values, budget, count=lambda text: count_text_tokens(model, text))
         return filled.text, filled
+
+    def embed(
+        self,
+        texts: str | Sequence[str],
+        *,
+        model: str | None = None,
+        user: str | None = None,
+        task: str | None = None,
+        session: str | None = None,
+    ) -> Embeddings:
+        """The embedding behind :meth:`Workbench.embed <workbench.runtime.Workbench.embed>`."""
+        import hashlib
+
+        import numpy as np
+
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if not texts or not all(isinstance(t, str) for t in texts) or not all(t.strip() for t in texts):
+            raise WorkbenchError("embed() takes a text or a list of texts, none of them empty")
+        self._check_args(
+            None, user=user, task=task, session=session, **{f"text {i}": t for i, t in enumerate(texts, 1)}
+        )
+        model = model or self.settings.embedding_model
+        self.budgets.gate()  # the kill switch refuses embeddings too (they are billed)
+        screened = [self.guard.screen_secrets(t, f"text {i} to embed", session=session) for i, t in enumerate(texts, 1)]
+        route_name, route = self._router.resolve(model, check=self.mode == "live" and model != "local/minilm")
+        t0 = time.perf_counter()
+        trace = Trace()
+        trace.begin("llm.embed", route=route_name, mode=self.mode, texts=len(texts))
+        request = Request(route_name, [{"role": "user", "content": t} for t in screened], {"embedding": True})
+        call = self._call(trace, t0, route, request, "\n".join(screened), session, user, task)
+        if self.mode == "replay":
+            return self._embedded_again(call)
+        try:
+            out = embed_route(route, screened)
+        except ProviderError as exc:
+            self._record_failure(call, exc)
+            raise
+        vectors = np.asarray(out.vectors, dtype=np.float32)
+        data = vectors.tobytes()
+        sha = hashlib.sha256(data).hexdigest()
+        latency = (time.perf_counter() - t0) * 1000
+        row = self._row(
+            call,
+            model=out.deployment.model,
+            deployment=out.deployment.label,
+            status="ok",
+            text=f"[embeddings {vectors.shape[0]}x{vectors.shape[1]} float32 sha256:{sha}]",
+            finish_reason="stop",
+            cost_usd=out.cost_usd,
+            latency_ms=round(latency, 3),
+            prompt_tokens=out.usage["prompt_tokens"],
+            completion_tokens=0,
+            total_tokens=out.usage["total_tokens"],
+        )
+        call.trace.end()
+        self.store.record_call(
+            row,
+            [a.row(call.id) for a in out.attempts],
+            call.trace.for_store(call.id),
+            blobs=[(sha, EMBEDDING_MIME, vectors.shape[1], vectors.shape[0], data)],
+        )
+        return Embeddings(
+            vectors,
+            out.deployment.model,
+            route_name,
+            call.id,
+            out.usage["prompt_tokens"],
+            out.cost_usd,
+            latency,
+            False,
+            out.attempts,
+        )
+
+    def _embedded_again(self, call: _Call) -> Embeddings:
+        """Replay: the vectors a recorded call with the same request got, from the store."""
+        import numpy as np
+
+        rows = self.store.query(
+            "SELECT id, model, text, prompt_tokens FROM calls WHERE fingerprint = ? AND status = 'ok' "
+            "AND text LIKE '[embeddings %' ORDER BY started_at DESC LIMIT 1",
+            (call.fingerprint,),
+        )
+        if not rows:
+            raise ReplayMiss(
+                f"replay: no recorded embedding of these {len(call.request.messages)} texts with "
+                f"{call.route_name}; run once with WORKBENCH_MODE=live to record it"
+            )
+        sha = rows[0]["text"].rsplit("sha256:", 1)[1].rstrip("]")
+        blob = self.store.query("SELECT width, height, data FROM blobs WHERE sha256 = ?", (sha,))
+        if not blob or blob[0]["data"] is None:
+            raise ReplayMiss(f"replay: the vectors of call {rows[0]['id']} are no longer in the store (compacted)")
+        vectors = np.frombuffer(bytes(blob[0]["data"]), dtype=np.float32).reshape(blob[0]["height"], blob[0]["width"])
+        call.replay_of = rows[0]["id"]
+        row = self._row(
+            call,
+            model=rows[0]["model"],
+            status="ok",
+            text=rows[0]["text"],
+            latency_ms=round((time.perf_counter() - call.t0) * 1000, 3),
+            prompt_tokens=rows[0]["prompt_tokens"],
+            total_tokens=rows[0]["prompt_tokens"],
+            cost_usd=0.0,
+        )
+        call.trace.end()
+        self.store.record_call(row, [], call.trace.for_store(call.id))
+        return Embeddings(
+            vectors, rows[0]["model"], call.route_name, call.id, rows[0]["prompt_tokens"] or 0, replayed=True
+        )
 
     def _check_vision(self, route: Route) -> None:
         """A one-line error, before anything is sent, when a deployment of the route cannot see images."""

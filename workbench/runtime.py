@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from workbench.observability.otel import OTel
     from workbench.observability.traces import TraceView
     from workbench.orchestration import Agent, AgentRun, Workflow
+    from workbench.serving.embed import Embeddings
     from workbench.store.retention import Compaction
 
 
@@ -284,6 +285,24 @@ class Workbench:
             system=system,
             context=context,
         )
+
+    def embed(
+        self,
+        texts: str | Sequence[str],
+        *,
+        model: str | None = None,
+        user: str | None = None,
+        task: str | None = None,
+        session: str | None = None,
+    ) -> Embeddings:
+        """Vectors for ``texts`` (one text or a list), through a route like :meth:`ask`: failover, cost, recording.
+
+        ``model`` is a route or a litellm embedding model (``openai/text-embedding-3-small``); the
+        default is ``embedding_model`` in config, ``local/minilm`` (offline, the embeddings extra).
+        Each text passes the secrets policy first. The vectors (``result.vectors``, float32) are
+        stored once in the store, so replay mode answers from the recording.
+        """
+        return self._pipeline.embed(texts, model=model, user=user, task=task, session=session)
 
     def rerun(self, request: Request, prompt: str, replay_of: str, request_json: str | None = None) -> Result:
         """Send a recorded request again, exactly as recorded (no composing, no session).

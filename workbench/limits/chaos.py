@@ -19,6 +19,7 @@ Use it from Python (``with ChaosServer(name="backup") as srv: srv.url``) or as
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -270,6 +271,9 @@ def _handler(server: ChaosServer) -> type[BaseHTTPRequestHandler]:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
             if not self._authorized():
                 return
+            if self.path.rstrip("/") in ("/v1/embeddings", "/embeddings"):
+                self._embeddings(body)
+                return
             if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
                 self._json(404, _error(f"no route {self.path}", "not_found"))
                 return
@@ -281,6 +285,23 @@ def _handler(server: ChaosServer) -> type[BaseHTTPRequestHandler]:
             finally:
                 with server._lock:
                     server.stats.in_flight -= 1
+
+        def _embeddings(self, body: dict[str, Any]) -> None:
+            """Eight numbers per text, from its hash (the same text, the same vector), with the chaos rules."""
+            texts = body.get("input") or []
+            texts = [texts] if isinstance(texts, str) else texts
+            tokens = sum(_words(str(t)) for t in texts)
+            status, error, headers = server.decide(tokens)
+            if error is not None:
+                self._json(status, error, headers)
+                return
+            data = []
+            for i, text in enumerate(texts):
+                digest = hashlib.sha256(str(text).encode()).digest()
+                data.append({"object": "embedding", "index": i, "embedding": [b / 255 for b in digest[:8]]})
+            usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+            model = body.get("model") or f"chaos-{server.name}"
+            self._json(200, {"object": "list", "data": data, "model": model, "usage": usage})
 
         def _complete(self, body: dict[str, Any]) -> None:
             messages = body.get("messages") or []

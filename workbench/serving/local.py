@@ -88,7 +88,34 @@ def _usage(messages: list[dict[str, Any]], turn: ScriptedTurn) -> Usage:
 
 
 class LocalModels(CustomLLM):
-    """litellm handler for ``local/echo``, ``local/extractive`` and ``local/scripted``."""
+    """litellm handler for ``local/echo``, ``local/extractive`` and ``local/scripted``, and ``local/minilm``
+    for embeddings (the embeddings extra's MiniLM, run in numpy).
+    """
+
+    def embedding(self, model: str, input: list, model_response: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: A002
+        """Vectors from ``local/minilm``; token usage counted by its own tokenizer."""
+        if model.removeprefix(f"{PROVIDER}/") != "minilm":
+            raise litellm.NotFoundError(
+                message=f"{model} makes no embeddings: use local/minilm (the embeddings extra), or a provider's",
+                model=model,
+                llm_provider=PROVIDER,
+            )
+        from workbench.context.embeddings import embedder
+
+        texts = [str(t) for t in input]
+        model_ = embedder()
+        vectors = model_.embed(texts)
+        tokens = sum(len(model_.tokenizer.encode(t).ids) for t in texts)
+        model_response.data = [
+            {"object": "embedding", "index": i, "embedding": v.tolist()} for i, v in enumerate(vectors)
+        ]
+        model_response.model = model
+        model_response.usage = Usage(prompt_tokens=tokens, completion_tokens=0, total_tokens=tokens)
+        return model_response
+
+    async def aembedding(self, model: str, input: list, model_response: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: A002
+        """The same, for ``litellm.aembedding``."""
+        return self.embedding(model, input, model_response, *args, **kwargs)
 
     def completion(
         self,
