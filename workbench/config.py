@@ -106,6 +106,9 @@ class Cache(_Strict):
 
     enabled: bool = False
     ttl_s: float = Field(3600.0, gt=0)
+    # with the cache on: also answer a request whose last user message means the same as a recorded one's
+    # (cosine similarity at least this, by local/minilm; same route, parameters and earlier messages)
+    semantic: float | None = Field(None, gt=0, le=1)
 
 
 def _regex(value: str) -> str:

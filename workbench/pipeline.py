@@ -11,6 +11,7 @@ and delegates to it.
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -113,6 +114,7 @@ class _Call:
     system: str | None = None  # the system message as sent (with its canary)
     sink: str | None = None  # where the answer is going: html | shell | sql
     observe: bool = True  # add the exchange to the session's history (an agent's steps don't)
+    meaning: tuple[str, Any] | None = None  # the semantic cache's (context key, prompt vector), when it is on
 
     @property
     def who(self) -> Attribution:
@@ -382,6 +384,8 @@ class Pipeline:
             with call.trace.span("limits.cache") as attrs:
                 hit = self.cache.lookup(call.fingerprint, self.settings.cache.ttl_s, call.route_name)
                 attrs["hit"] = hit is not None
+            if hit is None and self.settings.cache.semantic is not None:
+                hit = self._similar(call)
             if hit is not None:
                 if on_token and hit.text:
                     on_token(hit.text)
@@ -401,6 +405,31 @@ class Pipeline:
                 if call.request.answer_cap is None:  # a stream is not read past what was reserved for the answer
                     call.request.answer_cap = self.budgets.answer_tokens(call.route, call.request)
         return None
+
+    def _similar(self, call: _Call) -> Completion | None:
+        """The semantic cache: a recorded answer to a request that differs only in meaning-alike last words."""
+        from workbench.context.embeddings import embedder
+        from workbench.serving.types import canonical_json
+
+        messages, _ = call.request.text_messages()
+        last = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
+        if last is None:
+            return None
+        rest = {"route": call.route_name, "params": call.request.params, "messages": messages[:last]}
+        context = hashlib.sha256(canonical_json(rest).encode()).hexdigest()
+        with call.trace.span("limits.semantic_cache") as attrs:
+            vector = embedder().embed([str(messages[last].get("content") or "")])[0]
+            call.meaning = (context, vector)
+            found = self.cache.similar(
+                call.route_name, context, vector, self.settings.cache.semantic or 1.0, self.settings.cache.ttl_s
+            )
+            attrs["hit"] = found is not None
+            if found is None:
+                return None
+            hit, similarity = found
+            attrs["similarity"] = round(similarity, 4)
+        hit.routing = f"semantic cache: {similarity:.3f} similar to call {hit.cached_from}"
+        return hit
 
     def _abandon(self, call: _Call) -> None:
         """A call interrupted before it could be recorded gives its reservation back."""
@@ -874,6 +903,8 @@ class Pipeline:
             audit_also=self._new_version(call),
             blobs=_blobs(call.request),
         )
+        if call.meaning is not None and completion.cached_from is None:  # answered anew: future alike asks reuse it
+            self.cache.remember(call.id, call.route_name, call.meaning[0], call.meaning[1], call.started_at)
 
     def _parts(
         self, parts: list[Any], blobs: dict[str, Image], where: str, session: str | None, agent: str | None

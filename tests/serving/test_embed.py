@@ -87,3 +87,25 @@ def test_a_secret_in_a_text_to_embed_is_not_stored(wb, chaos):
         wb.embed(["fine", f"my key is {key}"], model="v")
     assert server.stats.requests == 0
     assert not wb.store.query("SELECT id FROM calls WHERE prompt LIKE ? OR request LIKE ?", (f"%{key}%", f"%{key}%"))
+
+
+@pytest.mark.skipif(not _minilm_available(), reason="the embeddings extra is not installed")
+def test_the_semantic_cache_answers_a_request_that_means_the_same_and_nothing_else(tmp_path):
+    wb = Workbench.from_config(store=str(tmp_path / "s.db"), cache={"enabled": True, "semantic": 0.85})
+    first = wb.ask("When does the office open on Saturdays?", model="local/echo")
+    again = wb.ask("On Saturdays, when does the office open?", model="local/echo")
+    assert again.text == first.text  # local/echo would have echoed the new words: this came from the store
+    row = wb.calls.last()
+    assert row["cached_from"] == first.call_id
+    assert row["routing"].startswith("semantic cache: 0.")
+    other = wb.ask("What is the refund policy for damaged kettles?", model="local/echo")
+    assert other.text.startswith("What is the refund policy")  # a different question is asked anew
+    briefed = wb.ask("On Saturdays, when does the office open?", model="local/echo", system="Answer in French.")
+    assert briefed.text.startswith("On Saturdays")  # other instructions: another request, not a hit
+    wb.close()
+    replay = Workbench.from_config(
+        store=str(tmp_path / "s.db"), mode="replay", cache={"enabled": True, "semantic": 0.85}
+    )
+    with pytest.raises(ReplayMiss):  # replay answers recorded requests only, never near ones
+        replay.ask("When is the office open on Saturdays?", model="local/echo")
+    replay.close()

@@ -42,6 +42,7 @@ def test_migrates_an_in_memory_database():
         "m018_budget_since",
         "m019_tool_call_approval",
         "m020_blobs",
+        "m021_prompt_vectors",
     ]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from workbench.serving import Attempt, Completion
 from workbench.store import Store, utcnow
@@ -29,15 +30,52 @@ class ResponseCache:
 
     def lookup(self, fingerprint: str, ttl_s: float, route: str | None = None) -> Completion | None:
         """The cached completion for ``fingerprint`` (a call of ``route``), or ``None``."""
+        return self._answer("fingerprint = ?", (fingerprint,), self._since(ttl_s, route))
+
+    def similar(
+        self, route: str, context: str, vector: Any, threshold: float, ttl_s: float
+    ) -> tuple[Completion, float] | None:
+        """The answer of the recorded call whose last user message is closest to ``vector`` (cosine at least
+        ``threshold``) among those with the same route and ``context`` (parameters, earlier messages).
+        """
+        import numpy as np
+
+        rows = self.store.query(
+            "SELECT call_id, vector FROM prompt_vectors WHERE context = ? AND route = ? AND at >= ?",
+            (context, route, self._since(ttl_s, route)),
+        )
+        if not rows:
+            return None
+        matrix = np.frombuffer(b"".join(bytes(r["vector"]) for r in rows), dtype=np.float32).reshape(len(rows), -1)
+        scores = matrix @ np.asarray(vector, dtype=np.float32)
+        best = int(np.argmax(scores))
+        if float(scores[best]) < threshold:
+            return None
+        hit = self._answer("id = ?", (rows[best]["call_id"],), "")
+        return (hit, float(scores[best])) if hit is not None else None
+
+    def remember(self, call_id: str, route: str, context: str, vector: Any, at: str) -> None:
+        """Keep an answered call's prompt vector for the semantic cache."""
+        import numpy as np
+
+        with self.store.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO prompt_vectors (call_id, route, context, vector, at) VALUES (?, ?, ?, ?, ?)",
+                (call_id, route, context, np.asarray(vector, dtype=np.float32).tobytes(), at),
+            )
+
+    def _since(self, ttl_s: float, route: str | None) -> str:
         since = (datetime.now(UTC) - timedelta(seconds=ttl_s)).isoformat(timespec="microseconds")
         cleared = self.store.query("SELECT MAX(at) AS at FROM cache_clears WHERE route IN (?, '*')", (route or "*",))
-        since = max(since, cleared[0]["at"] or "")
+        return str(max(since, cleared[0]["at"] or ""))
+
+    def _answer(self, where: str, args: tuple[Any, ...], since: str) -> Completion | None:
         with self.store.lock:
             row = self.store.conn.execute(
                 "SELECT id, text, tool_calls, model, deployment, finish_reason, prompt_tokens, completion_tokens, "
-                "total_tokens, cost_usd FROM calls WHERE fingerprint = ? AND started_at >= ? AND status = 'ok' "
+                f"total_tokens, cost_usd FROM calls WHERE {where} AND started_at >= ? AND status = 'ok' "
                 "AND mode = 'live' AND cached_from IS NULL AND compacted_at IS NULL ORDER BY started_at DESC LIMIT 1",
-                (fingerprint, since),
+                (*args, since),
             ).fetchone()
         if row is None:
             return None

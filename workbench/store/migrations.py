@@ -530,6 +530,18 @@ def m020_blobs(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration
+def m021_prompt_vectors(db: sqlite_utils.Database) -> None:
+    """What the semantic cache compares: each answered call's last user message as a vector, keyed by what
+    else the request held (route, parameters, earlier messages).
+    """
+    db.execute(
+        "CREATE TABLE prompt_vectors (call_id TEXT PRIMARY KEY, route TEXT NOT NULL, context TEXT NOT NULL, "
+        "vector BLOB NOT NULL, at TEXT NOT NULL)"
+    )
+    db.execute("CREATE INDEX prompt_vectors_context ON prompt_vectors (context, at)")
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply every migration not yet recorded; return the names applied now.
 
