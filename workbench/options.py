@@ -178,4 +178,5 @@ class AskKwargs(TypedDict, total=False):
 
 NAMES = frozenset(f.name for f in fields(AskOptions))
 # What wb.step honours: who and what the turn is for, its model, sampling and budget.
-STEP_FIELDS = frozenset({"model", "session", "user", "task", "agent", "budget", "max_tokens", "temperature"})
+# (images: the ones the messages name by hash and the store may not hold yet, an agent's first step)
+STEP_FIELDS = frozenset({"model", "session", "user", "task", "agent", "budget", "max_tokens", "temperature", "images"})

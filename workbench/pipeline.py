@@ -238,9 +238,10 @@ class Pipeline:
             self.guard.ensure_open(session, agent)
         messages = [dict(m) for m in messages]
         blobs: dict[str, Image] = {}
+        known = {i.sha256: i for i in map(as_image, opts.images)}  # named by hash, perhaps not stored yet
         for n, m in enumerate(messages, 1):  # everything sent, not only the task: under the secrets policy
             if isinstance(m.get("content"), list):  # content parts: images stored by hash, text screened
-                m["content"] = self._parts(m["content"], blobs, f"message {n} ({m.get('role')})", session, agent)
+                m["content"] = self._parts(m["content"], blobs, f"message {n} ({m.get('role')})", session, agent, known)
             elif isinstance(m.get("content"), str):
                 m["content"] = self.guard.screen_secrets(
                     m["content"], f"message {n} ({m.get('role')})", session=session, agent=agent, call_id=call_id
@@ -907,7 +908,13 @@ class Pipeline:
             self.cache.remember(call.id, call.route_name, call.meaning[0], call.meaning[1], call.started_at)
 
     def _parts(
-        self, parts: list[Any], blobs: dict[str, Image], where: str, session: str | None, agent: str | None
+        self,
+        parts: list[Any],
+        blobs: dict[str, Image],
+        where: str,
+        session: str | None,
+        agent: str | None,
+        known: dict[str, Image] | None = None,
     ) -> list[Any]:
         """A message's content parts as stored and sent: each image (a ``data:`` URL, or one already stored)
         named by its hash, each text under the secrets policy.
@@ -921,7 +928,8 @@ class Pipeline:
             elif kind == "image_url":
                 url = str((part.get("image_url") or {}).get("url", ""))
                 if url.startswith(BLOB_SCHEME):
-                    image = self.stored_images([url.removeprefix(BLOB_SCHEME)])[url.removeprefix(BLOB_SCHEME)]
+                    sha = url.removeprefix(BLOB_SCHEME)
+                    image = (known or {}).get(sha) or self.stored_images([sha])[sha]
                 elif url.startswith("data:") and ";base64," in url:
                     image = from_bytes(base64.b64decode(url.split(",", 1)[1]), f"the image in {where}")
                 else:

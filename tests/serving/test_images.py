@@ -166,3 +166,23 @@ def test_compaction_drops_an_image_no_kept_call_names_and_the_audit_still_verifi
     assert rows[as_image(image).sha256]["compacted_at"] is not None
     assert rows[as_image(kept).sha256]["data"] == kept
     assert wb.audit.verify().ok
+
+
+def test_an_agent_is_shown_its_task_images_named_by_hash_in_its_saved_messages(wb):
+    image = png(24, 24, 3)
+    run = wb.agent("viewer", model="local/echo").run("Check this chart", images=[image])
+    assert run.answer == "Check this chart\n" + as_image(image).marker  # local/echo was shown the image
+    [saved] = wb.store.query("SELECT messages FROM agent_runs WHERE id = ?", (run.id,))
+    assert "workbench-blob:sha256:" + as_image(image).sha256 in saved["messages"]  # named by hash, not inlined
+    assert "base64" not in saved["messages"]
+    assert wb.store.query("SELECT bytes FROM blobs") == [{"bytes": len(image)}]
+
+
+def test_a_plotly_figure_without_kaleido_is_a_one_line_error_saying_what_to_install(wb):
+    go = pytest.importorskip("plotly.graph_objects")
+    import importlib.util
+
+    if importlib.util.find_spec("kaleido") is not None:
+        pytest.skip("kaleido is installed here: the figure would be sent")
+    with pytest.raises(ImageError, match="pip install kaleido"):
+        wb.ask(["What does it show?", go.Figure(go.Bar(y=[1, 3, 2]))], model="local/echo")

@@ -194,9 +194,7 @@ class WorkbenchMagics(Magics):
                 )
             schema = self._ns[args.schema]
         if args.tools:
-            if filled.images:
-                raise WorkbenchUsageError("an agent cell (-t) takes text only for now: send the image with %%llm alone")
-            return self._agent_cell(wb, args, prompt)
+            return self._agent_cell(wb, args, prompt, tuple(filled.images))
         preview = None
         if not args.no_stream:
             from workbench.jupyter.display import StreamPreview
@@ -456,8 +454,10 @@ class WorkbenchMagics(Magics):
 
         return MemoryInspector(_wb().memory, args.scope).widget
 
-    def _agent_cell(self, wb: Any, args: Any, prompt: str) -> None:
-        """``%%llm -t``: run the agent loop with the cell as the task; show the answer or what it waits for."""
+    def _agent_cell(self, wb: Any, args: Any, prompt: str, images: tuple[Any, ...] = ()) -> None:
+        """``%%llm -t``: run the agent loop with the cell as the task (and its images); show the answer or what
+        it waits for.
+        """
         from IPython.display import display
 
         agent = wb.agent(
@@ -469,7 +469,7 @@ class WorkbenchMagics(Magics):
             session=args.session,
             user=args.user,
         )
-        run = agent.run(prompt)
+        run = agent.run(prompt, images=images)
         if args.output:
             self._ns[args.output] = run
         display(run)

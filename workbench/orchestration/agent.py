@@ -25,8 +25,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, Required, TypedDict, cast
 
 from workbench.errors import BudgetExceeded, GuardrailViolation, WorkbenchError
@@ -44,6 +45,7 @@ from workbench.orchestration.claims import (
     wait_for_run,
     wait_for_tool_call,
 )
+from workbench.serving.images import as_image, with_parts
 from workbench.store import new_id, utcnow
 
 if TYPE_CHECKING:
@@ -179,10 +181,17 @@ class Agent:
 
     # -- running ----------------------------------------------------------------------------
 
-    def run(self, task: str, *, session: str | None = None, user: str | None = None) -> AgentRun:
-        """Work on ``task`` until an answer, the step limit, the budget, or an approval to wait for."""
+    def run(
+        self, task: str, *, session: str | None = None, user: str | None = None, images: Sequence[Any] = ()
+    ) -> AgentRun:
+        """Work on ``task`` until an answer, the step limit, the budget, or an approval to wait for.
+
+        ``images`` (figures, PNG/JPEG bytes, paths) are shown with the task: the run's messages name
+        them by hash, the first step stores them, and a resumed run reads them from the store.
+        """
         if not isinstance(task, str) or not task.strip():
             raise WorkbenchError("give the agent a task: agent.run('Which customers churned in May?')")
+        shown = [as_image(i) for i in images]
         task = self.wb.guard.screen_secrets(
             task, "the agent's task", session=session or self.session, agent=self.name
         )  # saved with the run: screened before anything is
@@ -190,11 +199,15 @@ class Agent:
         limit = self.wb.settings.mcp.max_tools
         if len(tools) > limit:  # more than fit: give the model the ones most related to the task
             tools = self.wb.tools.search(task, tools, limit)
-        messages = []
+        messages: list[dict[str, Any]] = []
         system = self._system(task)
         if system:
             messages.append({"role": "system", "content": system})
-        messages.append({"role": "user", "content": task})
+        if shown:
+            marked = task + "".join(f"\n{i.marker}" for i in shown if i.marker not in task)
+            messages.append({"role": "user", "content": with_parts(marked, shown)})
+        else:
+            messages.append({"role": "user", "content": task})
         state: RunState = {
             "id": new_id(),
             "agent": self.name,
@@ -220,7 +233,7 @@ class Agent:
         )
         self._save(state)
         with owning(self.wb.store, "agent_runs", state["id"], owner):
-            return self._loop(state)
+            return self._loop(state, tuple(shown))
 
     def resume(self, run_id: str, wait_s: float = WAIT_S) -> AgentRun:
         """Continue a parked run from its saved messages (tools that already ran are not run again).
@@ -269,7 +282,7 @@ class Agent:
             budget=budget,
         )
 
-    def _loop(self, state: RunState) -> AgentRun:
+    def _loop(self, state: RunState, images: tuple[Any, ...] = ()) -> AgentRun:
         tools = {t.name: t for t in self.wb.tools.select(state["tools"])} if state["tools"] else {}
         schemas = [t.schema() for t in tools.values()] or None
         messages = state["messages"]
@@ -283,7 +296,7 @@ class Agent:
             try:
                 result = self.wb.step(
                     messages,
-                    self._options(state, remaining),
+                    replace(self._options(state, remaining), images=images),
                     tools=schemas,
                     trace=run_trace("agent", state["id"]),
                     check_input=state["task"] if state["steps"] == 0 else None,
