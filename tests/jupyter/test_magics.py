@@ -326,3 +326,21 @@ def test_llm_export_writes_a_session_transcript(ip, current, tmp_path):
     assert "Remember the quarterly numbers" in (tmp_path / "notes.md").read_text()
     with pytest.raises(UsageError, match="write a transcript as .md, .ipynb or .jsonl"):
         run(ip, f"llm_export notes {tmp_path / 'notes.docx'}")
+
+
+def test_load_ext_warms_litellm_on_a_background_thread_unless_told_not_to(monkeypatch):
+    import threading
+
+    from workbench.jupyter import magics
+    from workbench.serving import router
+
+    monkeypatch.setenv("WORKBENCH_NO_WARMUP", "1")
+    before = {t.ident for t in threading.enumerate()}
+    magics._warm_up()
+    assert not [t for t in threading.enumerate() if t.ident not in before and t.name == "workbench-warm-up"]
+    monkeypatch.delenv("WORKBENCH_NO_WARMUP")
+    magics._warm_up()
+    [warm] = [t for t in threading.enumerate() if t.name == "workbench-warm-up"] or [None]
+    if warm is not None:
+        warm.join(timeout=60)
+    assert router.litellm_module() is router._litellm  # loaded once, whoever got there first

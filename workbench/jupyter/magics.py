@@ -733,6 +733,28 @@ def portable_traceback(exc: BaseException, shell: Any = None) -> str:
     return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text).strip()
 
 
+def _warm_up() -> None:
+    """Import litellm, register the local models and load the tokenizer on a background thread, so the first
+    ``%%llm`` cell (typed while this runs) does not pay seconds for them; ``WORKBENCH_NO_WARMUP=1`` turns it off.
+    """
+    import os
+    import threading
+
+    if os.environ.get("WORKBENCH_NO_WARMUP"):
+        return
+
+    def warm() -> None:
+        try:
+            import workbench.runtime  # noqa: F401 - the pipeline's modules
+            from workbench.serving.router import litellm_module
+
+            litellm_module()
+        except Exception:  # noqa: BLE001 - a warm-up: the first real call reports any error itself
+            pass
+
+    threading.Thread(target=warm, name="workbench-warm-up", daemon=True).start()
+
+
 def register(ipython: Any) -> None:
     """Register the magics, and show their usage errors as error outputs without a stack.
 
@@ -740,6 +762,7 @@ def register(ipython: Any) -> None:
     nbval cannot see; the handler is installed only if no other one is.
     """
     ipython.register_magics(WorkbenchMagics)
+    _warm_up()
     if not getattr(ipython, "_workbench_error_hook", False):
         ipython.events.register("post_run_cell", lambda result: _record_error(ipython, result))
         ipython._workbench_error_hook = True

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -43,22 +44,33 @@ _litellm: Any = None
 
 
 def litellm_module() -> Any:
-    """Import litellm once, quietly, with the local models registered."""
+    """Import litellm once, quietly, with the local models registered (a second thread waits for the first)."""
     global _litellm
-    if _litellm is None:
-        import litellm
-
-        litellm.suppress_debug_info = True
-        litellm.drop_params = True
-        from workbench.serving import local
-
-        local.register()
-        try:  # litellm sets itself up on its first completion (~1 s): do it here, outside every call's latency
-            litellm.completion(model="local/echo", messages=[{"role": "user", "content": "warm-up"}])
-        except Exception:  # noqa: BLE001 - a warm-up: the real call reports its own errors
-            pass
-        _litellm = litellm
+    if _litellm is not None:
+        return _litellm
+    with _LITELLM_LOCK:
+        if _litellm is None:
+            _litellm = _load_litellm()
     return _litellm
+
+
+_LITELLM_LOCK = threading.RLock()  # re-entrant: the warm-up call must not wait on itself
+
+
+def _load_litellm() -> Any:
+    """One import, one registration of the local models, one warm-up call (see litellm_module)."""
+    import litellm
+
+    litellm.suppress_debug_info = True
+    litellm.drop_params = True
+    from workbench.serving import local
+
+    local.register()
+    try:  # litellm sets itself up on its first completion (~1 s): do it here, outside every call's latency
+        litellm.completion(model="local/echo", messages=[{"role": "user", "content": "warm-up"}])
+    except Exception:  # noqa: BLE001 - a warm-up: the real call reports its own errors
+        pass
+    return litellm
 
 
 def backoff(retry: int, base: float = 0.25, cap: float = 4.0) -> float:
