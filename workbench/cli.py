@@ -140,6 +140,13 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["jsonl"], default="jsonl", help="JSON lines, the proof last")
     export.add_argument("-o", "--output", help="write here (default: standard output)")
 
+    team = sub.add_parser("team", help="a team's spend from its analysts' audit exports")
+    team_sub = team.add_subparsers(dest="action", required=True)
+    team_report = team_sub.add_parser("report", help="verify each export, merge the rest by user, model, task, day")
+    team_report.add_argument("files", nargs="+", help="audit exports (workbench audit export -o FILE)")
+    team_report.add_argument("--by", default="user,model,task,day", help="what to sum by (and store)")
+    team_report.add_argument("--html", metavar="FILE", help="also write the HTML report (with its figure)")
+
     store = sub.add_parser("store", help="look after the store file")
     store_sub = store.add_subparsers(dest="action", required=True)
     compact = store_sub.add_parser(
@@ -187,7 +194,7 @@ def _parser() -> argparse.ArgumentParser:
     }
     handlers |= {"alerts": _alerts, "approvals": _approvals, "mcp": _mcp, "eval": _eval, "trace": _trace}
     handlers |= {"metrics": _metrics, "otel": _otel, "report": _report, "audit": _audit, "store": _audit}
-    handlers |= {"chaos-server": _chaos, "plugins": _plugins}
+    handlers |= {"chaos-server": _chaos, "plugins": _plugins, "team": _team}
     for name, command in sub.choices.items():
         command.set_defaults(func=handlers[name])  # a new subcommand without a handler fails here, at once
     for sub_parser in _all(parser):
@@ -299,6 +306,19 @@ def _eval(wb: Workbench, args: argparse.Namespace) -> int:
     return 1 if failed or (regressed and args.fail_on_regression) else 0
 
 
+def _team(args: argparse.Namespace) -> int:
+    """``workbench team report FILE...``: exit 1 when a file was left out (the report is still printed)."""
+    from workbench.audit.team import team_report
+
+    report = team_report(args.files)
+    print(report.df(tuple(b.strip() for b in args.by.split(",") if b.strip())).to_string(index=False))
+    print(report)
+    if args.html:
+        report.html(args.html)
+        print(f"written to {args.html}")
+    return 1 if report.left_out else 0
+
+
 def _audit(args: argparse.Namespace) -> int:
     from workbench.audit import AuditLog, verify_export
     from workbench.config import load_settings
@@ -381,7 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     try:
         _check_text(args)
-        if args.func in (_chaos, _plugins):
+        if args.func in (_chaos, _plugins, _team):
             return int(args.func(args))  # no store needed
         if (args.command, getattr(args, "action", None)) not in _WRITES:
             _existing_store(args)  # reading: never create a store (or its folder) just to find it empty
