@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ProviderError
 from workbench.serving.failures import classify
-from workbench.serving.router import PLACEHOLDER_KEY
+from workbench.serving.router import endpoint_kwargs, key_values
 from workbench.serving.types import Attempt
 from workbench.store import utcnow
 
@@ -77,9 +77,9 @@ def embed(route: Route, texts: list[str], secrets: tuple[str, ...] = ()) -> Embe
         for _ in range(1 + route.retries):
             started, t0 = utcnow(), time.perf_counter()
             try:
-                response = litellm.embedding(**_kwargs(deployment, texts))
+                response = litellm.embedding(**endpoint_kwargs(deployment), input=texts)
             except Exception as exc:  # noqa: BLE001 - classified below; anything else propagates
-                failure = classify(exc, (*secrets, *_secrets(deployment)))
+                failure = classify(exc, (*secrets, *key_values(deployment)))
                 if failure is None:
                     raise
                 attempts.append(
@@ -104,22 +104,6 @@ def embed(route: Route, texts: list[str], secrets: tuple[str, ...] = ()) -> Embe
             return Embedded(vectors, deployment, _tokens(usage), _cost(litellm, response, deployment), attempts)
     last = next((a.error for a in reversed(attempts) if a.error), "no deployment could be tried")
     raise ProviderError(f"every deployment of the route failed to embed; last: {last}", attempts)
-
-
-def _kwargs(deployment: Deployment, texts: list[str]) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {**deployment.params, "model": deployment.model, "input": texts}
-    kwargs["timeout"] = deployment.timeout
-    if deployment.api_base:
-        kwargs["api_base"] = deployment.api_base
-    if deployment.api_key_env:
-        kwargs["api_key"] = os.environ[deployment.api_key_env]
-    elif deployment.api_base:
-        kwargs["api_key"] = PLACEHOLDER_KEY
-    return kwargs
-
-
-def _secrets(deployment: Deployment) -> tuple[str, ...]:
-    return (os.environ.get(deployment.api_key_env, ""),) if deployment.api_key_env else ()
 
 
 def _attempt(

@@ -73,6 +73,23 @@ def _load_litellm() -> Any:
     return litellm
 
 
+def endpoint_kwargs(deployment: Deployment) -> dict[str, Any]:
+    """What litellm needs to reach a deployment, for any kind of call: its params, model, timeout, base URL, key."""
+    kwargs: dict[str, Any] = {**deployment.params, "model": deployment.model, "timeout": deployment.timeout}
+    if deployment.api_base:
+        kwargs["api_base"] = deployment.api_base
+    if deployment.api_key_env:
+        kwargs["api_key"] = os.environ[deployment.api_key_env]
+    elif deployment.api_base:
+        kwargs["api_key"] = PLACEHOLDER_KEY
+    return kwargs
+
+
+def key_values(deployment: Deployment) -> tuple[str, ...]:
+    """The deployment's key, to keep out of error messages."""
+    return (os.environ.get(deployment.api_key_env, ""),) if deployment.api_key_env else ()
+
+
 def backoff(retry: int, base: float = 0.25, cap: float = 4.0) -> float:
     """Exponential backoff with full jitter for the ``retry``-th retry (0-based)."""
     return random.uniform(0, min(cap, base * 2**retry))
@@ -315,20 +332,12 @@ class Router:
 
     def _kwargs(self, deployment: Deployment, request: Request) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
-            **deployment.params,
-            "model": deployment.model,
+            **endpoint_kwargs(deployment),
             "messages": request.wire_messages(),
-            "timeout": deployment.timeout,
             "num_retries": 0,
             "max_retries": 0,
             **{k: v for k, v in request.params.items() if v is not None},
         }
-        if deployment.api_base:
-            kwargs["api_base"] = deployment.api_base
-        if deployment.api_key_env:
-            kwargs["api_key"] = os.environ[deployment.api_key_env]
-        elif deployment.api_base:
-            kwargs["api_key"] = PLACEHOLDER_KEY
         if deployment.model == "local/scripted":
             kwargs["local_scripted"] = self.settings.scripted
         if request.stream:
@@ -338,7 +347,7 @@ class Router:
 
     @staticmethod
     def _secrets(deployment: Deployment) -> tuple[str, ...]:
-        return (os.environ.get(deployment.api_key_env, ""),) if deployment.api_key_env else ()
+        return key_values(deployment)
 
     def complete(
         self, route_name: str, route: Route, request: Request, on_token: TokenSink | None = None
