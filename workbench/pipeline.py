@@ -72,6 +72,7 @@ from workbench.serving.images import (
     check_sizes,
     from_bytes,
     is_image,
+    part_url,
     refs,
     with_parts,
 )
@@ -926,7 +927,7 @@ class Pipeline:
                 text = self.guard.screen_secrets(str(part.get("text", "")), where, session=session, agent=agent)
                 out.append({**part, "text": text})
             elif kind == "image_url":
-                url = str((part.get("image_url") or {}).get("url", ""))
+                url = part_url(part)
                 if url.startswith(BLOB_SCHEME):
                     sha = url.removeprefix(BLOB_SCHEME)
                     image = (known or {}).get(sha) or self.stored_images([sha])[sha]

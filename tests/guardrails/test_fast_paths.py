@@ -26,7 +26,7 @@ def _plain_detect(text):
             if i not in seen and s.regex.search(form):  # a signal counts once, in the first form it shows in
                 seen.add(i)
                 found.add((s.family if n == 0 else "encoded", s.weight))
-    ml = injection._fold(text, homoglyphs=False).lower()
+    ml = injection._compatible(text).lower()  # NFKC, zero-width characters out, look-alikes kept
     found |= {
         ("multilingual", s.weight)
         for s in injection._COMPILED_ML

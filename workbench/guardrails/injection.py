@@ -1134,7 +1134,7 @@ def normalise(text: str) -> str:
 @lru_cache(maxsize=4)  # letters spaced out are read from it too (before their spaces are collapsed)
 def _folded_lower(text: str) -> str:
     """NFKC, zero-width characters out, look-alike letters folded to Latin, lower case."""
-    folded = _fold(text, homoglyphs=True)
+    folded = _fold(text)
     return folded.lower() if folded is not _compatible(text) else _lowered(text)
 
 
@@ -1144,10 +1144,10 @@ def _lowered(text: str) -> str:
     return _compatible(text).lower()
 
 
-def _fold(text: str, homoglyphs: bool) -> str:
-    """NFKC and zero-width characters out (and look-alike letters folded), each only when the text needs it."""
-    text = _compatible(text)
-    if homoglyphs and (odd := _ODD.search(text)) and _LOOKALIKE.search(text, odd.start()):
+def _fold(text: str) -> str:
+    """NFKC, zero-width characters out, look-alike letters folded, each only when the text needs it."""
+    text = _compatible(text)  # (zero-width characters are out: the first odd character can only be a look-alike)
+    if _LOOKALIKE.search(text):
         text = text.translate(_HOMOGLYPHS)
     return text
 

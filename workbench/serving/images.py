@@ -166,7 +166,7 @@ def refs(messages: list[dict[str, Any]]) -> list[str]:
         content = message.get("content")
         if isinstance(content, list):
             for part in content:
-                url = (part.get("image_url") or {}).get("url", "") if isinstance(part, dict) else ""
+                url = part_url(part)
                 if url.startswith(BLOB_SCHEME):
                     out.append(url.removeprefix(BLOB_SCHEME))
     return out
@@ -194,7 +194,7 @@ def text_view(messages: list[dict[str, Any]], blobs: dict[str, Image]) -> tuple[
         if isinstance(content, list):
             texts = []
             for part in content:
-                url = (part.get("image_url") or {}).get("url", "") if isinstance(part, dict) else ""
+                url = part_url(part)
                 image = blobs.get(url.removeprefix(BLOB_SCHEME)) if url.startswith(BLOB_SCHEME) else None
                 if image is not None:
                     texts.append(image.marker)
@@ -225,8 +225,13 @@ def describe(data_url: str) -> str:
     return f"[image {data_url[:60]}]"
 
 
+def part_url(part: Any) -> str:
+    """The URL of an ``image_url`` content part ("" for any other part)."""
+    return str((part.get("image_url") or {}).get("url", "")) if isinstance(part, dict) else ""
+
+
 def _wired(part: Any, blobs: dict[str, Image]) -> Any:
-    url = (part.get("image_url") or {}).get("url", "") if isinstance(part, dict) else ""
+    url = part_url(part)
     if not url.startswith(BLOB_SCHEME):
         return part
     sha = url.removeprefix(BLOB_SCHEME)
