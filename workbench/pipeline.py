@@ -10,7 +10,6 @@ and delegates to it.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import re
 import time
@@ -70,7 +69,7 @@ from workbench.serving.images import (
     ImageError,
     as_image,
     check_sizes,
-    from_bytes,
+    from_data_url,
     is_image,
     part_url,
     refs,
@@ -931,12 +930,8 @@ class Pipeline:
                 if url.startswith(BLOB_SCHEME):
                     sha = url.removeprefix(BLOB_SCHEME)
                     image = (known or {}).get(sha) or self.stored_images([sha])[sha]
-                elif url.startswith("data:") and ";base64," in url:
-                    image = from_bytes(base64.b64decode(url.split(",", 1)[1]), f"the image in {where}")
                 else:
-                    raise ImageError(
-                        f"{where}: an image_url must be a data: URL of PNG or JPEG bytes, not {url[:40]!r}"
-                    )
+                    image = from_data_url(url, f"the image in {where}")
                 blobs[image.sha256] = image
                 out.append(image.part())
             else:

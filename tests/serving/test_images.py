@@ -153,6 +153,16 @@ def test_an_agent_step_with_image_parts_is_stored_by_hash_not_a_raw_error(wb):
     assert wb.store.query("SELECT bytes FROM blobs") == [{"bytes": len(image)}]
     with pytest.raises(ImageError, match="must be a data: URL"):
         wb.step([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}])
+    hostile = {  # each a one-line ImageError, never a raw decoding or attribute error
+        "data:image/png;base64,abc": "not valid base64",
+        "data:image/png;base64,!!!!": "not valid base64",
+        "data:image/png;base64," + base64.b64encode(b"GIF89a....").decode(): "not a PNG or JPEG",
+    }
+    for bad, why in hostile.items():
+        with pytest.raises(ImageError, match=why):
+            wb.step([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": bad}}]}])
+    with pytest.raises(ImageError, match="must be a data: URL"):
+        wb.step([{"role": "user", "content": [{"type": "image_url", "image_url": "not a dict"}]}])
 
 
 def test_compaction_drops_an_image_no_kept_call_names_and_the_audit_still_verifies(wb):

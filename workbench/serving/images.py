@@ -219,15 +219,27 @@ def describe(data_url: str) -> str:
     """What ``local/echo`` says for an image part it was given: its marker (or what it was, if not one)."""
     if data_url.startswith("data:") and ";base64," in data_url:
         try:
-            return from_bytes(base64.b64decode(data_url.split(",", 1)[1])).marker
-        except (ImageError, ValueError):
+            return from_data_url(data_url).marker
+        except ImageError:
             return "[image: unreadable]"
     return f"[image {data_url[:60]}]"
 
 
 def part_url(part: Any) -> str:
-    """The URL of an ``image_url`` content part ("" for any other part)."""
-    return str((part.get("image_url") or {}).get("url", "")) if isinstance(part, dict) else ""
+    """The URL of an ``image_url`` content part ("" for any other part, or one without a URL)."""
+    image_url = part.get("image_url") if isinstance(part, dict) else None
+    return str(image_url.get("url", "")) if isinstance(image_url, dict) else ""
+
+
+def from_data_url(url: str, where: str = "the image") -> Image:
+    """An :class:`Image` from a ``data:...;base64,`` URL; a one-line :class:`ImageError` for anything else."""
+    if not url.startswith("data:") or ";base64," not in url:
+        raise ImageError(f"{where}: an image_url must be a data: URL of PNG or JPEG bytes, not {url[:40]!r}")
+    try:
+        data = base64.b64decode(url.split(",", 1)[1], validate=True)
+    except ValueError:  # binascii.Error: bad padding or characters
+        raise ImageError(f"{where}: the data: URL is not valid base64") from None
+    return from_bytes(data, where)
 
 
 def _wired(part: Any, blobs: dict[str, Image]) -> Any:
