@@ -394,6 +394,20 @@ class ImageSettings(_Strict):
     vision: list[str] = Field(default_factory=list)  # models to treat as seeing images, beyond what litellm knows
 
 
+class TeamSettings(_Strict):
+    """``[team]``: limits shared with a team through Redis (budgets, rate limits, the kill switch, breakers).
+
+    Without ``redis_url`` nothing is shared and every limit lives in this store, as before.
+    """
+
+    redis_url: str | None = None  # redis://host:6379/0 (a password: put it in password_env, not here)
+    name: str = Field("team", pattern=r"^[A-Za-z0-9_.-]{1,64}$")  # keys are prefixed wb:NAME: on the server
+    password_env: str | None = None  # a variable holding the Redis password
+    budgets_when_down: Literal["closed", "local"] = "closed"  # closed: refuse calls; local: this store's budgets
+    limits_when_down: Literal["local", "closed"] = "local"  # rate limits and breakers: this process's state
+    timeout_s: float = Field(2.0, gt=0)  # each Redis command, before the server counts as down
+
+
 class Settings(_Strict):
     """Everything the runtime needs to know, validated."""
 
@@ -417,6 +431,7 @@ class Settings(_Strict):
     retrieval: Literal["bm25", "hybrid"] = "bm25"  # hybrid: + sentence embeddings (the embeddings extra)
     max_value_tokens: int = Field(2000, ge=50)  # each {value} in a %%llm cell (a DataFrame, Out[n]) at most this
     images: ImageSettings = Field(default_factory=ImageSettings)
+    team: TeamSettings = Field(default_factory=TeamSettings)
     source: Path | None = None
     root: Path = Field(default_factory=Path.cwd)
 

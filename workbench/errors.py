@@ -10,6 +10,7 @@
     ├── ReplayMiss            replay mode found no recorded call for a request
     ├── BudgetExceeded        the call's worst case does not fit a budget (nothing was sent)
     ├── KillSwitchActive      the kill switch is on (nothing was sent)
+    ├── TeamStateDown         [team] Redis cannot be reached and budgets fail closed (nothing was sent)
     ├── ContextOverflow       the fixed part of a context (system, pinned, input) is over budget
     ├── ImageError            an image that is not one, is over the size limits, or goes to a model that cannot see
     ├── ToolError             a tool failed or is unknown (MCP or Python)
@@ -81,6 +82,10 @@ class GuardrailViolation(WorkbenchError):
 
 class KillSwitchActive(WorkbenchError):
     """The kill switch is on: no call is sent until it is lifted."""
+
+
+class TeamStateDown(WorkbenchError):
+    """The team's Redis (``[team] redis_url``) cannot be reached and budgets fail closed: nothing was sent."""
 
 
 def warn_at_caller(message: str, category: type[Warning]) -> None:

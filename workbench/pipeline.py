@@ -37,7 +37,15 @@ from workbench.context.compose import context_items
 from workbench.context.grounding import grounding
 from workbench.context.template import Filled, fill_values
 from workbench.cost import Attribution, Budgets, Pricing
-from workbench.errors import BudgetExceeded, KillSwitchActive, ProviderError, ReplayMiss, WorkbenchError
+from workbench.cost.budgets import LOCAL, TEAM
+from workbench.errors import (
+    BudgetExceeded,
+    KillSwitchActive,
+    ProviderError,
+    ReplayMiss,
+    TeamStateDown,
+    WorkbenchError,
+)
 from workbench.guardrails import (
     SINKS,
     Finding,
@@ -101,7 +109,7 @@ class _Call:
     task: str | None
     agent: str | None = None
     use_cache: bool = False
-    budgeted: bool = False  # some budget exists: reserve before sending, notify after
+    budgeted: int = 0  # budgets exist (cost.budgets LOCAL | TEAM): reserve before sending, notify after
     reserved: bool = False
     reserved_usd: float = 0.0  # the worst case held against budgets
     reserved_tokens: int = 0
@@ -126,7 +134,7 @@ CODE_INSTRUCTION = (
     "with any explanation as comments inside it."
 )
 
-_RECORDED_FAILURES = (ProviderError, ReplayMiss, BudgetExceeded, KillSwitchActive)
+_RECORDED_FAILURES = (ProviderError, ReplayMiss, BudgetExceeded, KillSwitchActive, TeamStateDown)
 
 
 class Pipeline:
@@ -401,7 +409,7 @@ class Pipeline:
                         "sent. Lower --max-tokens, pick a cheaper model, or raise --budget"
                     )
                 if call.budgeted:
-                    self.budgets.reserve(call.id, call.who, usd, tokens)
+                    self.budgets.reserve(call.id, call.who, usd, tokens, call.budgeted)
                     call.reserved, call.reserved_usd, call.reserved_tokens = True, usd, tokens
                 if call.request.answer_cap is None:  # a stream is not read past what was reserved for the answer
                     call.request.answer_cap = self.budgets.answer_tokens(call.route, call.request)
@@ -782,8 +790,10 @@ class Pipeline:
             completion = replace(completion, tool_calls=calls)
         result = self._settle(call, completion, format)
         self._record(call, completion, result)
+        if call.reserved:  # the team's budgets (Redis) count it now; this store's did in the record's transaction
+            self.budgets.settle(call.id, result.cost_usd or 0.0, completion.usage.get("total_tokens") or 0)
         if self.mode == "live":
-            if call.budgeted:
+            if call.budgeted & LOCAL:
                 self.budgets.notify(call.who)
             self.alerts.check(call.route_name, call.id)
         return result
@@ -903,6 +913,7 @@ class Pipeline:
             settle_reservation=call.reserved,
             audit_also=self._new_version(call),
             blobs=_blobs(call.request),
+            team=self._team(call),
         )
         if call.meaning is not None and completion.cached_from is None:  # answered anew: future alike asks reuse it
             self.cache.remember(call.id, call.route_name, call.meaning[0], call.meaning[1], call.started_at)
@@ -1106,9 +1117,16 @@ class Pipeline:
         )
         return [] if seen else [("spec", plan.spec, {"version": plan.version, "first_call": call.id})]
 
+    def _team(self, call: _Call) -> str | None:
+        """The team state a call's budgets were reserved in (named in its audit entry)."""
+        team = self.budgets.team
+        return team.where if team is not None and call.reserved and call.budgeted & TEAM else None
+
     def _record_failure(self, call: _Call, exc: WorkbenchError) -> None:
         attempts = getattr(exc, "attempts", [])
-        status: CallStatus = "refused" if isinstance(exc, (BudgetExceeded, KillSwitchActive)) else "error"
+        status: CallStatus = (
+            "refused" if isinstance(exc, (BudgetExceeded, KillSwitchActive, TeamStateDown)) else "error"
+        )
         row = self._row(
             call,
             status=status,
@@ -1122,7 +1140,10 @@ class Pipeline:
             call.trace.for_store(call.id),
             settle_reservation=call.reserved,
             blobs=_blobs(call.request),
+            team=self._team(call),
         )
+        if call.reserved:  # nothing spent: the team's hold is given back
+            self.budgets.settle(call.id, 0.0, 0)
         if isinstance(exc, ProviderError):
             exc.call_id = call.id
         if self.mode == "live" and status == "error":

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from workbench.orchestration import Agent, AgentRun, Workflow
     from workbench.serving.embed import Embeddings
     from workbench.store.retention import Compaction
+    from workbench.team import TeamState
 
 
 # Refusals and failures a call is recorded with (anything else is a bug and propagates).
@@ -59,7 +60,16 @@ class Workbench:
         self._settings = settings or load_settings()
         self.store = Store(self.settings.store)
         self._router = Router(self.settings)
-        self._router.limiter = RateLimiter(self.store)
+        self.team = _team(self.settings)
+        if self.team is None:
+            self._router.limiter = RateLimiter(self.store)
+        else:  # budgets, rate limits, the kill switch and breakers shared with the team through Redis
+            from workbench.team.limits import SharedBreakers, SharedRateLimiter
+
+            self._router.limiter = SharedRateLimiter(self.store, self.team)
+            self._router.breakers = SharedBreakers(
+                self.team, self.settings.breaker.failures, self.settings.breaker.cooldown_s
+            )
         self._replayer = ReplayServing(self.store)
         self._composer = Composer()
         self._pricing = Pricing(self.settings)
@@ -70,7 +80,7 @@ class Workbench:
         self.feedback = Feedback(self.store)
         self.audit = AuditLog(self.store)
         self.costs = Costs(self.store)
-        self.budgets = Budgets(self.store, self.settings)
+        self.budgets = Budgets(self.store, self.settings, self.team)
         self.cache = ResponseCache(self.store)
         self.alerts = Alerts(self.store, self.settings)
         self.guard = Guard(self.store, self.settings.guardrails, self.settings.root)
@@ -512,7 +522,18 @@ class Workbench:
         self.mcp.close()
         if self._otel is not None and self._otel._thread is not None:
             self._otel.flush()
+        if self.team is not None:
+            self.team.close()
         self.store.close()
+
+
+def _team(settings: Settings) -> TeamState | None:
+    """The team's shared state when ``[team] redis_url`` is set (nothing is imported otherwise)."""
+    if not settings.team.redis_url:
+        return None
+    from workbench.team import TeamState
+
+    return TeamState(settings.team)
 
 
 def _leaves(value: Any, path: str = "") -> list[tuple[str, Any]]:

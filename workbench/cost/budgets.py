@@ -8,6 +8,11 @@ the store, so concurrent calls cannot all pass a check before any spend is
 recorded. When the call is recorded, the reservation is deleted in the same
 transaction that writes its real cost.
 
+With ``[team] redis_url``, budgets set here are the team's, kept in Redis and enforced for
+every analyst (team/budgets.py): a call is reserved against this store's budgets and the
+team's, and settled in both. The kill switch is the team's too. Redis down: budgets fail
+closed (``TeamStateDown``, nothing sent) unless ``budgets_when_down = "local"``.
+
 A budget covers calls by scope: ``global``, or ``user:``/``task:``/``agent:``/``session:``
 plus a key; over a period: ``day`` or ``month`` (UTC) or ``total``; in USD, tokens or both.
 """
@@ -21,10 +26,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from workbench.config import Route, Settings
-from workbench.errors import BudgetExceeded, KillSwitchActive, WorkbenchError, warn_at_caller
+from workbench.errors import BudgetExceeded, KillSwitchActive, TeamStateDown, WorkbenchError, warn_at_caller
 from workbench.serving import Request, litellm_module
 from workbench.serving.policies import unit_prices
 from workbench.store import Store, utcnow
+from workbench.team import TeamBudgets, TeamState, Unreachable, display
 
 Scope = Literal["global", "user", "task", "agent", "session"]
 Period = Literal["day", "month", "total"]
@@ -32,6 +38,7 @@ SCOPES: tuple[str, ...] = ("global", "user", "task", "agent", "session")
 PERIODS: tuple[str, ...] = ("day", "month", "total")
 DEFAULT_THRESHOLDS = (0.5, 0.8, 1.0)
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
+LOCAL, TEAM = 1, 2  # which budgets a call is reserved against (Budgets.gate)
 RESERVATION_TTL = timedelta(minutes=15)  # a reservation left by a crashed process stops counting
 
 
@@ -76,8 +83,10 @@ def period_start(period: str, now: datetime | None = None) -> str:
 class Budgets:
     """The ``cost.reserve`` stage, budget settings, threshold notices and the kill switch."""
 
-    def __init__(self, store: Store, settings: Settings):
-        self.store, self.settings = store, settings
+    def __init__(self, store: Store, settings: Settings, team: TeamState | None = None):
+        self.store, self.settings, self.team = store, settings, team
+        self.shared = TeamBudgets(team, RESERVATION_TTL.total_seconds()) if team is not None else None
+        self._held: set[str] = set()  # calls holding team reservations (settled or released once)
 
     # ---- settings ---------------------------------------------------------------
 
@@ -113,6 +122,15 @@ class Budgets:
             raise WorkbenchError("budget limits must be zero or more")
         if any(not 0 < t <= 1 for t in thresholds):
             raise WorkbenchError("budget thresholds are fractions of the limit, each in (0, 1]")
+        if self.shared is not None and self.team is not None:
+            shared = self.shared
+            self._shared(lambda: shared.set(kind, key, period, usd, tokens, thresholds, since))
+            payload = {"event": "set", "period": period, "usd": usd, "tokens": tokens, "since": since}
+            with self.store.transaction() as conn:
+                self.store.audit(
+                    conn, "budget", scope, {**payload, "thresholds": sorted(thresholds), "team": self.team.where}
+                )
+            return
         with self.store.transaction() as conn:
             conn.execute(
                 "INSERT INTO budgets (scope, key, period, limit_usd, limit_tokens, thresholds, created_at, since) "
@@ -142,6 +160,14 @@ class Budgets:
     def remove(self, scope: str, period: str = "total", *, missing_ok: bool = False) -> None:
         """Delete a budget (``missing_ok``: and say nothing if there is none)."""
         kind, key = parse_scope(scope)
+        if self.shared is not None and self.team is not None:
+            shared = self.shared
+            if self._shared(lambda: shared.remove(kind, key, period)):
+                with self.store.transaction() as conn:
+                    self.store.audit(
+                        conn, "budget", scope, {"event": "removed", "period": period, "team": self.team.where}
+                    )
+                return
         with self.store.transaction() as conn:
             row = conn.execute(
                 "SELECT id FROM budgets WHERE scope = ? AND key = ? AND period = ?", (kind, key, period)
@@ -156,7 +182,15 @@ class Budgets:
             )
 
     def kill(self, reason: str = "kill switch") -> None:
-        """Refuse every new call, in every process sharing the store, until :meth:`lift`."""
+        """Refuse every new call, in every process sharing the store (with ``[team]``: of the whole team), until
+        :meth:`lift`.
+        """
+        if self.team is not None:
+            team = self.team
+            self._shared(lambda: team.kill(reason))
+            with self.store.transaction() as conn:
+                self.store.audit(conn, "kill", "switch", {"active": True, "reason": reason, "team": team.where})
+            return
         with self.store.transaction() as conn:
             conn.execute(
                 "INSERT INTO switches (name, active, reason, at) VALUES ('kill', 1, ?, ?) "
@@ -166,7 +200,12 @@ class Budgets:
             self.store.audit(conn, "kill", "switch", {"active": True, "reason": reason}, bind=[("switches", "kill")])
 
     def lift(self) -> None:
-        """Allow calls again."""
+        """Allow calls again (with ``[team]``: the team's switch and this store's)."""
+        if self.team is not None:
+            team = self.team
+            if self._shared(team.lift):
+                with self.store.transaction() as conn:
+                    self.store.audit(conn, "kill", "switch", {"active": False, "team": team.where})
         with self.store.transaction() as conn:
             if conn.execute("UPDATE switches SET active = 0, at = ? WHERE name = 'kill'", (utcnow(),)).rowcount:
                 self.store.audit(conn, "kill", "switch", {"active": False}, bind=[("switches", "kill")])
@@ -193,6 +232,20 @@ class Budgets:
                     "since": b.get("since"),
                 }
             )
+        for b in self._team_rows():
+            rows.append(
+                {
+                    "scope": ("global" if b["scope"] == "global" else f"{b['scope']}:{b['key']}") + " (team)",
+                    "period": b["period"],
+                    "limit_usd": b["limit_usd"],
+                    "spent_usd": round(b["spent_usd"], 6),
+                    "reserved_usd": round(b["reserved_usd"], 6),
+                    "limit_tokens": b["limit_tokens"],
+                    "spent_tokens": b["spent_tokens"],
+                    "used": round(b["spent_usd"] / b["limit_usd"], 3) if b["limit_usd"] else None,
+                    "since": b["since"],
+                }
+            )
         columns = [
             "scope",
             "period",
@@ -206,21 +259,57 @@ class Budgets:
         ]
         return pd.DataFrame(rows, columns=columns)
 
+    def _team_rows(self) -> list[dict[str, Any]]:
+        if self.shared is None:
+            return []
+        try:
+            return self.shared.rows()
+        except Unreachable as exc:
+            self.team.fallback("the budget table", exc)  # type: ignore[union-attr]
+            return []
+
     # ---- the pipeline stage ----------------------------------------------------------
 
-    def gate(self) -> bool:
-        """Refuse at once if the kill switch is on; tell whether any budget exists."""
+    def gate(self) -> int:
+        """Refuse at once if the kill switch is on; which budgets exist: ``LOCAL`` (this store's) | ``TEAM``."""
         with self.store.lock:
             row = self.store.conn.execute(
                 "SELECT (SELECT reason FROM switches WHERE name = 'kill' AND active = 1), "
                 "EXISTS (SELECT 1 FROM budgets)"
             ).fetchone()
-        if row[0] is not None:
+        killed, budgeted = row[0], LOCAL if row[1] else 0
+        if killed is None and self.team is not None:
+            try:
+                killed, shared = self.team.gate()
+                budgeted |= TEAM if shared else 0
+                killed = killed and f"team {self.team.settings.name}: {killed}"
+            except Unreachable as exc:
+                self._down(exc)
+        if killed is not None:
             raise KillSwitchActive(
-                f"the kill switch is on ({row[0]}): no call is sent until it is lifted "
+                f"the kill switch is on ({killed}): no call is sent until it is lifted "
                 "with wb.budgets.lift(), %llm_budget --lift or `workbench budget lift`"
             )
-        return bool(row[1])
+        return budgeted
+
+    def _down(self, exc: Unreachable) -> None:
+        """Redis is down: refuse (``budgets_when_down = "closed"``) or warn and go on with this store's budgets."""
+        assert self.team is not None
+        if self.team.settings.budgets_when_down == "closed":
+            raise TeamStateDown(
+                f"{exc}; team budgets fail closed, so nothing was sent. Bring Redis back, or set "
+                '[team] budgets_when_down = "local" to go on with this store\'s budgets alone'
+            )
+        self.team.fallback("budgets and the kill switch", exc)
+
+    def _shared(self, step: Any) -> Any:
+        """A change to the team's state: Redis down is an error (nothing changed)."""
+        try:
+            return step()
+        except Unreachable as exc:
+            raise TeamStateDown(
+                f"{exc}; the team's budgets and kill switch were not changed. Retry when it is back"
+            ) from None
 
     def estimate(self, route: Route, request: Request) -> tuple[float, int]:
         """The worst case of a call: (USD, tokens) over the route's deployments."""
@@ -239,8 +328,16 @@ class Budgets:
         litellm = litellm_module()
         return max(request.params.get("max_tokens") or _max_output_tokens(litellm, d.model) for d in route.deployments)
 
-    def reserve(self, call_id: str, who: Attribution, usd: float, tokens: int) -> None:
-        """Atomically check every covering budget and hold ``usd``/``tokens`` against them."""
+    def reserve(self, call_id: str, who: Attribution, usd: float, tokens: int, where: int = LOCAL | TEAM) -> None:
+        """Atomically check every covering budget and hold ``usd``/``tokens`` against them (``where``: this
+        store's, the team's or both, as :meth:`gate` found them).
+        """
+        if where & LOCAL:
+            self._reserve_local(call_id, who, usd, tokens)
+        if where & TEAM and self.shared is not None:
+            self._reserve_shared(call_id, who, usd, tokens)
+
+    def _reserve_local(self, call_id: str, who: Attribution, usd: float, tokens: int) -> None:
         with self.store.transaction() as conn:
             for budget in _covering(conn, who):
                 spent_usd, spent_tokens, held_usd, held_tokens = self._usage(conn, budget)
@@ -268,9 +365,60 @@ class Budgets:
                 (call_id, who.user, who.task, who.agent, who.session, usd, tokens, utcnow()),
             )
 
+    def _reserve_shared(self, call_id: str, who: Attribution, usd: float, tokens: int) -> None:
+        """The team's half of :meth:`reserve` (this store's reservation is given back if the team refuses)."""
+        assert self.shared is not None
+        keys = {s: k for s in SCOPES if (k := who.key(s)) is not None}
+        try:
+            out = self.shared.reserve(call_id, keys, usd, tokens)
+        except Unreachable as exc:
+            try:
+                self._down(exc)
+            except TeamStateDown:
+                self.release(call_id)
+                raise
+            return
+        if isinstance(out, int):
+            if out:
+                self._held.add(call_id)
+            return
+        self.release(call_id)
+        name = f"team {display(out.budget)}"
+        if out.unit == "usd":
+            raise BudgetExceeded(
+                f"budget {name} would be exceeded: spent ${out.spent:.6f} + reserved ${out.held:.6f} + this call up "
+                f"to ${out.asked:.6f} > ${out.limit:.6f}; nothing was sent. Raise it (%llm_budget --set "
+                f"{name.split(' ')[1]} USD) or lower --max-tokens"
+            )
+        raise BudgetExceeded(
+            f"budget {name} would be exceeded: {out.spent:.0f} tokens used + {out.held:.0f} reserved + up to "
+            f"{out.asked:.0f} for this call > {out.limit:.0f}; nothing was sent. Raise it or lower --max-tokens"
+        )
+
     def release(self, call_id: str) -> None:
         """Drop a reservation whose call was never recorded with a cost."""
         self.store.execute("DELETE FROM reservations WHERE call_id = ?", (call_id,))
+        self.settle(call_id, 0.0, 0)
+
+    def settle(self, call_id: str, usd: float, tokens: int) -> list[str]:
+        """The team's side of a recorded call: its cost replaces its hold (this store's reservation went with the
+        call's row); warns of each team threshold it crossed first.
+        """
+        if self.shared is None or call_id not in self._held:
+            return []
+        self._held.discard(call_id)
+        try:
+            crossed = self.shared.settle(call_id, usd, tokens)
+        except Unreachable as exc:  # the hold lapses on its own; this call's spend is not counted by the team
+            self.team.fallback(f"the team's count of call {call_id}'s cost (the hold lapses) and budgets", exc)  # type: ignore[union-attr]
+            return []
+        notices = [
+            f"team budget {display(name)} has reached {threshold:.0%} (${spent_usd:.6f}, {spent_tokens} tokens)"
+            for name, threshold, spent_usd, spent_tokens in crossed
+        ]
+        for notice in notices:
+            warn_at_caller(notice, BudgetWarning)
+        return notices
 
     def notify(self, who: Attribution) -> list[str]:
         """Record and warn about each threshold newly crossed by the budgets covering ``who``."""

@@ -47,6 +47,7 @@ class Ticket:
     seq: int = 0
     waiter_id: int | None = None
     lease_id: int | None = None
+    shared_lease: str | None = None  # its lease in the team's Redis (team/limits.py)
     enqueued: float = 0.0
     waited_s: float = 0.0
     _wake: threading.Event | asyncio.Event | None = field(default=None, repr=False)

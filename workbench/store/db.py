@@ -195,6 +195,7 @@ class Store:
         settle_reservation: bool = False,
         audit_also: Sequence[tuple[str, str, dict[str, Any]]] = (),
         blobs: Sequence[tuple[str, str, int, int, bytes]] = (),
+        team: str | None = None,
     ) -> None:
         """Write a call, its attempts, spans, session row and audit entry atomically.
 
@@ -202,7 +203,8 @@ class Store:
         transaction, so its worst case is replaced by its real cost at one instant;
         ``audit_also`` chains more entries (``kind, ref, payload``) in it, e.g. a new spec version;
         ``blobs`` (sha256, mime, width, height, bytes) are the images its request names, stored once
-        each: the call's audit entry binds those this call stored first.
+        each: the call's audit entry binds those this call stored first; ``team`` names the team state
+        (``[team]`` Redis) its budgets were reserved in, for the audit entry.
         """
         check_keys("calls", call)
         for attempt in attempts:
@@ -226,6 +228,8 @@ class Store:
             "task": call.get("task"),
             "agent": call.get("agent"),
         }
+        if team is not None:
+            payload["team"] = team
         with self.transaction() as conn:
             if call.get("session"):
                 conn.execute(_TOUCH_SESSION, (call["session"], call["started_at"]))
