@@ -86,8 +86,7 @@ def _t1_worker(path: str, url: str, n: int) -> None:
 def t1(url: str, folder: Path, limit: float = 5.0) -> dict[str, float]:
     stores = [str(folder / "t1-a.db"), str(folder / "t1-b.db")]
     setup = analyst(str(folder / "t1-setup.db"), url)
-    setup.budgets.remove("user:team", missing_ok=True)
-    setup.budgets.set("user:team", limit)
+    setup.budgets.set("user:team", limit, since="now")  # each round counts from now
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_t1_worker, args=(stores[i % 2], url, 100)) for i in range(4)]
     for p in procs:
