@@ -89,3 +89,13 @@ def test_scripted_rules_file_is_validated(tmp_path):
     s = load_settings(path)
     assert s.scripted.default == "nope"
     assert s.scripted.rules[0].reply == "hello"
+
+
+def test_a_gateway_deployment_is_a_url_and_not_also_an_api_base():
+    from workbench.config import Deployment
+
+    assert Deployment(model="gpt-4o-mini", gateway="http://proxy:4000").endpoint == "gpt-4o-mini @ http://proxy:4000"
+    with pytest.raises(ValueError, match="gateway or an api_base, not both"):
+        Deployment(model="m", gateway="http://proxy:4000", api_base="http://other/v1")
+    with pytest.raises(ValueError, match="http:// or https:// URL"):
+        Deployment(model="m", gateway="proxy:4000")

@@ -45,6 +45,7 @@ class Deployment(_Strict):
     name: str | None = None
     api_base: str | None = None
     api_key_env: str | None = None
+    gateway: str | None = None  # a LiteLLM Proxy (http://proxy:4000): model is its model name, api_key_env its key
     timeout: float = Field(60.0, gt=0)
     input_cost_per_token: float | None = Field(None, ge=0)
     output_cost_per_token: float | None = Field(None, ge=0)
@@ -52,6 +53,15 @@ class Deployment(_Strict):
     tpm: int | None = Field(None, gt=0)  # tokens per minute (prompt + answer budget)
     max_parallel: int | None = Field(None, gt=0)  # requests in flight at once, across every process
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> Deployment:
+        if self.gateway is not None:
+            if self.api_base is not None:
+                raise ValueError("a deployment names a gateway or an api_base, not both")
+            if not self.gateway.startswith(("http://", "https://")):
+                raise ValueError(f"gateway must be an http:// or https:// URL (got {self.gateway!r})")
+        return self
 
     @property
     def label(self) -> str:
@@ -66,8 +76,8 @@ class Deployment(_Strict):
         route, are different endpoints: a dead one never makes a healthy one look dead.
         """
         parts = [self.model]
-        if self.api_base:
-            parts.append(f"@ {self.api_base}")
+        if self.api_base or self.gateway:
+            parts.append(f"@ {self.api_base or self.gateway}")
         if self.api_key_env:
             parts.append(f"[{self.api_key_env}]")
         return " ".join(parts)

@@ -554,6 +554,8 @@ class Pipeline:
         request.blobs = {i.sha256: i for i in images}
         call = self._call(trace, t0, route, request, prompt, session, user, task, call_id)
         call.agent, call.plan, call.memory, call.remember = agent, plan, memory, remember
+        who = {"user": user, "session": session, "task": task, "agent": agent}
+        request.who = {k: v for k, v in who.items() if v}  # forwarded to a LiteLLM Proxy gateway
         call.system = system_text
         route_cache = route.cache if route.cache is not None else self.settings.cache.enabled
         call.use_cache = opts.cache if opts.cache is not None else route_cache
@@ -901,6 +903,7 @@ class Pipeline:
             routing=completion.routing,
             cached_from=completion.cached_from,
             saved_usd=completion.recorded_cost_usd if completion.cached_from else None,
+            gateway_cost_usd=completion.gateway_cost_usd,
             prompt_tokens=completion.usage.get("prompt_tokens"),
             completion_tokens=completion.usage.get("completion_tokens"),
             total_tokens=completion.usage.get("total_tokens"),

@@ -43,6 +43,7 @@ def test_migrates_an_in_memory_database():
         "m019_tool_call_approval",
         "m020_blobs",
         "m021_prompt_vectors",
+        "m022_gateway_cost",
     ]
 
 

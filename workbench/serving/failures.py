@@ -59,6 +59,9 @@ class Failure:
     transient: bool
 
 
+_BUDGET = re.compile(r"budget has been exceeded|budget_exceeded|exceeded (?:its |the )?budget", re.I)
+
+
 def classify(exc: BaseException, secrets: tuple[str, ...] = (), host: str | None = None) -> Failure | None:
     """Classify a provider error; ``None`` means it is not one (a bug: let it propagate).
 
@@ -89,6 +92,8 @@ def classify(exc: BaseException, secrets: tuple[str, ...] = (), host: str | None
         message = f"cannot connect to {host or 'the provider'} ({message})"
     elif _MALFORMED.search(message):
         name = "MalformedResponse"
+    elif _BUDGET.search(message):  # a gateway's budget (a LiteLLM Proxy's "Budget has been exceeded!")
+        return Failure("BudgetExceeded", scrub(message) or "", status, None, False)
     transient = (
         name in _TRANSIENT
         or name == "MalformedResponse"

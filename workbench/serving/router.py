@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from workbench.config import Deployment, Route, Settings
-from workbench.errors import ProviderError, UnknownModel
+from workbench.errors import BudgetExceeded, ProviderError, UnknownModel
 from workbench.plugins import REGISTRY
 from workbench.serving.breaker import Breakers
 from workbench.serving.failures import Failure, StreamFault, classify
@@ -61,8 +61,7 @@ def _load_litellm() -> Any:
     """One import, one registration of the local models, one warm-up call (see litellm_module)."""
     import litellm
 
-    litellm.suppress_debug_info = True
-    litellm.drop_params = True
+    litellm.suppress_debug_info = True  # drop_params is passed per call (endpoint_kwargs), never set globally
     from workbench.serving import local
 
     local.register()
@@ -76,13 +75,40 @@ def _load_litellm() -> Any:
 def endpoint_kwargs(deployment: Deployment) -> dict[str, Any]:
     """What litellm needs to reach a deployment, for any kind of call: its params, model, timeout, base URL, key."""
     kwargs: dict[str, Any] = {**deployment.params, "model": deployment.model, "timeout": deployment.timeout}
-    if deployment.api_base:
-        kwargs["api_base"] = deployment.api_base
+    # A parameter a provider does not take is dropped, not an error. Not for a gateway: the proxy takes what its
+    # models take, and with drop_params litellm gives back None instead of the proxy's refusal (its reason lost).
+    kwargs.setdefault("drop_params", not deployment.gateway)
+    if deployment.gateway:  # a LiteLLM Proxy: its own model names, over its OpenAI-compatible API
+        prefixed = deployment.model.startswith("litellm_proxy/")
+        kwargs["model"] = deployment.model if prefixed else f"litellm_proxy/{deployment.model}"
+    if deployment.api_base or deployment.gateway:
+        kwargs["api_base"] = deployment.api_base or deployment.gateway
     if deployment.api_key_env:
         kwargs["api_key"] = os.environ[deployment.api_key_env]
-    elif deployment.api_base:
+    elif deployment.api_base or deployment.gateway:
         kwargs["api_key"] = PLACEHOLDER_KEY
     return kwargs
+
+
+def gateway_kwargs(request: Request) -> dict[str, Any]:
+    """Who is calling, for a LiteLLM Proxy to log and bill: ``user``, and session/task/agent as its tags."""
+    who = request.who
+    kwargs: dict[str, Any] = {"user": who["user"]} if who.get("user") else {}
+    tags = [f"{k}:{who[k]}" for k in ("session", "task", "agent") if who.get(k)]
+    if tags:
+        kwargs["extra_headers"] = {"x-litellm-tags": ",".join(t.replace(",", " ") for t in tags)}
+        kwargs["metadata"] = {"tags": tags}  # litellm_proxy sends it in the body, where the proxy reads tags too
+    return kwargs
+
+
+def gateway_cost(response: Any) -> float | None:
+    """The cost a LiteLLM Proxy reported for a response (``x-litellm-response-cost``), if it did."""
+    headers = (getattr(response, "_hidden_params", None) or {}).get("additional_headers") or {}
+    value = headers.get("llm_provider-x-litellm-response-cost")
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 def key_values(deployment: Deployment) -> tuple[str, ...]:
@@ -338,6 +364,8 @@ class Router:
             "max_retries": 0,
             **{k: v for k, v in request.params.items() if v is not None},
         }
+        if deployment.gateway:
+            kwargs.update(gateway_kwargs(request))
         if deployment.model == "local/scripted":
             kwargs["local_scripted"] = self.settings.scripted
         if request.stream:
@@ -374,7 +402,7 @@ class Router:
                             break  # the answer reached what was reserved for it: read no more
                     response = attempt.built(litellm, request.text_messages()[0])
                 else:
-                    response = litellm.completion(**kwargs)
+                    response = _answered(litellm.completion(**kwargs))
             except Exception as exc:
                 if not attempt.failed(plan, exc, self._secrets(deployment)):
                     raise
@@ -410,7 +438,7 @@ class Router:
                             break
                     response = attempt.built(litellm, request.text_messages()[0])
                 else:
-                    response = await litellm.acompletion(**kwargs)
+                    response = _answered(await litellm.acompletion(**kwargs))
             except Exception as exc:
                 if not attempt.failed(plan, exc, self._secrets(deployment)):
                     raise
@@ -484,6 +512,13 @@ class _AttemptRun:
         if self.ttft_ms is not None and self.on_token:
             self.on_token(None)  # discard the partial stream: another attempt follows
         plan.failed(self.deployment, failure, self.started_at, self._elapsed_ms())
+        if failure.error_class == "BudgetExceeded" and self.deployment.gateway:
+            refused = BudgetExceeded(  # the team's gateway said no: failing over elsewhere would go around it
+                f"the gateway at {_host(self.deployment)} refused the call: {failure.message}; no other deployment "
+                "was tried. Ask whoever runs the gateway to raise the budget, or wait for it to renew"
+            )
+            refused.attempts = plan.attempts  # type: ignore[attr-defined]
+            raise refused from None
         return True
 
     def succeeded(self, plan: FailoverPlan, response: Any) -> Completion:
@@ -498,17 +533,25 @@ class _AttemptRun:
         return completion
 
 
+def _answered(response: Any) -> Any:
+    """``response``, if it holds an answer; a failed attempt (never a raw AttributeError) if it holds none."""
+    if not getattr(response, "choices", None):
+        raise StreamFault("EmptyResponse", "the provider gave back no answer (an empty or malformed response)")
+    return response
+
+
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
 def _host(deployment: Deployment) -> str:
     """Where a deployment's calls go, for error messages: its base URL's host, or the provider's own."""
-    if deployment.api_base:
+    base = deployment.api_base or deployment.gateway
+    if base:
         from urllib.parse import urlsplit
 
-        parts = urlsplit(deployment.api_base)
-        return parts.netloc or deployment.api_base
+        parts = urlsplit(base)
+        return parts.netloc or base
     provider = deployment.model.split("/", 1)[0] if "/" in deployment.model else deployment.model
     return f"{provider}'s API"
 
@@ -532,4 +575,5 @@ def _completion(deployment: Deployment, response: Any, attempts: list[Attempt], 
         tool_calls=tool_calls,
         ttft_ms=ttft_ms,
         raw=response,
+        gateway_cost_usd=gateway_cost(response) if deployment.gateway else None,
     )

@@ -40,6 +40,7 @@ class Request:
     answer_cap: int | None = field(default=None, compare=False)  # answer tokens a stream is read up to (reserved)
     _prompt_tokens: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
     blobs: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # sha256 -> Image it names
+    who: dict[str, str] = field(default_factory=dict, repr=False, compare=False)  # user, session, task, agent
 
     def prompt_tokens(self, model: str) -> int:
         """The messages' token count for ``model``'s tokenizer, counted once per request (an image by its tiles)."""
@@ -133,4 +134,5 @@ class Completion:
     replay_of: str | None = None
     cached_from: str | None = None
     recorded_cost_usd: float | None = None
+    gateway_cost_usd: float | None = None  # what a LiteLLM Proxy gateway reported it cost
     routing: str | None = None  # the routing policy's decision and its reason

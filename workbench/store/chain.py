@@ -176,6 +176,7 @@ BOUND: dict[str, Bound] = {
         ),
         ("prompt", "request", "text", "tool_calls", "context_plan"),
         "compacted_at",
+        optional=("gateway_cost_usd",),
     ),
     "tool_calls": Bound(
         "id",

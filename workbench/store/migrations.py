@@ -542,6 +542,12 @@ def m021_prompt_vectors(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX prompt_vectors_context ON prompt_vectors (context, at)")
 
 
+@migration
+def m022_gateway_cost(db: sqlite_utils.Database) -> None:
+    """What a LiteLLM Proxy gateway reported a call cost, beside the workbench's own estimate (``cost_usd``)."""
+    db.execute("ALTER TABLE calls ADD COLUMN gateway_cost_usd REAL")
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply every migration not yet recorded; return the names applied now.
 

@@ -46,6 +46,7 @@ class CallRow(TypedDict, total=False):
     agent: str | None
     cached_from: str | None
     saved_usd: float | None
+    gateway_cost_usd: float | None  # what a LiteLLM Proxy gateway reported it cost (x-litellm-response-cost)
     routing: str | None  # JSON: why this deployment (rate-limit waits, breakers, fallbacks)
     context_spec: str | None
     context_version: str | None
