@@ -199,7 +199,7 @@ class LocalModels(CustomLLM):
         """Async twin of :meth:`completion` (the work is CPU-only and tiny)."""
         return self.completion(*args, **kwargs)
 
-    async def astreaming(self, *args: Any, **kwargs: Any) -> AsyncIterator[GenericStreamingChunk]:  # type: ignore[override]
+    async def astreaming(self, *args: Any, **kwargs: Any) -> AsyncIterator[GenericStreamingChunk]:
         """Async twin of :meth:`streaming`."""
         for chunk in self.streaming(*args, **kwargs):
             yield chunk
