@@ -24,7 +24,8 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from workbench.config import Deployment, Route, Settings
@@ -66,7 +67,8 @@ def _load_litellm() -> Any:
 
     local.register()
     try:  # litellm sets itself up on its first completion (~1 s): do it here, outside every call's latency
-        litellm.completion(model="local/echo", messages=[{"role": "user", "content": "warm-up"}])
+        with _unlogged(litellm):
+            litellm.completion(model="local/echo", messages=[{"role": "user", "content": "warm-up"}])
     except Exception:  # noqa: BLE001 - a warm-up: the real call reports its own errors
         pass
     return litellm
@@ -402,7 +404,8 @@ class Router:
                             break  # the answer reached what was reserved for it: read no more
                     response = attempt.built(litellm, request.text_messages()[0])
                 else:
-                    response = _answered(litellm.completion(**kwargs))
+                    with _unlogged(litellm):
+                        response = _answered(litellm.completion(**kwargs))
             except Exception as exc:
                 if not attempt.failed(plan, exc, self._secrets(deployment)):
                     raise
@@ -438,7 +441,8 @@ class Router:
                             break
                     response = attempt.built(litellm, request.text_messages()[0])
                 else:
-                    response = _answered(await litellm.acompletion(**kwargs))
+                    with _unlogged(litellm):
+                        response = _answered(await litellm.acompletion(**kwargs))
             except Exception as exc:
                 if not attempt.failed(plan, exc, self._secrets(deployment)):
                     raise
@@ -531,6 +535,41 @@ class _AttemptRun:
         completion = _completion(self.deployment, response, plan.attempts, self.ttft_ms)
         completion.routing = plan.routing
         return completion
+
+
+_LISTENERS = (  # litellm's own post-call work happens for these: with any set, it is never skipped
+    "callbacks",
+    "success_callback",
+    "_async_success_callback",
+    "input_callback",
+    "service_callback",
+    "failure_callback",
+    "_async_failure_callback",
+)
+
+
+@contextmanager
+def _unlogged(litellm: Any) -> Iterator[None]:
+    """Skip litellm's post-call success logging when nothing listens to it.
+
+    After each completion litellm hands a success handler to a background thread (~0.4 ms of CPU:
+    logging payloads, cost, callbacks). With no litellm callback, cache or budget configured nobody
+    reads what it builds, yet it holds the GIL while this thread records the call (measured: the
+    store's BEGIN went from 0.04 to 0.5 ms). The workbench records and prices every call itself.
+    litellm's switch for this is private (``_internal_context.is_internal_call``, what it uses for its
+    own nested calls), so it is used only when found, and only when no user of litellm in this
+    process has set a callback, ``litellm.cache`` or ``litellm.max_budget``.
+    """
+    switch = getattr(getattr(litellm, "_internal_context", None), "is_internal_call", None)
+    listened = any(getattr(litellm, name, None) for name in _LISTENERS) or litellm.cache is not None
+    if switch is None or listened or getattr(litellm, "max_budget", None):
+        yield
+        return
+    token = switch.set(True)
+    try:
+        yield
+    finally:
+        switch.reset(token)
 
 
 def _answered(response: Any) -> Any:
