@@ -67,6 +67,14 @@ _NAMED_NEEDS: dict[str, tuple[str, ...]] = {  # in the lower-cased text
     "password": ("pass", "pwd"),
     "generic_secret": ("key", "secret", "token"),
 }
+# Every literal a secret pattern needs (``_NEEDS``; ``_NAMED_NEEDS`` in any case): an ASCII text holding none of
+# them has no secret, which one search decides for the ids, hashes and names most scrubbed strings are.
+_ANY_NEED = re.compile(
+    "|".join(re.escape(lit) for lits in _NEEDS.values() for lit in lits)
+    + "|(?i:"
+    + "|".join(re.escape(lit) for lits in _NAMED_NEEDS.values() for lit in lits)
+    + ")"
+)
 _ASSIGNED = {  # where a kind's name is assigned, in the case-folded text: each regex starts with a literal (the
     # engine skips to it at C speed), and the name's match starts at most so many characters before it
     kind: (reach, [re.compile(p + r"[\"']?\s*[:=]") for p in names])
@@ -139,8 +147,8 @@ def iban_valid(text: str) -> bool:
 
 def find_secrets(text: str) -> list[Finding]:
     """API keys, tokens, private keys, and secret values assigned to key-like names in ``text``."""
-    if len(text) < _SHORTEST_SECRET:
-        return []
+    if len(text) < _SHORTEST_SECRET or (text.isascii() and not _ANY_NEED.search(text)):
+        return []  # (an ASCII text without one of the literals every pattern needs: one search at C speed)
     found = [
         Finding(kind, m.start(), m.end())
         for kind, rx in _SECRET

@@ -65,21 +65,21 @@ def key_file() -> Path:
     return Path(base) / "workbench" / "audit.key"
 
 
-_cache: dict[tuple[str, str], AuditKey] = {}
+_cache: dict[tuple[str, str, str], AuditKey] = {}
 
 
 def audit_key(create: bool = True) -> AuditKey:
     """The audit key: ``$WORKBENCH_AUDIT_KEY``, else the key file (made, 0600, when ``create``)."""
     env = os.environ.get(KEY_ENV)
-    path = key_file()
-    cached = _cache.get((env or "", str(path)))
+    where = (env or "", os.environ.get("XDG_CONFIG_HOME") or "", os.environ.get("HOME") or "")  # what decides it
+    cached = _cache.get(where)
     if cached is not None:
         return cached
     if env:
         key = AuditKey(env.encode(), KEY_ENV)
     else:
-        key = AuditKey(_read_or_make(path, create), str(path))
-    _cache[(env or "", str(path))] = key
+        key = AuditKey(_read_or_make(key_file(), create), str(key_file()))
+    _cache[where] = key
     return key
 
 
