@@ -128,6 +128,44 @@ def test_redis_down_can_fall_back_to_this_stores_budgets(tmp_path, redis_server)
         assert a.ask("still answered").text
 
 
-def test_a_password_in_the_url_is_refused(tmp_path):
-    with pytest.raises(ConfigError, match="password_env"):
-        analyst(tmp_path / "a.db", "redis://:hunter2@127.0.0.1:6379/0")
+def _reserve_then_hang(url: str, out) -> None:
+    from workbench.config import TeamSettings
+    from workbench.team import TeamBudgets, TeamState
+
+    shared = TeamBudgets(TeamState(TeamSettings(redis_url=url, name="t")), ttl_s=1.0)
+    out.put(shared.reserve("doomed-call", {"global": ""}, 0.9, 10))
+    time.sleep(60)  # killed here, before it can settle
+
+
+def test_a_hold_left_by_a_killed_process_lapses_and_never_counts_as_spend(tmp_path, redis_server):
+    a = analyst(tmp_path / "a.db", redis_server.url)
+    a.budgets.set("global", 1.0)
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    doomed = ctx.Process(target=_reserve_then_hang, args=(redis_server.url, out))
+    doomed.start()
+    assert out.get(timeout=60) == 1  # it holds $0.90 of the team's $1.00
+    doomed.kill()  # SIGKILL: no settle, no release
+    doomed.join()
+    with pytest.raises(BudgetExceeded, match=r"reserved \$0\.900000"):
+        a.ask("x " * 50, max_tokens=100)
+    time.sleep(1.1)  # its hold's time to live (15 minutes by default)
+    assert a.ask("now it fits", max_tokens=5).text
+    row = a.budgets.df().set_index("scope").loc["global (team)"]
+    assert row["reserved_usd"] == 0 and row["spent_usd"] == pytest.approx(spent(a))
+
+
+@pytest.mark.parametrize(
+    ("team", "says"),
+    [
+        ({"redis_url": "redis://:hunter2@127.0.0.1:6379/0"}, "password_env"),
+        ({"redis_url": "http://127.0.0.1:6379"}, "must start with redis://"),
+        ({"redis_url": "redis://127.0.0.1:6379/0", "name": "ops:*"}, "name"),
+        ({"redis_url": "redis://127.0.0.1:6379/0", "password_env": "NO_SUCH_VARIABLE_SET"}, "not set"),
+    ],
+)
+def test_a_bad_team_setting_is_a_one_line_config_error(tmp_path, team, says):
+    with pytest.raises(ConfigError, match=says) as caught:
+        wb = Workbench.from_config(store=str(tmp_path / "w.db"), team=team)
+        wb.ask("anything")  # the password variable is read when Redis is first used
+    assert "\n" not in str(caught.value)

@@ -38,7 +38,6 @@ class SharedRateLimiter(RateLimiter):
     def __init__(self, store: Store, team: TeamState):
         super().__init__(store)
         self.team = team
-        self._local_tickets: set[int] = set()  # tickets handled by the local limiter (Redis was down)
 
     def acquire(self, ticket: Ticket) -> float | None:
         """Block until the request may be sent; seconds waited, or ``None`` if not within its max wait."""
@@ -64,7 +63,6 @@ class SharedRateLimiter(RateLimiter):
         if self.team.settings.limits_when_down == "closed":
             return False
         self.team.fallback("rate limits", exc)
-        self._local_tickets.add(id(ticket))
         return True
 
     def _steps(self, ticket: Ticket, start: float) -> Iterator[float]:
@@ -97,12 +95,10 @@ class SharedRateLimiter(RateLimiter):
 
     def release(self, ticket: Ticket) -> None:
         """Give back the request's lease."""
-        if id(ticket) in self._local_tickets:
-            self._local_tickets.discard(id(ticket))
-            super().release(ticket)
-            return
         lease, ticket.shared_lease = ticket.shared_lease, None
-        if lease is not None:
+        if lease is None:  # no lease in Redis: this store's limiter took the ticket (Redis was down), if anyone did
+            super().release(ticket)
+        else:
             key = self.team.prefix + "leases:" + ticket.deployment
             try:
                 self.team.command(lambda r: r.zrem(key, lease))
