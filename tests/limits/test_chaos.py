@@ -124,3 +124,28 @@ def test_a_client_dropping_its_connection_prints_nothing(chaos, capfd):
         sock.close()
     time.sleep(0.5)
     assert "Exception occurred during processing" not in capfd.readouterr().err
+
+
+def test_a_burst_of_connections_is_queued_not_dropped(chaos):
+    """A listen backlog of 5 (socketserver's default) drops SYNs in a burst: those clients retry a second later."""
+    import socket
+    import threading
+    import time
+
+    server = chaos(name="burst", latency_ms=200)
+    connect_s: list[float] = []
+
+    def one() -> None:
+        t = time.perf_counter()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+            connect_s.append(time.perf_counter() - t)
+            s.sendall(b"GET /v1/models HTTP/1.0\r\n\r\n")
+            assert s.recv(12)
+
+    threads = [threading.Thread(target=one) for _ in range(200)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(connect_s) == 200
+    assert max(connect_s) < 0.5  # with a backlog of 5, about a third waited out a SYN retry (1 s)
