@@ -96,18 +96,14 @@ class TeamState:
 
     def run(self, name: str, source: str, keys: list[str], args: list[Any]) -> Any:
         """Run a Lua script (loaded once, then by its hash). Raises :class:`Unreachable` when Redis is down."""
-        if self.down:
-            raise Unreachable(f"Redis at {self.where} failed less than {RETRY_S:g}s ago")
-        import redis
 
-        try:
+        def call(client: Any) -> Any:
             script = self._scripts.get(name)
             if script is None:
-                script = self._scripts[name] = self.client.register_script(source)
+                script = self._scripts[name] = client.register_script(source)
             return script(keys=keys, args=args)
-        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-            self._down_until = time.monotonic() + RETRY_S
-            raise Unreachable(f"Redis at {self.where} cannot be reached ({exc})") from None
+
+        return self.command(call)
 
     def command(self, fn: Callable[[Any], Any]) -> Any:
         """``fn(client)``, with the same down handling as :meth:`run`."""
