@@ -16,18 +16,20 @@ def analyst(path, url, **settings) -> Workbench:
     return Workbench.from_config(store=str(path), team=team, **settings)
 
 
-def _paced_process(path: str, redis_url: str, api_base: str, n: int) -> None:
+def _paced_process(path: str, redis_url: str, api_base: str, warm_base: str, n: int) -> None:
     wb = analyst(path, redis_url)
+    wb.add_route("warm", [{"name": "warm", "model": "openai/c", "api_base": warm_base}])
+    wb.ask("warm up", model="warm")  # a process's first call pays one-off setup: not inside a slot
     wb.add_route("r", [{"name": "shared", "model": "openai/c", "api_base": api_base, "rpm": 300}])  # 0.2 s apart
     for i in range(n):
         wb.ask(f"q{i}", model="r")
 
 
 def test_processes_on_different_stores_share_one_rpm_schedule(tmp_path, redis_server, chaos):
-    server = chaos(name="shared")
+    server, warm = chaos(name="shared"), chaos(name="warm")
     ctx = multiprocessing.get_context("spawn")
     procs = [
-        ctx.Process(target=_paced_process, args=(str(tmp_path / f"{i}.db"), redis_server.url, server.url, 4))
+        ctx.Process(target=_paced_process, args=(str(tmp_path / f"{i}.db"), redis_server.url, server.url, warm.url, 4))
         for i in range(3)
     ]
     for p in procs:
@@ -35,9 +37,10 @@ def test_processes_on_different_stores_share_one_rpm_schedule(tmp_path, redis_se
     for p in procs:
         p.join(timeout=120)
         assert p.exitcode == 0
-    # 12 slots 0.2 s apart span 2.2 s; with a limiter per store (no team) they arrive within ~0.6 s.
+    # 12 slots 0.2 s apart span 2.2 s (less a late first or early last arrival on a busy machine); with a
+    # limiter per store (no team) they arrive within ~0.6 s.
     assert server.stats.requests == 12
-    assert max(server.stats.arrivals) - min(server.stats.arrivals) >= 1.8
+    assert max(server.stats.arrivals) - min(server.stats.arrivals) >= 1.6
 
 
 def test_max_parallel_holds_across_stores(tmp_path, redis_server, chaos):
