@@ -35,7 +35,7 @@ os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
 PRICES = {"local/echo": {"input_cost_per_token": 0.001, "output_cost_per_token": 0.001}}
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -44,7 +44,7 @@ def _free_port() -> int:
 def start_redis(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     if shutil.which("redis-server") is None:
         raise SystemExit("redis-server is missing: apt-get install redis-server")
-    port = _free_port()
+    port = free_port()
     args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(folder)]
     proc = subprocess.Popen(["redis-server", *args], stdout=subprocess.DEVNULL)
     for _ in range(200):

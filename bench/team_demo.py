@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,15 +32,9 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 
-from team import start_redis  # noqa: E402  (bench/team.py: a redis-server on a free port)
+from team import free_port, start_redis  # noqa: E402  (bench/team.py: a redis-server on a free port)
 
 PROXY_KEY = "sk-team-demo-gateway-8c21"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_proxy(folder: Path, upstream: str) -> tuple[subprocess.Popen[bytes] | None, str | None]:
@@ -59,7 +52,7 @@ def start_proxy(folder: Path, upstream: str) -> tuple[subprocess.Popen[bytes] | 
         "general_settings": {"master_key": PROXY_KEY},
     }
     (folder / "proxy.yaml").write_text(json.dumps(config))
-    port = _free_port()
+    port = free_port()
     log = (folder / "proxy.log").open("w")
     proc = subprocess.Popen(
         [str(binary), "--config", str(folder / "proxy.yaml"), "--port", str(port), "--host", "127.0.0.1"],

@@ -7,7 +7,6 @@ and the ``playwright`` Python package (in the test extra). Nothing is downloaded
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -17,6 +16,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
+
+from tests.servers import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -32,18 +33,12 @@ ARGS = [
 TOKEN = "workbench-browser-test"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """A JupyterLab server on 127.0.0.1 serving a temp folder, with its own config dirs and store."""
     assert Path(CHROMIUM).exists(), "browser tests need Chromium: apt-get install -y chromium"
     root = tmp_path_factory.mktemp("lab")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "JUPYTER_CONFIG_DIR": str(root / ".config"),

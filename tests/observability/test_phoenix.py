@@ -5,47 +5,25 @@ own REST API: a call, an agent run and an eval run arrive as traces with their O
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from tests.orchestration.test_agent import RULES
+from tests.servers import ROOT, free_port, venv_tool, wait_until_up
 from workbench.runtime import Workbench
-
-ROOT = Path(__file__).parents[2]
-
-
-def phoenix_binary() -> str:
-    """Phoenix's ``phoenix`` command: $WORKBENCH_PHOENIX, else .venv-phoenix's (which .ci/run installs while the
-    suite starts: wait for its ``ready`` mark).
-    """
-    venv = ROOT / ".venv-phoenix"
-    found = os.environ.get("WORKBENCH_PHOENIX") or str(venv / "bin" / "phoenix")
-    deadline = time.monotonic() + 600
-    installing = (ROOT / ".venv-phoenix.log").exists()  # .ci/run's install in the background
-    while installing and not (venv / "ready").exists() and time.monotonic() < deadline:
-        time.sleep(1)
-    if not Path(found).exists():
-        message = "no Phoenix: python3 -m venv .venv-phoenix && .venv-phoenix/bin/pip install arize-phoenix"
-        if os.environ.get("CI"):
-            pytest.fail(message + " (.ci/run installs it)")
-        pytest.skip(message)
-    return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def phoenix(tmp_path_factory):
-    binary = phoenix_binary()
+    binary = venv_tool(
+        ".venv-phoenix",
+        "phoenix",
+        "WORKBENCH_PHOENIX",
+        "python3 -m venv .venv-phoenix && .venv-phoenix/bin/pip install arize-phoenix",
+    )
     folder = tmp_path_factory.mktemp("phoenix")
     port = free_port()
     env = {
@@ -61,16 +39,7 @@ def phoenix(tmp_path_factory):
     log = (folder / "phoenix.log").open("w")
     proc = subprocess.Popen([binary, "serve"], env=env, cwd=folder, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/healthz", timeout=1).read()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("Phoenix did not start:\n" + (folder / "phoenix.log").read_text()[-3000:]) from None
-            time.sleep(0.25)
+    wait_until_up(f"{url}/healthz", proc, folder / "phoenix.log", "Phoenix", 120)
     yield url
     proc.terminate()
     proc.wait(20)

@@ -5,49 +5,28 @@ the chaos server behind it as the provider: the analyst holds only the proxy's k
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.servers import free_port, venv_tool, wait_until_up
 from workbench import BudgetExceeded, ProviderError
 from workbench.limits import ChaosServer
 from workbench.runtime import Workbench
 
-ROOT = Path(__file__).parents[2]
 KEY = "sk-wb-gateway-test-5d1c8e"  # the proxy's master key: the only key the analyst's side holds
-
-
-def proxy_binary() -> str:
-    """The proxy's ``litellm`` command: $WORKBENCH_LITELLM_PROXY, else .venv-proxy's (which .ci/run installs while
-    the suite starts: wait for its ``ready`` mark).
-    """
-    venv = ROOT / ".venv-proxy"
-    found = os.environ.get("WORKBENCH_LITELLM_PROXY") or str(venv / "bin" / "litellm")
-    deadline = time.monotonic() + 600
-    installing = (ROOT / ".venv-proxy.log").exists()  # .ci/run's install in the background
-    while installing and not (venv / "ready").exists() and time.monotonic() < deadline:
-        time.sleep(1)
-    if not Path(found).exists():
-        message = "no LiteLLM Proxy: python3 -m venv .venv-proxy && .venv-proxy/bin/pip install 'litellm[proxy]'"
-        if os.environ.get("CI"):
-            pytest.fail(message + " (.ci/run installs it)")
-        pytest.skip(message)
-    return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
-    binary = proxy_binary()
+    binary = venv_tool(
+        ".venv-proxy",
+        "litellm",
+        "WORKBENCH_LITELLM_PROXY",
+        "python3 -m venv .venv-proxy && .venv-proxy/bin/pip install 'litellm[proxy]'",
+    )
     folder = tmp_path_factory.mktemp("proxy")
     upstream = ChaosServer(name="upstream").start()
     shutil.copy(Path(__file__).with_name("gateway_hooks.py"), folder / "gateway_hooks.py")
@@ -73,18 +52,7 @@ def gateway(tmp_path_factory):
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/health/liveliness", timeout=1).read()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(
-                    "the LiteLLM Proxy did not start:\n" + (folder / "proxy.log").read_text()[-3000:]
-                ) from None
-            time.sleep(0.25)
+    wait_until_up(f"{url}/health/liveliness", proc, folder / "proxy.log", "the LiteLLM Proxy", 90)
     yield {"url": url, "seen": seen, "upstream": upstream}
     proc.terminate()
     proc.wait(15)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from workbench.team.state import TeamState
+from workbench.team.state import TeamState, text
 
 NANO = 1_000_000_000  # nano-dollars per dollar
 
@@ -114,7 +114,7 @@ class TeamBudgets:
         )
         if out[0] == 1:
             return int(out[1])
-        name, unit = _text(out[1]), _text(out[2])
+        name, unit = text(out[1]), text(out[2])
         scale = NANO if unit == "usd" else 1
         return Refusal(
             name,
@@ -130,7 +130,7 @@ class TeamBudgets:
         ``(budget, threshold, spent USD, spent tokens)``.
         """
         out = self.state.run("settle", _SETTLE, [self.state.prefix], [call_id, round(usd * NANO), tokens])
-        return [(_text(name), float(_text(t)), int(su) / NANO, int(st)) for name, t, su, st in out]
+        return [(text(name), float(text(t)), int(su) / NANO, int(st)) for name, t, su, st in out]
 
     def release(self, call_id: str) -> None:
         """Give a call's holds back (it was never recorded with a cost)."""
@@ -145,7 +145,7 @@ class TeamBudgets:
             b = json.loads(raw)
             rows.append(
                 {
-                    "name": _text(name),
+                    "name": text(name),
                     "scope": b["scope"],
                     "key": b["key"],
                     "period": b["period"],
@@ -159,10 +159,6 @@ class TeamBudgets:
                 }
             )
         return rows
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 # Where a budget's count starts: its period's start (day / month, from the caller's UTC date), or its since if later.

@@ -149,7 +149,7 @@ class TeamState:
         kill, budgets, now_ms, breakers = self.run(
             "snapshot", _SNAPSHOT, [self.prefix + "kill", self.prefix + "budgets", self.prefix + "breakers"], []
         )
-        states = {_text(breakers[i]): _breaker(_text(breakers[i + 1])) for i in range(0, len(breakers), 2)}
+        states = {text(breakers[i]): _breaker(text(breakers[i + 1])) for i in range(0, len(breakers), 2)}
         self._snap = snap = Snapshot(_killed(kill), bool(budgets), int(now_ms), states, time.monotonic())
         return snap
 
@@ -178,7 +178,8 @@ class Snapshot:
         return self.server_ms + (time.monotonic() - self.at) * 1000
 
 
-def _text(value: Any) -> str:
+def text(value: Any) -> str:
+    """A Redis reply as text (bytes decoded)."""
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
@@ -195,7 +196,7 @@ def _killed(value: Any) -> str | None:
         said = data.get("reason") or "kill switch"
         return f"{said}, set by {data['by']}" if data.get("by") else said
     except (ValueError, AttributeError):
-        return _text(value)
+        return text(value)
 
 
 def _who() -> str:
