@@ -142,10 +142,10 @@ def test_a_burst_of_connections_is_queued_not_dropped(chaos):
             s.sendall(b"GET /v1/models HTTP/1.0\r\n\r\n")
             assert s.recv(12)
 
-    threads = [threading.Thread(target=one) for _ in range(200)]
+    threads = [threading.Thread(target=one) for _ in range(100)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(connect_s) == 200
+    assert len(connect_s) == 100
     assert max(connect_s) < 0.5  # with a backlog of 5, about a third waited out a SYN retry (1 s)

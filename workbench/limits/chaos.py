@@ -48,10 +48,10 @@ class ChaosStats:
 class _QuietServer(ThreadingHTTPServer):
     """A client that drops its connection (a keep-alive socket closed, a timed-out read) is normal here:
     it is not printed to stderr, where it would land in the notebook cell that happens to be running.
-    The listen backlog is 128, not socketserver's 5: a burst of parallel calls must not be refused by the queue.
+    The listen backlog is 1024, not socketserver's 5: a burst of parallel calls must not be refused by the queue.
     """
 
-    request_queue_size = 128
+    request_queue_size = 1024
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         import sys
