@@ -10,6 +10,7 @@ T3  Kill switch: a process on store B calls local/echo in a loop; a process on s
     team's kill switch. Milliseconds from the switch being set to B's first refused call.
 T4  Added time per call on local/echo (one process, alternating blocks): no budget; a budget in
     this store (SQLite); a team budget in Redis. The difference team - store is what Redis adds.
+    Then the same with a team alert rule (every call goes into the team's window and is checked).
 
 Usage: python bench/team.py [--rounds 5] [--block 200] [--seconds 10] [--only T1,T2,T3,T4]
 """
@@ -56,10 +57,10 @@ def start_redis(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("redis-server did not start")
 
 
-def analyst(path: str, url: str):  # noqa: ANN201
+def analyst(path: str, url: str, **settings: object):  # noqa: ANN201
     from workbench.runtime import Workbench
 
-    return Workbench.from_config(store=path, prices=PRICES, team={"redis_url": url, "name": "bench"})
+    return Workbench.from_config(store=path, prices=PRICES, team={"redis_url": url, "name": "bench"}, **settings)
 
 
 # ---- T1 --------------------------------------------------------------------------------
@@ -213,7 +214,15 @@ def t4(url: str, folder: Path, block: int, rounds: int) -> dict[str, float]:
     local.budgets.set("global", 1e9)
     team = analyst(str(folder / "t4-team.db"), url)
     team.budgets.set("user:t4", 1e9)  # a team budget covering these calls
-    runs = {"none": (plain, {}), "store budget": (local, {}), "team budget": (team, {"user": "t4"})}
+    rule = {"name": "errors", "metric": "error_rate", "above": 0.5, "min_calls": 5}
+    watched = analyst(str(folder / "t4-alerts.db"), url.replace("/0", "/1"), alerts={"rules": [rule]})
+    watched.budgets.set("user:t4", 1e9)  # the same, on another database: a team with an alert rule
+    runs = {
+        "none": (plain, {}),
+        "store budget": (local, {}),
+        "team budget": (team, {"user": "t4"}),
+        "team budget + alert rule": (watched, {"user": "t4"}),
+    }
     for wb, kw in runs.values():
         for _ in range(50):
             wb.ask("warm up the path", max_tokens=5, **kw)
@@ -229,6 +238,7 @@ def t4(url: str, folder: Path, block: int, rounds: int) -> dict[str, float]:
         **{f"{name} ms": round(v, 3) for name, v in med.items()},
         "redis adds ms (team - store)": round(med["team budget"] - med["store budget"], 3),
         "team / store": round(med["team budget"] / med["store budget"], 3),
+        "an alert rule adds ms": round(med["team budget + alert rule"] - med["team budget"], 3),
     }
 
 

@@ -82,7 +82,12 @@ class Workbench:
         self.costs = Costs(self.store)
         self.budgets = Budgets(self.store, self.settings, self.team)
         self.cache = ResponseCache(self.store)
-        self.alerts = Alerts(self.store, self.settings)
+        if self.team is None:
+            self.alerts = Alerts(self.store, self.settings)
+        else:  # metrics over the team's calls, one firing state for the team
+            from workbench.team.alerts import SharedAlerts
+
+            self.alerts = SharedAlerts(self.store, self.settings, self.team)
         self.guard = Guard(self.store, self.settings.guardrails, self.settings.root)
         self.tools = Tools()
         self.approvals = Approvals(self.store, self.settings.approvals)

@@ -12,7 +12,8 @@ visible :class:`AlertWarning` in the notebook, a row in the ``alerts`` table, a 
 to the webhook); it stays quiet while the metric stays over, and *resolves* (recorded,
 shown, posted) when the metric is back at or under the threshold. Error rate and
 latency need ``min_calls`` calls in the window before they count. The firing state
-lives in the store, so processes sharing it fire an alert once between them.
+lives in the store, so processes sharing it fire an alert once between them; with ``[team]
+redis_url`` set, metrics and firing state are the team's (``workbench.team.alerts``).
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ class Alerts:
                 changes.append(row)
         notices = []
         for row in changes:
-            notice = _describe(row)
+            notice = describe(row)
             notices.append(notice)
             if warn:
                 warn_at_caller(notice, AlertWarning)  # at the line that made the call
@@ -211,7 +212,7 @@ class Alerts:
         thread.start()
 
     def _deliver(self, url: str, row: dict[str, Any], text: str | None = None) -> None:
-        body = json.dumps({**{k: v for k, v in row.items() if k != "id"}, "text": text or _describe(row)}).encode()
+        body = json.dumps({**{k: v for k, v in row.items() if k != "id"}, "text": text or describe(row)}).encode()
         request = urllib.request.Request(url, body, {"Content-Type": "application/json"}, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_S) as response:
@@ -248,7 +249,8 @@ def _value(conn: Any, rule: AlertRule) -> float | None:
     return latencies[max(0, math.ceil(q * len(latencies)) - 1)]
 
 
-def _describe(row: dict[str, Any]) -> str:
+def describe(row: dict[str, Any]) -> str:
+    """One line saying what an alert row means (fired or resolved, the value against the threshold)."""
     scope = f" on route {row['route']}" if row["route"] else ""
     value = "n/a (too few calls)" if row["value"] is None else f"{row['value']:.4g}"
     if row["event"] == "fired":

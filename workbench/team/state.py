@@ -140,17 +140,18 @@ class TeamState:
         return lifted
 
     def snapshot(self) -> Snapshot:
-        """The kill switch, whether team budgets exist, and the breakers: read at most every ``SNAPSHOT_S`` (one
-        round trip for all three), so a busy caller does not pay a round trip for each on every call.
+        """The kill switch, whether team budgets or alert rules exist, and the breakers: read at most every
+        ``SNAPSHOT_S`` (one round trip for all), so a busy caller does not pay a round trip for each on every call.
         """
         snap = self._snap
         if snap is not None and time.monotonic() - snap.at < SNAPSHOT_S:
             return snap
-        kill, budgets, now_ms, breakers = self.run(
-            "snapshot", _SNAPSHOT, [self.prefix + "kill", self.prefix + "budgets", self.prefix + "breakers"], []
-        )
+        keys = ["kill", "budgets", "breakers", "alerts:rules"]
+        kill, budgets, now_ms, breakers, alerts = self.run("snapshot", _SNAPSHOT, [self.prefix + k for k in keys], [])
         states = {text(breakers[i]): _breaker(text(breakers[i + 1])) for i in range(0, len(breakers), 2)}
-        self._snap = snap = Snapshot(_killed(kill), bool(budgets), int(now_ms), states, time.monotonic())
+        self._snap = snap = Snapshot(
+            _killed(kill), bool(budgets), int(now_ms), states, time.monotonic(), alerts=bool(alerts)
+        )
         return snap
 
     def changed(self) -> None:
@@ -172,6 +173,7 @@ class Snapshot:
     server_ms: int
     breakers: dict[str, tuple[int, float | None, float | None]]  # endpoint -> failures, opened at, probe until
     at: float
+    alerts: bool = False  # whether any analyst on the team has alert rules (calls then go into their window)
 
     def now_ms(self) -> float:
         """Redis's clock now, as this snapshot and the time since it was read tell."""
@@ -214,5 +216,6 @@ def _who() -> str:
 _SNAPSHOT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-return {redis.call('GET', KEYS[1]), redis.call('EXISTS', KEYS[2]), now, redis.call('HGETALL', KEYS[3])}
+return {redis.call('GET', KEYS[1]), redis.call('EXISTS', KEYS[2]), now, redis.call('HGETALL', KEYS[3]),
+        redis.call('EXISTS', KEYS[4])}
 """
