@@ -147,3 +147,33 @@ def test_redis_down_rules_fall_back_to_this_store(tmp_path, redis_server, chaos)
     assert wb.alerts.df()["event"].tolist() == ["fired"]
     with pytest.warns(TeamWarning):
         assert bool(wb.alerts.values()["firing"].iloc[0])
+
+
+def test_spend_and_latency_rules_add_up_the_teams_calls(tmp_path, redis_server, chaos):
+    server = chaos(name="slow", latency_ms=60)
+    rules = [
+        {"name": "spend", "metric": "spend_usd", "above": 0.0001},
+        {"name": "slow", "metric": "p95_latency_ms", "above": 40, "min_calls": 2},
+    ]
+    a, b = (
+        Workbench.from_config(
+            store=str(tmp_path / f"{n}.db"),
+            team={"redis_url": redis_server.url, "name": "t"},
+            alerts={"rules": rules},
+            prices={"openai/c": {"input_cost_per_token": 0.00001, "output_cost_per_token": 0.00001}},
+        )
+        for n in "ab"
+    )
+    for wb in (a, b):
+        wb.add_route("slow", [{"name": "slow", "model": "openai/c", "api_base": server.url}])
+    first = a.ask("three words here", model="slow")
+    assert first.cost_usd <= 0.0001 < 2 * first.cost_usd  # one call's spend is under the rule, two are over
+    with pytest.warns(AlertWarning) as shown:
+        second = b.ask("three words here", model="slow", cache=False)
+    said = sorted(str(w.message) for w in shown)
+    assert said[0].startswith("ALERT slow: p95_latency_ms = ") and said[0].endswith("(team t)")
+    assert said[1].startswith("ALERT spend: spend_usd = ")
+    values = a.alerts.values().set_index("name")
+    assert values.loc["spend", "value"] == pytest.approx(first.cost_usd + second.cost_usd)
+    assert values.loc["slow", "value"] >= 60  # the slower of the two (nearest rank), each at least 60 ms
+    assert values["firing"].all()
