@@ -21,7 +21,6 @@ Cost: about 100 µs per kB on the CPU, nothing to install, nothing downloaded.
 from __future__ import annotations
 
 import bisect
-import itertools
 import json
 import math
 import re
@@ -163,6 +162,7 @@ class Model:
 
     def __init__(self, weights: dict[str, float], bias: float, threshold: float):
         self.weights, self.bias, self.threshold = weights, bias, threshold
+        self.stems = frozenset(f[1:] for f in weights if f.startswith("~"))  # the stems weighed, without their "~"
 
     def logit(self, text: str) -> float:
         """The score of one (short) text."""
@@ -170,27 +170,44 @@ class Model:
         return self.bias + sum(get(f, 0.0) for f in features(text))
 
     def probability(self, text: str) -> float:
-        """The best window's probability that it is an attack (words found once for all the windows)."""
+        """The best window's probability that it is an attack.
+
+        The words, pairs and stems the model knows are found once for the whole text, each with the index of its
+        word; a window then sums the weights of the distinct known features among its words (most words carry
+        no weight, so a window costs what it holds of those, not its length).
+        """
         if text.isascii():
-            words = _WORD.findall(text)
-            starts = [m.start() for m in _WORD.finditer(text)]
+            found = list(_WORD.finditer(text))
+            words = [m.group() for m in found]
+            starts = [m.start() for m in found]
             pairs: list[str] = list(map(" ".join, zip(words, words[1:], strict=False)))
         else:
             tokens = _tokens(text)
             starts, words = [p for p, _ in tokens], [w for _, w in tokens]
             pairs = _pairs(words)
-        stems = ["~" + w[:5] for w in words if len(w) > 5]
-        stem_at = list(itertools.accumulate((len(w) > 5 for w in words), initial=0))  # stems before word k
-        shapes = _shapes(text)
-        weights, known = self.weights, self.weights.keys()
+        weights = self.weights
+        known_words = [(k, w) for k, w in enumerate(words) if w in weights]
+        known_pairs = [(k, p) for k, p in enumerate(pairs) if p in weights]
+        stems = self.stems
+        known_stems = [(k, "~" + w[:5]) for k, w in enumerate(words) if w[:5] in stems and len(w) > 5]
+        shapes = [(name, at) for name, at in _shapes(text) if name in weights]
         best = -math.inf
         for start, end in windows(text):
             i, j = bisect.bisect_left(starts, start), bisect.bisect_left(starts, end)
-            seen = set(words[i:j])
-            seen.update(pairs[i : max(i, j - 1)], stems[stem_at[i] : stem_at[j]])
+            seen = set(_between(known_words, i, j))  # word k with i <= k < j
+            seen.update(_between(known_pairs, i, j - 1), _between(known_stems, i, j))  # pair k: words k and k+1
             seen.update(name for name, at in shapes if any(start <= p < end for p in at))
-            best = max(best, self.bias + sum(map(weights.__getitem__, known & seen)))
+            best = max(best, self.bias + sum(map(weights.__getitem__, seen)))
         return 1 / (1 + math.exp(-best)) if best > -30 else 0.0
+
+
+def _between(indexed: list[tuple[int, str]], i: int, j: int) -> list[str]:
+    """The features of ``indexed`` (sorted by index) whose index is in ``[i, j)``."""
+    if not indexed or j <= i:
+        return []
+    lo = bisect.bisect_left(indexed, (i, ""))
+    hi = bisect.bisect_left(indexed, (j, ""))
+    return [f for _, f in indexed[lo:hi]]
 
 
 @lru_cache(maxsize=1)

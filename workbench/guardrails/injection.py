@@ -1230,7 +1230,7 @@ def decoded(text: str) -> list[tuple[int, int, str]]:
 
 def _looks_rot13(norm: str) -> bool:
     words = _WORD.findall(norm)
-    return len(words) >= 4 and sum(w in _COMMON for w in words) / len(words) < 0.08
+    return len(words) >= 4 and sum(map(_COMMON.__contains__, words)) / len(words) < 0.08
 
 
 def _collapse(text: str) -> str:

@@ -68,13 +68,22 @@ _NAMED_NEEDS: dict[str, tuple[str, ...]] = {  # in the lower-cased text
     "generic_secret": ("key", "secret", "token"),
 }
 # Every literal a secret pattern needs (``_NEEDS``; ``_NAMED_NEEDS`` in any case): an ASCII text holding none of
-# them has no secret, which one search decides for the ids, hashes and names most scrubbed strings are.
-_ANY_NEED = re.compile(
-    "|".join(re.escape(lit) for lits in _NEEDS.values() for lit in lits)
-    + "|(?i:"
-    + "|".join(re.escape(lit) for lits in _NAMED_NEEDS.values() for lit in lits)
-    + ")"
-)
+# them has no secret, which a few substring searches (C speed, no regex alternation) decide for the ids, hashes,
+# names and prose most scanned strings are.
+_ANY_NEED = tuple(sorted({lit for lits in _NEEDS.values() for lit in lits}))
+_ANY_NAMED_NEED = tuple(sorted({lit for lits in _NAMED_NEEDS.values() for lit in lits}))
+
+
+def _may_hold_secret(text: str) -> bool:
+    """Whether an ASCII ``text`` holds a literal some secret pattern needs (a non-ASCII one: always)."""
+    if not text.isascii():
+        return True
+    if any(lit in text for lit in _ANY_NEED):
+        return True
+    lower = text.lower()
+    return any(lit in lower for lit in _ANY_NAMED_NEED)
+
+
 _ASSIGNED = {  # where a kind's name is assigned, in the case-folded text: each regex starts with a literal (the
     # engine skips to it at C speed), and the name's match starts at most so many characters before it
     kind: (reach, [re.compile(p + r"[\"']?\s*[:=]") for p in names])
@@ -147,8 +156,8 @@ def iban_valid(text: str) -> bool:
 
 def find_secrets(text: str) -> list[Finding]:
     """API keys, tokens, private keys, and secret values assigned to key-like names in ``text``."""
-    if len(text) < _SHORTEST_SECRET or (text.isascii() and not _ANY_NEED.search(text)):
-        return []  # (an ASCII text without one of the literals every pattern needs: one search at C speed)
+    if len(text) < _SHORTEST_SECRET or not _may_hold_secret(text):
+        return []  # (an ASCII text without one of the literals every pattern needs)
     found = [
         Finding(kind, m.start(), m.end())
         for kind, rx in _SECRET
