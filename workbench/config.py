@@ -501,8 +501,13 @@ def _read_table(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
-    """Read, merge (file < environment < keyword overrides) and validate the settings."""
+def load_settings(
+    path: str | os.PathLike[str] | None = None, *, start: Path | None = None, **overrides: Any
+) -> Settings:
+    """Read, merge (file < environment < keyword overrides) and validate the settings.
+
+    Without ``path``, the config is looked for from ``start`` (default: the current folder) up.
+    """
     source: Path | None
     if path is not None:
         given = Path(path)
@@ -510,7 +515,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) 
             raise ConfigError(f"{path}: no such config file; pass the path of a workbench.toml")
         source, table = given, _read_table(given)
     else:
-        source, table = find_config()
+        source, table = find_config(start)
     data = dict(table)
     origin = {key: str(source) for key in data}
     for env_name, key in _ENV.items():
@@ -521,7 +526,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) 
         if value is not None:
             data[key] = value
             origin[key] = "arguments"
-    root = source.parent.resolve() if source else Path.cwd()
+    root = source.parent.resolve() if source else (start or Path.cwd()).resolve()
     data["source"], data["root"] = source, root
     try:
         settings = Settings.model_validate(data)
