@@ -1,10 +1,12 @@
-"""Take docs/quickstart.png: the quickstart notebook, with its committed outputs, in JupyterLab.
+"""Take docs/quickstart.png: the quickstart notebook, with its committed outputs, in JupyterLab;
+with ``--panel``, docs/panel.png: the Workbench sidebar beside it.
 
-    python docs/screenshot.py        # needs /usr/bin/chromium and the playwright package (the test extra)
+    python docs/screenshot.py [--panel]   # needs /usr/bin/chromium and the playwright package (the test extra)
 
 JupyterLab serves a temporary copy of notebooks/ on 127.0.0.1; headless Chromium opens the
 notebook (no kernel runs: what shows is what the tour's committed outputs show) and the
-first screenful is saved.
+first screenful is saved. For the panel, the folder's store first gets a few calls, a parked
+approval of a destructive tool and a day's budget, made here with the offline models.
 """
 
 from __future__ import annotations
@@ -33,11 +35,39 @@ ARGS = [
 TOKEN = "workbench-screenshot"
 
 
+def _panel_store(root: Path) -> None:
+    """A store with what the panel shows: calls in two sessions, a parked approval, a budget."""
+    from workbench.runtime import Workbench
+
+    (root / "workbench.toml").write_text(
+        'store = "panel.db"\n[prices."local/echo"]\ninput_cost_per_token = 0.00002\noutput_cost_per_token = 0.00004\n'
+    )
+    rules = [
+        {"pattern": "(?i)drop the (?P<t>\\w+) table", "tool": "db__drop", "arguments": {"table": "\\g<t>"}},
+    ]
+    wb = Workbench.from_config(root / "workbench.toml", store=str(root / "panel.db"), scripted={"rules": rules})
+
+    @wb.tool(name="db.drop", risk="destructive")
+    def drop(table: str) -> str:
+        """Drop a table."""
+        return f"dropped {table}"
+
+    for prompt in ("When does the office open?", "Summarise the refund policy.", "Which plan has SSO?"):
+        wb.ask(prompt, model="local/echo", session="support")
+    wb.ask("What changed in the Q3 numbers?", model="local/extractive", session="finance")
+    wb.agent("ops", tools=["db.*"]).run("Please drop the staging table", session="ops")
+    wb.budgets.set("global", 0.05, period="day")
+    wb.close()
+
+
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
+    panel = "--panel" in sys.argv
     root = Path(tempfile.mkdtemp(prefix="wb-shot-"))
     shutil.copy2(ROOT / "notebooks" / "00_quickstart.ipynb", root / "00_quickstart.ipynb")
+    if panel:
+        _panel_store(root)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -47,6 +77,7 @@ def main() -> None:
         "JUPYTER_DATA_DIR": str(root / ".data"),
         "JUPYTER_RUNTIME_DIR": str(root / ".runtime"),
     }
+    env.pop("WORKBENCH_STORE", None)
     server = subprocess.Popen(
         [
             sys.executable,
@@ -86,10 +117,16 @@ def main() -> None:
             if toast.count():
                 toast.first.click()
             page.keyboard.press("Escape")
-            page.keyboard.press("Control+b")  # hide the file browser: the notebook is the picture
-            page.locator(".jp-Cell").nth(5).scroll_into_view_if_needed()  # the first answers, with their footers
+            if panel:
+                page.locator(".lm-TabBar-tab[data-id='workbench-panel']").click()
+                page.locator(".wb-panel tr.wb-call").first.wait_for(timeout=30_000)
+                page.locator(".wb-panel tr.wb-call", has_text="support").first.click()
+                page.locator(".wb-panel .wb-span").first.wait_for(timeout=30_000)
+            else:
+                page.keyboard.press("Control+b")  # hide the file browser: the notebook is the picture
+                page.locator(".jp-Cell").nth(5).scroll_into_view_if_needed()  # the first answers, with their footers
             time.sleep(2)
-            out = ROOT / "docs" / "quickstart.png"
+            out = ROOT / "docs" / ("panel.png" if panel else "quickstart.png")
             page.screenshot(path=str(out))
             browser.close()
         print(out)

@@ -81,5 +81,21 @@ class Result:
         elif self.format == "text":
             data["text/html"] = f"<pre>{html.escape(body)}</pre>\n{footer}"
         else:
-            data["text/markdown"] = f"{body}\n\n{footer}"
+            data["text/markdown"] = f"{markdown_text(body)}\n\n{footer}"
         return data, {key: meta for key in data if key != "text/plain"}
+
+
+_CODE = re.compile(r"(```[\s\S]*?(?:```|\Z)|~~~[\s\S]*?(?:~~~|\Z)|`[^`\n]*`)")  # fenced blocks, inline spans
+
+
+def markdown_text(text: str) -> str:
+    """``text`` as Markdown whose raw HTML shows as text, not as markup.
+
+    JupyterLab renders the HTML inside a trusted output's Markdown as is (an output made in this
+    session is trusted), so an answer holding ``<img src=x onerror=...>`` or ``<script>`` would run
+    in the notebook. Code, fenced or inline, is left alone: Markdown shows it literally already.
+    """
+    if "<" not in text:
+        return text
+    parts = _CODE.split(text)
+    return "".join(part if i % 2 else part.replace("<", "&lt;") for i, part in enumerate(parts))

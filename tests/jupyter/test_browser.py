@@ -317,3 +317,75 @@ def test_a_code_answer_appears_as_a_new_cell_below_and_is_not_run(lab, browser):
         assert new.locator(".jp-InputPrompt").inner_text().strip() == "[ ]:"  # no execution count
     finally:
         page.close()
+
+
+XSS = '<img src=x onerror="window.__wbxss = 1"><script>window.__wbxss = 2</script>'
+
+
+def test_the_workbench_panel_shows_calls_decides_approvals_and_holds_the_kill_switch(lab, browser):
+    """The sidebar panel (the JupyterLab extension): a call appears, the badge counts the parked approval,
+    approving it there lets the notebook's card resume it, the status bar shows spend and its kill switch
+    stops a call in another process; hostile text is shown as text.
+    """
+    from workbench.errors import KillSwitchActive
+    from workbench.runtime import Workbench
+
+    url, root = lab
+    _agent_notebook(root, "panel.ipynb", "orders")
+    nb = nbformat.read(root / "panel.ipynb", as_version=4)
+    nb.cells.insert(2, nbformat.v4.new_code_cell(f"%%llm -m local/echo -s panel\n{XSS} hello"))
+    nbformat.write(nb, root / "panel.ipynb")
+    other = Workbench.from_config(root / "workbench.toml", store=str(root / "lab.db"))
+    page = browser.new_page()
+    try:
+        _run_all(page, url, "panel.ipynb")
+        page.locator(".wb-approval-card").wait_for(timeout=60_000)  # the agent is parked
+        tab = page.locator(".lm-TabBar-tab[data-id='workbench-panel']")
+        tab.click()
+        panel = page.locator(".wb-panel")
+        panel.locator("tr.wb-call", has_text="panel").first.wait_for(timeout=15_000)
+        page.wait_for_function(
+            "document.querySelector(\".lm-TabBar-tab[data-id='workbench-panel']\").dataset.pending === '1'",
+            timeout=15_000,
+        )
+        panel.locator("tr.wb-call", has_text="panel").first.click()
+        prompt = panel.locator("pre.wb-prompt")
+        prompt.wait_for(timeout=15_000)
+        assert prompt.inner_text().startswith(XSS)  # the markup, as text
+        card = panel.locator(".wb-approval", has_text="db.drop")
+        assert '"table": "orders"' in card.inner_text()
+        card.locator("button.wb-approve").click()
+        panel.locator(".wb-inbox .wb-empty").wait_for(timeout=15_000)
+        page.wait_for_function(
+            "document.querySelector(\".lm-TabBar-tab[data-id='workbench-panel']\").dataset.pending === undefined"
+        )
+        notebook_card = page.locator(".wb-approval-card")
+        page.wait_for_selector(".wb-approval-card :text('(elsewhere)')", timeout=30_000)
+        notebook_card.locator("button", has_text="Resume").click()
+        page.wait_for_selector(".wb-approval-card :text('The orders table is gone.')", timeout=30_000)
+
+        other.budgets.set("global", 5.0, period="day")
+        spend = page.locator(".wb-spend")
+        page.wait_for_function(
+            "document.querySelector('.wb-spend').innerText.endsWith('/ $5.00 today')", timeout=15_000
+        )
+        spend.click()
+        page.locator(".wb-spend-menu .lm-Menu-item", has_text="Kill switch").click()
+        page.locator(".jp-Dialog input").fill("panel test")
+        page.locator(".jp-Dialog .jp-mod-accept").click()
+        page.wait_for_function("document.querySelector('.wb-spend').innerText === 'KILL SWITCH ON'", timeout=15_000)
+        with pytest.raises(KillSwitchActive, match="panel test"):
+            other.ask("anyone there?", model="local/echo")
+        spend.click()
+        page.locator(".wb-spend-menu .lm-Menu-item", has_text="Lift the kill switch").click()
+        page.wait_for_function("document.querySelector('.wb-spend').innerText !== 'KILL SWITCH ON'", timeout=15_000)
+        assert other.ask("back again", model="local/echo").text == "back again"
+        assert page.evaluate("window.__wbxss") is None  # nothing hostile ran
+        assert panel.locator("img").count() == 0
+    finally:
+        page.close()
+        other.budgets.lift()
+        other.budgets.remove("global", period="day", missing_ok=True)
+        other.close()
+    assert (root / "panel.ipynb.ran").read_text() == "orders\n"  # approved in the panel, ran once
+    assert ("db.drop", '{"table": "orders"}', "approved", "") in _decisions(root)

@@ -298,3 +298,23 @@ def test_one_poll_carries_new_calls_pending_count_and_spend(served):
     assert again["calls"] == []
     status, alerts = server.request("GET", f"/workbench/api/alerts?store={store}")
     assert status == 200 and set(alerts) == {"alerts", "guard"}
+
+
+def test_a_sessions_report_and_the_dashboard_open_as_pages(served):
+    server, wb, root = served
+    store = _store(server)
+    wb.ask("<script>alert(1)</script> for the report", model="local/echo", session="reported")
+    req = urllib.request.Request(
+        f"{server.url}/workbench/api/report?store={store}&session=reported", headers={"Authorization": f"token {TOKEN}"}
+    )
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        assert resp.headers["Content-Type"].startswith("text/html")
+        page = resp.read().decode()
+    assert "reported" in page and "<script>alert(1)</script>" not in page  # escaped, as in wb.report
+    status, body = server.request("GET", f"/workbench/api/report?store={store}&session=nobody")
+    assert status == 400
+    req = urllib.request.Request(
+        f"{server.url}/workbench/api/dashboard?store={store}", headers={"Authorization": f"token {TOKEN}"}
+    )
+    with urllib.request.urlopen(req, timeout=120) as resp:
+        assert "plotly" in resp.read().decode()

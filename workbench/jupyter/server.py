@@ -13,7 +13,7 @@ Store reads and writes run on one worker thread per server, off the event loop, 
 panel never stalls JupyterLab's own requests.
 
     GET    /workbench/api/stores                     the stores of the open notebooks
-    GET    /workbench/api/poll?store=ID&after=T      new calls, pending approvals, spend: one poll a second
+    GET    /workbench/api/poll?store=ID&after=T      new calls, the pending approvals, spend: one poll a second
     GET    /workbench/api/calls?store=ID&session=&model=&status=&after=&limit=
     GET    /workbench/api/calls/CALL?store=ID        one call: request, answer, attempts, spans
     GET    /workbench/api/approvals?store=ID         the pending approvals
@@ -22,6 +22,8 @@ panel never stalls JupyterLab's own requests.
     GET    /workbench/api/spend?store=ID             spend against the tightest budget, by model, the kill switch
     POST   /workbench/api/kill?store=ID              {"reason"}: the kill switch on
     DELETE /workbench/api/kill?store=ID              lifted
+    GET    /workbench/api/report?store=ID&session=S  the session's HTML report
+    GET    /workbench/api/dashboard?store=ID         the store's dashboard page
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jupyter_server.base.handlers import APIHandler
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
@@ -171,11 +173,7 @@ class PollHandler(_Handler):
         after = self.get_query_argument("after", None)
 
         def poll(wb: Workbench) -> dict[str, Any]:
-            return {
-                **panel.calls(wb, after=after, limit=50),
-                "pending": panel.approvals(wb)["pending"],
-                "spend": panel.spend(wb),
-            }
+            return {**panel.calls(wb, after=after, limit=50), **panel.approvals(wb), "spend": panel.spend(wb)}
 
         await self.answer(poll)
 
@@ -244,10 +242,52 @@ class KillHandler(_Handler):
         await self.answer(panel.lift)
 
 
+class _Page(JupyterHandler):
+    """A page to open in a browser tab (HTML, not JSON; signed-out browsers are sent to the login page)."""
+
+    stores: Stores
+
+    def initialize(self, stores: Stores) -> None:
+        self.stores = stores
+
+
+class ReportHandler(_Page):
+    """A session's HTML report (the same page as ``wb.report``), to open in a browser tab."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        session = self.get_query_argument("session", "")
+        wb = await self.stores.get(self.get_query_argument("store", None))
+        try:
+            html = await self.stores.run(wb.report, session)
+        except WorkbenchError as exc:
+            raise web.HTTPError(400, str(exc)) from None
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(html)
+
+
+class DashboardHandler(_Page):
+    """The store's dashboard (``wb.dashboard()``) as a standalone page."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        wb = await self.stores.get(self.get_query_argument("store", None))
+
+        def page(wb: Workbench) -> str:
+            return str(wb.dashboard().to_html(include_plotlyjs=True, full_html=True))
+
+        try:
+            html = await self.stores.run(page, wb)
+        except WorkbenchError as exc:
+            raise web.HTTPError(400, str(exc)) from None
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(html)
+
+
 def _load_jupyter_server_extension(serverapp: Any) -> None:
     stores = Stores(serverapp)
     base = url_path_join(serverapp.web_app.settings["base_url"], "workbench", "api")
-    routes: list[tuple[str, type[_Handler]]] = [
+    routes: list[tuple[str, type[_Handler] | type[_Page]]] = [
         ("stores", StoresHandler),
         ("poll", PollHandler),
         (r"calls(?:/([A-Za-z0-9_-]+))?", CallsHandler),
@@ -255,6 +295,8 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
         ("alerts", AlertsHandler),
         ("spend", SpendHandler),
         ("kill", KillHandler),
+        ("report", ReportHandler),
+        ("dashboard", DashboardHandler),
     ]
     serverapp.web_app.add_handlers(
         ".*$", [(url_path_join(base, pattern), handler, {"stores": stores}) for pattern, handler in routes]
