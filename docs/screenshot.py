@@ -40,7 +40,8 @@ def _panel_store(root: Path) -> None:
     from workbench.runtime import Workbench
 
     (root / "workbench.toml").write_text(
-        'store = "panel.db"\n[prices."local/echo"]\ninput_cost_per_token = 0.00002\noutput_cost_per_token = 0.00004\n'
+        'store = "panel.db"\ndefault_route = "local/scripted"\n'
+        '[prices."local/echo"]\ninput_cost_per_token = 0.0001\noutput_cost_per_token = 0.0002\n'
     )
     rules = [
         {"pattern": "(?i)drop the (?P<t>\\w+) table", "tool": "db__drop", "arguments": {"table": "\\g<t>"}},
@@ -119,6 +120,13 @@ def main() -> None:
             page.keyboard.press("Escape")
             if panel:
                 page.locator(".lm-TabBar-tab[data-id='workbench-panel']").click()
+                handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first.bounding_box()  # a wider sidebar
+                if handle:
+                    y = handle["y"] + handle["height"] / 2
+                    page.mouse.move(handle["x"] + 1, y)
+                    page.mouse.down()
+                    page.mouse.move(560, y, steps=10)
+                    page.mouse.up()
                 page.locator(".wb-panel tr.wb-call").first.wait_for(timeout=30_000)
                 page.locator(".wb-panel tr.wb-call", has_text="support").first.click()
                 page.locator(".wb-panel .wb-span").first.wait_for(timeout=30_000)

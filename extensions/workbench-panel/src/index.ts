@@ -16,12 +16,36 @@ import { LabIcon } from '@jupyterlab/ui-components';
 import { Menu, Widget } from '@lumino/widgets';
 
 const POLL_MS = 1000;
+const BARS =
+  '<g class="jp-icon3" fill="#616161"><path d="M4 4h16v3H4zM4 10h10v3H4zM4 16h13v3H4z"/>' +
+  '<circle cx="19" cy="11.5" r="2.2"/></g>';
 const ICON = new LabIcon({
   name: 'workbench:panel',
-  svgstr:
-    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24"><g class="jp-icon3" fill="#616161">' +
-    '<path d="M4 4h16v3H4zM4 10h10v3H4zM4 16h13v3H4z"/><circle cx="19" cy="11.5" r="2.2"/></g></svg>'
+  svgstr: `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24">${BARS}</svg>`
 });
+const BADGES = new Map<string, LabIcon>();
+
+/** The panel's icon with the count of pending approvals on it (a red disc), made once per count. */
+function badged(count: number): LabIcon {
+  if (!count) {
+    return ICON;
+  }
+  const label = count > 9 ? '9+' : String(count);
+  let icon = BADGES.get(label);
+  if (!icon) {
+    const size = label.length > 1 ? 7 : 8;
+    icon = new LabIcon({
+      name: `workbench:panel-${label}`,
+      svgstr:
+        `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24">${BARS}` +
+        '<circle cx="17.5" cy="6.5" r="6.5" fill="#d32f2f"/>' +
+        `<text x="17.5" y="9.3" font-size="${size}" font-family="sans-serif" font-weight="bold" ` +
+        `text-anchor="middle" fill="#fff">${label}</text></svg>`
+    });
+    BADGES.set(label, icon);
+  }
+  return icon;
+}
 
 type Row = { [key: string]: any };
 
@@ -250,6 +274,8 @@ class Panel extends Widget {
     const count = model.approvals.length ? String(model.approvals.length) : undefined;
     if (count !== pending) {
       this.title.dataset = count ? { ...dataset, pending: count } : dataset;
+      this.title.icon = badged(model.approvals.length);
+      this.title.caption = count ? `Workbench: ${count} approval(s) waiting` : 'Workbench';
     }
     this.renderCalls();
     this.renderInbox();
