@@ -120,7 +120,9 @@ def main() -> None:
             page.keyboard.press("Escape")
             if panel:
                 page.locator(".lm-TabBar-tab[data-id='workbench-panel']").click()
-                handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first.bounding_box()  # a wider sidebar
+                handle = page.locator(
+                    "#jp-main-split-panel > .lm-SplitPanel-handle"
+                ).first.bounding_box()  # a wider sidebar
                 if handle:
                     y = handle["y"] + handle["height"] / 2
                     page.mouse.move(handle["x"] + 1, y)

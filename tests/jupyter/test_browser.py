@@ -324,8 +324,9 @@ XSS = '<img src=x onerror="window.__wbxss = 1"><script>window.__wbxss = 2</scrip
 
 def test_the_workbench_panel_shows_calls_decides_approvals_and_holds_the_kill_switch(lab, browser):
     """The sidebar panel (the JupyterLab extension): a call appears, the badge counts the parked approval,
-    approving it there lets the notebook's card resume it, the status bar shows spend and its kill switch
-    stops a call in another process; hostile text is shown as text.
+    approving it there lets the notebook's card resume it, an approval from another process is rejected
+    there with a reason, the status bar shows spend and its kill switch stops a call in another process;
+    hostile text in a prompt, a tool argument, a reason and an approver's reason is shown as text.
     """
     from workbench.errors import KillSwitchActive
     from workbench.runtime import Workbench
@@ -363,6 +364,18 @@ def test_the_workbench_panel_shows_calls_decides_approvals_and_holds_the_kill_sw
         page.wait_for_selector(".wb-approval-card :text('(elsewhere)')", timeout=30_000)
         notebook_card.locator("button", has_text="Resume").click()
         page.wait_for_selector(".wb-approval-card :text('The orders table is gone.')", timeout=30_000)
+
+        # an approval asked for from another process, hostile in its arguments and reason: rejected from the sidebar
+        hostile = other.approvals.request("db.drop", {"table": XSS}, risk="destructive", reason=f"because {XSS}")
+        card = panel.locator(f".wb-approval[data-id='{hostile['id']}']")
+        card.wait_for(timeout=15_000)
+        assert XSS in card.inner_text()  # shown, as text
+        card.locator("button.wb-reject").click()
+        page.locator(".jp-Dialog input").fill(f"no: {XSS}")
+        page.locator(".jp-Dialog .jp-mod-accept").click()
+        panel.locator(".wb-inbox .wb-empty").wait_for(timeout=15_000)
+        assert other.approvals.get(hostile["id"])["status"] == "rejected"
+        assert other.approvals.get(hostile["id"])["decision_reason"] == f"no: {XSS}"
 
         other.budgets.set("global", 5.0, period="day")
         spend = page.locator(".wb-spend")
