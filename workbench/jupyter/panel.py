@@ -17,6 +17,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import KillSwitchActive, WorkbenchError
+from workbench.store import utcnow
 
 if TYPE_CHECKING:
     from workbench.runtime import Workbench
@@ -98,18 +99,39 @@ def call(wb: Workbench, call_id: str) -> dict[str, Any]:
     return {"call": row, "attempts": attempts, "spans": spans}
 
 
+APPROVAL_COLUMNS = (
+    "id",
+    "created_at",
+    "expires_at",
+    "status",
+    "tool",
+    "risk",
+    "arguments",
+    "reason",
+    "session",
+    "agent",
+    "run_id",
+    "escalated_to",
+)
+
+
 def approvals(wb: Workbench) -> dict[str, Any]:
-    """The pending (and escalated) approvals, oldest first, with their arguments as JSON."""
-    df = wb.approvals.pending()
-    items = []
-    for row in df.to_dict("records"):
-        row = {k: _clean(v) for k, v in row.items()}
+    """The pending (and escalated) approvals not yet expired, oldest first, with their arguments as JSON.
+
+    A read: polled every second, it never takes the store's write lock (``wb.approvals.pending()``
+    marks the expired ones; here they are only left out).
+    """
+    rows = wb.store.query(
+        f"SELECT {', '.join(APPROVAL_COLUMNS)} FROM approvals WHERE status IN ('pending', 'escalated') "
+        "AND expires_at >= ? ORDER BY created_at",
+        (utcnow(),),
+    )
+    for row in rows:
         try:
             row["arguments"] = json.loads(row.get("arguments") or "{}")
         except ValueError:
             pass
-        items.append(row)
-    return {"approvals": items, "pending": len(items)}
+    return {"approvals": rows, "pending": len(rows)}
 
 
 def decide(
