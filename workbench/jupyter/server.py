@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -62,7 +61,6 @@ class Stores:
         self.known: dict[str, dict[str, Any]] = {}  # id -> {"path", "label", "notebooks"}
         self.opened: dict[str, Workbench] = {}
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="workbench-panel")
-        self.lock = threading.Lock()
 
     async def discover(self) -> list[dict[str, Any]]:
         """The stores of the open notebooks (read afresh: notebooks open and close)."""

@@ -16,6 +16,7 @@ import { LabIcon } from '@jupyterlab/ui-components';
 import { Menu, Widget } from '@lumino/widgets';
 
 const POLL_MS = 1000;
+const ALERTS_MS = 5000; // alerts and guard events are read again at most this often while the panel shows
 const BARS =
   '<g class="jp-icon3" fill="#616161"><path d="M4 4h16v3H4zM4 10h10v3H4zM4 16h13v3H4z"/>' +
   '<circle cx="19" cy="11.5" r="2.2"/></g>';
@@ -193,6 +194,7 @@ class Panel extends Widget {
   private storeSelect: HTMLSelectElement;
   private errorLine: HTMLElement;
   private shown = '';
+  private alertsAt = 0;
 
   constructor(private model: Model) {
     super();
@@ -279,6 +281,10 @@ class Panel extends Widget {
     }
     this.renderCalls();
     this.renderInbox();
+    if (this.isVisible && Date.now() - this.alertsAt > ALERTS_MS) {
+      this.alertsAt = Date.now();
+      void this.loadAlerts().catch(() => undefined);
+    }
   }
 
   private renderCalls(): void {
