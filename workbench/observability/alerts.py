@@ -111,28 +111,36 @@ class Alerts:
                     event = "resolved"
                 else:
                     continue
-                row = {
-                    "rule": rule.name,
-                    "event": event,
-                    "metric": rule.metric,
-                    "value": value,
-                    "above": rule.above,
-                    "window_s": rule.window_s,
-                    "route": rule.route,
-                    "at": utcnow(),
-                    "call_id": call_id,
-                }
-                row["id"] = conn.execute(
-                    f"INSERT INTO alerts ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values())
-                ).lastrowid
-                changes.append(row)
+                changes.append(self._insert(conn, rule, event, value, call_id))
+        return self._announce(changes, warn)
+
+    def _insert(self, conn: Any, rule: AlertRule, event: str, value: float | None, call_id: str | None) -> dict:
+        """Record that ``rule`` fired or resolved (in the caller's transaction); the row, with its id."""
+        row: dict[str, Any] = {
+            "rule": rule.name,
+            "event": event,
+            "metric": rule.metric,
+            "value": value,
+            "above": rule.above,
+            "window_s": rule.window_s,
+            "route": rule.route,
+            "at": utcnow(),
+            "call_id": call_id,
+        }
+        row["id"] = conn.execute(
+            f"INSERT INTO alerts ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values())
+        ).lastrowid
+        return row
+
+    def _announce(self, changes: list[dict], warn: bool, scope: str = "") -> list[str]:
+        """Show (``warn``) and post each recorded change; its one-line notices (``scope`` appended)."""
         notices = []
         for row in changes:
-            notice = describe(row)
+            notice = describe(row) + scope
             notices.append(notice)
             if warn:
                 warn_at_caller(notice, AlertWarning)  # at the line that made the call
-            self._post(row)
+            self._post(row, notice)
         return notices
 
     def notice(self, rule: str, text: str, ref: str | None = None, warn: bool = True) -> None:

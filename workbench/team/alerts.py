@@ -25,8 +25,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from workbench.config import AlertRule, Settings
-from workbench.errors import warn_at_caller
-from workbench.observability.alerts import Alerts, AlertWarning, describe
+from workbench.observability.alerts import Alerts
 from workbench.store import Store, utcnow
 from workbench.team.state import TeamState, Unreachable, text
 
@@ -88,29 +87,8 @@ class SharedAlerts(Alerts):
             for rule, (event, value, _) in zip(rules, out, strict=True):
                 if event not in ("fired", "resolved"):
                     continue
-                row = {
-                    "rule": rule.name,
-                    "event": event,
-                    "metric": rule.metric,
-                    "value": value,
-                    "above": rule.above,
-                    "window_s": rule.window_s,
-                    "route": rule.route,
-                    "at": utcnow(),
-                    "call_id": call_id,
-                }
-                row["id"] = conn.execute(
-                    f"INSERT INTO alerts ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values())
-                ).lastrowid
-                changes.append(row)
-        notices = []
-        for row in changes:
-            notice = f"{describe(row)} (team {self.team.settings.name})"
-            notices.append(notice)
-            if warn:
-                warn_at_caller(notice, AlertWarning)
-            self._post(row, notice)
-        return notices
+                changes.append(self._insert(conn, rule, event, value, call_id))
+        return self._announce(changes, warn, f" (team {self.team.settings.name})")
 
     def values(self) -> pd.DataFrame:
         """Each rule with the team's current value of its metric and whether it is firing for the team."""
