@@ -98,3 +98,30 @@ def test_a_decision_taken_in_a_terminal_is_picked_up_by_the_card(agent_wb, tmp_p
     assert "approved by oncall (elsewhere)" in card.status.value
     assert card.approve_button.disabled
     assert card.check_button.disabled
+
+
+def test_a_decision_taken_elsewhere_resumes_the_run_in_this_kernel_once(ip, agent_wb, tmp_path):
+    """The watcher takes up a terminal's decision and resumes the run on a thread of this kernel; a
+    ``wb.resume`` elsewhere at the same moment runs nothing twice; the result shows in the card."""
+    import threading
+    import time
+
+    from workbench.cli import main
+    from workbench.jupyter.widgets import ApprovalCard
+
+    run = agent_wb.agent("ops", tools=["db.*"], model="local/scripted").run("drop the scratch table")
+    card = ApprovalCard(agent_wb, run)
+    assert card.refresh() is None  # still pending: nothing taken up
+    (tmp_path / "workbench.toml").write_text(f'store = "{agent_wb.store.path}"\n')
+    assert main(["--config", str(tmp_path / "workbench.toml"), "approvals", "approve", run.waiting_on]) == 0
+    elsewhere = threading.Thread(target=agent_wb.resume, args=(run.id,))
+    elsewhere.start()  # someone resumes it from another thread at the same moment
+    deadline = time.monotonic() + 15  # the card's watcher (once a second) takes the decision up unasked
+    while "(elsewhere)" not in card.status.value or "resuming" in card.status.value:
+        assert time.monotonic() < deadline, card.status.value
+        time.sleep(0.05)
+    elsewhere.join()
+    assert agent_wb.dropped == ["scratch"]  # once, for both resumes
+    assert card.approve_button.disabled and card.check_button.disabled
+    shown = "".join(str(o["data"]) for o in card.output.outputs)
+    assert "The scratch table is gone." in shown

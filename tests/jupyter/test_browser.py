@@ -257,7 +257,7 @@ def test_reject_on_the_card_never_runs_the_tool(lab, browser):
     assert ("db.drop", '{"table": "customers"}', "rejected", "production data") in _decisions(root)
 
 
-def test_a_card_shows_a_decision_taken_elsewhere_and_resumes_on_request(lab, browser):
+def test_a_card_takes_up_a_decision_taken_elsewhere_and_resumes_the_run(lab, browser):
     url, root = lab
     _agent_notebook(root, "elsewhere.ipynb", "scratch")
     page = browser.new_page()
@@ -291,8 +291,7 @@ def test_a_card_shows_a_decision_taken_elsewhere_and_resumes_on_request(lab, bro
         assert done.returncode == 0, done.stderr
         page.wait_for_selector(".wb-approval-card :text('approved by ops (elsewhere)')", timeout=30_000)
         assert card.locator("button", has_text="Approve").is_disabled()  # no live buttons on a decided card
-        assert not (root / "elsewhere.ipynb.ran").exists()  # the terminal decided; nothing has run yet
-        card.locator("button", has_text="Resume").click()
+        # the live kernel resumes the run by itself: no click
         page.wait_for_selector(".wb-approval-card :text('The scratch table is gone.')", timeout=30_000)
     finally:
         page.close()
@@ -324,8 +323,9 @@ XSS = '<img src=x onerror="window.__wbxss = 1"><script>window.__wbxss = 2</scrip
 
 def test_the_workbench_panel_shows_calls_decides_approvals_and_holds_the_kill_switch(lab, browser):
     """The sidebar panel (the JupyterLab extension): a call appears, the badge counts the parked approval,
-    approving it there lets the notebook's card resume it, an approval from another process is rejected
-    there with a reason, the status bar shows spend and its kill switch stops a call in another process;
+    approving it there resumes the run in the notebook's live kernel (its card shows the result), an
+    approval from another process is rejected there with a reason, the status bar shows spend and its
+    kill switch stops a call in another process;
     hostile text in a prompt, a tool argument, a reason and an approver's reason is shown as text.
     """
     from workbench.errors import KillSwitchActive
@@ -362,8 +362,9 @@ def test_the_workbench_panel_shows_calls_decides_approvals_and_holds_the_kill_sw
         )
         notebook_card = page.locator(".wb-approval-card")
         page.wait_for_selector(".wb-approval-card :text('(elsewhere)')", timeout=30_000)
-        notebook_card.locator("button", has_text="Resume").click()
+        # notebook A's live kernel resumes the run: its card shows the result, nobody clicks there
         page.wait_for_selector(".wb-approval-card :text('The orders table is gone.')", timeout=30_000)
+        assert notebook_card.locator("button", has_text="Approve").is_disabled()
 
         # an approval asked for from another process, hostile in its arguments and reason: rejected from the sidebar
         hostile = other.approvals.request("db.drop", {"table": XSS}, risk="destructive", reason=f"because {XSS}")

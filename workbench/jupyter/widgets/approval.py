@@ -5,9 +5,13 @@ click), so the run is parked with its state saved and the cell ends, showing thi
 the action, its arguments, why it needs approval, and Approve / Edit / Reject (with a
 reason). A click records the decision and resumes the run from its saved state; the
 result appears in the card's own output area. If the resumed run needs another approval,
-a new card appears there. A decision taken anywhere else — ``%llm_approvals --approve`` in
-another cell, a terminal, another kernel — shows on the card within a second (a watcher
-thread reads the store while cards are open): its buttons go, and "Resume" shows the result.
+a new card appears there. A decision taken anywhere else — the JupyterLab panel,
+``%llm_approvals --approve`` in another cell, a terminal, another kernel — shows on the card
+within a second (a watcher thread reads the store while cards are open): its buttons go, and
+the run resumes here, in this live kernel, on a thread of its own, its result shown in the
+card. Resuming is exactly-once wherever it happens (the run is owned by one resumer at a
+time and the tool call is claimed before it runs), so a ``wb.resume`` elsewhere at the same
+moment runs nothing twice. If that resume fails, "Resume" tries again.
 """
 
 from __future__ import annotations
@@ -91,17 +95,39 @@ class ApprovalCard:
         self.decided = False
         _follow(self)
 
-    def refresh(self) -> None:
-        """Show a decision taken elsewhere, if there is one (the watcher calls this; nothing runs here)."""
+    def refresh(self) -> threading.Thread | None:
+        """Take up a decision taken elsewhere, if there is one: show it and resume the run on a thread.
+
+        The watcher calls this once a second; the returned thread (None when there is nothing
+        to take up) is the resume, so the watcher goes on watching other cards meanwhile.
+        """
         row = self.wb.approvals.get(self.approval_id)
         if self.decided or row["status"] in ("pending", "escalated"):
-            return
+            return None
         self._lock()
-        self.check_button.disabled = False
         self.check_button.description, self.check_button.icon = "Resume", "play"
-        self.status.value = (
-            f"<span class='wb-decided'>{escape(row['status'])} by {escape(row['decided_by'] or '')} (elsewhere)</span>"
+        decided = f"{escape(row['status'])} by {escape(row['decided_by'] or '')} (elsewhere)"
+        self.status.value = f"<span class='wb-decided'>{decided} · resuming</span>"
+        thread = threading.Thread(
+            target=self._resume_here, args=(decided,), daemon=True, name=f"workbench-resume-{self.run.id}"
         )
+        thread.start()
+        return thread
+
+    def _resume_here(self, decided: str) -> None:
+        """Resume the run off the kernel's main thread; its result goes into the card's output area."""
+        from workbench.errors import WorkbenchError
+
+        try:
+            resumed = self.wb.resume(self.run.id)
+        except WorkbenchError as exc:
+            self.status.value = f"<span class='wb-error'>{decided}; resuming failed: {escape(str(exc))}</span>"
+            self.check_button.disabled = False  # "Resume" tries again
+            return
+        self.output.append_display_data(resumed)  # an Output widget's context manager is for the main thread
+        if resumed.status == "waiting":
+            self.output.append_display_data(approval_card(self.wb, resumed, by=self.by))
+        self.status.value = f"<span class='wb-decided'>{decided}</span>"
 
     def edit(self) -> None:
         """Let the arguments be edited; Approve then runs the tool with the edited ones (a modify)."""
