@@ -235,3 +235,23 @@ def test_a_store_from_before_binding_is_adopted_by_its_first_write(tmp_path):
     _tamper(wb, "UPDATE calls SET cost_usd = 0 WHERE id = 'c1'")
     assert "calls row c1" in wb.audit.verify().reason
     Store(path).close()
+
+
+def test_an_edit_to_the_spend_totals_budgets_read_is_caught(tmp_path):
+    """The hourly totals are derived from bound calls: verify checks they still add up to them."""
+    import sqlite3
+
+    from workbench.runtime import Workbench
+
+    wb = Workbench.from_config(
+        store=str(tmp_path / "t.db"), prices={"local/echo": {"input_cost_per_token": 0.01, "output_cost_per_token": 0}}
+    )
+    wb.ask("a paid question", user="ana", max_tokens=5)
+    assert wb.audit.verify().ok
+    conn = sqlite3.connect(wb.store.path)
+    conn.execute("UPDATE spend SET usd = 0, tokens = 0 WHERE scope = 'user'")
+    conn.commit()
+    check = wb.audit.verify()
+    assert not check.ok and check.reason.startswith("the spend totals of user:ana at")
+    conn.close()
+    wb.close()

@@ -194,3 +194,70 @@ def test_editing_a_budgets_since_in_the_file_is_caught(tmp_path):
     report = wb.audit.verify()
     assert not report.ok
     assert "budgets row" in report.reason
+
+
+def test_budgets_read_hourly_totals_that_always_equal_the_calls(tmp_path):
+    """A budget check sums the hourly totals triggers keep (not every call of its period); the totals
+    follow the calls through inserts, an edit in the file and a delete, and a budget counted since an
+    instant inside an hour counts only that hour's calls after it."""
+    import sqlite3
+
+    wb = priced(tmp_path / "h.db")
+    wb.budgets.set("user:ana", 10.0, period="day")
+    wb.budgets.set("session:s1", 10.0, period="month")
+    wb.budgets.set("task:t", 10.0)
+    for i in range(4):
+        wb.ask(f"question {i}", user="ana", session="s1", task="t" if i % 2 else None, max_tokens=5)
+    wb.ask("another user's", user="raj", session="s1", max_tokens=5)
+    for day in ("2020-01-01T00:00:00+00:00", "2020-01-01T23:59:59+00:00"):  # an earlier day, before every period
+        wb.store.execute(
+            "INSERT INTO calls (id, started_at, status, mode, cost_usd, total_tokens, user) "
+            f"VALUES ('old{day[11:13]}', '{day}', 'ok', 'live', 5.0, 10, 'ana')"
+        )
+
+    def by_sum(scope, column, since=""):
+        return wb.store.query(
+            f"SELECT COALESCE(SUM(cost_usd), 0) AS usd, COALESCE(SUM(total_tokens), 0) AS tokens FROM calls "
+            f"WHERE status = 'ok' AND mode = 'live' AND started_at >= ? AND \"{scope}\" = ?",
+            (since, column),
+        )[0]
+
+    def check():
+        table = wb.budgets.df().set_index("scope")
+        today = wb.budgets._usage  # noqa: SLF001 - the figures a reservation compares with its limit
+        for scope, key, period in (("user", "ana", "day"), ("session", "s1", "month"), ("task", "t", "total")):
+            budget = wb.store.query("SELECT * FROM budgets WHERE scope = ? AND key = ?", (scope, key))[0]
+            with wb.store.lock:
+                usd, tokens, _, _ = today(wb.store.conn, budget)
+            want = by_sum(scope, key, max(period_start(period), budget["since"] or ""))
+            assert usd == pytest.approx(want["usd"]) and tokens == want["tokens"], (scope, key)
+            assert table.loc[f"{scope}:{key}", "spent_usd"] == pytest.approx(want["usd"], abs=1e-6)
+
+    from workbench.cost.budgets import period_start
+
+    check()
+    assert by_sum("user", "ana")["usd"] > 10  # the old day's calls count for a total, not for today
+    conn = sqlite3.connect(wb.store.path)  # an edit and a delete made in the file, by another program
+    conn.execute("UPDATE calls SET cost_usd = cost_usd * 3, total_tokens = 7 WHERE session = 's1' AND user = 'raj'")
+    conn.execute("UPDATE calls SET user = 'raj' WHERE id = (SELECT id FROM calls WHERE user = 'ana' LIMIT 1)")
+    conn.execute("DELETE FROM calls WHERE id = (SELECT id FROM calls WHERE task = 't' LIMIT 1)")
+    conn.commit()
+    check()
+    totals = conn.execute("SELECT COUNT(*), SUM(usd) FROM spend WHERE scope = 'global' GROUP BY scope").fetchone()
+    assert totals[0] >= 2 and totals[1] == pytest.approx(conn.execute("SELECT SUM(cost_usd) FROM calls").fetchone()[0])
+    wb.budgets.set("session:s1", 10.0, period="month", since="now")  # an instant inside the current hour
+    assert wb.budgets.df().set_index("scope").loc["session:s1", "spent_usd"] == 0
+    wb.ask("after the instant", user="ana", session="s1", max_tokens=5)
+    check()
+    assert wb.budgets.df().set_index("scope").loc["session:s1", "spent_usd"] == pytest.approx(
+        by_sum("session", "s1", wb.budgets.df().set_index("scope").loc["session:s1", "since"])["usd"]
+    )
+    # verify names the calls edited above, and checks the totals against the calls: they agree
+    assert not [p for _, p in wb.audit.verify().problems if "spend" in p]
+    conn.execute("UPDATE spend SET usd = 0 WHERE scope = 'user' AND key = 'ana'")  # spend hidden from the budget
+    conn.commit()
+    assert [p for _, p in wb.audit.verify().problems if "the spend totals of user:ana at" in p]
+    conn.execute("DROP TRIGGER calls_spend_insert")
+    conn.commit()
+    assert any("calls_spend_insert" in p for _, p in wb.audit.verify().problems)
+    conn.close()

@@ -44,6 +44,7 @@ def test_migrates_an_in_memory_database():
         "m020_blobs",
         "m021_prompt_vectors",
         "m022_gateway_cost",
+        "m023_spend_totals",
     ]
 
 
@@ -158,3 +159,35 @@ def test_migrations_register_in_sequence_and_refuse_a_gap():
             pass
 
     assert [m.__name__ for m in MIGRATIONS] == names
+
+
+def test_an_older_store_gets_hourly_spend_totals_of_its_calls(tmp_path):
+    """m023 builds the hourly totals from the calls already recorded (a store made before it)."""
+    store = Store(tmp_path / "old.db")
+    with store.transaction() as conn:
+        for i, (user, hour) in enumerate([("ana", "09"), ("ana", "09"), (None, "10"), ("raj", "10")]):
+            conn.execute(
+                "INSERT INTO calls (id, started_at, status, mode, cost_usd, total_tokens, user, session) "
+                f"VALUES ('c{i}', '2026-11-30T{hour}:15:00+00:00', 'ok', 'live', 0.5, 10, ?, 's')",
+                (user,),
+            )
+        conn.execute(
+            "INSERT INTO calls (id, started_at, status, mode, cost_usd, user) "
+            "VALUES ('e', '2026-11-30T10:00:00+00:00', 'error', 'live', 9, 'ana')"
+        )
+        for trigger in ("insert", "delete", "update"):  # as the store was before m023
+            conn.execute(f"DROP TRIGGER calls_spend_{trigger}")
+        conn.execute("DROP TABLE spend")
+        conn.execute("DELETE FROM _migrations WHERE name = 'm023_spend_totals'")
+    store.close()
+    store = Store(tmp_path / "old.db")
+    rows = {(r["scope"], r["key"], r["hour"]): (r["usd"], r["calls"]) for r in store.query("SELECT * FROM spend")}
+    assert rows == {
+        ("global", "", "2026-11-30T09"): (1.0, 2),
+        ("global", "", "2026-11-30T10"): (1.0, 2),
+        ("user", "ana", "2026-11-30T09"): (1.0, 2),
+        ("user", "raj", "2026-11-30T10"): (0.5, 1),
+        ("session", "s", "2026-11-30T09"): (1.0, 2),
+        ("session", "s", "2026-11-30T10"): (1.0, 2),
+    }
+    store.close()

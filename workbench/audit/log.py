@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import WorkbenchError
-from workbench.store import GENESIS, Store, cutoff
+from workbench.store import GENESIS, Store, cutoff, spend_problems
 from workbench.store.chain import (
     BOUND,
     KEY_ENV,
@@ -146,6 +146,9 @@ class AuditLog:
     def verify(self) -> Verification:
         """Recompute every hash, then every bound row's digests; the first problem is named.
 
+        The hourly spend totals budgets read are checked against the calls they sum as well
+        (they are derived from rows the log binds, so they are not entries of their own).
+
         Needs the key the log was written with (``WORKBENCH_AUDIT_KEY`` or the key file);
         without it, or with another one, it raises a :class:`WorkbenchError` saying so.
         """
@@ -170,6 +173,7 @@ class AuditLog:
             if problem is not None:
                 return Verification(False, state.entries, problem[0], problem[1], key=using, problems=[problem])
             problems, rows = self._rows(state, key)
+            problems += [(None, problem) for problem in spend_problems(self.store.conn)]
         if problems:
             problems.sort(key=lambda p: math.inf if p[0] is None else p[0])
             first = problems[0]

@@ -466,13 +466,14 @@ class Budgets:
         """(spent USD, spent tokens, reserved USD, reserved tokens) for a budget, now."""
         column = "" if budget["scope"] == "global" else f'AND "{budget["scope"]}" = :key'
         params = {
+            "scope": budget["scope"],
             "key": budget["key"],
-            "since": _start(budget),
+            "start": _start(budget),
             "fresh": (datetime.now(UTC) - RESERVATION_TTL).isoformat(timespec="microseconds"),
         }
         spent = conn.execute(
-            "SELECT COALESCE(SUM(cost_usd), 0), COALESCE(SUM(total_tokens), 0) FROM calls "
-            f"WHERE status = 'ok' AND mode = 'live' AND started_at >= :since {column}",
+            f"SELECT {spent_sql('usd')}, {spent_sql('tokens')} FROM (SELECT :scope AS scope, :key AS key, "
+            ":start AS start) b",
             params,
         ).fetchone()
         held = conn.execute(
@@ -481,6 +482,26 @@ class Budgets:
             params,
         ).fetchone()
         return float(spent[0]), int(spent[1]), float(held[0]), int(held[1])
+
+
+def spent_sql(what: Literal["usd", "tokens"]) -> str:
+    """SQL for what a budget row ``b`` (columns ``scope``, ``key``, ``start``) has spent since ``start``.
+
+    The hourly totals (``spend``, kept by triggers on ``calls``) give every whole hour from ``start``;
+    when ``start`` falls inside an hour (a budget counted ``since`` an instant), that hour's calls
+    after it are summed from ``calls`` itself. So a check reads a few rows per hour of the period,
+    never every call in it.
+    """
+    column = {"usd": "cost_usd", "tokens": "total_tokens"}[what]
+    return (
+        f"((SELECT COALESCE(SUM(s.{what}), 0) FROM spend s WHERE s.scope = b.scope AND s.key = b.key "
+        "AND s.hour >= substr(b.start, 1, 13) AND (length(b.start) <= 10 OR s.hour > substr(b.start, 1, 13))) "
+        f"+ CASE WHEN length(b.start) <= 10 THEN 0 ELSE (SELECT COALESCE(SUM(c.{column}), 0) FROM calls c "
+        "WHERE c.status = 'ok' AND c.mode = 'live' AND c.started_at >= b.start "
+        "AND c.started_at < substr(b.start, 1, 13) || ':99' AND CASE b.scope WHEN 'global' THEN 1 "
+        "WHEN 'user' THEN c.user = b.key WHEN 'task' THEN c.task = b.key WHEN 'agent' THEN c.agent = b.key "
+        "WHEN 'session' THEN c.session = b.key ELSE 0 END) END)"
+    )
 
 
 def _start(budget: dict[str, Any]) -> str:
