@@ -378,6 +378,12 @@ def test_the_workbench_panel_shows_calls_decides_approvals_and_holds_the_kill_sw
         assert other.approvals.get(hostile["id"])["status"] == "rejected"
         assert other.approvals.get(hostile["id"])["decision_reason"] == f"no: {XSS}"
 
+        # an alert fired in another process shows (the poll says the newest alert moved; the panel reads alerts)
+        other.alerts.add("any latency", "p95_latency_ms", 0.0, min_calls=1)
+        with pytest.warns(UserWarning, match="any latency"):
+            other.ask("slow enough", model="local/echo")
+        panel.locator(".wb-alert", has_text="any latency").wait_for(timeout=15_000)
+
         other.budgets.set("global", 5.0, period="day")
         spend = page.locator(".wb-spend")
         page.wait_for_function(

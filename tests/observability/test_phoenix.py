@@ -45,8 +45,9 @@ def phoenix(tmp_path_factory):
     proc.wait(20)
 
 
-def spans(url: str, trace_ids: set[str], want: int, timeout: float = 20.0) -> list[dict]:
-    """Phoenix's spans of these traces, read through its REST API (it inserts asynchronously: poll)."""
+def spans(url: str, trace_ids: set[str], want: int, timeout: float = 90.0) -> list[dict]:
+    """Phoenix's spans of these traces, read through its REST API (it inserts asynchronously: poll; on a loaded
+    2-core machine it took more than 20 s to insert 252 spans it had accepted)."""
     deadline = time.monotonic() + timeout
     found: list[dict] = []
     while time.monotonic() < deadline:

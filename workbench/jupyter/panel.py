@@ -1,9 +1,11 @@
 """What the JupyterLab panel shows, as JSON-ready dicts read from one store (``server.py`` serves them).
 
-Each view is one or two indexed queries, so a panel polling once a second costs the store
-little: the latest calls (or only those after the newest the panel has), one call in full
-(request, answer, attempts, spans), the pending approvals, recent alerts and guard events,
-and spend against the tightest budget with the kill switch. Decisions and the kill switch
+The panel's once-a-second :func:`poll` is one SQL statement over indexes: the calls after the
+newest the panel has, the pending approvals, the kill switch, each budget's spend in its
+period, and the newest alert and guard event ids (the panel reads :func:`alerts` only when
+those move). The other views are read when the user asks: one call in full (request,
+answer, attempts, spans), recent alerts and guard events, the costs by model. With
+``[team]``, the team's budgets and kill switch come from Redis beside it. Decisions and the kill switch
 go through the same runtime calls as ``wb.approvals.decide`` and ``wb.kill`` (one
 compare-and-set; an audit entry), so a decision taken here is like one taken anywhere.
 
@@ -16,6 +18,7 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
+from workbench.cost.budgets import period_start, spent_sql
 from workbench.errors import KillSwitchActive, WorkbenchError
 from workbench.store import utcnow
 
@@ -36,6 +39,20 @@ CALL_COLUMNS = (
     "user",
     "task",
     "error",
+)
+APPROVAL_COLUMNS = (
+    "id",
+    "created_at",
+    "expires_at",
+    "status",
+    "tool",
+    "risk",
+    "arguments",
+    "reason",
+    "session",
+    "agent",
+    "run_id",
+    "escalated_to",
 )
 WARN_AT = 0.8  # the status bar turns red from this fraction of the tightest budget
 PERIODS = {"day": "today", "week": "this week", "month": "this month", "total": "in all"}
@@ -79,6 +96,75 @@ def calls(
     return {"calls": out, "latest": out[0]["started_at"] if out else after}
 
 
+def _json_columns(alias: str, columns: tuple[str, ...]) -> str:
+    return ", ".join(f"'{c}', {alias}.{c}" for c in columns)
+
+
+POLL_SQL = f"""
+SELECT
+  (SELECT json_group_array(json_object({_json_columns("c", CALL_COLUMNS)}, 'guard', (
+       SELECT group_concat(DISTINCT g.scanner || ':' || g.action) FROM guard_events g WHERE g.call_id = c.id)))
+   FROM (SELECT * FROM calls WHERE started_at > :after ORDER BY started_at DESC LIMIT :limit) c) AS calls,
+  (SELECT json_group_array(json_object({_json_columns("a", tuple(x for x in APPROVAL_COLUMNS if x != "arguments"))},
+       'arguments', CASE WHEN json_valid(a.arguments) THEN json(a.arguments) ELSE a.arguments END))
+   FROM (SELECT * FROM approvals WHERE status IN ('pending', 'escalated') AND expires_at >= :now
+         ORDER BY created_at) a) AS approvals,
+  (SELECT reason FROM switches WHERE name = 'kill' AND active = 1) AS killed,
+  (SELECT json_group_array(json_object('scope', b.scope, 'key', b.key, 'period', b.period,
+       'limit_usd', b.limit_usd, 'spent_usd', {spent_sql("usd")}))
+   FROM (SELECT scope, key, period, limit_usd,
+                max(CASE period WHEN 'day' THEN :day WHEN 'month' THEN :month ELSE '' END, COALESCE(since, '')) AS start
+         FROM budgets WHERE limit_usd > 0) b) AS budgets,
+  (SELECT COALESCE(SUM(usd), 0) FROM spend WHERE scope = 'global' AND key = '' AND hour >= :day) AS today_usd,
+  (SELECT MAX(id) FROM alerts) AS alert_id,
+  (SELECT MAX(id) FROM guard_events) AS guard_id
+"""
+
+
+def poll(wb: Workbench, after: str | None = None, limit: int = 50) -> dict[str, Any]:
+    """What the panel shows every second, in one statement: new calls, pending approvals, spend, kill switch.
+
+    ``alerts_at`` changes when an alert fires or a guard acts (the panel then reads :func:`alerts`).
+    A read: it never takes the store's write lock; expired approvals are left out, not marked.
+    """
+    row = wb.store.query(
+        POLL_SQL,
+        {
+            "after": after or "",
+            "limit": max(1, min(int(limit), 500)),
+            "now": utcnow(),
+            "day": period_start("day"),
+            "month": period_start("month"),
+        },
+    )[0]
+    out = [{k: _clean(v) for k, v in c.items()} for c in json.loads(row["calls"])]
+    for c in out:
+        c["guard"] = sorted(c["guard"].split(",")) if c["guard"] else []
+    rows = json.loads(row["approvals"])
+    budgets = [
+        {
+            "scope": b["scope"] if b["scope"] == "global" else f"{b['scope']}:{b['key']}",
+            "period": b["period"],
+            "limit_usd": b["limit_usd"],
+            "spent_usd": round(b["spent_usd"], 6),
+        }
+        for b in json.loads(row["budgets"])
+    ]
+    if wb.budgets.team is not None:  # the team's budgets and kill switch live in Redis, not in this store
+        money = spend(wb, by_model=False)
+    else:
+        killed = row["killed"] and f"the kill switch is on ({row['killed']})"
+        money = _spend(budgets, killed, row["today_usd"])
+    return {
+        "calls": out,
+        "latest": out[0]["started_at"] if out else after,
+        "approvals": rows,
+        "pending": len(rows),
+        "spend": money,
+        "alerts_at": [row["alert_id"], row["guard_id"]],
+    }
+
+
 def call(wb: Workbench, call_id: str) -> dict[str, Any]:
     """One call in full: its row (prompt, answer, request), attempts and spans."""
     rows = wb.store.query("SELECT * FROM calls WHERE id = ?", (call_id,))
@@ -97,22 +183,6 @@ def call(wb: Workbench, call_id: str) -> dict[str, Any]:
         span["duration_ms"] = ((span["end_ns"] or span["start_ns"]) - span["start_ns"]) / 1e6
         span["attributes"] = json.loads(span["attributes"] or "{}")
     return {"call": row, "attempts": attempts, "spans": spans}
-
-
-APPROVAL_COLUMNS = (
-    "id",
-    "created_at",
-    "expires_at",
-    "status",
-    "tool",
-    "risk",
-    "arguments",
-    "reason",
-    "session",
-    "agent",
-    "run_id",
-    "escalated_to",
-)
 
 
 def approvals(wb: Workbench) -> dict[str, Any]:
@@ -174,14 +244,9 @@ def alerts(wb: Workbench, limit: int = 50) -> dict[str, Any]:
     return {"alerts": [{k: _clean(v) for k, v in a.items()} for a in fired], "guard": guard}
 
 
-def spend(wb: Workbench) -> dict[str, Any]:
-    """Spend against the tightest budget ("$0.42 / $5.00 today"), the costs by model, and the kill switch."""
+def spend(wb: Workbench, by_model: bool = True) -> dict[str, Any]:
+    """Spend against the tightest budget ("$0.42 / $5.00 today"), the kill switch, and the costs by model."""
     budgets = [b for b in wb.budgets.df().to_dict("records") if b["limit_usd"]]
-    tightest = max(budgets, key=lambda b: b["used"] or 0.0, default=None)
-    by_model = wb.store.query(
-        "SELECT model, COUNT(*) AS calls, COALESCE(SUM(cost_usd), 0) AS cost_usd FROM calls "
-        "WHERE mode = 'live' GROUP BY model ORDER BY cost_usd DESC LIMIT 20"
-    )
     try:
         wb.budgets.gate()
         killed = None
@@ -189,6 +254,25 @@ def spend(wb: Workbench) -> dict[str, Any]:
         killed = str(exc)
     except WorkbenchError:
         killed = None
+    today = wb.store.query(
+        "SELECT COALESCE(SUM(usd), 0) AS usd FROM spend WHERE scope = 'global' AND key = '' AND hour >= ?",
+        (period_start("day"),),
+    )[0]["usd"]
+    out = _spend(budgets, killed, today)
+    if by_model:
+        out["by_model"] = wb.store.query(
+            "SELECT model, COUNT(*) AS calls, COALESCE(SUM(cost_usd), 0) AS cost_usd FROM calls "
+            "WHERE mode = 'live' GROUP BY model ORDER BY cost_usd DESC LIMIT 20"
+        )
+        out["total_usd"] = sum(m["cost_usd"] for m in out["by_model"])
+    return out
+
+
+def _spend(budgets: list[dict[str, Any]], killed: str | None, today_usd: float) -> dict[str, Any]:
+    """The status bar's figures: the tightest budget (the most used), the kill switch, today's spend."""
+    for b in budgets:
+        b["used"] = round(b["spent_usd"] / b["limit_usd"], 3) if b["limit_usd"] else None
+    tightest = max(budgets, key=lambda b: b["used"] or 0.0, default=None)
     budget = None
     if tightest is not None:
         budget = {
@@ -201,8 +285,7 @@ def spend(wb: Workbench) -> dict[str, Any]:
             f"{PERIODS.get(tightest['period'], tightest['period'])}",
             "crossed": bool(tightest["used"] is not None and tightest["used"] >= WARN_AT),
         }
-    total = sum(m["cost_usd"] for m in by_model)
-    return {"budget": budget, "total_usd": total, "by_model": by_model, "killed": killed}
+    return {"budget": budget, "killed": killed, "today_usd": today_usd}
 
 
 def kill(wb: Workbench, reason: str, by: str) -> dict[str, Any]:

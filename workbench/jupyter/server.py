@@ -13,7 +13,7 @@ Store reads and writes run on one worker thread per server, off the event loop, 
 panel never stalls JupyterLab's own requests.
 
     GET    /workbench/api/stores                     the stores of the open notebooks
-    GET    /workbench/api/poll?store=ID&after=T      new calls, the pending approvals, spend: one poll a second
+    GET    /workbench/api/poll?store=ID&after=T      new calls, pending approvals, spend: one query, once a second
     GET    /workbench/api/calls?store=ID&session=&model=&status=&after=&limit=
     GET    /workbench/api/calls/CALL?store=ID        one call: request, answer, attempts, spans
     GET    /workbench/api/approvals?store=ID         the pending approvals
@@ -168,12 +168,7 @@ class StoresHandler(_Handler):
 class PollHandler(_Handler):
     @web.authenticated
     async def get(self) -> None:
-        after = self.get_query_argument("after", None)
-
-        def poll(wb: Workbench) -> dict[str, Any]:
-            return {**panel.calls(wb, after=after, limit=50), **panel.approvals(wb), "spend": panel.spend(wb)}
-
-        await self.answer(poll)
+        await self.answer(panel.poll, self.get_query_argument("after", None))
 
 
 class CallsHandler(_Handler):

@@ -4,8 +4,10 @@
  *
  * Everything is read from the server extension (workbench/jupyter/server.py) under
  * /workbench/api/, through Jupyter's ServerConnection (its token and XSRF header). One poll a
- * second while the page is open carries new calls, the pending approvals and spend. Texts from
- * the store are put in the page as text (textContent), never as markup.
+ * second while the page is open (one SQL statement on the server) carries new calls, the pending
+ * approvals, spend and the newest alert's id; alerts are read only when that id moves, costs by
+ * model only when the status bar's menu opens. Texts from the store are put in the page as text
+ * (textContent), never as markup.
  */
 import { JupyterFrontEnd, JupyterFrontEndPlugin, ILabShell } from '@jupyterlab/application';
 import { Dialog, ICommandPalette, InputDialog, showDialog } from '@jupyterlab/apputils';
@@ -16,7 +18,6 @@ import { LabIcon } from '@jupyterlab/ui-components';
 import { Menu, Widget } from '@lumino/widgets';
 
 const POLL_MS = 1000;
-const ALERTS_MS = 5000; // alerts and guard events are read again at most this often while the panel shows
 const BARS =
   '<g class="jp-icon3" fill="#616161"><path d="M4 4h16v3H4zM4 10h10v3H4zM4 16h13v3H4z"/>' +
   '<circle cx="19" cy="11.5" r="2.2"/></g>';
@@ -97,6 +98,7 @@ class Model {
   latest: string | null = null;
   approvals: Row[] = [];
   spend: Row | null = null;
+  alertsAt = ''; // the newest alert and guard event ids the poll saw: the alerts list is read when they move
   error = '';
   private listeners: Array<() => void> = [];
   private timer = 0;
@@ -131,6 +133,7 @@ class Model {
     this.latest = null;
     this.approvals = [];
     this.spend = null;
+    this.alertsAt = '';
     this.emit();
     void this.poll();
   }
@@ -162,6 +165,7 @@ class Model {
         this.latest = data.latest || this.latest;
         this.approvals = data.approvals;
         this.spend = data.spend;
+        this.alertsAt = JSON.stringify(data.alerts_at);
       }
       this.error = '';
     } catch (reason) {
@@ -194,7 +198,7 @@ class Panel extends Widget {
   private storeSelect: HTMLSelectElement;
   private errorLine: HTMLElement;
   private shown = '';
-  private alertsAt = 0;
+  private alertsShown = '';
 
   constructor(private model: Model) {
     super();
@@ -249,8 +253,8 @@ class Panel extends Widget {
   }
 
   protected onAfterShow(): void {
+    this.alertsShown = '';
     void this.model.refreshStores().then(() => this.render());
-    void this.loadAlerts();
   }
 
   render(): void {
@@ -281,9 +285,12 @@ class Panel extends Widget {
     }
     this.renderCalls();
     this.renderInbox();
-    if (this.isVisible && Date.now() - this.alertsAt > ALERTS_MS) {
-      this.alertsAt = Date.now();
-      void this.loadAlerts().catch(() => undefined);
+    const alertsAt = `${model.store}:${model.alertsAt}`;
+    if (this.isVisible && model.alertsAt && alertsAt !== this.alertsShown) {
+      this.alertsShown = alertsAt;
+      void this.loadAlerts().catch(() => {
+        this.alertsShown = '';
+      });
     }
   }
 
@@ -458,7 +465,7 @@ class Spend extends Widget {
     super();
     this.addClass('wb-spend');
     this.node.title = 'Workbench spend: click for costs by model and the kill switch';
-    this.node.onclick = (event: MouseEvent) => this.menu(event);
+    this.node.onclick = (event: MouseEvent) => void this.menu(event);
     model.changed(() => this.render());
     this.render();
   }
@@ -474,14 +481,22 @@ class Spend extends Widget {
     } else if (spend.budget) {
       this.node.textContent = spend.budget.label;
     } else {
-      this.node.textContent = `${money(spend.total_usd)} spent`;
+      this.node.textContent = `${money(spend.today_usd)} today`;
     }
   }
 
-  private menu(event: MouseEvent): void {
+  private async menu(event: MouseEvent): Promise<void> {
     const menu = new Menu({ commands: this.app.commands });
     menu.addClass('wb-spend-menu');
-    for (const row of this.model.spend?.by_model || []) {
+    let byModel: Row[] = [];
+    if (this.model.store) {
+      try {
+        byModel = (await api(`spend?${this.model.query()}`)).by_model;
+      } catch {
+        byModel = []; // the menu still offers the kill switch
+      }
+    }
+    for (const row of byModel) {
       menu.addItem({
         command: 'workbench:cost-line',
         args: { label: `${row.model}: ${money(row.cost_usd)} (${row.calls} calls)` }
