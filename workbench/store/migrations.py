@@ -617,7 +617,8 @@ def spend_problems(conn: sqlite3.Connection) -> list[str]:
     rows = conn.execute(
         f"SELECT scope, key, hour, SUM(usd), SUM(tokens), SUM(calls) FROM (SELECT scope, key, hour, usd, tokens, "
         f"calls FROM spend UNION ALL SELECT scope, key, hour, -usd, -tokens, -1 FROM ({each})) "
-        "GROUP BY 1, 2, 3 HAVING abs(SUM(usd)) > 1e-9 OR SUM(tokens) != 0 OR SUM(calls) != 0 ORDER BY 3, 1, 2 LIMIT 5"
+        "GROUP BY 1, 2, 3 HAVING abs(SUM(usd)) > 1e-9 * (1 + SUM(abs(usd))) OR SUM(tokens) != 0 OR SUM(calls) != 0 "
+        "ORDER BY 3, 1, 2 LIMIT 5"
     ).fetchall()
     for scope, key, hour, usd, tokens, calls in rows:
         name = scope if scope == "global" else f"{scope}:{key}"
