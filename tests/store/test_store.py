@@ -45,6 +45,7 @@ def test_migrates_an_in_memory_database():
         "m021_prompt_vectors",
         "m022_gateway_cost",
         "m023_spend_totals",
+        "m024_call_window_index",
     ]
 
 
