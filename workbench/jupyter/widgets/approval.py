@@ -116,11 +116,9 @@ class ApprovalCard:
 
     def _resume_here(self, decided: str) -> None:
         """Resume the run off the kernel's main thread; its result goes into the card's output area."""
-        from workbench.errors import WorkbenchError
-
         try:
             resumed = self.wb.resume(self.run.id)
-        except WorkbenchError as exc:
+        except Exception as exc:  # noqa: BLE001 - on this thread nobody else would see it: the card says it
             self.status.value = f"<span class='wb-error'>{decided}; resuming failed: {escape(str(exc))}</span>"
             self.check_button.disabled = False  # "Resume" tries again
             return
