@@ -253,5 +253,8 @@ def test_an_edit_to_the_spend_totals_budgets_read_is_caught(tmp_path):
     conn.commit()
     check = wb.audit.verify()
     assert not check.ok and check.reason.startswith("the spend totals of user:ana at")
+    conn.execute("UPDATE spend SET tokens = 1.5, calls = 'x' WHERE scope = 'global'")  # not even numbers
+    conn.commit()
+    assert any(p.startswith("the spend totals of global at") for _, p in wb.audit.verify().problems)
     conn.close()
     wb.close()

@@ -633,8 +633,8 @@ def spend_problems(conn: sqlite3.Connection) -> list[str]:
     for scope, key, hour, usd, tokens, calls in rows:
         name = scope if scope == "global" else f"{scope}:{key}"
         problems.append(
-            f"the spend totals of {name} at {hour}h differ from its calls by ${usd:+.6f}, {tokens:+d} tokens, "
-            f"{calls:+d} calls (the spend table was edited; budgets read it)"
+            f"the spend totals of {name} at {hour}h differ from its calls by ${usd:+.6f}, {tokens:+} tokens, "
+            f"{calls:+} calls (the spend table was edited; budgets read it)"
         )
     return problems
 
