@@ -224,11 +224,11 @@ def test_budgets_read_hourly_totals_that_always_equal_the_calls(tmp_path):
 
     def check():
         table = wb.budgets.df().set_index("scope")
-        today = wb.budgets._usage  # noqa: SLF001 - the figures a reservation compares with its limit
+        usage = wb.budgets._usage  # noqa: SLF001 - the figures a reservation compares with its limit
         for scope, key, period in (("user", "ana", "day"), ("session", "s1", "month"), ("task", "t", "total")):
             budget = wb.store.query("SELECT * FROM budgets WHERE scope = ? AND key = ?", (scope, key))[0]
             with wb.store.lock:
-                usd, tokens, _, _ = today(wb.store.conn, budget)
+                usd, tokens, _, _ = usage(wb.store.conn, budget)
             want = by_sum(scope, key, max(period_start(period), budget["since"] or ""))
             assert usd == pytest.approx(want["usd"]) and tokens == want["tokens"], (scope, key)
             assert table.loc[f"{scope}:{key}", "spent_usd"] == pytest.approx(want["usd"], abs=1e-6)
@@ -244,7 +244,7 @@ def test_budgets_read_hourly_totals_that_always_equal_the_calls(tmp_path):
     conn.commit()
     check()
     totals = conn.execute("SELECT COUNT(*), SUM(usd) FROM spend WHERE scope = 'global' GROUP BY scope").fetchone()
-    assert totals[0] >= 2 and totals[1] == pytest.approx(conn.execute("SELECT SUM(cost_usd) FROM calls").fetchone()[0])
+    assert totals[0] >= 3 and totals[1] == pytest.approx(conn.execute("SELECT SUM(cost_usd) FROM calls").fetchone()[0])
     wb.budgets.set("session:s1", 10.0, period="month", since="now")  # an instant inside the current hour
     assert wb.budgets.df().set_index("scope").loc["session:s1", "spent_usd"] == 0
     wb.ask("after the instant", user="ana", session="s1", max_tokens=5)
