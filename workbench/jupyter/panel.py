@@ -90,32 +90,45 @@ def calls(
         f"ORDER BY c.started_at DESC LIMIT ?",
         [*params, max(1, min(int(limit), 500))],
     )
+    out = _listed(rows)
+    return {"calls": out, "latest": out[0]["started_at"] if out else after}
+
+
+def _listed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Listed calls as the panel takes them: JSON-safe numbers, guard flags as a sorted list."""
     out = [{k: _clean(v) for k, v in row.items()} for row in rows]
     for row in out:
         row["guard"] = sorted(row["guard"].split(",")) if row["guard"] else []
-    return {"calls": out, "latest": out[0]["started_at"] if out else after}
+    return out
 
 
 def _json_columns(alias: str, columns: tuple[str, ...]) -> str:
     return ", ".join(f"'{c}', {alias}.{c}" for c in columns)
 
 
+# The pending (and escalated) approvals not yet expired, oldest first, as a JSON array (arguments as JSON).
+PENDING_SQL = f"""SELECT json_group_array(json_object({
+    _json_columns("a", tuple(x for x in APPROVAL_COLUMNS if x != "arguments"))
+}, 'arguments', CASE WHEN json_valid(COALESCE(a.arguments, '{{}}')) THEN json(COALESCE(a.arguments, '{{}}'))
+                     ELSE a.arguments END)) AS pending
+   FROM (SELECT * FROM approvals WHERE status IN ('pending', 'escalated') AND expires_at >= :now
+         ORDER BY created_at) a"""
+# Today's spend (every scope's calls are in the global totals).
+TODAY_SQL = "SELECT COALESCE(SUM(usd), 0) FROM spend WHERE scope = 'global' AND key = '' AND hour >= :day"
+
 POLL_SQL = f"""
 SELECT
   (SELECT json_group_array(json_object({_json_columns("c", CALL_COLUMNS)}, 'guard', (
        SELECT group_concat(DISTINCT g.scanner || ':' || g.action) FROM guard_events g WHERE g.call_id = c.id)))
    FROM (SELECT * FROM calls WHERE started_at > :after ORDER BY started_at DESC LIMIT :limit) c) AS calls,
-  (SELECT json_group_array(json_object({_json_columns("a", tuple(x for x in APPROVAL_COLUMNS if x != "arguments"))},
-       'arguments', CASE WHEN json_valid(a.arguments) THEN json(a.arguments) ELSE a.arguments END))
-   FROM (SELECT * FROM approvals WHERE status IN ('pending', 'escalated') AND expires_at >= :now
-         ORDER BY created_at) a) AS approvals,
+  ({PENDING_SQL}) AS approvals,
   (SELECT reason FROM switches WHERE name = 'kill' AND active = 1) AS killed,
   (SELECT json_group_array(json_object('scope', b.scope, 'key', b.key, 'period', b.period,
        'limit_usd', b.limit_usd, 'spent_usd', {spent_sql("usd")}))
    FROM (SELECT scope, key, period, limit_usd,
                 max(CASE period WHEN 'day' THEN :day WHEN 'month' THEN :month ELSE '' END, COALESCE(since, '')) AS start
          FROM budgets WHERE limit_usd > 0) b) AS budgets,
-  (SELECT COALESCE(SUM(usd), 0) FROM spend WHERE scope = 'global' AND key = '' AND hour >= :day) AS today_usd,
+  ({TODAY_SQL}) AS today_usd,
   (SELECT MAX(id) FROM alerts) AS alert_id,
   (SELECT MAX(id) FROM guard_events) AS guard_id
 """
@@ -137,9 +150,7 @@ def poll(wb: Workbench, after: str | None = None, limit: int = 50) -> dict[str, 
             "month": period_start("month"),
         },
     )[0]
-    out = [{k: _clean(v) for k, v in c.items()} for c in json.loads(row["calls"])]
-    for c in out:
-        c["guard"] = sorted(c["guard"].split(",")) if c["guard"] else []
+    out = _listed(json.loads(row["calls"]))
     rows = json.loads(row["approvals"])
     budgets = [
         {
@@ -191,16 +202,7 @@ def approvals(wb: Workbench) -> dict[str, Any]:
     A read: polled every second, it never takes the store's write lock (``wb.approvals.pending()``
     marks the expired ones; here they are only left out).
     """
-    rows = wb.store.query(
-        f"SELECT {', '.join(APPROVAL_COLUMNS)} FROM approvals WHERE status IN ('pending', 'escalated') "
-        "AND expires_at >= ? ORDER BY created_at",
-        (utcnow(),),
-    )
-    for row in rows:
-        try:
-            row["arguments"] = json.loads(row.get("arguments") or "{}")
-        except ValueError:
-            pass
+    rows = json.loads(wb.store.query(PENDING_SQL, {"now": utcnow()})[0]["pending"])
     return {"approvals": rows, "pending": len(rows)}
 
 
@@ -254,10 +256,8 @@ def spend(wb: Workbench, by_model: bool = True) -> dict[str, Any]:
         killed = str(exc)
     except WorkbenchError:
         killed = None
-    today = wb.store.query(
-        "SELECT COALESCE(SUM(usd), 0) AS usd FROM spend WHERE scope = 'global' AND key = '' AND hour >= ?",
-        (period_start("day"),),
-    )[0]["usd"]
+    with wb.store.lock:
+        today = wb.store.conn.execute(TODAY_SQL, {"day": period_start("day")}).fetchone()[0]
     out = _spend(budgets, killed, today)
     if by_model:
         out["by_model"] = wb.store.query(

@@ -549,11 +549,12 @@ def m022_gateway_cost(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE calls ADD COLUMN gateway_cost_usd REAL")
 
 
-# Each answered live call's cost and tokens, added to its hour for every scope a budget can have.
-# The rows a call adds (or, deleted or edited, takes back): one per scope it is attributed to.
-_SCOPES_OF = (
-    "SELECT 'global' AS scope, '' AS key UNION ALL SELECT 'user', {c}.\"user\" UNION ALL SELECT 'task', {c}.task "
-    "UNION ALL SELECT 'agent', {c}.agent UNION ALL SELECT 'session', {c}.session"
+# The scopes a budget can have, and the column of ``calls`` that keys each ('' for global).
+_SCOPE_KEYS = (("global", "''"), ("user", '"user"'), ("task", "task"), ("agent", "agent"), ("session", "session"))
+# The rows a call (``NEW`` or ``OLD`` in a trigger) adds to the hourly totals or takes back: one per scope
+# it is attributed to, each answered live call's cost and tokens added to its hour.
+_SCOPES_OF = " UNION ALL ".join(
+    f"SELECT '{scope}' AS scope, {key if scope == 'global' else '{c}.' + key} AS key" for scope, key in _SCOPE_KEYS
 )
 _ADD = (
     "INSERT INTO spend (scope, key, hour, usd, tokens, calls) SELECT scope, key, substr(NEW.started_at, 1, 13), "
@@ -567,8 +568,6 @@ _TAKE_BACK = (
     "calls = calls - 1 WHERE OLD.status = 'ok' AND OLD.mode = 'live' AND hour = substr(OLD.started_at, 1, 13) "
     "AND (scope, key) IN ({scopes});"
 ).format(scopes=_SCOPES_OF.format(c="OLD"))
-
-_SCOPE_KEYS = (("global", "''"), ("user", '"user"'), ("task", "task"), ("agent", "agent"), ("session", "session"))
 _TOTALS_OF = (  # one scope's share of every answered live call: what the totals must add up to
     "SELECT '{scope}' AS scope, {key} AS key, substr(started_at, 1, 13) AS hour, COALESCE(cost_usd, 0) AS usd, "
     "COALESCE(total_tokens, 0) AS tokens, 1 AS calls FROM calls WHERE status = 'ok' AND mode = 'live' "
