@@ -67,7 +67,16 @@ from workbench.memory.extract import extract as extract_memories
 from workbench.observability import Alerts, Trace, new_id
 from workbench.options import AskKwargs, AskOptions
 from workbench.result import Format, Result
-from workbench.serving import Completion, ReplayServing, Request, Router, TokenSink, litellm_module
+from workbench.serving import (
+    Completion,
+    ReplayServing,
+    Request,
+    Router,
+    TokenSink,
+    litellm_module,
+    needs_litellm,
+    tokens,
+)
 from workbench.serving.embed import MIME as EMBEDDING_MIME
 from workbench.serving.embed import Embeddings
 from workbench.serving.embed import embed as embed_route
@@ -233,10 +242,10 @@ class Pipeline:
             },
         )
         call_id = new_id()
-        if self.mode == "live":
-            litellm_module()
-        t0 = time.perf_counter()
         route_name, route = self._router.resolve(model, check=self.mode == "live")
+        if self.mode == "live":  # a one-off import or load of seconds is not part of any call's latency
+            litellm_module() if needs_litellm(route) else tokens.load(d.model for d in route.deployments)
+        t0 = time.perf_counter()
         spans = Trace(*trace) if trace else Trace()  # under the caller's span (an agent step), or a trace of its own
         spans.begin("llm.call", route=route_name, mode=self.mode, session=session, agent=agent)
         if check_input is not None:
@@ -494,10 +503,10 @@ class Pipeline:
                 "(%%llm --memory user:alice --remember)"
             )
         call_id = new_id()
-        if self.mode == "live":
-            litellm_module()  # a one-off import of seconds is not part of any call's latency
-        t0 = time.perf_counter()
         route_name, route = self._router.resolve(model, check=self.mode == "live")
+        if self.mode == "live":  # a one-off import or load of seconds is not part of any call's latency
+            litellm_module() if needs_litellm(route) else tokens.load(d.model for d in route.deployments)
+        t0 = time.perf_counter()
         if images and self.mode == "live":
             self._check_vision(route)
         trace = Trace()
@@ -1275,5 +1284,5 @@ def counting_model(route_name: str, route: Route) -> str:
 
 @lru_cache(maxsize=8192)
 def count_text_tokens(model: str, text: str) -> int:
-    """The token count from litellm, remembered: chunks, memories and turns recur from call to call."""
-    return litellm_module().token_counter(model=model, text=text)
+    """The token count litellm gives, remembered: chunks, memories and turns recur from call to call."""
+    return tokens.count_text(model, text)

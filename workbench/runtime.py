@@ -34,7 +34,7 @@ from workbench.observability.metrics import Metrics
 from workbench.options import AskKwargs, AskOptions
 from workbench.pipeline import Pipeline, counting_model
 from workbench.result import Result
-from workbench.serving import ReplayServing, Request, Router, litellm_module
+from workbench.serving import ReplayServing, Request, Router, tokens
 from workbench.serving.breaker import Breakers
 from workbench.store import Store
 
@@ -382,7 +382,7 @@ class Workbench:
         """``text``'s token count for ``model`` (a route: its first deployment's model; ``None``: the default)."""
         name, route = self.resolve(model, check=False)
         counted = counting_model(name, route)
-        return int(litellm_module().token_counter(model=counted, text=text))  # not cached: texts here are one-offs
+        return tokens.count_text(counted, text)  # not cached: texts here are one-offs
 
     @property
     def routes(self) -> dict[str, Route]:

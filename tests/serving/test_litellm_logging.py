@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from workbench.serving.router import litellm_module
+from workbench.serving.router import _LISTENERS, litellm_module
 
 
 @pytest.fixture
@@ -44,6 +44,8 @@ def test_a_users_litellm_callback_still_sees_every_call(wb, handled, monkeypatch
         def log_success_event(self, kwargs, response_obj, start_time, end_time):
             seen.append(kwargs.get("model"))
 
+    for name in _LISTENERS:  # litellm copies a callback into these on the next call: restore them all after
+        monkeypatch.setattr(litellm, name, list(getattr(litellm, name)))
     monkeypatch.setattr(litellm, "callbacks", [Listener()])
     for i in range(3):
         wb.ask(f"q{i}", model="local/echo")

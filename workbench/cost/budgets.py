@@ -27,8 +27,9 @@ from typing import Any, Literal
 
 from workbench.config import Route, Settings
 from workbench.errors import BudgetExceeded, KillSwitchActive, TeamStateDown, WorkbenchError, warn_at_caller
-from workbench.serving import Request, litellm_module
+from workbench.serving import Request
 from workbench.serving.policies import unit_prices
+from workbench.serving.router import LITELLM
 from workbench.store import Store, utcnow
 from workbench.team import TeamBudgets, TeamState, Unreachable, display
 
@@ -313,7 +314,7 @@ class Budgets:
 
     def estimate(self, route: Route, request: Request) -> tuple[float, int]:
         """The worst case of a call: (USD, tokens) over the route's deployments."""
-        litellm = litellm_module()
+        litellm = LITELLM  # imported only for a model that is not local
         worst_usd, worst_tokens = 0.0, 0
         for d in route.deployments:
             prompt = request.prompt_tokens(d.model)
@@ -325,7 +326,7 @@ class Budgets:
 
     def answer_tokens(self, route: Route, request: Request) -> int:
         """The most answer tokens the reservation assumed (``max_tokens``, else the largest model output)."""
-        litellm = litellm_module()
+        litellm = LITELLM
         return max(request.params.get("max_tokens") or _max_output_tokens(litellm, d.model) for d in route.deployments)
 
     def reserve(self, call_id: str, who: Attribution, usd: float, tokens: int, where: int = LOCAL | TEAM) -> None:
@@ -522,6 +523,8 @@ def _name(budget: dict[str, Any]) -> str:
 
 
 def _max_output_tokens(litellm: Any, model: str) -> int:
+    if model.startswith("local/"):
+        return DEFAULT_MAX_OUTPUT_TOKENS  # what litellm's map gives an unknown name
     try:
         return int(litellm.get_max_tokens(model) or DEFAULT_MAX_OUTPUT_TOKENS)
     except Exception:  # litellm raises plain Exception for models missing from its map

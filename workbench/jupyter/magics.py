@@ -734,8 +734,10 @@ def portable_traceback(exc: BaseException, shell: Any = None) -> str:
 
 
 def _warm_up() -> None:
-    """Import litellm, register the local models and load the tokenizer on a background thread, so the first
-    ``%%llm`` cell (typed while this runs) does not pay seconds for them; ``WORKBENCH_NO_WARMUP=1`` turns it off.
+    """Load on a background thread what the first ``%%llm`` cell (typed while this runs) will need: the
+    pipeline's modules, the tokenizers, and litellm when the default route goes past the local models
+    (seconds to import, which a kernel using only local models never pays); ``WORKBENCH_NO_WARMUP=1``
+    turns it off.
     """
     import os
     import threading
@@ -746,9 +748,18 @@ def _warm_up() -> None:
     def warm() -> None:
         try:
             import workbench.runtime  # noqa: F401 - the pipeline's modules
-            from workbench.serving.router import litellm_module
+            from workbench.config import Deployment, Route, load_settings
+            from workbench.serving import litellm_module, needs_litellm, tokens
 
-            litellm_module()
+            settings = load_settings()
+            if needs_litellm(
+                settings.routes.get(settings.default_route)
+                or Route(deployments=[Deployment(model=settings.default_route)])
+            ):
+                litellm_module()
+            else:
+                for name in ("cl100k_base", "o200k_base"):  # the local models' prompt and usage counts
+                    tokens.encoding(name)
         except Exception:  # noqa: BLE001 - a warm-up: the first real call reports any error itself
             pass
 

@@ -1,7 +1,7 @@
 """Factor 1, the model serving layer: routes, deployments, litellm, offline models, replay."""
 
 from workbench.serving.replay import ReplayServing
-from workbench.serving.router import FailoverPlan, Router, TokenSink, litellm_module
+from workbench.serving.router import FailoverPlan, Router, TokenSink, litellm_module, needs_litellm
 from workbench.serving.types import LOCAL_MODELS, Attempt, Completion, Request, canonical_json
 
 __all__ = [
@@ -15,4 +15,5 @@ __all__ = [
     "TokenSink",
     "canonical_json",
     "litellm_module",
+    "needs_litellm",
 ]

@@ -1,14 +1,13 @@
 """The offline models, registered with litellm as the custom provider ``local``.
 
-They go through ``litellm.completion``/``acompletion`` like any provider, so usage,
-streaming and pricing take the same path as real models. Token counts are real
-(litellm's ``token_counter``). ``local/scripted`` takes its rules per call in the
-``local_scripted`` keyword (a :class:`workbench.config.Scripted`).
+So ``litellm.completion(model="local/echo")`` works in any code, streaming included. The answers,
+and their real token usage, come from :mod:`workbench.serving.offline`, which the router calls
+directly (no litellm import) unless ``WORKBENCH_LOCAL_VIA_LITELLM`` is set. ``local/scripted``
+takes its rules per call in the ``local_scripted`` keyword (a :class:`workbench.config.Scripted`).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -21,70 +20,28 @@ from litellm.types.utils import (
     Usage,
 )
 
-from workbench.config import Scripted
-from workbench.plugins import REGISTRY
-from workbench.serving import extractive, scripted
+from workbench.serving import offline
+from workbench.serving.offline import PROVIDER
 from workbench.serving.scripted import ScriptedTurn
 from workbench.serving.types import local_models
 
-PROVIDER = "local"
-
-
-_CHUNK = re.compile(r"\s*\S+\s*")
-
-
-def _echoed(messages: list[dict[str, Any]]) -> str:
-    """The last user message as it came: its text, and each image part described (size, format, hash)."""
-    from workbench.serving.images import describe
-
-    for message in reversed(messages):
-        if message.get("role") != "user":
-            continue
-        content = message.get("content")
-        if not isinstance(content, list):
-            return extractive._text_of(content)
-        return "".join(
-            describe(part["image_url"].get("url", "")) if part.get("type") == "image_url" else part.get("text", "")
-            for part in content
-            if isinstance(part, dict)
-        )
-    return ""
-
 
 def respond(model: str, messages: list[dict[str, Any]], optional_params: dict[str, Any]) -> ScriptedTurn:
-    """What the local model ``model`` answers to ``messages``, cut at ``max_tokens`` like a real model."""
-    turn = _respond(model, messages, optional_params)
-    limit = optional_params.get("max_tokens")
-    if limit and turn.text and not turn.tool:
-        tokens = litellm.encode(model="gpt-4o", text=turn.text)
-        if len(tokens) > limit:
-            return ScriptedTurn(litellm.decode(model="gpt-4o", tokens=list(tokens[:limit])), truncated=True)
+    """What the local model ``model`` answers (see :func:`workbench.serving.offline.respond`); litellm's
+    ``NotFoundError`` for a name that is no local model.
+    """
+    turn = offline.respond(model, messages, optional_params)
+    if turn is None:
+        raise litellm.NotFoundError(
+            message=f"unknown local model {model!r}; local models are {', '.join(local_models())}",
+            model=model,
+            llm_provider=PROVIDER,
+        )
     return turn
 
 
-def _respond(model: str, messages: list[dict[str, Any]], optional_params: dict[str, Any]) -> ScriptedTurn:
-    name = model.removeprefix(f"{PROVIDER}/")
-    if name == "echo":
-        return ScriptedTurn(_echoed(messages))
-    if name == "extractive":
-        return ScriptedTurn(extractive.answer(messages))
-    if name == "scripted":
-        return scripted.respond(messages, optional_params.get("local_scripted") or Scripted())
-    plugin = REGISTRY.get("model", f"{PROVIDER}/{name}")
-    if plugin is not None:  # a plug-in model: fn(messages, params) -> text
-        return ScriptedTurn(str(plugin(messages, optional_params)))
-    raise litellm.NotFoundError(
-        message=f"unknown local model {model!r}; local models are {', '.join(local_models())}",
-        model=model,
-        llm_provider=PROVIDER,
-    )
-
-
 def _usage(messages: list[dict[str, Any]], turn: ScriptedTurn) -> Usage:
-    prompt = litellm.token_counter(model="gpt-4o", messages=messages)
-    reply = turn.text or (turn.tool_call()["function"]["arguments"] if turn.tool else "")
-    completion = litellm.token_counter(model="gpt-4o", text=reply, count_response_tokens=True) if reply else 0
-    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+    return Usage(**offline.usage(messages, turn))
 
 
 class LocalModels(CustomLLM):
@@ -173,17 +130,19 @@ class LocalModels(CustomLLM):
             "total_tokens": usage.total_tokens,
         }
         if turn.tool:
-            call = turn.tool_call()
-            yield GenericStreamingChunk(
-                text="",
-                is_finished=True,
-                finish_reason="tool_calls",
-                usage=usage_block,
-                index=0,
-                tool_use={"id": call["id"], "type": "function", "function": call["function"], "index": 0},
-            )
+            calls = turn.tool_calls()
+            for i, call in enumerate(calls):  # every call of the turn, one chunk each (as a real provider streams)
+                last = i == len(calls) - 1
+                yield GenericStreamingChunk(
+                    text="",
+                    is_finished=last,
+                    finish_reason="tool_calls" if last else "",
+                    usage=usage_block if last else None,
+                    index=0,
+                    tool_use={"id": call["id"], "type": "function", "function": call["function"], "index": i},
+                )
             return
-        pieces = _CHUNK.findall(turn.text) or [""]
+        pieces = offline.pieces(turn.text)
         for i, piece in enumerate(pieces):
             last = i == len(pieces) - 1
             yield GenericStreamingChunk(

@@ -22,6 +22,7 @@ import threading
 from typing import Any
 
 from workbench.config import Deployment, Route, Settings
+from workbench.serving import tokens
 from workbench.serving.types import Request
 
 COMPLEX_AT = 2
@@ -116,7 +117,7 @@ def order(
         ranked = sorted(deployments, key=cost)
         shown = ", ".join(f"{d.label} ${cost(d)[1]:.6f}" + ("" if cost(d)[0] == 0 else " (too long)") for d in ranked)
         return ranked, f"cheapest: {shown}"
-    score, why = complexity(request, lambda text: litellm.token_counter(model="gpt-4o", text=text))
+    score, why = complexity(request, lambda text: tokens.count_text("gpt-4o", text))
     hard = score >= COMPLEX_AT
     ranked = deployments[::-1] if hard else deployments
     detail = "; ".join(why) or "no signals"
@@ -137,6 +138,8 @@ def unit_prices(settings: Settings, deployment: Deployment, litellm: Any) -> tup
 
 
 def _model_info(litellm: Any, model: str) -> dict[str, Any]:
+    if model.startswith("local/"):
+        return {}  # litellm's map knows no local model
     try:
         return dict(litellm.get_model_info(model))
     except Exception:  # litellm raises plain Exception for models missing from its map

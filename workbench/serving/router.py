@@ -22,15 +22,19 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from workbench.config import Deployment, Route, Settings
 from workbench.errors import BudgetExceeded, ProviderError, UnknownModel
 from workbench.plugins import REGISTRY
+from workbench.serving import offline, tokens
 from workbench.serving.breaker import Breakers
 from workbench.serving.failures import Failure, StreamFault, classify
 from workbench.serving.policies import DEFAULT_ANSWER_TOKENS, LatencyTracker, order
@@ -56,6 +60,46 @@ def litellm_module() -> Any:
 
 
 _LITELLM_LOCK = threading.RLock()  # re-entrant: the warm-up call must not wait on itself
+
+
+class _Lazy:
+    """litellm, imported the first time one of its names is read: an offline call never reads one."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(litellm_module(), name)
+
+
+LITELLM: Any = _Lazy()
+LOCAL_VIA_LITELLM = "WORKBENCH_LOCAL_VIA_LITELLM"  # set: local models go through litellm's custom provider too
+
+
+def needs_litellm(route: Route) -> bool:
+    """Whether a call down ``route`` may reach litellm (a deployment other than a local model answered here)."""
+    return not all(_direct(d) for d in route.deployments)
+
+
+def _direct(deployment: Deployment) -> bool:
+    """A local model, answered in this process without litellm (the same answer and usage; see offline.py),
+    unless someone listens to litellm's calls (a callback set on it sees every call, local ones included).
+    """
+    return (
+        offline.knows(deployment.model)
+        and not deployment.api_base
+        and not deployment.gateway
+        and not os.environ.get(LOCAL_VIA_LITELLM)
+        and not _listened(sys.modules.get("litellm"))
+    )
+
+
+def _listened(litellm: Any) -> bool:
+    """Whether a user of ``litellm`` (if imported) set a callback, a cache or a budget on it."""
+    if litellm is None:
+        return False
+    return (
+        any(getattr(litellm, name, None) for name in _LISTENERS)
+        or getattr(litellm, "cache", None) is not None
+        or bool(getattr(litellm, "max_budget", None))
+    )
 
 
 def _load_litellm() -> Any:
@@ -313,7 +357,7 @@ class Router:
 
     def plan(self, route: Route, request: Request) -> FailoverPlan:
         """The failover plan for a request, in the order the route's policy chose (and why)."""
-        deployments, reason = order(route, request, self.settings, self.latency, litellm_module())
+        deployments, reason = order(route, request, self.settings, self.latency, LITELLM)
         return FailoverPlan(route, self.breakers, deployments=deployments, routing=reason, latency=self.latency)
 
     def route_names(self) -> list[str]:
@@ -383,7 +427,6 @@ class Router:
         self, route_name: str, route: Route, request: Request, on_token: TokenSink | None = None
     ) -> Completion:
         """Send ``request`` down the route, failing over as the plan says."""
-        litellm = litellm_module()
         plan = self.plan(route, request)
         while (step := plan.next()) is not None:
             deployment, wait = step
@@ -395,17 +438,12 @@ class Router:
             if ticket is not None and self.limiter.acquire(ticket) is None:
                 self._not_admitted(plan, deployment, request)
                 continue
-            attempt = _AttemptRun(deployment, on_token, request.answer_cap, litellm)
+            attempt = _AttemptRun(deployment, on_token, request.answer_cap)
             try:
                 kwargs = self._kwargs(deployment, request)
-                if request.stream:
-                    for chunk in litellm.completion(**kwargs):
-                        if not attempt.add(chunk):
-                            break  # the answer reached what was reserved for it: read no more
-                    response = attempt.built(litellm, request.text_messages()[0])
-                else:
-                    with _unlogged(litellm):
-                        response = _answered(litellm.completion(**kwargs))
+                reply = attempt.offline(kwargs, request.stream) if _direct(deployment) else None
+                if reply is None:
+                    reply = attempt.through_litellm(kwargs, request)
             except Exception as exc:
                 if not attempt.failed(plan, exc, self._secrets(deployment)):
                     raise
@@ -413,14 +451,13 @@ class Router:
             finally:
                 if ticket is not None:
                     self.limiter.release(ticket)
-            return attempt.succeeded(plan, response)
+            return attempt.succeeded(plan, reply)
         raise plan.error(route_name)
 
     async def acomplete(
         self, route_name: str, route: Route, request: Request, on_token: TokenSink | None = None
     ) -> Completion:
         """Async twin of :meth:`complete` (same plan, ``litellm.acompletion``)."""
-        litellm = litellm_module()
         plan = self.plan(route, request)
         while (step := plan.next()) is not None:
             deployment, wait = step
@@ -432,17 +469,12 @@ class Router:
             if ticket is not None and await self.limiter.aacquire(ticket) is None:
                 self._not_admitted(plan, deployment, request)
                 continue
-            attempt = _AttemptRun(deployment, on_token, request.answer_cap, litellm)
+            attempt = _AttemptRun(deployment, on_token, request.answer_cap)
             try:
                 kwargs = self._kwargs(deployment, request)
-                if request.stream:
-                    async for chunk in await litellm.acompletion(**kwargs):
-                        if not attempt.add(chunk):
-                            break
-                    response = attempt.built(litellm, request.text_messages()[0])
-                else:
-                    with _unlogged(litellm):
-                        response = _answered(await litellm.acompletion(**kwargs))
+                reply = attempt.offline(kwargs, request.stream) if _direct(deployment) else None
+                if reply is None:
+                    reply = await attempt.athrough_litellm(kwargs, request)
             except Exception as exc:
                 if not attempt.failed(plan, exc, self._secrets(deployment)):
                     raise
@@ -450,7 +482,7 @@ class Router:
             finally:
                 if ticket is not None:
                     self.limiter.release(ticket)
-            return attempt.succeeded(plan, response)
+            return attempt.succeeded(plan, reply)
         raise plan.error(route_name)
 
 
@@ -462,12 +494,13 @@ class _AttemptRun:
     overspend a budget.
     """
 
-    def __init__(self, deployment: Deployment, on_token: TokenSink | None, cap: int | None = None, litellm: Any = None):
-        self.deployment, self.on_token, self.cap, self.litellm = deployment, on_token, cap, litellm
+    def __init__(self, deployment: Deployment, on_token: TokenSink | None, cap: int | None = None):
+        self.deployment, self.on_token, self.cap = deployment, on_token, cap
         self.started_at, self.t0 = utcnow(), time.perf_counter()
         self.chunks: list[Any] = []
         self.ttft_ms: float | None = None
         self.tokens = 0  # answer tokens read so far (counted only under a cap)
+        self.texts: list[str] = []  # and their text
         self.answered = False  # some text or a tool call arrived
         self.capped = False
 
@@ -479,21 +512,83 @@ class _AttemptRun:
         self.chunks.append(chunk)
         delta = chunk.choices[0].delta if chunk.choices else None
         text = delta.content if delta is not None else None
-        if delta is not None and (text or getattr(delta, "tool_calls", None)):
+        if delta is not None and getattr(delta, "tool_calls", None):
             self.answered = True
-        if text:
-            if self.ttft_ms is None:
-                self.ttft_ms = self._elapsed_ms()
-            if self.on_token:
-                self.on_token(text)
-            if self.cap is not None:
-                self.tokens += self.litellm.token_counter(
-                    model=self.deployment.model, text=text, count_response_tokens=True
-                )
+        return self.text(text) if text else True
+
+    def text(self, text: str) -> bool:
+        """Pass a streamed piece of text on; ``False`` once the answer reached its cap."""
+        self.answered = True
+        if self.ttft_ms is None:
+            self.ttft_ms = self._elapsed_ms()
+        if self.on_token:
+            self.on_token(text)
+        if self.cap is not None:
+            self.texts.append(text)
+            self.tokens += tokens.count_text(self.deployment.model, text)
+            if self.tokens >= self.cap:  # pieces counted apart add up to more than counted together: recount
+                # (without trailing spaces: one is a token of its own until the next word takes it in)
+                self.tokens = tokens.count_text(self.deployment.model, "".join(self.texts).rstrip())
                 if self.tokens >= self.cap:
                     self.capped = True
                     return False
         return True
+
+    def through_litellm(self, kwargs: dict[str, Any], request: Request) -> _Reply:
+        """The attempt over ``litellm.completion``: streamed (read up to the cap) or whole."""
+        litellm = litellm_module()
+        if not request.stream:
+            with _unlogged(litellm):
+                return _Reply.of(_answered(litellm.completion(**kwargs)))
+        for chunk in litellm.completion(**kwargs):
+            if not self.add(chunk):
+                break  # the answer reached what was reserved for it: read no more
+        return _Reply.of(self.built(litellm, request.text_messages()[0]))
+
+    async def athrough_litellm(self, kwargs: dict[str, Any], request: Request) -> _Reply:
+        """Async twin of :meth:`through_litellm` (``litellm.acompletion``)."""
+        litellm = litellm_module()
+        if not request.stream:
+            with _unlogged(litellm):
+                return _Reply.of(_answered(await litellm.acompletion(**kwargs)))
+        async for chunk in await litellm.acompletion(**kwargs):
+            if not self.add(chunk):
+                break
+        return _Reply.of(self.built(litellm, request.text_messages()[0]))
+
+    def offline(self, kwargs: dict[str, Any], stream: bool) -> _Reply | None:
+        """A local model's answer, given here as litellm's custom provider gives it (same params, usage, finish
+        reason, streamed pieces); ``None`` to leave to litellm a stream that would reach its cap (litellm's
+        stream builder decides what a cut stream holds).
+        """
+        model, messages = self.deployment.model, kwargs["messages"]
+        params = _provider_params(kwargs)
+        turn = offline.respond(model, messages, params)
+        if turn is None:
+            return None
+        pieces = [p for p in offline.pieces(turn.text) if p] if stream and not turn.tool else []
+        if self.cap is not None and tokens.count_text(model, "".join(pieces[:-1]).rstrip()) >= self.cap:
+            return None  # cut before its end: litellm's stream builder decides what a cut stream holds
+        if stream:
+            self.answered = bool(turn.tool)
+            for piece in pieces:
+                self.text(piece)
+            if not self.answered:
+                raise StreamFault("EmptyStream", "the stream carried no answer (a malformed or empty body)")
+        tool = bool(turn.tool)
+        return _Reply(
+            text="" if tool else turn.text,
+            tool_calls=[
+                {"function": dict(sorted(c["function"].items())), "id": c["id"], "type": c["type"]}
+                for c in turn.tool_calls()
+            ]
+            if tool
+            else None,
+            finish_reason="tool_calls" if tool else "length" if turn.truncated or self.capped else "stop",
+            usage=offline.usage(messages, turn),
+            model=model.removeprefix(f"{offline.PROVIDER}/"),
+            request_id=f"chatcmpl-{uuid.uuid4()}",
+        )
 
     def built(self, litellm: Any, messages: list[dict[str, Any]]) -> Any:
         """The whole response from the chunks (usage counted by litellm if the provider sent none).
@@ -525,16 +620,41 @@ class _AttemptRun:
             raise refused from None
         return True
 
-    def succeeded(self, plan: FailoverPlan, response: Any) -> Completion:
+    def succeeded(self, plan: FailoverPlan, reply: _Reply) -> Completion:
         """Record the success (with what the provider says served it) and build the completion."""
         plan.succeeded(self.deployment, self.started_at, self._elapsed_ms())
         served = plan.attempts[-1]
-        served.response_model = _text(getattr(response, "model", None))
-        served.system_fingerprint = _text(getattr(response, "system_fingerprint", None))
-        served.request_id = _text(getattr(response, "id", None))
-        completion = _completion(self.deployment, response, plan.attempts, self.ttft_ms)
-        completion.routing = plan.routing
-        return completion
+        served.response_model = _text(reply.model)
+        served.system_fingerprint = _text(reply.fingerprint)
+        served.request_id = _text(reply.request_id)
+        return Completion(
+            text=reply.text,
+            model=self.deployment.model,
+            deployment=self.deployment.label,
+            usage=reply.usage,
+            attempts=plan.attempts,
+            finish_reason=reply.finish_reason,
+            tool_calls=reply.tool_calls,
+            ttft_ms=self.ttft_ms,
+            raw=reply.raw,
+            gateway_cost_usd=gateway_cost(reply.raw) if self.deployment.gateway else None,
+            routing=plan.routing,
+        )
+
+
+def _provider_params(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """What litellm hands a custom provider as ``optional_params``, in its order: stream options, the
+    request's parameters, ``max_retries``, then keywords of the workbench's own (``local_scripted``).
+    """
+    given = {k: v for k, v in kwargs.items() if v is not None and k not in _NOT_PARAMS}
+    head: dict[str, Any] = {k: given.pop(k) for k in ("stream", "stream_options") if k in given}
+    tail: dict[str, Any] = {k: given.pop(k) for k in ("max_retries", "local_scripted") if k in given}
+    return {**head, **given, **tail}
+
+
+_NOT_PARAMS = frozenset(  # what litellm keeps for itself: the rest reaches a custom provider's optional_params
+    {"model", "messages", "timeout", "drop_params", "num_retries", "api_base", "api_key", "user", "metadata"}
+)
 
 
 _LISTENERS = (  # litellm's own post-call work happens for these: with any set, it is never skipped
@@ -561,8 +681,7 @@ def _unlogged(litellm: Any) -> Iterator[None]:
     process has set a callback, ``litellm.cache`` or ``litellm.max_budget``.
     """
     switch = getattr(getattr(litellm, "_internal_context", None), "is_internal_call", None)
-    listened = any(getattr(litellm, name, None) for name in _LISTENERS) or litellm.cache is not None
-    if switch is None or listened or getattr(litellm, "max_budget", None):
+    if switch is None or _listened(litellm):
         yield
         return
     token = switch.set(True)
@@ -595,24 +714,36 @@ def _host(deployment: Deployment) -> str:
     return f"{provider}'s API"
 
 
-def _completion(deployment: Deployment, response: Any, attempts: list[Attempt], ttft_ms: float | None) -> Completion:
-    choice = response.choices[0]
-    message = choice.message
-    usage = getattr(response, "usage", None)
-    tool_calls = [tc.model_dump() for tc in message.tool_calls] if message.tool_calls else None
-    return Completion(
-        text=message.content or "",
-        model=deployment.model,
-        deployment=deployment.label,
-        usage={
-            "prompt_tokens": int(getattr(usage, "prompt_tokens", 0) or 0),
-            "completion_tokens": int(getattr(usage, "completion_tokens", 0) or 0),
-            "total_tokens": int(getattr(usage, "total_tokens", 0) or 0),
-        },
-        attempts=attempts,
-        finish_reason=choice.finish_reason,
-        tool_calls=tool_calls,
-        ttft_ms=ttft_ms,
-        raw=response,
-        gateway_cost_usd=gateway_cost(response) if deployment.gateway else None,
-    )
+@dataclass(slots=True)
+class _Reply:
+    """What one successful attempt answered, from litellm's response or from a local model given here."""
+
+    text: str
+    tool_calls: list[dict[str, Any]] | None
+    finish_reason: str | None
+    usage: dict[str, int]
+    model: str | None = None  # what the provider says served it
+    fingerprint: str | None = None
+    request_id: str | None = None
+    raw: Any = None  # litellm's response (pricing reads it); None for a local model
+
+    @classmethod
+    def of(cls, response: Any) -> _Reply:
+        """The parts of a litellm ``ModelResponse`` the workbench keeps."""
+        choice = response.choices[0]
+        message = choice.message
+        usage = getattr(response, "usage", None)
+        return cls(
+            text=message.content or "",
+            tool_calls=[tc.model_dump() for tc in message.tool_calls] if message.tool_calls else None,
+            finish_reason=choice.finish_reason,
+            usage={
+                "prompt_tokens": int(getattr(usage, "prompt_tokens", 0) or 0),
+                "completion_tokens": int(getattr(usage, "completion_tokens", 0) or 0),
+                "total_tokens": int(getattr(usage, "total_tokens", 0) or 0),
+            },
+            model=getattr(response, "model", None),
+            fingerprint=getattr(response, "system_fingerprint", None),
+            request_id=getattr(response, "id", None),
+            raw=response,
+        )

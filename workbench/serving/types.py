@@ -45,10 +45,10 @@ class Request:
     def prompt_tokens(self, model: str) -> int:
         """The messages' token count for ``model``'s tokenizer, counted once per request (an image by its tiles)."""
         if model not in self._prompt_tokens:
-            from workbench.serving.router import litellm_module
+            from workbench.serving import tokens
 
             messages, images = self.text_messages()
-            self._prompt_tokens[model] = litellm_module().token_counter(model=model, messages=messages) + images
+            self._prompt_tokens[model] = tokens.count_messages(model, messages) + images
         return self._prompt_tokens[model]
 
     def text_messages(self) -> tuple[list[dict[str, Any]], int]:
