@@ -280,3 +280,13 @@ def test_spaced_letters_are_joined_word_by_word_only_in_their_runs_and_hits_keep
     hits = [h for h in detect(text) if h.family == "instruction_override"]
     assert hits
     assert all(text[h.start : h.end].startswith("IGNORE all previous") for h in hits)
+
+
+def test_runs_of_spaces_collapse_exactly_as_the_regex_collapses_them():
+    rng = random.Random(3)
+    texts = [PROSE[:50_000], " " * 4097, "a" + " " * 1000 + "b", "", " ", "  ", "\t \t x  \t"]
+    texts += ["".join(rng.choice(" \tab") for _ in range(rng.randint(0, 300))) for _ in range(300)]
+    for text in texts:
+        lower = text.lower()
+        assert injection._spaced_once(lower) == re.sub("  +", " ", lower.replace("\t", " "))
+        assert injection._collapse(text) == re.sub("  +", " ", lower.replace("\t", " "))

@@ -1191,7 +1191,6 @@ def _readable(raw: bytes) -> str | None:
 _B64_CHARS = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/="
 _RUN = bytes.maketrans(_B64_CHARS, b"x" * len(_B64_CHARS))
 _NOT_RUN = re.compile(b"[^x]")
-_RUN_OF_SPACES = re.compile("  +")
 _BLANKS = re.compile("[ \t]{2,}")  # in a text: what _collapse makes one space
 
 
@@ -1234,15 +1233,25 @@ def _looks_rot13(norm: str) -> bool:
 
 
 def _collapse(text: str) -> str:
-    """Lower case, each tab a space, runs of spaces one (a regex with a two-space prefix: it skips at C speed)."""
-    return _spaced_once(text.lower())
+    """Lower case, each tab a space, runs of spaces one."""
+    return _spaced_once(_lowered(text) if _compatible(text) is text else text.lower())  # one lower() per text
 
 
+@lru_cache(maxsize=4)  # the plain and the normal form of a text already in NFKC are the same string
 def _spaced_once(lower: str) -> str:
     """Each tab a space, runs of spaces one."""
     if "\t" in lower:
         lower = lower.replace("\t", " ")
-    return _RUN_OF_SPACES.sub(" ", lower) if "  " in lower else lower
+    return _single_spaced(lower)
+
+
+def _single_spaced(text: str) -> str:
+    """Runs of spaces one: each pass of ``str.replace`` (C speed) halves every run, so a run of n takes log2(n)
+    passes; a regex substitution pays per run, and indented text has one on every line.
+    """
+    while "  " in text:
+        text = text.replace("  ", " ")
+    return text
 
 
 _LEETY = re.compile(r"[a-z][013457@$]|[013457@$][a-z]")  # a letter next to a digit read as one
@@ -1467,7 +1476,7 @@ def learned_probability(text: str, *, quoted_discount: bool = False) -> float:
     if quoted_discount and _QUOTED.search(norm):
         outside = _QUOTED.sub(" ", norm)
         if _ABOUT.search(outside):
-            norm = _RUN_OF_SPACES.sub(" ", outside) if "  " in outside else outside
+            norm = _single_spaced(outside)
     if len(norm) <= LEARNED_MAX:
         return m.probability(norm)
     points = sorted({end - len(word) + 1 for end, word in _address_automaton().iter(norm)})
