@@ -11,6 +11,9 @@ V2  Warm. One long-lived process per side runs the task ``--runs`` times; sample
 
     python3 -m venv /tmp/insp && /tmp/insp/bin/pip install inspect-ai
 
+    Inspect's mock model counts tokens with tiktoken, which fetches its files from the internet on
+    first use; offline, its process is pointed at the same files litellm bundles (TIKTOKEN_CACHE_DIR).
+
 Usage: python bench/evals_inspect.py --inspect /tmp/insp/bin/python [--rounds 5] [--runs 5]
 """
 
@@ -82,11 +85,21 @@ def _folder() -> Path:
     return folder
 
 
+def _tiktoken_files() -> Path:
+    """The tiktoken files litellm ships (what the workbench counts with), found without importing litellm."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("litellm")
+    assert spec is not None and spec.submodule_search_locations
+    return Path(next(iter(spec.submodule_search_locations))) / "litellm_core_utils" / "tokenizers"
+
+
 def _run(python: str, script: str, runs: int) -> tuple[float, dict]:
     folder = _folder()
     code = script.format(runs=runs, samples=SAMPLES)
     t = time.perf_counter()
-    done = subprocess.run([python, "-c", code], cwd=folder, capture_output=True, text=True, timeout=600)
+    env = {**os.environ, "TIKTOKEN_CACHE_DIR": str(_tiktoken_files())}
+    done = subprocess.run([python, "-c", code], cwd=folder, capture_output=True, text=True, timeout=600, env=env)
     wall = time.perf_counter() - t
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-2000:])
