@@ -25,10 +25,14 @@ def test_llm_cell_on_a_real_kernel(tmp_path):
             "%load_ext workbench",
             "%%llm -m local/extractive\n[faq] Returns are free within 30 days.\n\nAre returns free?",
             "%%llm -m local/echo\n{undefined_name}",
+            "import sys, threading\n[t.join(60) for t in threading.enumerate() if t.name == 'workbench-warm-up']\n"
+            "print('litellm' in sys.modules)",
         ],
         tmp_path,
         str(tmp_path / "k.db"),
     )
+    # local models answer in the kernel: neither their calls nor the warm-up imported litellm (seconds)
+    assert nb.cells[3].outputs[0].text == "False\n"
     answer = nb.cells[1].outputs
     assert answer[0].data == {"text/plain": ""}  # the streaming preview, returned to empty
     assert answer[1].data["text/plain"] == "Returns are free within 30 days. [faq]\n— local/extractive"
