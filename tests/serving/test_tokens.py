@@ -82,3 +82,14 @@ def test_a_users_litellm_tuning_is_honoured(monkeypatch):
     assert tokens.count_text("local/echo", text) == litellm.token_counter(model="local/echo", text=text)
     monkeypatch.setattr(litellm, "disable_token_counter", True)
     assert tokens.count_text("local/echo", text) == 0
+
+
+def test_without_litellms_tokenizer_files_where_expected_litellm_counts(monkeypatch):
+    litellm = litellm_module()
+    asked: list[str] = []
+    monkeypatch.setattr(tokens, "_bundled", lambda: None)  # a litellm release that moved them: never download
+    monkeypatch.setattr(tokens, "_litellm", lambda: asked.append("litellm") or litellm)
+    assert tokens.count_text("local/echo", "hello there") == litellm.token_counter(
+        model="local/echo", text="hello there"
+    )
+    assert asked == ["litellm"]

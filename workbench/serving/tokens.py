@@ -43,15 +43,24 @@ def _own(model: str) -> str | None:
     litellm = sys.modules.get("litellm")
     if litellm is not None and getattr(litellm, "disable_token_counter", False):
         return None
-    return encoding_name(model)
+    return encoding_name(model) if _bundled() is not None else None
+
+
+@cache
+def _bundled() -> Path | None:
+    """The folder of tiktoken files litellm ships, found without importing it (``None``: not where expected)."""
+    spec = importlib.util.find_spec("litellm")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "litellm_core_utils" / "tokenizers"
+    return folder if folder.is_dir() else None
 
 
 @cache
 def encoding(name: str) -> Any:
-    """The tiktoken encoding ``name``, from the BPE files litellm ships (no download, as litellm does it)."""
-    spec = importlib.util.find_spec("litellm")
-    if spec is not None and spec.submodule_search_locations:
-        bundled = Path(next(iter(spec.submodule_search_locations))) / "litellm_core_utils" / "tokenizers"
+    """The tiktoken encoding ``name``, from the files litellm ships (no download: litellm sets the same folder)."""
+    bundled = _bundled()
+    if bundled is not None:
         os.environ["TIKTOKEN_CACHE_DIR"] = str(bundled)  # what ``import litellm`` sets too
     import tiktoken
 
