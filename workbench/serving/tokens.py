@@ -1,6 +1,6 @@
 """Token counts with litellm's arithmetic, for models whose tokenizer is plain tiktoken, without importing litellm.
 
-``import litellm`` costs seconds (2 s on a fast laptop, 7 s on a small CI machine): a kernel that only talks
+``import litellm`` costs seconds (2 s on a laptop, 6-7 s on a small 2-core machine): a kernel that only talks
 to the offline models (``local/echo``, ``local/extractive``, ``local/scripted``, a plug-in ``local/...``)
 should not pay it for a token count. litellm counts those with tiktoken's ``cl100k_base`` (its default
 encoding) and ``gpt-4o`` with ``o200k_base``, in chunks of 1,024 characters, 3 tokens per message, 1 per
