@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from workbench import pipeline
+from workbench import ProviderError, pipeline
 from workbench.plugins import REGISTRY
 from workbench.runtime import Workbench
 from workbench.serving import router
@@ -123,3 +123,23 @@ def test_a_process_using_only_local_models_never_imports_litellm(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "litellm imported: False"
+
+
+def test_a_local_model_that_raises_is_a_failed_attempt_either_way(tmp_path, monkeypatch):
+    def exploding(messages, params):
+        raise ValueError("model exploded")
+
+    REGISTRY.add("model", "local/exploding", exploding)
+    try:
+        seen = []
+        for via in ("", "1"):
+            monkeypatch.setenv(router.LOCAL_VIA_LITELLM, via)
+            wb = Workbench.from_config(store=str(tmp_path / f"w{via}.db"))
+            with pytest.raises(ProviderError, match="model exploded"):
+                wb.ask("hi", model="local/exploding")
+            calls, attempts = _rows(wb, "calls"), _rows(wb, "attempts")
+            assert [c["status"] for c in calls] == ["error"]
+            seen.append([(a["status"], a["error_class"]) for a in attempts])
+        assert seen[0] == seen[1] == [("error", "APIConnectionError")] * 2  # retried once, as litellm does
+    finally:
+        REGISTRY._tables["model"].pop("local/exploding", None)

@@ -31,6 +31,15 @@ class StreamFault(Exception):
         self.error_class = error_class
 
 
+class LocalModelFault(StreamFault):
+    """A local model (a plug-in's function, a scripted rule) raised: a failed attempt, retried and failed over,
+    as litellm's custom provider reports it (``APIConnectionError``).
+    """
+
+    def __init__(self, exc: Exception):
+        super().__init__("APIConnectionError", f"the local model raised {type(exc).__name__}: {exc}")
+
+
 _AUTH_HINTS = re.compile(
     r"missing credentials|api[_ ]key|invalid.{0,20}(?:key|token)|unauthori[sz]ed|"
     r"authentication|incorrect api key|permission denied|forbidden",

@@ -36,7 +36,7 @@ from workbench.errors import BudgetExceeded, ProviderError, UnknownModel
 from workbench.plugins import REGISTRY
 from workbench.serving import offline, tokens
 from workbench.serving.breaker import Breakers
-from workbench.serving.failures import Failure, StreamFault, classify
+from workbench.serving.failures import Failure, LocalModelFault, StreamFault, classify
 from workbench.serving.policies import DEFAULT_ANSWER_TOKENS, LatencyTracker, order
 from workbench.serving.types import LOCAL_MODELS, Attempt, Completion, Request, local_models
 from workbench.store import utcnow
@@ -563,7 +563,10 @@ class _AttemptRun:
         """
         model, messages = self.deployment.model, kwargs["messages"]
         params = _provider_params(kwargs)
-        turn = offline.respond(model, messages, params)
+        try:
+            turn = offline.respond(model, messages, params)
+        except Exception as exc:
+            raise LocalModelFault(exc) from exc
         if turn is None:
             return None
         pieces = [p for p in offline.pieces(turn.text) if p] if stream and not turn.tool else []
