@@ -508,30 +508,32 @@ class _AttemptRun:
         return (time.perf_counter() - self.t0) * 1000
 
     def add(self, chunk: Any) -> bool:
-        """Keep a streamed chunk and pass its text on; ``False`` once the answer reached its cap."""
-        self.chunks.append(chunk)
+        """Keep a streamed chunk and pass its text on; ``False`` (the chunk not kept) once its text would take
+        the answer past its cap.
+        """
         delta = chunk.choices[0].delta if chunk.choices else None
         text = delta.content if delta is not None else None
+        if text and not self.text(text):
+            return False
+        self.chunks.append(chunk)
         if delta is not None and getattr(delta, "tool_calls", None):
             self.answered = True
-        return self.text(text) if text else True
+        return True
 
     def text(self, text: str) -> bool:
-        """Pass a streamed piece of text on; ``False`` once the answer reached its cap."""
+        """Pass a streamed piece of text on; ``False`` (not passed on) if it would take the answer past its cap."""
+        if self.cap is not None:
+            within = _within_cap(self.deployment.model, self.texts, self.tokens, text, self.cap)
+            if within is None:
+                self.capped = True
+                return False
+            self.tokens = within
+            self.texts.append(text)
         self.answered = True
         if self.ttft_ms is None:
             self.ttft_ms = self._elapsed_ms()
         if self.on_token:
             self.on_token(text)
-        if self.cap is not None:
-            self.texts.append(text)
-            self.tokens += tokens.count_text(self.deployment.model, text)
-            if self.tokens >= self.cap:  # pieces counted apart add up to more than counted together: recount
-                # (without trailing spaces: one is a token of its own until the next word takes it in)
-                self.tokens = tokens.count_text(self.deployment.model, "".join(self.texts).rstrip())
-                if self.tokens >= self.cap:
-                    self.capped = True
-                    return False
         return True
 
     def through_litellm(self, kwargs: dict[str, Any], request: Request) -> _Reply:
@@ -570,7 +572,7 @@ class _AttemptRun:
         if turn is None:
             return None
         pieces = [p for p in offline.pieces(turn.text) if p] if stream and not turn.tool else []
-        if self.cap is not None and tokens.count_text(model, "".join(pieces[:-1]).rstrip()) >= self.cap:
+        if self.cap is not None and not _fits(model, pieces, self.cap):
             return None  # cut before its end: litellm's stream builder decides what a cut stream holds
         if stream:
             self.answered = bool(turn.tool)
@@ -643,6 +645,30 @@ class _AttemptRun:
             gateway_cost_usd=gateway_cost(reply.raw) if self.deployment.gateway else None,
             routing=plan.routing,
         )
+
+
+def _within_cap(model: str, texts: list[str], counted: int, piece: str, cap: int) -> int | None:
+    """The answer's tokens with ``piece`` added to ``texts`` (``counted`` so far), or ``None`` if that passes
+    ``cap``. Pieces counted apart add up to more than the text counted whole (a trailing space is a token
+    until the next word takes it in), so an estimate over the cap is checked by counting the whole text.
+    """
+    estimate = counted + tokens.count_text(model, piece)
+    if estimate > cap:
+        estimate = tokens.count_text(model, "".join([*texts, piece]))
+    return estimate if estimate <= cap else None
+
+
+def _fits(model: str, pieces: list[str], cap: int) -> bool:
+    """Whether a stream of ``pieces`` is read to its end under ``cap`` (as :meth:`_AttemptRun.text` reads it)."""
+    texts: list[str] = []
+    counted = 0
+    for piece in pieces:
+        within = _within_cap(model, texts, counted, piece, cap)
+        if within is None:
+            return False
+        counted = within
+        texts.append(piece)
+    return True
 
 
 def _provider_params(kwargs: dict[str, Any]) -> dict[str, Any]:
