@@ -94,6 +94,8 @@ def test_a_provider_that_ignores_max_tokens_cannot_overspend_a_budget(wb, chaos)
         streamed = wb.ask(long_prompt, model="r", max_tokens=10, stream=True, on_token=shown.append)
     assert 5 <= streamed.usage["completion_tokens"] <= 10
     assert "".join(shown) == streamed.text  # shown: what was kept, no more
+    one = wb.ask("two words", model="r", max_tokens=1, stream=True)  # its first piece alone is over the cap
+    assert one.text.strip() and len(one.attempts) == 1  # an answer cut short, not an empty stream that fails over
     assert wb.store.query("SELECT finish_reason FROM calls")[0]["finish_reason"] == "length"
     with pytest.warns(UserWarning, match="over the .* reserved for it"):
         wb.ask(long_prompt, model="r", max_tokens=10)  # not streamed: it can only be recorded and alerted

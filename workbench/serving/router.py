@@ -500,7 +500,7 @@ class _AttemptRun:
         self.chunks: list[Any] = []
         self.ttft_ms: float | None = None
         self.tokens = 0  # answer tokens read so far (counted only under a cap)
-        self.texts: list[str] = []  # and their text
+        self.texts: list[str] = []  # the streamed text kept, piece by piece
         self.answered = False  # some text or a tool call arrived
         self.capped = False
 
@@ -513,28 +513,33 @@ class _AttemptRun:
         """
         delta = chunk.choices[0].delta if chunk.choices else None
         text = delta.content if delta is not None else None
-        if text and not self.text(text):
-            return False
-        self.chunks.append(chunk)
-        if delta is not None and getattr(delta, "tool_calls", None):
-            self.answered = True
-        return True
+        kept = len(self.texts)
+        more = self.text(text) if text else True
+        if not text or len(self.texts) > kept:
+            self.chunks.append(chunk)
+            if delta is not None and getattr(delta, "tool_calls", None):
+                self.answered = True
+        return more
 
     def text(self, text: str) -> bool:
-        """Pass a streamed piece of text on; ``False`` (not passed on) if it would take the answer past its cap."""
+        """Pass a streamed piece of text on; ``False`` (not passed on) if it would take the answer past its cap,
+        or ``False`` after passing it on if the first piece alone is over the cap (so an answer is never empty).
+        """
         if self.cap is not None:
             within = _within_cap(self.deployment.model, self.texts, self.tokens, text, self.cap)
-            if within is None:
+            if within is None and self.texts:
                 self.capped = True
                 return False
-            self.tokens = within
-            self.texts.append(text)
+            if within is None:  # the first piece alone is over the cap: kept (an answer, not an empty stream)
+                self.capped = True
+            self.tokens = within if within is not None else self.cap
+        self.texts.append(text)
         self.answered = True
         if self.ttft_ms is None:
             self.ttft_ms = self._elapsed_ms()
         if self.on_token:
             self.on_token(text)
-        return True
+        return not self.capped
 
     def through_litellm(self, kwargs: dict[str, Any], request: Request) -> _Reply:
         """The attempt over ``litellm.completion``: streamed (read up to the cap) or whole."""
