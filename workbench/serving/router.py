@@ -565,8 +565,9 @@ class _AttemptRun:
 
     def offline(self, kwargs: dict[str, Any], stream: bool) -> _Reply | None:
         """A local model's answer, given here as litellm's custom provider gives it (same params, usage, finish
-        reason, streamed pieces); ``None`` to leave to litellm a stream that would reach its cap (litellm's
-        stream builder decides what a cut stream holds).
+        reason, streamed pieces); ``None`` to leave to litellm a stream its cap would cut (litellm's stream
+        builder decides what a cut stream holds; the model then answers again there). A local model cuts its
+        own answer at ``max_tokens`` with the tokenizer the cap counts with, so that is rare.
         """
         model, messages = self.deployment.model, kwargs["messages"]
         params = _provider_params(kwargs)
