@@ -74,7 +74,7 @@ from workbench.serving import (
     Router,
     TokenSink,
     litellm_module,
-    needs_litellm,
+    prepare,
     tokens,
 )
 from workbench.serving.embed import MIME as EMBEDDING_MIME
@@ -243,8 +243,8 @@ class Pipeline:
         )
         call_id = new_id()
         route_name, route = self._router.resolve(model, check=self.mode == "live")
-        if self.mode == "live":  # a one-off import or load of seconds is not part of any call's latency
-            litellm_module() if needs_litellm(route) else tokens.load(d.model for d in route.deployments)
+        if self.mode == "live":
+            prepare(route)  # a one-off import or load of seconds is not part of any call's latency
         t0 = time.perf_counter()
         spans = Trace(*trace) if trace else Trace()  # under the caller's span (an agent step), or a trace of its own
         spans.begin("llm.call", route=route_name, mode=self.mode, session=session, agent=agent)
@@ -504,8 +504,8 @@ class Pipeline:
             )
         call_id = new_id()
         route_name, route = self._router.resolve(model, check=self.mode == "live")
-        if self.mode == "live":  # a one-off import or load of seconds is not part of any call's latency
-            litellm_module() if needs_litellm(route) else tokens.load(d.model for d in route.deployments)
+        if self.mode == "live":
+            prepare(route)  # a one-off import or load of seconds is not part of any call's latency
         t0 = time.perf_counter()
         if images and self.mode == "live":
             self._check_vision(route)

@@ -749,17 +749,13 @@ def _warm_up() -> None:
         try:
             import workbench.runtime  # noqa: F401 - the pipeline's modules
             from workbench.config import Deployment, Route, load_settings
-            from workbench.serving import litellm_module, needs_litellm, tokens
+            from workbench.serving import prepare
 
             settings = load_settings()
-            if needs_litellm(
+            prepare(
                 settings.routes.get(settings.default_route)
                 or Route(deployments=[Deployment(model=settings.default_route)])
-            ):
-                litellm_module()
-            else:
-                for name in ("cl100k_base", "o200k_base"):  # the local models' prompt and usage counts
-                    tokens.encoding(name)
+            )
         except Exception:  # noqa: BLE001 - a warm-up: the first real call reports any error itself
             pass
 

@@ -1,7 +1,7 @@
 """Factor 1, the model serving layer: routes, deployments, litellm, offline models, replay."""
 
 from workbench.serving.replay import ReplayServing
-from workbench.serving.router import FailoverPlan, Router, TokenSink, litellm_module, needs_litellm
+from workbench.serving.router import FailoverPlan, Router, TokenSink, litellm_module, needs_litellm, prepare
 from workbench.serving.types import LOCAL_MODELS, Attempt, Completion, Request, canonical_json
 
 __all__ = [
@@ -16,4 +16,5 @@ __all__ = [
     "canonical_json",
     "litellm_module",
     "needs_litellm",
+    "prepare",
 ]

@@ -78,6 +78,16 @@ def needs_litellm(route: Route) -> bool:
     return not all(_direct(d) for d in route.deployments)
 
 
+def prepare(route: Route) -> None:
+    """Load what a call down ``route`` needs once per process (seconds: never part of a call's latency):
+    litellm when the route may reach it, else only the tokenizer files its local models count with.
+    """
+    if needs_litellm(route):
+        litellm_module()
+    else:
+        tokens.load(d.model for d in route.deployments)
+
+
 def _direct(deployment: Deployment) -> bool:
     """A local model, answered in this process without litellm (the same answer and usage; see offline.py),
     unless someone listens to litellm's calls (a callback set on it sees every call, local ones included).
@@ -525,21 +535,32 @@ class _AttemptRun:
         """Pass a streamed piece of text on; ``False`` (not passed on) if it would take the answer past its cap,
         or ``False`` after passing it on if the first piece alone is over the cap (so an answer is never empty).
         """
+        if not self._keep(text):
+            return False
+        self._show(text)
+        return not self.capped
+
+    def _keep(self, text: str) -> bool:
+        """Count a piece against the cap and keep it, unless it would take the answer past the cap (then
+        ``capped``); the first piece is kept even alone over the cap (an answer, not an empty stream).
+        """
         if self.cap is not None:
             within = _within_cap(self.deployment.model, self.texts, self.tokens, text, self.cap)
-            if within is None and self.texts:
+            if within is None:
                 self.capped = True
-                return False
-            if within is None:  # the first piece alone is over the cap: kept (an answer, not an empty stream)
-                self.capped = True
+                if self.texts:
+                    return False
             self.tokens = within if within is not None else self.cap
         self.texts.append(text)
+        return True
+
+    def _show(self, text: str) -> None:
+        """A kept piece: the answer has begun (its first token's time), and the caller sees it."""
         self.answered = True
         if self.ttft_ms is None:
             self.ttft_ms = self._elapsed_ms()
         if self.on_token:
             self.on_token(text)
-        return not self.capped
 
     def through_litellm(self, kwargs: dict[str, Any], request: Request) -> _Reply:
         """The attempt over ``litellm.completion``: streamed (read up to the cap) or whole."""
@@ -578,12 +599,13 @@ class _AttemptRun:
         if turn is None:
             return None
         pieces = [p for p in offline.pieces(turn.text) if p] if stream and not turn.tool else []
-        if self.cap is not None and not _fits(model, pieces, self.cap):
+        if not all(self._keep(p) and not self.capped for p in pieces):  # counted once, before any is shown
+            self.texts, self.tokens, self.capped = [], 0, False  # litellm's stream is read from its start
             return None  # cut before its end: litellm's stream builder decides what a cut stream holds
         if stream:
             self.answered = bool(turn.tool)
             for piece in pieces:
-                self.text(piece)
+                self._show(piece)
             if not self.answered:
                 raise StreamFault("EmptyStream", "the stream carried no answer (a malformed or empty body)")
         tool = bool(turn.tool)
@@ -662,19 +684,6 @@ def _within_cap(model: str, texts: list[str], counted: int, piece: str, cap: int
     if estimate > cap:
         estimate = tokens.count_text(model, "".join([*texts, piece]))
     return estimate if estimate <= cap else None
-
-
-def _fits(model: str, pieces: list[str], cap: int) -> bool:
-    """Whether a stream of ``pieces`` is read to its end under ``cap`` (as :meth:`_AttemptRun.text` reads it)."""
-    texts: list[str] = []
-    counted = 0
-    for piece in pieces:
-        within = _within_cap(model, texts, counted, piece, cap)
-        if within is None:
-            return False
-        counted = within
-        texts.append(piece)
-    return True
 
 
 def _provider_params(kwargs: dict[str, Any]) -> dict[str, Any]:
