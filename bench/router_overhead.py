@@ -8,7 +8,7 @@ P1r On ``local/echo``: bare ``litellm.completion``; a ``litellm.Router`` with tw
     figures come from adjacent blocks. Prints per implementation the median ms per call, and the
     ratio (wb - bare) / (router - bare): what the workbench adds over litellm as a fraction of what
     the Router adds. Target <= 0.2. ``wb`` here sends local/echo through litellm's custom provider
-    (``WORKBENCH_LOCAL_VIA_LITELLM=1``), as bare and the Router do, so the three do the same work;
+    (``WORKBENCH_VIA_LITELLM=1``), as bare and the Router do, so the three do the same work;
     ``wb-direct`` is what a user gets by default: local models answered in-process, without litellm.
 
 Usage: python bench/router_overhead.py [--block 200] [--rounds 9]
@@ -33,7 +33,7 @@ MESSAGES = [{"role": "user", "content": "Summarise the refund policy for a damag
 
 def _worker(kind: str, conn: Any) -> None:
     if kind == "wb":
-        os.environ["WORKBENCH_LOCAL_VIA_LITELLM"] = "1"
+        os.environ["WORKBENCH_VIA_LITELLM"] = "1"
     from workbench.serving.router import litellm_module
 
     litellm = litellm_module()  # registers the local models (local/echo) as the bare call sees them too

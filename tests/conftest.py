@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
+from tests.servers import serving
 from workbench.limits import ChaosServer
 from workbench.runtime import Workbench
 
@@ -16,7 +16,13 @@ from workbench.runtime import Workbench
 def _isolated(tmp_path_factory, monkeypatch) -> None:
     """Run each test from an empty folder with no WORKBENCH_* settings (the notebooks' store stays theirs)."""
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
-    for name in ("WORKBENCH_STORE", "WORKBENCH_MODE", "WORKBENCH_CONFIG", "WORKBENCH_DEFAULT_ROUTE"):
+    for name in (
+        "WORKBENCH_STORE",
+        "WORKBENCH_MODE",
+        "WORKBENCH_CONFIG",
+        "WORKBENCH_DEFAULT_ROUTE",
+        "WORKBENCH_VIA_LITELLM",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -95,8 +101,5 @@ def hook():
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook?token=hook-secret-123", received
-    server.shutdown()
-    server.server_close()
+    with serving(Handler) as url:
+        yield f"{url}/hook?token=hook-secret-123", received

@@ -1,10 +1,15 @@
-"""Helpers for tests that run a real server process: a free port, a tool from its own venv, waiting for it to be up."""
+"""Helpers for tests that run a real server: a free port, a tool from its own venv, waiting for it to be up, and
+a small HTTP server on a thread."""
 
 import os
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -17,6 +22,18 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve ``handler`` on 127.0.0.1 from a thread; its base URL (``http://127.0.0.1:PORT``), stopped after."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def venv_tool(venv: str, command: str, env_var: str, install: str) -> str:

@@ -80,7 +80,7 @@ def test_in_process_and_through_litellm_record_the_same_calls(tmp_path, monkeypa
         m.setattr(pipeline, "litellm_module", no_litellm)
         direct = Workbench.from_config(store=str(tmp_path / "direct.db"), scripted={"rules": RULES})
         direct_answers = _workload(direct)
-    monkeypatch.setenv(router.LOCAL_VIA_LITELLM, "1")
+    monkeypatch.setenv(router.VIA_LITELLM, "1")
     via = Workbench.from_config(store=str(tmp_path / "via.db"), scripted={"rules": RULES})
     via_answers = _workload(via)
 
@@ -133,7 +133,7 @@ def test_a_local_model_that_raises_is_a_failed_attempt_either_way(tmp_path, monk
     try:
         seen = []
         for via in ("", "1"):
-            monkeypatch.setenv(router.LOCAL_VIA_LITELLM, via)
+            monkeypatch.setenv(router.VIA_LITELLM, via)
             wb = Workbench.from_config(store=str(tmp_path / f"w{via}.db"))
             with pytest.raises(ProviderError, match="model exploded"):
                 wb.ask("hi", model="local/exploding")

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 
 from workbench.store import Store
 
-POLL_S = 0.05  # longest sleep of a waiter blocked on leases held by another process
+POLL_S = 0.05  # the head of a queue blocked on leases held by another process re-checks this often
+MAX_POLL_S = 1.0  # the longest sleep of a waiter far back in the queue
 LEASE_GRACE_S = 60.0  # a lease outlives its request's timeout by this much before it lapses
 
 
@@ -247,7 +248,9 @@ class RateLimiter:
             )
             sleep = max(until_due, 0.0) + ahead * interval
             return min(sleep, POLL_S) if free <= ahead else sleep
-        return POLL_S * (1 + ahead // max(1, ticket.max_parallel or 1))
+        # Waiting on leases: a release in this process wakes the best-placed waiter at once; the poll is only for
+        # releases in other processes, and a waiter with n ahead of it cannot go before n of them go.
+        return min(POLL_S * (1 + ahead), MAX_POLL_S)
 
     # ---- waking waiters of this process ---------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from workbench.guardrails.scanners import scrub
 
@@ -19,8 +20,10 @@ _TRANSIENT = {
     "MidStreamFallbackError",  # the stream broke after it started
 }
 _PROVIDER_MODULES = ("litellm", "openai", "httpx", "httpcore", "anthropic")
-# litellm repeats the class name: "litellm.RateLimitError: RateLimitError: OpenAIException - ..."
-_PREFIX = re.compile(r"^(litellm\.)?\w+Error: (\w+Error: )?(\w+Exception - )?")
+# litellm repeats the class name: "litellm.RateLimitError: RateLimitError: OpenAIException - ...",
+# "litellm.Timeout: Timeout Error: OpenAIException - ...", "litellm.Timeout: APITimeoutError - ...",
+# "litellm.ContextWindowExceededError: litellm.BadRequestError: ContextWindowExceededError: OpenAIException - ..."
+_PREFIX = re.compile(r"^(?:(?:litellm\.)?\w*(?:Error|Timeout)(?::| -) )+(?:\w+ Error: )?(?:\w+Exception - )?")
 
 
 class StreamFault(Exception):
@@ -38,6 +41,26 @@ class LocalModelFault(StreamFault):
 
     def __init__(self, exc: Exception):
         super().__init__("APIConnectionError", f"the local model raised {type(exc).__name__}: {exc}")
+
+
+class EndpointError(Exception):
+    """A failure calling an OpenAI-compatible server directly (openai_http.py), named as litellm names it."""
+
+    def __init__(
+        self,
+        error_class: str,
+        message: str,
+        status_code: int | None = None,
+        response: Any = None,
+        connection: bool = False,
+    ):
+        super().__init__(message)
+        self.error_class, self.status_code, self.response, self.connection = (
+            error_class,
+            status_code,
+            response,
+            connection,
+        )
 
 
 _AUTH_HINTS = re.compile(
@@ -80,9 +103,12 @@ def classify(exc: BaseException, secrets: tuple[str, ...] = (), host: str | None
     """
     if isinstance(exc, StreamFault):
         return Failure(exc.error_class, str(exc), None, None, True)
-    if type(exc).__module__.split(".")[0] not in _PROVIDER_MODULES:
+    if isinstance(exc, EndpointError):
+        name = exc.error_class
+    elif type(exc).__module__.split(".")[0] in _PROVIDER_MODULES:
+        name = type(exc).__name__
+    else:
         return None
-    name = type(exc).__name__
     status = getattr(exc, "status_code", None)
     status = status if isinstance(status, int) else None
     message = _PREFIX.sub("", " ".join(str(exc).split()))[:500]
@@ -96,7 +122,9 @@ def classify(exc: BaseException, secrets: tuple[str, ...] = (), host: str | None
     ):
         name = "PermissionDeniedError" if status == 403 or name == "PermissionDeniedError" else "AuthenticationError"
         return Failure(name, scrub(message) or "", status if status in (401, 403) else 401, None, False)
-    if _CONNECTION.search(message) and name in ("InternalServerError", "APIConnectionError", "ServiceUnavailableError"):
+    if getattr(exc, "connection", False) or (
+        _CONNECTION.search(message) and name in ("InternalServerError", "APIConnectionError", "ServiceUnavailableError")
+    ):
         name, status = "APIConnectionError", None
         message = f"cannot connect to {host or 'the provider'} ({message})"
     elif _MALFORMED.search(message):

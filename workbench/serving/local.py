@@ -2,7 +2,7 @@
 
 So ``litellm.completion(model="local/echo")`` works in any code, streaming included. The answers,
 and their real token usage, come from :mod:`workbench.serving.offline`, which the router calls
-directly (no litellm import) unless ``WORKBENCH_LOCAL_VIA_LITELLM`` is set. ``local/scripted``
+directly (no litellm import) unless ``WORKBENCH_VIA_LITELLM`` is set. ``local/scripted``
 takes its rules per call in the ``local_scripted`` keyword (a :class:`workbench.config.Scripted`).
 """
 

@@ -34,7 +34,7 @@ from typing import Any
 from workbench.config import Deployment, Route, Settings
 from workbench.errors import BudgetExceeded, ProviderError, UnknownModel
 from workbench.plugins import REGISTRY
-from workbench.serving import offline, tokens
+from workbench.serving import offline, openai_http, tokens
 from workbench.serving.breaker import Breakers
 from workbench.serving.failures import Failure, LocalModelFault, StreamFault, classify
 from workbench.serving.policies import DEFAULT_ANSWER_TOKENS, LatencyTracker, order
@@ -70,12 +70,14 @@ class _Lazy:
 
 
 LITELLM: Any = _Lazy()
-LOCAL_VIA_LITELLM = "WORKBENCH_LOCAL_VIA_LITELLM"  # set: local models go through litellm's custom provider too
+VIA_LITELLM = "WORKBENCH_VIA_LITELLM"  # set: local models and OpenAI-compatible servers go through litellm too
 
 
 def needs_litellm(route: Route) -> bool:
-    """Whether a call down ``route`` may reach litellm (a deployment other than a local model answered here)."""
-    return not all(_direct(d) for d in route.deployments)
+    """Whether a call down ``route`` may reach litellm (a deployment other than a local model answered here or
+    an OpenAI-compatible server called directly).
+    """
+    return not all(_direct(d) or _over_http(d) for d in route.deployments)
 
 
 def prepare(route: Route) -> None:
@@ -92,13 +94,19 @@ def _direct(deployment: Deployment) -> bool:
     """A local model, answered in this process without litellm (the same answer and usage; see offline.py),
     unless someone listens to litellm's calls (a callback set on it sees every call, local ones included).
     """
-    return (
-        offline.knows(deployment.model)
-        and not deployment.api_base
-        and not deployment.gateway
-        and not os.environ.get(LOCAL_VIA_LITELLM)
-        and not _listened(sys.modules.get("litellm"))
-    )
+    return offline.knows(deployment.model) and not deployment.api_base and not deployment.gateway and _unheard()
+
+
+def _over_http(deployment: Deployment, kwargs: dict[str, Any] | None = None) -> bool:
+    """An OpenAI-compatible server called over HTTP without litellm (see openai_http.py), for a call whose
+    keywords (if given) litellm would send unchanged, and unless someone listens to litellm's calls.
+    """
+    return openai_http.serves(deployment) and (kwargs is None or openai_http.takes(kwargs)) and _unheard()
+
+
+def _unheard() -> bool:
+    """Neither ``WORKBENCH_VIA_LITELLM`` nor a litellm callback, cache or budget asks for every call to reach it."""
+    return not os.environ.get(VIA_LITELLM) and not _listened(sys.modules.get("litellm"))
 
 
 def _listened(litellm: Any) -> bool:
@@ -452,6 +460,8 @@ class Router:
             try:
                 kwargs = self._kwargs(deployment, request)
                 reply = attempt.offline(kwargs, request.stream) if _direct(deployment) else None
+                if reply is None and _over_http(deployment, kwargs):
+                    reply = attempt.over_http(kwargs, request)
                 if reply is None:
                     reply = attempt.through_litellm(kwargs, request)
             except Exception as exc:
@@ -483,6 +493,8 @@ class Router:
             try:
                 kwargs = self._kwargs(deployment, request)
                 reply = attempt.offline(kwargs, request.stream) if _direct(deployment) else None
+                if reply is None and _over_http(deployment, kwargs):
+                    reply = await attempt.aover_http(kwargs, request)
                 if reply is None:
                     reply = await attempt.athrough_litellm(kwargs, request)
             except Exception as exc:
@@ -583,6 +595,70 @@ class _AttemptRun:
             if not self.add(chunk):
                 break
         return _Reply.of(self.built(litellm, request.text_messages()[0]))
+
+    def over_http(self, kwargs: dict[str, Any], request: Request) -> _Reply:
+        """The attempt sent straight to an OpenAI-compatible server: streamed (read up to the cap) or whole."""
+        if not request.stream:
+            return _Reply.of_json(openai_http.complete(kwargs))
+        built = openai_http.StreamedReply()
+        chunks = openai_http.stream(kwargs)
+        try:
+            for chunk in chunks:
+                if not self.add_json(built, chunk):
+                    break  # the answer reached what was reserved for it: read no more
+        finally:
+            chunks.close()
+        return self.streamed(built, request)
+
+    async def aover_http(self, kwargs: dict[str, Any], request: Request) -> _Reply:
+        """Async twin of :meth:`over_http`."""
+        if not request.stream:
+            return _Reply.of_json(await openai_http.acomplete(kwargs))
+        built = openai_http.StreamedReply()
+        chunks = openai_http.astream(kwargs)
+        try:
+            async for chunk in chunks:
+                if not self.add_json(built, chunk):
+                    break
+        finally:
+            await chunks.aclose()
+        return self.streamed(built, request)
+
+    def add_json(self, built: openai_http.StreamedReply, chunk: dict[str, Any]) -> bool:
+        """A streamed chunk's JSON: its text passed on (``False`` once the answer would pass its cap)."""
+        text = built.add(chunk)
+        if built.calls:
+            self.answered = True
+        return self.text(text) if text else True
+
+    def streamed(self, built: openai_http.StreamedReply, request: Request) -> _Reply:
+        """The whole answer of a direct stream, as litellm's stream builder makes it (usage counted as it counts
+        it when the server sent none, or the stream was cut at its cap before the usage chunk).
+        """
+        if not self.answered:
+            raise StreamFault("EmptyStream", "the stream carried no answer (a malformed or empty body)")
+        text = "".join(self.texts)
+        tool_calls = built.tool_calls()
+        usage = built.usage
+        if usage is None:
+            model = built.model or self.deployment.model
+            prompt = tokens.count_messages(model, request.text_messages()[0])
+            answer = tokens.count_text(model, text) if text else 0
+            usage = {"prompt_tokens": prompt, "completion_tokens": answer, "total_tokens": prompt + answer}
+        raw = {
+            "id": built.request_id,
+            "model": built.model,
+            "system_fingerprint": built.fingerprint,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text or None, "tool_calls": tool_calls},
+                    "finish_reason": "length" if self.capped else built.finish_reason or "stop",
+                }
+            ],
+            "usage": usage,
+        }
+        return _Reply.of_json(raw)
 
     def offline(self, kwargs: dict[str, Any], stream: bool) -> _Reply | None:
         """A local model's answer, given here as litellm's custom provider gives it (same params, usage, finish
@@ -770,6 +846,24 @@ class _Reply:
     fingerprint: str | None = None
     request_id: str | None = None
     raw: Any = None  # litellm's response (pricing reads it); None for a local model
+
+    @classmethod
+    def of_json(cls, response: dict[str, Any]) -> _Reply:
+        """The same parts of an OpenAI-compatible server's JSON answer (kept whole as ``raw``, for pricing)."""
+        choice = response["choices"][0]
+        message = choice.get("message") or {}
+        usage = response.get("usage") or {}
+        calls = message.get("tool_calls")
+        return cls(
+            text=message.get("content") or "",
+            tool_calls=[openai_http.tool_call(c) for c in calls] if calls else None,
+            finish_reason=openai_http.string(choice.get("finish_reason")),
+            usage={k: openai_http.count(usage.get(k)) for k in ("prompt_tokens", "completion_tokens", "total_tokens")},
+            model=response.get("model"),
+            fingerprint=response.get("system_fingerprint"),
+            request_id=response.get("id"),
+            raw=response,
+        )
 
     @classmethod
     def of(cls, response: Any) -> _Reply:
