@@ -320,3 +320,42 @@ def test_a_hostile_server_is_a_failed_attempt_or_an_answer_never_a_crash(tmp_pat
             asyncio.run(wb.aask("hi", model="odd"))
     calls = wb.calls.df()
     assert list(calls["status"]).count("ok") == 3 and len(calls) == len(HOSTILE_BODIES) + 2 + 2 + 2
+
+
+def test_the_environment_s_proxy_is_used_sync_and_async_and_no_proxy_is_honoured(tmp_path, monkeypatch):
+    seen = []
+
+    class Proxy(BaseHTTPRequestHandler):  # a forward proxy that answers itself: the request line names the target
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append(self.path)
+            data = json.dumps({"choices": [{"message": {"content": "via the proxy"}, "finish_reason": "stop"}]})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data.encode())
+
+        def log_message(self, *args):
+            pass
+
+    target = f"http://10.255.255.1:{free_port()}/v1"  # unroutable: only the proxy can answer
+    with serving(Proxy) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        openai_http._proxy.cache_clear()
+        wb = Workbench.from_config(store=str(tmp_path / "w.db"))
+        wb.add_route("far", [{"model": "openai/m", "api_base": target, "timeout": 5, **PRICE}], retries=0)
+        assert wb.ask("hi", model="far").text == "via the proxy"
+        assert asyncio.run(wb.aask("hi", model="far")).text == "via the proxy"
+        assert seen == [f"{target}/chat/completions"] * 2
+        monkeypatch.setenv("NO_PROXY", "10.255.255.1")
+        openai_http._proxy.cache_clear()
+        wb.add_route("near", [{"model": "openai/m", "api_base": target.replace("/v1", "/v2"), "timeout": 0.5}])
+        with pytest.raises(ProviderError):
+            asyncio.run(wb.aask("hi", model="near"))  # sent straight to the unroutable address
+        assert len(seen) == 2
+    openai_http._proxy.cache_clear()

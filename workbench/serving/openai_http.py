@@ -25,6 +25,7 @@ import os
 import threading
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Generator
+from functools import cache
 from typing import Any
 
 from workbench.config import Deployment
@@ -140,9 +141,7 @@ async def _asession() -> Any:
             del _SESSIONS[key]
             if not old.closed:  # its loop cannot run its close any more: mark it closed (sockets go with it)
                 old.connector.close()
-    session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0), trust_env=True, auto_decompress=True, raise_for_status=False
-    )
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))  # proxies: _proxy, once per server
     keeper = _closes(session)
     await keeper.__anext__()  # started here, so the loop finalises it at shutdown
     _SESSIONS[id(loop)] = (weakref.ref(loop), session, keeper)
@@ -154,6 +153,20 @@ async def _closes(session: Any) -> AsyncIterator[None]:
         yield
     finally:
         await session.close()
+
+
+@cache
+def _proxy(base: str) -> str | None:
+    """The proxy the environment names for ``base`` (``HTTPS_PROXY``, ``NO_PROXY``, ...), read once per server:
+    aiohttp's ``trust_env`` would read it (and ``~/.netrc``) on a thread for every request.
+    """
+    from urllib.parse import urlsplit
+    from urllib.request import getproxies, proxy_bypass
+
+    parts = urlsplit(base)
+    if not parts.hostname or proxy_bypass(parts.hostname):
+        return None
+    return getproxies().get(parts.scheme)
 
 
 def _atimeout(kwargs: dict[str, Any]) -> Any:
@@ -184,7 +197,11 @@ async def acomplete(kwargs: dict[str, Any]) -> dict[str, Any]:
     session = await _asession()
     try:
         async with session.post(
-            _url(kwargs), data=_dumps(body(kwargs)), headers=_headers(kwargs), timeout=_atimeout(kwargs)
+            _url(kwargs),
+            data=_dumps(body(kwargs)),
+            headers=_headers(kwargs),
+            timeout=_atimeout(kwargs),
+            proxy=_proxy(kwargs["api_base"]),
         ) as response:
             content = await response.read()
     except (aiohttp.ClientError, TimeoutError) as exc:
@@ -223,7 +240,11 @@ async def astream(kwargs: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None
     read = False
     try:
         async with session.post(
-            _url(kwargs), data=_dumps(body(kwargs)), headers=_headers(kwargs), timeout=_atimeout(kwargs)
+            _url(kwargs),
+            data=_dumps(body(kwargs)),
+            headers=_headers(kwargs),
+            timeout=_atimeout(kwargs),
+            proxy=_proxy(kwargs["api_base"]),
         ) as response:
             if response.status >= 400:
                 _answer(response.status, await response.read(), response)
