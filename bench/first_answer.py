@@ -10,9 +10,11 @@ F2  Side by side with jupyter-ai (``--jupyter-ai PYTHON``: a Python with ``jupyt
     ``langchain-openai``, in a venv of its own), both answering from the same chaos server (an
     OpenAI-compatible server on 127.0.0.1) so both go over HTTP: a fresh kernel, ``%load_ext``, the
     pause, then the first cell — ``%%llm -m chaos`` (a route to the server in the kernel's
-    workbench.toml) against ``%%ai openai-chat-custom:c`` with ``openai_api_base`` set to it; and the
-    workbench's ``%%llm -m local/echo``. Rounds alternate the sides; medians, and the ratio of the
-    workbench's load + first cell to jupyter-ai's (target < 1).
+    workbench.toml) against ``%%ai openai-chat-custom:c`` with ``openai_api_base`` set to it; the
+    workbench's ``%%llm -m priced`` (the same server with its price configured, so nothing in the call
+    needs litellm: an OpenAI-compatible server is called over HTTP directly) and ``%%llm -m local/echo``.
+    Rounds alternate the sides; medians, and the ratio of the workbench's load + first cell to
+    jupyter-ai's (target < 1).
 
         python3 -m venv /tmp/jai && /tmp/jai/bin/pip install jupyter-ai-magics "langchain-openai<0.4" ipykernel
 
@@ -69,9 +71,17 @@ def round_(warm: bool, pause: float) -> tuple[float, float]:
 WORKBENCH_TOML = """
 [routes.chaos]
 deployments = [{{ model = "openai/c", api_base = "{url}", api_key_env = "CHAOS_KEY" }}]
+
+[routes.priced]  # the same server with its price configured (a self-hosted one's is often 0): litellm's map unused
+deployments = [{{ model = "openai/p", api_base = "{url}", api_key_env = "CHAOS_KEY" }}]
+
+[prices."openai/p"]
+input_cost_per_token = 0.0
+output_cost_per_token = 0.0
 """
 F2_SIDES = {
     "workbench, chaos server": ("%load_ext workbench", "%%llm -m chaos --no-stream\nWhen does the office open?"),
+    "workbench, chaos, priced": ("%load_ext workbench", "%%llm -m priced --no-stream\nWhen does the office open?"),
     "workbench, local/echo": ("%load_ext workbench", "%%llm -m local/echo --no-stream\nWhen does the office open?"),
     "jupyter-ai, chaos server": (
         "%load_ext jupyter_ai_magics",
@@ -129,7 +139,7 @@ def f2(rounds: int, pause: float, jai_python: str) -> None:
         spread = ", ".join(f"{t[0] + t[1]:.2f}" for t in values)
         print(f"   {side:>25}: %load_ext {load * 1000:6.0f} ms, first cell {first * 1000:6.0f} ms ({spread} s in all)")
     theirs = total["jupyter-ai, chaos server"]
-    for side in ("workbench, chaos server", "workbench, local/echo"):
+    for side in ("workbench, chaos server", "workbench, chaos, priced", "workbench, local/echo"):
         print(f"   {side} / jupyter-ai (load + first cell): {total[side] / theirs:.2f}")
     print(f"   requests the chaos server answered: {answered} (one per round of each HTTP side)")
 

@@ -244,7 +244,7 @@ class Pipeline:
         call_id = new_id()
         route_name, route = self._router.resolve(model, check=self.mode == "live")
         if self.mode == "live":
-            prepare(route)  # a one-off import or load of seconds is not part of any call's latency
+            prepare(route, self.settings)  # a one-off import or load of seconds is not part of any call's latency
         t0 = time.perf_counter()
         spans = Trace(*trace) if trace else Trace()  # under the caller's span (an agent step), or a trace of its own
         spans.begin("llm.call", route=route_name, mode=self.mode, session=session, agent=agent)
@@ -505,7 +505,7 @@ class Pipeline:
         call_id = new_id()
         route_name, route = self._router.resolve(model, check=self.mode == "live")
         if self.mode == "live":
-            prepare(route)  # a one-off import or load of seconds is not part of any call's latency
+            prepare(route, self.settings)  # a one-off import or load of seconds is not part of any call's latency
         t0 = time.perf_counter()
         if images and self.mode == "live":
             self._check_vision(route)

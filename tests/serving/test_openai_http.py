@@ -359,3 +359,18 @@ def test_the_environment_s_proxy_is_used_sync_and_async_and_no_proxy_is_honoured
             asyncio.run(wb.aask("hi", model="near"))  # sent straight to the unroutable address
         assert len(seen) == 2
     openai_http._proxy.cache_clear()
+
+
+def test_litellm_is_loaded_ahead_only_for_what_a_route_needs_it_for(monkeypatch):
+    from workbench.config import Deployment, Route, Settings
+
+    settings = Settings(prices={"openai/p": {"input_cost_per_token": 0.0, "output_cost_per_token": 0.0}})
+    server = {"api_base": "http://127.0.0.1:8000/v1"}
+    priced = Route(deployments=[Deployment(model="openai/p", **server), Deployment(model="local/echo")])
+    unpriced = Route(deployments=[Deployment(model="openai/c", **server)])  # litellm's map prices it
+    provider = Route(deployments=[Deployment(model="openai/gpt-4o-mini")])  # no api_base: litellm calls it
+    assert not router.needs_litellm(priced, settings)
+    assert router.needs_litellm(unpriced, settings) and router.needs_litellm(provider, settings)
+    assert router.needs_litellm(priced)  # without the settings, whether it is priced is not known
+    monkeypatch.setenv(router.VIA_LITELLM, "1")
+    assert router.needs_litellm(priced, settings)

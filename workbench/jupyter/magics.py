@@ -754,7 +754,8 @@ def _warm_up() -> None:
             settings = load_settings()
             prepare(
                 settings.routes.get(settings.default_route)
-                or Route(deployments=[Deployment(model=settings.default_route)])
+                or Route(deployments=[Deployment(model=settings.default_route)]),
+                settings,
             )
         except Exception:  # noqa: BLE001 - a warm-up: the first real call reports any error itself
             pass

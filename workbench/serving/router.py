@@ -73,18 +73,21 @@ LITELLM: Any = _Lazy()
 VIA_LITELLM = "WORKBENCH_VIA_LITELLM"  # set: local models and OpenAI-compatible servers go through litellm too
 
 
-def needs_litellm(route: Route) -> bool:
-    """Whether a call down ``route`` may reach litellm (a deployment other than a local model answered here or
-    an OpenAI-compatible server called directly).
+def needs_litellm(route: Route, settings: Settings | None = None) -> bool:
+    """Whether a call down ``route`` may reach litellm: a deployment other than a local model answered here, or
+    an OpenAI-compatible server called directly whose price ``settings`` configure (else litellm's map prices it).
     """
-    return not all(_direct(d) or _over_http(d) for d in route.deployments)
+    return not all(
+        _direct(d) or (_over_http(d) and settings is not None and settings.price_for(d) is not None)
+        for d in route.deployments
+    )
 
 
-def prepare(route: Route) -> None:
+def prepare(route: Route, settings: Settings | None = None) -> None:
     """Load what a call down ``route`` needs once per process (seconds: never part of a call's latency):
-    litellm when the route may reach it, else only the tokenizer files its local models count with.
+    litellm when the route may reach it (see :func:`needs_litellm`), else only the tokenizer files it counts with.
     """
-    if needs_litellm(route):
+    if needs_litellm(route, settings):
         litellm_module()
     else:
         tokens.load(d.model for d in route.deployments)
