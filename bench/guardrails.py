@@ -12,9 +12,11 @@ G2  Added time. ``wb.ask`` on ``local/echo`` with every guardrail off, with the 
     policy, and with ``injection_semantic`` added at the input; alternating blocks in one
     process, median over rounds of the per-call time and its ratio to the unguarded call.
 G3  Throughput. The default input scanners (secrets, pii, injection: phrases and model)
-    on ordinary prose (the Python docs, ``pydoc_data.topics``) of 1 KB, 100 KB and 1 MB,
-    in MB/s, with the Hyperscan prefilter and without it (``WORKBENCH_NO_ACCEL``: the
-    literal gates alone), side by side; then hostile shapes of 100 KB. Medians of rounds.
+    on ordinary prose (the Python docs, ``pydoc_data.topics``) and on code (the standard
+    library's Python source) of 1 KB, 100 KB, 1 MB and 10 MB, in MB/s, with the Hyperscan prefilter
+    and without it (``WORKBENCH_NO_ACCEL``: the literal gates alone), side by side (10 MB: one
+    scan, with the prefilter only); then the time ``wb.ask`` takes to refuse a 10 MB prompt on
+    its length (target < 50 ms), and hostile shapes of 100 KB. Medians of rounds.
     Target: each scanner >= 10 MB/s.
 
 Usage: python bench/guardrails.py [--block 100] [--rounds 5] [--only G1,G2,G3]
@@ -35,7 +37,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-CORPUS = Path(__file__).parents[1] / "tests" / "data" / "guard_corpus.jsonl"
+ROOT = Path(__file__).parents[1]
+CORPUS = ROOT / "tests" / "data" / "guard_corpus.jsonl"
 SPLITS = ("dev", "test", "train", "heldout")
 PROMPT = "Summarise the refund policy for a customer who returned a damaged kettle last week."
 
@@ -147,6 +150,38 @@ def _prose(n: int) -> str:
     return (text * (n // len(text) + 1))[:n]
 
 
+def _code(n: int) -> str:
+    """Python source (the standard library's top-level modules, about 4.7 MB), repeated to ``n`` characters.
+    Not the workbench's own: its guardrail modules are lists of attack phrases and sample keys.
+    """
+    folder = Path(os.__file__).parent
+    text = "\n\n".join(p.read_text(errors="replace") for p in sorted(folder.glob("*.py")))
+    return (text * (n // len(text) + 1))[:n]
+
+
+def _refusal(rounds: int) -> None:
+    """How long ``wb.ask`` takes to refuse a 10 MB prompt on its length (``max_length = "block"``, the default)."""
+    import tempfile
+
+    from workbench.errors import GuardrailViolation
+    from workbench.runtime import Workbench
+
+    wb = Workbench.from_config(store=os.path.join(tempfile.mkdtemp(prefix="wb-g3-"), "g3.db"))
+    prompt = _prose(10_000_000)
+    times = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        try:
+            wb.ask(prompt, model="local/echo")
+        except GuardrailViolation:
+            times.append(time.perf_counter() - t)
+    assert len(times) == rounds, "a 10 MB prompt was not refused on its length"
+    print(
+        f"   a 10 MB prompt refused on its length by wb.ask in {statistics.median(times) * 1000:.1f} ms "
+        f"(median of {rounds}; target < 50 ms)"
+    )
+
+
 HOSTILE = {
     "one long word": "a" * 100_000,
     "leet everywhere": "a1" * 50_000,
@@ -185,14 +220,17 @@ def g3(rounds: int) -> None:
     }
     print(f"G3 throughput, MB/s (median of {rounds}); prefilter: {'hyperscan' if accelerated else 'not installed'}")
     print(f"   {'text':>22} {'scanner':>10} {'gates only':>11} {'prefilter':>10}")
-    for n in (1_000, 100_000, 1_000_000):
-        text = _prose(n)
-        for name, fn in scanners.items():
-            os.environ["WORKBENCH_NO_ACCEL"] = "1"
-            plain = _mbs(fn, text, rounds)
-            del os.environ["WORKBENCH_NO_ACCEL"]
-            fast = _mbs(fn, text, rounds) if accelerated else float("nan")
-            print(f"   {f'prose {n:,} chars':>22} {name:>10} {plain:11.1f} {fast:10.1f}")
+    for kind, make in (("prose", _prose), ("code", _code)):
+        for n in (1_000, 100_000, 1_000_000, 10_000_000):
+            text = make(n)
+            for name, fn in scanners.items():
+                times = rounds if n < 10_000_000 else 1  # one 10 MB scan of each: tens of seconds
+                fast = _mbs(fn, text, times) if accelerated else float("nan")
+                os.environ["WORKBENCH_NO_ACCEL"] = "1"
+                plain = _mbs(fn, text, times) if n < 10_000_000 or not accelerated else float("nan")
+                del os.environ["WORKBENCH_NO_ACCEL"]
+                print(f"   {f'{kind} {n:,} chars':>22} {name:>10} {plain:11.1f} {fast:10.1f}", flush=True)
+    _refusal(rounds)
     print("   hostile 100 KB inputs, all three scanners, ms (median):")
     for name, text in HOSTILE.items():
         mbs = _mbs(scanners["all three"], text, rounds)
