@@ -320,6 +320,14 @@ def test_a_hostile_server_is_a_failed_attempt_or_an_answer_never_a_crash(tmp_pat
             asyncio.run(wb.aask("hi", model="odd"))
     calls = wb.calls.df()
     assert list(calls["status"]).count("ok") == 3 and len(calls) == len(HOSTILE_BODIES) + 2 + 2 + 2
+    # priced from litellm's map on the counts kept: a server's junk usage neither fails pricing nor leaves the
+    # model unpriced for the calls after it
+    wb.add_route("mini", [{"model": "openai/gpt-4o-mini", "api_base": url}], retries=0, cache=False)
+    bodies.append({"choices": [{"message": {"content": "junk"}}], "usage": {"prompt_tokens": "x", "total_tokens": []}})
+    assert wb.ask("hi", model="mini").cost_usd == 0.0
+    usage = {"prompt_tokens": 1000, "completion_tokens": 1000, "total_tokens": 2000}
+    bodies.append({"choices": [{"message": {"content": "fine"}}], "usage": usage})
+    assert wb.ask("hi", model="mini").cost_usd > 0
 
 
 def test_the_environment_s_proxy_is_used_sync_and_async_and_no_proxy_is_honoured(tmp_path, monkeypatch):

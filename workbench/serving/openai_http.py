@@ -2,8 +2,8 @@
 
 vLLM, Ollama, llama.cpp, LM Studio, TGI and the chaos server all speak OpenAI's chat API. For them
 litellm adds nothing to the request (the body it sends is the request's own parameters), yet it costs
-3-9 ms of CPU per async call (its logging objects, the ``openai`` SDK's client and pydantic models, and
-httpx's async connection pool, which alone costs 6x aiohttp's CPU per call) and, in a fresh kernel,
+2.3-2.8x the ``openai`` SDK's CPU per async call (its logging objects, the SDK's client and pydantic models,
+and httpx's async connection pool, which alone costs 6x aiohttp's CPU per call) and, in a fresh kernel,
 seconds of import. Here the request goes out over pooled connections (an ``httpx`` client per server for
 sync calls, an ``aiohttp`` session per event loop for async ones), the answer is read as JSON, and a
 failure is raised as an

@@ -848,24 +848,25 @@ class _Reply:
     model: str | None = None  # what the provider says served it
     fingerprint: str | None = None
     request_id: str | None = None
-    raw: Any = None  # litellm's response (pricing reads it); None for a local model
+    raw: Any = None  # litellm's response, or a server's JSON (pricing reads it); None for a local model
 
     @classmethod
     def of_json(cls, response: dict[str, Any]) -> _Reply:
         """The same parts of an OpenAI-compatible server's JSON answer (kept whole as ``raw``, for pricing)."""
         choice = response["choices"][0]
         message = choice.get("message") or {}
-        usage = response.get("usage") or {}
+        given = response.get("usage") or {}
+        usage = {k: openai_http.count(given.get(k)) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
         calls = message.get("tool_calls")
         return cls(
             text=message.get("content") or "",
             tool_calls=[openai_http.tool_call(c) for c in calls] if calls else None,
             finish_reason=openai_http.string(choice.get("finish_reason")),
-            usage={k: openai_http.count(usage.get(k)) for k in ("prompt_tokens", "completion_tokens", "total_tokens")},
+            usage=usage,
             model=response.get("model"),
             fingerprint=response.get("system_fingerprint"),
             request_id=response.get("id"),
-            raw=response,
+            raw={**response, "usage": {**given, **usage}},  # priced on the counts kept (a server's junk is 0)
         )
 
     @classmethod

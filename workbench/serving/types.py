@@ -130,7 +130,7 @@ class Completion:
     finish_reason: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
     ttft_ms: float | None = None
-    raw: Any = None  # the provider response (litellm ModelResponse), for pricing
+    raw: Any = None  # the provider response (litellm's ModelResponse, or a server's JSON), for pricing
     replay_of: str | None = None
     cached_from: str | None = None
     recorded_cost_usd: float | None = None
