@@ -382,3 +382,21 @@ def test_litellm_is_loaded_ahead_only_for_what_a_route_needs_it_for(monkeypatch)
     assert router.needs_litellm(priced)  # without the settings, whether it is priced is not known
     monkeypatch.setenv(router.VIA_LITELLM, "1")
     assert router.needs_litellm(priced, settings)
+
+
+def test_retry_after_is_read_from_a_direct_async_answer(tmp_path, chaos):
+    limited, backup = chaos(name="limited", rpm=1, retry_after=0.3), chaos(name="backup")
+    wb = Workbench.from_config(store=str(tmp_path / "w.db"))
+    wb.add_route(
+        "r",
+        [{"model": "openai/m", "api_base": u, "name": n, **PRICE} for n, u in (("a", limited.url), ("b", backup.url))],
+        retries=1,
+        cache=False,
+    )
+
+    async def twice() -> list[str]:
+        return [(await wb.aask(f"call {i}", model="r")).text for i in range(2)]
+
+    assert asyncio.run(twice()) == ["[limited] call 0", "[backup] call 1"]
+    attempts = [a for a in _rows(wb, "attempts") if a["error_class"] == "RateLimitError"]
+    assert [(a["deployment"], a["status_code"], a["retry_after"]) for a in attempts] == [("a", 429, 0.3)] * 2
