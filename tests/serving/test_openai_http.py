@@ -5,6 +5,7 @@ retries and failovers, streamed and not, sync and async. A process that only tal
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -380,6 +381,8 @@ def test_litellm_is_loaded_ahead_only_for_what_a_route_needs_it_for(monkeypatch)
     assert not router.needs_litellm(priced, settings)
     assert router.needs_litellm(unpriced, settings) and router.needs_litellm(provider, settings)
     assert router.needs_litellm(priced)  # without the settings, whether it is priced is not known
+    router.prepare(priced, settings)  # its server's client is made ahead: none of a first call's time goes there
+    assert (os.getpid(), server["api_base"]) in openai_http._CLIENTS
     monkeypatch.setenv(router.VIA_LITELLM, "1")
     assert router.needs_litellm(priced, settings)
 

@@ -85,12 +85,16 @@ def needs_litellm(route: Route, settings: Settings | None = None) -> bool:
 
 def prepare(route: Route, settings: Settings | None = None) -> None:
     """Load what a call down ``route`` needs once per process (seconds: never part of a call's latency):
-    litellm when the route may reach it (see :func:`needs_litellm`), else only the tokenizer files it counts with.
+    litellm when the route may reach it (see :func:`needs_litellm`), else only the tokenizer files it counts with;
+    and the HTTP clients of the OpenAI-compatible servers it calls directly.
     """
     if needs_litellm(route, settings):
         litellm_module()
     else:
         tokens.load(d.model for d in route.deployments)
+    servers = [d.api_base for d in route.deployments if d.api_base and _over_http(d)]
+    if servers:
+        openai_http.prepare(servers)
 
 
 def _direct(deployment: Deployment) -> bool:
