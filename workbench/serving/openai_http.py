@@ -177,6 +177,17 @@ def _proxy(base: str) -> str | None:
     return getproxies().get(parts.scheme)
 
 
+def _apost(session: Any, kwargs: dict[str, Any]) -> Any:
+    """The aiohttp POST of a call (enter it with ``async with``): its body, key, timeout and proxy."""
+    return session.post(
+        _url(kwargs),
+        data=_dumps(body(kwargs)),
+        headers=_headers(kwargs),
+        timeout=_atimeout(kwargs),
+        proxy=_proxy(kwargs["api_base"]),
+    )
+
+
 def _atimeout(kwargs: dict[str, Any]) -> Any:
     """One timeout as httpx (what litellm uses) reads it: to connect, and between any two reads."""
     import aiohttp
@@ -204,13 +215,7 @@ async def acomplete(kwargs: dict[str, Any]) -> dict[str, Any]:
 
     session = await _asession()
     try:
-        async with session.post(
-            _url(kwargs),
-            data=_dumps(body(kwargs)),
-            headers=_headers(kwargs),
-            timeout=_atimeout(kwargs),
-            proxy=_proxy(kwargs["api_base"]),
-        ) as response:
+        async with _apost(session, kwargs) as response:
             content = await response.read()
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise _transport_error(exc) from None
@@ -247,13 +252,7 @@ async def astream(kwargs: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None
     session = await _asession()
     read = False
     try:
-        async with session.post(
-            _url(kwargs),
-            data=_dumps(body(kwargs)),
-            headers=_headers(kwargs),
-            timeout=_atimeout(kwargs),
-            proxy=_proxy(kwargs["api_base"]),
-        ) as response:
+        async with _apost(session, kwargs) as response:
             if response.status >= 400:
                 _answer(response.status, await response.read(), response)
             async for line in response.content:
