@@ -139,8 +139,7 @@ def _forget() -> None:
     """Drop the injection scanner's per-text caches, so a repeated text costs what a new one would."""
     from workbench.guardrails import injection
 
-    for cached in (injection.normalise, injection._compatible, injection._lowered, injection._folded_lower):
-        cached.cache_clear()
+    injection._readings.cache_clear()
 
 
 def _prose(n: int) -> str:

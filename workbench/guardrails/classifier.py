@@ -26,6 +26,7 @@ import math
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 MODEL = Path(__file__).with_name("injection_model.json")
 WINDOW = 320  # characters per scored window of a long text
@@ -176,6 +177,9 @@ class Model:
         word; a window then sums the weights of the distinct known features among its words (most words carry
         no weight, so a window costs what it holds of those, not its length).
         """
+        if len(text) <= WINDOW:  # one window: no positions needed
+            best = self._one_window(text)
+            return 1 / (1 + math.exp(-best)) if best > -30 else 0.0
         if text.isascii():
             found = list(_WORD.finditer(text))
             words = [m.group() for m in found]
@@ -199,6 +203,30 @@ class Model:
             seen.update(name for name, at in shapes if any(start <= p < end for p in at))
             best = max(best, self.bias + sum(map(weights.__getitem__, seen)))
         return 1 / (1 + math.exp(-best)) if best > -30 else 0.0
+
+    def _one_window(self, text: str) -> float:
+        """The score of a text no longer than a window: the bias and the weights of the known features it holds."""
+        weights, stems = self.weights, self.stems
+        if text.isascii():
+            words = _WORD.findall(text)
+            pairs: Any = map(" ".join, zip(words, words[1:], strict=False))
+        else:
+            words = [w for _, w in _tokens(text)]
+            pairs = _pairs(words)
+        seen = {w for w in words if w in weights}
+        seen.update(p for p in pairs if p in weights)
+        seen.update("~" + w[:5] for w in words if len(w) > 5 and w[:5] in stems)
+        seen.update(name for name in _shape_names(text) if name in weights)
+        return self.bias + sum(map(weights.__getitem__, seen))
+
+
+def _shape_names(text: str) -> list[str]:
+    """``"#name"`` of each shape ``text`` holds (what :func:`_shapes` finds, without where)."""
+    out = ["#code_call"] if "(" in text and _calls(text) else []
+    for name, patterns in _COMPILED.items():
+        if any(literal in text for literal in _NEEDS.get(name, ())) and any(rx.search(text) for rx in patterns):
+            out.append("#" + name)
+    return out
 
 
 def _between(indexed: list[tuple[int, str]], i: int, j: int) -> list[str]:

@@ -138,6 +138,13 @@ _BYPASS = (
     r"share|skip|ignore|bypass|disable|run|delete|drop)\b"
 )
 
+_ROLE_THEN_BYPASS = rf"\b(?:{_ROLE})\b[^\n]{{0,150}}?\b(?:{_BYPASS})"
+# The Hyperscan prefilter (see _accel.py) may match more than a signal, never less. For a signal that ends with
+# one of these, it compiles only that end: what every match ends with. Measured: the lead of everyday words
+# ("as", "i am", "being") in front of a role kept a state alive at nearly every word of ordinary text, and made
+# the whole set's scan 1.5x slower (19 -> 12.5 ms per MB of prose) while the end alone matches none of it.
+_PREFILTER_TAILS = (_ROLE_THEN_BYPASS,)
+
 # (family, weight, pattern) over the normalised text; weights under 0.45 only reinforce.
 _SIGNALS: list[tuple[str, float, str]] = [
     ("instruction_override", 0.9, rf"\b{_VERB}\b[^.\n]{{0,40}}?\b{_QUAL}\b[^.\n]{{0,25}}?\b{_TARGET}\b"),
@@ -561,8 +568,8 @@ _SIGNALS: list[tuple[str, float, str]] = [
     (
         "privilege_escalation",
         0.85,
-        rf"\b(?:i am|i'm|im|i have|as|this is|being|speaking as|acting (?:as|with)|you are "
-        rf"speaking (?:with|to)|here\b)[^.!?\n]{{0,40}}\b(?:{_ROLE})\b[^\n]{{0,150}}?\b(?:{_BYPASS})",
+        r"\b(?:i am|i'm|im|i have|as|this is|being|speaking as|acting (?:as|with)|you are "
+        r"speaking (?:with|to)|here\b)[^.!?\n]{0,40}" + _ROLE_THEN_BYPASS,
     ),
     ("privilege_escalation", 0.85, rf"\b(?:{_ROLE})\s+(?:here|speaking|override|mode)\b[^\n]{{0,150}}?\b(?:{_BYPASS})"),
     (
@@ -1009,6 +1016,9 @@ def gate(pattern: str) -> tuple[frozenset[str], ...]:
 
 _COMPILED = [_signal(f, w, p) for f, w, p in _SIGNALS]
 _COMPILED_ML = [_signal("multilingual", w, p) for w, p in _MULTILINGUAL]
+# How far from a change a match that touches it can reach (the widest signal, and its look-arounds), or None
+# when a signal's width is unknown (then a changed form is read whole).
+_REACH = None if any(s.width == 0 for s in _COMPILED) else max(s.width for s in _COMPILED) + 64
 _LITERALS = sorted({lit for sig in (*_COMPILED, *_COMPILED_ML) for group in sig.gate for lit in group})
 _SCANNED = sorted(
     {lit for sig in (*_COMPILED, *_COMPILED_ML) for group in sig.gate if _tracked(group) for lit in group}
@@ -1080,8 +1090,45 @@ _TABLES = {id(_COMPILED): _group_table(_COMPILED), id(_COMPILED_ML): _group_tabl
 
 
 def accel_patterns() -> list[str]:
-    """The phrase signals, for the optional Hyperscan prefilter (see _accel.py)."""
-    return [signal.regex.pattern for signal in _COMPILED]
+    """The phrase signals, for the optional Hyperscan prefilter (see _accel.py): each pattern, or the tail of it
+    named in ``_PREFILTER_TAILS`` (a match of the pattern holds a match of its tail, so no match is lost).
+    """
+    return [prefilter_tail(signal.regex.pattern) for signal in _COMPILED]
+
+
+def prefilter_tail(pattern: str) -> str:
+    """``pattern``, or its end when that is one of ``_PREFILTER_TAILS`` and follows a whole lead at top level."""
+    for tail in map(_bounded, _PREFILTER_TAILS):
+        lead = pattern[: -len(tail)]
+        if lead and pattern.endswith(tail) and _top_level(lead) and _top_level(pattern):
+            return tail
+    return pattern
+
+
+def _top_level(pattern: str) -> bool:
+    """Whether ``pattern`` is a sequence whose groups all close and that has no ``|`` outside them (so any run of
+    its trailing elements is a pattern every match of it ends with a match of).
+    """
+    depth, i, in_class, first = 0, 0, False, -1  # first: where a class's first member sits (a "]" there is one)
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]" or i == first
+        elif ch == "[":
+            in_class, first = True, i + 1 + (pattern[i + 1 : i + 2] == "^")
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                return False
+        elif ch == "|" and depth == 0:
+            return False
+        i += 1
+    return depth == 0 and not in_class
 
 
 def accel_multilingual() -> list[str]:
@@ -1125,34 +1172,80 @@ class Hit:
     end: int
 
 
-@lru_cache(maxsize=4)  # the phrase signals and the model read the same text's normal form
 def normalise(text: str) -> str:
     """NFKC, zero-width characters out, look-alike letters folded to Latin, lower case, spaces collapsed."""
-    return _spaced_once(_folded_lower(text))
+    return _readings(text).norm
 
 
-@lru_cache(maxsize=4)  # letters spaced out are read from it too (before their spaces are collapsed)
 def _folded_lower(text: str) -> str:
     """NFKC, zero-width characters out, look-alike letters folded to Latin, lower case."""
-    folded = _fold(text)
-    return folded.lower() if folded is not _compatible(text) else _lowered(text)
+    return _readings(text).folded
 
 
-@lru_cache(maxsize=4)  # the phrases in other languages read it too
 def _lowered(text: str) -> str:
     """``text`` in NFKC, zero-width characters out, lower case (look-alike letters kept)."""
-    return _compatible(text).lower()
+    return _readings(text).lowered
 
 
-def _fold(text: str) -> str:
-    """NFKC, zero-width characters out, look-alike letters folded, each only when the text needs it."""
-    text = _compatible(text)  # (zero-width characters are out: the first odd character can only be a look-alike)
-    if _LOOKALIKE.search(text):
-        text = text.translate(_HOMOGLYPHS)
-    return text
+@dataclass(frozen=True, slots=True)
+class _Readings:
+    """The lower-case readings of one text, and where its normal form differs from its plain one."""
+
+    plain: str  # lower case, runs of spaces one (as written otherwise)
+    norm: str  # the same in NFKC, zero-width characters out, look-alike letters folded
+    lowered: str  # NFKC, zero-width characters out, lower case (spaces as they are; look-alikes kept)
+    folded: str  # ``norm`` before its spaces are collapsed
+    changed: tuple[tuple[int, int], ...]  # the stretches of ``norm`` that differ from ``plain`` (positions in norm)
 
 
-@lru_cache(maxsize=4)  # both folds of a text (the phrases' and the other languages') start from this
+@lru_cache(maxsize=4)  # the phrase signals, the phrases in other languages and the model read the same text
+def _readings(text: str) -> _Readings:
+    """The readings of ``text``, made a piece of a few kB at a time (cut before a newline, which neither NFKC,
+    lower case nor collapsing spaces crosses): a piece with nothing to normalise is lowered and collapsed once
+    and shared by all four, so ordinary text is read once and the normal form is known to differ only where a
+    piece needed it.
+    """
+    if text.isascii():
+        lower = text.lower()
+        plain = _single_spaced(lower.replace("\t", " "))
+        return _Readings(plain, plain, lower, lower, ())
+    plains, norms, lowereds, foldeds = [], [], [], []
+    changed, at = [], 0
+    for piece in _pieces(text):
+        lower = piece.lower()
+        plain = _single_spaced(lower.replace("\t", " "))
+        if piece.isascii() or (unicodedata.is_normalized("NFKC", piece) and not _ODD.search(piece)):
+            lowered = folded = lower
+            norm = plain
+        else:
+            compatible = _compatible(piece)
+            lowered = compatible.lower()
+            folded = compatible.translate(_HOMOGLYPHS).lower() if _LOOKALIKE.search(compatible) else lowered
+            norm = _single_spaced(folded.replace("\t", " "))
+            if norm != plain:
+                changed.append((at, at + len(norm)))
+        plains.append(plain)
+        norms.append(norm)
+        lowereds.append(lowered)
+        foldeds.append(folded)
+        at += len(norm)
+    plain = "".join(plains)
+    if not changed:
+        return _Readings(plain, plain, "".join(lowereds), "".join(foldeds), ())
+    return _Readings(plain, "".join(norms), "".join(lowereds), "".join(foldeds), tuple(changed))
+
+
+def _pieces(text: str) -> list[str]:
+    """``text`` in pieces of about ``LONG`` characters, each cut before a newline (one piece without one)."""
+    pieces, start = [], 0
+    while start < len(text):
+        cut = text.find("\n", start + LONG)
+        end = len(text) if cut < 0 else cut
+        pieces.append(text[start:end])
+        start = end
+    return pieces
+
+
 def _compatible(text: str) -> str:
     """``text`` in NFKC, zero-width characters out (``text`` itself when that changes nothing)."""
     if text.isascii():
@@ -1234,10 +1327,9 @@ def _looks_rot13(norm: str) -> bool:
 
 def _collapse(text: str) -> str:
     """Lower case, each tab a space, runs of spaces one."""
-    return _spaced_once(_lowered(text) if _compatible(text) is text else text.lower())  # one lower() per text
+    return _readings(text).plain
 
 
-@lru_cache(maxsize=4)  # the plain and the normal form of a text already in NFKC are the same string
 def _spaced_once(lower: str) -> str:
     """Each tab a space, runs of spaces one."""
     if "\t" in lower:
@@ -1245,59 +1337,163 @@ def _spaced_once(lower: str) -> str:
     return _single_spaced(lower)
 
 
+_SPACES = re.compile("  +")  # (a literal prefix: the engine skips to each run at C speed, and a literal replacement)
+
+
 def _single_spaced(text: str) -> str:
-    """Runs of spaces one: each pass of ``str.replace`` (C speed) halves every run, so a run of n takes log2(n)
-    passes; a regex substitution pays per run, and indented text has one on every line.
+    """Runs of spaces one: one substitution, which copies the text once (halving runs with ``str.replace`` until
+    none is left copied it log2(longest run) times: 2.5x slower on indented text).
     """
-    while "  " in text:
-        text = text.replace("  ", " ")
-    return text
+    return _SPACES.sub(" ", text) if "  " in text else text
 
 
 _LEETY = re.compile(r"[a-z][013457@$]|[013457@$][a-z]")  # a letter next to a digit read as one
 _SHAPE = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz .-_*", b"a" * 26 + b"sssss")
-_RUNS = bytes(c if c in b"as" else ord("x") for c in range(256))
 _SEPARATORS = re.compile(r"[ .\-_*]")
 
 
 def _variants(text: str) -> list[tuple[str, bool]]:
-    """(form, aligned with the original) for each way ``text`` may be read; the first is the plain one.
+    """(form, aligned with the original) for each way ``text`` may be read; the first is the plain one."""
+    return [(form.text, form.aligned) for form in _forms(text)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Form:
+    """One way of reading a text, and the stretches where it differs from the readings before it (``None``:
+    anywhere). Elsewhere it holds what they hold, so a signal that matched none of them can match it only there.
+    """
+
+    text: str
+    aligned: bool
+    changed: tuple[tuple[int, int], ...] | None = None
+
+
+def _forms(text: str) -> list[_Form]:
+    """Each way ``text`` may be read; the first is the plain one.
 
     Each disguise is undone only when a cheap test says the text may hold it (letters mixed
     with digits, single letters spaced out, ROT13), so an ordinary text is read once; and only
     the words that hold it are rewritten. The plain form is aligned when lower-casing kept the
     length (runs of spaces it collapsed are mapped back by ``_aligner``).
     """
-    plain = _spaced_once(_lowered(text)) if text.isascii() else _collapse(text)
-    norm = plain if text.isascii() else normalise(text)
-    forms = [(plain, len(plain) == len(text) or "\u0130" not in text)]  # İ is the one letter lower() lengthens
-    if norm != plain:  # zero-width characters, look-alike letters or compatibility forms
-        forms.append((norm, False))
+    readings = _readings(text)
+    plain, norm = readings.plain, readings.norm
+    forms = [_Form(plain, len(plain) == len(text) or "\u0130" not in text)]  # İ is the one letter lower() lengthens
+    if norm is not plain:  # zero-width characters, look-alike letters or compatibility forms, in some pieces
+        forms.append(_Form(norm, False, readings.changed))
     if _LEETY.search(norm):  # a letter next to a digit: read the digits as letters
-        forms.append((norm.encode("utf-8", "surrogatepass").translate(_LEET).decode("utf-8", "surrogatepass"), False))
-    shape = norm.encode("ascii", "replace").translate(_SHAPE)  # one byte per character
-    if b"asasasa" in shape:  # letters spaced out (words apart or not, once collapsed): read them uncollapsed
-        source = norm if "  " not in text and "\t" not in text else _folded_lower(text)
-        spaced = _spaced_once(_unspaced(source, source.encode("ascii", "replace").translate(_SHAPE)))
-        if spaced != norm:
-            forms.append((spaced, False))
+        leet = norm.encode("utf-8", "surrogatepass").translate(_LEET).decode("utf-8", "surrogatepass")
+        forms.append(_Form(leet, False))
+    if (spaced := _spaced_form(text, norm)) is not None:
+        forms.append(_Form(*spaced))
     hint = "rot13" in plain or "rot-13" in plain or "caesar" in plain  # what the hint's regex needs
     if (hint and _ROT13_HINT.search(plain)) or _looks_rot13(norm[:LONG]):
-        forms.append((codecs.encode(norm, "rot13"), False))
+        forms.append(_Form(codecs.encode(norm, "rot13"), False))
     return forms
+
+
+def _parts(form: _Form) -> list[str]:
+    """What of ``form`` the signals must read: all of it, or the lines around where it changed (every match
+    that touches a change lies within a signal's width of it; a line start reads as the text's start does,
+    so ``(?:^|\n)`` and ``\b`` see there what they see in the whole form).
+    """
+    text, changed = form.text, form.changed
+    if changed is None or _REACH is None:
+        return [text]
+    regions: list[tuple[int, int]] = []
+    for start, end in changed:
+        start = text.rfind("\n", 0, max(0, start - _REACH)) + 1
+        stop = text.find("\n", min(len(text), end + _REACH))
+        end = len(text) if stop < 0 else stop
+        if regions and start <= regions[-1][1]:
+            regions[-1] = (regions[-1][0], max(end, regions[-1][1]))
+        else:
+            regions.append((start, end))
+    if sum(end - start for start, end in regions) > len(text) // 2:
+        return [text]
+    return [text[start:end] for start, end in regions]
+
+
+def _spaced_form(text: str, norm: str) -> tuple[str, bool, tuple[tuple[int, int], ...]] | None:
+    """``norm`` with letters spaced out joined, not aligned, and the stretches joined; ``None`` when none is.
+
+    Such letters never span a line, and once runs of spaces are collapsed they read "a s a s a s a" in the
+    shape (letter, separator, ...), so only the lines of ``norm`` where that shape occurs are read again,
+    uncollapsed (in ``text`` lower-cased, where two spaces or more part words): each found by counting
+    newlines, not by collapsing the text again.
+    """
+    shape = norm.encode("ascii", "replace").translate(_SHAPE)  # one byte per character
+    at = shape.find(b"asasasa")
+    if at < 0:
+        return None
+    source = norm if "  " not in text and "\t" not in text else _folded_lower(text)
+    lines = _Lines(norm, source)
+    pieces, done, length, changed = [], 0, 0, []
+    while at >= 0:
+        start, end, _, line = lines.at(at)
+        joined = _spaced_once(_unspaced(line, line.encode("ascii", "replace").translate(_SHAPE)))
+        if joined != norm[start:end]:
+            pieces += [norm[done:start], joined]
+            length += start - done
+            changed.append((length, length + len(joined)))
+            length += len(joined)
+            done = end
+        at = shape.find(b"asasasa", end)
+    return ("".join([*pieces, norm[done:]]), False, tuple(changed)) if pieces else None
+
+
+class _Lines:
+    """The line of ``source`` that is line k of ``norm`` (``source`` with runs of spaces collapsed, which never
+    spans a newline), for positions asked in increasing order.
+    """
+
+    def __init__(self, norm: str, source: str):
+        self.norm, self.source = norm, source
+        self.extra = len(source) - len(norm)  # what collapsing removed: how far ahead a line can start in source
+        self.norm_at = self.source_at = 0  # the start of the last line found, in both
+
+    def at(self, position: int) -> tuple[int, int, int, str]:
+        """(start, end) in ``norm`` of the line holding ``position``, where that line starts in ``source``, and
+        the line in ``source``.
+        """
+        norm, source = self.norm, self.source
+        start = norm.rfind("\n", 0, position) + 1
+        end = norm.find("\n", position)
+        end = len(norm) if end < 0 else end
+        if source is norm:
+            return start, end, start, norm[start:end]
+        lines = norm.count("\n", self.norm_at, start)  # newlines to pass in source from source_at
+        first = self.source_at + (start - self.norm_at)  # a line starts no earlier in source, ...
+        limit = min(len(source), first + self.extra)  # ... and at most what collapsing removed later
+        # The line's start: the first x with ``lines`` newlines in source[source_at:x]. ``counted`` is how many
+        # source[source_at:low] holds; each count reads only the stretch not read yet, so finding every line asked
+        # for reads the text about once. Galloping first: the line is near, mostly.
+        low, counted, step = first, source.count("\n", self.source_at, first), 64
+        high = low if counted >= lines else min(limit, low + step)
+        while high < limit and (more := source.count("\n", low, high)) + counted < lines:
+            counted, low, step = counted + more, high, step * 2
+            high = min(limit, low + step)
+        while low < high:
+            mid = (low + high) // 2
+            more = source.count("\n", low, mid)
+            if counted + more >= lines:
+                high = mid
+            else:
+                counted, low = counted + more + (source[mid] == "\n"), mid + 1
+        stop = source.find("\n", low)
+        self.norm_at, self.source_at = start, low
+        return start, end, low, source[low : len(source) if stop < 0 else stop]
 
 
 def _unspaced(norm: str, shape: bytes) -> str:
     """``norm`` with letters spaced out joined ("i g n o r e  a l l" -> "ignore all"), rewriting only the runs of
     letters and separators that hold one (found in ``shape``: a letter is ``a``, a separator ``s``).
     """
-    runs = shape.translate(_RUNS)  # letters and separators as they are, everything else "x"
     pieces, done = [], 0
     upcoming = {gate: shape.find(gate) for gate in _SPACED_SHAPES}  # each gate's next place (-1: none left)
     at = _spaced_at(shape, 0, upcoming)
     while at >= 0:
-        start, end = runs.rfind(b"x", 0, at) + 1, runs.find(b"x", at)
-        end = len(norm) if end < 0 else end
+        start, end = _alternating(shape, at)
         for m in _SPACED.finditer(norm, start, min(len(norm), end + 1)):  # the character after: (?!\w) sees it
             words = _WORD_GAP.split(m.group())
             pieces += [norm[done : m.start()], " ".join(_SEPARATORS.sub("", w) for w in words)]
@@ -1307,6 +1503,23 @@ def _unspaced(norm: str, shape: bytes) -> str:
 
 
 _SPACED_SHAPES = (b"asasasa", b"asass", b"ssasa")  # four letters spaced out; a spaced word beside a word gap
+_BREAK = re.compile(b"aa|[^as]")  # in a shape: what no run of letters spaced out holds
+
+
+def _alternating(shape: bytes, at: int) -> tuple[int, int]:
+    """The stretch of ``shape`` around ``at`` made of letters and separators with no two letters side by side:
+    every run of letters spaced out that holds a gate found at ``at`` lies in it (a word of prose ends it, so
+    the regex reads a few characters, not the sentence).
+    """
+    start = at
+    while start > 0 and (c := shape[start - 1]) in _LETTER_OR_SEPARATOR and not (c == _A and shape[start] == _A):
+        start -= 1
+    stop = _BREAK.search(shape, at)
+    end = len(shape) if stop is None else stop.start() + (stop.group() == b"aa")
+    return start, end
+
+
+_A, _LETTER_OR_SEPARATOR = ord("a"), frozenset(b"as")
 
 
 def _spaced_at(shape: bytes, start: int, upcoming: dict[bytes, int]) -> int:
@@ -1326,12 +1539,13 @@ def _aligner(text: str, plain: str) -> Callable[[int], int]:
         return lambda i: i
 
     def position(i: int) -> int:
-        removed = 0  # spaces dropped before plain's position i (walks the runs only as far as i: hits are few)
-        for m in _BLANKS.finditer(text):
-            if m.start() - removed >= i:
+        start, _, source_start, line = _Lines(plain, text).at(min(i, len(plain) - 1) if plain else 0)
+        removed = 0  # spaces dropped in the line before plain's position i (hits are few, lines short)
+        for m in _BLANKS.finditer(line):
+            if m.start() - removed >= i - start:
                 break
             removed += len(m.group()) - 1
-        return i + removed
+        return source_start + i - start + removed
 
     return position
 
@@ -1355,15 +1569,16 @@ def _detect(text: str, depth: int) -> list[Hit]:
     seen: set[int] = set()
     ascii_text = text.isascii()
     at: Callable[[int], int] | None = None  # positions in the plain form -> in the text (only it can be aligned)
-    for n, (form, aligned) in enumerate(_variants(text)):
-        ids, index = _runnable(_COMPILED, form)
-        for i in ids:
-            signal = _COMPILED[i]
-            if i not in seen and (m := signal.search(form, index) if index else signal.regex.search(form)):
-                seen.add(i)
-                at = at or _aligner(text, form)
-                span = (at(m.start()), at(m.end())) if aligned else (0, len(text))
-                hits.append(Hit(signal.family if n == 0 else "encoded", signal.weight, *span))
+    for n, form in enumerate(_forms(text)):
+        for part in _parts(form):
+            ids, index = _runnable(_COMPILED, part)
+            for i in ids:
+                signal = _COMPILED[i]
+                if i not in seen and (m := signal.search(part, index) if index else signal.regex.search(part)):
+                    seen.add(i)
+                    at = at or _aligner(text, part)
+                    span = (at(m.start()), at(m.end())) if form.aligned else (0, len(text))
+                    hits.append(Hit(signal.family if n == 0 else "encoded", signal.weight, *span))
     ml = _lowered(text)
     ids, index = _runnable(_COMPILED_ML, ml)
     for i in ids:
@@ -1381,13 +1596,19 @@ def _detect(text: str, depth: int) -> list[Hit]:
 
 def _discount_quoted(text: str, hits: list[Hit]) -> list[Hit]:
     """Matches inside quotes in a text about attacks count for a third (an analyst quoting one)."""
-    spans = [(m.start(), m.end()) for m in _QUOTED.finditer(text)]
-    if not spans:
+    if not _QUOTED.search(text):
         return hits
     outside = _QUOTED.sub(" ", text).lower()
     if not _ABOUT.search(outside):
         return hits
-    inside = [any(s <= h.start and h.end <= e for s, e in spans) for h in hits]
+    spans = [m.span() for m in _QUOTED.finditer(text)]  # in order, none overlapping
+    starts = [s for s, _ in spans]
+
+    def quoted(hit: Hit) -> bool:
+        k = bisect.bisect_right(starts, hit.start) - 1  # the last quote that opens at or before the hit
+        return k >= 0 and hit.end <= spans[k][1]
+
+    inside = [quoted(h) for h in hits]
     quotes_alone: bool | None = None  # whether the quotes, and not the rest, explain an unaligned hit (once per text)
     out = []
     for hit, within in zip(hits, inside, strict=True):
