@@ -59,9 +59,9 @@ _NAME = frozenset("abcdefghijklmnopqrstuvwxyz_")
 _CALL_ARGS = re.compile(r"[^)]{0,40}\)")
 
 
-def _calls(text: str) -> list[int]:
+def _calls(text: str, *, first: bool = False) -> list[int]:
     r"""Where ``\b[a-z_]+(?:\.[a-z_]+)?\([^)]{0,40}\)`` matches (its starts, as finditer finds them), looked for
-    from each "(" back, so a long text is not tried at every position.
+    from each "(" back, so a long text is not tried at every position; only the first with ``first``.
     """
     starts: list[int] = []
     done, at = 0, text.find("(")
@@ -72,6 +72,8 @@ def _calls(text: str) -> list[int]:
             start = dotted if dotted < name - 1 and dotted >= done and _boundary(text, dotted) else name
             if _boundary(text, start):
                 starts.append(start)
+                if first:
+                    break
                 done = _CALL_ARGS.match(text, at + 1).end()  # type: ignore[union-attr]
         at = text.find("(", max(at + 1, done))
     return starts
@@ -222,7 +224,7 @@ class Model:
 
 def _shape_names(text: str) -> list[str]:
     """``"#name"`` of each shape ``text`` holds (what :func:`_shapes` finds, without where)."""
-    out = ["#code_call"] if "(" in text and _calls(text) else []
+    out = ["#code_call"] if "(" in text and _calls(text, first=True) else []
     for name, patterns in _COMPILED.items():
         if any(literal in text for literal in _NEEDS.get(name, ())) and any(rx.search(text) for rx in patterns):
             out.append("#" + name)
