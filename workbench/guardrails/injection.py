@@ -1229,10 +1229,9 @@ def _readings(text: str) -> _Readings:
         lowereds.append(lowered)
         foldeds.append(folded)
         at += len(norm)
-    plain = "".join(plains)
-    if not changed:
-        return _Readings(plain, plain, "".join(lowereds), "".join(foldeds), ())
-    return _Readings(plain, "".join(norms), "".join(lowereds), "".join(foldeds), tuple(changed))
+    plain, lowered = "".join(plains), "".join(lowereds)
+    folded = lowered if all(map(str.__eq__, foldeds, lowereds)) else "".join(foldeds)  # (no look-alike: the same)
+    return _Readings(plain, "".join(norms) if changed else plain, lowered, folded, tuple(changed))
 
 
 def _pieces(text: str) -> list[str]:
@@ -1700,7 +1699,7 @@ def learned_probability(text: str, *, quoted_discount: bool = False) -> float:
             norm = _single_spaced(outside)
     if len(norm) <= LEARNED_MAX:
         return m.probability(norm)
-    points = sorted({end - len(word) + 1 for end, word in _address_automaton().iter(norm)})
+    points = sorted({end - back for end, back in _address_automaton().iter(norm)})
     chunks = [
         (start, min(end, start + WINDOW))
         for region_start, end in _merge(points, WINDOW // 2, len(norm))
@@ -1721,6 +1720,6 @@ def _address_automaton() -> Any:
 
     automaton = ahocorasick.Automaton()
     for word in _ADDRESS:
-        automaton.add_word(word, word)
+        automaton.add_word(word, len(word) - 1)  # what to step back from a match's last character to its first
     automaton.make_automaton()
     return automaton
