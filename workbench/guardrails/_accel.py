@@ -207,6 +207,58 @@ class PatternSet:
         return path
 
 
+class Literals:
+    """Every place a few ASCII literals occur in a text (overlapping ones too), in one Hyperscan pass.
+
+    Compiled on first use, in a few milliseconds (literals need no cached database). The text is shown
+    as its :func:`ascii_view`, where a stand-in can spell a literal the text does not hold, so each
+    place found is checked against the text itself.
+    """
+
+    def __init__(self, words: tuple[str, ...] | list[str]):
+        self.words = list(words)
+        self._db: Any = None
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def starts(self, text: str) -> list[int] | None:
+        """Where any of the words starts in ``text``, sorted; ``None`` without Hyperscan (or with
+        ``WORKBENCH_NO_ACCEL``): the caller finds them its own way.
+        """
+        db = self._database()
+        if db is None:
+            return None
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = self._local.scratch = _hyperscan().Scratch(db)
+        words, ends = self.words, []
+        db.scan(
+            ascii_view(text), match_event_handler=lambda pid, _start, end, *_: ends.append((pid, end)), scratch=scratch
+        )
+        return sorted(
+            {end - len(words[pid]) for pid, end in ends if text.startswith(words[pid], end - len(words[pid]))}
+        )
+
+    def _database(self) -> Any:
+        if os.environ.get("WORKBENCH_NO_ACCEL"):
+            return None
+        if self._db is None:
+            with self._lock:
+                hs = _hyperscan()
+                if hs is None:
+                    return None
+                if self._db is None:
+                    db = hs.Database(mode=hs.HS_MODE_BLOCK)
+                    db.compile(
+                        expressions=[re.escape(w).encode() for w in self.words],
+                        ids=list(range(len(self.words))),
+                        elements=len(self.words),
+                        flags=[0] * len(self.words),
+                    )
+                    self._db = db
+        return self._db
+
+
 def main(*names: str) -> None:
     """Build the named sets' databases (all of them without names)."""
     for set_name in names or list(SOURCES):

@@ -35,7 +35,7 @@ from re import _constants as _c  # type: ignore[attr-defined]  # the parser's op
 from re import _parser as _p  # type: ignore[attr-defined]
 from typing import Any
 
-from workbench.guardrails._accel import PatternSet
+from workbench.guardrails._accel import Literals, PatternSet
 from workbench.guardrails.classifier import WINDOW, model
 from workbench.guardrails.scanners import Finding
 
@@ -1057,6 +1057,7 @@ _HEX = re.compile(r"(?<![0-9a-fA-F])(?:[0-9a-fA-F]{2}){8,}(?![0-9a-fA-F])")
 _ROT13_HINT = re.compile(r"\brot-?13\b|\bcaesar\b")  # in lower case
 _COMMON = frozenset("the and to of you is a in your all for it this that on are with be not what how".split())
 _WORD = re.compile(r"[a-z]+")
+_SPACE_BUT_LETTERS = {c: " " for c in range(128) if not "a" <= chr(c) <= "z"}  # an ASCII text's [a-z]+ runs: split()
 # Each branch starts with its quote mark (the look-behind comes after it), so the regex engine skips to
 # the next quote mark at C speed instead of trying every position.
 _QUOTED = re.compile(r"\"[^\"]*\"|“[^”]*”|'(?<!\w')[^'\n]+'(?!\w)|‘[^’]*’|«[^»]*»|`[^`]*`")
@@ -1065,6 +1066,9 @@ _ABOUT = re.compile(
     r"translate|summari[sz]e|example|dataset|test|logs?|report|pattern|true positive|attack(?:er)?|"
     r"injection|jailbreak|red-team|pentest|count|grep|mean|string|phrase|language)\b"
 )
+
+
+_ABOUT_NEEDS = gate(_ABOUT.pattern)  # every match holds a literal of each group
 
 
 def _group_table(signals: list[_Signal]) -> tuple[dict[str, list[int]], list[list[int]], list[int], list[int]]:
@@ -1320,7 +1324,7 @@ def decoded(text: str) -> list[tuple[int, int, str]]:
 
 
 def _looks_rot13(norm: str) -> bool:
-    words = _WORD.findall(norm)
+    words = norm.translate(_SPACE_BUT_LETTERS).split() if norm.isascii() else _WORD.findall(norm)  # [a-z]+ runs
     return len(words) >= 4 and sum(map(_COMMON.__contains__, words)) / len(words) < 0.08
 
 
@@ -1346,7 +1350,9 @@ def _single_spaced(text: str) -> str:
     return _SPACES.sub(" ", text) if "  " in text else text
 
 
-_LEETY = re.compile(r"[a-z][013457@$]|[013457@$][a-z]")  # a letter next to a digit read as one
+# A letter next to a digit read as one; each branch starts with the digit (rarer than letters: the engine skips to
+# one at C speed).
+_LEETY = re.compile(r"[013457@$](?<=[a-z].)|[013457@$][a-z]")
 _SHAPE = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz .-_*", b"a" * 26 + b"sssss")
 _SEPARATORS = re.compile(r"[ .\-_*]")
 
@@ -1593,12 +1599,21 @@ def _detect(text: str, depth: int) -> list[Hit]:
     return hits
 
 
+def _about(text: str) -> bool:
+    """Whether ``text`` talks about attacks (``_ABOUT``). A short text without any of the words the regex needs is
+    answered by substring searches: the regex, starting with ``\b``, is tried at every position.
+    """
+    if len(text) <= LONG and not all(any(lit in text for lit in group) for group in _ABOUT_NEEDS):
+        return False
+    return _ABOUT.search(text) is not None
+
+
 def _discount_quoted(text: str, hits: list[Hit]) -> list[Hit]:
     """Matches inside quotes in a text about attacks count for a third (an analyst quoting one)."""
     if not _QUOTED.search(text):
         return hits
     outside = _QUOTED.sub(" ", text).lower()
-    if not _ABOUT.search(outside):
+    if not _about(outside):
         return hits
     spans = [m.span() for m in _QUOTED.finditer(text)]  # in order, none overlapping
     starts = [s for s, _ in spans]
@@ -1695,11 +1710,11 @@ def learned_probability(text: str, *, quoted_discount: bool = False) -> float:
     norm = normalise(text)  # the phrase signals have read it already: the same normal form, and quotes in it
     if quoted_discount and _QUOTED.search(norm):
         outside = _QUOTED.sub(" ", norm)
-        if _ABOUT.search(outside):
+        if _about(outside):
             norm = _single_spaced(outside)
     if len(norm) <= LEARNED_MAX:
         return m.probability(norm)
-    points = sorted({end - back for end, back in _address_automaton().iter(norm)})
+    points = _address_points(norm)
     chunks = [
         (start, min(end, start + WINDOW))
         for region_start, end in _merge(points, WINDOW // 2, len(norm))
@@ -1711,6 +1726,20 @@ def learned_probability(text: str, *, quoted_discount: bool = False) -> float:
 
     chosen = sorted(chunks, key=density, reverse=True)[: LEARNED_BUDGET // WINDOW]
     return max(m.probability(norm[s:e]) for s, e in [(0, WINDOW), *chosen])
+
+
+def _address_points(norm: str) -> list[int]:
+    """Where each word of ``_ADDRESS`` starts in ``norm``, sorted (overlapping ones too): one Hyperscan pass where
+    it is installed (walking an Aho-Corasick automaton through a long text costs ~20 ms per MB, str.find per word
+    as much), else the automaton.
+    """
+    found = _ADDRESS_LITERALS.starts(norm)
+    if found is not None:
+        return found
+    return sorted({end - back for end, back in _address_automaton().iter(norm)})
+
+
+_ADDRESS_LITERALS = Literals(_ADDRESS)
 
 
 @lru_cache(maxsize=1)
