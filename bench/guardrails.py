@@ -18,8 +18,11 @@ G3  Throughput. The default input scanners (secrets, pii, injection: phrases and
     scan, with the prefilter only); then the time ``wb.ask`` takes to refuse a 10 MB prompt on
     its length (target < 50 ms), and hostile shapes of 100 KB. Medians of rounds.
     Target: each scanner >= 10 MB/s.
+    With ``--against REV``: the injection scanner of the working tree and of the git revision REV
+    (its injection.py and classifier.py, loaded beside), alternating in one process, on 1 KB,
+    100 KB and 1 MB of prose and code: MB/s of each and their ratio.
 
-Usage: python bench/guardrails.py [--block 100] [--rounds 5] [--only G1,G2,G3]
+Usage: python bench/guardrails.py [--block 100] [--rounds 5] [--only G1,G2,G3] [--against REV]
 """
 
 from __future__ import annotations
@@ -139,7 +142,7 @@ def _forget() -> None:
     """Drop the injection scanner's per-text caches, so a repeated text costs what a new one would."""
     from workbench.guardrails import injection
 
-    injection._readings.cache_clear()
+    _clear(injection)
 
 
 def _prose(n: int) -> str:
@@ -236,12 +239,72 @@ def g3(rounds: int) -> None:
         print(f"   {name:>22} {len(text.encode()) / mbs / 1e3:8.1f} ms  ({mbs:.1f} MB/s)")
 
 
+def _at_revision(rev: str) -> object:
+    """The injection scanner as it was at git revision ``rev``, as a module beside the working tree's."""
+    import importlib
+    import subprocess
+    import sys
+
+    folder = Path(tempfile.mkdtemp(prefix="wb-g3-rev-"))
+    for name in ("injection.py", "classifier.py", "injection_model.json"):
+        text = subprocess.run(
+            ["git", "-C", str(ROOT), "show", f"{rev}:workbench/guardrails/{name}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        text = text.replace("from workbench.guardrails.classifier import", "from wb_rev_classifier import")
+        (folder / (f"wb_rev_{name}" if name.endswith(".py") else name)).write_text(text)
+    sys.path.insert(0, str(folder))
+    return importlib.import_module("wb_rev_injection")
+
+
+def _clear(module: object) -> None:
+    """Drop a scanner module's per-text caches (the ``lru_cache`` s larger than one: the others hold no text)."""
+    for value in vars(module).values():
+        info = getattr(value, "cache_info", None)
+        if info is not None and (info().maxsize or 2) > 1:
+            value.cache_clear()
+
+
+def g3_against(rev: str, rounds: int) -> None:
+    import timeit
+
+    from workbench.guardrails import injection
+
+    before = _at_revision(rev)
+    for scanner in (before, injection):
+        for prefilter in scanner._ACCEL.values():  # type: ignore[attr-defined]
+            prefilter.load()
+    print(f"G3 injection, the working tree against {rev}, alternating in one process (MB/s, median of {rounds})")
+    for kind, make in (("prose", _prose), ("code", _code)):
+        for n in (1_000, 100_000, 1_000_000):
+            text, reps = make(n), max(1, 200_000 // n)
+            times: dict[str, list[float]] = {"before": [], "after": []}
+            for _ in range(rounds):
+                for name, scanner in (("before", before), ("after", injection)):
+
+                    def scan(scanner: object = scanner, text: str = text) -> None:
+                        _clear(scanner)
+                        scanner.find_injection(text, quoted_discount=True)  # type: ignore[attr-defined]
+
+                    times[name].append(timeit.timeit(scan, number=reps) / reps)
+            was, now = (statistics.median(times[k]) for k in ("before", "after"))
+            size = len(text.encode()) / 1e6
+            label = f"{kind} {n:,} chars"
+            print(f"   {label:>22}   {rev} {size / was:6.1f}   now {size / now:6.1f}   {was / now:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--block", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--only", default="G1,G2,G3")
+    parser.add_argument("--against", metavar="REV", help="compare the injection scanner with a git revision's")
     args = parser.parse_args()
+    if args.against:
+        g3_against(args.against, args.rounds)
+        return
     only = set(args.only.split(","))
     if "G1" in only:
         g1()
