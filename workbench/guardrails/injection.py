@@ -22,7 +22,6 @@ labelled corpus of attacks and benign look-alikes (per-family TPR, FPR).
 
 from __future__ import annotations
 
-import base64
 import binascii
 import bisect
 import codecs
@@ -1146,13 +1145,19 @@ _ACCEL = {
 }
 
 
-def _runnable(signals: list[_Signal], form: str) -> tuple[list[int], _Index | None]:
-    """The signals worth running on ``form``, and (without the prefilter) the index their search uses."""
+def _runnable(signals: list[_Signal], form: str) -> tuple[list[int], _Index | None, dict[int, int]]:
+    """The signals worth running on ``form``; without the prefilter, the index their search uses; with it, where
+    each one's search may start (for the English signals, whose prefilter reads one byte per character: a match
+    ends no earlier than the prefilter's first, so it starts no earlier than that less the signal's width).
+    """
     found = _ACCEL[id(signals)].candidates(form)
     if found is not None:
-        return sorted(found), None
+        starts = {}
+        if signals is _COMPILED:
+            starts = {i: max(0, end - signals[i].width - 8) for i, end in found.items() if signals[i].width}
+        return sorted(found), None, starts
     index = _Index(form)
-    return _candidates(signals, index), index
+    return _candidates(signals, index), index, {}
 
 
 def _candidates(signals: list[_Signal], index: _Index) -> list[int]:
@@ -1311,8 +1316,8 @@ def decoded(text: str) -> list[tuple[int, int, str]]:
         start, end = max(0, run_start - 1), min(len(text), run_end + 1)
         for m in _B64.finditer(text, start, end):
             chunk = m.group()
-            try:
-                raw = base64.b64decode(chunk + "=" * (-len(chunk) % 4), validate=True)
+            try:  # (what base64.b64decode(..., validate=True) does, without its wrapper: runs are many in code)
+                raw = binascii.a2b_base64(chunk + "=" * (-len(chunk) % 4), strict_mode=True)
             except (binascii.Error, ValueError):
                 continue
             if (plain := _readable(raw)) is not None:
@@ -1576,16 +1581,18 @@ def _detect(text: str, depth: int) -> list[Hit]:
     at: Callable[[int], int] | None = None  # positions in the plain form -> in the text (only it can be aligned)
     for n, form in enumerate(_forms(text)):
         for part in _parts(form):
-            ids, index = _runnable(_COMPILED, part)
+            ids, index, after = _runnable(_COMPILED, part)
             for i in ids:
                 signal = _COMPILED[i]
-                if i not in seen and (m := signal.search(part, index) if index else signal.regex.search(part)):
+                if i in seen:
+                    continue
+                if m := signal.search(part, index) if index else signal.regex.search(part, after.get(i, 0)):
                     seen.add(i)
                     at = at or _aligner(text, part)
                     span = (at(m.start()), at(m.end())) if form.aligned else (0, len(text))
                     hits.append(Hit(signal.family if n == 0 else "encoded", signal.weight, *span))
     ml = _lowered(text)
-    ids, index = _runnable(_COMPILED_ML, ml)
+    ids, index, _ = _runnable(_COMPILED_ML, ml)
     for i in ids:
         signal = _COMPILED_ML[i]
         if ascii_text and not signal.ascii_ok:
@@ -1615,7 +1622,14 @@ def _discount_quoted(text: str, hits: list[Hit]) -> list[Hit]:
     outside = _QUOTED.sub(" ", text).lower()
     if not _about(outside):
         return hits
-    spans = [m.span() for m in _QUOTED.finditer(text)]  # in order, none overlapping
+    # The quotes in order (none overlapping), as far as the last that can hold a placed hit: the one that opens
+    # last at or before it (an unplaced hit, the whole text, only in a quote opening at 0: the first).
+    last = max((h.start for h in hits if h.end - h.start != len(text)), default=0)
+    spans = []
+    for m in _QUOTED.finditer(text):
+        spans.append(m.span())
+        if m.start() > last:
+            break
     starts = [s for s, _ in spans]
 
     def quoted(hit: Hit) -> bool:
