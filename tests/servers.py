@@ -1,6 +1,7 @@
 """Helpers for tests that run a real server: a free port, a tool from its own venv, waiting for it to be up, and
 a small HTTP server on a thread."""
 
+import http.client
 import os
 import socket
 import subprocess
@@ -64,7 +65,7 @@ def wait_until_up(url: str, proc: subprocess.Popen, log: Path, what: str, timeou
         try:
             urllib.request.urlopen(url, timeout=1).read()
             return
-        except OSError:
+        except (OSError, http.client.HTTPException):  # not up yet; or another program took the port meanwhile
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
                 raise RuntimeError(f"{what} did not start:\n" + log.read_text()[-3000:]) from None

@@ -24,22 +24,28 @@ def phoenix(tmp_path_factory):
         "WORKBENCH_PHOENIX",
         "python3 -m venv .venv-phoenix && .venv-phoenix/bin/pip install arize-phoenix",
     )
-    folder = tmp_path_factory.mktemp("phoenix")
-    port = free_port()
-    env = {
-        **os.environ,
-        "PHOENIX_HOST": "127.0.0.1",
-        "PHOENIX_PORT": str(port),
-        "PHOENIX_GRPC_PORT": str(free_port()),  # it binds every interface: a free port at least
-        "PHOENIX_WORKING_DIR": str(folder),
-        "PHOENIX_TELEMETRY_ENABLED": "false",
-        "PHOENIX_ALLOW_EXTERNAL_RESOURCES": "false",
-        "PHOENIX_DISABLE_AGENT_ASSISTANT": "true",
-    }
-    log = (folder / "phoenix.log").open("w")
-    proc = subprocess.Popen([binary, "serve"], env=env, cwd=folder, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    wait_until_up(f"{url}/healthz", proc, folder / "phoenix.log", "Phoenix", 120)
+    for attempt in range(3):  # a free port can be taken by another test's server before Phoenix binds it
+        folder = tmp_path_factory.mktemp("phoenix")
+        port = free_port()
+        env = {
+            **os.environ,
+            "PHOENIX_HOST": "127.0.0.1",
+            "PHOENIX_PORT": str(port),
+            "PHOENIX_GRPC_PORT": str(free_port()),  # it binds every interface: a free port at least
+            "PHOENIX_WORKING_DIR": str(folder),
+            "PHOENIX_TELEMETRY_ENABLED": "false",
+            "PHOENIX_ALLOW_EXTERNAL_RESOURCES": "false",
+            "PHOENIX_DISABLE_AGENT_ASSISTANT": "true",
+        }
+        log = (folder / "phoenix.log").open("w")
+        proc = subprocess.Popen([binary, "serve"], env=env, cwd=folder, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_up(f"{url}/healthz", proc, folder / "phoenix.log", "Phoenix", 120)
+            break
+        except RuntimeError:
+            if attempt == 2:
+                raise
     yield url
     proc.terminate()
     proc.wait(20)
