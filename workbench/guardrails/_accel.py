@@ -122,25 +122,18 @@ class PatternSet:
             self._path = cache_dir() / f"hs-{self.name}-{digest}.db"
         return self._path
 
-    def candidates(self, text: str) -> dict[int, int] | None:
-        """Indices of the patterns that could match ``text``, each with the end of its first prefilter match (no
-        match of the pattern ends before it; an offset in ``text`` for an ASCII set, in its UTF-8 otherwise);
-        ``None`` when there is no database (run them all).
-        """
+    def candidates(self, text: str) -> set[int] | None:
+        """Indices of the patterns that could match ``text``; ``None`` when there is no database (run them all)."""
         db = self._database()
         if db is None:
             return None
         scratch = getattr(self._local, "scratch", None)
         if scratch is None:  # scratch space is per thread
             scratch = self._local.scratch = _hyperscan().Scratch(db)
-        found: dict[int, int] = {}
+        found: set[int] = set()
         data = text.encode("utf-8", "replace") if self.unicode else ascii_view(text)
         data = data.translate(_SEPARATORS)  # (no multi-byte UTF-8 character holds one of them)
-
-        def first(pid: int, _start: int, end: int, *_: Any) -> None:  # (a true return value would stop the scan)
-            found.setdefault(pid, end)
-
-        db.scan(data, match_event_handler=first, scratch=scratch)
+        db.scan(data, match_event_handler=lambda pid, *_: found.add(pid), scratch=scratch)  # (None: scan on)
         return found
 
     def load(self) -> bool:

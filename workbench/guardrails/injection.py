@@ -1145,19 +1145,18 @@ _ACCEL = {
 }
 
 
-def _runnable(signals: list[_Signal], form: str) -> tuple[list[int], _Index | None, dict[int, int]]:
-    """The signals worth running on ``form``; without the prefilter, the index their search uses; with it, where
-    each one's search may start (for the English signals, whose prefilter reads one byte per character: a match
-    ends no earlier than the prefilter's first, so it starts no earlier than that less the signal's width).
+def _runnable(signals: list[_Signal], form: str) -> tuple[list[int], _Index | None]:
+    """The signals worth running on ``form``, and (without the prefilter) the index their search uses.
+
+    (Where the prefilter's first match of a signal ends is not used to start its search later: Hyperscan does
+    not promise to report matches in the order of their ends, and a search started past the first real match
+    would miss it.)
     """
     found = _ACCEL[id(signals)].candidates(form)
     if found is not None:
-        starts = {}
-        if signals is _COMPILED:
-            starts = {i: max(0, end - signals[i].width - 8) for i, end in found.items() if signals[i].width}
-        return sorted(found), None, starts
+        return sorted(found), None
     index = _Index(form)
-    return _candidates(signals, index), index, {}
+    return _candidates(signals, index), index
 
 
 def _candidates(signals: list[_Signal], index: _Index) -> list[int]:
@@ -1581,18 +1580,18 @@ def _detect(text: str, depth: int) -> list[Hit]:
     at: Callable[[int], int] | None = None  # positions in the plain form -> in the text (only it can be aligned)
     for n, form in enumerate(_forms(text)):
         for part in _parts(form):
-            ids, index, after = _runnable(_COMPILED, part)
+            ids, index = _runnable(_COMPILED, part)
             for i in ids:
                 signal = _COMPILED[i]
                 if i in seen:
                     continue
-                if m := signal.search(part, index) if index else signal.regex.search(part, after.get(i, 0)):
+                if m := signal.search(part, index) if index else signal.regex.search(part):
                     seen.add(i)
                     at = at or _aligner(text, part)
                     span = (at(m.start()), at(m.end())) if form.aligned else (0, len(text))
                     hits.append(Hit(signal.family if n == 0 else "encoded", signal.weight, *span))
     ml = _lowered(text)
-    ids, index, _ = _runnable(_COMPILED_ML, ml)
+    ids, index = _runnable(_COMPILED_ML, ml)
     for i in ids:
         signal = _COMPILED_ML[i]
         if ascii_text and not signal.ascii_ok:
