@@ -1215,13 +1215,13 @@ def _readings(text: str) -> _Readings:
     """
     if text.isascii():
         lower = text.lower()
-        plain = _single_spaced(lower.replace("\t", " "))
+        plain = _spaced_once(lower)
         return _Readings(plain, plain, lower, lower, ())
     plains, norms, lowereds, foldeds = [], [], [], []
     changed, at = [], 0
     for piece in _pieces(text):
         lower = piece.lower()
-        plain = _single_spaced(lower.replace("\t", " "))
+        plain = _spaced_once(lower)
         if piece.isascii() or (unicodedata.is_normalized("NFKC", piece) and not _ODD.search(piece)):
             lowered = folded = lower
             norm = plain
@@ -1229,7 +1229,7 @@ def _readings(text: str) -> _Readings:
             compatible = _compatible(piece)
             lowered = compatible.lower()
             folded = compatible.translate(_HOMOGLYPHS).lower() if _LOOKALIKE.search(compatible) else lowered
-            norm = _single_spaced(folded.replace("\t", " "))
+            norm = _spaced_once(folded)
             if norm != plain:
                 changed.append((at, at + len(norm)))
         plains.append(plain)
@@ -1269,14 +1269,9 @@ def _nfkc(text: str) -> str:
     """NFKC of ``text``, in pieces of a few kB cut before a newline (which never composes, nor do marks across
     it), each normalised only when it needs it: one ellipsis in a long page does not normalise the page.
     """
-    pieces, start = [], 0
-    while start < len(text):
-        cut = text.find("\n", start + LONG)
-        end = len(text) if cut < 0 else cut
-        piece = text[start:end]
-        pieces.append(piece if unicodedata.is_normalized("NFKC", piece) else unicodedata.normalize("NFKC", piece))
-        start = end
-    return "".join(pieces)
+    return "".join(
+        p if unicodedata.is_normalized("NFKC", p) else unicodedata.normalize("NFKC", p) for p in _pieces(text)
+    )
 
 
 def _readable(raw: bytes) -> str | None:
