@@ -18,6 +18,28 @@ def test_migrates_from_blank_once_and_records_names(tmp_path):
     assert store.query("PRAGMA busy_timeout")[0]["timeout"] >= 5000
 
 
+def test_an_up_to_date_store_opens_and_records_without_importing_sqlite_utils_or_pandas(tmp_path):
+    """sqlite-utils (which imports pandas and numpy, ~0.35 s) is for schema work: a process that opens a store
+    with every migration applied, records a call and reads it back never loads them."""
+    import subprocess
+    import sys
+
+    from workbench.store.migrations import pending
+
+    store = Store(tmp_path / "w.db")
+    assert not pending(store.conn)
+    assert pending(sqlite3.connect(tmp_path / "new.db"))
+    store.close()
+    code = (
+        "import sys; from workbench.runtime import Workbench; "
+        f"wb = Workbench.from_config(store={str(tmp_path / 'w.db')!r}); r = wb.ask('hi', model='local/echo'); "
+        "assert wb.store.query('SELECT text FROM calls WHERE id = ?', (r.call_id,))[0]['text'] == r.text; "
+        "print(sorted(m for m in ('sqlite_utils', 'pandas', 'numpy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert out.stdout.split("\n")[-2] == "[]", out.stdout
+
+
 def test_migrates_an_in_memory_database():
     db = sqlite_utils.Database(memory=True)
     db.conn.isolation_level = None

@@ -14,10 +14,9 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import WorkbenchError
 from workbench.store.chain import (
@@ -36,8 +35,11 @@ from workbench.store.chain import (
     row_digests,
     select_sql,
 )
-from workbench.store.migrations import migrate
+from workbench.store.migrations import migrate, pending
 from workbench.store.records import ATTEMPT_COLUMNS, CALL_COLUMNS, AttemptRow, CallRow, check_keys
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 SPAN_COLUMNS = (
     "span_id",
@@ -114,7 +116,6 @@ class Store:
                 "or WORKBENCH_STORE to a writable path"
             ) from None
         self.conn = conn
-        self.db = sqlite_utils.Database(conn)
         self.lock = threading.RLock()
         self._depth = 0  # > 0 inside batch(): transactions become savepoints
         self.on_spans: Callable[[list[str]], None] | None = None  # told the ids of spans just written (OTel)
@@ -124,7 +125,8 @@ class Store:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             with self.lock:
-                migrate(self.db)
+                if pending(conn):
+                    migrate(self.db)
                 self._adopt_pending = conn.execute("SELECT 1 FROM audit_state WHERE k = 'adopt'").fetchone() is not None
         except sqlite3.DatabaseError as exc:
             conn.close()
@@ -132,6 +134,15 @@ class Store:
                 f"the store at {self.path} is not a workbench SQLite database ({exc}); point "
                 "`store` in workbench.toml or WORKBENCH_STORE at another file"
             ) from None
+
+    @cached_property
+    def db(self) -> sqlite_utils.Database:
+        """The connection as a ``sqlite_utils.Database`` (schema work): imported on first use, since sqlite-utils
+        imports pandas and numpy, which a process that only records and reads calls never needs.
+        """
+        import sqlite_utils
+
+        return sqlite_utils.Database(self.conn)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-import sqlite_utils
+if TYPE_CHECKING:  # sqlite-utils imports pandas and numpy (~0.35 s): loaded only when a store needs migrating
+    import sqlite_utils
 
-Migration = Callable[[sqlite_utils.Database], None]
+Migration = Callable[["sqlite_utils.Database"], None]
 
 MIGRATIONS: list[Migration] = []
 
@@ -636,6 +638,17 @@ def spend_problems(conn: sqlite3.Connection) -> list[str]:
             f"{calls:+} calls (the spend table was edited; budgets read it)"
         )
     return problems
+
+
+def pending(conn: sqlite3.Connection) -> bool:
+    """Whether a migration is not yet recorded in this store (a new store: yes). Read without a transaction:
+    applied migrations are never removed, so "none pending" stays true; "some" is decided again by :func:`migrate`.
+    """
+    try:
+        done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
+    except sqlite3.OperationalError:  # no _migrations table: a new store
+        return True
+    return any(m.__name__ not in done for m in MIGRATIONS)
 
 
 def migrate(db: sqlite_utils.Database) -> list[str]:
