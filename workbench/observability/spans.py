@@ -13,6 +13,8 @@ from typing import Any
 from workbench.guardrails.scanners import scrub
 from workbench.store import new_id
 
+_encode = json.JSONEncoder(default=str).encode  # json.dumps(..., default=str) without building an encoder a span
+
 
 class Trace:
     """The spans of one call: ``with trace.span("stage"):`` nests and times them."""
@@ -63,7 +65,7 @@ class Trace:
         out = []
         for row in self.rows:
             attrs = row[8]
-            out.append((*row[:3], call_id, *row[4:8], scrub(json.dumps(attrs, default=str)) if attrs else None))
+            out.append((*row[:3], call_id, *row[4:8], scrub(_encode(attrs)) if attrs else None))
         return out
 
 
@@ -96,7 +98,7 @@ def span_row(
         start_ns,
         end_ns,
         status,
-        scrub(json.dumps(attrs, default=str)) if attrs else None,
+        scrub(_encode(attrs)) if attrs else None,
     )
 
 

@@ -14,7 +14,7 @@ from workbench.errors import ReplayMiss
 from workbench.serving.types import Attempt, Completion, Request
 from workbench.store import Store, utcnow
 
-_RECORDED = "mode = 'live' AND status = 'ok' AND compacted_at IS NULL"
+_RECORDED = "mode = 'live' AND status = 'ok' AND compacted_at IS NULL"  # what a replay answers from
 
 
 def _lines(route: str, request: dict[str, Any]) -> list[str]:
@@ -36,17 +36,17 @@ class ReplayServing:
 
     def complete(self, request: Request, fingerprint: str) -> Completion:
         """The most recent recorded live call with this fingerprint, as a completion."""
-        rows = self.store.query(
-            f"SELECT * FROM calls WHERE fingerprint = ? AND {_RECORDED} ORDER BY started_at DESC LIMIT 1",
+        rows = self.store.query(  # the call and what served it, in one statement: replays run it per call
+            "SELECT c.id, c.deployment, c.model, c.text, c.prompt_tokens, c.completion_tokens, c.total_tokens, "
+            "c.finish_reason, c.tool_calls, c.cost_usd, a.response_model, a.system_fingerprint FROM calls c "
+            "LEFT JOIN attempts a ON a.id = (SELECT id FROM attempts WHERE call_id = c.id AND status = 'ok' LIMIT 1) "
+            "WHERE c.fingerprint = ? AND c.mode = 'live' AND c.status = 'ok' AND c.compacted_at IS NULL "
+            "ORDER BY c.started_at DESC LIMIT 1",
             (fingerprint,),
         )
         if not rows:
             raise self.miss(request)
         row = rows[0]
-        served = self.store.query(
-            "SELECT response_model, system_fingerprint FROM attempts WHERE call_id = ? AND status = 'ok' LIMIT 1",
-            (row["id"],),
-        )
         attempt = Attempt(
             n=1,
             deployment=f"replay:{row['deployment']}",
@@ -54,8 +54,8 @@ class ReplayServing:
             status="ok",
             started_at=utcnow(),
             endpoint=f"replay:{row['deployment']}",
-            response_model=served[0]["response_model"] if served else None,
-            system_fingerprint=served[0]["system_fingerprint"] if served else None,
+            response_model=row["response_model"],
+            system_fingerprint=row["system_fingerprint"],
         )
         return Completion(
             text=row["text"] or "",

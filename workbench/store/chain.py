@@ -23,6 +23,7 @@ import json
 import os
 import secrets
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -113,12 +114,12 @@ def entry_hash(key: AuditKey | None, prev_hash: str, ts: str, kind: str, ref: st
     data = "\x1f".join((prev_hash, ts, kind, ref, payload)).encode()
     if key is None:
         return "sha256:" + hashlib.sha256(data).hexdigest()
-    return KEYED + hmac.new(key.secret, data, hashlib.sha256).hexdigest()
+    return KEYED + hmac.digest(key.secret, data, "sha256").hex()
 
 
 def head_mac(key: AuditKey, entry_id: int, digest: str) -> str:
     """The keyed mark of the chain's head: rewriting the head after cutting the tail shows."""
-    return hmac.new(key.secret, f"head\x1f{entry_id}\x1f{digest}".encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(key.secret, f"head\x1f{entry_id}\x1f{digest}".encode(), "sha256").hex()
 
 
 def check_entry(key: AuditKey | None, row: dict[str, Any]) -> bool:
@@ -227,6 +228,7 @@ def _columns(spec: Bound) -> str:
     return ", ".join(f'"{c}"' for c in (*spec.core, *spec.optional, *spec.body))
 
 
+@cache
 def select_sql(table: str, where_key: bool = True) -> str:
     """The query reading a bound table's rows (one by key, or all): key, core columns, body columns."""
     spec = BOUND[table]
@@ -237,7 +239,7 @@ def select_sql(table: str, where_key: bool = True) -> str:
 
 def _digest(key: AuditKey, table: str, part: str, values: tuple[Any, ...]) -> str:
     text = json.dumps([table, part, *values], separators=(",", ":"), ensure_ascii=False, default=_plain)
-    return hmac.new(key.secret, text.encode(), hashlib.sha256).hexdigest()[:DIGEST_HEX]
+    return hmac.digest(key.secret, text.encode(), "sha256").hex()[:DIGEST_HEX]
 
 
 def _plain(value: Any) -> Any:
