@@ -7,7 +7,7 @@ E1  Span cost. ``local/echo`` calls with their spans recorded, against the same 
 E2  Replay rate. A 1 000-call session (10 calls per session turn, so requests carry history)
     recorded with ``local/echo``, then ``wb.replay(session)`` from a replay-mode Workbench:
     every request re-sent through the pipeline, answered from the recording, compared and
-    recorded with ``replay_of``. Target >= 1 000 calls/s.
+    recorded with ``replay_of``. Target >= 4 000 calls/s.
 E3  Audit verify rate. 100 000 audit entries (call-shaped payloads), then ``wb.audit.verify()``.
 E4  Eval throughput. The ``support`` suite (16 cases, 4 scorers incl. an LLM judge) with
     ``repeats=5`` on ``local/extractive`` at concurrency 1 and 4, against the same calls made
@@ -109,7 +109,7 @@ def e2_replay(tmp: Path, rounds: int) -> None:
     print(
         f"E2 replay: 1000-call session re-run from its recording at {statistics.median(rates):,.0f} calls/s "
         f"(median of {rounds}; runs: {', '.join(f'{r:,.0f}' for r in rates)}); all 1000 identical; "
-        f"target >= 1,000"
+        f"target >= 4,000"
     )
 
 

@@ -43,16 +43,6 @@ def _close_workbenches(monkeypatch) -> Iterator[list[Workbench]]:
         bench.close()
 
 
-# The tour (all notebooks in order, twice: seven minutes on a slow 2-core machine) goes first, so
-# that under `-n 2 --dist loadfile` the other worker runs everything else beside it instead of
-# leaving it alone at the end; the rest keeps its order.
-LONGEST_FIRST = ("tests/tour/",)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: not item.nodeid.startswith(LONGEST_FIRST))
-
-
 @pytest.fixture
 def make_wb(tmp_path: Path) -> Callable[..., Workbench]:
     """Build Workbenches on real SQLite files in this test's folder: ``make_wb(name="wb", **settings)``

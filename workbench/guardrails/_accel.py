@@ -100,6 +100,14 @@ def _patterns(name: str) -> list[str]:
     return list(getattr(importlib.import_module(module), function)())
 
 
+def _scratch(local: threading.local, db: Any) -> Any:
+    """This thread's Hyperscan scratch space for ``db`` (a scan needs one of its own per thread)."""
+    scratch = getattr(local, "scratch", None)
+    if scratch is None:
+        scratch = local.scratch = _hyperscan().Scratch(db)
+    return scratch
+
+
 class PatternSet:
     """One named set of patterns and, once built, its Hyperscan database."""
 
@@ -127,9 +135,7 @@ class PatternSet:
         db = self._database()
         if db is None:
             return None
-        scratch = getattr(self._local, "scratch", None)
-        if scratch is None:  # scratch space is per thread
-            scratch = self._local.scratch = _hyperscan().Scratch(db)
+        scratch = _scratch(self._local, db)
         found: set[int] = set()
         data = text.encode("utf-8", "replace") if self.unicode else ascii_view(text)
         data = data.translate(_SEPARATORS)  # (no multi-byte UTF-8 character holds one of them)
@@ -228,9 +234,7 @@ class Literals:
         db = self._database()
         if db is None:
             return None
-        scratch = getattr(self._local, "scratch", None)
-        if scratch is None:
-            scratch = self._local.scratch = _hyperscan().Scratch(db)
+        scratch = _scratch(self._local, db)
         words, ends = self.words, []
         db.scan(
             ascii_view(text), match_event_handler=lambda pid, _start, end, *_: ends.append((pid, end)), scratch=scratch
