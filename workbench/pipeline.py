@@ -54,6 +54,7 @@ from workbench.guardrails import (
     SchemaViolation,
     Screened,
     SecretSafeStream,
+    check_name,
     conform,
     reask_prompt,
     schema_instruction,
@@ -143,6 +144,7 @@ CODE_INSTRUCTION = (
     "with any explanation as comments inside it."
 )
 
+_NAME_ARGS = frozenset({"session", "user", "task", "agent", "spec", "memory"})  # stored as written: no secret in them
 _RECORDED_FAILURES = (ProviderError, ReplayMiss, BudgetExceeded, KillSwitchActive, TeamStateDown)
 
 
@@ -456,7 +458,9 @@ class Pipeline:
 
     @staticmethod
     def _check_args(prompt: Any, **texts: Any) -> None:
-        """One-line errors for arguments that are not text: bytes, numbers, unpaired surrogates."""
+        """One-line errors for arguments that are not text (bytes, numbers, unpaired surrogates), and for
+        names that hold a secret (a name is stored as written: see ``check_name``).
+        """
         if isinstance(prompt, bytes | bytearray):
             raise WorkbenchError("the prompt is bytes: decode it first (text = data.decode('utf-8'))")
         if prompt is not None and not isinstance(prompt, str):
@@ -475,6 +479,8 @@ class Pipeline:
                     "errors='surrogateescape': clean it with .encode('utf-8', 'replace')"
                     ".decode()"
                 ) from None
+            if name in _NAME_ARGS:
+                check_name(name, value)
 
     def _begin(self, prompt: str, opts: AskOptions) -> _Call:
         model, session, system, context = opts.model, opts.session, opts.system, opts.context

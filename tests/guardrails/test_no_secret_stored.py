@@ -165,3 +165,58 @@ def test_config_is_audited_by_names_and_digests_never_values(planted):
     assert "mcp.servers.keeper.env.VAULT_TOKEN" in settings
     assert all(isinstance(v, str) and len(v) == 16 for v in settings.values())
     assert KEYS["params"] not in json.dumps(entry)
+
+
+def test_a_name_holding_a_key_is_refused_before_anything_is_recorded_and_a_kill_reason_is_scrubbed(
+    tmp_path, monkeypatch, request
+):
+    """Names (sessions, users, tasks, agents, scopes, who decided) are stored and shown as written: one holding a
+    key is refused with a one-line error that shows it redacted; reasons and the notebook an audit entry names
+    are stored scrubbed."""
+    from workbench.errors import WorkbenchError
+
+    wb = Workbench.from_config(store=str(tmp_path / "n.db"))
+    keys = iter(f"sk-proj-NAME{n:02d}aaaaBBBBccccDDDDeeee" for n in range(40))
+    used: list[str] = []
+
+    def key() -> str:
+        used.append(next(keys))
+        return used[-1]
+
+    from workbench.audit.entry import actor
+
+    monkeypatch.setenv("JPY_SESSION_NAME", f"notebooks/{key()}.ipynb")  # who wrote each audit entry
+    actor.cache_clear()  # (read once per process)
+    request.addfinalizer(actor.cache_clear)
+    answer = wb.ask("hi", model="local/echo")
+    row = wb.approvals.request("db.drop", {"table": "t"}, risk="destructive", reason="destructive tool")
+    refused = {
+        "session": lambda: wb.ask("hi", model="local/echo", session=key()),
+        "user": lambda: wb.ask("hi", model="local/echo", user=key()),
+        "task": lambda: wb.ask("hi", model="local/echo", task=key()),
+        "agent": lambda: wb.ask("hi", model="local/echo", agent=key()),
+        "memory": lambda: wb.ask("hi", model="local/echo", memory=f"user:{key()}"),
+        "memory scope": lambda: wb.memory.add("likes tea", f"user:{key()}"),
+        "budget scope": lambda: wb.budgets.set(f"user:{key()}", 5),
+        "agent name": lambda: wb.agent(key(), model="local/echo"),
+        "workflow name": lambda: wb.workflow(key()),
+        "by": lambda: wb.approvals.decide(row["id"], "approve", by=key()),
+        "escalated to": lambda: wb.approvals.escalate(row["id"], to=key(), by="ana"),
+    }
+    for what, attempt in refused.items():
+        with pytest.raises(WorkbenchError, match=rf"^{what} '[^']*\[REDACTED:openai_key\][^']*' holds what looks"):
+            attempt()
+    with pytest.raises(WorkbenchError, match=r"^session '\[REDACTED:openai_key\]'"):
+        wb.session(key()).state["x"] = 1
+    with pytest.raises(WorkbenchError, match=r"^by '\[REDACTED:openai_key\]'"):
+        wb.feedback.rate(answer.call_id, "up", by=key())
+    assert wb.store.query("SELECT COUNT(*) AS n FROM calls")[0]["n"] == 1
+    assert wb.approvals.get(row["id"])["status"] == "pending"
+    wb.kill(f"leaked key {key()} in the logs")
+    assert wb.store.query("SELECT reason FROM switches")[0]["reason"] == "leaked key [REDACTED:openai_key] in the logs"
+    wb.budgets.lift()
+    assert wb.audit.verify().ok
+    wb.store.close()
+    blob = b"".join(p.read_bytes() for p in (tmp_path / "n.db", tmp_path / "n.db-wal") if p.exists())
+    assert [k for k in used if k.encode() in blob] == []
+    assert len(used) == 15

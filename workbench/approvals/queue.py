@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.config import ApprovalSettings
 from workbench.errors import WorkbenchError
 from workbench.guardrails.guard import Human
-from workbench.guardrails.scanners import scrub
+from workbench.guardrails.scanners import check_name, scrub
 from workbench.store import Store, new_id, utcnow
 
 if TYPE_CHECKING:
@@ -200,7 +200,8 @@ class Approvals:
 
         One compare-and-set: if someone else decided first, :class:`ApprovalError` names their decision.
         """
-        d = Decision(decision, by or _who(), scrub(reason) or "", arguments, to.strip() if to else None)
+        to = check_name("escalated to", to.strip()) if to else None
+        d = Decision(decision, check_name("by", by or _who()), scrub(reason) or "", arguments, to)
         row = self.get(approval_id)
         approvers = self.settings.approvers
         if d.to and approvers and d.to not in approvers:

@@ -56,7 +56,7 @@ def entry_payload(
 ) -> str:
     """The JSON text hashed into the chain: the event, scrubbed, with ``who`` wrote it and the rows it binds."""
     body = scrub(payload)
-    body["who"] = {**actor(), **{k: v for k, v in (who or {}).items() if v is not None}}
+    body["who"] = scrub({**actor(), **{k: v for k, v in (who or {}).items() if v is not None}})  # (a notebook's path)
     if bind:
         body["bind"] = bind
     return json.dumps(body, sort_keys=True, default=str)

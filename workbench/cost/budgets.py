@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from workbench.config import Route, Settings
 from workbench.errors import BudgetExceeded, KillSwitchActive, TeamStateDown, WorkbenchError, warn_at_caller
+from workbench.guardrails.scanners import check_name, scrub
 from workbench.serving import Request
 from workbench.serving.policies import unit_prices
 from workbench.serving.router import LITELLM
@@ -63,7 +64,7 @@ class Attribution:
 
 def parse_scope(text: str) -> tuple[str, str]:
     """``"user:alice"`` -> ``("user", "alice")``; ``"global"`` -> ``("global", "")``."""
-    scope, _, key = text.partition(":")
+    scope, _, key = check_name("budget scope", text).partition(":")
     if scope not in SCOPES or (scope == "global") != (key == ""):
         raise WorkbenchError(
             f"budget scope {text!r}: write 'global' or one of user:NAME, task:NAME, agent:NAME, session:NAME"
@@ -186,6 +187,7 @@ class Budgets:
         """Refuse every new call, in every process sharing the store (with ``[team]``: of the whole team), until
         :meth:`lift`.
         """
+        reason = scrub(reason) or "kill switch"  # stored, shown in every refusal and sent to the team's Redis
         if self.team is not None:
             team = self.team
             self._shared(lambda: team.kill(reason))

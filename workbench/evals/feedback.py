@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from workbench.errors import WorkbenchError
-from workbench.guardrails.scanners import scrub
+from workbench.guardrails.scanners import check_name, scrub
 from workbench.store import Store, utcnow
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ class Feedback:
             raise WorkbenchError(f"no call {call_id!r} to rate; %llm_calls lists the recorded ones")
         from workbench.audit.entry import actor
 
-        who = by or actor()["os_user"]
+        who = check_name("by", by or actor()["os_user"] or "unknown")
         with self.store.transaction() as conn:
             row_id = conn.execute(
                 "INSERT INTO feedback (call_id, rating, note, by, at) VALUES (?, ?, ?, ?, ?)",

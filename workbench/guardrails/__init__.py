@@ -5,7 +5,16 @@ from workbench.guardrails.guard import Guard, ScanResult, Screened, SessionLocke
 from workbench.guardrails.injection import find_injection
 from workbench.guardrails.output import SINKS, SecretSafeStream, canary_for
 from workbench.guardrails.registry import ScanContext, Scanner, register_scanner, scanners
-from workbench.guardrails.scanners import Finding, find_pii, find_secrets, iban_valid, luhn, redact, scrub
+from workbench.guardrails.scanners import (
+    Finding,
+    check_name,
+    find_pii,
+    find_secrets,
+    iban_valid,
+    luhn,
+    redact,
+    scrub,
+)
 from workbench.guardrails.schema import SchemaViolation, conform, reask_prompt
 from workbench.guardrails.schema import instruction as schema_instruction
 
@@ -22,6 +31,7 @@ __all__ = [
     "SessionLocked",
     "ToolDenied",
     "canary_for",
+    "check_name",
     "conform",
     "find_injection",
     "find_pii",

@@ -22,6 +22,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from workbench.errors import WorkbenchError
+
 _SECRETS = {
     # "sk-(?<!\wsk-)" is "\bsk-" with the literal first, which lets the regex engine skip to each "sk-" at C speed
     "openai_key": r"sk-(?<!\wsk-)(?:proj-|svcacct-)?[A-Za-z0-9_-]{20,}",
@@ -248,6 +250,21 @@ def scrub(text: str | None) -> str | None:
         return text
     found = find_secrets(text)
     return redact(text, found) if found else text
+
+
+def check_name(what: str, name: str) -> str:
+    """``name`` (a session, user, task, agent or workflow name, a scope) if it holds no secret; else a one-line
+    :class:`~workbench.errors.WorkbenchError`. A name is stored, shown and matched as written, so one holding a
+    key is refused before anything is recorded: redacting it would file unrelated work under one
+    ``[REDACTED:...]`` name. The error shows the name redacted.
+    """
+    found = find_secrets(name) if isinstance(name, str) else []
+    if found:
+        raise WorkbenchError(
+            f"{what} {redact(name, found)!r} holds what looks like a secret ({found[0].kind}): names are stored "
+            "and shown as written, so nothing was recorded; use a name without the key"
+        )
+    return name
 
 
 def find_pii(text: str) -> list[Finding]:

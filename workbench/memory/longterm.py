@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from workbench.config import MemorySettings
 from workbench.context.docs import fts_query
 from workbench.errors import WorkbenchError
+from workbench.guardrails.scanners import check_name
 from workbench.serving.extractive import terms
 from workbench.store import Store, new_id, utcnow
 
@@ -84,7 +85,7 @@ class MemoryItem:
 
 def check_scope(scope: str) -> str:
     """``scope`` if it is well formed, else a one-line error saying what is."""
-    if not isinstance(scope, str) or not _SCOPE.match(scope):
+    if not isinstance(scope, str) or not _SCOPE.match(check_name("memory scope", scope)):
         raise WorkbenchError(
             f"memory scope {scope!r} is not one of user:NAME, agent:NAME, session:NAME, shared or shared:TOPIC"
         )

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench.guardrails.scanners import check_name
 from workbench.store import Store, utcnow
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ class Session:
     """One conversation: ``history`` (list of messages) and ``state``."""
 
     def __init__(self, book: Sessions, name: str):
-        self._book, self.name = book, name
+        self._book, self.name = book, check_name("session", name)
 
     @property
     def history(self) -> list[dict[str, Any]]:

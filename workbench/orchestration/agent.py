@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, Required, TypedDict, cast
 
 from workbench.errors import BudgetExceeded, GuardrailViolation, WorkbenchError
-from workbench.guardrails.scanners import scrub
+from workbench.guardrails.scanners import check_name, scrub
 from workbench.integrations import Tool, ToolError, result_text
 from workbench.observability import iso_ns, run_trace, span_row
 from workbench.options import AskOptions
@@ -170,8 +170,11 @@ class Agent:
         user: str | None = None,
         remember: bool = False,
     ) -> None:
-        if not name or not name.replace("-", "").replace("_", "").isalnum():
+        if not name or not check_name("agent name", name).replace("-", "").replace("_", "").isalnum():
             raise WorkbenchError(f"agent name {name!r}: use letters, digits, '-' and '_'")
+        for what, value in (("session", session), ("user", user)):
+            if value is not None:
+                check_name(what, value)
         if max_steps < 1:
             raise WorkbenchError("max_steps must be at least 1")
         self.wb, self.name, self.model, self.memory, self.remember = wb, name, model, memory, remember
@@ -191,6 +194,9 @@ class Agent:
         """
         if not isinstance(task, str) or not task.strip():
             raise WorkbenchError("give the agent a task: agent.run('Which customers churned in May?')")
+        for what, value in (("session", session), ("user", user)):
+            if value is not None:
+                check_name(what, value)
         shown = [as_image(i) for i in images]
         task = self.wb.guard.screen_secrets(
             task, "the agent's task", session=session or self.session, agent=self.name

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import WorkbenchError
-from workbench.guardrails.scanners import scrub
+from workbench.guardrails.scanners import check_name, scrub
 from workbench.observability import iso_ns, run_trace, span_row
 from workbench.orchestration.claims import (
     WAIT_S,
@@ -111,7 +111,7 @@ class Workflow:
     def __init__(self, wb: WorkflowHost, name: str, concurrency: int = 4):
         if concurrency < 1:
             raise WorkflowError("concurrency must be at least 1")
-        self.wb, self.name, self.concurrency = wb, name, concurrency
+        self.wb, self.name, self.concurrency = wb, check_name("workflow name", name), concurrency
         self.steps: dict[str, Step] = {}
         self._owners: dict[str, str] = {}  # run id -> who continues it in this process
 
