@@ -302,6 +302,22 @@ class Pipeline:
             return system, {str(k): screen(str(v), f"context item {k!r}") for k, v in context.items()}
         return system, [screen(str(v), f"context item {i}") for i, v in enumerate(context, 1)]
 
+    def _screen_format(self, value: Any, session: str | None, agent: str | None, call_id: str) -> Any:
+        """``response_format`` (stored and sent with the request) with each of its strings, keys included, under
+        the input policy's ``secrets`` action.
+        """
+        if isinstance(value, str):
+            where = "the response format"
+            return self.guard.screen_secrets(value, where, session=session, agent=agent, call_id=call_id)
+        if isinstance(value, Mapping):
+            return {
+                self._screen_format(str(k), session, agent, call_id): self._screen_format(v, session, agent, call_id)
+                for k, v in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return [self._screen_format(v, session, agent, call_id) for v in value]
+        return value
+
     @staticmethod
     def _schema_system(system: str | None, schema: Any) -> str | None:
         if schema is None:
@@ -520,6 +536,7 @@ class Pipeline:
         with trace.span("guardrails.check_input") as attrs:  # a block raises: nothing is sent
             prompt = self.guard.check("input", prompt, call_id, session, agent=agent, report=attrs)
             system, context = self._screen_secrets(system, context, session, agent, call_id)
+            response_format = self._screen_format(opts.response_format, session, agent, call_id)
         plan = None
         with trace.span("context.compose") as attrs:
             history = self._sessions.history(session) if session else ()
@@ -558,7 +575,7 @@ class Pipeline:
         params = {
             "temperature": opts.temperature,
             "max_tokens": opts.max_tokens,
-            "response_format": opts.response_format,
+            "response_format": response_format,
         }
         if rendered.values:  # each value placed in the prompt, and what was cut of it, goes into the plan
             plan = _with_values(plan, messages, rendered, opts.max_value_tokens or self.settings.max_value_tokens)

@@ -200,6 +200,9 @@ def test_a_name_holding_a_key_is_refused_before_anything_is_recorded_and_a_kill_
         "budget scope": lambda: wb.budgets.set(f"user:{key()}", 5),
         "agent name": lambda: wb.agent(key(), model="local/echo"),
         "workflow name": lambda: wb.workflow(key()),
+        "step name": lambda: wb.workflow("etl").step(key())(lambda: 1),
+        "collection": lambda: wb.docs.add(key(), ["notes about tea"]),
+        "tool": lambda: wb.approvals.request(key(), {"table": "t"}, risk="destructive", reason="x"),
         "by": lambda: wb.approvals.decide(row["id"], "approve", by=key()),
         "escalated to": lambda: wb.approvals.escalate(row["id"], to=key(), by="ana"),
     }
@@ -212,6 +215,10 @@ def test_a_name_holding_a_key_is_refused_before_anything_is_recorded_and_a_kill_
         wb.feedback.rate(answer.call_id, "up", by=key())
     assert wb.store.query("SELECT COUNT(*) AS n FROM calls")[0]["n"] == 1
     assert wb.approvals.get(row["id"])["status"] == "pending"
+    asked = wb.approvals.request("db.drop", {"table": f"t {key()}"}, risk="destructive", reason="x")
+    assert json.loads(asked["arguments"]) == {"table": "t [REDACTED:openai_key]"}  # stored (and run) redacted
+    with pytest.raises(GuardrailViolation, match="the response format holds openai_key"):
+        wb.ask("hi", model="local/echo", response_format={"type": "json_schema", "note": key()})
     wb.kill(f"leaked key {key()} in the logs")
     assert wb.store.query("SELECT reason FROM switches")[0]["reason"] == "leaked key [REDACTED:openai_key] in the logs"
     wb.budgets.lift()
@@ -219,4 +226,4 @@ def test_a_name_holding_a_key_is_refused_before_anything_is_recorded_and_a_kill_
     wb.store.close()
     blob = b"".join(p.read_bytes() for p in (tmp_path / "n.db", tmp_path / "n.db-wal") if p.exists())
     assert [k for k in used if k.encode() in blob] == []
-    assert len(used) == 15
+    assert len(used) == 20

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.config import ApprovalSettings
 from workbench.errors import WorkbenchError
 from workbench.guardrails.guard import Human
-from workbench.guardrails.scanners import check_name, scrub
+from workbench.guardrails.scanners import check_name, scrub, scrub_values
 from workbench.store import Store, new_id, utcnow
 
 if TYPE_CHECKING:
@@ -122,7 +122,13 @@ class Approvals:
         run_id: str | None = None,
         tool_call_id: str | None = None,
     ) -> dict[str, Any]:
-        """Queue a pending approval; returns its row."""
+        """Queue a pending approval; returns its row. Its arguments are stored (and later run) with any secret in
+        them redacted, as a model's tool call is.
+        """
+        for what, name in (("tool", tool), ("session", session), ("agent", agent)):
+            if name is not None:
+                check_name(what, name)
+        arguments = scrub_values(arguments)
         now = datetime.now(UTC)
         row: dict[str, Any] = {
             "id": new_id(),

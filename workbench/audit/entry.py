@@ -14,7 +14,7 @@ import sys
 from functools import lru_cache
 from typing import Any
 
-from workbench.guardrails.scanners import find_secrets, redact
+from workbench.guardrails.scanners import scrub_values
 
 
 @lru_cache(maxsize=1)
@@ -39,24 +39,13 @@ def notebook_path() -> str | None:
     return None
 
 
-def scrub(value: Any) -> Any:
-    """``value`` with every secret in its strings replaced by ``[REDACTED:kind]`` (dicts and lists walked)."""
-    if isinstance(value, str):
-        found = find_secrets(value)
-        return redact(value, found) if found else value
-    if isinstance(value, dict):
-        return {k: scrub(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [scrub(v) for v in value]
-    return value
-
-
 def entry_payload(
     payload: dict[str, Any], who: dict[str, Any] | None = None, bind: list[dict[str, Any]] | None = None
 ) -> str:
     """The JSON text hashed into the chain: the event, scrubbed, with ``who`` wrote it and the rows it binds."""
-    body = scrub(payload)
-    body["who"] = scrub({**actor(), **{k: v for k, v in (who or {}).items() if v is not None}})  # (a notebook's path)
+    body = scrub_values(payload)
+    who = {**actor(), **{k: v for k, v in (who or {}).items() if v is not None}}
+    body["who"] = scrub_values(who)  # a notebook's path, too
     if bind:
         body["bind"] = bind
     return json.dumps(body, sort_keys=True, default=str)

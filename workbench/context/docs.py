@@ -59,6 +59,9 @@ class Docs:
         """Add files (paths) or texts to ``collection``; returns the number of chunks written."""
         if not collection or not isinstance(collection, str):
             raise WorkbenchError("name the collection: wb.docs.add('handbook', ['handbook.md'])")
+        from workbench.guardrails.scanners import check_name  # (guardrails imports this package)
+
+        check_name("collection", collection)
         if isinstance(items, (str, Path)):
             items = [items]
         size = chunk_words or self.chunk_words

@@ -21,6 +21,7 @@ import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from workbench.errors import WorkbenchError
 
@@ -250,6 +251,18 @@ def scrub(text: str | None) -> str | None:
         return text
     found = find_secrets(text)
     return redact(text, found) if found else text
+
+
+def scrub_values(value: Any) -> Any:
+    """``value`` with every secret in its strings replaced by ``[REDACTED:kind]`` (dicts and lists walked)."""
+    if isinstance(value, str):
+        found = find_secrets(value)
+        return redact(value, found) if found else value
+    if isinstance(value, dict):
+        return {k: scrub_values(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub_values(v) for v in value]
+    return value
 
 
 def check_name(what: str, name: str) -> str:

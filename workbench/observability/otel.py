@@ -22,8 +22,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from workbench.audit.entry import scrub
 from workbench.errors import WorkbenchError
+from workbench.guardrails.scanners import scrub
 from workbench.observability.spans import iso_ns
 from workbench.store import Store, cutoff
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from workbench.audit.entry import scrub
 from workbench.errors import WorkbenchError
+from workbench.guardrails.scanners import scrub
 from workbench.observability.calls import recorded_sessions
 from workbench.store import Store, utcnow
 

@@ -195,6 +195,7 @@ class Workflow:
         )
 
     def _add(self, step: Step) -> None:
+        check_name("step name", step.name)
         if step.name in self.steps:
             raise WorkflowError(f"workflow {self.name} already has a step {step.name!r}")
         if step.on_error not in ON_ERROR:
