@@ -36,7 +36,20 @@ def _busy(tmp_path) -> Workbench:
     wb.feedback.rate(first.call_id, "up", note="good")
     wb.kill("drill")
     wb.budgets.lift()
+    _suite(tmp_path)
+    wb.evals.run(tmp_path / "small.eval.yaml", progress=False)
     return wb
+
+
+def _suite(folder) -> None:
+    """A two-case suite scored by ``contains`` on ``local/extractive``: an eval run for the log to bind."""
+    (folder / "small.jsonl").write_text(
+        '{"id": "a", "input": "Invoices are due within 30 days.", "expected": "30 days"}\n'
+        '{"id": "b", "input": "Early payment earns 2 percent.", "expected": "9 percent"}\n'
+    )
+    (folder / "small.eval.yaml").write_text(
+        "name: small\ndataset: small.jsonl\nmodel: local/extractive\nscorers: [contains]\n"
+    )
 
 
 def _tamper(wb: Workbench, *statements: str) -> None:
@@ -66,6 +79,13 @@ TAMPERS = {
     ),
     "feedback flipped": ("UPDATE feedback SET rating = -1", "feedback row"),
     "kill switch reset": ("DELETE FROM switches", "switches row kill"),
+    "eval score raised": ("UPDATE eval_results SET score = 1, passed = 1 WHERE score = 0", "eval_results row"),
+    "eval result deleted": ("DELETE FROM eval_results WHERE score = 0", "is missing (deleted)"),
+    "eval summary edited": ("UPDATE eval_runs SET summary = '{\"contains\": 1.0}'", "eval_runs row"),
+    "eval run forged": (
+        "INSERT INTO eval_runs (id, suite, status, summary) VALUES ('f', 'small', 'done', '{}')",
+        "no audit entry",
+    ),
 }
 
 
@@ -191,8 +211,8 @@ def test_compaction_keeps_the_digests_so_old_rows_still_verify(tmp_path):
     cut = utcnow()
     wb.ask("fresh", session="s")
     done = compact(wb.store, cut)
-    assert done.calls == 2
-    assert done.audit_entries > 0  # the blocked prompt was never a call
+    assert done.calls == 4  # "one", "two" and the eval's two cases; the blocked prompt was never a call
+    assert done.audit_entries > 0
     check = wb.audit.verify()
     assert check.ok, check
     _tamper(wb, "UPDATE calls SET cost_usd = 9 WHERE prompt IS NULL AND status = 'ok'")
@@ -235,6 +255,39 @@ def test_a_store_from_before_binding_is_adopted_by_its_first_write(tmp_path):
     _tamper(wb, "UPDATE calls SET cost_usd = 0 WHERE id = 'c1'")
     assert "calls row c1" in wb.audit.verify().reason
     Store(path).close()
+
+
+def test_eval_runs_written_before_they_were_bound_are_adopted_by_the_first_write_after_the_upgrade(tmp_path):
+    wb = Workbench.from_config(store=str(tmp_path / "up.db"))
+    wb.ask("one")
+    _suite(tmp_path)
+    wb.evals.run(tmp_path / "small.eval.yaml", progress=False)
+    wb.close()
+    _tamper(  # the store as the version before left it: eval rows no entry binds, m025 not yet applied
+        wb,
+        "DELETE FROM audit_carry",
+        "DELETE FROM _migrations WHERE name = 'm025_bind_eval_runs'",
+        "UPDATE audit SET payload = replace(payload, '\"bind\"', '\"was\"') WHERE kind LIKE 'eval%'",
+    )
+    conn = sqlite3.connect(tmp_path / "up.db")  # re-chain the edited entries with the key, as that version wrote them
+    from workbench.store.chain import audit_key, entry_hash, head_mac
+
+    key, prev = audit_key(), "sha256:" + "0" * 64
+    for entry_id, ts, kind, ref, payload in conn.execute("SELECT id, ts, kind, ref, payload FROM audit ORDER BY id"):
+        prev_hash, prev = prev, entry_hash(key, prev, ts, kind, ref, payload)
+        conn.execute("UPDATE audit SET prev_hash = ?, hash = ? WHERE id = ?", (prev_hash, prev, entry_id))
+    conn.execute("UPDATE audit_head SET hash = ?, mac = ?", (prev, head_mac(key, entry_id, prev)))
+    conn.commit()
+    conn.close()
+    wb = Workbench.from_config(store=str(tmp_path / "up.db"))  # migrates (m025): its rows wait for adoption
+    assert wb.audit.verify().ok
+    wb.ask("two")  # the first write adopts them
+    check = wb.audit.verify()
+    assert check.ok, check
+    adopt = wb.store.query("SELECT payload FROM audit WHERE kind = 'adopt'")
+    assert json.loads(adopt[-1]["payload"])["tables"] == ["eval_runs", "eval_results"]
+    _tamper(wb, "UPDATE eval_results SET score = 1 WHERE score = 0")
+    assert "eval_results row" in wb.audit.verify().reason
 
 
 def test_an_edit_to_the_spend_totals_budgets_read_is_caught(tmp_path):

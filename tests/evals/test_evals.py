@@ -58,7 +58,10 @@ def test_a_suite_runs_on_two_models_and_every_score_is_stored(project):
     fig = report.chart()
     assert [t.name for t in fig.data if t.type == "bar"] == ["local/extractive", "local/echo"]
     assert "<table" in report._repr_html_()
-    assert wb.audit.df(kind="eval_run").shape[0] == 2
+    runs_audited = wb.audit.df(kind="eval_run")
+    assert runs_audited.shape[0] == 4  # each run when it starts and when it is done, binding its row
+    assert wb.audit.df(kind="eval_result").shape[0] == 16 * 2 * 2  # each case's scores, bound when written
+    assert wb.audit.verify().ok
 
 
 def test_the_gate_flags_a_real_regression_and_not_a_rerun(project):

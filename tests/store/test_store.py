@@ -68,6 +68,7 @@ def test_migrates_an_in_memory_database():
         "m022_gateway_cost",
         "m023_spend_totals",
         "m024_call_window_index",
+        "m025_bind_eval_runs",
     ]
 
 

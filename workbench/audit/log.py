@@ -218,6 +218,9 @@ class AuditLog:
             return problems, 0
         # rows from before entries bound rows are adopted by the first keyed write: once the log is keyed, none is left
         adopting = not state.keyed and conn.execute("SELECT 1 FROM audit_state WHERE k = 'adopt'").fetchone()
+        # and those of a table a later version began to bind, by the first write after the upgrade
+        later = conn.execute("SELECT v FROM audit_state WHERE k = 'adopt_tables'").fetchone()
+        adopted_later = set(later[0].split(",")) if later else set()
         checked = 0
         for table, spec in BOUND.items():
             for row in conn.execute(select_sql(table, where_key=False)):
@@ -225,7 +228,7 @@ class AuditLog:
                 name = f"{table} row {row[0]}"
                 entry, want = state.expected.pop((table, str(row[0])), (None, None))
                 if want is None:
-                    if not adopting:  # rows from before binding are bound by the next write
+                    if not adopting and table not in adopted_later:  # rows from before binding: the next write
                         problems.append((None, f"{name} has no audit entry (written outside workbench)"))
                     continue
                 if want["d"] is None:

@@ -286,29 +286,29 @@ class Evals:
                 }
             )
         stored = [c for c in RESULT_COLUMNS if c not in ("model", "context")]
-        with self.wb.store.transaction() as conn:
-            conn.executemany(
-                f"INSERT OR REPLACE INTO eval_results ({', '.join(stored)}) VALUES ({', '.join('?' * len(stored))})",
-                [tuple(r[k] for k in stored) for r in rows],
+        insert = f"INSERT INTO eval_results ({', '.join(stored)}) VALUES ({', '.join('?' * len(stored))})"
+        with self.wb.store.transaction() as conn:  # the case's scores and the audit entry binding them
+            written = [conn.execute(insert, tuple(r[k] for k in stored)).lastrowid for r in rows]
+            self.wb.store.audit(
+                conn,
+                "eval_result",
+                f"{run_id}/{case['id']}/{repeat}",
+                {"scores": {r["scorer"]: r["score"] for r in rows}, "call": rows[0]["call_id"] if rows else None},
+                bind=[("eval_results", str(rowid)) for rowid in written],
             )
         return rows
 
     def _save_run(self, run: dict[str, Any]) -> None:
+        """Write the run's row as it stands (running, failed, done) with an audit entry binding it."""
         with self.wb.store.transaction() as conn:
             conn.execute(
                 f"INSERT OR REPLACE INTO eval_runs ({', '.join(run)}) VALUES ({', '.join('?' * len(run))})",
                 tuple(run.values()),
             )
-            if run["status"] == "done":
-                self.wb.store.audit(
-                    conn,
-                    "eval_run",
-                    run["id"],
-                    {
-                        k: run[k]
-                        for k in ("suite", "suite_hash", "model", "context", "repeats", "cases", "summary", "cost_usd")
-                    },
-                )
+            fields = ("suite", "suite_hash", "model", "context", "repeats", "cases", "status", "summary", "cost_usd")
+            self.wb.store.audit(
+                conn, "eval_run", run["id"], {k: run[k] for k in fields}, bind=[("eval_runs", run["id"])]
+            )
 
     def add_cases(
         self,

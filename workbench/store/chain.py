@@ -220,6 +220,18 @@ BOUND: dict[str, Bound] = {
     "guard_locks": Bound("key", ("locked_at", "violations", "reset_at", "reset_by")),
     "workflow_steps": Bound("run_id || ':' || step", ("status", "result", "attempts", "error")),
     "feedback": Bound("id", ("call_id", "rating", "note", "by", "at")),
+    # An eval run and each of its scores: what the regression gate compares against (a baseline).
+    "eval_runs": Bound(
+        "id",
+        ("suite", "suite_hash", "model", "context", "repeats", "cases", "status", "started_at", "finished_at"),
+        ("summary",),
+        optional=("cost_usd", "served"),
+    ),
+    "eval_results": Bound(  # named by rowid (its key is four columns): written once per run, never replaced
+        "rowid",
+        ("run_id", "case_id", "repeat", "scorer", "score", "passed", "call_id", "latency_ms", "cost_usd"),
+        ("detail", "output"),
+    ),
     "mcp_pins": Bound("name", ("server", "hash", "definition", "status", "changed_hash", "approved_by")),
 }
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import sqlite3
 import threading
@@ -127,7 +128,10 @@ class Store:
             with self.lock:
                 if pending(conn):
                     migrate(self.db)
-                self._adopt_pending = conn.execute("SELECT 1 FROM audit_state WHERE k = 'adopt'").fetchone() is not None
+                self._adopt_pending = (
+                    conn.execute("SELECT 1 FROM audit_state WHERE k IN ('adopt', 'adopt_tables')").fetchone()
+                    is not None
+                )
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise WorkbenchError(
@@ -325,28 +329,37 @@ class Store:
         self, conn: sqlite3.Connection, key: AuditKey, carry: dict[tuple[str, str], tuple[int, dict[str, Any]]]
     ) -> dict[str, Any]:
         """Replace the carried row digests; returns what the entry vouching for them records (count and mac)."""
-        import json
-
         rows = [(t, k, entry, json.dumps(d, sort_keys=True)) for (t, k), (entry, d) in carry.items()]
         conn.execute("DELETE FROM audit_carry")
         conn.executemany("INSERT INTO audit_carry (tbl, key, entry, digest) VALUES (?, ?, ?, ?)", rows)
         return {"rows": len(rows), "mac": carry_mac(key, rows)}
 
     def _adopt(self, conn: sqlite3.Connection, key: AuditKey) -> None:
-        """Bind the rows written before entries bound rows (a store from an older version), once."""
-        if conn.execute("SELECT 1 FROM audit_state WHERE k = 'adopt'").fetchone() is None:
-            self._adopt_pending = False
+        """Bind the rows written before entries bound them (a store from an older version), once: every bound
+        table's (``adopt``), or those of the tables a later version began to bind (``adopt_tables``), whose
+        digests join the ones already carried.
+        """
+        state = dict(conn.execute("SELECT k, v FROM audit_state WHERE k IN ('adopt', 'adopt_tables')").fetchall())
+        self._adopt_pending = False
+        if not state:
             return
         entry = self.next_entry(conn, key)
-        carry = {}
-        for table in BOUND:
+        if "adopt" in state:
+            tables, carry = list(BOUND), {}
+        else:
+            tables = [t for t in state["adopt_tables"].split(",") if t in BOUND]
+            carry = {
+                (t, k): (e, json.loads(d))
+                for t, k, e, d in conn.execute("SELECT tbl, key, entry, digest FROM audit_carry").fetchall()
+            }
+        for table in tables:
             for row in conn.execute(select_sql(table, where_key=False)).fetchall():
                 digests = row_digests(key, table, row)
                 carry[(table, digests["k"])] = (entry, digests)
         vouch = self.write_carry(conn, key, carry)
-        conn.execute("DELETE FROM audit_state WHERE k = 'adopt'")
-        self._adopt_pending = False
-        self.audit(conn, "adopt", "rows", {"carry": vouch, "why": "rows written before audit entries bound rows"})
+        conn.execute("DELETE FROM audit_state WHERE k IN ('adopt', 'adopt_tables')")
+        why = "rows written before audit entries bound rows" + ("" if "adopt" in state else f" of {', '.join(tables)}")
+        self.audit(conn, "adopt", "rows", {"carry": vouch, "tables": tables, "why": why})
 
     def _tail(self, conn: sqlite3.Connection, key: AuditKey) -> tuple[int, str]:
         """The id and hash a new entry chains to, after checking the tail against the head."""

@@ -612,6 +612,17 @@ def m024_call_window_index(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_calls_started_at ON calls (started_at, mode, status, route, cost_usd, latency_ms)")
 
 
+@migration
+def m025_bind_eval_runs(db: sqlite_utils.Database) -> None:
+    """Audit entries bind eval runs and their scores too (what a regression gate compares with): in a store
+    that already has a log, the rows written before are adopted into it by the next write (``adopt_tables``).
+    """
+    has_rows = db.execute("SELECT EXISTS (SELECT 1 FROM audit)").fetchone()[0]
+    pending = db.execute("SELECT 1 FROM audit_state WHERE k = 'adopt'").fetchone()  # adopts every table anyway
+    if has_rows and not pending:
+        db.execute("INSERT INTO audit_state (k, v) VALUES ('adopt_tables', 'eval_runs,eval_results')")
+
+
 SPEND_TRIGGERS = ("calls_spend_insert", "calls_spend_delete", "calls_spend_update")
 
 
