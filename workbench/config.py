@@ -38,6 +38,32 @@ class Price(_Strict):
     output_cost_per_token: float = Field(0.0, ge=0)
 
 
+_KEYISH = re.compile(r"(?i)key|token|secret|sig|pass|auth|credential")
+
+
+def shown_url(url: str) -> str:
+    """``url`` as it may be shown and stored: a password in it (``https://user:pass@host``) and the values of
+    key-like query parameters (``?api-key=...``, ``&sig=...``) as ``***``. Endpoint names and ``%llm_config``
+    use it, so a base URL's credentials never reach the store or the screen.
+    """
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user, colon, _ = userinfo.partition(":")
+        netloc = f"{user}:***@{host}" if colon else f"{userinfo}@{host}"
+    query = parts.query
+    if query and _KEYISH.search(query):
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, "***" if _KEYISH.search(k) else v) for k, v in pairs], safe="*")
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
 class Deployment(_Strict):
     """One place a route can send a request: a litellm model name plus how to reach it."""
 
@@ -77,7 +103,7 @@ class Deployment(_Strict):
         """
         parts = [self.model]
         if self.api_base or self.gateway:
-            parts.append(f"@ {self.api_base or self.gateway}")
+            parts.append(f"@ {shown_url(self.api_base or self.gateway or '')}")
         if self.api_key_env:
             parts.append(f"[{self.api_key_env}]")
         return " ".join(parts)

@@ -227,3 +227,39 @@ def test_a_name_holding_a_key_is_refused_before_anything_is_recorded_and_a_kill_
     blob = b"".join(p.read_bytes() for p in (tmp_path / "n.db", tmp_path / "n.db-wal") if p.exists())
     assert [k for k in used if k.encode() in blob] == []
     assert len(used) == 20
+
+
+def test_credentials_in_a_base_url_are_masked_wherever_the_endpoint_is_named(tmp_path, capsys):
+    """A base URL may carry a password (``https://user:pass@host``) or a key in its query (Azure's ``api-key``):
+    the endpoint's name (attempts, breakers, health, ``wb.models()``, ``%llm_config``) shows them as ``***``."""
+    from workbench.config import shown_url
+
+    password, key = "Zq8S3cretPassw0rdX", "k3yInTheQueryAbCdEf123456"
+    (tmp_path / "workbench.toml").write_text(f"""
+store = "u.db"
+[routes.gw]
+deployments = [
+  {{ model = "openai/m", api_base = "http://admin:{password}@127.0.0.1:9/v1", timeout = 2 }},
+  {{ model = "openai/n", api_base = "http://127.0.0.1:9/v1?api-version=2024-02-01&api-key={key}", timeout = 2 }},
+  {{ model = "local/echo" }},
+]
+[prices."openai/m"]
+input_cost_per_token = 0
+output_cost_per_token = 0
+[prices."openai/n"]
+input_cost_per_token = 0
+output_cost_per_token = 0
+""")
+    wb = Workbench.from_config(tmp_path / "workbench.toml")
+    answer = wb.ask("hi", model="gw")  # both servers refuse the connection: the local model answers
+    assert answer.model == "local/echo"
+    endpoints = list(wb.models()["endpoint"])
+    assert "openai/m @ http://admin:***@127.0.0.1:9/v1" in endpoints
+    assert "openai/n @ http://127.0.0.1:9/v1?api-version=2024-02-01&api-key=***" in endpoints
+    assert shown_url("https://h/x?sig=AbC&se=2026") == "https://h/x?sig=***&se=2026"
+    stored = wb.store.query("SELECT endpoint, error FROM attempts WHERE status != 'ok'")
+    assert len(stored) == 4 and all("***" in row["endpoint"] for row in stored)  # two attempts each
+    assert {row["error"] for row in stored} == {"cannot connect to 127.0.0.1:9 (Connection error.)"}
+    wb.store.close()
+    blob = b"".join(p.read_bytes() for p in (tmp_path / "u.db", tmp_path / "u.db-wal") if p.exists())
+    assert password.encode() not in blob and key.encode() not in blob

@@ -301,13 +301,15 @@ class WorkbenchMagics(Magics):
         print(f"store:  {s.store}")
         print(f"mode:   {s.mode}")
         print(f"default route: {s.default_route}")
+        from workbench.config import shown_url
+
         for name, route in wb.routes.items():
             print(f"route {name} (retries {route.retries}):")
             for d in route.deployments:
                 key = ""
                 if d.api_key_env:
                     key = f", key from ${d.api_key_env} ({'set' if os.environ.get(d.api_key_env) else 'missing'})"
-                base = f", api_base {d.api_base}" if d.api_base else ""
+                base = f", api_base {shown_url(d.api_base)}" if d.api_base else ""
                 print(f"  - {d.label}: {d.model}{base}{key}, timeout {d.timeout:g}s")
 
     @line_magic

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.config import Deployment, Route, Settings
+from workbench.config import Deployment, Route, Settings, shown_url
 from workbench.errors import BudgetExceeded, ProviderError, UnknownModel
 from workbench.plugins import REGISTRY
 from workbench.serving import offline, openai_http, tokens
@@ -836,7 +836,7 @@ def _host(deployment: Deployment) -> str:
         from urllib.parse import urlsplit
 
         parts = urlsplit(base)
-        return parts.netloc or base
+        return parts.netloc.rpartition("@")[2] or shown_url(base)  # host[:port]: never the credentials before "@"
     provider = deployment.model.split("/", 1)[0] if "/" in deployment.model else deployment.model
     return f"{provider}'s API"
 
