@@ -273,6 +273,7 @@ class Pipeline:
         if messages[0]["role"] == "system":
             system_text = messages[0]["content"]
             messages[0]["content"] = self.guard.with_canary(system_text)
+        tools = self._screen_json(tools, "the tools' schemas", session, agent, call_id)  # descriptions: sent, stored
         params = {"temperature": temperature, "max_tokens": max_tokens, "tools": tools or None}
         request = Request(route_name, messages, {k: v for k, v in params.items() if v is not None}, False)
         request.blobs = blobs
@@ -302,20 +303,21 @@ class Pipeline:
             return system, {str(k): screen(str(v), f"context item {k!r}") for k, v in context.items()}
         return system, [screen(str(v), f"context item {i}") for i, v in enumerate(context, 1)]
 
-    def _screen_format(self, value: Any, session: str | None, agent: str | None, call_id: str) -> Any:
-        """``response_format`` (stored and sent with the request) with each of its strings, keys included, under
-        the input policy's ``secrets`` action.
+    def _screen_json(self, value: Any, where: str, session: str | None, agent: str | None, call_id: str) -> Any:
+        """A JSON value stored and sent with the request (a ``response_format``, tool schemas) with each of its
+        strings, keys included, under the input policy's ``secrets`` action.
         """
         if isinstance(value, str):
-            where = "the response format"
             return self.guard.screen_secrets(value, where, session=session, agent=agent, call_id=call_id)
         if isinstance(value, Mapping):
             return {
-                self._screen_format(str(k), session, agent, call_id): self._screen_format(v, session, agent, call_id)
+                self._screen_json(str(k), where, session, agent, call_id): self._screen_json(
+                    v, where, session, agent, call_id
+                )
                 for k, v in value.items()
             }
         if isinstance(value, list | tuple):
-            return [self._screen_format(v, session, agent, call_id) for v in value]
+            return [self._screen_json(v, where, session, agent, call_id) for v in value]
         return value
 
     @staticmethod
@@ -536,7 +538,7 @@ class Pipeline:
         with trace.span("guardrails.check_input") as attrs:  # a block raises: nothing is sent
             prompt = self.guard.check("input", prompt, call_id, session, agent=agent, report=attrs)
             system, context = self._screen_secrets(system, context, session, agent, call_id)
-            response_format = self._screen_format(opts.response_format, session, agent, call_id)
+            response_format = self._screen_json(opts.response_format, "the response format", session, agent, call_id)
         plan = None
         with trace.span("context.compose") as attrs:
             history = self._sessions.history(session) if session else ()

@@ -31,6 +31,7 @@ KEYS = {
     "step": "sk-proj-STEPMESSAGExxxxYYYYzzzz1414",
     "stream": "sk-proj-STREAMEDaaaaBBBBccccDDDD1515",
     "task": "sk-proj-AGENTTASKeeeeFFFFggggHHHH1616",
+    "tool_description": "sk-proj-TOOLDOCiiiiJJJJkkkkLLLL1717",
 }
 
 RULES = [
@@ -78,10 +79,11 @@ env = {{ VAULT_TOKEN = "{KEYS["mcp_env"]}" }}
         """Post to a URL."""
         return "posted"
 
-    @wb.tool(name="vault.read")
     def read(name: str) -> str:
-        """Read a token."""
         return f"the {name} token is {KEYS['tool_result']}"
+
+    read.__doc__ = f"Read a token (the vault's own is {KEYS['tool_description']})."  # sent with every step
+    wb.tool(name="vault.read")(read)
 
     @wb.tool(name="vault.break")
     def broken(name: str) -> str:

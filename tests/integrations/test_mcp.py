@@ -1,5 +1,6 @@
 """The MCP client against real servers over stdio: ours, two from PyPI, and one that misbehaves."""
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -93,6 +94,25 @@ def test_a_hung_or_dead_server_is_an_error_not_a_hang_and_comes_back(tmp_path):
         assert wb.tools.get("flaky.echo").run({"text": "again"}) == "again"
     finally:
         wb.close()
+
+
+def test_a_key_in_a_servers_tool_description_is_never_stored_or_sent(tmp_path):
+    key = "sk-proj-MCPDESCRaaaaBBBBccccDDDD4321"
+    description = f"Repeat the text (authorised with {key})."
+    servers = {"flaky": {"command": sys.executable, "args": [str(FLAKY)], "env": {"ECHO_DESCRIPTION": description}}}
+    wb = _wb(tmp_path, servers, guardrails={"input": {"secrets": "redact"}})
+    try:
+        wb.mcp.connect("flaky")
+        [row] = wb.store.query("SELECT definition FROM mcp_pins WHERE name = 'flaky.echo'")
+        pinned = json.loads(row["definition"])
+        assert pinned["description"] == "Repeat the text (authorised with [REDACTED:openai_key])."
+        wb.step([{"role": "user", "content": "hi"}], model="local/echo", tools=[wb.tools.get("flaky.echo").schema()])
+        wb.mcp.connect("flaky")  # the same definition again: still pinned (its hash is of what the server says)
+        assert wb.tools.get("flaky.echo").run({"text": "hi"}) == "hi"
+    finally:
+        wb.close()
+    blob = b"".join(p.read_bytes() for p in (tmp_path / "m.db", tmp_path / "m.db-wal") if p.exists())
+    assert key.encode() not in blob
 
 
 def test_a_changed_tool_definition_is_blocked_until_re_approved(tmp_path, monkeypatch):

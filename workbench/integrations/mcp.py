@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.config import MCPServerConfig, MCPSettings
+from workbench.guardrails.scanners import scrub_values
 from workbench.integrations.text import ToolText
 from workbench.integrations.tools import Tool, ToolError, Tools
 from workbench.store import Store, utcnow
@@ -329,8 +330,8 @@ class MCP:
     # -- pins ---------------------------------------------------------------------------------
 
     def _pin(self, server: str, name: str, definition: dict[str, Any]) -> None:
-        text = json.dumps(definition, sort_keys=True)
-        digest = hashlib.sha256(text.encode()).hexdigest()
+        digest = hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()  # of what it says
+        text = json.dumps(scrub_values(definition), sort_keys=True)  # stored for review: never with a key in it
         rows = self.store.query("SELECT hash, status, changed_hash FROM mcp_pins WHERE name = ?", (name,))
         if rows and digest == (rows[0]["changed_hash"] if rows[0]["status"] == "changed" else rows[0]["hash"]):
             return  # as pinned, or as already flagged: nothing to write
