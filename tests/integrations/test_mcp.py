@@ -115,6 +115,21 @@ def test_a_key_in_a_servers_tool_description_is_never_stored_or_sent(tmp_path):
     assert key.encode() not in blob
 
 
+def test_a_servers_stderr_reaches_its_log_with_secrets_redacted(tmp_path):
+    key, body = "ghp_MCPSTDERRaaaaBBBBccccDDDDeeeeFFFF1234", "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"
+    said = f"token={key}\n-----BEGIN PRIVATE KEY-----\n{body}\n{body}\n-----END PRIVATE KEY-----\nlistening"
+    servers = {"flaky": {"command": sys.executable, "args": [str(FLAKY)], "env": {"SAY_ON_STDERR": said}}}
+    wb = _wb(tmp_path, servers)
+    try:
+        wb.mcp.connect("flaky")
+        assert wb.tools.get("flaky.echo").run({"text": "hi"}) == "hi"
+    finally:
+        wb.close()
+    log = (tmp_path / "mcp-flaky.log").read_text()
+    assert key not in log and body not in log
+    assert "token=[REDACTED:github_token]" in log and "[REDACTED:private_key]\nlistening" in log
+
+
 def test_a_changed_tool_definition_is_blocked_until_re_approved(tmp_path, monkeypatch):
     servers = {"flaky": {"command": sys.executable, "args": [str(FLAKY)], "env": {"ECHO_DESCRIPTION": "Repeat."}}}
     first = _wb(tmp_path, servers)

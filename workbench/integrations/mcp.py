@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.config import MCPServerConfig, MCPSettings
-from workbench.guardrails.scanners import scrub_values
+from workbench.guardrails.scanners import scrub, scrub_values
 from workbench.integrations.text import ToolText
 from workbench.integrations.tools import Tool, ToolError, Tools
 from workbench.store import Store, utcnow
@@ -95,9 +95,8 @@ class _Server:
         errlog = None
         try:
             if not isinstance(params, str):  # a stdio server's stderr goes to a log file, not into the notebook
-                self.log.parent.mkdir(parents=True, exist_ok=True)
-                errlog = self.log.open("a", encoding="utf-8")
-                params = stdio_client(params, errlog=errlog)
+                errlog = ScrubbedLog(self.log)
+                params = stdio_client(params, errlog=errlog.writer)
             # The handshake may take the connect timeout (a loaded machine starting Python); each call is held
             # to timeout_s by _request, which stops the server when it is exceeded.
             read_timeout = max(self.config.timeout_s, self.config.connect_timeout_s)
@@ -125,6 +124,39 @@ class _Server:
                 if done is not None and not done.done():
                     done.set_exception(ConnectionError(f"MCP server {self.name} closed"))
             self.queue = None
+
+
+class ScrubbedLog:
+    """A stdio server's stderr, copied to its log file a line at a time with every secret redacted (a server may
+    print its token, or the environment it was given): the server writes into a pipe, a thread copies.
+    A private-key block is left out whole, from its BEGIN line to its END line.
+    """
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        read, write = os.pipe()
+        self.writer = os.fdopen(write, "w", encoding="utf-8")  # the server's stderr
+        self._reader = os.fdopen(read, "r", encoding="utf-8", errors="replace")
+        self._out = path.open("a", encoding="utf-8")
+        self._thread = threading.Thread(target=self._copy, name=f"mcp-log-{path.stem}", daemon=True)
+        self._thread.start()
+
+    def _copy(self) -> None:
+        in_key = False
+        with self._reader, self._out:
+            for line in self._reader:
+                if in_key or ("-----BEGIN" in line and "PRIVATE KEY-----" in line):
+                    if not in_key:
+                        self._out.write("[REDACTED:private_key]\n")
+                    in_key = "-----END" not in line.split("-----BEGIN")[-1]  # inside until a line ends the block
+                    continue
+                self._out.write(scrub(line) or "")
+                self._out.flush()
+
+    def close(self, wait_s: float = 2.0) -> None:
+        """Close this process's end of the pipe; the copy ends when the server's end closes too."""
+        self.writer.close()
+        self._thread.join(timeout=wait_s)
 
 
 LAUNCHER = Path(__file__).with_name("_launch.py")

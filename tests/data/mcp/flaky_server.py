@@ -1,7 +1,9 @@
 """A small MCP server for the client's failure tests: a tool whose description comes from the
-environment (to change a definition between runs), one that hangs, one that kills the server."""
+environment (to change a definition between runs), one that hangs, one that kills the server; it
+prints ``SAY_ON_STDERR`` to its stderr on start (what a server that logs its settings does)."""
 
 import os
+import sys
 import time
 
 from mcp.server.mcpserver import MCPServer
@@ -28,4 +30,6 @@ def die() -> str:
 
 
 if __name__ == "__main__":
+    if os.environ.get("SAY_ON_STDERR"):
+        print(os.environ["SAY_ON_STDERR"], file=sys.stderr, flush=True)
     server.run("stdio")
