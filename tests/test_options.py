@@ -1,9 +1,12 @@
 """One AskOptions object flows from wb.ask / the magic / the agent loop through the pipeline."""
 
+import re
+from typing import get_args
+
 import pytest
 
 from workbench.errors import WorkbenchError
-from workbench.options import AskKwargs, AskOptions
+from workbench.options import FORMATS, AskKwargs, AskOptions
 
 
 def test_the_keyword_surface_is_exactly_the_options_fields():
@@ -45,3 +48,41 @@ def test_a_step_refuses_options_it_cannot_honour(wb):
         wb.step([{"role": "user", "content": "hi"}], model="local/echo", spec="faq", memory="user:a")
     result = wb.step([{"role": "user", "content": "hi"}], AskOptions(model="local/echo", user="ana"))
     assert wb.calls.df().set_index("call_id").loc[result.call_id, "user"] == "ana"
+
+
+BAD = {
+    "max_tokens": ([-5, 0, "10", True, 2.5], "max_tokens must be a whole number of tokens above 0"),
+    "temperature": ([float("nan"), float("inf"), -1.0, "hot"], "temperature must be a number from 0"),
+    "budget": ([float("nan"), -0.01, "1"], r"budget must be dollars \(0 or more\)"),
+    "format": (["yaml", None], "format must be one of markdown, text, json, code"),
+    "cache": (["yes", 1], "cache must be True, False or None"),
+    "stream": (["no"], "stream is True or False"),
+    "remember": ([1], "remember is True or False"),
+    "priority": ([1.5, "high"], "priority must be a whole number"),
+    "max_value_tokens": ([0, -3], "max_value_tokens must be a whole number above 0"),
+}
+
+
+@pytest.mark.parametrize("name", BAD)
+def test_a_value_no_call_can_take_is_a_one_line_error_before_anything_is_recorded(wb, name):
+    values, message = BAD[name]
+    for value in values:
+        with pytest.raises(WorkbenchError, match=f"^{message}.*{re.escape(repr(value))}$"):
+            wb.ask("hi", model="local/echo", **{name: value})
+        with pytest.raises(WorkbenchError, match=message):
+            wb.ask("hi", AskOptions(model="local/echo", **{name: value}))
+    assert wb.store.query("SELECT COUNT(*) AS n FROM calls")[0]["n"] == 0
+
+
+def test_edge_values_that_are_fine_pass_and_one_image_need_not_be_a_list(wb, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from workbench.result import Format
+
+    assert FORMATS == get_args(Format)
+    for ok in (dict(temperature=0), dict(max_tokens=np.int64(5)), dict(budget=float("inf")), dict(budget=0.5)):
+        assert wb.ask("hi", model="local/echo", **ok).text
+    Image.new("RGB", (4, 4), "red").save(tmp_path / "dot.png")
+    shown = wb.ask("what is this?", model="local/echo", images=str(tmp_path / "dot.png"))
+    assert shown.text.count("[image 4x4 png") == 1

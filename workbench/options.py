@@ -10,6 +10,9 @@ once and pass it positionally: ``wb.ask(prompt, opts)`` or
 from __future__ import annotations
 
 import difflib
+import math
+import numbers
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
     from workbench.serving.router import TokenSink
 
 Sink = Literal["html", "shell", "sql"]
+FORMATS = ("markdown", "text", "json", "code")  # result.Format's values (imported lazily there)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,7 +101,49 @@ class AskOptions:
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise TypeError(f"ask() got an unexpected keyword argument {unknown[0]!r}{hint}")
         base = options if options is not None else cls()
-        return replace(base, **overrides) if overrides else base
+        return (replace(base, **overrides) if overrides else base).checked()
+
+    def checked(self) -> AskOptions:
+        """These options, or a one-line :class:`~workbench.errors.WorkbenchError` for a value no call can take
+        (checked before anything is sent or recorded); a single image (a path or bytes) counts as a list of one.
+        """
+        from workbench.errors import WorkbenchError
+
+        def number(value: Any) -> bool:
+            return isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)
+
+        wrong = None
+        if self.max_tokens is not None and not (
+            isinstance(self.max_tokens, numbers.Integral)
+            and not isinstance(self.max_tokens, bool)
+            and self.max_tokens > 0
+        ):
+            wrong = f"max_tokens must be a whole number of tokens above 0, not {self.max_tokens!r}"
+        elif self.temperature is not None and not (
+            number(self.temperature) and 0 <= self.temperature and math.isfinite(self.temperature)
+        ):
+            wrong = f"temperature must be a number from 0 (most providers take up to 2), not {self.temperature!r}"
+        elif self.budget is not None and not (number(self.budget) and self.budget >= 0):
+            wrong = f"budget must be dollars (0 or more), not {self.budget!r}"
+        elif self.format not in FORMATS:
+            wrong = f"format must be one of {', '.join(FORMATS)}, not {self.format!r}"
+        elif not isinstance(self.stream, bool):
+            wrong = f"stream is True or False, not {self.stream!r}"
+        elif not isinstance(self.remember, bool):
+            wrong = f"remember is True or False, not {self.remember!r}"
+        elif self.cache is not None and not isinstance(self.cache, bool):
+            wrong = f"cache must be True, False or None (as configured), not {self.cache!r}"
+        elif not isinstance(self.priority, numbers.Integral) or isinstance(self.priority, bool):
+            wrong = f"priority must be a whole number (higher goes first), not {self.priority!r}"
+        elif self.max_value_tokens is not None and not (
+            isinstance(self.max_value_tokens, numbers.Integral) and self.max_value_tokens > 0
+        ):
+            wrong = f"max_value_tokens must be a whole number above 0, not {self.max_value_tokens!r}"
+        if wrong:
+            raise WorkbenchError(wrong)
+        if isinstance(self.images, str | bytes | bytearray | os.PathLike):
+            return replace(self, images=(self.images,))
+        return self
 
     def changed(self) -> list[str]:
         """The names of the fields set to something other than their default."""
