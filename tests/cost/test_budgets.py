@@ -261,3 +261,25 @@ def test_budgets_read_hourly_totals_that_always_equal_the_calls(tmp_path):
     conn.commit()
     assert any("calls_spend_insert" in p for _, p in wb.audit.verify().problems)
     conn.close()
+
+
+@pytest.mark.parametrize(
+    ("limits", "message"),
+    [
+        ({"usd": float("nan")}, "a budget's usd is dollars, zero or more, not nan"),  # NaN compares false: no cap
+        ({"usd": -1.0}, "a budget's usd is dollars, zero or more, not -1.0"),
+        ({"usd": "5"}, "a budget's usd is dollars, zero or more, not '5'"),
+        ({"tokens": float("nan")}, "a budget's tokens is a whole number, zero or more, not nan"),
+        ({"tokens": 2.5}, "a budget's tokens is a whole number, zero or more, not 2.5"),
+        ({"usd": 1.0, "thresholds": [float("nan")]}, r"budget thresholds are fractions of the limit, each in \(0, 1\]"),
+        ({"usd": 1.0, "thresholds": "0.5"}, r"budget thresholds are fractions of the limit, each in \(0, 1\]"),
+    ],
+)
+def test_a_limit_that_would_cap_nothing_or_is_not_a_number_is_refused(tmp_path, limits, message):
+    wb = priced(tmp_path / "b.db")
+    with pytest.raises(WorkbenchError, match=f"^{message}"):
+        wb.budgets.set("user:ana", **limits)
+    assert wb.store.query("SELECT COUNT(*) AS n FROM budgets")[0]["n"] == 0
+    wb.budgets.set("user:ana", 0.002)  # a real cap still caps
+    with pytest.raises(BudgetExceeded):
+        wb.ask("hello there, how are you", model="local/echo", user="ana", max_tokens=50)
