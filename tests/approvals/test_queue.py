@@ -97,3 +97,12 @@ def test_the_cli_lists_and_decides(tmp_path):
     assert again.returncode == 2
     assert "is already modified" in again.stderr
     assert "no pending approvals" in subprocess.run([*cli, "list"], capture_output=True, text=True).stdout
+
+
+def test_a_by_reason_or_to_that_is_not_text_is_a_one_line_error(tmp_path):
+    wb = Workbench.from_config(store=str(tmp_path / "q.db"))
+    row = wb.approvals.request("db.drop", {"table": "t"}, risk="destructive", reason="destructive tool")
+    for bad in ({"reason": 5}, {"by": 7}, {"to": ["ana"]}):
+        with pytest.raises(ApprovalError, match=r"^(by|reason|to) is text \(a name or a sentence\), not (int|list)$"):
+            wb.approvals.decide(row["id"], "escalate" if "to" in bad else "reject", **bad)
+    assert wb.approvals.get(row["id"])["status"] == "pending"

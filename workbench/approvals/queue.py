@@ -206,6 +206,9 @@ class Approvals:
 
         One compare-and-set: if someone else decided first, :class:`ApprovalError` names their decision.
         """
+        for what, text in (("by", by), ("reason", reason), ("to", to)):
+            if text is not None and not isinstance(text, str):
+                raise ApprovalError(f"{what} is text (a name or a sentence), not {type(text).__name__}")
         to = check_name("escalated to", to.strip()) if to else None
         d = Decision(decision, check_name("by", by or _who()), scrub(reason) or "", arguments, to)
         row = self.get(approval_id)
