@@ -83,6 +83,8 @@ def test_edge_values_that_are_fine_pass_and_one_image_need_not_be_a_list(wb, tmp
     assert FORMATS == get_args(Format)
     for ok in (dict(temperature=0), dict(max_tokens=np.int64(5)), dict(budget=float("inf")), dict(budget=0.5)):
         assert wb.ask("hi", model="local/echo", **ok).text
+    plain = AskOptions.of(None, {"max_tokens": np.int64(5), "temperature": np.float32(0.5)})
+    assert (type(plain.max_tokens), type(plain.temperature)) == (int, float)  # a request is JSON
     Image.new("RGB", (4, 4), "red").save(tmp_path / "dot.png")
     shown = wb.ask("what is this?", model="local/echo", images=str(tmp_path / "dot.png"))
     assert shown.text.count("[image 4x4 png") == 1

@@ -112,12 +112,11 @@ class AskOptions:
         def number(value: Any) -> bool:
             return isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)
 
+        def whole(value: Any) -> bool:
+            return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
         wrong = None
-        if self.max_tokens is not None and not (
-            isinstance(self.max_tokens, numbers.Integral)
-            and not isinstance(self.max_tokens, bool)
-            and self.max_tokens > 0
-        ):
+        if self.max_tokens is not None and not (whole(self.max_tokens) and self.max_tokens > 0):
             wrong = f"max_tokens must be a whole number of tokens above 0, not {self.max_tokens!r}"
         elif self.temperature is not None and not (
             number(self.temperature) and 0 <= self.temperature and math.isfinite(self.temperature)
@@ -133,17 +132,20 @@ class AskOptions:
             wrong = f"remember is True or False, not {self.remember!r}"
         elif self.cache is not None and not isinstance(self.cache, bool):
             wrong = f"cache must be True, False or None (as configured), not {self.cache!r}"
-        elif not isinstance(self.priority, numbers.Integral) or isinstance(self.priority, bool):
+        elif not whole(self.priority):
             wrong = f"priority must be a whole number (higher goes first), not {self.priority!r}"
-        elif self.max_value_tokens is not None and not (
-            isinstance(self.max_value_tokens, numbers.Integral) and self.max_value_tokens > 0
-        ):
+        elif self.max_value_tokens is not None and not (whole(self.max_value_tokens) and self.max_value_tokens > 0):
             wrong = f"max_value_tokens must be a whole number above 0, not {self.max_value_tokens!r}"
         if wrong:
             raise WorkbenchError(wrong)
+        plain: dict[str, Any] = {  # numpy's numbers as Python's (a request is JSON), one image as a list of one
+            name: kind(value)
+            for name, kind in (("max_tokens", int), ("temperature", float), ("budget", float))
+            if (value := getattr(self, name)) is not None and type(value) is not kind
+        }
         if isinstance(self.images, str | bytes | bytearray | os.PathLike):
-            return replace(self, images=(self.images,))
-        return self
+            plain["images"] = (self.images,)
+        return replace(self, **plain) if plain else self
 
     def changed(self) -> list[str]:
         """The names of the fields set to something other than their default."""

@@ -13,7 +13,7 @@ import stat
 import pytest
 import sqlite_utils
 
-from workbench.audit import verify_export
+from workbench.audit import AuditLog, verify_export
 from workbench.errors import GuardrailViolation, WorkbenchError
 from workbench.runtime import Workbench
 from workbench.store import MIGRATIONS, Store, utcnow
@@ -288,6 +288,31 @@ def test_eval_runs_written_before_they_were_bound_are_adopted_by_the_first_write
     assert json.loads(adopt[-1]["payload"])["tables"] == ["eval_runs", "eval_results"]
     _tamper(wb, "UPDATE eval_results SET score = 1 WHERE score = 0")
     assert "eval_results row" in wb.audit.verify().reason
+
+
+def test_adopting_a_later_bound_table_does_not_vouch_again_for_edited_carried_digests(tmp_path):
+    wb = _busy(tmp_path)
+    compact(wb.store, utcnow())  # digests of compacted calls are carried
+    wb.close()
+    _tamper(
+        wb,
+        "INSERT INTO audit_state (k, v) VALUES ('adopt_tables', 'eval_runs,eval_results')",  # as m025 leaves it
+        'UPDATE audit_carry SET digest = replace(digest, \'"d": "\', \'"d": "0\') '
+        "WHERE rowid = (SELECT MIN(rowid) FROM audit_carry)",
+    )
+    store = Store(tmp_path / "wb.db")
+    entries = store.query("SELECT COUNT(*) AS n FROM audit")[0]["n"]
+    with pytest.raises(AuditChainBroken, match="kept by compaction were edited"):
+        store.append_audit("note", "after the upgrade", {})
+    assert store.query("SELECT COUNT(*) AS n FROM audit")[0]["n"] == entries  # nothing was vouched for again
+    AuditLog(store).acknowledge("ana", "restored the carried digests from a backup")  # a human looked
+    store.append_audit("note", "after the acknowledgement", {})
+    assert [r["kind"] for r in store.query("SELECT kind FROM audit ORDER BY id DESC LIMIT 3")] == [
+        "note",
+        "adopt",
+        "acknowledge",
+    ]  # writing resumed, the adoption after the acknowledgement on record
+    store.close()
 
 
 def test_an_edit_to_the_spend_totals_budgets_read_is_caught(tmp_path):

@@ -304,7 +304,7 @@ class Store:
         from workbench.audit.entry import entry_payload
 
         key = audit_key()
-        if self._adopt_pending and kind != "adopt":
+        if self._adopt_pending and kind not in ("adopt", "acknowledge"):  # (a broken log is acknowledged first)
             self._adopt(conn, key)
         bindings = bind_rows(conn, key, list(bind)) if bind else None
         text = entry_payload(payload, who, bindings)
@@ -340,24 +340,31 @@ class Store:
         digests join the ones already carried.
         """
         state = dict(conn.execute("SELECT k, v FROM audit_state WHERE k IN ('adopt', 'adopt_tables')").fetchall())
-        self._adopt_pending = False
         if not state:
+            self._adopt_pending = False
             return
         entry = self.next_entry(conn, key)
         if "adopt" in state:
             tables, carry = list(BOUND), {}
         else:
             tables = [t for t in state["adopt_tables"].split(",") if t in BOUND]
-            carry = {
-                (t, k): (e, json.loads(d))
-                for t, k, e, d in conn.execute("SELECT tbl, key, entry, digest FROM audit_carry").fetchall()
-            }
+            kept = conn.execute("SELECT tbl, key, entry, digest FROM audit_carry").fetchall()
+            vouched = conn.execute(  # the digests kept so far are vouched for again below: the ones the log holds
+                "SELECT id, payload FROM audit WHERE kind IN ('compact', 'adopt') ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+            mac = json.loads(vouched[1]).get("carry", {}).get("mac") if vouched else None
+            if kept and carry_mac(key, [tuple(r) for r in kept]) != mac:
+                acknowledged = conn.execute("SELECT MAX(id) FROM audit WHERE kind = 'acknowledge'").fetchone()[0]
+                if acknowledged is None or (vouched is not None and acknowledged < vouched[0]):
+                    self._broken("the row digests kept by compaction were edited")
+            carry = {(t, k): (e, json.loads(d)) for t, k, e, d in kept}
         for table in tables:
             for row in conn.execute(select_sql(table, where_key=False)).fetchall():
                 digests = row_digests(key, table, row)
                 carry[(table, digests["k"])] = (entry, digests)
         vouch = self.write_carry(conn, key, carry)
         conn.execute("DELETE FROM audit_state WHERE k IN ('adopt', 'adopt_tables')")
+        self._adopt_pending = False  # (a refusal above leaves it pending: the next write tries again)
         why = "rows written before audit entries bound rows" + ("" if "adopt" in state else f" of {', '.join(tables)}")
         self.audit(conn, "adopt", "rows", {"carry": vouch, "tables": tables, "why": why})
 
