@@ -227,6 +227,9 @@ def test_compaction_keeps_the_digests_so_old_rows_still_verify(tmp_path):
         "WHERE rowid = (SELECT MIN(rowid) FROM audit_carry)",
     )
     assert "kept by compaction were edited" in wb2.audit.verify().reason
+    with pytest.raises(WorkbenchError, match="kept by compaction were edited"):  # not vouched for again
+        compact(wb2.store, utcnow())
+    assert "kept by compaction were edited" in wb2.audit.verify().reason
 
 
 def test_a_store_from_before_binding_is_adopted_by_its_first_write(tmp_path):

@@ -334,6 +334,22 @@ class Store:
         conn.executemany("INSERT INTO audit_carry (tbl, key, entry, digest) VALUES (?, ?, ?, ?)", rows)
         return {"rows": len(rows), "mac": carry_mac(key, rows)}
 
+    def kept_carry(self, conn: sqlite3.Connection, key: AuditKey) -> dict[tuple[str, str], tuple[int, dict[str, Any]]]:
+        """The carried row digests (``audit_carry``), about to be vouched for again by a new entry: refused
+        (:class:`AuditChainBroken`) when they are not the ones the log vouched for last, unless a human
+        acknowledged the log since.
+        """
+        kept = conn.execute("SELECT tbl, key, entry, digest FROM audit_carry").fetchall()
+        vouched = conn.execute(
+            "SELECT id, payload FROM audit WHERE kind IN ('compact', 'adopt') ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        mac = json.loads(vouched[1]).get("carry", {}).get("mac") if vouched else None
+        if kept and carry_mac(key, [tuple(r) for r in kept]) != mac:
+            acknowledged = conn.execute("SELECT MAX(id) FROM audit WHERE kind = 'acknowledge'").fetchone()[0]
+            if acknowledged is None or (vouched is not None and acknowledged < vouched[0]):
+                self._broken("the row digests kept by compaction were edited")
+        return {(t, k): (e, json.loads(d)) for t, k, e, d in kept}
+
     def _adopt(self, conn: sqlite3.Connection, key: AuditKey) -> None:
         """Bind the rows written before entries bound them (a store from an older version), once: every bound
         table's (``adopt``), or those of the tables a later version began to bind (``adopt_tables``), whose
@@ -347,17 +363,7 @@ class Store:
         if "adopt" in state:
             tables, carry = list(BOUND), {}
         else:
-            tables = [t for t in state["adopt_tables"].split(",") if t in BOUND]
-            kept = conn.execute("SELECT tbl, key, entry, digest FROM audit_carry").fetchall()
-            vouched = conn.execute(  # the digests kept so far are vouched for again below: the ones the log holds
-                "SELECT id, payload FROM audit WHERE kind IN ('compact', 'adopt') ORDER BY id DESC LIMIT 1"
-            ).fetchone()
-            mac = json.loads(vouched[1]).get("carry", {}).get("mac") if vouched else None
-            if kept and carry_mac(key, [tuple(r) for r in kept]) != mac:
-                acknowledged = conn.execute("SELECT MAX(id) FROM audit WHERE kind = 'acknowledge'").fetchone()[0]
-                if acknowledged is None or (vouched is not None and acknowledged < vouched[0]):
-                    self._broken("the row digests kept by compaction were edited")
-            carry = {(t, k): (e, json.loads(d)) for t, k, e, d in kept}
+            tables, carry = [t for t in state["adopt_tables"].split(",") if t in BOUND], self.kept_carry(conn, key)
         for table in tables:
             for row in conn.execute(select_sql(table, where_key=False)).fetchall():
                 digests = row_digests(key, table, row)

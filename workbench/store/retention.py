@@ -72,10 +72,7 @@ def compact(store: Store, older_than: str, *, dry_run: bool = False) -> Compacti
     with store.transaction() as conn:
         calls, spans, tools, last_id, entries = _counts(conn, before)
         key = audit_key()
-        carry = {
-            (t, k): (entry, json.loads(d))
-            for t, k, entry, d in conn.execute("SELECT tbl, key, entry, digest FROM audit_carry").fetchall()
-        }
+        carry = store.kept_carry(conn, key)  # (vouched for again below: refused if they were edited)
         if entries:  # the digests the removed entries hold are carried over, newest first
             for entry, payload in conn.execute(
                 "SELECT id, payload FROM audit WHERE id <= ? AND payload LIKE '%\"bind\"%' ORDER BY id", (last_id,)
