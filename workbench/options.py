@@ -27,6 +27,18 @@ Sink = Literal["html", "shell", "sql"]
 FORMATS = ("markdown", "text", "json", "code")  # result.Format's values (imported lazily there)
 
 
+def real_number(value: Any) -> bool:
+    """A real number that is not NaN (NaN compares false with everything: as a limit, it would limit nothing),
+    and not a bool.
+    """
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)
+
+
+def whole_number(value: Any) -> bool:
+    """An integer (Python's or numpy's), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True, kw_only=True)
 class AskOptions:
     """How to make one call. Every field has the default ``wb.ask`` has always had.
@@ -109,20 +121,14 @@ class AskOptions:
         """
         from workbench.errors import WorkbenchError
 
-        def number(value: Any) -> bool:
-            return isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)
-
-        def whole(value: Any) -> bool:
-            return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
         wrong = None
-        if self.max_tokens is not None and not (whole(self.max_tokens) and self.max_tokens > 0):
+        if self.max_tokens is not None and not (whole_number(self.max_tokens) and self.max_tokens > 0):
             wrong = f"max_tokens must be a whole number of tokens above 0, not {self.max_tokens!r}"
         elif self.temperature is not None and not (
-            number(self.temperature) and 0 <= self.temperature and math.isfinite(self.temperature)
+            real_number(self.temperature) and 0 <= self.temperature and math.isfinite(self.temperature)
         ):
             wrong = f"temperature must be a number from 0 (most providers take up to 2), not {self.temperature!r}"
-        elif self.budget is not None and not (number(self.budget) and self.budget >= 0):
+        elif self.budget is not None and not (real_number(self.budget) and self.budget >= 0):
             wrong = f"budget must be dollars (0 or more), not {self.budget!r}"
         elif self.format not in FORMATS:
             wrong = f"format must be one of {', '.join(FORMATS)}, not {self.format!r}"
@@ -132,9 +138,11 @@ class AskOptions:
             wrong = f"remember is True or False, not {self.remember!r}"
         elif self.cache is not None and not isinstance(self.cache, bool):
             wrong = f"cache must be True, False or None (as configured), not {self.cache!r}"
-        elif not whole(self.priority):
+        elif not whole_number(self.priority):
             wrong = f"priority must be a whole number (higher goes first), not {self.priority!r}"
-        elif self.max_value_tokens is not None and not (whole(self.max_value_tokens) and self.max_value_tokens > 0):
+        elif self.max_value_tokens is not None and not (
+            whole_number(self.max_value_tokens) and self.max_value_tokens > 0
+        ):
             wrong = f"max_value_tokens must be a whole number above 0, not {self.max_value_tokens!r}"
         if wrong:
             raise WorkbenchError(wrong)

@@ -125,9 +125,9 @@ class Approvals:
         """Queue a pending approval; returns its row. Its arguments are stored (and later run) with any secret in
         them redacted, as a model's tool call is.
         """
-        for what, name in (("tool", tool), ("session", session), ("agent", agent)):
-            if name is not None:
-                check_name(what, name)
+        check_name("tool", tool)
+        check_name("session", session)
+        check_name("agent", agent)
         arguments = scrub_values(arguments)
         now = datetime.now(UTC)
         row: dict[str, Any] = {

@@ -20,8 +20,6 @@ plus a key; over a period: ``day`` or ``month`` (UTC) or ``total``; in USD, toke
 from __future__ import annotations
 
 import json
-import math
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,6 +28,7 @@ from typing import Any, Literal
 from workbench.config import Route, Settings
 from workbench.errors import BudgetExceeded, KillSwitchActive, TeamStateDown, WorkbenchError, warn_at_caller
 from workbench.guardrails.scanners import check_name, scrub
+from workbench.options import real_number
 from workbench.serving import Request
 from workbench.serving.policies import unit_prices
 from workbench.serving.router import LITELLM
@@ -72,11 +71,6 @@ def parse_scope(text: str) -> tuple[str, str]:
             f"budget scope {text!r}: write 'global' or one of user:NAME, task:NAME, agent:NAME, session:NAME"
         )
     return scope, key
-
-
-def _number(value: Any) -> bool:
-    """A real number that is not NaN (a NaN limit compares false with everything: it would cap nothing)."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)
 
 
 def period_start(period: str, now: datetime | None = None) -> str:
@@ -127,11 +121,11 @@ class Budgets:
             raise WorkbenchError(f"budget period {period!r}: use one of {', '.join(PERIODS)}")
         if usd is None and tokens is None:
             raise WorkbenchError("a budget needs a limit: give usd=..., tokens=... or both")
-        if usd is not None and not (_number(usd) and usd >= 0):
+        if usd is not None and not (real_number(usd) and usd >= 0):
             raise WorkbenchError(f"a budget's usd is dollars, zero or more, not {usd!r}")
-        if tokens is not None and not (_number(tokens) and tokens >= 0 and float(tokens).is_integer()):
+        if tokens is not None and not (real_number(tokens) and tokens >= 0 and float(tokens).is_integer()):
             raise WorkbenchError(f"a budget's tokens is a whole number, zero or more, not {tokens!r}")
-        if isinstance(thresholds, str) or any(not (_number(t) and 0 < t <= 1) for t in thresholds):
+        if isinstance(thresholds, str) or any(not (real_number(t) and 0 < t <= 1) for t in thresholds):
             raise WorkbenchError(f"budget thresholds are fractions of the limit, each in (0, 1], not {thresholds!r}")
         if self.shared is not None and self.team is not None:
             shared = self.shared

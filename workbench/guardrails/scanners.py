@@ -21,9 +21,11 @@ import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from workbench.errors import WorkbenchError
+
+_Name = TypeVar("_Name", bound=str | None)
 
 _SECRETS = {
     # "sk-(?<!\wsk-)" is "\bsk-" with the literal first, which lets the regex engine skip to each "sk-" at C speed
@@ -265,13 +267,15 @@ def scrub_values(value: Any) -> Any:
     return value
 
 
-def check_name(what: str, name: str) -> str:
-    """``name`` (a session, user, task, agent or workflow name, a scope) if it holds no secret; else a one-line
-    :class:`~workbench.errors.WorkbenchError`. A name is stored, shown and matched as written, so one holding a
-    key is refused before anything is recorded: redacting it would file unrelated work under one
-    ``[REDACTED:...]`` name. The error shows the name redacted.
+def check_name(what: str, name: _Name) -> _Name:
+    """``name`` (a session, user, task, agent or workflow name, a scope; ``None``: not given) if it holds no
+    secret; else a one-line :class:`~workbench.errors.WorkbenchError`. A name is stored, shown and matched as
+    written, so one holding a key is refused before anything is recorded: redacting it would file unrelated
+    work under one ``[REDACTED:...]`` name. The error shows the name redacted.
     """
-    found = find_secrets(name) if isinstance(name, str) else []
+    if not isinstance(name, str):
+        return name
+    found = find_secrets(name)
     if found:
         raise WorkbenchError(
             f"{what} {redact(name, found)!r} holds what looks like a secret ({found[0].kind}): names are stored "

@@ -172,9 +172,8 @@ class Agent:
     ) -> None:
         if not name or not check_name("agent name", name).replace("-", "").replace("_", "").isalnum():
             raise WorkbenchError(f"agent name {name!r}: use letters, digits, '-' and '_'")
-        for what, value in (("session", session), ("user", user)):
-            if value is not None:
-                check_name(what, value)
+        check_name("session", session)
+        check_name("user", user)
         if max_steps < 1:
             raise WorkbenchError("max_steps must be at least 1")
         self.wb, self.name, self.model, self.memory, self.remember = wb, name, model, memory, remember
@@ -194,9 +193,8 @@ class Agent:
         """
         if not isinstance(task, str) or not task.strip():
             raise WorkbenchError("give the agent a task: agent.run('Which customers churned in May?')")
-        for what, value in (("session", session), ("user", user)):
-            if value is not None:
-                check_name(what, value)
+        check_name("session", session)
+        check_name("user", user)
         shown = [as_image(i) for i in images]
         task = self.wb.guard.screen_secrets(
             task, "the agent's task", session=session or self.session, agent=self.name
