@@ -322,6 +322,7 @@ def _shape_texts():
     rng = random.Random(7)
     pieces = ["a", "_", ".", "(", ")", " ", "1", "é", "f(x)", "os.path(", "a.b.c(", ".a(", "1a(", "é(", "drop table"]
     pieces += ["xdrop table", "hidden>", "ahidden>", "system:", "\n", "\n\n  assistant:", "rm -rf", "{name}", "<!--"]
+    pieces += ["—", "’", "½", "Ω(", "naïve", "ß_", "日本"]  # words split at non-ASCII punctuation, not at letters
     texts = [injection.normalise(t) for t in CORPUS]
     texts += [injection.normalise(PROSE[i : i + 5000]) for i in range(0, 150_000, 5000)]
     return texts + ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 30))) for _ in range(5000)]

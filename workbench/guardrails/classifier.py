@@ -60,9 +60,34 @@ _NEEDS = {  # a literal each shape's matches hold: most windows hold none, and n
     "chat_marker": ("<|", "inst]", "sys>>", "system", "assistant"),
 }
 _NAME = frozenset("abcdefghijklmnopqrstuvwxyz_")
-# Every ASCII character that is not a word character (\w: letters, digits, "_") as a space: in an ASCII text the
-# words are then what str.split() returns.
-_SPACE_BUT_WORDS = {c: " " for c in range(128) if not (chr(c).isalnum() or chr(c) == "_")}
+
+
+class _SpaceButWords(dict[int, int]):
+    r"""For ``str.translate``: every character that is not a word character (``\w``: what ``str.isalnum`` says,
+    and "_") as a space, the others kept; then the words of a text are what ``str.split()`` returns. Filled as
+    characters are met (all of ASCII up front).
+    """
+
+    def __missing__(self, code: int) -> int:
+        ch = chr(code)
+        self[code] = code if ch.isalnum() or ch == "_" else 32
+        return self[code]
+
+
+_SPACE_BUT_WORDS = _SpaceButWords({c: c if chr(c).isalnum() or c == 95 else 32 for c in range(128)})
+
+
+def _spaced_words(text: str) -> str | None:
+    """``text`` with every character but the word characters a space (the same length), when its words are what
+    ``_tokens`` finds; ``None`` for a text holding Chinese, Japanese or Korean (a character is a word there).
+    """
+    if text.isascii():
+        return text.translate(_SPACE_BUT_WORDS)
+    if _CJK.search(text):
+        return None
+    return text.translate(_SPACE_BUT_WORDS)
+
+
 _CALL_ARGS = re.compile(r"[^)]{0,40}\)")
 
 
@@ -189,8 +214,7 @@ class Model:
         if len(text) <= WINDOW:  # one window: no positions needed
             best = self._one_window(text)
             return 1 / (1 + math.exp(-best)) if best > -30 else 0.0
-        if text.isascii():
-            spaced = text.translate(_SPACE_BUT_WORDS)  # the words are what split() returns
+        if (spaced := _spaced_words(text)) is not None:  # the words are what split() returns
             words = spaced.split()
             pairs: list[str] = list(map(" ".join, zip(words, words[1:], strict=False)))
             before_start: Callable[[int], int] = _WordsBefore(spaced)
@@ -216,8 +240,8 @@ class Model:
     def _one_window(self, text: str) -> float:
         """The score of a text no longer than a window: the bias and the weights of the known features it holds."""
         weights, stems = self.weights, self.stems
-        if text.isascii():
-            words = text.translate(_SPACE_BUT_WORDS).split()  # what _WORD finds, without a match object each
+        if (spaced := _spaced_words(text)) is not None:
+            words = spaced.split()  # what _WORD finds, without a match object each
             pairs: Any = map(" ".join, zip(words, words[1:], strict=False))
         else:
             words = [w for _, w in _tokens(text)]
