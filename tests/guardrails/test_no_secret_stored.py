@@ -32,6 +32,11 @@ KEYS = {
     "stream": "sk-proj-STREAMEDaaaaBBBBccccDDDD1515",
     "task": "sk-proj-AGENTTASKeeeeFFFFggggHHHH1616",
     "tool_description": "sk-proj-TOOLDOCiiiiJJJJkkkkLLLL1717",
+    "workflow_input": "ghp_WFINPUT1818aaaaBBBBccccDDDDeeeeFFFFiiii",
+    "step_result": "sk-proj-STEPRESULTmmmmNNNNoooo1919",
+    "map_result": "xoxb-MAPRESULT-202020aaaa",
+    "fallback": "sk-proj-FALLBACKqqqqRRRRssss2121",
+    "workflow_tool_error": "sk-proj-WFTOOLERRuuuuVVVVwwww2222",
 }
 
 RULES = [
@@ -119,6 +124,10 @@ def test_a_key_planted_in_every_path_is_found_nowhere(planted):
     row = wb.approvals.request("db.drop", {"table": "t"}, risk="destructive", reason="destructive tool")
     wb.approvals.decide(row["id"], "reject", by="ana", reason=f"never with {KEYS['decision']}")
     wb.step([{"role": "user", "content": f"what is {KEYS['step']} for?"}], model="local/echo")
+    run = _workflow(wb).run(vault=f"token={KEYS['workflow_input']}")
+    assert run.status == "done", run.error
+    assert run.results["fetch"] == {"token": "[REDACTED:openai_key]"}  # what a dependent got is what is stored
+    assert run.results["use"] == "using [REDACTED:openai_key]"
     shown: list[str] = []
     streamed = wb.ask("stream me the key", stream=True, on_token=lambda d: shown.append(d or ""))
     assert KEYS["stream"] not in streamed.text
@@ -136,6 +145,38 @@ def test_a_key_planted_in_every_path_is_found_nowhere(planted):
     assert leaked == {}, f"leaked: {leaked}"
 
 
+def _file(path):
+    path.write_text("Refunds take 30 days.")
+    return path
+
+
+def _workflow(wb):
+    """A workflow whose inputs, step results, map branches, fallback and tool error each carry a key."""
+    wf = wb.workflow("rotate")
+
+    @wf.step("fetch", depends_on=[])
+    def fetch(vault: str = ""):
+        return {"token": KEYS["step_result"]}
+
+    @wf.step("use", depends_on=["fetch"])
+    def use(fetch):
+        return f"using {fetch['token']}"
+
+    wf.map("each", over=["a", "b"], fn=lambda item: f"{item}: {KEYS['map_result']}")
+
+    @wf.step("flaky", depends_on=[], on_error="fallback", fallback=lambda exc: KEYS["fallback"])
+    def flaky():
+        raise ValueError("down")
+
+    @wb.tool(name="vault.rotate")
+    def rotate(name: str) -> str:
+        """Rotate a key."""
+        raise RuntimeError(f"rotation refused for {KEYS['workflow_tool_error']}")
+
+    wf.tool("rotate", "vault.rotate", arguments={"name": "ci"}, on_error="skip")
+    return wf
+
+
 def test_under_the_default_policy_a_secret_anywhere_blocks_and_nothing_is_stored(tmp_path):
     wb = Workbench.from_config(store=str(tmp_path / "b.db"))
     key = "sk-proj-BLOCKEDaaaaBBBBccccDDDD9999"
@@ -147,11 +188,18 @@ def test_under_the_default_policy_a_secret_anywhere_blocks_and_nothing_is_stored
         wb.docs.add("kb", [f"key: {key}"])
     with pytest.raises(GuardrailViolation, match="the memory for shared holds"):
         wb.memory.add(f"the key is {key}")
+    with pytest.raises(GuardrailViolation, match="workflow w's inputs holds openai_key"):
+        wb.workflow("w").run(key=key)
+    wf = wb.workflow("w2")
+    wf.step("leak", depends_on=[], retry=3)(lambda: {"key": key})
+    run = wf.run()  # the step fails at once (a retry would hold it again), and its result is not kept
+    assert run.status == "failed" and "holds openai_key" in run.error
+    assert run.steps[0]["attempts"] == 1
     assert wb.store.query("SELECT COUNT(*) AS n FROM calls")[0]["n"] == 0
     assert wb.store.query("SELECT COUNT(*) AS n FROM documents")[0]["n"] == 0
     events = wb.guard.df()
     assert set(events["scanner"]) == {"secrets"}
-    assert len(events) == 4
+    assert len(events) == 6
     wb.store.close()
     conn = sqlite3.connect(tmp_path / "b.db")
     dump = "\n".join(conn.iterdump())
@@ -203,6 +251,7 @@ def test_a_name_holding_a_key_is_refused_before_anything_is_recorded_and_a_kill_
         "agent name": lambda: wb.agent(key(), model="local/echo"),
         "workflow name": lambda: wb.workflow(key()),
         "step name": lambda: wb.workflow("etl").step(key())(lambda: 1),
+        "document": lambda: wb.docs.add("kb", [_file(tmp_path / f"notes-{key()}.md")]),
         "collection": lambda: wb.docs.add(key(), ["notes about tea"]),
         "tool": lambda: wb.approvals.request(key(), {"table": "t"}, risk="destructive", reason="x"),
         "by": lambda: wb.approvals.decide(row["id"], "approve", by=key()),
@@ -228,7 +277,7 @@ def test_a_name_holding_a_key_is_refused_before_anything_is_recorded_and_a_kill_
     wb.store.close()
     blob = b"".join(p.read_bytes() for p in (tmp_path / "n.db", tmp_path / "n.db-wal") if p.exists())
     assert [k for k in used if k.encode() in blob] == []
-    assert len(used) == 20
+    assert len(used) == 21
 
 
 def test_credentials_in_a_base_url_are_masked_wherever_the_endpoint_is_named(tmp_path, capsys):

@@ -68,6 +68,7 @@ class Docs:
         rows = []
         for item in items:
             source, text, kind = _read(item)
+            check_name("document", source)  # a file's path is its name in the collection
             pieces = list(_csv_rows(text) if kind == "csv" else _chunks(text, size, markdown=kind == "md"))
             rows.append((source, [self.screen(p, f"document chunk {source}#{n}") for n, p in enumerate(pieces, 1)]))
         vectors: list[list[bytes | None]] = [[None] * len(pieces) for _, pieces in rows]

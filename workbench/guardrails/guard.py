@@ -194,6 +194,28 @@ class Guard:
             )
         return redact(text, list(found)) if action == "redact" else text
 
+    def screen_value(self, value: Any, where: str, *, agent: str | None = None) -> Any:
+        """A value a program hands on and the store keeps as JSON (a workflow's inputs, a step's result): each
+        string in it, and each dict key, through :meth:`screen_secrets`; any other object whose ``str()`` (what
+        is stored for it) holds a secret becomes that string, screened. Unchanged parts stay the same objects.
+        """
+        if isinstance(value, str):
+            return self.screen_secrets(value, where, agent=agent)
+        if isinstance(value, dict):
+            items = [
+                (self.screen_value(k, where, agent=agent), self.screen_value(v, where, agent=agent))
+                for k, v in value.items()
+            ]
+            same = all(a is k and b is v for (a, b), (k, v) in zip(items, value.items(), strict=True))
+            return value if same else dict(items)
+        if isinstance(value, list | tuple):
+            out = [self.screen_value(v, where, agent=agent) for v in value]
+            return value if all(a is b for a, b in zip(out, value, strict=True)) else type(value)(out)
+        if value is None or isinstance(value, int | float) or self.settings.input.get("secrets", "off") == "off":
+            return value
+        shown = str(value)
+        return self.screen_secrets(shown, where, agent=agent) if find_secrets(shown) else value
+
     def redact_secrets(
         self,
         text: str,

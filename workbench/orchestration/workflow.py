@@ -36,7 +36,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from workbench.errors import WorkbenchError
+from workbench.errors import GuardrailViolation, WorkbenchError
 from workbench.guardrails.scanners import check_name, scrub
 from workbench.observability import iso_ns, run_trace, span_row
 from workbench.orchestration.claims import (
@@ -231,6 +231,7 @@ class Workflow:
     def run(self, **inputs: Any) -> WorkflowRun:
         """Run every step (``inputs`` are given to steps that take them as parameters)."""
         self._check()
+        inputs = self._screened(inputs, f"workflow {self.name}'s inputs")  # (block: refused, nothing recorded)
         run_id, owner = new_id(), owner_token()
         with self.wb.store.transaction() as conn:
             conn.execute(
@@ -373,6 +374,8 @@ class Workflow:
                     value = self._tool(run_id, name, *step.run(**args))
                 else:
                     value = step.run(**args)
+                if step.kind != "tool":  # (a tool's result went through the tool-result guardrails)
+                    value = self._screened(value, f"workflow {self.name} step {name}'s result")
                 json.dumps(value, default=str)
                 self._checkpoint(
                     run_id, name, "done", value, attempts, (time.perf_counter() - t0) * 1000, None, started
@@ -382,7 +385,7 @@ class Workflow:
                 self._checkpoint(run_id, name, "waiting", None, attempts, 0.0, None, started)
                 raise
             except Exception as exc:  # noqa: BLE001 - the step's error policy decides
-                if attempts <= step.retry:
+                if attempts <= step.retry and not isinstance(exc, GuardrailViolation):  # (that would hold again)
                     time.sleep(min(0.05 * 2 ** (attempts - 1), 1.0))
                     continue
                 message = f"{type(exc).__name__}: {exc}"
@@ -392,6 +395,12 @@ class Workflow:
                     return None
                 if step.on_error == "fallback":
                     value = step.fallback(exc) if callable(step.fallback) else step.fallback
+                    try:
+                        value = self._screened(value, f"workflow {self.name} step {name}'s fallback")
+                    except GuardrailViolation as refused:
+                        message = f"{message}; its fallback: {refused}"
+                        self._checkpoint(run_id, name, "failed", None, attempts, latency, message, started)
+                        raise WorkflowError(f"step {name} failed after {attempts} attempt(s): {message}") from None
                     self._checkpoint(run_id, name, "fallback", value, attempts, latency, message, started)
                     return value
                 self._checkpoint(run_id, name, "failed", None, attempts, latency, message, started)
@@ -472,7 +481,7 @@ class Workflow:
             out, status, error = result_text(tool.run(arguments)), "ok", None
         except Exception as exc:  # noqa: BLE001 - recorded, then the step's error policy decides
             out, status, error = f"error: {type(exc).__name__}: {exc}", "error", repr(exc)
-        checked = self.wb.guard.check_tool_result(tool.name, out) if status == "ok" else out
+        checked = self.wb.guard.check_tool_result(tool.name, out)  # (an error's text too: it is stored)
         with self.wb.store.transaction() as conn:
             conn.execute(
                 "UPDATE tool_calls SET status = ?, result = ?, error = ?, latency_ms = ? WHERE id = ?",
@@ -499,6 +508,13 @@ class Workflow:
         return checked
 
     # -- the record ---------------------------------------------------------------------------
+
+    def _screened(self, value: Any, where: str) -> Any:
+        """Inputs or a step's result as they may be stored and handed on: the secrets in them under the input
+        policy (``block``: :class:`~workbench.errors.GuardrailViolation`; ``redact``: the steps that depend on
+        it get it redacted too, so a resumed run sees what a live one saw).
+        """
+        return self.wb.guard.screen_value(value, where, agent=f"workflow:{self.name}")
 
     def _finished(self, run_id: str) -> dict[str, Any]:
         rows = self.wb.store.query(
