@@ -37,6 +37,7 @@ KEYS = {
     "map_result": "xoxb-MAPRESULT-202020aaaa",
     "fallback": "sk-proj-FALLBACKqqqqRRRRssss2121",
     "workflow_tool_error": "sk-proj-WFTOOLERRuuuuVVVVwwww2222",
+    "eval_expected": "sk-proj-EVALEXPECTxxxxYYYYzzzz2323",
 }
 
 RULES = [
@@ -128,6 +129,8 @@ def test_a_key_planted_in_every_path_is_found_nowhere(planted):
     assert run.status == "done", run.error
     assert run.results["fetch"] == {"token": "[REDACTED:openai_key]"}  # what a dependent got is what is stored
     assert run.results["use"] == "using [REDACTED:openai_key]"
+    evals = wb.evals.run(_suite(root, "keys", "c1", KEYS["eval_expected"]), progress=False)
+    assert set(evals.results["detail"]) == {"expected '[REDACTED:openai_key]'", "missing ['[REDACTED:openai_key]']"}
     shown: list[str] = []
     streamed = wb.ask("stream me the key", stream=True, on_token=lambda d: shown.append(d or ""))
     assert KEYS["stream"] not in streamed.text
@@ -147,6 +150,16 @@ def test_a_key_planted_in_every_path_is_found_nowhere(planted):
 
 def _file(path):
     path.write_text("Refunds take 30 days.")
+    return path
+
+
+def _suite(root, name, case_id, expected):
+    """An eval suite of one case, whose scorers' details quote what it expected."""
+    (root / f"{name}.jsonl").write_text(json.dumps({"id": case_id, "input": "say hello", "expected": expected}))
+    path = root / f"{name}.eval.yaml"
+    path.write_text(
+        f"name: {name}\ndataset: {name}.jsonl\nprompt: '{{input}}'\nmodel: local/echo\nscorers: [exact, contains]\n"
+    )
     return path
 
 
@@ -253,6 +266,7 @@ def test_a_name_holding_a_key_is_refused_before_anything_is_recorded_and_a_kill_
         "step name": lambda: wb.workflow("etl").step(key())(lambda: 1),
         "document": lambda: wb.docs.add("kb", [_file(tmp_path / f"notes-{key()}.md")]),
         "collection": lambda: wb.docs.add(key(), ["notes about tea"]),
+        "case id": lambda: wb.evals.run(_suite(tmp_path, "ids", f"c-{key()}", "hi"), progress=False),
         "tool": lambda: wb.approvals.request(key(), {"table": "t"}, risk="destructive", reason="x"),
         "by": lambda: wb.approvals.decide(row["id"], "approve", by=key()),
         "escalated to": lambda: wb.approvals.escalate(row["id"], to=key(), by="ana"),
@@ -277,7 +291,7 @@ def test_a_name_holding_a_key_is_refused_before_anything_is_recorded_and_a_kill_
     wb.store.close()
     blob = b"".join(p.read_bytes() for p in (tmp_path / "n.db", tmp_path / "n.db-wal") if p.exists())
     assert [k for k in used if k.encode() in blob] == []
-    assert len(used) == 21
+    assert len(used) == 22
 
 
 def test_credentials_in_a_base_url_are_masked_wherever_the_endpoint_is_named(tmp_path, capsys):

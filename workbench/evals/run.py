@@ -21,6 +21,7 @@ from workbench.errors import ConfigError, WorkbenchError
 from workbench.evals.gate import compare, interval
 from workbench.evals.scorers import ScoreContext, score, scorer
 from workbench.evals.suite import Suite, load_suite
+from workbench.guardrails.scanners import check_name, scrub
 from workbench.observability.calls import served_models
 from workbench.store import new_id, utcnow
 
@@ -184,6 +185,7 @@ class Evals:
         for m in models:
             self.wb.resolve(m, check=self.wb.mode == "live")
         for case in suite.cases:
+            check_name("case id", str(case["id"]))
             suite.render(case)
         jobs = [(m, c, case, r) for m in models for c in contexts for case in suite.cases for r in range(repeats)]
         bar = _progress(len(jobs), f"eval {suite.name}", progress)
@@ -266,6 +268,7 @@ class Evals:
         for spec in suite.scorers:
             s = score(spec.name, output, case, local, spec.options) if error is None else None
             value, detail = (s.value, s.detail) if s else (0.0, error)
+            detail = scrub(detail)  # (it may quote the expected answer, which may hold a key: it is stored)
             pass_at = PASS_AT.get(spec.name, 1.0)
             pass_at = spec.options.get("min", 0.5) if pass_at == "min" else spec.options.get("pass_at", pass_at)
             rows.append(
