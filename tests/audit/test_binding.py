@@ -13,6 +13,7 @@ import stat
 import pytest
 import sqlite_utils
 
+from tests.tampering import tamper
 from workbench.audit import AuditLog, verify_export
 from workbench.errors import GuardrailViolation, WorkbenchError
 from workbench.runtime import Workbench
@@ -52,14 +53,6 @@ def _suite(folder) -> None:
     )
 
 
-def _tamper(wb: Workbench, *statements: str) -> None:
-    conn = sqlite3.connect(wb.store.path)
-    with conn:
-        for sql in statements:
-            conn.execute(sql)
-    conn.close()
-
-
 TAMPERS = {
     "call cost lowered": ("UPDATE calls SET cost_usd = cost_usd / 10 WHERE prompt = 'one'", "calls row"),
     "call answer edited": ("UPDATE calls SET text = 'something else' WHERE prompt = 'one'", "its body"),
@@ -94,7 +87,7 @@ def test_editing_the_rows_an_entry_stands_for_is_named(tmp_path, name):
     wb = _busy(tmp_path)
     assert wb.audit.verify().ok
     sql, what = TAMPERS[name]
-    _tamper(wb, sql)
+    tamper(wb, sql)
     bad = wb.audit.verify()
     assert not bad and what in bad.reason, bad
     assert "BROKEN" in str(bad)
@@ -102,7 +95,7 @@ def test_editing_the_rows_an_entry_stands_for_is_named(tmp_path, name):
 
 def test_the_first_problem_is_the_oldest_and_all_are_listed(tmp_path):
     wb = _busy(tmp_path)
-    _tamper(wb, "UPDATE budgets SET limit_usd = 500", "UPDATE calls SET cost_usd = 0 WHERE prompt = 'one'")
+    tamper(wb, "UPDATE budgets SET limit_usd = 500", "UPDATE calls SET cost_usd = 0 WHERE prompt = 'one'")
     bad = wb.audit.verify()
     call_entry = wb.store.query("SELECT id FROM audit WHERE kind = 'call' ORDER BY id LIMIT 1")[0]["id"]
     assert bad.first_bad_id == call_entry
@@ -141,7 +134,7 @@ def test_a_cut_off_end_is_caught_even_with_the_head_rewritten_and_the_log_refuse
     wb.store.append_audit("note", "one", {"n": 1})  # two entries that stand for no row, cut off below
     wb.store.append_audit("note", "two", {"n": 2})
     last = wb.store.query("SELECT MAX(id) AS i FROM audit")[0]["i"]
-    _tamper(
+    tamper(
         wb,
         f"DELETE FROM audit WHERE id > {last - 2}",
         f"UPDATE audit_head SET id = {last - 2}, hash = (SELECT hash FROM audit WHERE id = {last - 2})",
@@ -215,13 +208,13 @@ def test_compaction_keeps_the_digests_so_old_rows_still_verify(tmp_path):
     assert done.audit_entries > 0
     check = wb.audit.verify()
     assert check.ok, check
-    _tamper(wb, "UPDATE calls SET cost_usd = 9 WHERE prompt IS NULL AND status = 'ok'")
+    tamper(wb, "UPDATE calls SET cost_usd = 9 WHERE prompt IS NULL AND status = 'ok'")
     assert "differs from what entry" in wb.audit.verify().reason
-    _tamper(wb, "UPDATE calls SET cost_usd = (SELECT cost_usd FROM calls WHERE prompt = 'fresh') WHERE 0")
+    tamper(wb, "UPDATE calls SET cost_usd = (SELECT cost_usd FROM calls WHERE prompt = 'fresh') WHERE 0")
     wb2 = _busy(tmp_path / "b")
     compact(wb2.store, utcnow())
     assert wb2.audit.verify().ok
-    _tamper(
+    tamper(
         wb2,
         'UPDATE audit_carry SET digest = replace(digest, \'"d": "\', \'"d": "0\') '
         "WHERE rowid = (SELECT MIN(rowid) FROM audit_carry)",
@@ -255,7 +248,7 @@ def test_a_store_from_before_binding_is_adopted_by_its_first_write(tmp_path):
     check = wb.audit.verify()
     assert check.ok and check.rows >= 1, check
     assert [r["kind"] for r in wb.store.query("SELECT kind FROM audit ORDER BY id")][:3] == ["call", "adopt", "config"]
-    _tamper(wb, "UPDATE calls SET cost_usd = 0 WHERE id = 'c1'")
+    tamper(wb, "UPDATE calls SET cost_usd = 0 WHERE id = 'c1'")
     assert "calls row c1" in wb.audit.verify().reason
     Store(path).close()
 
@@ -266,7 +259,7 @@ def test_eval_runs_written_before_they_were_bound_are_adopted_by_the_first_write
     _suite(tmp_path)
     wb.evals.run(tmp_path / "small.eval.yaml", progress=False)
     wb.close()
-    _tamper(  # the store as the version before left it: eval rows no entry binds, m025 not yet applied
+    tamper(  # the store as the version before left it: eval rows no entry binds, m025 not yet applied
         wb,
         "DELETE FROM audit_carry",
         "DELETE FROM _migrations WHERE name = 'm025_bind_eval_runs'",
@@ -289,7 +282,7 @@ def test_eval_runs_written_before_they_were_bound_are_adopted_by_the_first_write
     assert check.ok, check
     adopt = wb.store.query("SELECT payload FROM audit WHERE kind = 'adopt'")
     assert json.loads(adopt[-1]["payload"])["tables"] == ["eval_runs", "eval_results"]
-    _tamper(wb, "UPDATE eval_results SET score = 1 WHERE score = 0")
+    tamper(wb, "UPDATE eval_results SET score = 1 WHERE score = 0")
     assert "eval_results row" in wb.audit.verify().reason
 
 
@@ -297,7 +290,7 @@ def test_adopting_a_later_bound_table_does_not_vouch_again_for_edited_carried_di
     wb = _busy(tmp_path)
     compact(wb.store, utcnow())  # digests of compacted calls are carried
     wb.close()
-    _tamper(
+    tamper(
         wb,
         "INSERT INTO audit_state (k, v) VALUES ('adopt_tables', 'eval_runs,eval_results')",  # as m025 leaves it
         'UPDATE audit_carry SET digest = replace(digest, \'"d": "\', \'"d": "0\') '

@@ -1,10 +1,10 @@
 """The audit chain, tampered with through the SQLite file itself (a second connection, as an intruder would)."""
 
 import json
-import sqlite3
 
 import pytest
 
+from tests.tampering import tamper
 from workbench.audit import verify_export
 from workbench.errors import GuardrailViolation, WorkbenchError
 from workbench.runtime import Workbench
@@ -15,14 +15,6 @@ def _filled(tmp_path) -> Workbench:
     for prompt in ("one", "two", "three", "four"):
         wb.ask(prompt, user="alice")
     return wb
-
-
-def _tamper(wb: Workbench, *statements: str) -> None:
-    conn = sqlite3.connect(wb.store.path)
-    with conn:
-        for sql in statements:
-            conn.execute(sql)
-    conn.close()
 
 
 def test_intact_chain_verifies_and_names_its_head(tmp_path):
@@ -64,7 +56,7 @@ _INSERT = (
 )
 def test_tampering_names_the_first_bad_entry(tmp_path, statements, first_bad, reason):
     wb = _filled(tmp_path)
-    _tamper(wb, *statements)
+    tamper(wb, *statements)
     bad = wb.audit.verify()
     assert not bad and bad.first_bad_id == first_bad and reason in bad.reason, bad
     assert str(bad).startswith(f"audit chain BROKEN at entry {first_bad}")

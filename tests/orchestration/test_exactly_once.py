@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.tampering import tamper
 from workbench.approvals import ApprovalError
 from workbench.runtime import Workbench
 
@@ -266,4 +267,99 @@ def test_escalation_names_who_decides_and_posts_to_the_webhook(tmp_path, hook):
     done = wb.approvals.get(row["id"])
     assert (done["status"], done["decided_by"], done["escalated_to"]) == ("rejected", "boss", "boss")
     assert wb.audit.verify().ok
+    wb.close()
+
+
+DECISION_TAMPERS = {
+    "a rejection flipped to approved": ("reject", "UPDATE approvals SET status = 'approved'"),
+    "approved arguments edited": ("approve", """UPDATE approvals SET final_arguments = '{"table": "prod"}'"""),
+    "a pending one approved in the file": (
+        None,
+        "UPDATE approvals SET status = 'approved', decided_by = 'ana', final_arguments = arguments",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", DECISION_TAMPERS)
+def test_a_decision_edited_in_the_file_never_runs_its_tool(wb, name):
+    """A decision is acted on only as the audit entry that recorded it says (keyed: the file alone can't forge one):
+    an edited one is refused, named, alerted on, and the tool does not run."""
+    from workbench.store.chain import AuditChainBroken
+
+    decision, edit = DECISION_TAMPERS[name]
+    run = _parked(wb)
+    if decision:
+        wb.approvals.decide(run.waiting_on, decision, by="bob", reason="checked")
+    tamper(wb, edit)
+    with (
+        pytest.warns(UserWarning, match="approvals row"),
+        pytest.raises(AuditChainBroken, match=rf"approvals row {run.waiting_on} differs from what entry \d+ recorded"),
+    ):
+        wb.resume(run.id)
+    assert wb.ran == []
+    assert "ok" not in _tool_entries(wb)
+
+
+def test_a_forged_approval_for_a_parked_workflow_step_never_runs_its_tool(wb):
+    """A row inserted in the file, approving a parked step's tool call, is newer than the real (pending) one: the
+    workflow finds it, and refuses it, since no audit entry records it."""
+    wf = wb.workflow("cleanup")
+    wf.tool("drop", "db.drop", arguments={"table": "staging"})
+    run = wf.run()
+    assert run.status == "waiting"
+    tamper(
+        wb,
+        "INSERT INTO approvals (id, created_at, expires_at, status, tool, risk, arguments, run_id, tool_call_id, "
+        "final_arguments) SELECT 'forged', created_at || 'z', expires_at, 'approved', tool, risk, arguments, run_id, "
+        "tool_call_id, arguments FROM approvals",
+    )
+    with pytest.warns(UserWarning, match="approvals row forged"):
+        resumed = wf.resume(run.id)
+    assert resumed.status == "failed" and "no audit entry vouches for approvals row forged" in resumed.error
+    assert wb.ran == []
+
+
+def test_an_executed_approval_reset_in_the_file_does_not_run_again(tmp_path):
+    """After the tool ran, the approval's execution and the tool call's row are reset in the file (so both look
+    unclaimed): the newest entries binding them recorded otherwise, and the claim refuses."""
+    wb = _bench(tmp_path / "x.db")
+    wf = wb.workflow("cleanup")
+    wf.tool("drop", "db.drop", arguments={"table": "staging"})
+    run = wf.run()
+    wb.approvals.decide(wb.approvals.pending()["id"][0], "approve", by="ana")
+    assert wf.resume(run.id).status == "done"
+    tamper(
+        wb,
+        "UPDATE approvals SET execution = NULL, executed_by = NULL, executed_at = NULL",
+        "UPDATE tool_calls SET status = 'pending', result = NULL",
+        "UPDATE workflow_runs SET status = 'waiting', finished_at = NULL",
+        "DELETE FROM workflow_steps",
+    )
+    with pytest.warns(UserWarning, match="approvals row"):
+        again = wf.resume(run.id)
+    assert again.status == "failed" and "differs from what entry" in again.error
+    assert wb.ran == ["drop staging"]
+    wb.close()
+
+
+def test_an_approval_whose_entries_were_compacted_away_still_runs_once_and_a_later_edit_is_still_refused(tmp_path):
+    from workbench.store.chain import AuditChainBroken
+
+    wb = _bench(tmp_path / "x.db")
+    first, second = _parked(wb), _parked(wb, "scratch")
+    wb.approvals.decide(first.waiting_on, "approve", by="ana")
+    wb.approvals.decide(second.waiting_on, "approve", by="ana")
+    assert wb.compact("2999-01-01").audit_entries > 0  # every entry so far: the approvals' digests are carried
+    assert not wb.store.query("SELECT id FROM audit WHERE kind = 'approval'")
+    assert wb.resume(first.id).answer == DONE
+    tamper(
+        wb,
+        """UPDATE approvals SET final_arguments = '{"table": "prod"}' WHERE execution IS NULL""",
+    )
+    with (
+        pytest.warns(UserWarning, match="approvals row"),
+        pytest.raises(AuditChainBroken, match="differs from what entry"),
+    ):
+        wb.resume(second.id)
+    assert wb.ran == ["drop staging"]
     wb.close()

@@ -291,6 +291,14 @@ class Approvals:
         if approvers and by not in approvers:
             raise ApprovalError(f"{by} may not decide approvals: [approvals] approvers lists {', '.join(approvers)}")
 
+    def vouch(self, approval_id: str) -> None:
+        """Before a decision is acted on: refuse (:class:`~workbench.store.chain.AuditChainBroken`, and an alert)
+        when the approval differs from what the audit log recorded for it (a decision edited or forged in the
+        file). The claim that runs its tool checks again, in the transaction that claims it.
+        """
+        with self.store.transaction() as conn:
+            self.store.check_vouched(conn, "approvals", approval_id)
+
     def get(self, approval_id: str) -> dict[str, Any]:
         rows = self.store.query("SELECT * FROM approvals WHERE id = ?", (approval_id,))
         if not rows:

@@ -443,6 +443,8 @@ class Agent:
         if row["status"] in ("pending", "escalated") and row["expires_at"] < utcnow():
             self.wb.approvals.expire()
             row = self.wb.approvals.get(approval_id)
+        if row["status"] in ("approved", "modified"):  # acted on only as the audit log recorded it
+            self.wb.approvals.vouch(approval_id)
         if row["status"] == "modified":  # edited by a human: checked again, exactly as the model's own would be
             return self._edited(state, plan, json.loads(row["final_arguments"]))
         if row["status"] == "approved":

@@ -135,6 +135,7 @@ def claim_tool_call(
         if found is not None and found["status"] != "pending" and not retry:
             return found
         if approval_id is not None:
+            store.check_vouched(conn, "approvals", approval_id)  # a decision edited in the file never runs
             taken = conn.execute(
                 "UPDATE approvals SET execution = 'running', executed_by = ?, executed_at = ? "
                 "WHERE id = ? AND status IN ('approved', 'modified') AND execution IS NULL",

@@ -442,6 +442,7 @@ class Workflow:
             if row["status"] not in ("approved", "modified"):
                 raise WorkflowError(f"tool {tool.name} was {row['status']} by a human")
             approval = row["id"]
+            self.wb.approvals.vouch(approval)  # acted on only as the audit log recorded it
             if row["status"] == "modified":  # edited by a human: checked again, like the original
                 arguments = tool.check(json.loads(row["final_arguments"]))
                 self.wb.guard.check_tool_call(tool.name, arguments, risk=tool.risk, agent=agent, recheck=True)

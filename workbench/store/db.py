@@ -374,6 +374,53 @@ class Store:
         why = "rows written before audit entries bound rows" + ("" if "adopt" in state else f" of {', '.join(tables)}")
         self.audit(conn, "adopt", "rows", {"carry": vouch, "tables": tables, "why": why})
 
+    def check_vouched(self, conn: sqlite3.Connection, table: str, row_key: str) -> None:
+        """Before acting on a row (an approval about to run its tool): refuse (:class:`AuditChainBroken`) unless
+        the audit log vouches for it as it is now. Its keyed digests must be those the newest entry binding it
+        recorded (or, for a row whose entries were compacted away, the carried ones), and every entry from that
+        one to the head must be intact and chained, so none that bound it later was cut out or edited.
+        """
+        key = audit_key()
+        last_id = self._tail(conn, key)[0]  # (checks the head against the last entry)
+        needle = f'"k": {json.dumps(str(row_key))}, "t": {json.dumps(table)}}}'  # a binding, as entry_payload writes it
+        found = conn.execute(
+            "SELECT id FROM audit WHERE instr(payload, ?) > 0 ORDER BY id DESC LIMIT 1", (needle,)
+        ).fetchone()
+        name = f"{table} row {row_key}"
+        if found is not None:
+            since, carried = found[0], None
+        else:
+            carried = self.kept_carry(conn, key).get((table, str(row_key)))  # (its digests checked against their mac)
+            voucher = conn.execute("SELECT MAX(id) FROM audit WHERE kind IN ('compact', 'adopt')").fetchone()[0]
+            if carried is None or voucher is None:
+                self._broken(f"no audit entry vouches for {name} (written outside workbench)")
+            since = voucher
+        want = carried[1] if carried else None
+        cursor = conn.execute(
+            "SELECT id, ts, kind, ref, payload, prev_hash, hash FROM audit WHERE id >= ? ORDER BY id", (since,)
+        )
+        expected_id, prev = since, None
+        for found_row in cursor:
+            entry = dict(zip(("id", "ts", "kind", "ref", "payload", "prev_hash", "hash"), found_row, strict=True))
+            if (
+                entry["id"] != expected_id
+                or (prev is not None and entry["prev_hash"] != prev)
+                or not check_entry(key, entry)
+            ):
+                self._broken(f"entry {expected_id}, after the one vouching for {name}, was removed or edited")
+            if want is None:
+                want = next(
+                    b for b in json.loads(entry["payload"])["bind"] if b["t"] == table and b["k"] == str(row_key)
+                )
+            expected_id, prev = expected_id + 1, entry["hash"]
+        if expected_id != last_id + 1:
+            self._broken(f"entries after the one vouching for {name} are missing")
+        row = conn.execute(select_sql(table), (row_key,)).fetchone()
+        got = row_digests(key, table, row) if row is not None else {"d": None}
+        if want is None or got["d"] != want["d"] or got.get("b") != want.get("b"):
+            what = "is missing" if row is None else f"differs from what entry {since} recorded for it (edited)"
+            self._broken(f"{name} {what}, so it is not acted on")
+
     def _tail(self, conn: sqlite3.Connection, key: AuditKey) -> tuple[int, str]:
         """The id and hash a new entry chains to, after checking the tail against the head."""
         head = conn.execute("SELECT id, hash, mac, key_id FROM audit_head WHERE k = 1").fetchone()
