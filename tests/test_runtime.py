@@ -54,7 +54,7 @@ def test_session_state_is_persisted(tmp_path):
     Workbench.from_config(store=db).session("s").state["ticket"] = 42
     state = Workbench.from_config(store=db).session("s").state
     assert dict(state) == {"ticket": 42}
-    with pytest.raises(TypeError):
+    with pytest.raises(WorkbenchError, match="session state 'bad' must be JSON"):
         state["bad"] = object()
 
 

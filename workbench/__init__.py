@@ -28,6 +28,7 @@ from workbench.errors import (  # noqa: E402  (light module: no third-party impo
     TeamStateDown,
     TemplateError,
     UnknownModel,
+    UnknownOption,
     WorkbenchError,
 )
 
@@ -56,6 +57,7 @@ __all__ = [
     "ToolDenied",
     "ToolError",
     "UnknownModel",
+    "UnknownOption",
     "Workbench",
     "WorkbenchError",
     "WorkflowError",

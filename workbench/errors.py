@@ -3,6 +3,7 @@
 ::
 
     WorkbenchError            base: a user mistake or a failure the user can act on
+    ├── UnknownOption         an option ask() does not take (also a TypeError, as Python's own would be)
     ├── ConfigError           malformed workbench.toml / [tool.workbench] / WORKBENCH_* value
     ├── UnknownModel          -m names neither a route nor a model litellm knows
     ├── TemplateError         {name} in a prompt that the namespace does not define
@@ -40,6 +41,10 @@ _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 class WorkbenchError(Exception):
     """Base class of every error workbench raises on purpose."""
+
+
+class UnknownOption(WorkbenchError, TypeError):
+    """A keyword ``ask()`` does not take, or options that are not an ``AskOptions``."""
 
 
 class ConfigError(WorkbenchError):

@@ -103,15 +103,17 @@ class AskOptions:
 
     @classmethod
     def of(cls, options: AskOptions | None = None, overrides: dict[str, Any] | None = None) -> AskOptions:
-        """``options`` (or the defaults) with ``overrides`` applied; an unknown name is a ``TypeError``."""
+        """``options`` (or the defaults) with ``overrides`` applied; an unknown name is an ``UnknownOption``."""
+        from workbench.errors import UnknownOption
+
         if options is not None and not isinstance(options, AskOptions):
-            raise TypeError(f"options must be an AskOptions, not {type(options).__name__}: pass keywords instead")
+            raise UnknownOption(f"options must be an AskOptions, not {type(options).__name__}: pass keywords instead")
         overrides = overrides or {}
         unknown = sorted(set(overrides) - NAMES)
         if unknown:
             close = difflib.get_close_matches(unknown[0], NAMES, n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise TypeError(f"ask() got an unexpected keyword argument {unknown[0]!r}{hint}")
+            raise UnknownOption(f"ask() got an unexpected keyword argument {unknown[0]!r}{hint}")
         base = options if options is not None else cls()
         return (replace(base, **overrides) if overrides else base).checked()
 
@@ -144,6 +146,16 @@ class AskOptions:
             whole_number(self.max_value_tokens) and self.max_value_tokens > 0
         ):
             wrong = f"max_value_tokens must be a whole number above 0, not {self.max_value_tokens!r}"
+        elif self.context is not None and not isinstance(self.context, str | Mapping | list | tuple):
+            wrong = f"context must be text, {{id: text}} or a list of texts, not {type(self.context).__name__}"
+        elif not isinstance(self.images, str | bytes | bytearray | os.PathLike | list | tuple) and not _image(
+            self.images
+        ):
+            wrong = (
+                f"images must be an image or a list of them (bytes, paths, figures), not {type(self.images).__name__}"
+            )
+        elif self.on_token is not None and not callable(self.on_token):
+            wrong = f"on_token must be a function taking each piece of text, not {type(self.on_token).__name__}"
         if wrong:
             raise WorkbenchError(wrong)
         plain: dict[str, Any] = {  # numpy's numbers as Python's (a request is JSON), one image as a list of one
@@ -151,7 +163,7 @@ class AskOptions:
             for name, kind in (("max_tokens", int), ("temperature", float), ("budget", float))
             if (value := getattr(self, name)) is not None and type(value) is not kind
         }
-        if isinstance(self.images, str | bytes | bytearray | os.PathLike):
+        if isinstance(self.images, str | bytes | bytearray | os.PathLike) or _image(self.images):
             plain["images"] = (self.images,)
         return replace(self, **plain) if plain else self
 
@@ -236,3 +248,10 @@ NAMES = frozenset(f.name for f in fields(AskOptions))
 # What wb.step honours: who and what the turn is for, its model, sampling and budget.
 # (images: the ones the messages name by hash and the store may not hold yet, an agent's first step)
 STEP_FIELDS = frozenset({"model", "session", "user", "task", "agent", "budget", "max_tokens", "temperature", "images"})
+
+
+def _image(value: Any) -> bool:
+    """Whether ``value`` is one image object (a PIL image, a matplotlib or plotly figure), not a list of them."""
+    from workbench.serving.images import is_image
+
+    return is_image(value)

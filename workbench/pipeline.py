@@ -93,6 +93,7 @@ from workbench.serving.images import (
     refs,
     with_parts,
 )
+from workbench.serving.router import PARTIAL
 from workbench.store import Store, utcnow
 from workbench.store.records import CallRow, CallStatus
 
@@ -232,6 +233,14 @@ class Pipeline:
         budget, max_tokens, temperature = opts.budget, opts.max_tokens, opts.temperature
         if not messages:
             raise WorkbenchError("a step needs at least one message")
+        roles = ("system", "user", "assistant", "tool")
+        if isinstance(messages, str | bytes | Mapping) or not all(
+            isinstance(m, Mapping) and m.get("role") in roles for m in messages
+        ):
+            raise WorkbenchError(
+                "a step takes a list of messages, each a dict with a role (system, user, assistant or tool) and "
+                "its content: [{'role': 'user', 'content': 'hi'}]"
+            )
         self._check_args(
             None,
             session=session,
@@ -385,8 +394,8 @@ class Pipeline:
         except _RECORDED_FAILURES as exc:
             self._record_failure(call, exc)
             raise
-        except BaseException:
-            self._abandon(call)
+        except BaseException as exc:
+            self._abandon(call, exc)
             raise
         if isinstance(on_token, SecretSafeStream):
             on_token.flush()
@@ -406,8 +415,8 @@ class Pipeline:
         except _RECORDED_FAILURES as exc:
             self._record_failure(call, exc)
             raise
-        except BaseException:
-            self._abandon(call)
+        except BaseException as exc:
+            self._abandon(call, exc)
             raise
         if isinstance(on_token, SecretSafeStream):
             on_token.flush()
@@ -469,10 +478,51 @@ class Pipeline:
         hit.routing = f"semantic cache: {similarity:.3f} similar to call {hit.cached_from}"
         return hit
 
-    def _abandon(self, call: _Call) -> None:
-        """A call interrupted before it could be recorded gives its reservation back."""
+    def _abandon(self, call: _Call, exc: BaseException) -> None:
+        """A call stopped by its caller: recorded as ``interrupted`` with what streamed and what that cost (it
+        was billed; budgets count it), or, if nothing streamed, its reservation given back.
+        """
+        partial = getattr(exc, PARTIAL, None)
+        if partial is not None:
+            try:
+                self._record_interrupted(call, partial, exc)
+                return
+            except Exception:  # noqa: BLE001 - the caller's exception is what propagates; never mask it
+                pass
         if call.reserved:
             self.budgets.release(call.id)
+
+    def _record_interrupted(self, call: _Call, partial: Completion, exc: BaseException) -> None:
+        text = self.guard.redact_secrets(partial.text, "output", "the interrupted answer", call_id=call.id)
+        cost = self._pricing.settle(self._deployment(call.route, partial.deployment), partial)
+        usage = partial.usage
+        row = self._row(
+            call,
+            model=partial.model,
+            deployment=partial.deployment,
+            status="interrupted",
+            error=f"stopped by the caller while the answer streamed ({type(exc).__name__}); what streamed is kept",
+            text=text,
+            finish_reason="interrupted",
+            cost_usd=cost,
+            latency_ms=round((time.perf_counter() - call.t0) * 1000, 3),
+            ttft_ms=partial.ttft_ms,
+            routing=partial.routing,
+            prompt_tokens=usage.get("prompt_tokens"),
+            completion_tokens=usage.get("completion_tokens"),
+            total_tokens=usage.get("total_tokens"),
+        )
+        call.trace.end(exc)
+        self.store.record_call(
+            row,
+            [a.row(call.id) for a in partial.attempts],
+            call.trace.for_store(call.id),
+            settle_reservation=call.reserved,
+            blobs=_blobs(call.request),
+            team=self._team(call),
+        )
+        if call.reserved:  # the team's budgets count what it cost
+            self.budgets.settle(call.id, cost or 0.0, usage.get("total_tokens") or 0)
 
     @staticmethod
     def _check_args(prompt: Any, **texts: Any) -> None:
@@ -513,7 +563,7 @@ class Pipeline:
         self._check_args(
             prompt, system=system, session=session, user=user, task=task, agent=agent, spec=spec, memory=memory
         )
-        prompt, rendered = self._filled(prompt, opts)
+        prompt, rendered = self._filled(prompt or "", opts)
         images = [as_image(i) for i in (*opts.images, *rendered.images)]
         check_sizes(images, self.settings.images.max_mb, self.settings.images.max_call_mb)
         prompt += "".join(f"\n{i.marker}" for i in images if i.marker not in prompt)  # each shown where it stands

@@ -233,7 +233,9 @@ class Workbench:
         """Start the MCP servers whose tools are named (``server.tool`` or ``server.*``) and not loaded yet."""
         if isinstance(names, str):
             names = [n.strip() for n in names.split(",")]
-        for server in {n.split(".", 1)[0] for n in names or () if "." in n}:
+        if not isinstance(names, list | tuple):
+            return  # (none named; anything else is refused by the agent, with what it takes)
+        for server in {n.split(".", 1)[0] for n in names if isinstance(n, str) and "." in n}:
             if server in self.settings.mcp.servers and not any(
                 t.source == f"mcp:{server}" for t in self.tools.select(None)
             ):

@@ -106,6 +106,42 @@ def test_a_provider_that_ignores_max_tokens_cannot_overspend_a_budget(wb, chaos)
     assert spent == pytest.approx(float(wb.store.query("SELECT SUM(cost_usd) AS c FROM calls")[0]["c"]))
 
 
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, ValueError])
+def test_a_stream_its_caller_stops_is_recorded_as_interrupted_and_its_cost_counts(wb, chaos, stop):
+    """A notebook's stop button (KeyboardInterrupt) or an on_token that raises, mid-stream: what streamed was
+    billed, so the call is recorded (``interrupted``, its partial answer, tokens and cost) and budgets count it;
+    it is no answer to reuse (not in the session's history, not served by replay), and the exception goes on."""
+    verbose = chaos(name="verbose")  # answers with the whole prompt, a word at a time
+    wb.add_route("r", [{"model": "openai/m", "api_base": verbose.url, **PRICE}])
+    wb.budgets.set("global", 100.0)
+    shown = []
+
+    def on_token(piece):
+        shown.append(piece or "")
+        if len(shown) == 3:
+            raise stop("enough")
+
+    prompt = "one two three four five six seven eight nine ten " * 5
+    with pytest.raises(stop):
+        wb.ask(prompt, model="r", stream=True, on_token=on_token, session="s")
+    [row] = wb.store.query("SELECT status, text, cost_usd, completion_tokens, finish_reason, error FROM calls")
+    assert (row["status"], row["finish_reason"]) == ("interrupted", "interrupted")
+    assert row["text"].startswith("".join(shown)) and len(row["text"]) < len(prompt) / 2  # what streamed, no more
+    assert 0 < row["completion_tokens"] < 50 and row["cost_usd"] > 0
+    assert stop.__name__ in row["error"]
+    call_id = wb.store.query("SELECT id FROM calls")[0]["id"]
+    assert _attempts(wb, call_id) == [["openai/m", "interrupted", "Interrupted"]]
+    assert wb.budgets.df().iloc[0]["spent_usd"] == pytest.approx(row["cost_usd"])
+    assert wb.costs.total() == pytest.approx(row["cost_usd"])
+    assert wb.store.query("SELECT COUNT(*) AS n FROM reservations")[0]["n"] == 0
+    assert wb.session("s").history == []  # a stopped answer is not part of the conversation
+    assert wb.audit.verify().ok
+    replay = Workbench.from_config(store=str(wb.store.path), mode="replay")
+    with pytest.raises(WorkbenchError, match="no recorded"):
+        replay.ask(prompt, model="r", stream=True, session="s")
+    replay.close()
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -116,6 +152,11 @@ def test_a_provider_that_ignores_max_tokens_cannot_overspend_a_budget(wb, chaos)
         ({"prompt": "hi", "model": ""}, "model is empty"),
         ({"prompt": "hi", "session": "s\udcff"}, "session .*unpaired surrogate"),
         ({"prompt": "hi", "system": "a\ud800"}, "system .*unpaired surrogate"),
+        ({"prompt": None}, "the prompt is empty"),
+        ({"prompt": "hi", "context": 123}, "context must be text, {id: text} or a list of texts, not int"),
+        ({"prompt": "hi", "images": 123}, "images must be an image or a list of them"),
+        ({"prompt": "hi", "stream": True, "on_token": 5}, "on_token must be a function"),
+        ({"prompt": "hi", "temprature": 0.2}, "unexpected keyword argument 'temprature'; did you mean 'temperature'"),
     ],
 )
 def test_bad_input_is_a_one_line_workbench_error(wb, kwargs, message):
@@ -126,6 +167,36 @@ def test_bad_input_is_a_one_line_workbench_error(wb, kwargs, message):
     assert wb.store.query("SELECT COUNT(*) AS n FROM calls")[0]["n"] == 0
     if kwargs.get("model") == 123:
         assert isinstance(caught.value, UnknownModel)
+
+
+def test_bad_input_elsewhere_is_a_one_line_workbench_error_and_records_nothing(wb, tmp_path):
+    """The rest of the Python API, given what a user might pass by mistake: one line naming what it takes."""
+    (tmp_path / "folder").mkdir()
+    wf = wb.workflow("w")
+    mistakes = {
+        "a memory of None": (lambda: wb.memory.add(None), "a memory is text, not NoneType"),
+        "a memory search k": (lambda: wb.memory.search("x", k="3"), "k is how many memories"),
+        "documents of an int": (lambda: wb.docs.add("kb", 123), "add paths or texts"),
+        "a folder of documents": (lambda: wb.docs.add("kb", [tmp_path / "folder"]), "is a folder: add its files"),
+        "a document search k": (lambda: wb.docs.search("kb", "x", k=-1), "k is how many chunks"),
+        "a calls limit": (lambda: wb.calls.df(limit="x"), "limit is how many of the latest calls"),
+        "an eval suite of an int": (lambda: wb.evals.run(123), "an eval suite is a name, a path or a Suite"),
+        "agent steps as text": (lambda: wb.agent("a", model="local/echo", max_steps="3"), "max_steps must be a whole"),
+        "agent tools of an int": (lambda: wb.agent("a", model="local/echo", tools=5), "tools are names or globs"),
+        "a session state object": (lambda: wb.session("s").state.update(x=object()), "session state 'x' must be JSON"),
+        "a step that is no function": (lambda: wf.step("s")(5), "a step is a function"),
+        "a step's retry as text": (lambda: wf.step("r", retry="2")(lambda: 1), "retry is how many more attempts"),
+        "a kill reason of an int": (lambda: wb.kill(5), "the kill switch's reason is text"),
+        "step messages as text": (lambda: wb.step("hi", model="local/echo"), "a step takes a list of messages"),
+        "a step message without a role": (lambda: wb.step([{"content": "hi"}]), "a step takes a list of messages"),
+    }
+    for what, (attempt, message) in mistakes.items():
+        with pytest.raises(WorkbenchError, match=message) as caught:
+            attempt()
+        assert "\n" not in str(caught.value), what
+    assert wb.store.query("SELECT COUNT(*) AS n FROM calls")[0]["n"] == 0
+    assert wb.store.query("SELECT COUNT(*) AS n FROM switches")[0]["n"] == 0
+    assert wb.store.query("SELECT COUNT(*) AS n FROM sessions WHERE state LIKE '%object%'")[0]["n"] == 0
 
 
 def test_a_huge_prompt_is_refused_by_length_before_any_scanner_runs(wb):

@@ -69,6 +69,7 @@ def test_migrates_an_in_memory_database():
         "m023_spend_totals",
         "m024_call_window_index",
         "m025_bind_eval_runs",
+        "m026_interrupted_calls_spend",
     ]
 
 

@@ -64,6 +64,12 @@ class Docs:
         check_name("collection", collection)
         if isinstance(items, (str, Path)):
             items = [items]
+        if not isinstance(items, Iterable) or isinstance(items, bytes | bytearray | dict):
+            raise WorkbenchError(f"add paths or texts (one, or a list of them), not {type(items).__name__}")
+        items = list(items)
+        wrong = next((i for i in items if not isinstance(i, str | Path)), None)
+        if wrong is not None:
+            raise WorkbenchError(f"add paths or texts (one, or a list of them): one item is {type(wrong).__name__}")
         size = chunk_words or self.chunk_words
         rows = []
         for item in items:
@@ -97,6 +103,10 @@ class Docs:
 
     def search(self, collection: str, query: str, k: int = 5) -> list[Chunk]:
         """The ``k`` chunks of ``collection`` that best match ``query`` (BM25), best first."""
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise WorkbenchError(f"k is how many chunks to return, a whole number above 0, not {k!r}")
+        if not isinstance(query, str):
+            raise WorkbenchError(f"a search takes text, not {type(query).__name__}")
         if self.hybrid:
             return self._hybrid(collection, query, k)
         return self._bm25(collection, query, k)
@@ -177,6 +187,8 @@ _LOOKS_LIKE_PATH = re.compile(r"^[^\s]+\.(md|markdown|txt|csv|rst)$", re.IGNOREC
 
 def _read(item: str | Path) -> tuple[str, str, str]:
     """(source name, text, kind) for a path or a literal text."""
+    if (isinstance(item, Path) or "\n" not in item) and _is_dir(item):
+        raise WorkbenchError(f"{item} is a folder: add its files, e.g. sorted(Path({str(item)!r}).glob('*.md'))")
     if isinstance(item, str) and ("\n" in item or (not _LOOKS_LIKE_PATH.match(item) and not _is_file(item))):
         return f"text-{hashlib.sha256(item.encode()).hexdigest()[:8]}", item, "md"
     path = Path(item)
@@ -194,6 +206,13 @@ def _is_file(text: str) -> bool:
     try:
         return Path(text).is_file()
     except OSError:  # e.g. a long sentence is "a file name too long"
+        return False
+
+
+def _is_dir(item: str | Path) -> bool:
+    try:
+        return Path(item).is_dir()
+    except OSError:
         return False
 
 

@@ -33,6 +33,7 @@ from workbench.serving import Request
 from workbench.serving.policies import unit_prices
 from workbench.serving.router import LITELLM
 from workbench.store import Store, utcnow
+from workbench.store.records import spent
 from workbench.team import TeamBudgets, TeamState, Unreachable, display
 
 Scope = Literal["global", "user", "task", "agent", "session"]
@@ -190,6 +191,10 @@ class Budgets:
         """Refuse every new call, in every process sharing the store (with ``[team]``: of the whole team), until
         :meth:`lift`.
         """
+        if not isinstance(reason, str):
+            raise WorkbenchError(
+                f"the kill switch's reason is text, not {type(reason).__name__}: wb.kill('runaway agent')"
+            )
         reason = scrub(reason) or "kill switch"  # stored, shown in every refusal and sent to the team's Redis
         if self.team is not None:
             team = self.team
@@ -503,7 +508,7 @@ def spent_sql(what: Literal["usd", "tokens"]) -> str:
         f"((SELECT COALESCE(SUM(s.{what}), 0) FROM spend s WHERE s.scope = b.scope AND s.key = b.key "
         "AND s.hour >= substr(b.start, 1, 13) AND (length(b.start) <= 10 OR s.hour > substr(b.start, 1, 13))) "
         f"+ CASE WHEN length(b.start) <= 10 THEN 0 ELSE (SELECT COALESCE(SUM(c.{column}), 0) FROM calls c "
-        "WHERE c.status = 'ok' AND c.mode = 'live' AND c.started_at >= b.start "
+        f"WHERE {spent('c.')} AND c.started_at >= b.start "
         "AND c.started_at < substr(b.start, 1, 13) || ':99' AND CASE b.scope WHEN 'global' THEN 1 "
         "WHEN 'user' THEN c.user = b.key WHEN 'task' THEN c.task = b.key WHEN 'agent' THEN c.agent = b.key "
         "WHEN 'session' THEN c.session = b.key ELSE 0 END) END)"

@@ -6,6 +6,7 @@ from typing import Any
 
 from workbench.errors import WorkbenchError
 from workbench.store import Store
+from workbench.store.records import spent
 
 DIMENSIONS = {
     "user": '"user"',
@@ -35,7 +36,7 @@ class Costs:
             f"SELECT {DIMENSIONS[by]} AS {by!r}, COUNT(*) AS calls, SUM(cost_usd) AS cost_usd, "
             "COALESCE(SUM(saved_usd), 0) AS saved_usd, SUM(cache_hit) AS cache_hits, "
             "SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens "
-            "FROM calls WHERE status = 'ok' AND mode = 'live' AND started_at >= ? "
+            f"FROM calls WHERE {spent()} AND started_at >= ? "
             "GROUP BY 1 ORDER BY cost_usd DESC, 1",
             (since or "",),
         )
@@ -45,8 +46,7 @@ class Costs:
     def total(self, since: str | None = None) -> float:
         """All spend since an ISO date (default: ever)."""
         row = self.store.query(
-            "SELECT COALESCE(SUM(cost_usd), 0) AS usd FROM calls WHERE status = 'ok' AND mode = 'live' "
-            "AND started_at >= ?",
+            f"SELECT COALESCE(SUM(cost_usd), 0) AS usd FROM calls WHERE {spent()} AND started_at >= ?",
             (since or "",),
         )
         return float(row[0]["usd"])

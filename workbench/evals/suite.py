@@ -97,6 +97,8 @@ def load_suite(ref: str | Path, folder: str | Path = "evals") -> Suite:
     """Load a suite by path, or by name from ``folder`` (``NAME.yaml`` / ``NAME.eval.yaml``)."""
     import yaml
 
+    if not isinstance(ref, str | Path):
+        raise ConfigError(f"an eval suite is a name, a path or a Suite, not {type(ref).__name__}")
     path = Path(ref)
     if not path.is_file():
         candidates = [Path(folder) / f"{ref}{ext}" for ext in (".eval.yaml", ".yaml", ".yml")]

@@ -33,7 +33,7 @@ from workbench.errors import ConfigError, GuardrailViolation
 from workbench.guardrails.boundaries import BoundaryContext, check_names, get_check
 from workbench.guardrails.output import canary_for, with_canary
 from workbench.guardrails.registry import ScanContext, get_scanner, scanners
-from workbench.guardrails.scanners import Finding, find_secrets, redact
+from workbench.guardrails.scanners import Finding, find_secrets, map_strings, redact
 from workbench.store import Store, utcnow
 
 if TYPE_CHECKING:
@@ -199,22 +199,17 @@ class Guard:
         string in it, and each dict key, through :meth:`screen_secrets`; any other object whose ``str()`` (what
         is stored for it) holds a secret becomes that string, screened. Unchanged parts stay the same objects.
         """
-        if isinstance(value, str):
-            return self.screen_secrets(value, where, agent=agent)
-        if isinstance(value, dict):
-            items = [
-                (self.screen_value(k, where, agent=agent), self.screen_value(v, where, agent=agent))
-                for k, v in value.items()
-            ]
-            same = all(a is k and b is v for (a, b), (k, v) in zip(items, value.items(), strict=True))
-            return value if same else dict(items)
-        if isinstance(value, list | tuple):
-            out = [self.screen_value(v, where, agent=agent) for v in value]
-            return value if all(a is b for a, b in zip(out, value, strict=True)) else type(value)(out)
-        if value is None or isinstance(value, int | float) or self.settings.input.get("secrets", "off") == "off":
+        if self.settings.input.get("secrets", "off") == "off":
             return value
-        shown = str(value)
-        return self.screen_secrets(shown, where, agent=agent) if find_secrets(shown) else value
+
+        def screen(text: str) -> str:
+            return self.screen_secrets(text, where, agent=agent)
+
+        def shown(leaf: Any) -> Any:
+            text = str(leaf)
+            return screen(text) if find_secrets(text) else leaf
+
+        return map_strings(value, screen, shown)
 
     def redact_secrets(
         self,

@@ -255,6 +255,25 @@ def scrub(text: str | None) -> str | None:
     return redact(text, found) if found else text
 
 
+def map_strings(value: Any, fn: Callable[[str], str], other: Callable[[Any], Any] | None = None) -> Any:
+    """``value`` (dicts, lists, tuples of JSON values) with ``fn`` applied to every string in it, dict keys
+    included, and ``other`` (if given) to every leaf that is not a string, number, bool or None. Parts left
+    unchanged stay the same objects.
+    """
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, dict):
+        items = [(map_strings(k, fn, other), map_strings(v, fn, other)) for k, v in value.items()]
+        same = all(a is k and b is v for (a, b), (k, v) in zip(items, value.items(), strict=True))
+        return value if same else dict(items)
+    if isinstance(value, list | tuple):
+        out = [map_strings(v, fn, other) for v in value]
+        return value if all(a is b for a, b in zip(out, value, strict=True)) else type(value)(out)
+    if other is None or value is None or isinstance(value, int | float):
+        return value
+    return other(value)
+
+
 def scrub_values(value: Any) -> Any:
     """``value`` with every secret in its strings replaced by ``[REDACTED:kind]`` (dicts and lists walked)."""
     if isinstance(value, str):

@@ -35,6 +35,7 @@ from workbench.config import MemorySettings
 from workbench.context.docs import fts_query
 from workbench.errors import WorkbenchError
 from workbench.guardrails.scanners import check_name
+from workbench.options import whole_number
 from workbench.serving.extractive import terms
 from workbench.store import Store, new_id, utcnow
 
@@ -124,7 +125,11 @@ class Memory:
         source_call: str | None = None,
     ) -> MemoryItem:
         """Remember ``text`` in ``scope``; a near-duplicate updates, a same-subject item is superseded."""
-        text = " ".join(str(text).split())
+        if not isinstance(text, str):
+            raise WorkbenchError(
+                f"a memory is text, not {type(text).__name__}: wb.memory.add('prefers CSV', 'user:ana')"
+            )
+        text = " ".join(text.split())
         if not text:
             raise WorkbenchError("nothing to remember: the memory text is empty")
         check_scope(scope)
@@ -258,7 +263,11 @@ class Memory:
             check_scope(scope)
         if not scopes:
             return []
-        k = k or self.settings.k
+        k = self.settings.k if k is None else k
+        if not whole_number(k) or k < 1:
+            raise WorkbenchError(f"k is how many memories to return, a whole number above 0, not {k!r}")
+        if not isinstance(query, str):
+            raise WorkbenchError(f"a memory search takes text, not {type(query).__name__}")
         with self.store.lock:
             rows = self._candidates(
                 self.store.conn, query, scopes, kinds=kinds, limit=max(50, 5 * k), fill=not matching

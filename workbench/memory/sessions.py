@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.guardrails.scanners import check_name
+from workbench.errors import WorkbenchError
+from workbench.guardrails.scanners import check_name, map_strings
 from workbench.store import Store, utcnow
 
 if TYPE_CHECKING:
@@ -43,19 +44,18 @@ class SessionState(MutableMapping[str, Any]):
         return self._data[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
-        json.dumps(value)  # fail here, not at save time, if the value is not JSON
-        self._data[key] = self._screened(value, f"session {self._name}'s state {key!r}")
+        if not isinstance(key, str):
+            raise WorkbenchError(f"a session state key is text, not {type(key).__name__}")
+        check_name("session state key", key)
+        try:
+            json.dumps(value)  # fail here, not at save time, if the value is not JSON
+        except (TypeError, ValueError) as exc:
+            raise WorkbenchError(
+                f"session state {key!r} must be JSON (text, numbers, True/False, None, lists, dicts): {exc}"
+            ) from None
+        where = f"session {self._name}'s state {key!r}"
+        self._data[key] = map_strings(value, lambda text: self._screen(text, where))  # (every string, keys too)
         self._save()
-
-    def _screened(self, value: Any, where: str) -> Any:
-        """The value as it may be stored: every string in it through the secrets policy."""
-        if isinstance(value, str):
-            return self._screen(value, where)
-        if isinstance(value, dict):
-            return {k: self._screened(v, where) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self._screened(v, where) for v in value]
-        return value
 
     def __delitem__(self, key: str) -> None:
         del self._data[key]

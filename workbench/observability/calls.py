@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from workbench.errors import WorkbenchError
+from workbench.options import whole_number
 from workbench.store import Store
 
 if TYPE_CHECKING:
@@ -77,6 +79,8 @@ class CallLog:
             where += (" AND " if where else "WHERE ") + "started_at >= ?"
             params.append(max(starts))
         sql = f"SELECT {_COLUMNS} FROM calls {where} ORDER BY started_at DESC"
+        if limit is not None and not (whole_number(limit) and limit >= 0):
+            raise WorkbenchError(f"limit is how many of the latest calls to show, a whole number, not {limit!r}")
         if limit:
             sql += f" LIMIT {int(limit)}"
         rows = self.store.query(sql, params)[::-1]

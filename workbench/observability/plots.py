@@ -9,6 +9,7 @@ from typing import Any
 
 from workbench.errors import WorkbenchError
 from workbench.store import Store
+from workbench.store.records import spent
 
 _DIMENSIONS = {
     "user": '"user"',
@@ -36,7 +37,7 @@ def spend_over_time(store: Store, by: str = "model", freq: str = "day") -> Any:
     df = _frame(
         store,
         f"SELECT substr(started_at, 1, {_FREQ[freq]}) AS bucket, COALESCE({_DIMENSIONS[by]}, '(none)') "
-        "AS dim, SUM(cost_usd) AS usd FROM calls WHERE status = 'ok' AND mode = 'live' GROUP BY 1, 2 "
+        f"AS dim, SUM(cost_usd) AS usd FROM calls WHERE {spent()} GROUP BY 1, 2 "
         "ORDER BY 1, 2",
     )
     fig = go.Figure()

@@ -34,7 +34,7 @@ from workbench.errors import BudgetExceeded, GuardrailViolation, WorkbenchError
 from workbench.guardrails.scanners import check_name, scrub
 from workbench.integrations import Tool, ToolError, result_text
 from workbench.observability import iso_ns, run_trace, span_row
-from workbench.options import AskOptions
+from workbench.options import AskOptions, real_number, whole_number
 from workbench.orchestration.claims import (
     WAIT_S,
     approval_of,
@@ -174,8 +174,14 @@ class Agent:
             raise WorkbenchError(f"agent name {name!r}: use letters, digits, '-' and '_'")
         check_name("session", session)
         check_name("user", user)
-        if max_steps < 1:
-            raise WorkbenchError("max_steps must be at least 1")
+        if not whole_number(max_steps) or max_steps < 1:
+            raise WorkbenchError(f"max_steps must be a whole number, at least 1, not {max_steps!r}")
+        if budget is not None and not (real_number(budget) and budget >= 0):
+            raise WorkbenchError(f"budget must be dollars (0 or more), not {budget!r}")
+        if tools is not None and not (
+            isinstance(tools, str) or (isinstance(tools, list | tuple) and all(isinstance(t, str) for t in tools))
+        ):
+            raise WorkbenchError(f"tools are names or globs (a list of them, or one string), not {tools!r}")
         self.wb, self.name, self.model, self.memory, self.remember = wb, name, model, memory, remember
         self.tool_names = tools
         self.max_steps, self.budget, self.system, self.session, self.user = max_steps, budget, system, session, user

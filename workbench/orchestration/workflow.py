@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.errors import GuardrailViolation, WorkbenchError
 from workbench.guardrails.scanners import check_name, scrub
 from workbench.observability import iso_ns, run_trace, span_row
+from workbench.options import whole_number
 from workbench.orchestration.claims import (
     WAIT_S,
     claim_tool_call,
@@ -129,6 +130,8 @@ class Workflow:
         """Decorator: a Python step; its parameters name the steps it depends on (or pass ``depends_on``)."""
 
         def add(fn: Callable[..., Any]) -> Callable[..., Any]:
+            if not callable(fn):
+                raise WorkflowError(f"a step is a function (decorate one with @wf.step()), not {type(fn).__name__}")
             deps = depends_on if depends_on is not None else [p for p in inspect.signature(fn).parameters]
             self._add(Step(name or fn.__name__, fn, list(deps), retry, on_error, fallback))
             return fn
@@ -196,6 +199,10 @@ class Workflow:
 
     def _add(self, step: Step) -> None:
         check_name("step name", step.name)
+        if not whole_number(step.retry) or step.retry < 0:
+            raise WorkflowError(
+                f"step {step.name}: retry is how many more attempts, a whole number, not {step.retry!r}"
+            )
         if step.name in self.steps:
             raise WorkflowError(f"workflow {self.name} already has a step {step.name!r}")
         if step.on_error not in ON_ERROR:

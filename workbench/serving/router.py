@@ -192,6 +192,9 @@ def backoff(retry: int, base: float = 0.25, cap: float = 4.0) -> float:
     return random.uniform(0, min(cap, base * 2**retry))
 
 
+PARTIAL = "workbench_partial"  # the attribute of an exception that stopped a stream: the completion so far
+
+
 class FailoverPlan:
     """Which deployment to try next and how long to wait first (no I/O)."""
 
@@ -268,6 +271,10 @@ class FailoverPlan:
             self.breakers.succeeded(deployment.endpoint)
         if self.latency is not None:
             self.latency.observe(deployment.endpoint, latency_ms)
+
+    def interrupted(self, deployment: Deployment, started_at: str, latency_ms: float, why: str) -> None:
+        """Record an attempt its caller stopped mid-stream (no word on the deployment's health)."""
+        self._record(deployment, "interrupted", latency_ms, started_at=started_at, error_class="Interrupted", error=why)
 
     def failed(self, deployment: Deployment, failure: Failure, started_at: str, latency_ms: float) -> None:
         """Record a failed attempt and decide: retry here (after a wait) or move on."""
@@ -473,8 +480,12 @@ class Router:
                     reply = attempt.through_litellm(kwargs, request)
             except Exception as exc:
                 if not attempt.failed(plan, exc, self._secrets(deployment)):
+                    attempt.interrupted(plan, request, exc)  # the caller's own error (its on_token raised)
                     raise
                 continue
+            except BaseException as exc:  # KeyboardInterrupt (a notebook's stop button), a cancelled task
+                attempt.interrupted(plan, request, exc)
+                raise
             finally:
                 if ticket is not None:
                     self.limiter.release(ticket)
@@ -506,8 +517,12 @@ class Router:
                     reply = await attempt.athrough_litellm(kwargs, request)
             except Exception as exc:
                 if not attempt.failed(plan, exc, self._secrets(deployment)):
+                    attempt.interrupted(plan, request, exc)
                     raise
                 continue
+            except BaseException as exc:
+                attempt.interrupted(plan, request, exc)
+                raise
             finally:
                 if ticket is not None:
                     self.limiter.release(ticket)
@@ -735,6 +750,33 @@ class _AttemptRun:
             refused.attempts = plan.attempts  # type: ignore[attr-defined]
             raise refused from None
         return True
+
+    def interrupted(self, plan: FailoverPlan, request: Request, exc: BaseException) -> None:
+        """The caller stopped a stream that had begun (an exception out of its ``on_token``, a KeyboardInterrupt):
+        what streamed was billed, so the completion of that much goes with the exception (``PARTIAL``), for the
+        call to be recorded as ``interrupted`` with its cost. Nothing streamed: nothing to record.
+        """
+        if not request.stream or not self.texts:
+            return
+        why = f"stopped by the caller while the answer streamed ({type(exc).__name__})"
+        plan.interrupted(self.deployment, self.started_at, self._elapsed_ms(), why)
+        text = "".join(self.texts)
+        prompt = tokens.count_messages(self.deployment.model, request.text_messages()[0])
+        answer = tokens.count_text(self.deployment.model, text)
+        partial = Completion(
+            text=text,
+            model=self.deployment.model,
+            deployment=self.deployment.label,
+            usage={"prompt_tokens": prompt, "completion_tokens": answer, "total_tokens": prompt + answer},
+            attempts=plan.attempts,
+            finish_reason="interrupted",
+            ttft_ms=self.ttft_ms,
+            routing=plan.routing,
+        )
+        try:
+            setattr(exc, PARTIAL, partial)
+        except AttributeError:  # (an exception type that takes no attributes: the call is given back unrecorded)
+            pass
 
     def succeeded(self, plan: FailoverPlan, reply: _Reply) -> Completion:
         """Record the success (with what the provider says served it) and build the completion."""

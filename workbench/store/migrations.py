@@ -11,6 +11,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from workbench.store.records import spent
+
 if TYPE_CHECKING:  # sqlite-utils imports pandas and numpy (~0.35 s): loaded only when a store needs migrating
     import sqlite_utils
 
@@ -561,18 +563,18 @@ _SCOPES_OF = " UNION ALL ".join(
 _ADD = (
     "INSERT INTO spend (scope, key, hour, usd, tokens, calls) SELECT scope, key, substr(NEW.started_at, 1, 13), "
     "COALESCE(NEW.cost_usd, 0), COALESCE(NEW.total_tokens, 0), 1 FROM ({scopes}) "
-    "WHERE key IS NOT NULL AND NEW.status = 'ok' AND NEW.mode = 'live' "
+    f"WHERE key IS NOT NULL AND {spent('NEW.')} "
     "ON CONFLICT (scope, key, hour) DO UPDATE SET usd = usd + excluded.usd, tokens = tokens + excluded.tokens, "
     "calls = calls + 1;"
 ).format(scopes=_SCOPES_OF.format(c="NEW"))
 _TAKE_BACK = (
     "UPDATE spend SET usd = usd - COALESCE(OLD.cost_usd, 0), tokens = tokens - COALESCE(OLD.total_tokens, 0), "
-    "calls = calls - 1 WHERE OLD.status = 'ok' AND OLD.mode = 'live' AND hour = substr(OLD.started_at, 1, 13) "
+    f"calls = calls - 1 WHERE {spent('OLD.')} AND hour = substr(OLD.started_at, 1, 13) "
     "AND (scope, key) IN ({scopes});"
 ).format(scopes=_SCOPES_OF.format(c="OLD"))
 _TOTALS_OF = (  # one scope's share of every answered live call: what the totals must add up to
     "SELECT '{scope}' AS scope, {key} AS key, substr(started_at, 1, 13) AS hour, COALESCE(cost_usd, 0) AS usd, "
-    "COALESCE(total_tokens, 0) AS tokens, 1 AS calls FROM calls WHERE status = 'ok' AND mode = 'live' "
+    f"COALESCE(total_tokens, 0) AS tokens, 1 AS calls FROM calls WHERE {spent()} "
     "AND {key} IS NOT NULL"
 )
 
@@ -594,12 +596,7 @@ def m023_spend_totals(db: sqlite_utils.Database) -> None:
         "INSERT INTO spend (scope, key, hour, usd, tokens, calls) "
         f"SELECT scope, key, hour, SUM(usd), SUM(tokens), SUM(calls) FROM ({each}) GROUP BY 1, 2, 3"
     )
-    db.execute(f"CREATE TRIGGER calls_spend_insert AFTER INSERT ON calls BEGIN {_ADD} END")
-    db.execute(f"CREATE TRIGGER calls_spend_delete AFTER DELETE ON calls BEGIN {_TAKE_BACK} END")
-    db.execute(
-        "CREATE TRIGGER calls_spend_update AFTER UPDATE OF status, mode, cost_usd, total_tokens, started_at, "
-        f'"user", task, agent, session ON calls BEGIN {_TAKE_BACK} {_ADD} END'
-    )
+    _spend_triggers(db)
 
 
 @migration
@@ -621,6 +618,26 @@ def m025_bind_eval_runs(db: sqlite_utils.Database) -> None:
     pending = db.execute("SELECT 1 FROM audit_state WHERE k = 'adopt'").fetchone()  # adopts every table anyway
     if has_rows and not pending:
         db.execute("INSERT INTO audit_state (k, v) VALUES ('adopt_tables', 'eval_runs,eval_results')")
+
+
+@migration
+def m026_interrupted_calls_spend(db: sqlite_utils.Database) -> None:
+    """A call its caller stopped while the answer streamed (``interrupted``) cost what streamed: the spend totals
+    count it as they count an answered one (the triggers again, with that in what they sum).
+    """
+    for name in SPEND_TRIGGERS:
+        db.execute(f"DROP TRIGGER IF EXISTS {name}")
+    _spend_triggers(db)
+
+
+def _spend_triggers(db: sqlite_utils.Database) -> None:
+    """The triggers that keep ``spend`` equal to the sum over the calls whose cost counts."""
+    db.execute(f"CREATE TRIGGER calls_spend_insert AFTER INSERT ON calls BEGIN {_ADD} END")
+    db.execute(f"CREATE TRIGGER calls_spend_delete AFTER DELETE ON calls BEGIN {_TAKE_BACK} END")
+    db.execute(
+        "CREATE TRIGGER calls_spend_update AFTER UPDATE OF status, mode, cost_usd, total_tokens, started_at, "
+        f'"user", task, agent, session ON calls BEGIN {_TAKE_BACK} {_ADD} END'
+    )
 
 
 SPEND_TRIGGERS = ("calls_spend_insert", "calls_spend_delete", "calls_spend_update")

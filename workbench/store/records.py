@@ -9,8 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal, TypedDict
 
-CallStatus = Literal["ok", "error", "refused"]
-AttemptStatus = Literal["ok", "error", "skipped"]
+CallStatus = Literal["ok", "error", "refused", "interrupted"]
+AttemptStatus = Literal["ok", "error", "skipped", "interrupted"]
+
+
+def spent(alias: str = "") -> str:
+    """SQL true for a call whose cost counts (in budgets, costs, spend totals): a live one that was answered, or
+    stopped by its caller while the answer streamed (what streamed was billed). ``alias``: ``"c."``, ``"NEW."``.
+    """
+    return f"{alias}status IN ('ok', 'interrupted') AND {alias}mode = 'live'"
 
 
 class CallRow(TypedDict, total=False):
