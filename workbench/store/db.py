@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from workbench.errors import WorkbenchError
 from workbench.store.chain import (
@@ -381,21 +381,24 @@ class Store:
         one to the head must be intact and chained, so none that bound it later was cut out or edited.
         """
         key = audit_key()
+        if self._adopt_pending:  # rows of a store from before entries bound them are vouched for by adoption
+            self._adopt(conn, key)
         last_id = self._tail(conn, key)[0]  # (checks the head against the last entry)
         needle = f'"k": {json.dumps(str(row_key))}, "t": {json.dumps(table)}}}'  # a binding, as entry_payload writes it
-        found = conn.execute(
-            "SELECT id FROM audit WHERE instr(payload, ?) > 0 ORDER BY id DESC LIMIT 1", (needle,)
-        ).fetchone()
-        name = f"{table} row {row_key}"
-        if found is not None:
-            since, carried = found[0], None
-        else:
+        name, since, want = f"{table} row {row_key}", None, None
+        for entry_id, payload in conn.execute(  # the newest entry that binds it (the text may be elsewhere too)
+            "SELECT id, payload FROM audit WHERE instr(payload, ?) > 0 ORDER BY id DESC", (needle,)
+        ):
+            bound = [b for b in json.loads(payload).get("bind", ()) if b["t"] == table and b["k"] == str(row_key)]
+            if bound:
+                since, want = entry_id, bound[0]
+                break
+        if since is None:
             carried = self.kept_carry(conn, key).get((table, str(row_key)))  # (its digests checked against their mac)
             voucher = conn.execute("SELECT MAX(id) FROM audit WHERE kind IN ('compact', 'adopt')").fetchone()[0]
             if carried is None or voucher is None:
                 self._broken(f"no audit entry vouches for {name} (written outside workbench)")
-            since = voucher
-        want = carried[1] if carried else None
+            since, want = voucher, carried[1]
         cursor = conn.execute(
             "SELECT id, ts, kind, ref, payload, prev_hash, hash FROM audit WHERE id >= ? ORDER BY id", (since,)
         )
@@ -408,10 +411,6 @@ class Store:
                 or not check_entry(key, entry)
             ):
                 self._broken(f"entry {expected_id}, after the one vouching for {name}, was removed or edited")
-            if want is None:
-                want = next(
-                    b for b in json.loads(entry["payload"])["bind"] if b["t"] == table and b["k"] == str(row_key)
-                )
             expected_id, prev = expected_id + 1, entry["hash"]
         if expected_id != last_id + 1:
             self._broken(f"entries after the one vouching for {name} are missing")
@@ -465,7 +464,7 @@ class Store:
         return (row[0], row[1]) if row else (0, GENESIS)
 
     @staticmethod
-    def _broken(what: str) -> None:
+    def _broken(what: str) -> NoReturn:
         raise AuditChainBroken(
             f"the audit log is broken: {what}. Nothing was recorded. Run `workbench audit verify`, "
             "investigate, then `workbench audit acknowledge --by NAME --reason ...` to go on "
