@@ -44,7 +44,7 @@ def dashboard(store: Store, since: str | None = None, freq: str | None = None) -
     if len(totals):
         fig.add_bar(
             x=totals["bucket"],
-            y=totals["calls"] - totals["errors"] - totals["refused"],
+            y=totals["calls"] - totals["errors"] - totals["refused"] - totals["interrupted"],
             name="ok",
             marker_color="#4C78A8",
             row=1,
@@ -52,6 +52,9 @@ def dashboard(store: Store, since: str | None = None, freq: str | None = None) -
         )
         fig.add_bar(x=totals["bucket"], y=totals["errors"], name="errors", marker_color="#E45756", row=1, col=1)
         fig.add_bar(x=totals["bucket"], y=totals["refused"], name="refused", marker_color="#EECA3B", row=1, col=1)
+        fig.add_bar(
+            x=totals["bucket"], y=totals["interrupted"], name="interrupted", marker_color="#BAB0AC", row=1, col=1
+        )
         fig.add_scatter(x=totals["bucket"], y=totals["p50_ms"], name="p50", mode="lines+markers", row=1, col=2)
         fig.add_scatter(x=totals["bucket"], y=totals["p95_ms"], name="p95", mode="lines+markers", row=1, col=2)
         fig.add_bar(
