@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import numbers
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -103,7 +104,7 @@ class Docs:
 
     def search(self, collection: str, query: str, k: int = 5) -> list[Chunk]:
         """The ``k`` chunks of ``collection`` that best match ``query`` (BM25), best first."""
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
             raise WorkbenchError(f"k is how many chunks to return, a whole number above 0, not {k!r}")
         if not isinstance(query, str):
             raise WorkbenchError(f"a search takes text, not {type(query).__name__}")

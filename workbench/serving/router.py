@@ -758,11 +758,14 @@ class _AttemptRun:
         """
         if not request.stream or not self.texts:
             return
+        try:  # (called while the caller's exception is handled: nothing here may replace it)
+            text = "".join(self.texts)
+            prompt = tokens.count_messages(self.deployment.model, request.text_messages()[0])
+            answer = tokens.count_text(self.deployment.model, text)
+        except Exception:  # noqa: BLE001 - no count, no record: the call is given back as before
+            return
         why = f"stopped by the caller while the answer streamed ({type(exc).__name__})"
         plan.interrupted(self.deployment, self.started_at, self._elapsed_ms(), why)
-        text = "".join(self.texts)
-        prompt = tokens.count_messages(self.deployment.model, request.text_messages()[0])
-        answer = tokens.count_text(self.deployment.model, text)
         partial = Completion(
             text=text,
             model=self.deployment.model,
