@@ -1,12 +1,20 @@
 """The magics on a real kernel through nbclient: outputs as a notebook stores them."""
 
+import json
 import os
+import signal
+import sqlite3
+import threading
+import time
+from http.server import BaseHTTPRequestHandler
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbformat.v4 import new_code_cell, new_notebook
+
+from tests.servers import serving
 
 
 def execute(cells, path, env_store):
@@ -84,3 +92,64 @@ def test_a_workbench_error_in_a_plain_cell_is_one_line_and_tb_shows_where(tmp_pa
     [other] = nb.cells[5].outputs
     assert other.ename == "ZeroDivisionError"
     assert len(other.traceback) > 1  # other errors keep IPython's traceback
+
+
+class _SlowStream(BaseHTTPRequestHandler):
+    """An OpenAI-compatible server whose answer streams a word every 0.1 s (for 20 s in all)."""
+
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        try:
+            for n in range(200):
+                chunk = {"id": "s", "model": "m", "choices": [{"index": 0, "delta": {"content": f"word{n} "}}]}
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self.wfile.flush()
+                time.sleep(0.1)
+            self.wfile.write(b"data: [DONE]\n\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client stopped reading
+
+    def log_message(self, *args):
+        pass
+
+
+def test_the_stop_button_mid_stream_records_what_streamed_and_what_it_cost(tmp_path):
+    """Interrupting the kernel while a %%llm answer streams (the notebook's stop button): the cell ends with
+    KeyboardInterrupt, and the call is in the store as interrupted, with the words that streamed and their cost."""
+    with serving(_SlowStream) as url:
+        nb = new_notebook(
+            cells=[
+                new_code_cell("%load_ext workbench"),
+                new_code_cell(
+                    "import workbench\nworkbench.get().add_route('slow', [{'model': 'openai/m', 'api_base': "
+                    f"'{url}', 'input_cost_per_token': 0.001, 'output_cost_per_token': 0.001}}])"
+                ),
+                new_code_cell("%%llm -m slow\nTell me a very long story."),
+            ]
+        )
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        client = NotebookClient(
+            nb, timeout=120, kernel_name="python3", allow_errors=True, resources={"metadata": {"path": str(tmp_path)}}
+        )
+        store = tmp_path / "k.db"
+        with client.setup_kernel(env={**os.environ, "WORKBENCH_STORE": str(store)}):
+            client.execute_cell(nb.cells[0], 0)
+            client.execute_cell(nb.cells[1], 1)
+            pid = (
+                client.km.provisioner.pid
+            )  # the stop button sends SIGINT to the kernel: some words in, far from the end
+            timer = threading.Timer(3.0, os.kill, (pid, signal.SIGINT))
+            timer.start()
+            client.execute_cell(nb.cells[2], 2)
+            timer.join()
+    [error] = [o for o in nb.cells[2].outputs if o.output_type == "error"]
+    assert error.ename == "KeyboardInterrupt"
+    conn = sqlite3.connect(store)
+    [(status, text, cost, tokens)] = conn.execute("SELECT status, text, cost_usd, completion_tokens FROM calls")
+    conn.close()
+    assert status == "interrupted"
+    assert text.startswith("word0 word1 ") and "word199" not in text
+    assert tokens > 2 and cost == pytest.approx(0.001 * tokens, rel=0.5)
