@@ -95,7 +95,10 @@ def test_a_workbench_error_in_a_plain_cell_is_one_line_and_tb_shows_where(tmp_pa
 
 
 class _SlowStream(BaseHTTPRequestHandler):
-    """An OpenAI-compatible server whose answer streams a word every 0.1 s (for 20 s in all)."""
+    """An OpenAI-compatible server whose answer streams a word every 0.1 s (for 20 s in all); ``begun`` is set
+    once five words are out."""
+
+    begun = threading.Event()
 
     def do_POST(self):  # noqa: N802
         self.rfile.read(int(self.headers["Content-Length"]))
@@ -107,6 +110,8 @@ class _SlowStream(BaseHTTPRequestHandler):
                 chunk = {"id": "s", "model": "m", "choices": [{"index": 0, "delta": {"content": f"word{n} "}}]}
                 self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                 self.wfile.flush()
+                if n == 4:
+                    _SlowStream.begun.set()
                 time.sleep(0.1)
             self.wfile.write(b"data: [DONE]\n\n")
         except (BrokenPipeError, ConnectionResetError):
@@ -138,18 +143,24 @@ def test_the_stop_button_mid_stream_records_what_streamed_and_what_it_cost(tmp_p
         with client.setup_kernel(env={**os.environ, "WORKBENCH_STORE": str(store)}):
             client.execute_cell(nb.cells[0], 0)
             client.execute_cell(nb.cells[1], 1)
-            pid = (
-                client.km.provisioner.pid
-            )  # the stop button sends SIGINT to the kernel: some words in, far from the end
-            timer = threading.Timer(3.0, os.kill, (pid, signal.SIGINT))
-            timer.start()
+            pid = client.km.provisioner.pid
+
+            def stop() -> None:  # the stop button sends SIGINT to the kernel: some words in, far from the end
+                if _SlowStream.begun.wait(60):
+                    os.kill(pid, signal.SIGINT)
+
+            _SlowStream.begun.clear()
+            stopper = threading.Thread(target=stop)
+            stopper.start()
             client.execute_cell(nb.cells[2], 2)
-            timer.join()
+            stopper.join()
     [error] = [o for o in nb.cells[2].outputs if o.output_type == "error"]
     assert error.ename == "KeyboardInterrupt"
     conn = sqlite3.connect(store)
-    [(status, text, cost, tokens)] = conn.execute("SELECT status, text, cost_usd, completion_tokens FROM calls")
+    [(status, text, cost, tokens, total)] = conn.execute(
+        "SELECT status, text, cost_usd, completion_tokens, total_tokens FROM calls"
+    )
     conn.close()
     assert status == "interrupted"
-    assert text.startswith("word0 word1 ") and "word199" not in text
-    assert tokens > 2 and cost == pytest.approx(0.001 * tokens, rel=0.5)
+    assert text.startswith("word0 word1 word2 word3 ") and "word199" not in text
+    assert tokens >= 4 and cost == pytest.approx(0.001 * total)  # the prompt's tokens and those that streamed
