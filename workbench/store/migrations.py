@@ -556,7 +556,7 @@ def m022_gateway_cost(db: sqlite_utils.Database) -> None:
 # The scopes a budget can have, and the column of ``calls`` that keys each ('' for global).
 _SCOPE_KEYS = (("global", "''"), ("user", '"user"'), ("task", "task"), ("agent", "agent"), ("session", "session"))
 # The rows a call (``NEW`` or ``OLD`` in a trigger) adds to the hourly totals or takes back: one per scope
-# it is attributed to, each answered live call's cost and tokens added to its hour.
+# it is attributed to, the cost and tokens of each live call whose cost counts (``spent``) added to its hour.
 _SCOPES_OF = " UNION ALL ".join(
     f"SELECT '{scope}' AS scope, {key if scope == 'global' else '{c}.' + key} AS key" for scope, key in _SCOPE_KEYS
 )
@@ -572,7 +572,7 @@ _TAKE_BACK = (
     f"calls = calls - 1 WHERE {spent('OLD.')} AND hour = substr(OLD.started_at, 1, 13) "
     "AND (scope, key) IN ({scopes});"
 ).format(scopes=_SCOPES_OF.format(c="OLD"))
-_TOTALS_OF = (  # one scope's share of every answered live call: what the totals must add up to
+_TOTALS_OF = (  # one scope's share of every live call whose cost counts: what the totals must add up to
     "SELECT '{scope}' AS scope, {key} AS key, substr(started_at, 1, 13) AS hour, COALESCE(cost_usd, 0) AS usd, "
     f"COALESCE(total_tokens, 0) AS tokens, 1 AS calls FROM calls WHERE {spent()} "
     "AND {key} IS NOT NULL"
