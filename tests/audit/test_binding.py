@@ -13,7 +13,7 @@ import stat
 import pytest
 import sqlite_utils
 
-from tests.tampering import tamper
+from tests.tampering import rechain, tamper
 from workbench.audit import AuditLog, verify_export
 from workbench.errors import GuardrailViolation, WorkbenchError
 from workbench.runtime import Workbench
@@ -265,16 +265,7 @@ def test_eval_runs_written_before_they_were_bound_are_adopted_by_the_first_write
         "DELETE FROM _migrations WHERE name = 'm025_bind_eval_runs'",
         "UPDATE audit SET payload = replace(payload, '\"bind\"', '\"was\"') WHERE kind LIKE 'eval%'",
     )
-    conn = sqlite3.connect(tmp_path / "up.db")  # re-chain the edited entries with the key, as that version wrote them
-    from workbench.store.chain import audit_key, entry_hash, head_mac
-
-    key, prev = audit_key(), "sha256:" + "0" * 64
-    for entry_id, ts, kind, ref, payload in conn.execute("SELECT id, ts, kind, ref, payload FROM audit ORDER BY id"):
-        prev_hash, prev = prev, entry_hash(key, prev, ts, kind, ref, payload)
-        conn.execute("UPDATE audit SET prev_hash = ?, hash = ? WHERE id = ?", (prev_hash, prev, entry_id))
-    conn.execute("UPDATE audit_head SET hash = ?, mac = ?", (prev, head_mac(key, entry_id, prev)))
-    conn.commit()
-    conn.close()
+    rechain(tmp_path / "up.db")  # the edited entries hashed again with the key, as that version wrote them
     wb = Workbench.from_config(store=str(tmp_path / "up.db"))  # migrates (m025): its rows wait for adoption
     assert wb.audit.verify().ok
     wb.ask("two")  # the first write adopts them

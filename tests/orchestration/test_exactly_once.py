@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tampering import tamper
+from tests.tampering import rechain, tamper
 from workbench.approvals import ApprovalError
 from workbench.runtime import Workbench
 
@@ -368,10 +368,6 @@ def test_an_approval_whose_entries_were_compacted_away_still_runs_once_and_a_lat
 def test_an_approval_from_before_entries_bound_rows_is_adopted_then_runs_once(tmp_path):
     """A store from a version whose entries bound no rows: its approvals are adopted (their digests carried) before
     the first one is acted on, so an approved run parked across the upgrade still runs, once."""
-    import sqlite3
-
-    from workbench.store.chain import audit_key, entry_hash, head_mac
-
     wb = _bench(tmp_path / "x.db")
     run = _parked(wb)
     wb.approvals.decide(run.waiting_on, "approve", by="ana")
@@ -381,14 +377,7 @@ def test_an_approval_from_before_entries_bound_rows_is_adopted_then_runs_once(tm
         "UPDATE audit SET payload = replace(payload, '\"bind\"', '\"was\"') WHERE kind = 'approval'",
         "INSERT INTO audit_state (k, v) VALUES ('adopt_tables', 'approvals')",
     )
-    conn = sqlite3.connect(tmp_path / "x.db")  # re-chained with the key, as that version wrote them
-    key, prev = audit_key(), "sha256:" + "0" * 64
-    for entry_id, ts, kind, ref, payload in conn.execute("SELECT id, ts, kind, ref, payload FROM audit ORDER BY id"):
-        prev_hash, prev = prev, entry_hash(key, prev, ts, kind, ref, payload)
-        conn.execute("UPDATE audit SET prev_hash = ?, hash = ? WHERE id = ?", (prev_hash, prev, entry_id))
-    conn.execute("UPDATE audit_head SET hash = ?, mac = ?", (prev, head_mac(key, entry_id, prev)))
-    conn.commit()
-    conn.close()
+    rechain(tmp_path / "x.db")  # hashed again with the key, as that version wrote them
     again = _bench(tmp_path / "x.db")
     assert again.resume(run.id).answer == DONE
     assert again.ran == ["drop staging"]
