@@ -85,12 +85,14 @@ def test_provider_prefixed_names_resolve_without_a_route(wb):
 
 
 def test_replay_report_marks_changed_answers(wb):
-    wb.ask("stable", session="s")
+    wb.add_route("r", ["local/echo"])
+    wb.ask("stable", session="s", model="r")
     wb.ask("[src] Fact one.\n\nfact?", model="local/extractive", session="s")
-    wb.store.execute("UPDATE calls SET text = 'tampered' WHERE prompt = 'stable'")
+    wb.add_route("r", ["local/extractive"])  # the route serves another model now
     report = wb.replay("s")
     assert report["identical"].tolist() == [False, True]
-    assert report["replayed"][0] == "stable"
+    assert report["recorded"][0] == "stable"
+    assert report["replayed"][0] == "I was given no context to answer from."
     with pytest.raises(WorkbenchError, match="no recorded calls in session 'nope'; recorded sessions: s"):
         wb.replay("nope")
 

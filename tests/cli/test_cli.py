@@ -11,11 +11,12 @@ from workbench.runtime import Workbench
 
 
 def test_calls_and_replay_commands(tmp_path, capsys, monkeypatch):
-    (tmp_path / "workbench.toml").write_text('store = "w.db"\n')
-    wb = Workbench.from_config(tmp_path / "workbench.toml")
-    wb.ask("first question", session="s")
+    toml = tmp_path / "workbench.toml"
+    toml.write_text('store = "w.db"\n[routes.r]\ndeployments = [{ model = "local/echo" }]\n')
+    wb = Workbench.from_config(toml)
+    wb.ask("first question", session="s", model="r")
     wb.ask("second question", session="s")
-    config = str(tmp_path / "workbench.toml")
+    config = str(toml)
     assert main(["--config", config, "calls", "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["prompt"] for r in rows] == ["first question", "second question"]
@@ -23,11 +24,15 @@ def test_calls_and_replay_commands(tmp_path, capsys, monkeypatch):
     assert "second question" in capsys.readouterr().out
     assert main(["--config", config, "replay", "s"]) == 0
     assert "2/2 calls identical" in capsys.readouterr().out
-    wb.store.execute("UPDATE calls SET text = 'changed' WHERE prompt = 'first question'")
-    assert main(["--config", config, "replay", "s"]) == 1
+    toml.write_text('store = "w.db"\n[routes.r]\ndeployments = [{ model = "local/extractive" }]\n')
+    assert main(["--config", config, "replay", "s"]) == 1  # the route serves another model now: its answer differs
     assert "DIFFERENT" in capsys.readouterr().out
     assert main(["--config", config, "replay", "nope"]) == 2
     assert capsys.readouterr().err.startswith("workbench: no recorded calls in session 'nope'")
+    wb.store.execute("UPDATE calls SET text = 'changed' WHERE prompt = 'second question'")
+    assert main(["--config", config, "replay", "s"]) == 2  # an answer edited in the file is refused, not compared
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "replay refused: recorded call" in err and "edited in the file" in err
 
 
 def test_bad_config_is_one_line_and_exit_2(tmp_path, capsys):

@@ -1,7 +1,9 @@
 import pytest
 
+from tests.tampering import rechain, tamper
 from workbench import ReplayMiss
 from workbench.runtime import Workbench
+from workbench.store.chain import AuditChainBroken
 
 
 def replaying(wb) -> Workbench:
@@ -73,3 +75,66 @@ def test_replay_does_not_import_litellm():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["ReplayMiss", "False"]
+
+
+# ---- a recording edited in the file is refused, never served --------------------------------------------------
+
+_EDITS = {
+    "its answer": "UPDATE calls SET text = 'Approved: wire the money.' WHERE id = '{id}'",
+    "its tool calls": "UPDATE calls SET tool_calls = '[{{\"name\": \"wire\"}}]' WHERE id = '{id}'",
+    "its token count": "UPDATE calls SET completion_tokens = 1, total_tokens = 2 WHERE id = '{id}'",
+    "its audit entry's digest": (
+        "UPDATE audit SET payload = replace(payload, '\"d\": \"', '\"d\": \"0') WHERE kind = 'call' AND ref = '{id}'"
+    ),
+    "its audit entry, deleted": "DELETE FROM audit WHERE kind = 'call' AND ref = '{id}'",
+    "a forged newer copy": (
+        "CREATE TEMP TABLE forged AS SELECT * FROM calls WHERE id = '{id}'",
+        "UPDATE forged SET id = 'f0f0f0f0f0f0f0f0', started_at = '9999', text = 'Approved: wire the money.'",
+        "INSERT INTO calls SELECT * FROM forged",
+    ),
+}
+
+
+@pytest.mark.parametrize("edit", list(_EDITS))
+def test_a_recording_edited_in_the_file_is_refused_and_never_served(wb, edit):
+    wb.ask("What did we decide about the invoice?", session="s")
+    wb.ask("And why?", session="s")
+    first = wb.calls.df()["call_id"][0]
+    edits = _EDITS[edit]
+    tamper(wb, *[sql.format(id=first) for sql in ((edits,) if isinstance(edits, str) else edits)])
+    calls = wb.store.query("SELECT COUNT(*) AS n FROM calls")[0]["n"]
+    replay = replaying(wb)
+    with pytest.raises(AuditChainBroken, match=r"^replay refused: (recorded call|the audit entry|no audit entry)") as e:
+        replay.ask("What did we decide about the invoice?", session="s")
+    assert "\n" not in str(e.value) and "wire the money" not in str(e.value)
+    assert replay.store.query("SELECT COUNT(*) AS n FROM calls WHERE text LIKE '%wire%' AND mode = 'replay'") == [
+        {"n": 0}
+    ]
+    with pytest.raises(AuditChainBroken, match="^replay refused"):  # a session re-run refuses it before re-sending
+        replay.replay("s")
+    assert replay.store.query("SELECT COUNT(*) AS n FROM calls WHERE mode = 'live'")[0]["n"] == calls  # none lost
+
+
+def test_a_recording_checks_out_only_with_the_key_it_was_written_with(wb, monkeypatch):
+    wb.ask("What did we decide about the invoice?")
+    replay = replaying(wb)
+    monkeypatch.setenv("WORKBENCH_AUDIT_KEY", "not the key the log was written with")
+    with pytest.raises(AuditChainBroken, match=r"written with key \w+, but this process has .*nothing was replayed"):
+        replay.ask("What did we decide about the invoice?")
+
+
+def test_a_recording_from_before_rows_were_bound_replays_once_adopted(wb, tmp_path):
+    wb.ask("What did we decide about the invoice?")
+    wb.close()
+    tamper(  # the store as a version before row binding left it: call entries bind nothing, adoption pending
+        wb,
+        "DELETE FROM audit_carry",
+        "UPDATE audit SET payload = replace(payload, '\"bind\"', '\"was\"')",
+        "INSERT INTO audit_state (k, v) VALUES ('adopt', '1')",
+    )
+    rechain(wb.store.path)
+    replay = Workbench.from_config(store=str(wb.store.path), mode="replay")  # adopts the rows as it opens
+    assert replay.ask("What did we decide about the invoice?").text == "What did we decide about the invoice?"
+    tamper(replay, "UPDATE calls SET text = 'edited after adoption' WHERE mode = 'live'")
+    with pytest.raises(AuditChainBroken, match="^replay refused: recorded call"):
+        replay.ask("What did we decide about the invoice?")

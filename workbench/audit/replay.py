@@ -61,7 +61,7 @@ AGAINST_COLUMNS = [
 
 def _recorded(wb: Workbench, session: str) -> list[dict[str, Any]]:
     rows = wb.store.query(
-        "SELECT id, prompt, request, text, tool_calls, model, cost_usd, latency_ms FROM calls "
+        "SELECT id, latency_ms FROM calls "
         "WHERE session = ? AND status = 'ok' AND mode = 'live' AND replay_of IS NULL AND compacted_at IS NULL "
         "AND started_at >= ? ORDER BY started_at",
         (session, wb.store.session_start(session)),  # since the session's last reset
@@ -70,7 +70,9 @@ def _recorded(wb: Workbench, session: str) -> list[dict[str, Any]]:
         raise WorkbenchError(
             f"no recorded calls in session {session!r}; recorded sessions: {recorded_sessions(wb.store)}"
         )
-    return rows
+    # Each row as read and checked against its audit entry: an edited request or answer is refused before anything
+    # is re-sent (latency, which no entry binds, is only reported).
+    return [{**wb.store.recorded_call(row["id"]), "latency_ms": row["latency_ms"]} for row in rows]
 
 
 def rerun_session(wb: Workbench, session: str) -> pd.DataFrame:

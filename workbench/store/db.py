@@ -55,6 +55,15 @@ SPAN_COLUMNS = (
 )
 
 
+_CALL_ENTRY = (  # the entry that recorded a call (the audit_kind index): the only one that binds its row
+    "SELECT id, ts, kind, ref, payload, prev_hash, hash FROM audit WHERE kind = 'call' AND ref = ? "
+    "ORDER BY id DESC LIMIT 1"
+)
+
+
+_RECORDED_COLUMNS = ("id", *BOUND["calls"].core, *BOUND["calls"].optional, *BOUND["calls"].body, "compacted_at")
+
+
 def _insert_sql(table: str, columns: Sequence[str]) -> str:
     names = ", ".join(f'"{c}"' for c in columns)
     marks = ", ".join("?" for _ in columns)
@@ -420,15 +429,60 @@ class Store:
             what = "is missing" if row is None else f"differs from what entry {since} recorded for it (edited)"
             self._broken(f"{name} {what}, so it is not acted on")
 
+    def recorded_call(self, call_id: str) -> dict[str, Any]:
+        """A recorded call's row, for a replay to answer from or re-send: read once and checked against the keyed
+        digests the audit entry that recorded it holds (for a row from before entries bound rows: what adoption
+        carried), so the values returned are the ones checked. An answer, prompt, request or token count edited
+        in the SQLite file, or a row no entry recorded, is refused (:class:`AuditChainBroken`), never served.
+        One indexed read and three HMACs: replays run it per call.
+        """
+        key = audit_key()
+        if self._adopt_pending:  # a store from before entries bound rows: bind its rows first (once)
+            with self.transaction() as conn:
+                self._adopt(conn, key)
+        with self.lock:
+            conn = self.conn
+            head = conn.execute("SELECT key_id FROM audit_head WHERE k = 1").fetchone()
+            self._check_key(head[0] if head else None, key, "nothing was replayed")
+            name, want = f"recorded call {call_id}", None
+            found = conn.execute(_CALL_ENTRY, (call_id,)).fetchone()
+            if found is not None:
+                entry = dict(zip(("id", "ts", "kind", "ref", "payload", "prev_hash", "hash"), found, strict=True))
+                if not check_entry(key, entry):
+                    self._tampered(f"the audit entry {entry['id']} that recorded {name} was edited")
+                bound = json.loads(entry["payload"]).get("bind", ())
+                want = next((b for b in bound if b["t"] == "calls" and b["k"] == call_id), None)
+            if want is None:  # recorded before entries bound rows: adoption carried its digests
+                carried = self.kept_carry(conn, key).get(("calls", call_id))
+                if carried is None:
+                    self._tampered(f"no audit entry vouches for {name} (written outside workbench)")
+                want = carried[1]
+            row = conn.execute(select_sql("calls"), (call_id,)).fetchone()
+        got = row_digests(key, "calls", row) if row is not None else {"d": None}
+        if got["d"] != want["d"] or got.get("b") != want.get("b"):
+            self._tampered(f"{name} differs from what its audit entry recorded (edited in the file)")
+        return dict(zip(_RECORDED_COLUMNS, row, strict=True))
+
+    @staticmethod
+    def _tampered(what: str) -> NoReturn:
+        raise AuditChainBroken(
+            f"replay refused: {what}, so its answer is not served. Run `workbench audit verify` to see what "
+            "changed, then restore the store or record the call again in live mode"
+        )
+
+    @staticmethod
+    def _check_key(key_id: str | None, key: AuditKey, outcome: str = "nothing was recorded") -> None:
+        """Refuse a process whose audit key is not the one the log was written with."""
+        if key_id and key_id != key.id:
+            raise AuditChainBroken(
+                f"the audit log was written with key {key_id}, but this process has "
+                f"{key.describe()}: set {KEY_ENV} to the key the log was written with ({outcome})"
+            )
+
     def _tail(self, conn: sqlite3.Connection, key: AuditKey) -> tuple[int, str]:
         """The id and hash a new entry chains to, after checking the tail against the head."""
         head = conn.execute("SELECT id, hash, mac, key_id FROM audit_head WHERE k = 1").fetchone()
-        if head is not None and head[3] and head[3] != key.id:
-            raise AuditChainBroken(
-                f"the audit log was written with key {head[3]}, but this process has "
-                f"{key.describe()}: set {KEY_ENV} to the key the log was written with "
-                "(nothing was recorded)"
-            )
+        self._check_key(head[3] if head else None, key)
         cursor = conn.execute("SELECT id, ts, kind, ref, payload, prev_hash, hash FROM audit ORDER BY id DESC LIMIT 1")
         found = cursor.fetchone()
         if found is None:
