@@ -119,7 +119,7 @@ def test_a_recording_checks_out_only_with_the_key_it_was_written_with(wb, monkey
     wb.ask("What did we decide about the invoice?")
     replay = replaying(wb)
     monkeypatch.setenv("WORKBENCH_AUDIT_KEY", "not the key the log was written with")
-    with pytest.raises(AuditChainBroken, match=r"written with key \w+, but this process has .*nothing was replayed"):
+    with pytest.raises(AuditChainBroken, match=r"written with key \w+, but this process has .*nothing was served"):
         replay.ask("What did we decide about the invoice?")
 
 

@@ -1,7 +1,8 @@
 """The exact response cache: the recorded calls themselves, looked up by request fingerprint.
 
 No second copy of answers is kept: a hit is the newest successful live call with the
-same fingerprint inside the TTL (served by the ``(fingerprint, started_at)`` index).
+same fingerprint inside the TTL (served by the ``(fingerprint, started_at)`` index), served
+only as its audit entry recorded it (``Store.recorded_call``).
 """
 
 from __future__ import annotations
@@ -71,23 +72,23 @@ class ResponseCache:
 
     def _answer(self, where: str, args: tuple[Any, ...], since: str) -> Completion | None:
         with self.store.lock:
-            row = self.store.conn.execute(
-                "SELECT id, text, tool_calls, model, deployment, finish_reason, prompt_tokens, completion_tokens, "
-                f"total_tokens, cost_usd FROM calls WHERE {where} AND started_at >= ? AND status = 'ok' "
-                "AND mode = 'live' AND cached_from IS NULL AND compacted_at IS NULL ORDER BY started_at DESC LIMIT 1",
+            found = self.store.conn.execute(
+                f"SELECT id FROM calls WHERE {where} AND started_at >= ? AND status = 'ok' AND mode = 'live' "
+                "AND cached_from IS NULL AND compacted_at IS NULL ORDER BY started_at DESC LIMIT 1",
                 (*args, since),
             ).fetchone()
-        if row is None:
+        if found is None:
             return None
-        call_id, text, tool_calls, model, deployment, finish, prompt, completion, total, cost = row
+        row = self.store.recorded_call(found[0], "cache")  # an answer edited in the file is refused, never reused
+        usage = {k: row[k] or 0 for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
         return Completion(
-            text=text or "",
-            model=model,
-            deployment=deployment,
-            usage={"prompt_tokens": prompt or 0, "completion_tokens": completion or 0, "total_tokens": total or 0},
-            attempts=[Attempt(n=1, deployment="cache", model=model, status="ok", started_at=utcnow())],
-            finish_reason=finish,
-            tool_calls=json.loads(tool_calls) if tool_calls else None,
-            cached_from=call_id,
-            recorded_cost_usd=cost,
+            text=row["text"] or "",
+            model=row["model"],
+            deployment=row["deployment"],
+            usage=usage,
+            attempts=[Attempt(n=1, deployment="cache", model=row["model"], status="ok", started_at=utcnow())],
+            finish_reason=row["finish_reason"],
+            tool_calls=json.loads(row["tool_calls"]) if row["tool_calls"] else None,
+            cached_from=row["id"],
+            recorded_cost_usd=row["cost_usd"],
         )

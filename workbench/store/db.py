@@ -429,12 +429,12 @@ class Store:
             what = "is missing" if row is None else f"differs from what entry {since} recorded for it (edited)"
             self._broken(f"{name} {what}, so it is not acted on")
 
-    def recorded_call(self, call_id: str) -> dict[str, Any]:
-        """A recorded call's row, for a replay to answer from or re-send: read once and checked against the keyed
-        digests the audit entry that recorded it holds (for a row from before entries bound rows: what adoption
-        carried), so the values returned are the ones checked. An answer, prompt, request or token count edited
-        in the SQLite file, or a row no entry recorded, is refused (:class:`AuditChainBroken`), never served.
-        One indexed read and three HMACs: replays run it per call.
+    def recorded_call(self, call_id: str, purpose: str = "replay") -> dict[str, Any]:
+        """A recorded call's row, for a replay or the response cache to answer from (``purpose``), or a session
+        re-run to re-send: read once and checked against the keyed digests the audit entry that recorded it
+        holds (for a row from before entries bound rows: what adoption carried), so the values returned are the
+        ones checked. An answer, prompt, request or token count edited in the SQLite file, or a row no entry
+        recorded, is refused (:class:`AuditChainBroken`), never served. One indexed read and three HMACs.
         """
         key = audit_key()
         if self._adopt_pending:  # a store from before entries bound rows: bind its rows first (once)
@@ -443,31 +443,36 @@ class Store:
         with self.lock:
             conn = self.conn
             head = conn.execute("SELECT key_id FROM audit_head WHERE k = 1").fetchone()
-            self._check_key(head[0] if head else None, key, "nothing was replayed")
+            self._check_key(head[0] if head else None, key, f"nothing was served from the {purpose}")
             name, want = f"recorded call {call_id}", None
             found = conn.execute(_CALL_ENTRY, (call_id,)).fetchone()
             if found is not None:
                 entry = dict(zip(("id", "ts", "kind", "ref", "payload", "prev_hash", "hash"), found, strict=True))
                 if not check_entry(key, entry):
-                    self._tampered(f"the audit entry {entry['id']} that recorded {name} was edited")
+                    self._tampered(purpose, f"the audit entry {entry['id']} that recorded {name} was edited")
                 bound = json.loads(entry["payload"]).get("bind", ())
                 want = next((b for b in bound if b["t"] == "calls" and b["k"] == call_id), None)
             if want is None:  # recorded before entries bound rows: adoption carried its digests
                 carried = self.kept_carry(conn, key).get(("calls", call_id))
                 if carried is None:
-                    self._tampered(f"no audit entry vouches for {name} (written outside workbench)")
+                    self._tampered(purpose, f"no audit entry vouches for {name} (written outside workbench)")
                 want = carried[1]
             row = conn.execute(select_sql("calls"), (call_id,)).fetchone()
         got = row_digests(key, "calls", row) if row is not None else {"d": None}
         if got["d"] != want["d"] or got.get("b") != want.get("b"):
-            self._tampered(f"{name} differs from what its audit entry recorded (edited in the file)")
+            self._tampered(purpose, f"{name} differs from what its audit entry recorded (edited in the file)")
         return dict(zip(_RECORDED_COLUMNS, row, strict=True))
 
     @staticmethod
-    def _tampered(what: str) -> NoReturn:
+    def _tampered(purpose: str, what: str) -> NoReturn:
+        then = (
+            "restore the store, or `wb.cache.clear()` so the call is answered anew"
+            if purpose == "cache"
+            else "restore the store or record the call again in live mode"
+        )
         raise AuditChainBroken(
-            f"replay refused: {what}, so its answer is not served. Run `workbench audit verify` to see what "
-            "changed, then restore the store or record the call again in live mode"
+            f"{purpose} refused: {what}, so its answer is not served. Run `workbench audit verify` to see what "
+            f"changed, then {then}"
         )
 
     @staticmethod
