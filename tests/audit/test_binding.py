@@ -62,6 +62,19 @@ TAMPERS = {
     "call tokens lowered": ("UPDATE calls SET total_tokens = 1 WHERE prompt = 'two'", "its content"),
     "call row deleted": ("DELETE FROM calls WHERE prompt = 'two'", "is missing (deleted)"),
     "call row inserted": ("INSERT INTO calls (id, status, cost_usd) VALUES ('forged', 'ok', 0)", "no audit entry"),
+    "attempt's model version changed": (
+        "UPDATE attempts SET response_model = 'v2' WHERE call_id = (SELECT id FROM calls WHERE prompt = 'one')",
+        "attempts row",
+    ),
+    "attempt's latency lowered": ("UPDATE attempts SET latency_ms = 0.001", "attempts row"),
+    "attempt deleted": (
+        "DELETE FROM attempts WHERE call_id = (SELECT id FROM calls WHERE prompt = 'two')",
+        "is missing (deleted)",
+    ),
+    "attempt inserted": (
+        "INSERT INTO attempts (call_id, n, deployment, model, status) SELECT id, 9, 'x', 'x', 'ok' FROM calls LIMIT 1",
+        "no audit entry",
+    ),
     "budget raised": ("UPDATE budgets SET limit_usd = 500", "budgets row"),
     "budget deleted": ("DELETE FROM budgets", "is missing (deleted)"),
     "guard events deleted": ("DELETE FROM guard_events", "guard_events row"),
@@ -323,3 +336,27 @@ def test_an_edit_to_the_spend_totals_budgets_read_is_caught(tmp_path):
     assert any(p.startswith("the spend totals of global at") for _, p in wb.audit.verify().problems)
     conn.close()
     wb.close()
+
+
+def test_attempts_written_before_they_were_bound_are_adopted_by_the_first_write_after_the_upgrade(tmp_path):
+    wb = Workbench.from_config(store=str(tmp_path / "up.db"))
+    wb.ask("one")
+    wb.close()
+    tamper(  # the store as the version before left it: call entries bind no attempts, m027 not yet applied
+        wb,
+        "DELETE FROM _migrations WHERE name = 'm027_bind_attempts'",
+        "UPDATE audit SET payload = json_set(payload, '$.bind', (SELECT json_group_array(json(value)) FROM "
+        "json_each(payload, '$.bind') WHERE json_extract(value, '$.t') != 'attempts')) WHERE kind = 'call'",
+    )
+    rechain(tmp_path / "up.db")
+    with sqlite3.connect(tmp_path / "up.db") as conn:
+        assert "attempts" not in conn.execute("SELECT payload FROM audit WHERE kind = 'call'").fetchone()[0]
+    wb = Workbench.from_config(store=str(tmp_path / "up.db"))  # migrates (m027): its attempts wait for adoption
+    assert wb.audit.verify().ok
+    wb.ask("two")  # the first write adopts them
+    check = wb.audit.verify()
+    assert check.ok, check
+    adopt = wb.store.query("SELECT payload FROM audit WHERE kind = 'adopt'")
+    assert json.loads(adopt[-1]["payload"])["tables"] == ["attempts"]
+    tamper(wb, "UPDATE attempts SET response_model = 'another-version'")
+    assert "attempts row" in wb.audit.verify().reason

@@ -82,6 +82,8 @@ def test_replay_does_not_import_litellm():
 _EDITS = {
     "its answer": "UPDATE calls SET text = 'Approved: wire the money.' WHERE id = '{id}'",
     "its tool calls": "UPDATE calls SET tool_calls = '[{{\"name\": \"wire\"}}]' WHERE id = '{id}'",
+    "its attempt's model version": "UPDATE attempts SET response_model = 'local/echo-2' WHERE call_id = '{id}'",
+    "its attempt, deleted": "DELETE FROM attempts WHERE call_id = '{id}'",
     "its token count": "UPDATE calls SET completion_tokens = 1, total_tokens = 2 WHERE id = '{id}'",
     "its audit entry's digest": (
         "UPDATE audit SET payload = replace(payload, '\"d\": \"', '\"d\": \"0') WHERE kind = 'call' AND ref = '{id}'"
@@ -104,7 +106,8 @@ def test_a_recording_edited_in_the_file_is_refused_and_never_served(wb, edit):
     tamper(wb, *[sql.format(id=first) for sql in ((edits,) if isinstance(edits, str) else edits)])
     calls = wb.store.query("SELECT COUNT(*) AS n FROM calls")[0]["n"]
     replay = replaying(wb)
-    with pytest.raises(AuditChainBroken, match=r"^replay refused: (recorded call|the audit entry|no audit entry)") as e:
+    refused = r"^replay refused: (recorded call|the audit entry|no audit entry|(an )?attempt)"
+    with pytest.raises(AuditChainBroken, match=refused) as e:
         replay.ask("What did we decide about the invoice?", session="s")
     assert "\n" not in str(e.value) and "wire the money" not in str(e.value)
     assert replay.store.query("SELECT COUNT(*) AS n FROM calls WHERE text LIKE '%wire%' AND mode = 'replay'") == [

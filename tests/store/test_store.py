@@ -70,6 +70,7 @@ def test_migrates_an_in_memory_database():
         "m024_call_window_index",
         "m025_bind_eval_runs",
         "m026_interrupted_calls_spend",
+        "m027_bind_attempts",
     ]
 
 

@@ -16,7 +16,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import WorkbenchError
-from workbench.observability.calls import recorded_sessions, served_models
+from workbench.observability.calls import recorded_sessions
 from workbench.serving import Request
 
 if TYPE_CHECKING:
@@ -85,7 +85,6 @@ def rerun_session(wb: Workbench, session: str) -> pd.DataFrame:
 
     report = []
     rows = _recorded(wb, session)
-    recorded_served = served_models(wb.store, [r["id"] for r in rows])
     for start in range(0, len(rows), BATCH):
         with wb.store.batch():  # one commit per BATCH re-runs; each stays atomic (a savepoint)
             for row in rows[start : start + BATCH]:
@@ -101,7 +100,7 @@ def rerun_session(wb: Workbench, session: str) -> pd.DataFrame:
                         identical,
                         row["text"],
                         result.text,
-                        recorded_served[row["id"]],
+                        _served_recorded(row),
                         _served(result),
                         result.call_id,
                     ]
@@ -109,6 +108,11 @@ def rerun_session(wb: Workbench, session: str) -> pd.DataFrame:
     df = pd.DataFrame(report, columns=[c for c in REPORT_COLUMNS if c != "served_changed"])
     df.insert(REPORT_COLUMNS.index("served_changed"), "served_changed", _changed(df))
     return df
+
+
+def _served_recorded(row: dict[str, Any]) -> str | None:
+    """What the provider said served a recorded call (its answered attempt, as checked against the audit log)."""
+    return next((a["response_model"] for a in row["attempts"] if a["status"] == "ok"), None)
 
 
 def _served(result: Any) -> str | None:
@@ -134,7 +138,6 @@ def replay_against(wb: Workbench, session: str, against: str, suite: Any = None)
     scorers = wb.evals.load(suite).scorers if suite is not None else []
     rows = []
     recorded = _recorded(wb, session)
-    recorded_served = served_models(wb.store, [r["id"] for r in recorded])
     for row in recorded:
         stored = json.loads(row["request"])
         request = Request(against, stored["messages"], stored.get("params", {}))
@@ -150,7 +153,7 @@ def replay_against(wb: Workbench, session: str, against: str, suite: Any = None)
             "recorded": text,
             "replayed": replayed,
             "diff": _diff(text, replayed),
-            "served_recorded": recorded_served[row["id"]],
+            "served_recorded": _served_recorded(row),
             "served": _served(result),
             "cost_recorded": row["cost_usd"],
             "cost": result.cost_usd,

@@ -36,17 +36,17 @@ class ReplayServing:
 
     def complete(self, request: Request, fingerprint: str) -> Completion:
         """The most recent recorded live call with this fingerprint, as a completion."""
-        rows = self.store.query(  # the call and what served it, in one statement: replays run it per call
-            "SELECT c.id, a.response_model, a.system_fingerprint FROM calls c "
-            "LEFT JOIN attempts a ON a.id = (SELECT id FROM attempts WHERE call_id = c.id AND status = 'ok' LIMIT 1) "
-            "WHERE c.fingerprint = ? AND c.mode = 'live' AND c.status = 'ok' AND c.compacted_at IS NULL "
-            "ORDER BY c.started_at DESC LIMIT 1",
+        rows = self.store.query(
+            "SELECT id FROM calls WHERE fingerprint = ? AND mode = 'live' AND status = 'ok' AND compacted_at IS NULL "
+            "ORDER BY started_at DESC LIMIT 1",
             (fingerprint,),
         )
         if not rows:
             raise self.miss(request)
-        served = rows[0]
-        row = self.store.recorded_call(served["id"])  # what is served is what was checked: an edit is refused
+        row = self.store.recorded_call(rows[0]["id"])  # what is served is what was checked: an edit is refused
+        served: dict[str, Any] = next(
+            (a for a in row["attempts"] if a["status"] == "ok"), {}
+        )  # the model version it reported
         attempt = Attempt(
             n=1,
             deployment=f"replay:{row['deployment']}",
@@ -54,8 +54,8 @@ class ReplayServing:
             status="ok",
             started_at=utcnow(),
             endpoint=f"replay:{row['deployment']}",
-            response_model=served["response_model"],
-            system_fingerprint=served["system_fingerprint"],
+            response_model=served.get("response_model"),
+            system_fingerprint=served.get("system_fingerprint"),
         )
         return Completion(
             text=row["text"] or "",

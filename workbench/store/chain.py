@@ -179,6 +179,28 @@ BOUND: dict[str, Bound] = {
         "compacted_at",
         optional=("gateway_cost_usd",),
     ),
+    # Each try of a deployment for a call: failover as it happened, and which model version the provider said
+    # answered (what a replay's served_changed compares), bound by the call's entry.
+    "attempts": Bound(
+        "id",
+        (
+            "call_id",
+            "n",
+            "deployment",
+            "model",
+            "status",
+            "error_class",
+            "error",
+            "status_code",
+            "retry_after",
+            "started_at",
+            "latency_ms",
+            "endpoint",
+            "response_model",
+            "system_fingerprint",
+            "request_id",
+        ),
+    ),
     "tool_calls": Bound(
         "id",
         ("run_id", "step", "call_id", "tool", "risk", "status", "error", "claimed_by"),

@@ -61,6 +61,9 @@ _CALL_ENTRY = (  # the entry that recorded a call (the audit_kind index): the on
 )
 
 
+_CALL_ATTEMPTS = "SELECT id FROM attempts WHERE call_id = ? ORDER BY id"
+_ATTEMPT_FIELDS = ("id", *BOUND["attempts"].core)
+_ATTEMPTS_OF = select_sql("attempts", where_key=False) + " WHERE call_id = ? ORDER BY id"
 _RECORDED_COLUMNS = ("id", *BOUND["calls"].core, *BOUND["calls"].optional, *BOUND["calls"].body, "compacted_at")
 
 
@@ -267,6 +270,8 @@ class Store:
             if settle_reservation:
                 conn.execute("DELETE FROM reservations WHERE call_id = ?", (call["id"],))
             bind = [("calls", call["id"])]
+            if attempt_rows:  # (their ids, given by the table, read back: one indexed read)
+                bind += [("attempts", str(r[0])) for r in conn.execute(_CALL_ATTEMPTS, (call["id"],))]
             for sha, mime, width, height, data in blobs:
                 stored = conn.execute(
                     "INSERT OR IGNORE INTO blobs (sha256, mime, width, height, bytes, data, first_call, created_at) "
@@ -433,8 +438,9 @@ class Store:
         """A recorded call's row, for a replay or the response cache to answer from (``purpose``), or a session
         re-run to re-send: read once and checked against the keyed digests the audit entry that recorded it
         holds (for a row from before entries bound rows: what adoption carried), so the values returned are the
-        ones checked. An answer, prompt, request or token count edited in the SQLite file, or a row no entry
-        recorded, is refused (:class:`AuditChainBroken`), never served. One indexed read and three HMACs.
+        ones checked, with its ``attempts`` (dicts, checked too). An answer, prompt, request, token count or
+        attempt edited in the SQLite file, or a row no entry recorded, is refused (:class:`AuditChainBroken`),
+        never served. Indexed reads and an HMAC per row.
         """
         key = audit_key()
         if self._adopt_pending:  # a store from before entries bound rows: bind its rows first (once)
@@ -444,24 +450,37 @@ class Store:
             conn = self.conn
             head = conn.execute("SELECT key_id FROM audit_head WHERE k = 1").fetchone()
             self._check_key(head[0] if head else None, key, f"nothing was served from the {purpose}")
-            name, want = f"recorded call {call_id}", None
+            name, want, bound = f"recorded call {call_id}", None, []
             found = conn.execute(_CALL_ENTRY, (call_id,)).fetchone()
             if found is not None:
                 entry = dict(zip(("id", "ts", "kind", "ref", "payload", "prev_hash", "hash"), found, strict=True))
                 if not check_entry(key, entry):
                     self._tampered(purpose, f"the audit entry {entry['id']} that recorded {name} was edited")
-                bound = json.loads(entry["payload"]).get("bind", ())
+                bound = json.loads(entry["payload"]).get("bind", [])
                 want = next((b for b in bound if b["t"] == "calls" and b["k"] == call_id), None)
-            if want is None:  # recorded before entries bound rows: adoption carried its digests
-                carried = self.kept_carry(conn, key).get(("calls", call_id))
-                if carried is None:
-                    self._tampered(purpose, f"no audit entry vouches for {name} (written outside workbench)")
-                want = carried[1]
+            tried = {b["k"]: b for b in bound if b["t"] == "attempts"}
             row = conn.execute(select_sql("calls"), (call_id,)).fetchone()
+            attempts = conn.execute(_ATTEMPTS_OF, (call_id,)).fetchall()
+            # Rows recorded before entries bound them (all, or a call's attempts): adoption carried their digests.
+            older = want is None or any(str(a[0]) not in tried for a in attempts)
+            carried = self.kept_carry(conn, key) if older else {}
+            if want is None:
+                want = carried.get(("calls", call_id), (None, None))[1]
+                if want is None:
+                    self._tampered(purpose, f"no audit entry vouches for {name} (written outside workbench)")
         got = row_digests(key, "calls", row) if row is not None else {"d": None}
         if got["d"] != want["d"] or got.get("b") != want.get("b"):
             self._tampered(purpose, f"{name} differs from what its audit entry recorded (edited in the file)")
-        return dict(zip(_RECORDED_COLUMNS, row, strict=True))
+        for attempt in attempts:  # which deployment answered, and the model version it reported
+            expected = tried.get(str(attempt[0])) or carried.get(("attempts", str(attempt[0])), (None, None))[1]
+            if expected is None or row_digests(key, "attempts", attempt)["d"] != expected["d"]:
+                what = "has no audit entry" if expected is None else "differs from what its audit entry recorded"
+                self._tampered(purpose, f"attempt {attempt[0]} of {name} {what} (edited in the file)")
+        if tried.keys() - {str(a[0]) for a in attempts}:
+            self._tampered(purpose, f"an attempt of {name} was deleted from the file")
+        recorded = dict(zip(_RECORDED_COLUMNS, row, strict=True))
+        recorded["attempts"] = [dict(zip(_ATTEMPT_FIELDS, a[:-1], strict=True)) for a in attempts]  # (no compacted)
+        return recorded
 
     @staticmethod
     def _tampered(purpose: str, what: str) -> NoReturn:

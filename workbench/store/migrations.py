@@ -630,6 +630,22 @@ def m026_interrupted_calls_spend(db: sqlite_utils.Database) -> None:
     _spend_triggers(db)
 
 
+@migration
+def m027_bind_attempts(db: sqlite_utils.Database) -> None:
+    """Audit entries bind a call's attempts too (which deployment answered, and the model version the provider
+    reported): in a store that already has a log, the attempts written before are adopted by the next write.
+    """
+    has_rows = db.execute("SELECT EXISTS (SELECT 1 FROM audit)").fetchone()[0]
+    pending = db.execute("SELECT 1 FROM audit_state WHERE k = 'adopt'").fetchone()  # adopts every table anyway
+    if has_rows and not pending:
+        later = db.execute("SELECT v FROM audit_state WHERE k = 'adopt_tables'").fetchone()  # m025's, not yet done
+        tables = ",".join([*(later[0].split(",") if later else []), "attempts"])
+        db.execute(
+            "INSERT INTO audit_state (k, v) VALUES ('adopt_tables', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+            (tables,),
+        )
+
+
 def _spend_triggers(db: sqlite_utils.Database) -> None:
     """The triggers that keep ``spend`` equal to the sum over the calls whose cost counts."""
     db.execute(f"CREATE TRIGGER calls_spend_insert AFTER INSERT ON calls BEGIN {_ADD} END")
