@@ -266,24 +266,33 @@ def test_a_store_from_before_binding_is_adopted_by_its_first_write(tmp_path):
     Store(path).close()
 
 
+def _upgraded(wb: Workbench, *statements: str) -> Workbench:
+    """``wb``'s store made to look as an older version left it (``statements``, then every entry hashed again with
+    the key, as that version wrote them), opened again (migrated: its rows wait for adoption) and written to once
+    (which adopts them); the log verifies before and after.
+    """
+    wb.close()
+    tamper(wb, *statements)
+    rechain(wb.store.path)
+    wb = Workbench.from_config(store=str(wb.store.path))
+    assert wb.audit.verify().ok
+    wb.ask("two")  # the first write adopts them
+    check = wb.audit.verify()
+    assert check.ok, check
+    return wb
+
+
 def test_eval_runs_written_before_they_were_bound_are_adopted_by_the_first_write_after_the_upgrade(tmp_path):
     wb = Workbench.from_config(store=str(tmp_path / "up.db"))
     wb.ask("one")
     _suite(tmp_path)
     wb.evals.run(tmp_path / "small.eval.yaml", progress=False)
-    wb.close()
-    tamper(  # the store as the version before left it: eval rows no entry binds, m025 not yet applied
+    wb = _upgraded(  # the store as the version before left it: eval rows no entry binds, m025 not yet applied
         wb,
         "DELETE FROM audit_carry",
         "DELETE FROM _migrations WHERE name = 'm025_bind_eval_runs'",
         "UPDATE audit SET payload = replace(payload, '\"bind\"', '\"was\"') WHERE kind LIKE 'eval%'",
     )
-    rechain(tmp_path / "up.db")  # the edited entries hashed again with the key, as that version wrote them
-    wb = Workbench.from_config(store=str(tmp_path / "up.db"))  # migrates (m025): its rows wait for adoption
-    assert wb.audit.verify().ok
-    wb.ask("two")  # the first write adopts them
-    check = wb.audit.verify()
-    assert check.ok, check
     adopt = wb.store.query("SELECT payload FROM audit WHERE kind = 'adopt'")
     assert json.loads(adopt[-1]["payload"])["tables"] == ["eval_runs", "eval_results"]
     tamper(wb, "UPDATE eval_results SET score = 1 WHERE score = 0")
@@ -341,21 +350,14 @@ def test_an_edit_to_the_spend_totals_budgets_read_is_caught(tmp_path):
 def test_attempts_written_before_they_were_bound_are_adopted_by_the_first_write_after_the_upgrade(tmp_path):
     wb = Workbench.from_config(store=str(tmp_path / "up.db"))
     wb.ask("one")
-    wb.close()
-    tamper(  # the store as the version before left it: call entries bind no attempts, m027 not yet applied
+    wb = _upgraded(  # the store as the version before left it: call entries bind no attempts, m027 not yet applied
         wb,
         "DELETE FROM _migrations WHERE name = 'm027_bind_attempts'",
         "UPDATE audit SET payload = json_set(payload, '$.bind', (SELECT json_group_array(json(value)) FROM "
         "json_each(payload, '$.bind') WHERE json_extract(value, '$.t') != 'attempts')) WHERE kind = 'call'",
     )
-    rechain(tmp_path / "up.db")
-    with sqlite3.connect(tmp_path / "up.db") as conn:
-        assert "attempts" not in conn.execute("SELECT payload FROM audit WHERE kind = 'call'").fetchone()[0]
-    wb = Workbench.from_config(store=str(tmp_path / "up.db"))  # migrates (m027): its attempts wait for adoption
-    assert wb.audit.verify().ok
-    wb.ask("two")  # the first write adopts them
-    check = wb.audit.verify()
-    assert check.ok, check
+    first = wb.store.query("SELECT payload FROM audit WHERE kind = 'call' ORDER BY id LIMIT 1")[0]["payload"]
+    assert "attempts" not in first  # (its entry as that version wrote it)
     adopt = wb.store.query("SELECT payload FROM audit WHERE kind = 'adopt'")
     assert json.loads(adopt[-1]["payload"])["tables"] == ["attempts"]
     tamper(wb, "UPDATE attempts SET response_model = 'another-version'")
