@@ -34,5 +34,16 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     """The longest file first: with ``-n 2 --dist loadfile`` one worker runs the whole tour (minutes) while
     the other works through everything else, instead of the tour starting last and running alone.
+
+    When the tour runs, nbval does not run the tour's notebooks again: the tour's first run compares every
+    cell with its committed outputs as nbval does (``tests/tour/tour.py``), on the store they share, so a
+    second execution of each would check nothing more. ``pytest notebooks/`` alone still runs nbval.
     """
-    items.sort(key=lambda item: 0 if "tests/tour/" in item.nodeid.replace("\\", "/") else 1)
+    tour = [item for item in items if "tests/tour/" in item.nodeid.replace("\\", "/")]
+    if tour:
+        notebooks = Path(__file__).parent / "notebooks"
+        covered = [item for item in items if Path(str(item.path)).parent == notebooks and item.path.suffix == ".ipynb"]
+        if covered:
+            config.hook.pytest_deselected(items=covered)
+            items[:] = [item for item in items if item not in set(covered)]
+    items.sort(key=lambda item: 0 if item in tour else 1)

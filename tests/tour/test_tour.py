@@ -1,10 +1,10 @@
 """The tour as a user lives it: every notebook in order, twice, on the one store ``workbench.toml`` names.
 
-nbval (``pytest --nbval``) checks each notebook against its committed outputs on a fresh store of
-its own; this test checks what nbval can't see: that the notebooks, run one after another on a
-shared store and then all again, raise nowhere they are not tagged to, and that the second run
-shows what the first did (after ``notebooks/sanitize.cfg``). It runs in a temporary copy of the
-repository, so the repository's store and files are never touched.
+The notebooks, run one after another on a shared store and then all again, raise nowhere they
+are not tagged to; the first run shows each cell's committed outputs, compared as nbval compares
+them (every field but images, after ``notebooks/sanitize.cfg``), so the full suite does not run
+nbval on them again (conftest.py); and the second run shows what the first did. It runs in a
+temporary copy of the repository, so the repository's store and files are never touched.
 """
 
 import importlib.util
@@ -26,3 +26,22 @@ def test_the_tour_runs_in_order_and_again_on_one_store(tmp_path, monkeypatch):
     assert (root / ".workbench" / "workbench.db").exists()
     assert not os.environ.get("WORKBENCH_STORE")
     assert len(first) == len(list(Path(root, "notebooks").glob("[0-9][0-9]_*.ipynb"))) >= 10
+
+
+def test_a_first_run_differing_from_the_committed_outputs_is_a_problem_as_under_nbval():
+    clean = tour.sanitizers()
+
+    def stream(text):
+        return {"output_type": "stream", "name": "stdout", "text": text}
+
+    def result(plain, png="iVBOR"):
+        return {"output_type": "execute_result", "data": {"text/plain": plain, "image/png": png}, "metadata": {}}
+
+    assert tour._difference([stream("call 0123456789abcdef\n")], [stream("call fedcba9876543210\n")], clean) == ""
+    assert tour._difference([stream("a"), stream("b\n")], [stream("ab\n")], clean) == ""  # one stream, split
+    assert tour._difference([result("3", png="other")], [result("3")], clean) == ""  # images are not compared
+    assert "committed ['3']" in tour._difference([result("4")], [result("3")], clean)
+    assert "fields" in tour._difference([result("3")], [result("3"), stream("warning\n")], clean)
+    differs = "text/plain: committed ['3'], now ['4']"
+    first = {"n.ipynb": [(1, ["stream: x"], False, False, True, differs)]}
+    assert tour.problems(first) == [f"n.ipynb cell 1 differs from its committed outputs: {differs}"]

@@ -2,8 +2,10 @@
 
     python tests/tour/tour.py [--twice] [--copy]     # --copy: in a temporary copy of the repo
 
-Prints each cell that raised without a ``raises-exception`` tag and, with ``--twice``, each
-output that differs between the two runs (after the ``notebooks/sanitize.cfg`` replacements).
+Prints each cell that raised without a ``raises-exception`` tag, each whose outputs differ from
+the notebook's committed ones as nbval compares them (``pytest --nbval``: every output field but
+images, after the ``notebooks/sanitize.cfg`` replacements), and, with ``--twice``, each output
+that differs between the two runs.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from nbval.plugin import coalesce_streams, transform_streams_for_comparison
 
 ROOT = Path(__file__).resolve().parents[2]
 COPIED = (
@@ -31,6 +34,18 @@ COPIED = (
     "tests/data/guard_corpus.jsonl",
 )
 UNCOMPARED = {"nbval-ignore-output", "nbval-skip"}  # what nbval does not compare, neither does the second run
+# What nbval leaves out of a comparison (its skip_compare, images included as without --nbdime).
+NBVAL_SKIPPED = {
+    "metadata",
+    "traceback",
+    "prompt_number",
+    "output_type",
+    "name",
+    "execution_count",
+    "application/vnd.jupyter.widget-view+json",
+    "image/png",
+    "image/jpeg",
+}
 
 
 def sanitizers() -> list[tuple[re.Pattern[str], str]]:
@@ -66,7 +81,33 @@ def _text(output: dict, clean: list[tuple[re.Pattern[str], str]]) -> str:
     return f"{kind}: {text}"
 
 
-Cell = tuple[int, list[str], bool, bool, bool]  # index, outputs, raised, tagged raises-exception, compared
+Cell = tuple[int, list[str], bool, bool, bool, str]  # index, outputs, raised, tagged raises-exception, compared,
+# and how the outputs differ from the committed ones ("" where they do not)
+
+
+def _nbval_view(outputs: list, clean: list[tuple[re.Pattern[str], str]]) -> dict[str, list]:
+    """A cell's outputs as nbval compares them: per field (a data's MIME types flattened), the sanitised values."""
+    view: dict[str, list] = {}
+    for output in transform_streams_for_comparison(coalesce_streams([nbformat.from_dict(o) for o in outputs])):
+        fields = {**{k: v for k, v in output.items() if k != "data"}, **output.get("data", {})}
+        for key, value in fields.items():
+            if key not in NBVAL_SKIPPED:
+                if isinstance(value, str):
+                    for rx, replacement in clean:
+                        value = rx.sub(replacement, value)
+                view.setdefault(key, []).append(value)
+    return view
+
+
+def _difference(ran: list, committed: list, clean: list[tuple[re.Pattern[str], str]]) -> str:
+    """Where a cell's new outputs differ from its committed ones as nbval sees it ("" where they do not)."""
+    new, old = _nbval_view(ran, clean), _nbval_view(committed, clean)
+    if new.keys() != old.keys():
+        return f"fields {sorted(old)} committed, {sorted(new)} now"
+    for key, values in old.items():
+        if values != new[key]:
+            return f"{key}: committed {str(values)[:600]}, now {str(new[key])[:600]}"
+    return ""
 
 
 def _merged(outputs: list[dict]) -> list[dict]:
@@ -81,11 +122,14 @@ def _merged(outputs: list[dict]) -> list[dict]:
 
 
 def run(root: Path, timeout: int = 600) -> dict[str, list[Cell]]:
-    """Execute every notebook under ``root/notebooks`` in order: per notebook, each code cell."""
+    """Execute every notebook under ``root/notebooks`` in order: per notebook, each code cell, with how its outputs
+    differ from those committed in the notebook.
+    """
     clean = sanitizers()
     results: dict[str, list[Cell]] = {}
     for path in sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         nb = nbformat.read(path, as_version=4)
+        committed = [list(cell.get("outputs", [])) for cell in nb.cells]
         client = NotebookClient(
             nb,
             timeout=timeout,
@@ -101,24 +145,31 @@ def run(root: Path, timeout: int = 600) -> dict[str, list[Cell]]:
             outputs = [_text(o, clean) for o in _merged(cell.get("outputs", []))]
             raised = any(o["output_type"] == "error" for o in cell.get("outputs", []))
             tags = set(cell.get("metadata", {}).get("tags", []))
-            cells.append((i, outputs, raised, "raises-exception" in tags, not tags & UNCOMPARED))
+            compared = not tags & UNCOMPARED
+            differs = _difference(cell.get("outputs", []), committed[i], clean) if compared else ""
+            cells.append((i, outputs, raised, "raises-exception" in tags, compared, differs))
         results[path.name] = cells
     return results
 
 
 def problems(first: dict, second: dict | None = None) -> list[str]:
-    """Untagged cells that raised (in either run), and outputs that differ between the runs."""
+    """Untagged cells that raised (in either run), outputs of the first run that differ from the committed ones
+    (as nbval compares them: a fresh store answers as a store the notebooks before it used), and outputs that
+    differ between the runs.
+    """
     out = []
     for run_no, results in enumerate([first, second] if second else [first], 1):
         for name, cells in results.items():
             out += [
                 f"run {run_no}: {name} cell {i} raised: {outputs[-1][:300]}"
-                for i, outputs, raised, tagged, _ in cells
+                for i, outputs, raised, tagged, _, _ in cells
                 if raised and not tagged
             ]
+    for name, cells in first.items():
+        out += [f"{name} cell {i} differs from its committed outputs: {d}"[:1500] for i, *_, d in cells if d]
     if second:
         for name, cells in first.items():
-            for (i, a, _, _, compared), (_, b, _, _, _) in zip(cells, second[name], strict=True):
+            for (i, a, _, _, compared, _), (_, b, *_) in zip(cells, second[name], strict=True):
                 if compared and a != b:
                     out.append(f"{name} cell {i} differs on the second run:\n  first:  {a}\n  second: {b}"[:1500])
     return out
