@@ -16,6 +16,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parents[1]
+# A chaos-server deployment priced in its configuration: a process that only calls such servers never imports
+# litellm for its price map (seconds in each spawned process of a multi-process test).
+FREE = {"input_cost_per_token": 0.0, "output_cost_per_token": 0.0}
 
 
 def free_port() -> int:

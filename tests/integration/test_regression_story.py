@@ -46,7 +46,8 @@ def test_record_live_then_pass_in_replay_and_fail_on_an_edited_prompt(tmp_path, 
     server = chaos(name="provider", latency_ms=5)
     (tmp_path / "workbench.toml").write_text(
         f'store = "recorded.db"\n[routes.support]\nretries = 0\n'
-        f'deployments = [{{ model = "openai/support-bot", api_base = "{server.url}" }}]\n'
+        f'deployments = [{{ model = "openai/support-bot", api_base = "{server.url}", '
+        "input_cost_per_token = 0, output_cost_per_token = 0 }]\n"  # self-hosted: priced here, litellm never needed
     )
     cells = [
         "%load_ext workbench",

@@ -4,6 +4,7 @@ import multiprocessing
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from tests.servers import FREE
 from workbench.limits import RateLimiter
 from workbench.runtime import Workbench
 
@@ -33,7 +34,7 @@ def test_threads_are_paced_at_the_limit_and_none_fails(wb, chaos):
 
 def _worker(path: str, url: str, n: int) -> None:
     wb = Workbench.from_config(store=path)
-    wb.add_route("r", [{"name": "shared", "model": "openai/c", "api_base": url, "rpm": 300}])  # 0.2 s apart
+    wb.add_route("r", [{"name": "shared", "model": "openai/c", "api_base": url, "rpm": 300, **FREE}])  # 0.2 s apart
     for i in range(n):
         wb.ask(f"q{i}", model="r")
 

@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.servers import FREE
 from workbench.errors import ProviderError
 from workbench.observability import AlertWarning
 from workbench.runtime import Workbench
@@ -23,7 +24,7 @@ def analyst(path, url, hook_url=None, rules=(RULE,)) -> Workbench:
 
 
 def _flaky(wb, url) -> None:
-    wb.add_route("flaky", [{"name": "flaky", "model": "openai/c", "api_base": url}], retries=0)
+    wb.add_route("flaky", [{"name": "flaky", "model": "openai/c", "api_base": url, **FREE}], retries=0)
 
 
 def _fail(wb, prompt) -> None:

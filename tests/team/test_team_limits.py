@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.servers import FREE
 from workbench.runtime import Workbench
 from workbench.team import TeamWarning
 
@@ -18,9 +19,9 @@ def analyst(path, url, **settings) -> Workbench:
 
 def _paced_process(path: str, redis_url: str, api_base: str, warm_base: str, n: int) -> None:
     wb = analyst(path, redis_url)
-    wb.add_route("warm", [{"name": "warm", "model": "openai/c", "api_base": warm_base}])
+    wb.add_route("warm", [{"name": "warm", "model": "openai/c", "api_base": warm_base, **FREE}])
     wb.ask("warm up", model="warm")  # a process's first call pays one-off setup: not inside a slot
-    wb.add_route("r", [{"name": "shared", "model": "openai/c", "api_base": api_base, "rpm": 300}])  # 0.2 s apart
+    wb.add_route("r", [{"name": "shared", "model": "openai/c", "api_base": api_base, "rpm": 300, **FREE}])  # 0.2 s
     for i in range(n):
         wb.ask(f"q{i}", model="r")
 
