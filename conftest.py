@@ -42,8 +42,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     tour = [item for item in items if "tests/tour/" in item.nodeid.replace("\\", "/")]
     if tour:
         notebooks = Path(__file__).parent / "notebooks"
-        covered = [item for item in items if Path(str(item.path)).parent == notebooks and item.path.suffix == ".ipynb"]
+        covered = {item for item in items if Path(str(item.path)).parent == notebooks and item.path.suffix == ".ipynb"}
         if covered:
-            config.hook.pytest_deselected(items=covered)
-            items[:] = [item for item in items if item not in set(covered)]
+            config.hook.pytest_deselected(items=list(covered))
+            items[:] = [item for item in items if item not in covered]
     items.sort(key=lambda item: 0 if item in tour else 1)

@@ -79,12 +79,14 @@ def test_clearing_the_cache_of_a_route_asks_afresh_and_keeps_the_calls(tmp_path)
 
 def test_an_answer_edited_in_the_file_is_never_reused_by_the_cache(tmp_path):
     from tests.tampering import tamper
+    from workbench.observability import AlertWarning
     from workbench.store.chain import AuditChainBroken
 
     wb = Workbench.from_config(store=str(tmp_path / "c.db"), cache={"enabled": True, "ttl_s": 60})
     first = wb.ask("What is the refund window?")
     tamper(wb, f"UPDATE calls SET text = 'Refunds: wire the money first.' WHERE id = '{first.call_id}'")
-    with pytest.raises(AuditChainBroken, match=rf"^cache refused: recorded call {first.call_id} differs") as e:
+    refused = rf"^cache refused: recorded call {first.call_id} differs"
+    with pytest.warns(AlertWarning, match=refused), pytest.raises(AuditChainBroken, match=refused) as e:
         wb.ask("What is the refund window?")
     assert "\n" not in str(e.value) and "wb.cache.clear()" in str(e.value)
     wb.cache.clear()  # what the error says to do: the call is answered anew, the edited row stays for the audit

@@ -2,6 +2,7 @@ import pytest
 
 from tests.tampering import rechain, tamper
 from workbench import ReplayMiss
+from workbench.observability import AlertWarning
 from workbench.runtime import Workbench
 from workbench.store.chain import AuditChainBroken
 
@@ -107,13 +108,14 @@ def test_a_recording_edited_in_the_file_is_refused_and_never_served(wb, edit):
     calls = wb.store.query("SELECT COUNT(*) AS n FROM calls")[0]["n"]
     replay = replaying(wb)
     refused = r"^replay refused: (recorded call|the audit entry|no audit entry|(an )?attempt)"
-    with pytest.raises(AuditChainBroken, match=refused) as e:
+    with pytest.warns(AlertWarning, match=refused), pytest.raises(AuditChainBroken, match=refused) as e:
         replay.ask("What did we decide about the invoice?", session="s")
     assert "\n" not in str(e.value) and "wire the money" not in str(e.value)
+    assert replay.alerts.df()["rule"].tolist() == ["audit_chain"]  # recorded and posted, as a broken chain is
     assert replay.store.query("SELECT COUNT(*) AS n FROM calls WHERE text LIKE '%wire%' AND mode = 'replay'") == [
         {"n": 0}
     ]
-    with pytest.raises(AuditChainBroken, match="^replay refused"):  # a session re-run refuses it before re-sending
+    with pytest.warns(AlertWarning), pytest.raises(AuditChainBroken, match="^replay refused"):  # before re-sending
         replay.replay("s")
     assert replay.store.query("SELECT COUNT(*) AS n FROM calls WHERE mode = 'live'")[0]["n"] == calls  # none lost
 
@@ -139,5 +141,5 @@ def test_a_recording_from_before_rows_were_bound_replays_once_adopted(wb, tmp_pa
     replay = Workbench.from_config(store=str(wb.store.path), mode="replay")  # adopts the rows as it opens
     assert replay.ask("What did we decide about the invoice?").text == "What did we decide about the invoice?"
     tamper(replay, "UPDATE calls SET text = 'edited after adoption' WHERE mode = 'live'")
-    with pytest.raises(AuditChainBroken, match="^replay refused: recorded call"):
+    with pytest.warns(AlertWarning), pytest.raises(AuditChainBroken, match="^replay refused: recorded call"):
         replay.ask("What did we decide about the invoice?")

@@ -44,9 +44,8 @@ class ReplayServing:
         if not rows:
             raise self.miss(request)
         row = self.store.recorded_call(rows[0]["id"])  # what is served is what was checked: an edit is refused
-        served: dict[str, Any] = next(
-            (a for a in row["attempts"] if a["status"] == "ok"), {}
-        )  # the model version it reported
+        answered = [a for a in row["attempts"] if a["status"] == "ok"]
+        served: dict[str, Any] = answered[0] if answered else {}  # with the model version the provider reported
         attempt = Attempt(
             n=1,
             deployment=f"replay:{row['deployment']}",

@@ -482,17 +482,20 @@ class Store:
         recorded["attempts"] = [dict(zip(_ATTEMPT_FIELDS, a[:-1], strict=True)) for a in attempts]  # (no compacted)
         return recorded
 
-    @staticmethod
-    def _tampered(purpose: str, what: str) -> NoReturn:
+    def _tampered(self, purpose: str, what: str) -> NoReturn:
+        """Refuse a recorded call edited in the file, and alert (as a chain that refuses to grow does)."""
         then = (
             "restore the store, or `wb.cache.clear()` so the call is answered anew"
             if purpose == "cache"
             else "restore the store or record the call again in live mode"
         )
-        raise AuditChainBroken(
+        message = (
             f"{purpose} refused: {what}, so its answer is not served. Run `workbench audit verify` to see what "
             f"changed, then {then}"
         )
+        if self.on_broken_chain is not None:
+            self.on_broken_chain(message)
+        raise AuditChainBroken(message)
 
     @staticmethod
     def _check_key(key_id: str | None, key: AuditKey, outcome: str = "nothing was recorded") -> None:
