@@ -128,7 +128,7 @@ def test_a_recording_checks_out_only_with_the_key_it_was_written_with(wb, monkey
         replay.ask("What did we decide about the invoice?")
 
 
-def test_a_recording_from_before_rows_were_bound_replays_once_adopted(wb, tmp_path):
+def test_a_recording_from_before_rows_were_bound_replays_once_adopted(wb):
     wb.ask("What did we decide about the invoice?")
     wb.close()
     tamper(  # the store as a version before row binding left it: call entries bind nothing, adoption pending
