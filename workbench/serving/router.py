@@ -34,7 +34,7 @@ from typing import Any
 from workbench.config import Deployment, Route, Settings, shown_url
 from workbench.errors import BudgetExceeded, ProviderError, UnknownModel
 from workbench.plugins import REGISTRY
-from workbench.serving import offline, openai_http, tokens
+from workbench.serving import catalog, offline, openai_http, tokens
 from workbench.serving.breaker import Breakers
 from workbench.serving.failures import Failure, LocalModelFault, StreamFault, classify
 from workbench.serving.policies import DEFAULT_ANSWER_TOKENS, LatencyTracker, order
@@ -428,6 +428,11 @@ class Router:
         )
         if name.startswith("local/"):
             raise UnknownModel(f"unknown model {name!r}: {hint}")
+        known = catalog.knows_bare_name(name)  # a typo is named at once, not after seconds of importing litellm
+        if known is not None:
+            if known:
+                return
+            raise UnknownModel(f"unknown model or route {name!r}: {hint}")
         litellm = litellm_module()
         provider = name.split("/", 1)[0] if "/" in name else None
         if provider in litellm.provider_list or name in litellm.model_cost:
