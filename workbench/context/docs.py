@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import numbers
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from workbench.errors import WorkbenchError
+from workbench.options import whole_number
 from workbench.serving.extractive import STOP_WORDS
 from workbench.store import Store, utcnow
 
@@ -104,7 +104,7 @@ class Docs:
 
     def search(self, collection: str, query: str, k: int = 5) -> list[Chunk]:
         """The ``k`` chunks of ``collection`` that best match ``query`` (BM25), best first."""
-        if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
+        if not whole_number(k) or k < 1:
             raise WorkbenchError(f"k is how many chunks to return, a whole number above 0, not {k!r}")
         if not isinstance(query, str):
             raise WorkbenchError(f"a search takes text, not {type(query).__name__}")
