@@ -614,10 +614,7 @@ def m025_bind_eval_runs(db: sqlite_utils.Database) -> None:
     """Audit entries bind eval runs and their scores too (what a regression gate compares with): in a store
     that already has a log, the rows written before are adopted into it by the next write (``adopt_tables``).
     """
-    has_rows = db.execute("SELECT EXISTS (SELECT 1 FROM audit)").fetchone()[0]
-    pending = db.execute("SELECT 1 FROM audit_state WHERE k = 'adopt'").fetchone()  # adopts every table anyway
-    if has_rows and not pending:
-        db.execute("INSERT INTO audit_state (k, v) VALUES ('adopt_tables', 'eval_runs,eval_results')")
+    _adopt_later(db, "eval_runs", "eval_results")
 
 
 @migration
@@ -635,14 +632,22 @@ def m027_bind_attempts(db: sqlite_utils.Database) -> None:
     """Audit entries bind a call's attempts too (which deployment answered, and the model version the provider
     reported): in a store that already has a log, the attempts written before are adopted by the next write.
     """
+    _adopt_later(db, "attempts")
+
+
+def _adopt_later(db: sqlite_utils.Database, *tables: str) -> None:
+    """Mark ``tables``, which audit entries begin to bind in this version, for adoption by the next write
+    (``adopt_tables``), in a store that already has a log; joined to tables an earlier migration marked and no
+    write adopted yet. Not needed where every table waits for adoption (``adopt``) or there is no log yet.
+    """
     has_rows = db.execute("SELECT EXISTS (SELECT 1 FROM audit)").fetchone()[0]
     pending = db.execute("SELECT 1 FROM audit_state WHERE k = 'adopt'").fetchone()  # adopts every table anyway
     if has_rows and not pending:
-        later = db.execute("SELECT v FROM audit_state WHERE k = 'adopt_tables'").fetchone()  # m025's, not yet done
-        tables = ",".join([*(later[0].split(",") if later else []), "attempts"])
+        later = db.execute("SELECT v FROM audit_state WHERE k = 'adopt_tables'").fetchone()
+        marked = ",".join([*(later[0].split(",") if later else []), *tables])
         db.execute(
             "INSERT INTO audit_state (k, v) VALUES ('adopt_tables', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
-            (tables,),
+            (marked,),
         )
 
 
