@@ -78,11 +78,16 @@ def analyst(tmp_path, gateway, monkeypatch):
     return make
 
 
-def seen(gateway) -> list[dict]:
-    deadline = time.monotonic() + 5  # the proxy logs after it answers
+def seen(gateway, user: str) -> list[dict]:
+    """What the proxy logged for ``user``'s calls, once it has logged one (it logs after it answers, so the file
+    may exist, holding earlier calls, before this one's line is in it).
+    """
+    deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         if gateway["seen"].exists():
-            return [json.loads(line) for line in gateway["seen"].read_text().splitlines()]
+            lines = [json.loads(line) for line in gateway["seen"].read_text().splitlines()]
+            if mine := [s for s in lines if s["user"] == user]:
+                return mine
         time.sleep(0.05)
     return []
 
@@ -95,7 +100,7 @@ def test_a_call_goes_through_the_gateway_with_who_and_the_reported_cost(analyst,
     assert row["deployment"] == "team-gpt"
     assert row["gateway_cost_usd"] > 0  # what the proxy billed (x-litellm-response-cost)
     assert row["cost_usd"] == pytest.approx(row["gateway_cost_usd"])  # no price of our own for its alias
-    logged = [s for s in seen(gateway) if s["user"] == "ana"]
+    logged = seen(gateway, "ana")
     assert logged and logged[-1]["tags"] == ["session:s1", "task:triage"]  # the proxy logged who asked
     assert wb.audit.verify().ok
 
