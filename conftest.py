@@ -31,6 +31,15 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         os.environ["WORKBENCH_STORE"] = os.path.join(_run_dir, f"{path.stem}.db")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep the order set below: by default xdist sends files out largest test count first
+    (``--loadscope-reorder``), which put the tour, two tests that take minutes, last, running alone
+    while the other worker idled (about a minute of every full run).
+    """
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     """The longest file first: with ``-n 2 --dist loadfile`` one worker runs the whole tour (minutes) while
     the other works through everything else, instead of the tour starting last and running alone.
