@@ -6,6 +6,7 @@ every run and whatever ran before it; kernels inherit these variables from pytes
 
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -35,9 +36,26 @@ def pytest_configure(config: pytest.Config) -> None:
     """Keep the order set below: by default xdist sends files out largest test count first
     (``--loadscope-reorder``), which put the tour, two tests that take minutes, last, running alone
     while the other worker idled (about a minute of every full run).
+
+    Under ``.ci/run`` on a fresh machine, wait first for the system packages (Chromium, redis-server, node)
+    it installs in the background while the Python packages install, and stop with its log if that failed.
     """
     if hasattr(config.option, "loadscopereorder"):
         config.option.loadscopereorder = False
+    if (pending := os.environ.get("WORKBENCH_CI_SYSTEM_PACKAGES")) and not hasattr(config, "workerinput"):
+        _wait_for_system_packages(Path(pending))
+
+
+def _wait_for_system_packages(pending: Path, timeout: float = 900) -> None:
+    status = pending.with_name(pending.name + ".rc")
+    deadline = time.monotonic() + timeout
+    while not status.exists() and time.monotonic() < deadline:
+        time.sleep(1)
+    code = status.read_text().strip() if status.exists() else "still running"
+    if code != "0":
+        log = pending.with_name(pending.name + ".log")
+        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+        pytest.exit(f"the system packages .ci/run installs with apt-get failed ({code}):\n{tail}", returncode=3)
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
