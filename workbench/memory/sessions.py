@@ -129,15 +129,20 @@ class Sessions:
             return self._history[name]
 
     def _load(self, name: str) -> list[dict[str, Any]]:
+        """The recorded turns since the last reset, each read as its audit entry recorded it: a prompt or answer
+        edited in the SQLite file is refused (``AuditChainBroken``, and an alert), never sent to the model as
+        history. Compacted turns, whose text is gone, are left out.
+        """
         rows = self.store.query(
-            "SELECT c.prompt, c.text FROM calls c LEFT JOIN sessions s ON s.name = c.session "
-            "WHERE c.session = ? AND c.status = 'ok' AND c.mode = 'live' "
+            "SELECT c.id FROM calls c LEFT JOIN sessions s ON s.name = c.session "
+            "WHERE c.session = ? AND c.status = 'ok' AND c.mode = 'live' AND c.compacted_at IS NULL "
             "AND c.started_at >= COALESCE(s.history_from, '') ORDER BY c.started_at",
             (name,),
         )
         history: list[dict[str, Any]] = []
         for row in rows:
-            history += [{"role": "user", "content": row["prompt"]}, {"role": "assistant", "content": row["text"]}]
+            call = self.store.recorded_call(row["id"], "session history")
+            history += [{"role": "user", "content": call["prompt"]}, {"role": "assistant", "content": call["text"]}]
         return history
 
     def observe(self, name: str, prompt: str, answer: str) -> None:

@@ -484,11 +484,11 @@ class Store:
 
     def _tampered(self, purpose: str, what: str) -> NoReturn:
         """Refuse a recorded call edited in the file, and alert (as a chain that refuses to grow does)."""
-        then = (
-            "restore the store, or `wb.cache.clear()` so the call is answered anew"
-            if purpose == "cache"
-            else "restore the store or record the call again in live mode"
-        )
+        then = {
+            "cache": "restore the store, or `wb.cache.clear()` so the call is answered anew",
+            "session history": "restore the store, or reset the session (`wb.session(name).reset()`) to start its "
+            "history afresh",
+        }.get(purpose, "restore the store or record the call again in live mode")
         message = (
             f"{purpose} refused: {what}, so its answer is not served. Run `workbench audit verify` to see what "
             f"changed, then {then}"
