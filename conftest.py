@@ -62,7 +62,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     """The longest file first: with ``-n 3 --dist loadfile`` one worker runs the whole tour (minutes) while
     the others work through everything else, instead of the tour starting last and running alone. (Three
     workers on two cores: much of the suite waits on servers, kernels and browsers, and a third worker
-    fills that time: 437 s -> 386 s for the full suite here.)
+    fills that time: 437 s -> 386 s for the full suite on a quiet machine; under ``.ci/run``, while the side
+    installs still run, about the same.)
 
     When the tour runs, nbval does not run the tour's notebooks again: the tour's first run compares every
     cell with its committed outputs as nbval does (``tests/tour/tour.py``), on the store they share, so a

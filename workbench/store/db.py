@@ -489,9 +489,9 @@ class Store:
             "session history": "restore the store, or reset the session (`wb.session(name).reset()`) to start its "
             "history afresh",
         }.get(purpose, "restore the store or record the call again in live mode")
+        unused = "it is not sent to the model" if purpose == "session history" else "its answer is not served"
         message = (
-            f"{purpose} refused: {what}, so its answer is not served. Run `workbench audit verify` to see what "
-            f"changed, then {then}"
+            f"{purpose} refused: {what}, so {unused}. Run `workbench audit verify` to see what changed, then {then}"
         )
         if self.on_broken_chain is not None:
             self.on_broken_chain(message)
