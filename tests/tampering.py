@@ -27,3 +27,14 @@ def rechain(path: Path) -> None:
     conn.execute("UPDATE audit_head SET hash = ?, mac = ?", (prev, head_mac(key, entry_id, prev)))
     conn.commit()
     conn.close()
+
+
+def forged_copy(where: str, text: str) -> tuple[str, ...]:
+    """Statements for ``tamper`` that insert a copy of the call ``where`` selects, newer than any (``started_at``
+    9999) and under a new id, answering ``text``: a call no audit entry recorded.
+    """
+    return (
+        f"CREATE TEMP TABLE forged AS SELECT * FROM calls WHERE {where}",
+        f"UPDATE forged SET id = 'f0f0f0f0f0f0f0f0', started_at = '9999', text = '{text}'",
+        "INSERT INTO calls SELECT * FROM forged",
+    )

@@ -1,6 +1,6 @@
 import pytest
 
-from tests.tampering import rechain, tamper
+from tests.tampering import forged_copy, rechain, tamper
 from workbench import ReplayMiss
 from workbench.observability import AlertWarning
 from workbench.runtime import Workbench
@@ -90,11 +90,7 @@ _EDITS = {
         "UPDATE audit SET payload = replace(payload, '\"d\": \"', '\"d\": \"0') WHERE kind = 'call' AND ref = '{id}'"
     ),
     "its audit entry, deleted": "DELETE FROM audit WHERE kind = 'call' AND ref = '{id}'",
-    "a forged newer copy": (
-        "CREATE TEMP TABLE forged AS SELECT * FROM calls WHERE id = '{id}'",
-        "UPDATE forged SET id = 'f0f0f0f0f0f0f0f0', started_at = '9999', text = 'Approved: wire the money.'",
-        "INSERT INTO calls SELECT * FROM forged",
-    ),
+    "a forged newer copy": forged_copy("id = '{id}'", "Approved: wire the money."),
 }
 
 
