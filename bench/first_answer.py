@@ -10,9 +10,10 @@ F2  Side by side with jupyter-ai (``--jupyter-ai PYTHON``: a Python with ``jupyt
     ``langchain-openai``, in a venv of its own), both answering from the same chaos server (an
     OpenAI-compatible server on 127.0.0.1) so both go over HTTP: a fresh kernel, ``%load_ext``, the
     pause, then the first cell — ``%%llm -m chaos`` (a route to the server in the kernel's
-    workbench.toml) against ``%%ai openai-chat-custom:c`` with ``openai_api_base`` set to it; the
-    workbench's ``%%llm -m priced`` (the same server with its price configured, so nothing in the call
-    needs litellm: an OpenAI-compatible server is called over HTTP directly) and ``%%llm -m local/echo``.
+    workbench.toml; litellm's map has no price for its model, which is known without importing
+    litellm) against ``%%ai openai-chat-custom:c`` with ``openai_api_base`` set to it; the
+    workbench's ``%%llm -m priced`` (the same server with its price configured: an OpenAI-compatible
+    server is called over HTTP directly, so neither call needs litellm) and ``%%llm -m local/echo``.
     Rounds alternate the sides; medians, and the ratio of the workbench's load + first cell to
     jupyter-ai's (target < 1).
 

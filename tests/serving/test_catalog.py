@@ -32,3 +32,53 @@ def test_the_bundled_map_answers_as_litellm_does():
     ours, theirs = json.loads(out)
     assert len(ours) > 300 and ours == theirs  # (each computed before litellm was imported)
     assert True in ours and False in ours
+
+
+def test_a_price_litellm_could_not_find_is_known_without_importing_it_and_never_a_price_it_finds():
+    """``catalog.may_price`` says False only where litellm's ``completion_cost`` raises: over names made from every
+    kind of map entry (cut, misspelt, dated, upper-cased, under ``openai/``, nested providers, random text), each
+    with the server reporting another such name. A server reporting a ``usage.cost`` is billed by litellm: True.
+    """
+    code = r"""
+import json, random, sys
+from workbench.serving import catalog
+rng = random.Random(11)
+names = sorted(catalog.bundled_names())
+def made(n):
+    op = rng.randrange(6)
+    if op == 0: return n[: rng.randrange(1, len(n) + 1)]
+    if op == 1: i = rng.randrange(len(n)); return n[:i] + rng.choice("xq-_.9") + n[i + 1:]
+    if op == 2: return n.rsplit("/", 1)[-1]
+    if op == 3: return f"{n}-{rng.randrange(2020, 2030)}0101"
+    if op == 4: return "".join(rng.choice("abcdefghijklmnop-_./0123BQ") for _ in range(rng.randrange(3, 14)))
+    return n.upper()
+def answer(model, reported, **usage):
+    return {"id": "x", "object": "chat.completion", "created": 0, "model": reported,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7, **usage}}
+cases = [("openai/chaos", "chaos"), ("openai/llama-local", "llama-local"), ("openai/gpt-4o-mini", "gpt-4o-mini")]
+for _ in range(1200):
+    a, b = made(rng.choice(names)), made(rng.choice(names))
+    cases.append(("openai/" + a, rng.choice([a, b])))
+ours = [catalog.may_price(m, answer(m, r)) for m, r in cases]
+billed = catalog.may_price("openai/chaos", answer("openai/chaos", "chaos", cost=0.5))
+before = catalog.may_price("openai/chaos"), catalog.may_price("anthropic/chaos"), catalog.may_price("openai/gpt-4o")
+assert "litellm" not in sys.modules
+import litellm, logging
+logging.disable(logging.CRITICAL)
+def priced(m, r, **usage):
+    try:
+        return litellm.completion_cost(completion_response=answer(m, r, **usage), model=m)
+    except Exception:
+        return None
+wrong = [[m, r, priced(m, r)] for (m, r), maybe in zip(cases, ours) if not maybe and priced(m, r) is not None]
+print(json.dumps([ours.count(False), ours.count(True), wrong, billed, priced("openai/chaos", "chaos", cost=0.5),
+                  before]))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    unpriced, maybe, wrong, billed, billed_cost, before = json.loads(done.stdout.strip().splitlines()[-1])
+    assert wrong == []  # no call litellm prices is ever recorded as unpriced
+    assert unpriced > 80 and maybe > 800  # both answers are given, over many names
+    assert billed is True and billed_cost == 0.5
+    assert before == [False, True, True]  # before the call: the name alone; other providers always go to litellm

@@ -246,6 +246,30 @@ def test_a_process_talking_only_to_an_openai_compatible_server_never_imports_lit
     assert done.stdout.strip() == "litellm imported: False"
 
 
+def test_an_unpriced_server_is_recorded_unpriced_without_importing_litellm_and_a_priced_name_is_priced(tmp_path, chaos):
+    """No price configured: a model litellm's map cannot price is recorded with no cost, as litellm would record it,
+    without its seconds of import (in a fresh kernel, the first answer); a server that says a model the map prices
+    answered is priced by litellm.
+    """
+    plain, claims = chaos(name="plain").url, chaos(name="claims", served_model="gpt-4o-mini").url
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from workbench.runtime import Workbench
+        wb = Workbench.from_config(store={str(tmp_path / "w.db")!r})
+        wb.add_route("vllm", [{{"model": "openai/my-local-llama", "api_base": {plain!r}}}])
+        wb.add_route("claims", [{{"model": "openai/my-other-llama", "api_base": {claims!r}}}])
+        print(wb.ask("hello", model="vllm").cost_usd, wb.ask("again", model="vllm", stream=True).cost_usd)
+        print("litellm imported:", "litellm" in sys.modules)
+        print(wb.ask("hello", model="claims").cost_usd > 0, "litellm imported:", "litellm" in sys.modules)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()[-3:]
+    assert lines == ["None None", "litellm imported: False", "True litellm imported: True"]
+
+
 HOSTILE_BODIES = [
     {"choices": {"0": "not a list"}},
     {"choices": ["not an object"]},

@@ -8,7 +8,7 @@ and what the proxy reports (``x-litellm-response-cost``, kept as ``gateway_cost_
 from __future__ import annotations
 
 from workbench.config import Deployment, Settings
-from workbench.serving import Completion, litellm_module
+from workbench.serving import Completion, catalog, litellm_module
 
 
 class Pricing:
@@ -38,6 +38,8 @@ class Pricing:
         if completion.model.startswith("local/"):
             return 0.0
         if completion.model in self._unpriced:
+            return None
+        if not catalog.may_price(completion.model, completion.raw):  # what litellm would say, without importing it
             return None
         litellm = litellm_module()
         try:

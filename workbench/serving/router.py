@@ -75,10 +75,16 @@ VIA_LITELLM = "WORKBENCH_VIA_LITELLM"  # set: local models and OpenAI-compatible
 
 def needs_litellm(route: Route, settings: Settings | None = None) -> bool:
     """Whether a call down ``route`` may reach litellm: a deployment other than a local model answered here, or
-    an OpenAI-compatible server called directly whose price ``settings`` configure (else litellm's map prices it).
+    an OpenAI-compatible server called directly unless ``settings`` configure its price or litellm's map could
+    not price it (:func:`catalog.may_price`; the server's answer is asked again when the call is priced).
     """
     return not all(
-        _direct(d) or (_over_http(d) and settings is not None and settings.price_for(d) is not None)
+        _direct(d)
+        or (
+            _over_http(d)
+            and settings is not None
+            and (settings.price_for(d) is not None or not catalog.may_price(d.model))
+        )
         for d in route.deployments
     )
 
