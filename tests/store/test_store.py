@@ -71,6 +71,7 @@ def test_migrates_an_in_memory_database():
         "m025_bind_eval_runs",
         "m026_interrupted_calls_spend",
         "m027_bind_attempts",
+        "m028_bind_memories",
     ]
 
 

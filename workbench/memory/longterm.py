@@ -18,6 +18,10 @@ share of content words two texts have in common (Jaccard) decides:
   with a link both ways (``history(id)``);
 - below: a new item.
 
+Every write is an audit entry of its own (kind ``memory``, ref the item's id) binding the row as written, and a
+search checks each item it returns against that entry (:meth:`Store.check_memories`): a memory edited in the
+SQLite file is refused, never given to a model.
+
 Forgetting: a time-to-live per item or per kind (``ttl_days``; episodes: 90 days), the
 recency decay above, ``forget(id)`` (deletes the item and its history), and
 ``compact()`` which deletes what has expired.
@@ -151,6 +155,7 @@ class Memory:
                     "access_count = access_count + 1, expires_at = COALESCE(?, expires_at) WHERE id = ?",
                     (importance, now, now, expires, best["id"]),
                 )
+                self._audit(conn, best["id"], "repeated", scope)
                 row = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM memories WHERE id = ?", (best["id"],)).fetchone()
                 return replace(_item(dict(zip(_COLUMNS, row, strict=True))), action="updated")
             supersedes = best["id"] if best is not None and best_sim >= self.settings.related else None
@@ -171,11 +176,13 @@ class Memory:
                 "source_call": source_call,
             }
             conn.execute(_INSERT, [*(item[c] for c in _COLUMNS), vector])
+            self._audit(conn, str(item["id"]), "added", scope)
             if supersedes:
                 conn.execute(
                     "UPDATE memories SET status = 'superseded', superseded_by = ?, updated_at = ? WHERE id = ?",
                     (item["id"], now, supersedes),
                 )
+                self._audit(conn, supersedes, "superseded", scope)
         return replace(_item(item), action="superseded" if supersedes else "added")
 
     def update(
@@ -195,6 +202,7 @@ class Memory:
                     "UPDATE memories SET importance = ?, kind = ?, updated_at = ? WHERE id = ?",
                     (importance if importance is not None else old["importance"], kind or old["kind"], now, memory_id),
                 )
+                self._audit(conn, memory_id, "updated", old["scope"])
             return replace(_item(self._get(memory_id)), action="updated")
         text = self.screen(" ".join(text.split()), f"the memory for {old['scope']}")
         item = {
@@ -214,10 +222,12 @@ class Memory:
         vector = self._vector(item["text"])
         with self.store.transaction() as conn:
             conn.execute(_INSERT, [*(item[c] for c in _COLUMNS), vector])
+            self._audit(conn, item["id"], "added", old["scope"])
             conn.execute(
                 "UPDATE memories SET status = 'superseded', superseded_by = ?, updated_at = ? WHERE id = ?",
                 (item["id"], now, memory_id),
             )
+            self._audit(conn, memory_id, "superseded", old["scope"])
         return replace(_item(item), action="superseded")
 
     def forget(self, memory_id: str | None = None, *, scope: str | None = None) -> int:
@@ -227,12 +237,18 @@ class Memory:
         if scope is not None and memory_id is None:
             check_scope(scope)
             with self.store.transaction() as conn:
-                return int(conn.execute("DELETE FROM memories WHERE scope = ?", (scope,)).rowcount)
+                ids = [row[0] for row in conn.execute("SELECT id FROM memories WHERE scope = ?", (scope,))]
+                conn.execute("DELETE FROM memories WHERE scope = ?", (scope,))
+                for gone in ids:
+                    self._audit(conn, gone, "forgotten", scope)
+                return len(ids)
         if memory_id is None or scope is not None:
             raise WorkbenchError("forget one memory (its id) or a whole scope (scope='user:NAME'), not both")
-        chain = [row["id"] for row in self._chain(memory_id)]
+        chain = self._chain(memory_id)
         with self.store.transaction() as conn:
-            conn.executemany("DELETE FROM memories WHERE id = ?", [(i,) for i in chain])
+            conn.executemany("DELETE FROM memories WHERE id = ?", [(row["id"],) for row in chain])
+            for row in chain:
+                self._audit(conn, row["id"], "forgotten", row["scope"])
         return len(chain)
 
     def compact(self) -> int:
@@ -241,6 +257,12 @@ class Memory:
         sql = "SELECT id FROM memories WHERE status = 'active' AND expires_at IS NOT NULL AND expires_at < ?"
         expired = [r["id"] for r in self.store.query(sql, (now,))]
         return sum(self.forget(i) for i in expired)
+
+    def _audit(self, conn: Any, memory_id: str, action: str, scope: str) -> None:
+        """The audit entry of one write, binding the memory's row as it is now (``None``: deleted), under its id:
+        what :meth:`Store.check_memories` checks the row against before a model is given it.
+        """
+        self.store.audit(conn, "memory", memory_id, {"action": action, "scope": scope}, bind=[("memories", memory_id)])
 
     # ---- reading --------------------------------------------------------------------
 
@@ -280,7 +302,7 @@ class Memory:
         top = max((r["match"] for r in rows), default=0.0) or 1.0
         scored = []
         for row in rows:
-            days = (now - datetime.fromisoformat(row["accessed_at"])).total_seconds() / 86400
+            days = (now - _when(row["accessed_at"], now)).total_seconds() / 86400
             score = (
                 w.bm25 * row["match"] / top
                 + w.recency * 0.5 ** (days / self.settings.half_life_days)
@@ -289,6 +311,7 @@ class Memory:
             scored.append(replace(_item(row), score=round(score, 4)))
         scored.sort(key=lambda m: m.score, reverse=True)
         found = scored[:k]
+        self.store.check_memories([m.id for m in found])  # as the audit log recorded them, or refused
         if touch and found:
             stamp = utcnow()
             with self.store.transaction() as conn:
@@ -426,6 +449,17 @@ class Memory:
         while chain[-1]["superseded_by"] and (newer := self._find(chain[-1]["superseded_by"])) is not None:
             chain.append(newer)
         return chain
+
+
+def _when(stamp: Any, now: datetime) -> datetime:
+    """When a memory was last read (``now`` for a time that does not read as one: it is not bound, so a file
+    edit may hold anything there, and a search must still answer).
+    """
+    try:
+        when = datetime.fromisoformat(stamp)
+    except (TypeError, ValueError):
+        return now
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _check(kind: str, importance: float) -> None:

@@ -255,6 +255,12 @@ BOUND: dict[str, Bound] = {
         ("detail", "output"),
     ),
     "mcp_pins": Bound("name", ("server", "hash", "definition", "status", "changed_hash", "approved_by")),
+    # Long-term memories, as a model is given them (not when they were last read: a search touches those). Each
+    # write binds its row in an entry of its own (kind ``memory``, ref its id), which a search checks it against.
+    "memories": Bound(
+        "id",
+        tuple("scope kind text importance created_at expires_at status supersedes superseded_by source_call".split()),
+    ),
 }
 
 

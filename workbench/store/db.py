@@ -61,6 +61,13 @@ _CALL_ENTRY = (  # the entry that recorded a call (the audit_kind index): the on
 )
 
 
+_MEMORY_ENTRY = (  # the newest entry that wrote a memory (the audit_kind index): each write binds its row under its id
+    "SELECT id, ts, kind, ref, payload, prev_hash, hash FROM audit WHERE kind = 'memory' AND ref = ? "
+    "ORDER BY id DESC LIMIT 1"
+)
+_ENTRY_FIELDS = ("id", "ts", "kind", "ref", "payload", "prev_hash", "hash")
+
+
 _CALL_ATTEMPTS = "SELECT id FROM attempts WHERE call_id = ? ORDER BY id"
 _ATTEMPT_FIELDS = ("id", *BOUND["attempts"].core)
 _ATTEMPTS_OF = select_sql("attempts", where_key=False) + " WHERE call_id = ? ORDER BY id"
@@ -482,14 +489,54 @@ class Store:
         recorded["attempts"] = [dict(zip(_ATTEMPT_FIELDS, a[:-1], strict=True)) for a in attempts]  # (no compacted)
         return recorded
 
+    def check_memories(self, ids: Sequence[str]) -> None:
+        """Before long-term memories are given to a model or returned by a search: refuse them
+        (:class:`AuditChainBroken`, and an alert) unless each row is as the newest audit entry that wrote it
+        recorded (for one from before entries bound memories: what adoption carried). A memory whose text,
+        scope, kind, importance or status was edited in the SQLite file, one put back after it was forgotten,
+        or one no entry wrote, is never given. An indexed read and an HMAC per memory.
+        """
+        if not ids:
+            return
+        key = audit_key()
+        if self._adopt_pending:  # a store from before entries bound memories: bind them first (once)
+            with self.transaction() as conn:
+                self._adopt(conn, key)
+        with self.lock:
+            conn = self.conn
+            head = conn.execute("SELECT key_id FROM audit_head WHERE k = 1").fetchone()
+            self._check_key(head[0] if head else None, key, "no memory was given")
+            carried: dict[tuple[str, str], tuple[int, dict[str, Any]]] | None = None
+            for memory_id in ids:
+                name, want = f"memory {memory_id}", None
+                found = conn.execute(_MEMORY_ENTRY, (memory_id,)).fetchone()
+                if found is not None:
+                    entry = dict(zip(_ENTRY_FIELDS, found, strict=True))
+                    if not check_entry(key, entry):
+                        self._tampered("memory", f"the audit entry {entry['id']} that wrote {name} was edited")
+                    bound = json.loads(entry["payload"]).get("bind", [])
+                    want = next((b for b in bound if b["t"] == "memories" and b["k"] == memory_id), None)
+                else:
+                    carried = self.kept_carry(conn, key) if carried is None else carried
+                    want = carried.get(("memories", memory_id), (None, None))[1]
+                if want is None:
+                    self._tampered("memory", f"no audit entry vouches for {name} (written outside workbench)")
+                row = conn.execute(select_sql("memories"), (memory_id,)).fetchone()
+                got = row_digests(key, "memories", row) if row is not None else {"d": None}
+                if got["d"] != want["d"]:
+                    self._tampered("memory", f"{name} differs from what its audit entry recorded (edited in the file)")
+
     def _tampered(self, purpose: str, what: str) -> NoReturn:
         """Refuse a recorded call edited in the file, and alert (as a chain that refuses to grow does)."""
         then = {
             "cache": "restore the store, or `wb.cache.clear()` so the call is answered anew",
             "session history": "restore the store, or reset the session (`wb.session(name).reset()`) to start its "
             "history afresh",
+            "memory": "restore the store, or forget the memory (`wb.memory.forget(ID)`)",
         }.get(purpose, "restore the store or record the call again in live mode")
-        unused = "it is not sent to the model" if purpose == "session history" else "its answer is not served"
+        unused = {"session history": "it is not sent to the model", "memory": "it is not given to the model"}.get(
+            purpose, "its answer is not served"
+        )
         message = (
             f"{purpose} refused: {what}, so {unused}. Run `workbench audit verify` to see what changed, then {then}"
         )

@@ -635,6 +635,14 @@ def m027_bind_attempts(db: sqlite_utils.Database) -> None:
     _adopt_later(db, "attempts")
 
 
+@migration
+def m028_bind_memories(db: sqlite_utils.Database) -> None:
+    """Audit entries bind long-term memories too (what a model is given as what the user said or prefers): in a
+    store that already has a log, the memories written before are adopted by the next write.
+    """
+    _adopt_later(db, "memories")
+
+
 def _adopt_later(db: sqlite_utils.Database, *tables: str) -> None:
     """Mark ``tables``, which audit entries begin to bind in this version, for adoption by the next write
     (``adopt_tables``), in a store that already has a log; joined to tables an earlier migration marked and no
