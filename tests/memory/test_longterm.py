@@ -198,3 +198,43 @@ def test_every_kind_of_memory_write_verifies_and_a_store_from_before_binding_ado
     with pytest.warns(AlertWarning), pytest.raises(AuditChainBroken, match="^memory refused: memory 0a0a"):
         again.memory.search("digest", "user:cy")  # checked against what adoption carried
     again.close()
+
+
+@pytest.mark.parametrize("write", ["a near-duplicate added", "a same-subject one added", "its importance set", "expiry"])
+def test_a_write_never_binds_an_edit_made_in_the_file(tmp_path, write):
+    """A write binds the row as it then is: one that would rewrite (repeat, supersede, update, expire) a memory
+    edited in the file is refused first, so the edit is never recorded as the workbench's own and verify() still
+    names it.
+    """
+    from tests.tampering import tamper
+    from workbench.observability import AlertWarning
+    from workbench.runtime import Workbench
+    from workbench.store.chain import AuditChainBroken
+
+    path = str(tmp_path / "m.db")
+    wb = Workbench.from_config(store=path)
+    kept = wb.memory.add("Ana prefers CSV reports for the weekly numbers", "user:ana", "preference")
+    wb.close()
+    edits = {
+        "a near-duplicate added": "text = 'Ana prefers XLSX reports for the weekly numbers'",
+        "a same-subject one added": "text = 'Ana prefers XLSX reports for the weekly numbers'",
+        "its importance set": "text = 'Ana prefers XLSX reports for the weekly numbers'",
+        "expiry": "expires_at = '2000-01-01T00:00:00+00:00'",
+    }
+    tamper(wb, f"UPDATE memories SET {edits[write]} WHERE id = '{kept.id}'")
+    later = Workbench.from_config(store=path)
+    refused = rf"^memory refused: memory {kept.id} differs from"
+    with pytest.warns(AlertWarning, match=refused), pytest.raises(AuditChainBroken, match=refused):
+        if write == "a near-duplicate added":
+            later.memory.add("Ana prefers XLSX reports for the weekly numbers.", "user:ana", "preference")
+        elif write == "a same-subject one added":
+            later.memory.add("Ana prefers PDF reports for the weekly numbers", "user:ana", "preference")
+        elif write == "its importance set":
+            later.memory.update(kept.id, importance=0.9)
+        else:
+            later.memory.compact()
+    assert len(later.alerts.df()) == 1
+    problem = later.audit.verify()
+    assert not problem.ok and f"memories row {kept.id}" in problem.reason
+    assert len(later.memory.df(all_versions=True)) == 1  # nothing written
+    later.close()

@@ -149,6 +149,8 @@ class Memory:
                 sim = similarity(text, row["text"])
                 if sim > best_sim:
                     best, best_sim = row, sim
+            if best is not None and best_sim >= self.settings.related:  # about to be rewritten: not an edited one
+                self.store.check_memories([best["id"]], conn)
             if best is not None and best_sim >= self.settings.duplicate:
                 conn.execute(
                     "UPDATE memories SET importance = MAX(importance, ?), updated_at = ?, accessed_at = ?, "
@@ -190,6 +192,7 @@ class Memory:
     ) -> MemoryItem:
         """Change a memory: new text makes a new version that supersedes it (history kept)."""
         old = self._get(memory_id)
+        self.store.check_memories([memory_id])  # a write binds the row as it is: never an edit made in the file
         if old["status"] != "active":
             raise WorkbenchError(
                 f"memory {memory_id} was {old['status']}; update its latest version ({old['superseded_by'] or 'none'})"
@@ -256,6 +259,7 @@ class Memory:
         now = utcnow()
         sql = "SELECT id FROM memories WHERE status = 'active' AND expires_at IS NOT NULL AND expires_at < ?"
         expired = [r["id"] for r in self.store.query(sql, (now,))]
+        self.store.check_memories(expired)  # an expiry edited in the file does not delete what it did to a row
         return sum(self.forget(i) for i in expired)
 
     def _audit(self, conn: Any, memory_id: str, action: str, scope: str) -> None:

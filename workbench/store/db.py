@@ -83,7 +83,7 @@ def _insert_sql(table: str, columns: Sequence[str]) -> str:
 _INSERT_CALL = _insert_sql("calls", CALL_COLUMNS)
 _INSERT_ATTEMPT = _insert_sql("attempts", ATTEMPT_COLUMNS)
 _INSERT_SPAN = _insert_sql("spans", SPAN_COLUMNS)
-_INSERT_AUDIT = _insert_sql("audit", ("id", "ts", "kind", "ref", "payload", "prev_hash", "hash"))
+_INSERT_AUDIT = _insert_sql("audit", _ENTRY_FIELDS)
 _TOUCH_SESSION = (
     "INSERT INTO sessions (name, created_at, history_from, state) VALUES (?, ?, '', '{}') ON CONFLICT(name) DO NOTHING"
 )
@@ -425,7 +425,7 @@ class Store:
         )
         expected_id, prev = since, None
         for found_row in cursor:
-            entry = dict(zip(("id", "ts", "kind", "ref", "payload", "prev_hash", "hash"), found_row, strict=True))
+            entry = dict(zip(_ENTRY_FIELDS, found_row, strict=True))
             if (
                 entry["id"] != expected_id
                 or (prev is not None and entry["prev_hash"] != prev)
@@ -460,7 +460,7 @@ class Store:
             name, want, bound = f"recorded call {call_id}", None, []
             found = conn.execute(_CALL_ENTRY, (call_id,)).fetchone()
             if found is not None:
-                entry = dict(zip(("id", "ts", "kind", "ref", "payload", "prev_hash", "hash"), found, strict=True))
+                entry = dict(zip(_ENTRY_FIELDS, found, strict=True))
                 if not check_entry(key, entry):
                     self._tampered(purpose, f"the audit entry {entry['id']} that recorded {name} was edited")
                 bound = json.loads(entry["payload"]).get("bind", [])
@@ -489,45 +489,55 @@ class Store:
         recorded["attempts"] = [dict(zip(_ATTEMPT_FIELDS, a[:-1], strict=True)) for a in attempts]  # (no compacted)
         return recorded
 
-    def check_memories(self, ids: Sequence[str]) -> None:
-        """Before long-term memories are given to a model or returned by a search: refuse them
-        (:class:`AuditChainBroken`, and an alert) unless each row is as the newest audit entry that wrote it
-        recorded (for one from before entries bound memories: what adoption carried). A memory whose text,
-        scope, kind, importance or status was edited in the SQLite file, one put back after it was forgotten,
-        or one no entry wrote, is never given. An indexed read and an HMAC per memory.
+    def check_memories(self, ids: Sequence[str], conn: sqlite3.Connection | None = None) -> None:
+        """Before long-term memories are given to a model or returned by a search (or rewritten by a write, which
+        would bind an edit as its own): refuse them (:class:`AuditChainBroken`, and an alert) unless each row is as
+        the newest audit entry that wrote it recorded (for one from before entries bound memories: what adoption
+        carried). A memory whose text, scope, kind, importance or status was edited in the SQLite file, one put
+        back after it was forgotten, or one no entry wrote, is never given. An indexed read and an HMAC per memory.
+        ``conn``: inside that write transaction.
         """
         if not ids:
             return
         key = audit_key()
-        if self._adopt_pending:  # a store from before entries bound memories: bind them first (once)
-            with self.transaction() as conn:
+        if conn is not None:
+            if self._adopt_pending:  # a store from before entries bound memories: bind them first (once)
                 self._adopt(conn, key)
+            self._check_memories(conn, key, ids, alert=False)  # (the transaction alerts as it rolls back)
+            return
+        if self._adopt_pending:
+            with self.transaction() as writing:
+                self._adopt(writing, key)
         with self.lock:
-            conn = self.conn
-            head = conn.execute("SELECT key_id FROM audit_head WHERE k = 1").fetchone()
-            self._check_key(head[0] if head else None, key, "no memory was given")
-            carried: dict[tuple[str, str], tuple[int, dict[str, Any]]] | None = None
-            for memory_id in ids:
-                name, want = f"memory {memory_id}", None
-                found = conn.execute(_MEMORY_ENTRY, (memory_id,)).fetchone()
-                if found is not None:
-                    entry = dict(zip(_ENTRY_FIELDS, found, strict=True))
-                    if not check_entry(key, entry):
-                        self._tampered("memory", f"the audit entry {entry['id']} that wrote {name} was edited")
-                    bound = json.loads(entry["payload"]).get("bind", [])
-                    want = next((b for b in bound if b["t"] == "memories" and b["k"] == memory_id), None)
-                else:
-                    carried = self.kept_carry(conn, key) if carried is None else carried
-                    want = carried.get(("memories", memory_id), (None, None))[1]
-                if want is None:
-                    self._tampered("memory", f"no audit entry vouches for {name} (written outside workbench)")
-                row = conn.execute(select_sql("memories"), (memory_id,)).fetchone()
-                got = row_digests(key, "memories", row) if row is not None else {"d": None}
-                if got["d"] != want["d"]:
-                    self._tampered("memory", f"{name} differs from what its audit entry recorded (edited in the file)")
+            self._check_memories(self.conn, key, ids)
 
-    def _tampered(self, purpose: str, what: str) -> NoReturn:
-        """Refuse a recorded call edited in the file, and alert (as a chain that refuses to grow does)."""
+    def _check_memories(self, conn: sqlite3.Connection, key: AuditKey, ids: Sequence[str], alert: bool = True) -> None:
+        head = conn.execute("SELECT key_id FROM audit_head WHERE k = 1").fetchone()
+        self._check_key(head[0] if head else None, key, "no memory was given")
+        carried: dict[tuple[str, str], tuple[int, dict[str, Any]]] | None = None
+        for memory_id in ids:
+            name, want = f"memory {memory_id}", None
+            found = conn.execute(_MEMORY_ENTRY, (memory_id,)).fetchone()
+            if found is not None:
+                entry = dict(zip(_ENTRY_FIELDS, found, strict=True))
+                if not check_entry(key, entry):
+                    self._tampered("memory", f"the audit entry {entry['id']} that wrote {name} was edited", alert)
+                bound = json.loads(entry["payload"]).get("bind", [])
+                want = next((b for b in bound if b["t"] == "memories" and b["k"] == memory_id), None)
+            else:
+                carried = self.kept_carry(conn, key) if carried is None else carried
+                want = carried.get(("memories", memory_id), (None, None))[1]
+            if want is None:
+                self._tampered("memory", f"no audit entry vouches for {name} (written outside workbench)", alert)
+            row = conn.execute(select_sql("memories"), (memory_id,)).fetchone()
+            got = row_digests(key, "memories", row) if row is not None else {"d": None}
+            if got["d"] != want["d"]:
+                self._tampered(
+                    "memory", f"{name} differs from what its audit entry recorded (edited in the file)", alert
+                )
+
+    def _tampered(self, purpose: str, what: str, alert: bool = True) -> NoReturn:
+        """Refuse a recorded row edited in the file, and alert (as a chain that refuses to grow does)."""
         then = {
             "cache": "restore the store, or `wb.cache.clear()` so the call is answered anew",
             "session history": "restore the store, or reset the session (`wb.session(name).reset()`) to start its "
@@ -540,7 +550,7 @@ class Store:
         message = (
             f"{purpose} refused: {what}, so {unused}. Run `workbench audit verify` to see what changed, then {then}"
         )
-        if self.on_broken_chain is not None:
+        if alert and self.on_broken_chain is not None:
             self.on_broken_chain(message)
         raise AuditChainBroken(message)
 
@@ -567,7 +577,7 @@ class Store:
                     f"{head[0]} were removed"
                 )
             return base_id, base
-        last = dict(zip(("id", "ts", "kind", "ref", "payload", "prev_hash", "hash"), found, strict=True))
+        last = dict(zip(_ENTRY_FIELDS, found, strict=True))
         if head is None:
             self._broken(f"the audit log's head is missing (its last entry is {last['id']})")
         elif head[0] != last["id"] or head[1] != last["hash"]:
