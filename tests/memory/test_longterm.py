@@ -200,7 +200,10 @@ def test_every_kind_of_memory_write_verifies_and_a_store_from_before_binding_ado
     again.close()
 
 
-@pytest.mark.parametrize("write", ["a near-duplicate added", "a same-subject one added", "its importance set", "expiry"])
+_WRITES = ["a near-duplicate added", "a same-subject one added", "its importance set", "expiry"]
+
+
+@pytest.mark.parametrize("write", _WRITES)
 def test_a_write_never_binds_an_edit_made_in_the_file(tmp_path, write):
     """A write binds the row as it then is: one that would rewrite (repeat, supersede, update, expire) a memory
     edited in the file is refused first, so the edit is never recorded as the workbench's own and verify() still

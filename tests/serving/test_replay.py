@@ -116,6 +116,19 @@ def test_a_recording_edited_in_the_file_is_refused_and_never_served(wb, edit):
     assert replay.store.query("SELECT COUNT(*) AS n FROM calls WHERE mode = 'live'")[0]["n"] == calls  # none lost
 
 
+def test_a_session_with_a_call_deleted_from_the_file_is_not_replayed_without_it(wb):
+    """A replay proves the session reproduces: one missing a call would prove it for what is left."""
+    wb.ask("What did we decide about the invoice?", session="s")
+    wb.ask("And why?", session="s")
+    tamper(wb, "DELETE FROM calls WHERE prompt LIKE 'What%'")
+    replay = replaying(wb)
+    refused = r"^replay refused: recorded call \w+ of session 's' \(audit entry \d+\) was deleted from the file, so "
+    with pytest.warns(AlertWarning, match=refused), pytest.raises(AuditChainBroken, match=refused) as e:
+        replay.replay("s")
+    assert "the session is not replayed without it" in str(e.value)
+    assert replay.store.query("SELECT COUNT(*) AS n FROM calls WHERE mode = 'replay'") == [{"n": 0}]
+
+
 def test_a_recording_checks_out_only_with_the_key_it_was_written_with(wb, monkeypatch):
     wb.ask("What did we decide about the invoice?")
     replay = replaying(wb)

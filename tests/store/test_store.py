@@ -72,6 +72,7 @@ def test_migrates_an_in_memory_database():
         "m026_interrupted_calls_spend",
         "m027_bind_attempts",
         "m028_bind_memories",
+        "m029_audit_call_session_index",
     ]
 
 

@@ -130,8 +130,8 @@ class Sessions:
 
     def _load(self, name: str) -> list[dict[str, Any]]:
         """The recorded turns since the last reset, each read as its audit entry recorded it: a prompt or answer
-        edited in the SQLite file is refused (``AuditChainBroken``, and an alert), never sent to the model as
-        history. Compacted turns, whose text is gone, are left out.
+        edited in the SQLite file, or a turn deleted from it, is refused (``AuditChainBroken``, and an alert),
+        never sent to the model as (partial) history. Compacted turns, whose text is gone, are left out.
         """
         rows = self.store.query(
             "SELECT c.id FROM calls c LEFT JOIN sessions s ON s.name = c.session "
@@ -139,6 +139,7 @@ class Sessions:
             "AND c.started_at >= COALESCE(s.history_from, '') ORDER BY c.started_at",
             (name,),
         )
+        self.store.check_session_calls(name, self.store.session_start(name), "session history")  # none deleted
         history: list[dict[str, Any]] = []
         for row in rows:
             call = self.store.recorded_call(row["id"], "session history")

@@ -66,6 +66,12 @@ _MEMORY_ENTRY = (  # the newest entry that wrote a memory (the audit_kind index)
     "ORDER BY id DESC LIMIT 1"
 )
 _ENTRY_FIELDS = ("id", "ts", "kind", "ref", "payload", "prev_hash", "hash")
+_USED_AS = {"session history": "sent to the model as history", "replay": "replayed"}
+_SESSION_CALLS = (  # the answered live calls the log recorded for a session since a time (audit_call_session)
+    "SELECT id, ref FROM audit WHERE kind = 'call' AND json_extract(payload, '$.session') = ? AND ts >= ? "
+    "AND json_extract(payload, '$.status') = 'ok' AND json_extract(payload, '$.mode') = 'live' "
+    "AND json_extract(payload, '$.replay_of') IS NULL ORDER BY id"
+)
 
 
 _CALL_ATTEMPTS = "SELECT id FROM attempts WHERE call_id = ? ORDER BY id"
@@ -489,6 +495,24 @@ class Store:
         recorded["attempts"] = [dict(zip(_ATTEMPT_FIELDS, a[:-1], strict=True)) for a in attempts]  # (no compacted)
         return recorded
 
+    def check_session_calls(self, session: str, since: str, purpose: str) -> None:
+        """Before a session's recorded calls are used (its history sent to the model, its replay): refuse
+        (:class:`AuditChainBroken`, and an alert) when a call the audit log recorded for ``session`` since ``since``
+        (its last reset) is no longer in the file. An edited one is caught where each is read
+        (:meth:`recorded_call`); this catches the one that is not read because it is gone. One indexed query.
+        """
+        with self.lock:
+            logged = self.conn.execute(_SESSION_CALLS, (session, since)).fetchall()
+            present: set[str] = set()
+            for start in range(0, len(logged), 500):
+                refs = [ref for _, ref in logged[start : start + 500]]
+                marks = ", ".join("?" * len(refs))
+                present.update(r[0] for r in self.conn.execute(f"SELECT id FROM calls WHERE id IN ({marks})", refs))
+        gone = next(((entry, ref) for entry, ref in logged if ref not in present), None)
+        if gone is not None:
+            what = f"recorded call {gone[1]} of session {session!r} (audit entry {gone[0]}) was deleted from the file"
+            self._tampered(purpose, what, unused=f"the session is not {_USED_AS.get(purpose, 'used')} without it")
+
     def check_memories(self, ids: Sequence[str], conn: sqlite3.Connection | None = None) -> None:
         """Before long-term memories are given to a model or returned by a search (or rewritten by a write, which
         would bind an edit as its own): refuse them (:class:`AuditChainBroken`, and an alert) unless each row is as
@@ -536,7 +560,7 @@ class Store:
                     "memory", f"{name} differs from what its audit entry recorded (edited in the file)", alert
                 )
 
-    def _tampered(self, purpose: str, what: str, alert: bool = True) -> NoReturn:
+    def _tampered(self, purpose: str, what: str, alert: bool = True, unused: str | None = None) -> NoReturn:
         """Refuse a recorded row edited in the file, and alert (as a chain that refuses to grow does)."""
         then = {
             "cache": "restore the store, or `wb.cache.clear()` so the call is answered anew",
@@ -544,9 +568,10 @@ class Store:
             "history afresh",
             "memory": "restore the store, or forget the memory (`wb.memory.forget(ID)`)",
         }.get(purpose, "restore the store or record the call again in live mode")
-        unused = {"session history": "it is not sent to the model", "memory": "it is not given to the model"}.get(
-            purpose, "its answer is not served"
-        )
+        unused = unused or {
+            "session history": "it is not sent to the model",
+            "memory": "it is not given to the model",
+        }.get(purpose, "its answer is not served")
         message = (
             f"{purpose} refused: {what}, so {unused}. Run `workbench audit verify` to see what changed, then {then}"
         )

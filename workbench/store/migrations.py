@@ -643,6 +643,17 @@ def m028_bind_memories(db: sqlite_utils.Database) -> None:
     _adopt_later(db, "memories")
 
 
+@migration
+def m029_audit_call_session_index(db: sqlite_utils.Database) -> None:
+    """The calls the audit log recorded for a session, by an index: a session's history and its replay check
+    that none of them was deleted from ``calls`` (an entry names its call and session in its payload).
+    """
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS audit_call_session ON audit (json_extract(payload, '$.session'), ts) "
+        "WHERE kind = 'call'"
+    )
+
+
 def _adopt_later(db: sqlite_utils.Database, *tables: str) -> None:
     """Mark ``tables``, which audit entries begin to bind in this version, for adoption by the next write
     (``adopt_tables``), in a store that already has a log; joined to tables an earlier migration marked and no
