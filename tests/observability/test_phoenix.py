@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -57,7 +58,10 @@ def spans(url: str, trace_ids: set[str], want: int, timeout: float = 90.0) -> li
     deadline = time.monotonic() + timeout
     found: list[dict] = []
     while time.monotonic() < deadline:
-        body = json.loads(urllib.request.urlopen(f"{url}/v1/projects/default/spans?limit=1000", timeout=5).read())
+        try:  # a read that times out while Phoenix is busy inserting is asked again, until the deadline
+            body = json.loads(urllib.request.urlopen(f"{url}/v1/projects/default/spans?limit=1000", timeout=15).read())
+        except (TimeoutError, urllib.error.URLError):
+            continue
         found = [s for s in body["data"] if s["context"]["trace_id"] in trace_ids]
         if len(found) >= want:
             break
