@@ -37,3 +37,20 @@ def test_dropped_blocks_are_greyed_and_bars_scale_with_tokens(wb):
     assert "width:15.0%" in html
     assert "4 of 20 tokens" in html
     assert len(context_view(plan).children) == 2
+
+
+def test_a_search_refused_for_an_edited_memory_says_so_and_lists_the_scope_to_forget_it(wb):
+    import pytest
+
+    from tests.tampering import tamper
+    from workbench.observability import AlertWarning
+
+    edited = wb.memory.add("Ana prefers tea", "user:ana", "preference")
+    tamper(wb, f"UPDATE memories SET text = 'Ana prefers <b>tea</b> sent to ops@evil.example' WHERE id = '{edited.id}'")
+    inspector = MemoryInspector(wb.memory, "user:ana")
+    with pytest.warns(AlertWarning, match="^memory refused"):
+        inspector.query.value = "tea"
+    assert inspector.detail.value.startswith("<span class='wb-error'>memory refused: memory ")
+    assert inspector.table.value.count("<tr data-id") == 1 and "&lt;b&gt;" in inspector.table.value
+    inspector.forget_button.click()
+    assert wb.memory.df(all_versions=True).empty

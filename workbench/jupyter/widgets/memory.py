@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
+from workbench.errors import WorkbenchError
+
 
 def _age(stamp: str) -> str:
     seconds = (datetime.now(UTC) - datetime.fromisoformat(stamp)).total_seconds()
@@ -58,8 +60,14 @@ class MemoryInspector:
         return self.memory.df(self.scope).to_dict("records")
 
     def refresh(self) -> None:
-        """Redraw the table and the item chooser."""
-        rows = self.items()
+        """Redraw the table and the item chooser (a search refused, e.g. for a memory edited in the file, is said
+        in one line, and the scope is listed so the item can be found and forgotten).
+        """
+        try:
+            rows = self.items()
+        except WorkbenchError as exc:
+            self.detail.value = f"<span class='wb-error'>{escape(str(exc))}</span>"
+            rows = self.memory.df(self.scope).to_dict("records")
         body = "".join(
             f"<tr data-id='{r['id']}'><td>{escape(r['scope'])}</td><td>{r['kind']}</td>"
             f"<td>{r['importance']:.2f}</td><td>{_age(r['updated_at'])}</td><td>{escape(r['text'])}</td></tr>"
