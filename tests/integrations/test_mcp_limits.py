@@ -137,7 +137,7 @@ def test_the_analyst_server_bounds_time_rows_and_bytes_and_allows_only_plain_fun
         t0 = time.monotonic()
         with pytest.raises(ToolError, match="ran longer than 1 s and was stopped"):
             wb.mcp.call("analyst", "query", {"sql": SPIN})
-        assert time.monotonic() - t0 < 5
+        assert time.monotonic() - t0 < 12  # stopped by its 1 s limit (with the server's start), not the 20 s timeout
         rows = wb.mcp.call("analyst", "query", {"sql": "SELECT id, name FROM customers", "limit": 5000})
         assert "truncated: the first" in rows
         assert len(rows.encode()) < 1300
