@@ -181,7 +181,7 @@ def test_every_kind_of_memory_write_verifies_and_a_store_from_before_binding_ado
     assert [m.id for m in wb.memory.search("tea", "user:ana")] == [newer.id]
     assert wb.audit.verify().ok
     actions = [what["action"] for what in wb.audit.df(kind="memory")["what"]]
-    assert set(actions) == {"added", "repeated", "updated", "superseded", "forgotten"}
+    assert set(actions) == {"added", "repeated", "updated", "superseded", "forgotten", "expired"}
     wb.close()
     # memories an older version wrote (no entry binds them), marked for adoption as the migration marks them
     tamper(

@@ -247,11 +247,15 @@ class Memory:
                 return len(ids)
         if memory_id is None or scope is not None:
             raise WorkbenchError("forget one memory (its id) or a whole scope (scope='user:NAME'), not both")
+        return self._delete(memory_id, "forgotten")
+
+    def _delete(self, memory_id: str, action: str) -> int:
+        """Delete a memory and every version in its history, each deletion an audit entry (``action``)."""
         chain = self._chain(memory_id)
         with self.store.transaction() as conn:
             conn.executemany("DELETE FROM memories WHERE id = ?", [(row["id"],) for row in chain])
             for row in chain:
-                self._audit(conn, row["id"], "forgotten", row["scope"])
+                self._audit(conn, row["id"], action, row["scope"])
         return len(chain)
 
     def compact(self) -> int:
@@ -260,7 +264,7 @@ class Memory:
         sql = "SELECT id FROM memories WHERE status = 'active' AND expires_at IS NOT NULL AND expires_at < ?"
         expired = [r["id"] for r in self.store.query(sql, (now,))]
         self.store.check_memories(expired)  # an expiry edited in the file does not delete what it did to a row
-        return sum(self.forget(i) for i in expired)
+        return sum(self._delete(i, "expired") for i in expired)
 
     def _audit(self, conn: Any, memory_id: str, action: str, scope: str) -> None:
         """The audit entry of one write, binding the memory's row as it is now (``None``: deleted), under its id:
