@@ -52,6 +52,37 @@ def test_llm_cell_on_a_real_kernel(tmp_path):
     assert nbformat.validate(nb) is None
 
 
+_WHO_IMPORTS = """
+import sys, threading
+class _Who:
+    thread = None
+    def find_spec(self, name, path=None, target=None):
+        if name == "workbench.pipeline" and _Who.thread is None:
+            _Who.thread = threading.current_thread().name
+        return None
+sys.meta_path.insert(0, _Who())
+"""
+
+
+def test_load_ext_imports_the_pipeline_where_the_cells_run_never_beside_them(tmp_path):
+    """Two threads importing one package's modules at once can each wait on the other, and Python then gives one
+    a module half run: the warm-up must not import the workbench's modules beside a cell queued after it.
+    """
+    nb = execute(
+        [
+            _WHO_IMPORTS,
+            "%load_ext workbench",
+            "from workbench.cost import BudgetWarning\nfrom workbench.guardrails.guard import Guard\n"
+            "import workbench; wb = workbench.get()",
+            "[t.join(60) for t in threading.enumerate() if t.name == 'workbench-warm-up']\nprint(_Who.thread)",
+        ],
+        tmp_path,
+        str(tmp_path / "k.db"),
+    )
+    assert [o.output_type for c in nb.cells for o in c.outputs if o.output_type == "error"] == []
+    assert nb.cells[3].outputs[0].text == "MainThread\n"
+
+
 def test_a_failing_magic_stops_the_run(tmp_path):
     nb = new_notebook(
         cells=[

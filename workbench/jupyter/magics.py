@@ -736,10 +736,15 @@ def portable_traceback(exc: BaseException, shell: Any = None) -> str:
 
 
 def _warm_up() -> None:
-    """Load on a background thread what the first ``%%llm`` cell (typed while this runs) will need: the
-    pipeline's modules, the tokenizers, and litellm when the default route goes past the local models
-    (seconds to import, which a kernel using only local models never pays); ``WORKBENCH_NO_WARMUP=1``
-    turns it off.
+    """Load what the first ``%%llm`` cell (typed while this runs) will need: the pipeline's modules on the
+    kernel's main thread as soon as this cell is done, then, on a background thread, the tokenizers and litellm
+    when the default route goes past the local models (seconds to import, which a kernel using only local
+    models never pays); ``WORKBENCH_NO_WARMUP=1`` turns it off.
+
+    The workbench's own modules are never imported beside a cell: two threads importing one package's modules
+    at once can each wait on the other, and Python then hands one of them a module half run (a cell queued right
+    after ``%load_ext`` failed once with "cannot import name 'Guard'"). Outside a kernel (a terminal IPython,
+    whose next prompt is typed, not queued) all of it loads on the background thread.
     """
     import os
     import threading
@@ -749,7 +754,6 @@ def _warm_up() -> None:
 
     def warm() -> None:
         try:
-            import workbench.runtime  # noqa: F401 - the pipeline's modules
             from workbench.config import Deployment, Route, load_settings
             from workbench.serving import prepare
 
@@ -762,7 +766,29 @@ def _warm_up() -> None:
         except Exception:  # noqa: BLE001 - a warm-up: the first real call reports any error itself
             pass
 
-    threading.Thread(target=warm, name="workbench-warm-up", daemon=True).start()
+    def load(on_this_thread: bool = False) -> None:
+        try:
+            import workbench.runtime  # noqa: F401 - the pipeline's modules (those prepare() needs among them)
+        except Exception:  # noqa: BLE001 - the first real call reports any error itself
+            return
+        if on_this_thread:
+            warm()
+        else:
+            threading.Thread(target=warm, name="workbench-warm-up", daemon=True).start()
+
+    loop = _kernel_loop()
+    if loop is None:  # a terminal IPython: no loop to wait on, and a prompt typed slower than the import
+        threading.Thread(target=load, args=(True,), name="workbench-warm-up", daemon=True).start()
+    else:
+        loop.add_callback(load)  # (runs on the thread that runs the cells, between them)
+
+
+def _kernel_loop() -> Any:
+    """The event loop of this kernel's main thread (ipykernel), or ``None`` outside a kernel."""
+    from IPython import get_ipython
+
+    loop = getattr(getattr(get_ipython(), "kernel", None), "io_loop", None)
+    return loop if callable(getattr(loop, "add_callback", None)) else None
 
 
 def register(ipython: Any) -> None:
