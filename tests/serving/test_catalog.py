@@ -71,7 +71,8 @@ def priced(m, r, **usage):
         return litellm.completion_cost(completion_response=answer(m, r, **usage), model=m)
     except Exception:
         return None
-wrong = [[m, r, priced(m, r)] for (m, r), maybe in zip(cases, ours) if not maybe and priced(m, r) is not None]
+found = [(m, r, priced(m, r)) for (m, r), maybe in zip(cases, ours) if not maybe]
+wrong = [[m, r, cost] for m, r, cost in found if cost is not None]
 print(json.dumps([ours.count(False), ours.count(True), wrong, billed, priced("openai/chaos", "chaos", cost=0.5),
                   before]))
 """

@@ -60,7 +60,7 @@ AGAINST_COLUMNS = [
 
 
 def _recorded(wb: Workbench, session: str) -> list[dict[str, Any]]:
-    wb.store.check_session_calls(session, wb.store.session_start(session), "replay")  # none deleted from the file
+    wb.store.check_session_calls(session, "replay")  # none deleted from the file
     rows = wb.store.query(
         "SELECT id, latency_ms FROM calls "
         "WHERE session = ? AND status = 'ok' AND mode = 'live' AND replay_of IS NULL AND compacted_at IS NULL "

@@ -139,7 +139,7 @@ class Sessions:
             "AND c.started_at >= COALESCE(s.history_from, '') ORDER BY c.started_at",
             (name,),
         )
-        self.store.check_session_calls(name, self.store.session_start(name), "session history")  # none deleted
+        self.store.check_session_calls(name, "session history")  # none deleted from the file
         history: list[dict[str, Any]] = []
         for row in rows:
             call = self.store.recorded_call(row["id"], "session history")

@@ -55,17 +55,10 @@ SPAN_COLUMNS = (
 )
 
 
-_CALL_ENTRY = (  # the entry that recorded a call (the audit_kind index): the only one that binds its row
-    "SELECT id, ts, kind, ref, payload, prev_hash, hash FROM audit WHERE kind = 'call' AND ref = ? "
-    "ORDER BY id DESC LIMIT 1"
-)
-
-
-_MEMORY_ENTRY = (  # the newest entry that wrote a memory (the audit_kind index): each write binds its row under its id
-    "SELECT id, ts, kind, ref, payload, prev_hash, hash FROM audit WHERE kind = 'memory' AND ref = ? "
-    "ORDER BY id DESC LIMIT 1"
-)
 _ENTRY_FIELDS = ("id", "ts", "kind", "ref", "payload", "prev_hash", "hash")
+# The newest entry of a kind about a ref (the audit_kind index): for a call, the one that recorded it (the only one
+# binding its row); for a memory, the last write, each of which binds its row under its id.
+_NEWEST_ENTRY = f"SELECT {', '.join(_ENTRY_FIELDS)} FROM audit WHERE kind = ? AND ref = ? ORDER BY id DESC LIMIT 1"
 _USED_AS = {"session history": "sent to the model as history", "replay": "replayed"}
 _SESSION_CALLS = (  # the answered live calls the log recorded for a session since a time (audit_call_session)
     "SELECT id, ref FROM audit WHERE kind = 'call' AND json_extract(payload, '$.session') = ? AND ts >= ? "
@@ -463,14 +456,9 @@ class Store:
             conn = self.conn
             head = conn.execute("SELECT key_id FROM audit_head WHERE k = 1").fetchone()
             self._check_key(head[0] if head else None, key, f"nothing was served from the {purpose}")
-            name, want, bound = f"recorded call {call_id}", None, []
-            found = conn.execute(_CALL_ENTRY, (call_id,)).fetchone()
-            if found is not None:
-                entry = dict(zip(_ENTRY_FIELDS, found, strict=True))
-                if not check_entry(key, entry):
-                    self._tampered(purpose, f"the audit entry {entry['id']} that recorded {name} was edited")
-                bound = json.loads(entry["payload"]).get("bind", [])
-                want = next((b for b in bound if b["t"] == "calls" and b["k"] == call_id), None)
+            name = f"recorded call {call_id}"
+            bound = self._newest_bindings(conn, key, "call", call_id, f"that recorded {name}", purpose) or []
+            want = next((b for b in bound if b["t"] == "calls" and b["k"] == call_id), None)
             tried = {b["k"]: b for b in bound if b["t"] == "attempts"}
             row = conn.execute(select_sql("calls"), (call_id,)).fetchone()
             attempts = conn.execute(_ATTEMPTS_OF, (call_id,)).fetchall()
@@ -495,12 +483,13 @@ class Store:
         recorded["attempts"] = [dict(zip(_ATTEMPT_FIELDS, a[:-1], strict=True)) for a in attempts]  # (no compacted)
         return recorded
 
-    def check_session_calls(self, session: str, since: str, purpose: str) -> None:
+    def check_session_calls(self, session: str, purpose: str) -> None:
         """Before a session's recorded calls are used (its history sent to the model, its replay): refuse
-        (:class:`AuditChainBroken`, and an alert) when a call the audit log recorded for ``session`` since ``since``
-        (its last reset) is no longer in the file. An edited one is caught where each is read
-        (:meth:`recorded_call`); this catches the one that is not read because it is gone. One indexed query.
+        (:class:`AuditChainBroken`, and an alert) when a call the audit log recorded for ``session`` since its last
+        reset is no longer in the file. An edited one is caught where each is read (:meth:`recorded_call`); this
+        catches the one that is not read because it is gone. One indexed query.
         """
+        since = self.session_start(session)
         with self.lock:
             logged = self.conn.execute(_SESSION_CALLS, (session, since)).fetchall()
             present: set[str] = set()
@@ -540,13 +529,9 @@ class Store:
         self._check_key(head[0] if head else None, key, "no memory was given")
         carried: dict[tuple[str, str], tuple[int, dict[str, Any]]] | None = None
         for memory_id in ids:
-            name, want = f"memory {memory_id}", None
-            found = conn.execute(_MEMORY_ENTRY, (memory_id,)).fetchone()
-            if found is not None:
-                entry = dict(zip(_ENTRY_FIELDS, found, strict=True))
-                if not check_entry(key, entry):
-                    self._tampered("memory", f"the audit entry {entry['id']} that wrote {name} was edited", alert)
-                bound = json.loads(entry["payload"]).get("bind", [])
+            name = f"memory {memory_id}"
+            bound = self._newest_bindings(conn, key, "memory", memory_id, f"that wrote {name}", "memory", alert)
+            if bound is not None:
                 want = next((b for b in bound if b["t"] == "memories" and b["k"] == memory_id), None)
             else:
                 carried = self.kept_carry(conn, key) if carried is None else carried
@@ -559,6 +544,20 @@ class Store:
                 self._tampered(
                     "memory", f"{name} differs from what its audit entry recorded (edited in the file)", alert
                 )
+
+    def _newest_bindings(
+        self, conn: sqlite3.Connection, key: AuditKey, kind: str, ref: str, which: str, purpose: str, alert: bool = True
+    ) -> list[dict[str, Any]] | None:
+        """The rows the newest ``kind`` entry about ``ref`` binds (``None``: no such entry), once its keyed hash is
+        checked: an entry edited in the file is refused for ``purpose`` (``which`` names it in the message).
+        """
+        found = conn.execute(_NEWEST_ENTRY, (kind, ref)).fetchone()
+        if found is None:
+            return None
+        entry = dict(zip(_ENTRY_FIELDS, found, strict=True))
+        if not check_entry(key, entry):
+            self._tampered(purpose, f"the audit entry {entry['id']} {which} was edited", alert)
+        return list(json.loads(entry["payload"]).get("bind", []))
 
     def _tampered(self, purpose: str, what: str, alert: bool = True, unused: str | None = None) -> NoReturn:
         """Refuse a recorded row edited in the file, and alert (as a chain that refuses to grow does)."""
