@@ -22,9 +22,7 @@ from workbench.context import (
 from workbench.cost import Budgets, Costs, Pricing
 from workbench.errors import WorkbenchError
 from workbench.evals.feedback import Feedback
-from workbench.guardrails import (
-    Guard,
-)
+from workbench.guardrails import Guard, check_name
 from workbench.integrations import MCP, Tools
 from workbench.limits.cache import ResponseCache
 from workbench.limits.ratelimit import RateLimiter
@@ -36,6 +34,7 @@ from workbench.pipeline import Pipeline, counting_model
 from workbench.result import Result
 from workbench.serving import ReplayServing, Request, Router, tokens
 from workbench.serving.breaker import Breakers
+from workbench.serving.router import check_route
 from workbench.store import Store
 
 if TYPE_CHECKING:
@@ -354,6 +353,7 @@ class Workbench:
         """
         from pydantic import ValidationError
 
+        check_name("route", name)  # (before an error below shows it)
         items = [{"model": d} if isinstance(d, str) else d for d in deployments]
         try:
             route = Route.model_validate(
@@ -370,6 +370,7 @@ class Workbench:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             raise WorkbenchError(f"add_route({name!r}): {where}: {first['msg']}") from None
+        check_route(name, route)
         self._router.extra_routes[name] = route
 
     def resolve(self, model: str | None = None, *, check: bool = True) -> tuple[str, Route]:

@@ -10,6 +10,7 @@ import sqlite3
 
 import pytest
 
+from workbench.config import Settings
 from workbench.errors import GuardrailViolation
 from workbench.runtime import Workbench
 
@@ -270,6 +271,12 @@ def test_a_name_holding_a_key_is_refused_before_anything_is_recorded_and_a_kill_
         "tool": lambda: wb.approvals.request(key(), {"table": "t"}, risk="destructive", reason="x"),
         "by": lambda: wb.approvals.decide(row["id"], "approve", by=key()),
         "escalated to": lambda: wb.approvals.escalate(row["id"], to=key(), by="ana"),
+        "model": lambda: wb.ask("hi", model=f"openai/{key()}"),  # (never sent: nothing is imported or called)
+        "route": lambda: wb.add_route(key(), ["local/echo"]),
+        "deployment name": lambda: wb.add_route("kb", [{"model": "local/echo", "name": key()}]),
+        "deployment model": lambda: wb.add_route("kb", [f"openai/{key()}"]),
+        "api_key_env": lambda: wb.add_route("kb", [{"model": "openai/m", "api_key_env": key()}]),
+        "api_base": lambda: wb.add_route("kb", [{"model": "openai/m", "api_base": f"http://h/{key()}/v1"}]),
     }
     for what, attempt in refused.items():
         with pytest.raises(WorkbenchError, match=rf"^{what} '[^']*\[REDACTED:openai_key\][^']*' holds what looks"):
@@ -291,7 +298,12 @@ def test_a_name_holding_a_key_is_refused_before_anything_is_recorded_and_a_kill_
     wb.store.close()
     blob = b"".join(p.read_bytes() for p in (tmp_path / "n.db", tmp_path / "n.db-wal") if p.exists())
     assert [k for k in used if k.encode() in blob] == []
-    assert len(used) == 22
+    assert len(used) == 28
+    configured = Settings.model_validate(
+        {"routes": {"team": {"deployments": [{"model": "local/echo", "name": key()}]}}}
+    )
+    with pytest.raises(WorkbenchError, match=r"^deployment name '\[REDACTED:openai_key\]' holds what looks"):
+        Workbench(configured.model_copy(update={"store": tmp_path / "c.db"}))  # a route in workbench.toml: at start
 
 
 def test_credentials_in_a_base_url_are_masked_wherever_the_endpoint_is_named(tmp_path, capsys):

@@ -33,6 +33,7 @@ from typing import Any
 
 from workbench.config import Deployment, Route, Settings, shown_url
 from workbench.errors import BudgetExceeded, ProviderError, UnknownModel
+from workbench.guardrails.scanners import check_name
 from workbench.plugins import REGISTRY
 from workbench.serving import catalog, offline, openai_http, tokens
 from workbench.serving.breaker import Breakers
@@ -350,6 +351,20 @@ class FailoverPlan:
         )
 
 
+def check_route(name: str, route: Route) -> None:
+    """Refuse (one-line :class:`~workbench.errors.WorkbenchError`, the value shown redacted) a route whose name, or
+    a deployment's model, name, key variable or URL, holds a key: each is recorded with every call (its route,
+    deployment, attempts, endpoint) and shown as written, so it must never hold one.
+    """
+    check_name("route", name)
+    for d in route.deployments:
+        check_name("deployment model", d.model)
+        check_name("deployment name", d.name)
+        check_name("api_key_env", d.api_key_env)  # (the name of the variable that holds the key)
+        for what, url in (("api_base", d.api_base), ("gateway", d.gateway)):
+            check_name(what, shown_url(url) if url else None)  # (a password or key parameter is shown as ***)
+
+
 class Router:
     """Resolves names to routes and completes requests over litellm with failover."""
 
@@ -360,6 +375,8 @@ class Router:
         self.latency = LatencyTracker()
         self.limiter: Any = None  # a RateLimiter, wired in by the runtime (limits sits above serving)
         self._model_routes: dict[str, Route] = {}  # bare model names already checked
+        for name, route in settings.routes.items():
+            check_route(name, route)
 
     def _ticket(self, plan: FailoverPlan, deployment: Deployment, request: Request) -> Any:
         """The request's place in the deployment's queue, or ``None`` if the deployment sets no limits."""
@@ -417,6 +434,7 @@ class Router:
             return name, route
         route = self._model_routes.get(name)
         if route is None:
+            check_name("model", name)  # (a key pasted as a model name: never sent, recorded or shown as written)
             if check:
                 self._check_model(name)
             route = Route(deployments=[Deployment(model=name)])
