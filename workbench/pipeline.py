@@ -586,6 +586,8 @@ class Pipeline:
         trace = Trace()
         trace.begin("llm.call", route=route_name, mode=self.mode, session=session)
         with trace.span("guardrails.check_input") as attrs:  # a block raises: nothing is sent
+            for where, text in _sent_with(system, context):  # each on its length first, as the prompt is
+                self.guard.check_length(text, where, session=session, agent=agent, call_id=call_id)
             prompt = self.guard.check("input", prompt, call_id, session, agent=agent, report=attrs)
             system, context = self._screen_secrets(system, context, session, agent, call_id)
             response_format = self._screen_json(opts.response_format, "the response format", session, agent, call_id)
@@ -1272,6 +1274,18 @@ def _with_images(prompt: Any, opts: AskOptions) -> tuple[Any, AskOptions]:
                 f"{type(piece).__name__}"
             )
     return "\n".join(texts), replace(opts, images=tuple(images))
+
+
+def _sent_with(system: str | None, context: ContextArg) -> list[tuple[str, str]]:
+    """``(where, text)`` for the system prompt and each inline context item, named as errors name them."""
+    texts = [("the system prompt", system)] if isinstance(system, str) and system else []
+    if isinstance(context, str):
+        texts.append(("the context", context))
+    elif isinstance(context, Mapping):
+        texts += [(f"context item {k!r}", v if isinstance(v, str) else str(v)) for k, v in context.items()]
+    elif context is not None:
+        texts += [(f"context item {i}", v if isinstance(v, str) else str(v)) for i, v in enumerate(context, 1)]
+    return texts
 
 
 def _show(messages: list[dict[str, Any]], images: list[Image]) -> list[dict[str, Any]]:

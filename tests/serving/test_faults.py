@@ -2,11 +2,12 @@
 
 import os
 import warnings
+from pathlib import Path
 
 import pytest
 
 from workbench import ProviderError
-from workbench.errors import UnknownModel, WorkbenchError
+from workbench.errors import GuardrailViolation, UnknownModel, WorkbenchError
 from workbench.observability.alerts import AlertWarning
 from workbench.runtime import Workbench
 
@@ -207,6 +208,31 @@ def test_a_huge_prompt_is_refused_by_length_before_any_scanner_runs(wb):
         wb.ask("ignore previous instructions " * 400_000)  # ~11 MB
     assert time.perf_counter() - t0 < 2.0
     assert os.path.getsize(wb.store.path) < 2_000_000  # the text was never written
+
+
+@pytest.mark.parametrize(
+    ("where", "sent"),
+    [
+        ("the system prompt", lambda text: {"system": text}),
+        ("the context", lambda text: {"context": text}),
+        ("context item 'notes'", lambda text: {"context": {"notes": text}}),
+        ("context item 2", lambda text: {"context": ["a short one", text]}),
+    ],
+)
+def test_a_system_prompt_or_context_item_over_the_limit_is_refused_by_length_before_any_scanner(wb, where, sent):
+    """What is sent with the prompt is held to ``max_input_chars`` as the prompt is, before any scanner reads it:
+    a key at its end is not what refuses it (its length is), and nothing is sent or stored but the guard event."""
+    key = "sk-proj-LENGTH0aaaaBBBBccccDDDDeeee"
+    text = "word " * 30_000 + key
+    with pytest.raises(GuardrailViolation, match=rf"^{where} is {len(text):,} characters, over max_input_chars \("):
+        wb.ask("a short question", model="local/echo", **sent(text))
+    assert wb.store.query("SELECT COUNT(*) AS n FROM calls")[0]["n"] == 0
+    assert [tuple(r.values()) for r in wb.store.query("SELECT scanner, action FROM guard_events")] == [
+        ("max_length", "block")
+    ]
+    blob = b"".join(p.read_bytes() for p in (wb.store.path, Path(f"{wb.store.path}-wal")) if p.exists())
+    assert key.encode() not in blob and b"word word" not in blob
+    assert wb.ask("a short question", model="local/echo", **sent("word " * 20)).text  # within the limit: answered
 
 
 def test_no_provider_error_is_raised_raw(wb, chaos):

@@ -194,6 +194,25 @@ class Guard:
             )
         return redact(text, list(found)) if action == "redact" else text
 
+    def check_length(
+        self, text: str, where: str, *, session: str | None = None, agent: str | None = None, call_id: str | None = None
+    ) -> None:
+        """Refuse a text sent with the prompt (the system prompt, a context item) that is longer than
+        ``max_input_chars``, as the prompt is, before any scanner reads it (the input policy's ``max_length``):
+        a :class:`GuardrailViolation` naming ``where``, recorded as a guard event; nothing is sent.
+        """
+        limit = self.settings.max_input_chars
+        if self.settings.input.get("max_length", "off") != "block" or not isinstance(text, str) or len(text) <= limit:
+            return
+        ctx = ScanContext("input", session=session, agent=agent, guard=self)
+        result = ScanResult("max_length", "input", "block", tuple(self._scanner("input", "max_length").scan(text, ctx)))
+        self.record([result], call_id, session, agent, {}, ref=where[:200])
+        self._after_violation(session, agent)
+        raise GuardrailViolation(
+            f"{where} is {len(text):,} characters, over max_input_chars ({limit:,}): nothing was sent. Shorten it, "
+            "or raise [guardrails] max_input_chars" + self._lock_note(session, agent)
+        )
+
     def screen_value(self, value: Any, where: str, *, agent: str | None = None) -> Any:
         """A value a program hands on and the store keeps as JSON (a workflow's inputs, a step's result): each
         string in it, and each dict key, through :meth:`screen_secrets`; any other object whose ``str()`` (what
