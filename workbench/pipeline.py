@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -1070,6 +1070,8 @@ class Pipeline:
 
         import numpy as np
 
+        if not isinstance(texts, str | Iterable) or isinstance(texts, bytes | bytearray | Mapping):
+            raise WorkbenchError(f"embed() takes a text or a list of texts, not {type(texts).__name__}")
         texts = [texts] if isinstance(texts, str) else list(texts)
         if not texts or not all(isinstance(t, str) for t in texts) or not all(t.strip() for t in texts):
             raise WorkbenchError("embed() takes a text or a list of texts, none of them empty")

@@ -383,6 +383,8 @@ class Workbench:
 
     def count_tokens(self, text: str, model: str | None = None) -> int:
         """``text``'s token count for ``model`` (a route: its first deployment's model; ``None``: the default)."""
+        if not isinstance(text, str):
+            raise WorkbenchError(f"count_tokens() counts a text, not {type(text).__name__}")
         name, route = self.resolve(model, check=False)
         counted = counting_model(name, route)
         return tokens.count_text(counted, text)  # not cached: texts here are one-offs

@@ -190,6 +190,11 @@ def test_bad_input_elsewhere_is_a_one_line_workbench_error_and_records_nothing(w
         "a kill reason of an int": (lambda: wb.kill(5), "the kill switch's reason is text"),
         "step messages as text": (lambda: wb.step("hi", model="local/echo"), "a step takes a list of messages"),
         "a step message without a role": (lambda: wb.step([{"content": "hi"}]), "a step takes a list of messages"),
+        "documents with a None": (lambda: wb.docs.add("kb", ["notes", None]), "one item is NoneType"),
+        "a trace of an int": (lambda: wb.trace(5), "a trace is named by a call, run or trace id"),
+        "tokens of None": (lambda: wb.count_tokens(None), "count_tokens\\(\\) counts a text, not NoneType"),
+        "an embedding of None": (lambda: wb.embed(None), "embed\\(\\) takes a text or a list of texts, not NoneType"),
+        "an infinite budget": (lambda: wb.budgets.set("user:ana", float("inf")), "a budget's usd is dollars"),
     }
     for what, (attempt, message) in mistakes.items():
         with pytest.raises(WorkbenchError, match=message) as caught:
@@ -198,6 +203,8 @@ def test_bad_input_elsewhere_is_a_one_line_workbench_error_and_records_nothing(w
     assert wb.store.query("SELECT COUNT(*) AS n FROM calls")[0]["n"] == 0
     assert wb.store.query("SELECT COUNT(*) AS n FROM switches")[0]["n"] == 0
     assert wb.store.query("SELECT COUNT(*) AS n FROM sessions WHERE state LIKE '%object%'")[0]["n"] == 0
+    assert wb.store.query("SELECT COUNT(*) AS n FROM budgets")[0]["n"] == 0
+    assert wb.store.query("SELECT COUNT(*) AS n FROM documents")[0]["n"] == 0
 
 
 def test_a_huge_prompt_is_refused_by_length_before_any_scanner_runs(wb):

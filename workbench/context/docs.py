@@ -68,9 +68,9 @@ class Docs:
         if not isinstance(items, Iterable) or isinstance(items, bytes | bytearray | dict):
             raise WorkbenchError(f"add paths or texts (one, or a list of them), not {type(items).__name__}")
         items = list(items)
-        wrong = next((i for i in items if not isinstance(i, str | Path)), None)
-        if wrong is not None:
-            raise WorkbenchError(f"add paths or texts (one, or a list of them): one item is {type(wrong).__name__}")
+        wrong = [i for i in items if not isinstance(i, str | Path)]  # (None among them too)
+        if wrong:
+            raise WorkbenchError(f"add paths or texts (one, or a list of them): one item is {type(wrong[0]).__name__}")
         size = chunk_words or self.chunk_words
         rows = []
         for item in items:

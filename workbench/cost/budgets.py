@@ -20,6 +20,7 @@ plus a key; over a period: ``day`` or ``month`` (UTC) or ``total``; in USD, toke
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -122,7 +123,7 @@ class Budgets:
             raise WorkbenchError(f"budget period {period!r}: use one of {', '.join(PERIODS)}")
         if usd is None and tokens is None:
             raise WorkbenchError("a budget needs a limit: give usd=..., tokens=... or both")
-        if usd is not None and not (real_number(usd) and usd >= 0):
+        if usd is not None and not (real_number(usd) and 0 <= usd < math.inf):  # (kept, audited: JSON has no inf)
             raise WorkbenchError(f"a budget's usd is dollars, zero or more, not {usd!r}")
         if tokens is not None and not (real_number(tokens) and tokens >= 0 and float(tokens).is_integer()):
             raise WorkbenchError(f"a budget's tokens is a whole number, zero or more, not {tokens!r}")

@@ -35,6 +35,8 @@ _COLOURS = {
 
 def resolve(store: Store, ref: str = "last") -> str:
     """The trace id ``ref`` names (see the module docstring), or a one-line error saying what exists."""
+    if ref is not None and not isinstance(ref, str):
+        raise WorkbenchError(f"a trace is named by a call, run or trace id (text) or 'last', not {type(ref).__name__}")
     ref = (ref or "last").strip()
     if ref == "last":
         rows = store.query("SELECT trace_id FROM calls ORDER BY started_at DESC LIMIT 1")
