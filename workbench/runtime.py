@@ -22,6 +22,7 @@ from workbench.context import (
 from workbench.cost import Budgets, Costs, Pricing
 from workbench.errors import WorkbenchError
 from workbench.evals.feedback import Feedback
+from workbench.files import write_output
 from workbench.guardrails import Guard, check_name
 from workbench.integrations import MCP, Tools
 from workbench.limits.cache import ResponseCache
@@ -499,15 +500,12 @@ class Workbench:
 
         Returns the HTML; with ``path``, writes it there and returns the path.
         """
-        from pathlib import Path
-
         from workbench.observability.report import session_report
 
         text = session_report(self.store, session)
         if path is None:
             return text
-        Path(path).write_text(text, encoding="utf-8")
-        return str(path)
+        return write_output(path, text, f"the report of session {session!r}")
 
     def compact(self, older_than: str | None = None, *, dry_run: bool = False) -> Compaction:
         """Remove call bodies and spans older than ``older_than`` (default ``[retention] older_than``)."""

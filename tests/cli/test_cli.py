@@ -165,7 +165,15 @@ def test_hostile_files_and_arguments_are_one_line_errors_with_exit_2(tmp_path):
     (runaway / "contexts" / "slow.yaml").write_text(
         'system: "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}"\n'
     )
+    written = tmp_path / "d"
+    written.mkdir()
+    (written / "workbench.toml").write_text('store = "w.db"\n')
+    recorded = Workbench.from_config(store=str(written / "w.db"))
+    recorded.ask("hi", model="local/echo", session="s1")
+    recorded.close()
     cases = [
+        (written, ["report", "s1", "-o", "no/such/folder/s1.html"], "cannot write the report of session 's1' to no/"),
+        (written, ["audit", "export", "-o", str(written)], f"cannot write the audit export to {written} (Is a direc"),
         (utf16, ["calls"], "is not UTF-8 text (it looks like UTF-16): save it as UTF-8"),
         (notsql, ["calls"], "is not a workbench SQLite database"),
         (runaway, ["context", "render", "big", "--input", "hi"], "system template"),

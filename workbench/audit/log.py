@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import WorkbenchError
+from workbench.files import write_output
 from workbench.store import GENESIS, Store, cutoff, spend_problems
 from workbench.store.chain import (
     BOUND,
@@ -333,7 +334,7 @@ class AuditLog:
         }
         text = "\n".join([*lines, json.dumps({"proof": proof}, sort_keys=True)]) + "\n"
         if path is not None:
-            Path(path).write_text(text)
+            write_output(path, text, "the audit export")
         return text
 
     def _rows_of(self, kind: str | None, since: str | None) -> list[dict[str, Any]]:

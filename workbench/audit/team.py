@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.audit.log import verify_export
 from workbench.errors import WorkbenchError
+from workbench.files import write_output
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -63,7 +64,7 @@ class TeamReport:
             f"<h2>Left out (their proof did not verify)</h2><ul>{left}</ul>"
         )
         if path is not None:
-            Path(path).write_text(page, encoding="utf-8")
+            write_output(path, page, "the team report")
         return page
 
     def __str__(self) -> str:
