@@ -548,6 +548,8 @@ class Pipeline:
                     ".decode()"
                 ) from None
             if name in _NAME_ARGS:
+                if not value.strip():  # (an empty name files calls under '', listed as a session of its own)
+                    raise WorkbenchError(f"{name} is empty: name it, or leave it out")
                 check_name(name, value)
 
     def _begin(self, prompt: str, opts: AskOptions) -> _Call:

@@ -50,6 +50,14 @@ def test_options_are_recorded(ip, current):
     assert (row["session"], row["user"], row["task"]) == ("chat", "ana", "demo")
     assert '"temperature":0.3' in row["request"]
     assert '"max_tokens":50' in row["request"]
+    run(ip, "-m 'local/echo' --no-stream -s \"chat notes\" --user 'ana b' --task \"q3 review\"", "hi")
+    row = current.calls.last()  # quoted values as the shell reads them (IPython's splitting keeps the quotes)
+    assert (row["model"], row["session"], row["user"], row["task"]) == (
+        "local/echo",
+        "chat notes",
+        "ana b",
+        "q3 review",
+    )
 
 
 @pytest.mark.parametrize(
@@ -63,6 +71,7 @@ def test_options_are_recorded(ip, current):
         ("-m local/echo --max-wait -1", "hi", "max_wait must be seconds >= 0"),
         ("--priority high", "hi", "argument --priority: invalid int value: 'high'"),
         ("-m local/echo --format json", "not json", "the answer is not valid JSON"),
+        ("-m local/echo --session ''", "hi", "session is empty: name it, or leave it out"),
     ],
 )
 def test_mistakes_are_usage_errors(ip, current, line, cell, message):
@@ -100,6 +109,8 @@ def test_line_magics(ip, current):
     assert "mode:   live" in out.stdout
     with pytest.raises(UsageError, match="no recorded calls in session 'ghost'"):
         run(ip, "llm_replay ghost")
+    with pytest.raises(UsageError, match="unrecognized arguments: --helth"):  # a typo is named, not ignored
+        run(ip, "llm_models --helth")
 
 
 def test_load_ext_does_not_import_litellm():

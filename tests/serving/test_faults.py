@@ -152,6 +152,8 @@ def test_a_stream_its_caller_stops_is_recorded_as_interrupted_and_its_cost_count
         ({"prompt": "hi", "model": 123}, "model must be a route or model name"),
         ({"prompt": "hi", "model": ""}, "model is empty"),
         ({"prompt": "hi", "session": "s\udcff"}, "session .*unpaired surrogate"),
+        ({"prompt": "hi", "session": ""}, "session is empty: name it, or leave it out"),
+        ({"prompt": "hi", "user": "  "}, "user is empty: name it, or leave it out"),
         ({"prompt": "hi", "system": "a\ud800"}, "system .*unpaired surrogate"),
         ({"prompt": None}, "the prompt is empty"),
         ({"prompt": "hi", "context": 123}, "context must be text, {id: text} or a list of texts, not int"),

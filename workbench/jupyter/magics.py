@@ -75,10 +75,10 @@ def _ask_options(args: Any, schema: Any, preview: Any, values: Any = None) -> As
     from workbench.options import AskOptions
 
     return AskOptions(
-        model=args.model,
-        session=args.session,
-        user=args.user,
-        task=args.task,
+        model=_unquote(args.model),  # (--session "my notes": IPython leaves the quotes on)
+        session=_unquote(args.session),
+        user=_unquote(args.user),
+        task=_unquote(args.task),
         temperature=args.temperature,
         max_tokens=args.max_tokens,
         response_format={"type": "json_object"} if args.format == "json" else None,
@@ -89,8 +89,8 @@ def _ask_options(args: Any, schema: Any, preview: Any, values: Any = None) -> As
         budget=args.budget,
         priority=args.priority,
         max_wait=args.max_wait,
-        spec=args.context,
-        memory=args.memory,
+        spec=_unquote(args.context),
+        memory=_unquote(args.memory),
         remember=args.remember,
         sink=args.sink,
         schema=schema,
@@ -312,10 +312,12 @@ class WorkbenchMagics(Magics):
                 base = f", api_base {shown_url(d.api_base)}" if d.api_base else ""
                 print(f"  - {d.label}: {d.model}{base}{key}, timeout {d.timeout:g}s")
 
+    @magic_arguments()
     @line_magic
     @_as_usage
     def llm_models(self, line: str) -> Any:
         """Routes, their deployments, and each deployment's health over its recent attempts."""
+        _parse(self.llm_models, line)  # (it takes no arguments: a typo is named, not ignored)
         return _wb().models()
 
     @magic_arguments()
