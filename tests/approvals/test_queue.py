@@ -106,3 +106,21 @@ def test_a_by_reason_or_to_that_is_not_text_is_a_one_line_error(tmp_path):
         with pytest.raises(ApprovalError, match=r"^(by|reason|to) is text \(a name or a sentence\), not (int|list)$"):
             wb.approvals.decide(row["id"], "escalate" if "to" in bad else "reject", **bad)
     assert wb.approvals.get(row["id"])["status"] == "pending"
+
+
+def test_an_approval_asked_with_a_wrong_tool_arguments_risk_or_reason_is_a_one_line_error(tmp_path):
+    """What is queued is what a decider sees and what runs: a tool named by text, its arguments as a dict, a risk
+    the policy knows (an unknown one was queued, and matched no rule keyed by risk), a reason as text."""
+    wb = Workbench.from_config(store=str(tmp_path / "q.db"))
+    asked = {"tool": "db.drop", "arguments": {"table": "t"}, "risk": "destructive", "reason": "drop it"}
+    for wrong, message in [
+        ({"tool": 5}, "an approval is asked for a tool, named by text, not 5"),
+        ({"tool": " "}, "an approval is asked for a tool, named by text, not ' '"),
+        ({"arguments": "table t"}, "the tool's arguments are a dict \\(its JSON object\\), not str"),
+        ({"risk": "catastrophic"}, "risk must be one of read, write, destructive, not 'catastrophic'"),
+        ({"reason": None}, "reason is text \\(a name or a sentence\\), not NoneType"),
+    ]:
+        mistake = {**asked, **wrong}
+        with pytest.raises(ApprovalError, match=f"^{message}$"):
+            wb.approvals.request(mistake.pop("tool"), mistake.pop("arguments"), **mistake)
+    assert wb.approvals.pending().empty

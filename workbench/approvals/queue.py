@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 DECISIONS = ("approve", "modify", "reject", "escalate")
 
 
+RISKS = ("read", "write", "destructive")  # a tool's risk, as tools declare it (integrations/tools.py)
+
+
 class ApprovalError(WorkbenchError):
     """An approval is unknown, already decided, expired, or the decision is malformed."""
 
@@ -108,7 +111,7 @@ class Approvals:
             if rule.min_cost_usd is not None and spent_usd < rule.min_cost_usd:
                 continue
             return rule.decision
-        return self.settings.default.get(risk, "ask") if risk in ("read", "write", "destructive") else "ask"  # type: ignore[call-overload]
+        return self.settings.default.get(risk, "ask") if risk in RISKS else "ask"  # type: ignore[call-overload]
 
     def request(
         self,
@@ -125,6 +128,14 @@ class Approvals:
         """Queue a pending approval; returns its row. Its arguments are stored (and later run) with any secret in
         them redacted, as a model's tool call is.
         """
+        if not isinstance(tool, str) or not tool.strip():
+            raise ApprovalError(f"an approval is asked for a tool, named by text, not {tool!r}")
+        if not isinstance(arguments, dict):
+            raise ApprovalError(f"the tool's arguments are a dict (its JSON object), not {type(arguments).__name__}")
+        if risk not in RISKS:  # (the policy and its rules are keyed by these)
+            raise ApprovalError(f"risk must be one of {', '.join(RISKS)}, not {risk!r}")
+        if not isinstance(reason, str):
+            raise ApprovalError(f"reason is text (a name or a sentence), not {type(reason).__name__}")
         check_name("tool", tool)
         check_name("session", session)
         check_name("agent", agent)
