@@ -130,6 +130,41 @@ def test_kill_switch_stops_every_process_until_lifted(tmp_path):
     assert first.audit.verify()
 
 
+@pytest.mark.parametrize(
+    "edits",
+    [
+        ["DELETE FROM switches"],
+        ["UPDATE switches SET active = 0"],
+        ["DELETE FROM switches", "UPDATE audit SET payload = replace(payload, 'true', 'false') WHERE kind = 'kill'"],
+    ],
+    ids=["row deleted", "row turned off", "row deleted and its entry edited"],
+)
+def test_a_kill_switch_removed_in_the_file_still_refuses_every_call_until_lifted(tmp_path, edits):
+    """The kill switch is a row and the audit entry that set it: a row deleted or turned off in the SQLite file (and
+    the entry edited to match) leaves the log saying it is on, so every call is refused, with an alert, until a
+    human lifts it (which is recorded, and leaves the log whole again)."""
+    from tests.tampering import tamper
+    from workbench import AuditChainBroken
+
+    first, second = priced(tmp_path / "w.db"), priced(tmp_path / "w.db")
+    first.kill("incident 43")
+    tamper(first, *edits)
+    for wb in (first, second):
+        with pytest.raises(
+            AuditChainBroken,
+            match=r"^kill switch refused: .* by audit entry \d+ was deleted or turned "
+            r"off in the file, so no call is sent|^kill switch refused: the audit entry \d+ about the kill",
+        ):
+            wb.ask("anything")
+    assert first.store.query("SELECT COUNT(*) AS n FROM calls")[0]["n"] == 0
+    assert not first.audit.verify().ok  # named there too
+    if len(edits) > 1:
+        return  # (an edited entry is not lifted over: the store is restored)
+    first.budgets.lift()
+    assert second.ask("anything").text == "anything"
+    assert first.audit.verify().ok
+
+
 def test_bad_budget_settings_are_clear(wb):
     with pytest.raises(WorkbenchError, match="write 'global' or one of user:NAME"):
         wb.budgets.set("team:x", 1)

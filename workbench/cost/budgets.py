@@ -219,7 +219,11 @@ class Budgets:
                 with self.store.transaction() as conn:
                     self.store.audit(conn, "kill", "switch", {"active": False, "team": team.where})
         with self.store.transaction() as conn:
-            if conn.execute("UPDATE switches SET active = 0, at = ? WHERE name = 'kill'", (utcnow(),)).rowcount:
+            lifted = conn.execute("UPDATE switches SET active = 0, at = ? WHERE name = 'kill'", (utcnow(),)).rowcount
+            if not lifted and self.store.kill_logged_on(conn) is not None:  # on by the log, its row gone from the file
+                conn.execute("INSERT INTO switches (name, active, reason, at) VALUES ('kill', 0, '', ?)", (utcnow(),))
+                lifted = 1
+            if lifted:
                 self.store.audit(conn, "kill", "switch", {"active": False}, bind=[("switches", "kill")])
 
     def df(self) -> Any:
@@ -290,6 +294,10 @@ class Budgets:
                 "EXISTS (SELECT 1 FROM budgets)"
             ).fetchone()
         killed, budgeted = row[0], LOCAL if row[1] else 0
+        if killed is None and (entry := self.store.kill_logged_on()) is not None:
+            self.store._tampered(
+                "kill switch", f"the kill switch turned on by audit entry {entry} was deleted or turned off in the file"
+            )
         if killed is None and self.team is not None:
             try:
                 killed, shared = self.team.gate()

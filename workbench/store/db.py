@@ -60,6 +60,10 @@ _ENTRY_FIELDS = ("id", "ts", "kind", "ref", "payload", "prev_hash", "hash")
 # binding its row); for a memory, the last write, each of which binds its row under its id.
 _NEWEST_ENTRY = f"SELECT {', '.join(_ENTRY_FIELDS)} FROM audit WHERE kind = ? AND ref = ? ORDER BY id DESC LIMIT 1"
 _USED_AS = {"session history": "sent to the model as history", "replay": "replayed"}
+_KILL_ENTRY = (  # the newest entry about this store's own kill switch (a team's switch lives in Redis: "team" set)
+    f"SELECT {', '.join(_ENTRY_FIELDS)} FROM audit WHERE kind = 'kill' AND ref = 'switch' "
+    "AND json_extract(payload, '$.team') IS NULL ORDER BY id DESC LIMIT 1"
+)
 _SESSION_CALLS = (  # the answered live calls the log recorded for a session since a time (audit_call_session)
     "SELECT id, ref FROM audit WHERE kind = 'call' AND json_extract(payload, '$.session') = ? AND ts >= ? "
     "AND json_extract(payload, '$.status') = 'ok' AND json_extract(payload, '$.mode') = 'live' "
@@ -559,6 +563,25 @@ class Store:
             self._tampered(purpose, f"the audit entry {entry['id']} {which} was edited", alert)
         return list(json.loads(entry["payload"]).get("bind", []))
 
+    def kill_logged_on(self, conn: sqlite3.Connection | None = None) -> int | None:
+        """The audit entry that turned this store's kill switch on, when it is the newest about the switch (its
+        keyed hash checked; an edited one is refused); ``None`` when the log says the switch is off. The gate asks
+        this when the ``switches`` row says off, so a kill switch deleted or turned off in the file still refuses.
+        """
+        with self.lock:
+            found = (conn or self.conn).execute(_KILL_ENTRY).fetchone()
+            head = (
+                (conn or self.conn).execute("SELECT key_id FROM audit_head WHERE k = 1").fetchone() if found else None
+            )
+        if found is None:
+            return None
+        key = audit_key()
+        self._check_key(head[0] if head else None, key, "no call was sent")  # (a wrong key is not an edit)
+        entry = dict(zip(_ENTRY_FIELDS, found, strict=True))
+        if not check_entry(key, entry):
+            self._tampered("kill switch", f"the audit entry {entry['id']} about the kill switch was edited")
+        return int(entry["id"]) if json.loads(entry["payload"]).get("active") else None
+
     def _tampered(self, purpose: str, what: str, alert: bool = True, unused: str | None = None) -> NoReturn:
         """Refuse a recorded row edited in the file, and alert (as a chain that refuses to grow does)."""
         then = {
@@ -566,10 +589,12 @@ class Store:
             "session history": "restore the store, or reset the session (`wb.session(name).reset()`) to start its "
             "history afresh",
             "memory": "restore the store, or forget the memory (`wb.memory.forget(ID)`)",
+            "kill switch": "restore the store, or lift the switch (`wb.budgets.lift()`, recorded)",
         }.get(purpose, "restore the store or record the call again in live mode")
         unused = unused or {
             "session history": "it is not sent to the model",
             "memory": "it is not given to the model",
+            "kill switch": "no call is sent",
         }.get(purpose, "its answer is not served")
         message = (
             f"{purpose} refused: {what}, so {unused}. Run `workbench audit verify` to see what changed, then {then}"
