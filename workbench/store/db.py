@@ -141,6 +141,7 @@ class Store:
         self.conn = conn
         self.lock = threading.RLock()
         self._depth = 0  # > 0 inside batch(): transactions become savepoints
+        self._kill_checked: tuple[tuple[Any, ...], int | None] | None = None  # the kill entry last checked, its answer
         self.on_spans: Callable[[list[str]], None] | None = None  # told the ids of spans just written (OTel)
         self.on_broken_chain: Callable[[str], None] | None = None  # told when the audit chain refuses to grow
         try:
@@ -577,10 +578,14 @@ class Store:
             return None
         key = audit_key()
         self._check_key(head[0] if head else None, key, "no call was sent")  # (a wrong key is not an edit)
+        if self._kill_checked is not None and self._kill_checked[0] == (key.id, *found):  # (checked: the same bytes)
+            return self._kill_checked[1]
         entry = dict(zip(_ENTRY_FIELDS, found, strict=True))
         if not check_entry(key, entry):
             self._tampered("kill switch", f"the audit entry {entry['id']} about the kill switch was edited")
-        return int(entry["id"]) if json.loads(entry["payload"]).get("active") else None
+        on = int(entry["id"]) if json.loads(entry["payload"]).get("active") else None
+        self._kill_checked = ((key.id, *found), on)
+        return on
 
     def _tampered(self, purpose: str, what: str, alert: bool = True, unused: str | None = None) -> NoReturn:
         """Refuse a recorded row edited in the file, and alert (as a chain that refuses to grow does)."""
