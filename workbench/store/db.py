@@ -587,6 +587,15 @@ class Store:
         self._kill_checked = ((key.id, *found), on)
         return on
 
+    def check_kill_switch(self) -> None:
+        """Refuse (:class:`AuditChainBroken`, and an alert) when the kill switch's row says off but the log says on:
+        the row was deleted or turned off in the file. Asked by the gate before every call the row lets through.
+        """
+        entry = self.kill_logged_on()
+        if entry is not None:
+            what = f"the kill switch turned on by audit entry {entry} was deleted or turned off in the file"
+            self._tampered("kill switch", what)
+
     def _tampered(self, purpose: str, what: str, alert: bool = True, unused: str | None = None) -> NoReturn:
         """Refuse a recorded row edited in the file, and alert (as a chain that refuses to grow does)."""
         then = {
