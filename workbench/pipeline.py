@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -302,15 +302,7 @@ class Pipeline:
         def screen(text: str, where: str) -> str:
             return self.guard.screen_secrets(text, where, session=session, agent=agent, call_id=call_id)
 
-        if system:
-            system = screen(system, "the system prompt")
-        if context is None:
-            return system, None
-        if isinstance(context, str):
-            return system, screen(context, "the context")
-        if isinstance(context, Mapping):
-            return system, {str(k): screen(str(v), f"context item {k!r}") for k, v in context.items()}
-        return system, [screen(str(v), f"context item {i}") for i, v in enumerate(context, 1)]
+        return _each_sent(system, context, screen)
 
     def _screen_json(self, value: Any, where: str, session: str | None, agent: str | None, call_id: str) -> Any:
         """A JSON value stored and sent with the request (a ``response_format``, tool schemas) with each of its
@@ -588,8 +580,12 @@ class Pipeline:
         trace = Trace()
         trace.begin("llm.call", route=route_name, mode=self.mode, session=session)
         with trace.span("guardrails.check_input") as attrs:  # a block raises: nothing is sent
-            for where, text in _sent_with(system, context):  # each on its length first, as the prompt is
+
+            def length(text: str, where: str) -> str:  # each on its length first, as the prompt is
                 self.guard.check_length(text, where, session=session, agent=agent, call_id=call_id)
+                return text
+
+            _each_sent(system, context, length)
             prompt = self.guard.check("input", prompt, call_id, session, agent=agent, report=attrs)
             system, context = self._screen_secrets(system, context, session, agent, call_id)
             response_format = self._screen_json(opts.response_format, "the response format", session, agent, call_id)
@@ -1280,16 +1276,19 @@ def _with_images(prompt: Any, opts: AskOptions) -> tuple[Any, AskOptions]:
     return "\n".join(texts), replace(opts, images=tuple(images))
 
 
-def _sent_with(system: str | None, context: ContextArg) -> list[tuple[str, str]]:
-    """``(where, text)`` for the system prompt and each inline context item, named as errors name them."""
-    texts = [("the system prompt", system)] if isinstance(system, str) and system else []
+def _each_sent(system: str | None, context: ContextArg, fn: Callable[[str, str], str]) -> tuple[str | None, ContextArg]:
+    """``fn(text, where)`` on the system prompt and on each inline context item (as text), each named as errors
+    name it; what it returns, in the same shapes.
+    """
+    if system:
+        system = fn(system, "the system prompt")
+    if context is None:
+        return system, None
     if isinstance(context, str):
-        texts.append(("the context", context))
-    elif isinstance(context, Mapping):
-        texts += [(f"context item {k!r}", v if isinstance(v, str) else str(v)) for k, v in context.items()]
-    elif context is not None:
-        texts += [(f"context item {i}", v if isinstance(v, str) else str(v)) for i, v in enumerate(context, 1)]
-    return texts
+        return system, fn(context, "the context")
+    if isinstance(context, Mapping):
+        return system, {str(k): fn(str(v), f"context item {k!r}") for k, v in context.items()}
+    return system, [fn(str(v), f"context item {i}") for i, v in enumerate(context, 1)]
 
 
 def _show(messages: list[dict[str, Any]], images: list[Image]) -> list[dict[str, Any]]:

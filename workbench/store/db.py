@@ -459,8 +459,7 @@ class Store:
                 self._adopt(conn, key)
         with self.lock:
             conn = self.conn
-            head = conn.execute("SELECT key_id FROM audit_head WHERE k = 1").fetchone()
-            self._check_key(head[0] if head else None, key, f"nothing was served from the {purpose}")
+            self._check_log_key(conn, key, f"nothing was served from the {purpose}")
             name = f"recorded call {call_id}"
             bound = self._newest_bindings(conn, key, "call", call_id, f"that recorded {name}", purpose) or []
             want = next((b for b in bound if b["t"] == "calls" and b["k"] == call_id), None)
@@ -530,8 +529,7 @@ class Store:
             self._check_memories(self.conn, key, ids)
 
     def _check_memories(self, conn: sqlite3.Connection, key: AuditKey, ids: Sequence[str], alert: bool = True) -> None:
-        head = conn.execute("SELECT key_id FROM audit_head WHERE k = 1").fetchone()
-        self._check_key(head[0] if head else None, key, "no memory was given")
+        self._check_log_key(conn, key, "no memory was given")
         carried: dict[tuple[str, str], tuple[int, dict[str, Any]]] | None = None
         for memory_id in ids:
             name = f"memory {memory_id}"
@@ -559,31 +557,35 @@ class Store:
         found = conn.execute(_NEWEST_ENTRY, (kind, ref)).fetchone()
         if found is None:
             return None
+        return list(self._checked_payload(key, found, which, purpose, alert).get("bind", []))
+
+    def _checked_payload(
+        self, key: AuditKey, found: Sequence[Any], which: str, purpose: str, alert: bool = True
+    ) -> dict[str, Any]:
+        """The payload of an entry read as ``_ENTRY_FIELDS``, once its keyed hash is checked (an entry edited in the
+        file is refused for ``purpose``; ``which`` names it in the message).
+        """
         entry = dict(zip(_ENTRY_FIELDS, found, strict=True))
         if not check_entry(key, entry):
             self._tampered(purpose, f"the audit entry {entry['id']} {which} was edited", alert)
-        return list(json.loads(entry["payload"]).get("bind", []))
+        return dict(json.loads(entry["payload"]))
 
     def kill_logged_on(self, conn: sqlite3.Connection | None = None) -> int | None:
         """The audit entry that turned this store's kill switch on, when it is the newest about the switch (its
         keyed hash checked; an edited one is refused); ``None`` when the log says the switch is off. The gate asks
         this when the ``switches`` row says off, so a kill switch deleted or turned off in the file still refuses.
         """
-        with self.lock:
-            found = (conn or self.conn).execute(_KILL_ENTRY).fetchone()
-            head = (
-                (conn or self.conn).execute("SELECT key_id FROM audit_head WHERE k = 1").fetchone() if found else None
-            )
-        if found is None:
-            return None
         key = audit_key()
-        self._check_key(head[0] if head else None, key, "no call was sent")  # (a wrong key is not an edit)
+        with self.lock:
+            db = conn or self.conn
+            found = db.execute(_KILL_ENTRY).fetchone()
+            if found is None:
+                return None
+            self._check_log_key(db, key, "no call was sent")  # (a wrong key is not an edit)
         if self._kill_checked is not None and self._kill_checked[0] == (key.id, *found):  # (checked: the same bytes)
             return self._kill_checked[1]
-        entry = dict(zip(_ENTRY_FIELDS, found, strict=True))
-        if not check_entry(key, entry):
-            self._tampered("kill switch", f"the audit entry {entry['id']} about the kill switch was edited")
-        on = int(entry["id"]) if json.loads(entry["payload"]).get("active") else None
+        payload = self._checked_payload(key, found, "about the kill switch", "kill switch")
+        on = int(found[0]) if payload.get("active") else None
         self._kill_checked = ((key.id, *found), on)
         return on
 
@@ -616,6 +618,11 @@ class Store:
         if alert and self.on_broken_chain is not None:
             self.on_broken_chain(message)
         raise AuditChainBroken(message)
+
+    def _check_log_key(self, conn: sqlite3.Connection, key: AuditKey, outcome: str) -> None:
+        """Refuse a process whose audit key is not the one the log's head was written with (see :meth:`_check_key`)."""
+        head = conn.execute("SELECT key_id FROM audit_head WHERE k = 1").fetchone()
+        self._check_key(head[0] if head else None, key, outcome)
 
     @staticmethod
     def _check_key(key_id: str | None, key: AuditKey, outcome: str = "nothing was recorded") -> None:
