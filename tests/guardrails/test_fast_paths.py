@@ -119,6 +119,28 @@ def test_the_quote_discount_reads_quotes_only_as_far_as_the_last_hit_and_discoun
     assert checked > 500
 
 
+def test_whether_a_text_talks_about_attacks_is_what_the_regex_says():
+    """``_about`` looks its words up instead of running ``_ABOUT``: the same answer on every text."""
+    rng = random.Random(11)
+    words = [*injection._ABOUT_WORDS, "what", "does", "true", "positive", "red", "team", "red-team", "testing"]
+    glue = [" ", "  ", "-", "_", "\n", "é", "1", ".", "", "x", "ß"]
+    texts = [t.lower() for t in CORPUS] + [PROSE[i : i + 800].lower() for i in range(0, 200_000, 4000)]
+    texts += ["".join(rng.choice(words) + rng.choice(glue) for _ in range(rng.randint(1, 6))) for _ in range(4000)]
+    filler = PROSE[:30_000].lower().translate(str.maketrans("", "", "".join(injection._ABOUT_WORDS) + "whatrued"))
+    for n in range(300):  # long texts, read a piece at a time: such a word or phrase anywhere, or none
+        at = rng.randrange(len(filler))
+        piece = "" if n % 5 == 0 else rng.choice(words) + rng.choice(glue) + rng.choice(words)
+        texts.append(filler[:at] + rng.choice(glue) + piece + rng.choice(glue) + filler[at:])
+    texts += ["a" * 20_000 + " test", "what " + "b" * 9000 + " does", "x " * 9000 + "what does"]
+    quoted = ['"', "'", "`", "«", "»", "“", "”", "‘", "’"]
+    texts += [
+        "".join(rng.choice(words + quoted) + rng.choice(glue) for _ in range(rng.randint(2, 12))) for _ in range(3000)
+    ]
+    answers = [injection._about(t) for t in texts]
+    assert answers == [injection._ABOUT.search(t) is not None for t in texts]
+    assert 0.2 < sum(answers) / len(answers) < 0.9  # both answers are tried often
+
+
 def test_with_the_prefilter_an_attack_anywhere_in_a_long_text_gives_the_hits_and_places_the_gates_give(monkeypatch):
     if not all(s.load() for s in injection._ACCEL.values()):
         pytest.skip("hyperscan is not installed on this platform")

@@ -22,12 +22,10 @@ downloaded.
 from __future__ import annotations
 
 import bisect
-import functools
 import itertools
 import json
 import math
 import re
-from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -36,29 +34,31 @@ MODEL = Path(__file__).with_name("injection_model.json")
 WINDOW = 320  # characters per scored window of a long text
 _WORD = re.compile(r"\w+")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
-_SHAPES = {  # each a few regexes that start with a literal (the engine skips to it at C speed): found where any matches
-    "url_query": (r"https?://\S+\?\S*=",),
-    "md_image": (r"!\[[^\]]*\]\(",),
-    "html_comment": (r"<!--",),
-    "hidden_html": (r"display\s*:\s*none", r"hidden(?<!\whidden)\b[^>]*>", r"white on white"),
-    "placeholder": (r"\{[a-z_]{3,}\}",),
+_SHAPES = {  # each a few (regex, the literals its every match holds): found where any matches
+    "url_query": ((r"https?://\S+\?\S*=", ("http",)),),
+    "md_image": ((r"!\[[^\]]*\]\(", ("![",)),),
+    "html_comment": ((r"<!--", ("<!--",)),),
+    "hidden_html": (
+        (r"display\s*:\s*none", ("display",)),
+        (r"hidden(?<!\whidden)\b[^>]*>", ("hidden",)),
+        (r"white on white", ("white on white",)),
+    ),
+    "placeholder": ((r"\{[a-z_]{3,}\}", ("{",)),),
     "code_call": (),  # a name, a dotted one too, then a parenthesis closed within 40 characters: see _calls
     "shell_or_sql": (
-        *(rf"{verb}(?<!\w{verb})\s+(?:table|database|from)\b" for verb in ("drop", "delete", "truncate")),
-        r"rm(?<!\wrm)\s+-rf\b",
+        *((rf"{verb}(?<!\w{verb})\s+(?:table|database|from)\b", (verb,)) for verb in ("drop", "delete", "truncate")),
+        (r"rm(?<!\wrm)\s+-rf\b", ("rm",)),
     ),
-    "chat_marker": (r"<\|[a-z_]+\|>", r"\[/?inst\]", r"<</?sys>>", r"(?m:^\s*(?:system|assistant)\s*:)"),
+    "chat_marker": (
+        (r"<\|[a-z_]+\|>", ("<|",)),
+        (r"\[/?inst\]", ("inst]",)),
+        (r"<</?sys>>", ("sys>>",)),
+        (r"(?m:^\s*(?:system|assistant)\s*:)", ("system", "assistant")),
+    ),
 }
-_COMPILED = {name: [re.compile(p) for p in patterns] for name, patterns in _SHAPES.items()}
-_NEEDS = {  # a literal each shape's matches hold: most windows hold none, and no regex runs on them
-    "url_query": ("http",),
-    "md_image": ("![",),
-    "html_comment": ("<!--",),
-    "hidden_html": ("display", "hidden", "white on white"),
-    "placeholder": ("{",),
-    "shell_or_sql": ("drop", "delete", "truncate", "rm"),
-    "chat_marker": ("<|", "inst]", "sys>>", "system", "assistant"),
-}
+# Each regex (most start with a literal: the engine skips to it at C speed) after the shape it finds; the regex
+# runs only on a text holding one of its literals (most texts hold none).
+_RULES = [("#" + name, literals, re.compile(p)) for name, rules in _SHAPES.items() for p, literals in rules]
 _NAME = frozenset("abcdefghijklmnopqrstuvwxyz_")
 
 
@@ -75,17 +75,26 @@ class _SpaceButWords(dict[int, int]):
 
 
 _SPACE_BUT_WORDS = _SpaceButWords({c: c if chr(c).isalnum() or c == 95 else 32 for c in range(128)})
+# The same for an ASCII text's bytes (a byte table is read at C speed; a str's dict is looked up per character)
+ASCII_WORDS = bytes(c if c < 128 and (chr(c).isalnum() or c == 95) else 32 for c in range(256))
+
+
+def words_spaced(text: str) -> str:
+    """``text`` with every character but the word characters (``\\w``) a space: its words are what ``split()``
+    returns, at the same places.
+    """
+    if text.isascii():
+        return text.encode("ascii").translate(ASCII_WORDS).decode("ascii")
+    return text.translate(_SPACE_BUT_WORDS)
 
 
 def _spaced_words(text: str) -> str | None:
     """``text`` with every character but the word characters a space (the same length), when its words are what
     ``_tokens`` finds; ``None`` for a text holding Chinese, Japanese or Korean (a character is a word there).
     """
-    if text.isascii():
-        return text.translate(_SPACE_BUT_WORDS)
-    if _CJK.search(text):
+    if not text.isascii() and _CJK.search(text):
         return None
-    return text.translate(_SPACE_BUT_WORDS)
+    return words_spaced(text)
 
 
 _CALL_ARGS = re.compile(r"[^)]{0,40}\)")
@@ -127,14 +136,14 @@ def _boundary(text: str, i: int) -> bool:
 def _shapes(text: str) -> list[tuple[str, list[int]]]:
     """``("#name", [start of each match])`` for each shape ``text`` holds."""
     calls = _calls(text) if "(" in text else []
-    out = [("#code_call", calls)] if calls else []
-    for name, patterns in _COMPILED.items():
-        if not any(literal in text for literal in _NEEDS.get(name, ())):
-            continue
-        found = sorted({m.start() for rx in patterns for m in rx.finditer(text)})
-        if found:
-            out.append(("#" + name, found))
-    return out
+    found: dict[str, set[int]] = {"#code_call": set(calls)} if calls else {}
+    for name, literals, rx in _RULES:
+        for literal in literals:
+            if literal in text:
+                if starts := [m.start() for m in rx.finditer(text)]:
+                    found.setdefault(name, set()).update(starts)
+                break
+    return [(name, sorted(at)) for name, at in found.items()]
 
 
 def _tokens(text: str) -> list[tuple[int, str]]:
@@ -214,26 +223,27 @@ class Model:
         if len(text) <= WINDOW:  # one window: no positions needed
             best = self._one_window(text)
             return 1 / (1 + math.exp(-best)) if best > -30 else 0.0
+        bounds = windows(text)
         if (spaced := _spaced_words(text)) is not None:  # the words are what split() returns
             words = spaced.split()
             pairs: list[str] = list(map(" ".join, zip(words, words[1:], strict=False)))
-            before_start: Callable[[int], int] = _WordsBefore(spaced)
-            before_end: Callable[[int], int] = _WordsBefore(spaced)
+            before = _words_before(spaced, sorted({p for window in bounds for p in window}))
+            spans = [(before[start], before[end]) for start, end in bounds]
         else:
             tokens = _tokens(text)
             starts, words = [p for p, _ in tokens], [w for _, w in tokens]
             pairs = _pairs(words)
-            before_start = before_end = functools.partial(bisect.bisect_left, starts)
+            spans = [(bisect.bisect_left(starts, start), bisect.bisect_left(starts, end)) for start, end in bounds]
 
         weights, known = self.weights, self.known
         stems = ["~" + w[:5] if len(w) > 5 else None for w in words]  # each word's stem feature, if it has one
         shapes = [(name, at) for name, at in _shapes(text) if name in weights]
         best = -math.inf
-        for start, end in windows(text):
-            i, j = before_start(start), before_end(end)  # words i..j-1 start in the window; pair k: words k, k+1
+        for (start, end), (i, j) in zip(bounds, spans, strict=True):  # words i..j-1 start in the window
             seen = known.intersection(itertools.chain(words[i:j], pairs[i : max(i, j - 1)], stems[i:j]))
-            score = self.bias + sum(map(weights.__getitem__, seen))
-            score += sum(weights[name] for name, at in shapes if any(start <= p < end for p in at))
+            score = self.bias + sum(map(weights.__getitem__, seen))  # (pair k: words k and k+1)
+            if shapes:
+                score += sum(weights[name] for name, at in shapes if any(start <= p < end for p in at))
             best = max(best, score)
         return 1 / (1 + math.exp(-best)) if best > -30 else 0.0
 
@@ -253,33 +263,33 @@ class Model:
         return self.bias + sum(map(weights.__getitem__, seen))
 
 
-class _WordsBefore:
-    """How many words of a text (its word characters, the rest spaces) start before a position, for positions
-    asked in increasing order: each step splits only the stretch since the last one.
+def _words_before(spaced: str, positions: list[int]) -> dict[int, int]:
+    """How many words of a text (its word characters, the rest spaces) start before each of ``positions``
+    (increasing): each step splits only the stretch since the last one.
     """
-
-    def __init__(self, spaced: str):
-        self.spaced, self.at, self.count = spaced, 0, 0
-
-    def __call__(self, position: int) -> int:
-        if position < self.at:
-            self.at = self.count = 0
-        if position > self.at:
-            stretch = self.spaced[self.at : position]
+    out, at, count = {}, 0, 0
+    for position in positions:
+        if position > at:
+            stretch = spaced[at:position]
             found = len(stretch.split())
-            if found and self.at > 0 and self.spaced[self.at - 1] != " " and stretch[0] != " ":
+            if found and at > 0 and spaced[at - 1] != " " and stretch[0] != " ":
                 found -= 1  # its first is the end of a word that started before
-            self.count += found
-            self.at = position
-        return self.count
+            count += found
+            at = position
+        out[position] = count
+    return out
 
 
-def _shape_names(text: str) -> list[str]:
+def _shape_names(text: str) -> set[str]:
     """``"#name"`` of each shape ``text`` holds (what :func:`_shapes` finds, without where)."""
-    out = ["#code_call"] if "(" in text and _calls(text, first=True) else []
-    for name, patterns in _COMPILED.items():
-        if any(literal in text for literal in _NEEDS.get(name, ())) and any(rx.search(text) for rx in patterns):
-            out.append("#" + name)
+    out = {"#code_call"} if "(" in text and _calls(text, first=True) else set()
+    for name, literals, rx in _RULES:
+        if name not in out:
+            for literal in literals:
+                if literal in text:
+                    if rx.search(text):
+                        out.add(name)
+                    break
     return out
 
 

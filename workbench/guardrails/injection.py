@@ -35,7 +35,7 @@ from re import _parser as _p  # type: ignore[attr-defined]
 from typing import Any
 
 from workbench.guardrails._accel import Literals, PatternSet
-from workbench.guardrails.classifier import WINDOW, model
+from workbench.guardrails.classifier import WINDOW, model, words_spaced
 from workbench.guardrails.scanners import Finding
 
 FAMILIES = (
@@ -1056,18 +1056,20 @@ _HEX = re.compile(r"(?<![0-9a-fA-F])(?:[0-9a-fA-F]{2}){8,}(?![0-9a-fA-F])")
 _ROT13_HINT = re.compile(r"\brot-?13\b|\bcaesar\b")  # in lower case
 _COMMON = frozenset("the and to of you is a in your all for it this that on are with be not what how".split())
 _WORD = re.compile(r"[a-z]+")
-_SPACE_BUT_LETTERS = {c: " " for c in range(128) if not "a" <= chr(c) <= "z"}  # an ASCII text's [a-z]+ runs: split()
+_ASCII_LETTERS = bytes(c if 97 <= c <= 122 else 32 for c in range(256))  # an ASCII text's [a-z]+ runs: split()
+_COMMON_BYTES = frozenset(word.encode() for word in _COMMON)
 # Each branch starts with its quote mark (the look-behind comes after it), so the regex engine skips to
 # the next quote mark at C speed instead of trying every position.
 _QUOTED = re.compile(r"\"[^\"]*\"|“[^”]*”|'(?<!\w')[^'\n]+'(?!\w)|‘[^’]*’|«[^»]*»|`[^`]*`")
-_ABOUT = re.compile(
-    r"\b(?:classify|label|detect|detector|flag(?:ged)?|filter|analy[sz]e|analysis|explain|why|what does|"
-    r"translate|summari[sz]e|example|dataset|test|logs?|report|pattern|true positive|attack(?:er)?|"
-    r"injection|jailbreak|red-team|pentest|count|grep|mean|string|phrase|language)\b"
+# Words that say a text talks about attacks (whole words, in lower case), and the phrases that do
+_ABOUT_WORDS = frozenset(
+    "classify label detect detector flag flagged filter analyse analyze analysis explain why translate summarise "
+    "summarize example dataset test log logs report pattern attack attacker injection jailbreak pentest count grep "
+    "mean string phrase language".split()
 )
-
-
-_ABOUT_NEEDS = gate(_ABOUT.pattern)  # every match holds a literal of each group
+_ABOUT_PHRASES = re.compile(r"\b(?:what does|true positive|red-team)\b")
+_ABOUT_FIRST = frozenset(("what", "true", "red"))  # the phrases' first words
+_ABOUT = re.compile(rf"\b(?:{'|'.join(sorted(_ABOUT_WORDS))}|{_ABOUT_PHRASES.pattern[5:-3]})\b")  # all of them
 
 
 def _group_table(signals: list[_Signal]) -> tuple[dict[str, list[int]], list[list[int]], list[int], list[int]]:
@@ -1323,7 +1325,10 @@ def decoded(text: str) -> list[tuple[int, int, str]]:
 
 
 def _looks_rot13(norm: str) -> bool:
-    words = norm.translate(_SPACE_BUT_LETTERS).split() if norm.isascii() else _WORD.findall(norm)  # [a-z]+ runs
+    if norm.isascii():  # its [a-z]+ runs
+        runs = norm.encode("ascii").translate(_ASCII_LETTERS).split()
+        return len(runs) >= 4 and sum(map(_COMMON_BYTES.__contains__, runs)) / len(runs) < 0.08
+    words = _WORD.findall(norm)
     return len(words) >= 4 and sum(map(_COMMON.__contains__, words)) / len(words) < 0.08
 
 
@@ -1601,12 +1606,34 @@ def _detect(text: str, depth: int) -> list[Hit]:
 
 
 def _about(text: str) -> bool:
-    """Whether ``text`` talks about attacks (``_ABOUT``). A short text without any of the words the regex needs is
-    answered by substring searches: the regex, starting with ``\b``, is tried at every position.
+    """Whether ``text`` (in lower case) talks about attacks: ``_ABOUT`` matches it.
+
+    The regex, starting with ``\\b``, would be tried at every position; instead the words (what ``\\w+`` finds)
+    of a piece of a few kB at a time (cut where no word is) are looked up, at C speed, and a long text is read
+    only as far as the first such word. A text with none is searched for the phrases only when it holds one of
+    their first words.
     """
-    if len(text) <= LONG and not all(any(lit in text for lit in group) for group in _ABOUT_NEEDS):
-        return False
-    return _ABOUT.search(text) is not None
+    start, first = 0, False
+    while start < len(text):
+        end = len(text) if len(text) - start <= 2 * _ABOUT_PIECE else _cut(text, start + _ABOUT_PIECE)
+        words = set(words_spaced(text[start:end]).split())
+        if not words.isdisjoint(_ABOUT_WORDS):
+            return True
+        first = first or not words.isdisjoint(_ABOUT_FIRST)
+        start = end
+    return first and _ABOUT_PHRASES.search(text) is not None
+
+
+_ABOUT_PIECE = 4096
+
+
+def _cut(text: str, at: int) -> int:
+    """The first position from ``at`` that holds no word character (the end of the text if none does)."""
+    m = _NOT_WORD.search(text, at)
+    return m.start() if m else len(text)
+
+
+_NOT_WORD = re.compile(r"\W")
 
 
 def _discount_quoted(text: str, hits: list[Hit]) -> list[Hit]:

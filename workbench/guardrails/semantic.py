@@ -21,7 +21,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from workbench.guardrails.injection import _ABOUT, _QUOTED
+from workbench.guardrails.injection import _QUOTED, _about
 from workbench.guardrails.scanners import Finding
 
 _WORD = re.compile(r"[^\W\d_]+")
@@ -147,7 +147,7 @@ def find_injection_semantic(text: str, *, threshold: float = 0.5, quoted_discoun
     scored = text
     if quoted_discount and _QUOTED.search(text):
         outside = _QUOTED.sub(" ", text)
-        if _ABOUT.search(outside.lower()):
+        if _about(outside.lower()):
             scored = outside
     s = semantic_score(scored)
     return [Finding("semantic_injection", 0, len(text), round(s, 3))] if s >= threshold else []
