@@ -39,6 +39,7 @@ KEYS = {
     "fallback": "sk-proj-FALLBACKqqqqRRRRssss2121",
     "workflow_tool_error": "sk-proj-WFTOOLERRuuuuVVVVwwww2222",
     "eval_expected": "sk-proj-EVALEXPECTxxxxYYYYzzzz2323",
+    "image_metadata": "sk-proj-IMAGETEXTaaaaBBBBcccc2424",
 }
 
 RULES = [
@@ -126,6 +127,7 @@ def test_a_key_planted_in_every_path_is_found_nowhere(planted):
     row = wb.approvals.request("db.drop", {"table": "t"}, risk="destructive", reason="destructive tool")
     wb.approvals.decide(row["id"], "reject", by="ana", reason=f"never with {KEYS['decision']}")
     wb.step([{"role": "user", "content": f"what is {KEYS['step']} for?"}], model="local/echo")
+    wb.ask(["What does this chart show?", _png_with_text(KEYS["image_metadata"])], model="local/echo")
     run = _workflow(wb).run(vault=f"token={KEYS['workflow_input']}")
     assert run.status == "done", run.error
     assert run.results["fetch"] == {"token": "[REDACTED:openai_key]"}  # what a dependent got is what is stored
@@ -147,6 +149,21 @@ def test_a_key_planted_in_every_path_is_found_nowhere(planted):
     blob = b"".join(p.read_bytes() for p in files if p.exists()) + "".join(shown).encode()
     leaked = {name: key for name, key in KEYS.items() if key.encode() in blob}
     assert leaked == {}, f"leaked: {leaked}"
+
+
+def _png_with_text(text):
+    """A 2x2 PNG whose text chunk holds ``text`` (where image tools write the prompt that made a picture)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0))
+    pixels = chunk(b"IDAT", zlib.compress(b"\x00" + b"\x10\x20\x30" * 2 + b"\x00" + b"\x40\x50\x60" * 2))
+    return (
+        b"\x89PNG\r\n\x1a\n" + header + chunk(b"tEXt", b"parameters\x00" + text.encode()) + pixels + chunk(b"IEND", b"")
+    )
 
 
 def _file(path):

@@ -196,3 +196,70 @@ def test_a_plotly_figure_without_kaleido_is_a_one_line_error_saying_what_to_inst
         pytest.skip("kaleido is installed here: the figure would be sent")
     with pytest.raises(ImageError, match="pip install kaleido"):
         wb.ask(["What does it show?", go.Figure(go.Bar(y=[1, 3, 2]))], model="local/echo")
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def _with_metadata(image: bytes, kind: str, note: bytes) -> bytes:
+    """``image`` (a PNG) or a JPEG made from it with ``note`` in every place such a file keeps text."""
+    import io
+
+    from PIL import Image as PILImage
+
+    if kind == "png":  # after the header: a text, a compressed text, an international text, EXIF; and after IEND
+        extra = _chunk(b"tEXt", b"parameters\x00" + note) + _chunk(b"zTXt", b"Comment\x00\x00" + zlib.compress(note))
+        extra += _chunk(b"iTXt", b"Note\x00\x00\x00\x00\x00" + note) + _chunk(b"eXIf", b"MM\x00*" + note)
+        return image[:33] + extra + image[33:] + note
+    buffer = io.BytesIO()
+    exif = PILImage.Exif()
+    exif[0x010E] = note.decode()  # ImageDescription
+    PILImage.open(io.BytesIO(image)).save(
+        buffer, "JPEG", exif=exif.tobytes(), comment=note, progressive=kind == "progressive jpeg", quality=90
+    )
+    data = buffer.getvalue()
+    xmp = b"http://ns.adobe.com/xap/1.0/\x00" + note
+    app13 = b"Photoshop 3.0\x00" + note
+    segments = b"".join(m + struct.pack(">H", len(d) + 2) + d for m, d in ((b"\xff\xe1", xmp), (b"\xff\xed", app13)))
+    return data[:2] + segments + data[2:] + note
+
+
+@pytest.mark.parametrize("kind", ["png", "jpeg", "progressive jpeg"])
+def test_what_an_image_says_besides_its_pixels_is_never_sent_or_stored(wb, kind):
+    """Image tools write the prompt that made a picture into its PNG text chunks, cameras and editors notes into
+    EXIF, XMP and comments: none of it is scanned, so none of it is kept. The pixels are unchanged.
+    """
+    import io
+
+    from PIL import Image as PILImage
+
+    note = b"aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiIMAGENOTE88"
+    image = _with_metadata(png(40, 30, seed=5), kind, note)
+    assert image.count(note) >= 3
+    sent = wb.ask(["What does this show?", image], model="local/echo")
+    [blob] = wb.store.query("SELECT data FROM blobs")
+    assert note not in blob["data"] and b"wJalrXUtnFEMI" not in blob["data"]
+    assert sent.text.endswith(f"[image 40x30 {kind.split()[-1]} sha256:{as_image(image).sha256[:12]}]")
+    before, after = (PILImage.open(io.BytesIO(data)) for data in (image, blob["data"]))
+    assert (after.size, after.mode) == (before.size, before.mode)
+    assert after.tobytes() == before.tobytes()  # the same pixels, decoded
+    wb.store.close()
+    stored = b"".join(p.read_bytes() for p in wb.store.path.parent.glob(wb.store.path.name + "*"))
+    assert b"wJalrXUtnFEMI" not in stored
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        png(8, 8)[:-20],  # cut short: no IEND
+        png(8, 8)[:33] + struct.pack(">I", 10**6) + b"tEXt" + b"x" * 20,  # a chunk longer than the file
+        b"\xff\xd8\xff\xc0\x00\x0b\x08\x00\x04\x00\x04\x01\x01\x11\x00\xff\xfe\x00\x40note",
+        b"\xff\xd8\xff\xc0\x00\x0b\x08\x00\x04\x00\x04\x01\x01\x11\x00\xff\xda\x00\x08\x01\x01\x00\x00\x3f\x00\x12",
+    ],
+    ids=["png without end", "png chunk past the end", "jpeg cut in a segment", "jpeg scan without end"],
+)
+def test_an_image_whose_structure_cannot_be_read_is_one_line(wb, data):
+    with pytest.raises(ImageError, match="structure cannot be read"):
+        wb.ask(["What is this?", data], model="local/echo")
+    assert wb.store.query("SELECT count(*) AS n FROM calls")[0]["n"] == 0

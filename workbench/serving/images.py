@@ -113,14 +113,89 @@ def as_image(value: Any) -> Image:
 
 
 def from_bytes(data: bytes, where: str = "the bytes") -> Image:
-    """An :class:`Image` from PNG or JPEG bytes (their size read from the header)."""
+    """An :class:`Image` from PNG or JPEG bytes (their size read from the header), without its metadata.
+
+    What an image says besides its pixels — a PNG's text and EXIF chunks (where image tools write the prompt
+    that made it, cameras and editors their notes), a JPEG's comments and APP segments (EXIF, XMP, ICC,
+    Photoshop), anything after its end — is dropped before it is sent or stored: no scanner reads it, so it
+    is never kept. The pixels are sent as they are.
+    """
     mime = _sniff(data[:16])
     if mime is None:
         raise ImageError(f"{where} are not a PNG or JPEG image")
     size = _png_size(data) if mime == "image/png" else _jpeg_size(data)
     if size is None:
         raise ImageError(f"{where}: a {mime.split('/')[1].upper()} whose header cannot be read")
-    return Image(data, mime, size[0], size[1], hashlib.sha256(data).hexdigest())
+    kept = _png_pixels(data) if mime == "image/png" else _jpeg_pixels(data)
+    if kept is None:
+        raise ImageError(f"{where}: a {mime.split('/')[1].upper()} whose structure cannot be read (cut short?)")
+    return Image(kept, mime, size[0], size[1], hashlib.sha256(kept).hexdigest())
+
+
+# The PNG chunks that say how to draw the pixels; every other (tEXt, zTXt, iTXt, eXIf, iCCP, tIME, private
+# ones, an animation's frames) is dropped.
+_PNG_KEPT = frozenset(b"IHDR PLTE IDAT IEND tRNS gAMA cHRM sRGB sBIT bKGD pHYs".split())
+
+
+def _png_pixels(data: bytes) -> bytes | None:
+    """``data`` with only the chunks in ``_PNG_KEPT``, up to IEND; ``None`` when its chunks cannot be read."""
+    out, at = [data[:8]], 8
+    while at + 12 <= len(data):
+        (length,) = struct.unpack(">I", data[at : at + 4])
+        end = at + 12 + length
+        if end > len(data):
+            return None
+        kind = data[at + 4 : at + 8]
+        if kind in _PNG_KEPT:
+            out.append(data[at:end])
+        if kind == b"IEND":
+            return b"".join(out)
+        at = end
+    return None
+
+
+def _jpeg_pixels(data: bytes) -> bytes | None:
+    """``data`` without comments and APP segments (but a plain JFIF or Adobe header), up to the end-of-image
+    marker; ``None`` when its segments cannot be read.
+    """
+    out, at = [b"\xff\xd8"], 2
+    while at + 1 < len(data):
+        if data[at] != 0xFF:
+            return None
+        marker = data[at + 1]
+        if marker == 0xFF:  # a fill byte before a marker
+            at += 1
+            continue
+        if marker == 0xD9:
+            out.append(b"\xff\xd9")
+            return b"".join(out)
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            at += 2
+            continue
+        if at + 4 > len(data):
+            return None
+        end = at + 2 + struct.unpack(">H", data[at + 2 : at + 4])[0]
+        if end > len(data) or end < at + 4:
+            return None
+        segment = data[at:end]
+        plain_header = (marker == 0xE0 and segment[4:9] == b"JFIF\x00" and len(segment) == 18) or (
+            marker == 0xEE and segment[4:9] == b"Adobe" and len(segment) == 16
+        )
+        if not (0xE0 <= marker <= 0xEF or marker == 0xFE) or plain_header:
+            out.append(segment)
+        at = end
+        if marker == 0xDA:  # a scan: its entropy-coded data runs to the next marker (0xFF00 and RSTn are data)
+            scan = at
+            while (scan := data.find(b"\xff", scan)) >= 0 and scan + 1 < len(data):
+                following = data[scan + 1]
+                if following != 0 and not 0xD0 <= following <= 0xD7:
+                    break
+                scan += 2
+            else:
+                return None  # no end-of-image marker
+            out.append(data[at:scan])
+            at = scan
+    return None
 
 
 def check_sizes(images: list[Image], max_mb: float, max_call_mb: float) -> None:
