@@ -154,6 +154,11 @@ class AskOptions:
             wrong = (
                 f"images must be an image or a list of them (bytes, paths, figures), not {type(self.images).__name__}"
             )
+        elif self.response_format is not None and not isinstance(self.response_format, Mapping):
+            wrong = (
+                "response_format is what the provider takes, a dict such as {'type': 'json_object'} (schema= takes a "
+                f"JSON schema or a pydantic model), not {self.response_format!r}"
+            )
         elif self.on_token is not None and not callable(self.on_token):
             wrong = f"on_token must be a function taking each piece of text, not {type(self.on_token).__name__}"
         if wrong:

@@ -21,7 +21,20 @@ def test_markdown_is_chunked_by_heading_and_searched_by_bm25(wb, tmp_path):
     [best, *_] = wb.docs.search("handbook", "How long until my refund is paid?")
     assert best.id == "handbook.md#2" and "30 days" in best.text and best.score > 0
     assert wb.docs.get("handbook.md#1").text.startswith("# Opening hours")
+    wb.docs.add("other", ["Parking is free on Sundays."])
     assert wb.docs.search("other", "refund") == []  # collections are separate
+    with pytest.raises(WorkbenchError, match=r"no documents in collection 'handbok' \(collections: handbook, other\)"):
+        wb.docs.search("handbok", "refund")  # a mistyped name says so, instead of finding nothing
+
+
+def test_a_context_spec_naming_a_collection_with_no_documents_fails_before_anything_is_sent(make_wb, tmp_path):
+    (tmp_path / "contexts").mkdir(exist_ok=True)
+    (tmp_path / "contexts" / "typo.yaml").write_text("sources:\n  - {kind: documents, collection: handbok, k: 3}\n")
+    wb = make_wb(contexts=str(tmp_path / "contexts"))
+    wb.docs.add("handbook", ["Refunds take 30 days."])
+    with pytest.raises(WorkbenchError, match="no documents in collection 'handbok'"):
+        wb.ask("How long do refunds take?", model="local/echo", spec="typo")
+    assert wb.store.query("SELECT count(*) AS n FROM calls")[0]["n"] == 0
 
 
 def test_csv_rows_text_and_re_adding_replaces(wb, tmp_path):

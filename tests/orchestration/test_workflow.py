@@ -107,6 +107,13 @@ def test_malformed_workflows_fail_before_anything_runs(wb):
     other.step(name="a", depends_on=["nope"])(lambda nope: 1)
     with pytest.raises(WorkflowError, match=r"step a depends on unknown step\(s\) \['nope'\]"):
         other.run()
+    regional = wb.workflow("regional")
+    regional.step(name="fetch", depends_on=[])(lambda region="eu": region)
+    regional.step(name="report", depends_on=["fetch"])(lambda fetch, fmt="md": f"{fetch}.{fmt}")
+    with pytest.raises(WorkflowError, match=r"no step takes an input named 'regoin' \(its steps take: fmt, region\); "):
+        regional.run(regoin="us")  # a misspelled input would leave the step on its default, silently
+    assert wb.store.query("SELECT COUNT(*) AS n FROM workflow_runs")[0]["n"] == 0
+    assert regional.run(region="us", fmt="csv").results["report"] == "us.csv"
 
 
 def test_a_tool_step_waiting_for_approval_parks_the_run_and_resume_finishes_it(wb):

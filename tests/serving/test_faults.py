@@ -159,6 +159,7 @@ def test_a_stream_its_caller_stops_is_recorded_as_interrupted_and_its_cost_count
         ({"prompt": "hi", "context": 123}, "context must be text, {id: text} or a list of texts, not int"),
         ({"prompt": "hi", "images": 123}, "images must be an image or a list of them"),
         ({"prompt": "hi", "stream": True, "on_token": 5}, "on_token must be a function"),
+        ({"prompt": "hi", "response_format": "json"}, "response_format is what the provider takes, a dict"),
         ({"prompt": "hi", "temprature": 0.2}, "unexpected keyword argument 'temprature'; did you mean 'temperature'"),
     ],
 )
@@ -197,6 +198,10 @@ def test_bad_input_elsewhere_is_a_one_line_workbench_error_and_records_nothing(w
         "tokens of None": (lambda: wb.count_tokens(None), "count_tokens\\(\\) counts a text, not NoneType"),
         "an embedding of None": (lambda: wb.embed(None), "embed\\(\\) takes a text or a list of texts, not NoneType"),
         "an infinite budget": (lambda: wb.budgets.set("user:ana", float("inf")), "a budget's usd is dollars"),
+        "a session of None": (lambda: wb.session(None), "a session is named by text"),
+        "a blank session": (lambda: wb.session("  "), "a session is named by text"),
+        "a cache clear of an int": (lambda: wb.cache.clear(5), "clear\\(\\) takes a route's name"),
+        "a search of a mistyped collection": (lambda: wb.docs.search("kbx", "x"), "no documents in collection 'kbx'"),
     }
     for what, (attempt, message) in mistakes.items():
         with pytest.raises(WorkbenchError, match=message) as caught:

@@ -108,9 +108,21 @@ class Docs:
             raise WorkbenchError(f"k is how many chunks to return, a whole number above 0, not {k!r}")
         if not isinstance(query, str):
             raise WorkbenchError(f"a search takes text, not {type(query).__name__}")
-        if self.hybrid:
-            return self._hybrid(collection, query, k)
-        return self._bm25(collection, query, k)
+        found = self._hybrid(collection, query, k) if self.hybrid else self._bm25(collection, query, k)
+        if not found:
+            self._check_collection(collection)
+        return found
+
+    def _check_collection(self, collection: str) -> None:
+        """A one-line error for a collection that holds no documents (a name mistyped here or in a context spec
+        would otherwise find nothing, silently).
+        """
+        if not self.store.query("SELECT 1 FROM documents WHERE collection = ? LIMIT 1", (collection,)):
+            names = [r["collection"] for r in self.store.query("SELECT DISTINCT collection FROM documents")]
+            raise WorkbenchError(
+                f"no documents in collection {collection!r} (collections: {', '.join(sorted(names)) or 'none'}): "
+                f"add some with wb.docs.add({collection!r}, [...]), or name one that has them"
+            )
 
     def _bm25(self, collection: str, query: str, k: int) -> list[Chunk]:
         match = fts_query(query)

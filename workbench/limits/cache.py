@@ -23,6 +23,10 @@ class ResponseCache:
 
     def clear(self, route: str | None = None) -> None:
         """Answer nothing from calls recorded until now (of ``route``, or of every route); they stay recorded."""
+        if route is not None and (not isinstance(route, str) or not route.strip()):
+            from workbench.errors import WorkbenchError
+
+            raise WorkbenchError(f"clear() takes a route's name, or nothing for every route, not {route!r}")
         with self.store.transaction() as conn:
             conn.execute(
                 "INSERT INTO cache_clears (route, at) VALUES (?, ?) ON CONFLICT(route) DO UPDATE SET at = excluded.at",

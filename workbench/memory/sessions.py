@@ -75,6 +75,8 @@ class Session:
     """One conversation: ``history`` (list of messages) and ``state``."""
 
     def __init__(self, book: Sessions, name: str):
+        if not isinstance(name, str) or not name.strip():
+            raise WorkbenchError(f"a session is named by text, as in wb.session('chat'), not {name!r}")
         self._book, self.name = book, check_name("session", name)
 
     @property

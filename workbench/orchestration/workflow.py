@@ -27,6 +27,7 @@ come back as JSON values (tuples as lists).
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import inspect
 import json
@@ -239,6 +240,7 @@ class Workflow:
         """Run every step (``inputs`` are given to steps that take them as parameters)."""
         self._check()
         inputs = self._screened(inputs, f"workflow {self.name}'s inputs")  # (block: refused, nothing recorded)
+        self._check_inputs(inputs)
         run_id, owner = new_id(), owner_token()
         with self.wb.store.transaction() as conn:
             conn.execute(
@@ -247,6 +249,22 @@ class Workflow:
             )
         with owning(self.wb.store, "workflow_runs", run_id, owner):
             return self._execute(run_id, inputs, owner)
+
+    def _check_inputs(self, inputs: dict[str, Any]) -> None:
+        """A one-line error for an input no step takes (a misspelled one would leave a step on its default)."""
+        taken: set[str] = set()
+        for step in self.steps.values():
+            if step.kind != "python":
+                continue
+            taken |= set(inspect.signature(step.run).parameters) - set(step.depends_on)  # (what _args gives)
+        unknown = sorted(set(inputs) - taken)
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], sorted(taken), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise WorkflowError(
+                f"workflow {self.name}: no step takes an input named {unknown[0]!r} (its steps take: "
+                f"{', '.join(sorted(taken)) or 'none'}){hint}"
+            )
 
     def resume(self, run_id: str, wait_s: float = WAIT_S) -> WorkflowRun:
         """Finish a stopped run: finished steps are read back, the rest run (nothing runs twice).
