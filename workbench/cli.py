@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
 
     costs = sub.add_parser("costs", help="spend grouped by user, task, agent, session, model, route, day, month")
     costs.add_argument("--by", default="model", help="user, task, agent, session, model, route, day or month")
-    costs.add_argument("--since", help="only calls since this ISO date, e.g. 2026-11-01")
+    costs.add_argument("--since", help="only calls since an age (30d, 12h) or an ISO date, e.g. 2026-11-01")
 
     budget = sub.add_parser("budget", help="list or set budgets; kill or lift the kill switch")
     budget_sub = budget.add_subparsers(dest="action", required=True)

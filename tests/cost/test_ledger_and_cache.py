@@ -19,6 +19,16 @@ def test_costs_by_dimension(tmp_path):
     assert len(wb.costs.df(by="day")) == 1
     with pytest.raises(WorkbenchError, match="cannot group costs by 'colour'"):
         wb.costs.df(by="colour")
+    total = wb.costs.total()
+    assert (
+        wb.costs.total(since="1h") == pytest.approx(total) and wb.costs.df(by="user", since="30d")["calls"].sum() == 3
+    )
+    assert wb.costs.total(since="2999-01-01") == 0 and wb.costs.df(since="2000-01-01")["calls"].sum() == 3
+    for when in ("notadate", "2026-13-45"):  # compared as text, these found no spend, silently
+        with pytest.raises(WorkbenchError, match=f"'{when}' is not a time: write an age such as 30d"):
+            wb.costs.df(by="user", since=when)
+        with pytest.raises(WorkbenchError, match="is not a time"):
+            wb.costs.total(since=when)
 
 
 def test_cache_hit_is_free_records_the_saving_and_can_be_bypassed(tmp_path, chaos):

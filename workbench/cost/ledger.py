@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from workbench.errors import WorkbenchError
-from workbench.store import Store
+from workbench.store import Store, cutoff
 from workbench.store.records import spent
 
 DIMENSIONS = {
@@ -27,7 +27,9 @@ class Costs:
         self.store = store
 
     def df(self, by: str = "model", since: str | None = None) -> Any:
-        """Spend grouped by ``user|task|agent|session|model|route|day|month``, most expensive first."""
+        """Spend grouped by ``user|task|agent|session|model|route|day|month``, most expensive first; ``since``: an age
+        (``30d``, ``12h``) or an ISO date.
+        """
         import pandas as pd
 
         if by not in DIMENSIONS:
@@ -38,15 +40,15 @@ class Costs:
             "SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens "
             f"FROM calls WHERE {spent()} AND started_at >= ? "
             "GROUP BY 1 ORDER BY cost_usd DESC, 1",
-            (since or "",),
+            (cutoff(since) if since else "",),
         )
         columns = [by, "calls", "cost_usd", "saved_usd", "cache_hits", "prompt_tokens", "completion_tokens"]
         return pd.DataFrame(rows, columns=columns)
 
     def total(self, since: str | None = None) -> float:
-        """All spend since an ISO date (default: ever)."""
+        """All spend since an age (``30d``) or an ISO date (default: ever)."""
         row = self.store.query(
             f"SELECT COALESCE(SUM(cost_usd), 0) AS usd FROM calls WHERE {spent()} AND started_at >= ?",
-            (since or "",),
+            (cutoff(since) if since else "",),
         )
         return float(row[0]["usd"])

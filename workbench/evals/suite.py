@@ -106,7 +106,7 @@ def load_suite(ref: str | Path, folder: str | Path = "evals") -> Suite:
     if not path.is_file():
         raise ConfigError(
             f"no eval suite {str(ref)!r} (looked for {path} and in {folder}/): write "
-            f"{folder}/{ref}.yaml with a dataset and scorers"
+            f"{ref if str(ref).endswith(('.yaml', '.yml')) else f'{folder}/{ref}.eval.yaml'} with a dataset and scorers"
         )
     text = path.read_text()
     try:
