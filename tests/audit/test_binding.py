@@ -18,7 +18,7 @@ from workbench.audit import AuditLog, verify_export
 from workbench.errors import GuardrailViolation, WorkbenchError
 from workbench.runtime import Workbench
 from workbench.store import MIGRATIONS, Store, utcnow
-from workbench.store.chain import AuditChainBroken, AuditKeyMissing, key_file
+from workbench.store.chain import AuditChainBroken, AuditKeyMissing, AuditKeyUnsafe, key_file
 from workbench.store.retention import compact
 
 PRICES = {"local/echo": {"input_cost_per_token": 0.000001, "output_cost_per_token": 0.000002}}
@@ -187,6 +187,39 @@ def test_verify_needs_the_key_and_says_which_it_used(tmp_path, monkeypatch):
     with pytest.raises(AuditKeyMissing, match="no audit key: the log was written with key"):
         wb.audit.verify()
     assert not (tmp_path / "nowhere").exists()  # verifying never makes a key
+
+
+def test_a_key_file_others_can_read_or_that_belongs_to_someone_else_is_not_used(tmp_path, monkeypatch):
+    """Whoever reads the key can rewrite the log so that verify() says intact: like ssh with a private key, a key
+    file open to others is refused, before anything is recorded, until it is private again.
+    """
+    from workbench.store import chain
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("WORKBENCH_AUDIT_KEY", raising=False)
+    chain._cache.clear()
+    wb = Workbench.from_config(store=str(tmp_path / "k.db"))
+    wb.ask("made with a private key")
+    for mode in (0o644, 0o640, 0o604, 0o620):
+        os.chmod(key_file(), mode)
+        chain._cache.clear()
+        with pytest.raises(AuditKeyUnsafe, match=rf"can be read or changed by others \(mode 0{mode:o}\).*chmod 600"):
+            wb.ask("with a key open to others")
+        with pytest.raises(AuditKeyUnsafe):
+            wb.audit.verify()
+    assert wb.store.query("SELECT COUNT(*) AS n FROM calls")[0]["n"] == 1
+    os.chmod(key_file(), 0o600)
+    chain._cache.clear()
+    wb.ask("private again")
+    assert wb.audit.verify().ok
+    if os.getuid() == 0:  # (only root can give a file away)
+        os.chown(key_file(), 1, -1)
+        chain._cache.clear()
+        with pytest.raises(AuditKeyUnsafe, match=r"belongs to another user \(uid 1\)"):
+            wb.ask("with someone else's key")
+        os.chown(key_file(), 0, -1)
+    chain._cache.clear()
+    wb.close()
 
 
 def test_an_export_whose_readable_fields_were_edited_is_caught(tmp_path):

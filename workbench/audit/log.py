@@ -34,6 +34,7 @@ from workbench.store.chain import (
     KEYED,
     AuditKey,
     AuditKeyMissing,
+    AuditKeyUnsafe,
     audit_key,
     carry_mac,
     check_entry,
@@ -187,6 +188,8 @@ class AuditLog:
         """The key to check with: ours, if the log was written with it (legacy logs need none)."""
         try:
             key = audit_key(create=False)
+        except AuditKeyUnsafe:
+            raise  # (a key others can read is not used, even for a legacy log)
         except AuditKeyMissing:
             if head is None or not head["key_id"]:
                 return None

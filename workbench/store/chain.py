@@ -22,6 +22,7 @@ import hmac
 import json
 import os
 import secrets
+import stat
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -37,6 +38,10 @@ DIGEST_HEX = 16  # 64-bit keyed digests of bound rows
 
 class AuditKeyMissing(WorkbenchError):
     """No audit key is available to check or extend the chain."""
+
+
+class AuditKeyUnsafe(AuditKeyMissing):
+    """The key file can be read by others, or belongs to someone else: it is not used."""
 
 
 class AuditChainBroken(WorkbenchError):
@@ -103,10 +108,30 @@ def _read_or_make(path: Path, create: bool) -> bytes:
 
 
 def _read(path: Path) -> bytes:
+    _check_private(path)
     text = path.read_text().strip()
     if not text:
         raise AuditKeyMissing(f"the audit key file {path} is empty; restore it or set {KEY_ENV}")
     return text.encode()
+
+
+def _check_private(path: Path) -> None:
+    """Refuse a key file someone else can read or owns (as ssh refuses such a private key): whoever can read the
+    key can rewrite the log and its hashes so that ``verify()`` says intact.
+    """
+    if os.name != "posix":
+        return
+    info = path.stat()
+    if info.st_uid != os.getuid():
+        raise AuditKeyUnsafe(
+            f"the audit key file {path} belongs to another user (uid {info.st_uid}), who could forge the log: make a "
+            f"key of your own (move that file away, and workbench makes one) or set {KEY_ENV}"
+        )
+    if info.st_mode & 0o077:
+        raise AuditKeyUnsafe(
+            f"the audit key file {path} can be read or changed by others (mode {stat.S_IMODE(info.st_mode):04o}), "
+            f"who could forge the log: chmod 600 {path} (or set {KEY_ENV})"
+        )
 
 
 def entry_hash(key: AuditKey | None, prev_hash: str, ts: str, kind: str, ref: str, payload: str) -> str:
