@@ -350,9 +350,14 @@ def _shape_texts():
     return texts + ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 30))) for _ in range(5000)]
 
 
-def test_the_classifier_finds_each_shape_where_its_regex_would():
+@pytest.mark.parametrize("accel", [False, True], ids=["substrings", "hyperscan"])
+def test_the_classifier_finds_each_shape_where_its_regex_would(accel, monkeypatch):
     from workbench.guardrails import classifier
 
+    if accel and classifier._SHAPE_LITERALS.present("x") is None:
+        pytest.skip("hyperscan is not installed on this platform")
+    if not accel:
+        monkeypatch.setenv("WORKBENCH_NO_ACCEL", "1")
     reference = {name: re.compile(p) for name, p in _SHAPE_REFERENCE.items()}
     for text in _shape_texts():
         expected = sorted(("#" + n, [m.start() for m in rx.finditer(text)]) for n, rx in reference.items())

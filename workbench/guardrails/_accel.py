@@ -221,8 +221,9 @@ class Literals:
     place found is checked against the text itself.
     """
 
-    def __init__(self, words: tuple[str, ...] | list[str]):
+    def __init__(self, words: tuple[str, ...] | list[str], *, present_only: bool = False):
         self.words = list(words)
+        self.present_only = present_only  # each word reported once (for present()), not at every place
         self._db: Any = None
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -243,6 +244,17 @@ class Literals:
             {end - len(words[pid]) for pid, end in ends if text.startswith(words[pid], end - len(words[pid]))}
         )
 
+    def present(self, text: str) -> set[int] | None:
+        """The indices of the words ``text`` may hold (a superset: a stand-in of the view can spell one), each
+        reported once (``present_only``); ``None`` without Hyperscan: the caller looks for them its own way.
+        """
+        db = self._database()
+        if db is None:
+            return None
+        found: set[int] = set()
+        db.scan(ascii_view(text), match_event_handler=lambda pid, *_: found.add(pid), scratch=_scratch(self._local, db))
+        return found
+
     def _database(self) -> Any:
         if os.environ.get("WORKBENCH_NO_ACCEL"):
             return None
@@ -257,7 +269,7 @@ class Literals:
                         expressions=[re.escape(w).encode() for w in self.words],
                         ids=list(range(len(self.words))),
                         elements=len(self.words),
-                        flags=[0] * len(self.words),
+                        flags=[hs.HS_FLAG_SINGLEMATCH if self.present_only else 0] * len(self.words),
                     )
                     self._db = db
         return self._db

@@ -30,6 +30,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from workbench.guardrails._accel import Literals
+
 MODEL = Path(__file__).with_name("injection_model.json")
 WINDOW = 320  # characters per scored window of a long text
 _WORD = re.compile(r"\w+")
@@ -59,6 +61,21 @@ _SHAPES = {  # each a few (regex, the literals its every match holds): found whe
 # Each regex (most start with a literal: the engine skips to it at C speed) after the shape it finds; the regex
 # runs only on a text holding one of its literals (most texts hold none).
 _RULES = [("#" + name, literals, re.compile(p)) for name, rules in _SHAPES.items() for p, literals in rules]
+_LITERALS = sorted({literal for _, literals, _ in _RULES for literal in literals})
+_SHAPE_LITERALS = Literals(_LITERALS, present_only=True)  # which of them a text holds, in one Hyperscan pass
+
+
+def _rules_for(text: str) -> list[tuple[str, re.Pattern[str]]]:
+    """``(name, regex)`` of each rule whose literals ``text`` may hold (in order): one Hyperscan pass where it is
+    installed, else a substring search per literal (each about 0.4 us on a kB).
+    """
+    found = _SHAPE_LITERALS.present(text)
+    if found is None:
+        return [(name, rx) for name, literals, rx in _RULES if any(literal in text for literal in literals)]
+    held = {_LITERALS[i] for i in found}
+    return [(name, rx) for name, literals, rx in _RULES if not held.isdisjoint(literals)]
+
+
 _NAME = frozenset("abcdefghijklmnopqrstuvwxyz_")
 
 
@@ -137,12 +154,9 @@ def _shapes(text: str) -> list[tuple[str, list[int]]]:
     """``("#name", [start of each match])`` for each shape ``text`` holds."""
     calls = _calls(text) if "(" in text else []
     found: dict[str, set[int]] = {"#code_call": set(calls)} if calls else {}
-    for name, literals, rx in _RULES:
-        for literal in literals:
-            if literal in text:
-                if starts := [m.start() for m in rx.finditer(text)]:
-                    found.setdefault(name, set()).update(starts)
-                break
+    for name, rx in _rules_for(text):
+        if starts := [m.start() for m in rx.finditer(text)]:
+            found.setdefault(name, set()).update(starts)
     return [(name, sorted(at)) for name, at in found.items()]
 
 
