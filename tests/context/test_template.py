@@ -17,3 +17,26 @@ def test_a_missing_name_and_a_filled_one():
     with pytest.raises(TemplateError, match=r"\{nobody\} in the prompt is not defined: define nobody in a cell above"):
         fill("Hello {nobody}", {})
     assert fill("Hello {who}", {"who": "Ada"}) == "Hello Ada"
+
+
+class _Report:
+    title = "Q3"
+
+    def __init__(self):
+        self._token = "internal-value-123"
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["doc._token", "doc.__class__", "doc.__init__.__globals__[__name__]", "doc.__dict__", "rows[0].__class__"],
+)
+def test_a_prompt_cannot_walk_into_an_objects_insides(field, wb):
+    """A prompt given with values may come from elsewhere (a form, a file): like Jinja's sandbox, it reads public
+    attributes and items only, never a private one or a dunder on the way to module globals.
+    """
+    with pytest.raises(TemplateError, match=r"names a private attribute .*public attributes and items only"):
+        wb.ask(f"Summarise {{{field}}}", model="local/echo", values={"doc": _Report(), "rows": [_Report()]})
+    assert wb.store.query("SELECT COUNT(*) AS n FROM calls")[0]["n"] == 0
+    assert wb.ask(
+        "Summarise {doc.title} and {rows[0].title}", model="local/echo", values={"doc": _Report(), "rows": [_Report()]}
+    ).text == ("Summarise Q3 and Q3")

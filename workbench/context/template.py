@@ -1,6 +1,7 @@
 """Fill ``{name}`` placeholders in a prompt from a namespace (``{{`` and ``}}`` escape).
 
-Besides variables (``{df}``, ``{row.name}``, ``{cfg[key]}``) a notebook's cells can be named:
+Besides variables (``{df}``, ``{row.name}``, ``{cfg[key]}``; never a private attribute such as ``{obj._secret}`` or
+``{obj.__class__}``, so a prompt from elsewhere cannot walk into an object's insides) a notebook's cells can be named:
 ``{In[3]}`` (the source of execution 3), ``{Out[3]}`` (its result), ``{Err[3]}`` (its exception
 with the traceback) and ``{Err}`` (the last one). Values are rendered for a model by
 :func:`workbench.context.values.render_value` when a budget is given: a DataFrame as shape,
@@ -83,6 +84,11 @@ class _Renderer(string.Formatter):
         first, rest = _string.formatter_field_name_split(field_name)
         obj = self.get_value(first, args, kwargs)
         for is_attr, key in rest:
+            if is_attr and str(key).startswith("_"):  # (as Jinja's sandbox: a prompt never reaches an object's insides)
+                raise TemplateError(
+                    f"{{{field_name}}} in the prompt names a private attribute ({key}): a prompt may read an object's "
+                    "public attributes and items only; put what it should show in a variable"
+                )
             try:
                 obj = getattr(obj, key) if is_attr else obj[key]
             except (LookupError, AttributeError) as exc:
