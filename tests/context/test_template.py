@@ -40,3 +40,10 @@ def test_a_prompt_cannot_walk_into_an_objects_insides(field, wb):
     assert wb.ask(
         "Summarise {doc.title} and {rows[0].title}", model="local/echo", values={"doc": _Report(), "rows": [_Report()]}
     ).text == ("Summarise Q3 and Q3")
+
+
+@pytest.mark.parametrize("spec", [">300000000", ".100000000f", "0>20000", "_<99999"])
+def test_a_format_spec_cannot_build_a_huge_string_before_the_length_check(spec):
+    with pytest.raises(TemplateError, match=r"asks for a width or precision over 10,000 characters"):
+        fill(f"Summarise {{x:{spec}}}", {"x": 1.5})
+    assert fill("{x:>8.2f}|{y:_<6}", {"x": 1.5, "y": "ab"}) == "    1.50|ab____"

@@ -10,6 +10,7 @@ dtypes, summary and the rows that fit, a dict as JSON; each within ``max_value_t
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,9 @@ _JSON_HINT = (
     'the prompt holds JSON ({text}...): double its braces so they are kept as written ({{{{"a": 1}}}}), '
     "or put the JSON in a variable and write {{name}}"
 )
+
+
+MAX_FORMAT_WIDTH = 10_000  # the widest a format spec may pad or the most digits it may ask for
 
 
 class _Lookup(dict[str, Any]):
@@ -110,6 +114,11 @@ class _Renderer(string.Formatter):
             image = as_image(value)
             self.images.append(image)
             return image.marker
+        if format_spec and max(map(int, re.findall(r"\d+", format_spec)), default=0) > MAX_FORMAT_WIDTH:
+            raise TemplateError(
+                f"{{{self._field}:{format_spec[:20]}}} in the prompt asks for a width or precision over "
+                f"{MAX_FORMAT_WIDTH:,} characters (it would be built before the length check): use a smaller one"
+            )
         if format_spec or self.max_tokens is None or isinstance(value, int | float | bool):
             return str(format(value, format_spec))
         if isinstance(value, str) and not self._field.startswith(("Err", "Out")):
