@@ -2,7 +2,7 @@
 
 import pytest
 
-from workbench.context.template import fill
+from workbench.context.template import fill, fill_values
 from workbench.errors import TemplateError
 
 
@@ -47,3 +47,22 @@ def test_a_format_spec_cannot_build_a_huge_string_before_the_length_check(spec):
     with pytest.raises(TemplateError, match=r"asks for a width or precision over 10,000 characters"):
         fill(f"Summarise {{x:{spec}}}", {"x": 1.5})
     assert fill("{x:>8.2f}|{y:_<6}", {"x": 1.5, "y": "ab"}) == "    1.50|ab____"
+
+
+class _Unprintable:
+    def __str__(self):
+        raise RuntimeError("boom")
+
+    __repr__ = __str__
+
+
+def test_a_value_that_cannot_be_rendered_is_one_line():
+    deep: dict = {}
+    cur = deep
+    for _ in range(100_000):
+        cur["a"] = {}
+        cur = cur["a"]
+    with pytest.raises(TemplateError, match=r"^\{v\} in the prompt is nested too deeply to render \(RecursionError"):
+        fill_values("Look at {v}", {"v": deep})
+    with pytest.raises(TemplateError, match=r"^\{v\} in the prompt could not be rendered \(RuntimeError: boom\)"):
+        fill_values("Look at {v}", {"v": _Unprintable()})

@@ -18,7 +18,7 @@ from typing import Any
 
 from workbench.context.values import Counter, Rendered, approx_tokens, render_value
 from workbench.errors import TemplateError
-from workbench.serving.images import as_image, is_image
+from workbench.serving.images import ImageError, as_image, is_image
 
 _JSON_HINT = (
     'the prompt holds JSON ({text}...): double its braces so they are kept as written ({{{{"a": 1}}}}), '
@@ -110,6 +110,18 @@ class _Renderer(string.Formatter):
         return _Lookup(self.namespace)[key]
 
     def format_field(self, value: Any, format_spec: str) -> str:
+        try:
+            return self._formatted(value, format_spec)
+        except (TemplateError, ImageError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a value's own __str__/__format__ may raise anything
+            what = "is nested too deeply to render" if isinstance(exc, RecursionError) else "could not be rendered"
+            raise TemplateError(
+                f"{{{self._field}}} in the prompt {what} ({type(exc).__name__}: {str(exc)[:80]}): put a simpler "
+                "value, or its text, in a variable"
+            ) from None
+
+    def _formatted(self, value: Any, format_spec: str) -> str:
         if self.max_tokens is not None and not isinstance(value, str) and is_image(value):  # shown, not described
             image = as_image(value)
             self.images.append(image)
