@@ -381,6 +381,7 @@ class GuardrailSettings(_Strict):
     semantic_threshold: float = Field(0.5, gt=0, le=1)
     canary: bool = True  # put a canary token in system prompts, so a leaked one is recognised
     max_input_chars: int = Field(100_000, gt=0)
+    max_tool_result_chars: int = Field(100_000, gt=0)  # a longer tool result is cut (and says so) before anything
     rules: list[GuardRule] = Field(default_factory=list)
     tools: ToolBoundaries = Field(default_factory=ToolBoundaries)
     breaker: GuardBreaker = Field(default_factory=GuardBreaker)

@@ -201,3 +201,39 @@ def test_a_parked_tool_call_names_its_approval_in_its_own_column_and_old_rows_st
     assert wb.resume(run.id).answer == "Done: the staging table is gone."
     [ran] = wb.store.query("SELECT status, approval_id FROM tool_calls WHERE run_id = ?", (run.id,))
     assert (ran["status"], ran["approval_id"]) == ("ok", run.waiting_on)
+
+
+def test_a_tool_result_over_the_limit_is_cut_at_a_space_and_says_so(tmp_path):
+    """A tool that returns 50 MB filled the store (150 MB) and the next request; now it is cut before it is scanned,
+    stored or sent, never through the middle of a word (a key is one word: half of one is not kept either).
+    """
+    rules = [
+        {"pattern": "(?i)fetch it", "tool": "big__get", "arguments": {"n": 1}},
+        {"role": "tool", "pattern": "(?s).*", "reply": "Done."},
+    ]
+    wb = Workbench.from_config(
+        store=str(tmp_path / "big.db"),
+        scripted={"rules": rules},
+        default_route="local/scripted",
+        guardrails={"max_tool_result_chars": 1000},
+    )
+    key = "sk-proj-CUTKEYaaaaBBBBccccDDDDeeee0001"
+
+    @wb.tool(name="big.get")
+    def get(n: int) -> str:
+        """Get."""
+        return "word " * 199 + "abc" + key + " tail" * 10_000_000
+
+    run = wb.agent("a", tools=["big.*"]).run("fetch it")
+    assert run.status == "done"
+    [result] = [r["result"] for r in wb.store.query("SELECT result FROM tool_calls")]
+    assert result.startswith("word word") and len(result) < 1200
+    assert result.endswith(
+        f"[cut: the result of big.get is {len('word ' * 199 + 'abc' + key) + 50_000_000:,} characters; "
+        "the first 994 are shown ([guardrails] max_tool_result_chars)]"
+    )
+    sent = wb.store.query("SELECT request FROM calls ORDER BY started_at DESC LIMIT 1")[0]["request"]
+    assert "[cut: the result of big.get" in sent and len(sent) < 5000
+    wb.close()
+    assert (tmp_path / "big.db").stat().st_size < 2_000_000
+    assert b"CUTKEY" not in b"".join(p.read_bytes() for p in tmp_path.glob("big.db*"))

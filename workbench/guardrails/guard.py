@@ -377,7 +377,19 @@ class Guard:
     def check_tool_result(
         self, tool: str, text: str, *, session: str | None = None, agent: str | None = None, call_id: str | None = None
     ) -> str:
-        """A tool's output as it may be fed back to the model (fenced, redacted, or a note that it was dropped)."""
+        """A tool's output as it may be fed back to the model (fenced, redacted, or a note that it was dropped).
+
+        Past ``max_tool_result_chars`` it is cut first, at a space (a secret is one word: never half of one is
+        kept), and says so: a tool that returns 50 MB neither fills the store nor the model's context.
+        """
+        limit = self.settings.max_tool_result_chars
+        if len(text) > limit:
+            cut = max(text.rfind(" ", 0, limit), text.rfind("\n", 0, limit), text.rfind("\t", 0, limit))
+            cut = cut if cut > limit // 2 else limit
+            text = (
+                f"{text[:cut]}\n[cut: the result of {tool} is {len(text):,} characters; the first {cut:,} are shown "
+                "([guardrails] max_tool_result_chars)]"
+            )
         screened = self.screen("tool_result", [(tool, text)], call_id, session, agent=agent, tool=tool)[0]
         if screened.status == "dropped":
             return f"[the result of {tool} was dropped by the guardrails: {screened.reason}]"
