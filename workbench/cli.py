@@ -371,6 +371,8 @@ def _approvals(wb: Workbench, args: argparse.Namespace) -> int:
             edited = json.loads(args.arguments)
         except json.JSONDecodeError as exc:
             raise WorkbenchError(f"--arguments is not JSON ({exc})") from None
+        except RecursionError:
+            raise WorkbenchError("--arguments is nested too deeply to read: give plain values") from None
         decision = "modify"
     approvals.decide(args.id, decision, by=args.by, reason=args.reason, arguments=edited, to=getattr(args, "to", None))
     row = approvals.get(args.id)

@@ -130,8 +130,7 @@ class Approvals:
         """
         if not isinstance(tool, str) or not tool.strip():
             raise ApprovalError(f"an approval is asked for a tool, named by text, not {tool!r}")
-        if not isinstance(arguments, dict):
-            raise ApprovalError(f"the tool's arguments are a dict (its JSON object), not {type(arguments).__name__}")
+        _check_arguments(arguments)
         if risk not in RISKS:  # (the policy and its rules are keyed by these)
             raise ApprovalError(f"risk must be one of {', '.join(RISKS)}, not {risk!r}")
         if not isinstance(reason, str):
@@ -226,6 +225,8 @@ class Approvals:
         approvers = self.settings.approvers
         if d.to and approvers and d.to not in approvers:
             raise ApprovalError(f"can't escalate to {d.to}: [approvals] approvers lists {', '.join(approvers)}")
+        if d.decision == "modify" and d.arguments is not None:
+            _check_arguments(d.arguments)
         if d.decision == "modify" and self.checker is not None:
             try:
                 d = Decision(d.decision, d.by, d.reason, self.checker(row, d.arguments or {}), d.to)
@@ -378,3 +379,26 @@ def _who() -> str:
     from workbench.audit.entry import actor
 
     return actor()["os_user"] or "unknown"  # the one OS-user lookup, shared with the audit entries
+
+
+MAX_ARGUMENTS_CHARS = 100_000  # the longest a tool call's arguments may be as JSON (as max_input_chars for a prompt)
+
+
+def _check_arguments(arguments: Any) -> None:
+    """A one-line :class:`ApprovalError` for arguments that are not a dict, cannot be JSON (nested too deeply,
+    circular) or are too long to store: before anything is queued or decided.
+    """
+    if not isinstance(arguments, dict):
+        raise ApprovalError(f"the tool's arguments are a dict (its JSON object), not {type(arguments).__name__}")
+    try:
+        size = len(json.dumps(arguments, default=str))
+    except (RecursionError, ValueError) as exc:  # (ValueError: a circular reference)
+        raise ApprovalError(
+            f"the tool's arguments cannot be written as JSON ({type(exc).__name__}: nested too deeply, or circular): "
+            "give plain values"
+        ) from None
+    if size > MAX_ARGUMENTS_CHARS:
+        raise ApprovalError(
+            f"the tool's arguments are {size:,} characters of JSON, over {MAX_ARGUMENTS_CHARS:,}: pass a reference "
+            "(a path, an id) instead of the data"
+        )
