@@ -34,6 +34,21 @@ def real_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)
 
 
+def json_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be written as JSON — nested too deeply, or circular — or ``None`` (other objects are
+    written as their text).
+    """
+    import json
+
+    try:
+        json.dumps(value, default=str)
+    except RecursionError:
+        return "nested too deeply"
+    except ValueError as exc:
+        return str(exc).lower()  # "circular reference detected"
+    return None
+
+
 def whole_number(value: Any) -> bool:
     """An integer (Python's or numpy's), not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
@@ -159,6 +174,10 @@ class AskOptions:
                 "response_format is what the provider takes, a dict such as {'type': 'json_object'} (schema= takes a "
                 f"JSON schema or a pydantic model), not {self.response_format!r}"
             )
+        elif isinstance(self.response_format, Mapping) and (problem := json_problem(self.response_format)):
+            wrong = f"response_format cannot be written as JSON ({problem}): give plain values"
+        elif isinstance(self.schema, Mapping) and (problem := json_problem(self.schema)):
+            wrong = f"schema cannot be written as JSON ({problem}): give a plain JSON schema, or a pydantic model"
         elif self.on_token is not None and not callable(self.on_token):
             wrong = f"on_token must be a function taking each piece of text, not {type(self.on_token).__name__}"
         if wrong:

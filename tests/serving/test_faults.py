@@ -160,11 +160,18 @@ def test_a_stream_its_caller_stops_is_recorded_as_interrupted_and_its_cost_count
         ({"prompt": "hi", "images": 123}, "images must be an image or a list of them"),
         ({"prompt": "hi", "stream": True, "on_token": 5}, "on_token must be a function"),
         ({"prompt": "hi", "response_format": "json"}, "response_format is what the provider takes, a dict"),
+        ({"prompt": "hi", "response_format": {"type": "x", "loop": "CIRCULAR"}}, "response_format .*circular"),
+        ({"prompt": "hi", "schema": {"type": "object", "items": "DEEP"}}, "schema cannot be written as JSON .nested"),
         ({"prompt": "hi", "temprature": 0.2}, "unexpected keyword argument 'temprature'; did you mean 'temperature'"),
     ],
 )
 def test_bad_input_is_a_one_line_workbench_error(wb, kwargs, message):
     prompt = kwargs.pop("prompt")
+    for name, value in list(kwargs.items()):  # (built here: a 100,000-deep value in the parameter ids is unreadable)
+        if isinstance(value, dict) and value.get("loop") == "CIRCULAR":
+            kwargs[name] = _circular()
+        elif isinstance(value, dict) and value.get("items") == "DEEP":
+            kwargs[name] = {**value, "items": _nested(100_000)}
     with pytest.raises(WorkbenchError, match=message) as caught:
         wb.ask(prompt, **kwargs)
     assert "\n" not in str(caught.value)
@@ -202,6 +209,12 @@ def test_bad_input_elsewhere_is_a_one_line_workbench_error_and_records_nothing(w
         "a blank session": (lambda: wb.session("  "), "a session is named by text"),
         "a cache clear of an int": (lambda: wb.cache.clear(5), "clear\\(\\) takes a route's name"),
         "a search of a mistyped collection": (lambda: wb.docs.search("kbx", "x"), "no documents in collection 'kbx'"),
+        "session state nested too deeply": (
+            lambda: wb.session("s").state.update(x=_nested(100_000)),
+            "session state 'x' must be JSON .*: nested too deeply",
+        ),
+        "a workflow input nested too deeply": (lambda: wf.run(x=_nested(100_000)), "nested too deeply"),
+        "a circular workflow input": (lambda: wf.run(x=_circular()), "circular reference detected"),
     }
     for what, (attempt, message) in mistakes.items():
         with pytest.raises(WorkbenchError, match=message) as caught:
@@ -254,3 +267,19 @@ def test_no_provider_error_is_raised_raw(wb, chaos):
     wb.add_route("r", [{"model": "openai/m", "api_base": down.url}], retries=0)
     with pytest.raises(ProviderError, match="all 1 attempts failed"):
         wb.ask("x", model="r")
+
+
+def _nested(depth: int) -> list:
+    """A list holding a list ... ``depth`` deep (json.dumps raises RecursionError on it)."""
+    top: list = []
+    inner = top
+    for _ in range(depth):
+        inner.append([])
+        inner = inner[0]
+    return top
+
+
+def _circular() -> dict:
+    loop: dict = {"type": "x"}
+    loop["self"] = loop
+    return loop

@@ -49,9 +49,10 @@ class SessionState(MutableMapping[str, Any]):
         check_name("session state key", key)
         try:
             json.dumps(value)  # fail here, not at save time, if the value is not JSON
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
+            why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
             raise WorkbenchError(
-                f"session state {key!r} must be JSON (text, numbers, True/False, None, lists, dicts): {exc}"
+                f"session state {key!r} must be JSON (text, numbers, True/False, None, lists, dicts): {why}"
             ) from None
         where = f"session {self._name}'s state {key!r}"
         self._data[key] = map_strings(value, lambda text: self._screen(text, where))  # (every string, keys too)

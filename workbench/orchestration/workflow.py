@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.errors import GuardrailViolation, WorkbenchError
 from workbench.guardrails.scanners import check_name, scrub
 from workbench.observability import iso_ns, run_trace, span_row
-from workbench.options import whole_number
+from workbench.options import json_problem, whole_number
 from workbench.orchestration.claims import (
     WAIT_S,
     claim_tool_call,
@@ -239,6 +239,10 @@ class Workflow:
     def run(self, **inputs: Any) -> WorkflowRun:
         """Run every step (``inputs`` are given to steps that take them as parameters)."""
         self._check()
+        if problem := json_problem(inputs):
+            raise WorkflowError(
+                f"workflow {self.name}'s inputs cannot be written as JSON ({problem}): give plain values"
+            )
         inputs = self._screened(inputs, f"workflow {self.name}'s inputs")  # (block: refused, nothing recorded)
         self._check_inputs(inputs)
         run_id, owner = new_id(), owner_token()
