@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from tests.hostile import circular, nested
 from workbench.approvals import ApprovalError
 from workbench.runtime import Workbench
 
@@ -119,8 +120,8 @@ def test_an_approval_asked_with_a_wrong_tool_arguments_risk_or_reason_is_a_one_l
         ({"arguments": "table t"}, "the tool's arguments are a dict \\(its JSON object\\), not str"),
         ({"risk": "catastrophic"}, "risk must be one of read, write, destructive, not 'catastrophic'"),
         ({"reason": None}, "reason is text \\(a name or a sentence\\), not NoneType"),
-        ({"arguments": {"table": _deep()}}, "the tool's arguments cannot be written as JSON \\(RecursionError"),
-        ({"arguments": _circular()}, "the tool's arguments cannot be written as JSON \\(ValueError"),
+        ({"arguments": {"table": nested()}}, "the tool's arguments cannot be written as JSON \\(RecursionError"),
+        ({"arguments": circular()}, "the tool's arguments cannot be written as JSON \\(ValueError"),
         ({"arguments": {"rows": "x" * 200_000}}, "the tool's arguments are 200,012 characters of JSON, over 100,000"),
     ]:
         mistake = {**asked, **wrong}
@@ -128,32 +129,17 @@ def test_an_approval_asked_with_a_wrong_tool_arguments_risk_or_reason_is_a_one_l
             wb.approvals.request(mistake.pop("tool"), mistake.pop("arguments"), **mistake)
     assert wb.approvals.pending().empty
     row = wb.approvals.request(**asked)
-    for edited in ({"table": _deep()}, {"rows": "x" * 200_000}):  # a human's edit, held to the same
+    for edited in ({"table": nested()}, {"rows": "x" * 200_000}):  # a human's edit, held to the same
         with pytest.raises(ApprovalError, match="^the tool's arguments (cannot be written as JSON|are 200,012)"):
             wb.approvals.decide(row["id"], "modify", by="ana", arguments=edited)
     assert wb.approvals.get(row["id"])["status"] == "pending"
     (tmp_path / "workbench.toml").write_text('store = "q.db"\n')
     cli = [sys.executable, "-m", "workbench.cli", "--config", str(tmp_path / "workbench.toml"), "approvals"]
-    nested = subprocess.run(
+    too_deep = subprocess.run(
         [*cli, "approve", row["id"], "--arguments", "[" * 5000 + "]" * 5000], capture_output=True, text=True
     )
     assert (
-        nested.returncode == 2
-        and nested.stderr.strip() == "workbench: --arguments is nested too deeply to read: give plain values"
+        too_deep.returncode == 2
+        and too_deep.stderr.strip() == "workbench: --arguments is nested too deeply to read: give plain values"
     )
     assert wb.approvals.get(row["id"])["status"] == "pending"
-
-
-def _deep() -> list:
-    deep: list = []
-    cur = deep
-    for _ in range(100_000):
-        cur.append([])
-        cur = cur[0]
-    return deep
-
-
-def _circular() -> dict:
-    loop: dict = {"table": "t"}
-    loop["self"] = loop
-    return loop

@@ -2,6 +2,7 @@
 
 import pytest
 
+from tests.hostile import nested
 from workbench.context.template import fill, fill_values
 from workbench.errors import TemplateError
 
@@ -57,11 +58,7 @@ class _Unprintable:
 
 
 def test_a_value_that_cannot_be_rendered_is_one_line():
-    deep: dict = {}
-    cur = deep
-    for _ in range(100_000):
-        cur["a"] = {}
-        cur = cur["a"]
+    deep = nested()
     with pytest.raises(TemplateError, match=r"^\{v\} in the prompt is nested too deeply to render \(RecursionError"):
         fill_values("Look at {v}", {"v": deep})
     with pytest.raises(TemplateError, match=r"^\{v\} in the prompt could not be rendered \(RuntimeError: boom\)"):

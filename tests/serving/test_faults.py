@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.hostile import circular, nested
 from workbench import ProviderError
 from workbench.errors import GuardrailViolation, UnknownModel, WorkbenchError
 from workbench.observability.alerts import AlertWarning
@@ -169,9 +170,9 @@ def test_bad_input_is_a_one_line_workbench_error(wb, kwargs, message):
     prompt = kwargs.pop("prompt")
     for name, value in list(kwargs.items()):  # (built here: a 100,000-deep value in the parameter ids is unreadable)
         if isinstance(value, dict) and value.get("loop") == "CIRCULAR":
-            kwargs[name] = _circular()
+            kwargs[name] = circular()
         elif isinstance(value, dict) and value.get("items") == "DEEP":
-            kwargs[name] = {**value, "items": _nested(100_000)}
+            kwargs[name] = {**value, "items": nested()}
     with pytest.raises(WorkbenchError, match=message) as caught:
         wb.ask(prompt, **kwargs)
     assert "\n" not in str(caught.value)
@@ -210,11 +211,11 @@ def test_bad_input_elsewhere_is_a_one_line_workbench_error_and_records_nothing(w
         "a cache clear of an int": (lambda: wb.cache.clear(5), "clear\\(\\) takes a route's name"),
         "a search of a mistyped collection": (lambda: wb.docs.search("kbx", "x"), "no documents in collection 'kbx'"),
         "session state nested too deeply": (
-            lambda: wb.session("s").state.update(x=_nested(100_000)),
+            lambda: wb.session("s").state.update(x=nested()),
             "session state 'x' must be JSON .*: nested too deeply",
         ),
-        "a workflow input nested too deeply": (lambda: wf.run(x=_nested(100_000)), "nested too deeply"),
-        "a circular workflow input": (lambda: wf.run(x=_circular()), "circular reference detected"),
+        "a workflow input nested too deeply": (lambda: wf.run(x=nested()), "nested too deeply"),
+        "a circular workflow input": (lambda: wf.run(x=circular()), "circular reference detected"),
     }
     for what, (attempt, message) in mistakes.items():
         with pytest.raises(WorkbenchError, match=message) as caught:
@@ -267,19 +268,3 @@ def test_no_provider_error_is_raised_raw(wb, chaos):
     wb.add_route("r", [{"model": "openai/m", "api_base": down.url}], retries=0)
     with pytest.raises(ProviderError, match="all 1 attempts failed"):
         wb.ask("x", model="r")
-
-
-def _nested(depth: int) -> list:
-    """A list holding a list ... ``depth`` deep (json.dumps raises RecursionError on it)."""
-    top: list = []
-    inner = top
-    for _ in range(depth):
-        inner.append([])
-        inner = inner[0]
-    return top
-
-
-def _circular() -> dict:
-    loop: dict = {"type": "x"}
-    loop["self"] = loop
-    return loop
