@@ -335,7 +335,7 @@ class WorkbenchMagics(Magics):
 
     @magic_arguments()
     @argument("--by", default="model", help="user | task | agent | session | model | route | day | month")
-    @argument("--since", help="only calls since this ISO date, e.g. 2026-11-01")
+    @argument("--since", help="only calls since: an age (30d, 12h) or an ISO date, e.g. 2026-11-01")
     @argument("--plot", choices=["spend", "latency", "cache"], help="show a figure instead of the table")
     @argument("--freq", default="day", choices=["hour", "day", "month"], help="time buckets of --plot spend|cache")
     @line_magic
