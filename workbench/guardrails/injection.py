@@ -1069,7 +1069,8 @@ _ABOUT_WORDS = frozenset(
 )
 _ABOUT_PHRASES = re.compile(r"\b(?:what does|true positive|red-team)\b")
 _ABOUT_FIRST = frozenset(("what", "true", "red"))  # the phrases' first words
-_ABOUT = re.compile(rf"\b(?:{'|'.join(sorted(_ABOUT_WORDS))}|{_ABOUT_PHRASES.pattern[5:-3]})\b")  # all of them
+# All of them as one regex: what _about answers, by looking words up (the tests hold it to this)
+_ABOUT = re.compile(rf"\b(?:{'|'.join(sorted(_ABOUT_WORDS))}|{_ABOUT_PHRASES.pattern[5:-3]})\b")
 
 
 def _group_table(signals: list[_Signal]) -> tuple[dict[str, list[int]], list[list[int]], list[int], list[int]]:

@@ -11,6 +11,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from workbench.errors import WorkbenchError
 from workbench.serving import Attempt, Completion
 from workbench.store import Store, utcnow
 
@@ -24,8 +25,6 @@ class ResponseCache:
     def clear(self, route: str | None = None) -> None:
         """Answer nothing from calls recorded until now (of ``route``, or of every route); they stay recorded."""
         if route is not None and (not isinstance(route, str) or not route.strip()):
-            from workbench.errors import WorkbenchError
-
             raise WorkbenchError(f"clear() takes a route's name, or nothing for every route, not {route!r}")
         with self.store.transaction() as conn:
             conn.execute(
