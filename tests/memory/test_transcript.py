@@ -47,3 +47,25 @@ def test_mistakes_are_one_line_errors(wb, tmp_path):
     wb.ask("hi", model="local/echo", session="x")
     with pytest.raises(WorkbenchError, match=r"write a transcript as \.md, \.ipynb or \.jsonl"):
         wb.session("x").export(tmp_path / "x.pdf")
+
+
+@pytest.mark.parametrize("suffix", ["md", "ipynb", "jsonl"])
+def test_an_export_never_writes_over_a_file_it_did_not_write(wb, tmp_path, suffix):
+    """``%llm_export chat analysis.ipynb`` named the notebook being worked in: it was replaced by the transcript.
+    Now a file there is replaced only when it is an earlier export (a notebook re-run exports again) or with
+    ``overwrite``.
+    """
+    wb.ask("What is the refund window?", model="local/echo", session="chat")
+    mine = tmp_path / f"analysis.{suffix}"
+    own = nbformat.writes(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("df = load()")]))
+    mine.write_text({"md": "# My analysis\n\nnotes\n", "ipynb": own, "jsonl": '{"row": 1}\n'}[suffix])
+    before = mine.read_text()
+    with pytest.raises(WorkbenchError, match=rf"analysis\.{suffix} exists and is not a transcript workbench wrote"):
+        wb.session("chat").export(mine)
+    assert mine.read_text() == before
+    export = tmp_path / f"chat.{suffix}"
+    wb.session("chat").export(export)
+    wb.ask("And for sale items?", model="local/echo", session="chat")
+    assert "sale items" in wb.session("chat").export(export).read_text()  # its own earlier export: replaced
+    wb.session("chat").export(mine, overwrite=True)
+    assert "refund window" in mine.read_text()

@@ -233,12 +233,13 @@ class WorkbenchMagics(Magics):
     @magic_arguments()
     @argument("session", help="the session to export (its turns since its last reset)")
     @argument("file", help="where to write it: .md, .ipynb or .jsonl")
+    @argument("--overwrite", action="store_true", help="replace a file there that is not a transcript written here")
     @line_magic
     @_as_usage
     def llm_export(self, line: str) -> None:
         """Write a session as a transcript: Markdown, a new notebook or JSON lines (secrets scrubbed)."""
         args = _parse(self.llm_export, line)
-        path = _wb().session(_unquote(args.session)).export(_unquote(args.file))
+        path = _wb().session(_unquote(args.session)).export(_unquote(args.file), overwrite=args.overwrite)
         print(f"session {args.session} written to {path}")
 
     @magic_arguments()

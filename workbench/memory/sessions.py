@@ -96,14 +96,17 @@ class Session:
         """
         self._book.reset(self.name)
 
-    def export(self, path: str | os.PathLike[str], format: TranscriptFormat | None = None) -> Path:
+    def export(
+        self, path: str | os.PathLike[str], format: TranscriptFormat | None = None, overwrite: bool = False
+    ) -> Path:
         """Write this session's turns (since its last reset) as Markdown (``.md``), a new notebook
         (``.ipynb``: one markdown cell per turn, its footer in the cell's metadata) or JSON lines
-        (``.jsonl``), with secrets scrubbed; returns the path.
+        (``.jsonl``), with secrets scrubbed; returns the path. A file there that is not a transcript written
+        here is replaced only with ``overwrite``.
         """
         from workbench.memory.transcript import export
 
-        return export(self._book.store, self.name, path, format)
+        return export(self._book.store, self.name, path, format, overwrite)
 
     @property
     def started(self) -> str:

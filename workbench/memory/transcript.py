@@ -38,12 +38,27 @@ def footer(turn: dict[str, Any]) -> str:
     return f"{turn['model'] or turn['route']} · {tokens} · {cost} · {turn['latency_ms']:.0f} ms · {where}"
 
 
-def export(store: Store, session: str, path: str | os.PathLike[str], format: TranscriptFormat | None = None) -> Path:
-    """Write ``session`` to ``path`` as Markdown (``.md``), a notebook (``.ipynb``) or JSON lines (``.jsonl``)."""
+def export(
+    store: Store,
+    session: str,
+    path: str | os.PathLike[str],
+    format: TranscriptFormat | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``session`` to ``path`` as Markdown (``.md``), a notebook (``.ipynb``) or JSON lines (``.jsonl``).
+
+    A file already there is replaced only if it is a transcript written here (exported again), or with
+    ``overwrite``: a notebook or notes of the user's own are never written over by a mistyped path.
+    """
     target = Path(path)
     kind = format or target.suffix.lstrip(".").lower()
     if kind not in ("md", "ipynb", "jsonl"):
         raise WorkbenchError(f"{target.name}: write a transcript as .md, .ipynb or .jsonl (or pass format=)")
+    if target.is_file() and not overwrite and not _a_transcript(target, kind):
+        raise WorkbenchError(
+            f"{target} exists and is not a transcript workbench wrote: nothing was written. Name another file, "
+            "or pass overwrite=True (%llm_export --overwrite) to replace it"
+        )
     found = turns(store, session)
     if not found:
         raise WorkbenchError(f"session {session!r} has no calls since its last reset: nothing to export")
@@ -51,6 +66,22 @@ def export(store: Store, session: str, path: str | os.PathLike[str], format: Tra
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
     return target
+
+
+def _a_transcript(path: Path, kind: str) -> bool:
+    """Whether the file at ``path`` is a transcript :func:`export` wrote (its first line, or its notebook metadata)."""
+    try:
+        if kind == "ipynb":
+            notebook = json.loads(path.read_text(encoding="utf-8"))
+            return "session" in (notebook.get("metadata", {}).get("workbench") or {})
+        with path.open(encoding="utf-8") as fh:
+            first = fh.readline(100_000)
+        if kind == "md":
+            return first.startswith("# Session ")
+        row = json.loads(first)
+        return isinstance(row, dict) and {"session", "prompt", "text"} <= row.keys()
+    except (OSError, ValueError, AttributeError):  # (unreadable, not UTF-8, not JSON, not a notebook)
+        return False
 
 
 def _markdown(session: str, found: list[dict[str, Any]]) -> str:
