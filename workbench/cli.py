@@ -127,6 +127,7 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write a standalone HTML report of a session")
     report.add_argument("session", help="the session to report on")
     report.add_argument("-o", "--output", default=None, help="the HTML file (default: SESSION.html)")
+    report.add_argument("--overwrite", action="store_true", help="replace a file there that is not an earlier report")
 
     audit = sub.add_parser("audit", help="verify the hash-chained audit log, or export it with its proof")
     audit_sub = audit.add_subparsers(dest="action", required=True)
@@ -139,6 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--since", help="an age (30d, 12h) or an ISO date")
     export.add_argument("--format", choices=["jsonl"], default="jsonl", help="JSON lines, the proof last")
     export.add_argument("-o", "--output", help="write here (default: standard output)")
+    export.add_argument("--overwrite", action="store_true", help="replace a file there that is not an earlier export")
 
     team = sub.add_parser("team", help="a team's spend from its analysts' audit exports")
     team_sub = team.add_subparsers(dest="action", required=True)
@@ -146,6 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     team_report.add_argument("files", nargs="+", help="audit exports (workbench audit export -o FILE)")
     team_report.add_argument("--by", default="user,model,task,day", help="what to sum by (and store)")
     team_report.add_argument("--html", metavar="FILE", help="also write the HTML report (with its figure)")
+    team_report.add_argument("--overwrite", action="store_true", help="replace a --html file not an earlier report")
 
     store = sub.add_parser("store", help="look after the store file")
     store_sub = store.add_subparsers(dest="action", required=True)
@@ -314,7 +317,7 @@ def _team(args: argparse.Namespace) -> int:
     print(report.df(tuple(b.strip() for b in args.by.split(",") if b.strip())).to_string(index=False))
     print(report)
     if args.html:
-        report.html(args.html)
+        report.html(args.html, overwrite=args.overwrite)
         print(f"written to {args.html}")
     return 1 if report.left_out else 0
 
@@ -340,7 +343,7 @@ def _audit(args: argparse.Namespace) -> int:
             print(AuditLog(store).acknowledge(args.by, args.reason))
             return 0
         if args.action == "export":
-            text = AuditLog(store).export(args.output, since=args.since, format=args.format)
+            text = AuditLog(store).export(args.output, since=args.since, format=args.format, overwrite=args.overwrite)
             if args.output:
                 print(f"{text.count(chr(10)) - 1} entries and their proof written to {args.output}")
             else:
@@ -517,7 +520,7 @@ def _otel(wb: Workbench, args: argparse.Namespace) -> int:
 
 def _report(wb: Workbench, args: argparse.Namespace) -> int:
     """``workbench report``."""
-    path = wb.report(args.session, args.output or f"{args.session}.html")
+    path = wb.report(args.session, args.output or f"{args.session}.html", overwrite=args.overwrite)
     print(f"report of session {args.session} written to {path}")
     return 0
 

@@ -495,17 +495,19 @@ class Workbench:
 
         return dashboard(self.store, since, freq)
 
-    def report(self, session: str, path: str | os.PathLike[str] | None = None) -> str:
+    def report(self, session: str, path: str | os.PathLike[str] | None = None, *, overwrite: bool = False) -> str:
         """A standalone HTML report of ``session`` (calls, cost, latency, tool calls, guard events, approvals).
 
-        Returns the HTML; with ``path``, writes it there and returns the path.
+        Returns the HTML; with ``path``, writes it there and returns the path. A file there that is not an earlier
+        report is replaced only with ``overwrite``.
         """
-        from workbench.observability.report import session_report
+        from workbench.observability.report import SIGNATURE, session_report
 
         text = session_report(self.store, session)
         if path is None:
             return text
-        return write_output(path, text, f"the report of session {session!r}")
+        what = f"the report of session {session!r}"
+        return write_output(path, text, what, signatures=(SIGNATURE,), overwrite=overwrite)
 
     def compact(self, older_than: str | None = None, *, dry_run: bool = False) -> Compaction:
         """Remove call bodies and spans older than ``older_than`` (default ``[retention] older_than``)."""

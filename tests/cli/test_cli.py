@@ -233,3 +233,30 @@ def test_budget_set_takes_the_amount_as_the_magic_does_and_every_option_has_help
         if a.help is None and not isinstance(a, argparse._HelpAction | argparse._SubParsersAction)
     ]
     assert missing == []
+
+
+def test_a_report_or_export_never_writes_over_a_file_it_did_not_write(tmp_path):
+    """A mistyped -o (the notebook being worked in, someone's notes) was replaced: now a file there is replaced only
+    when it is an earlier report or export (re-running writes it again), or with --overwrite.
+    """
+    (tmp_path / "workbench.toml").write_text('store = "s.db"\n')
+    wb = Workbench.from_config(tmp_path / "workbench.toml")
+    wb.ask("hello", model="local/echo", session="s1")
+    wb.audit.export(tmp_path / "team-input.jsonl")
+    wb.close()
+    notebook = tmp_path / "analysis.ipynb"
+    for args in (
+        ["report", "s1", "-o", str(notebook)],
+        ["audit", "export", "-o", str(notebook)],
+        ["team", "report", str(tmp_path / "team-input.jsonl"), "--html", str(notebook)],
+    ):
+        notebook.write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
+        refused = _run(*args, cwd=tmp_path)
+        assert refused.returncode == 2, args
+        assert "exists and was not written by workbench as the " in refused.stderr.decode(), args
+        assert notebook.read_text().startswith('{"cells": []'), args  # untouched
+        again = [*args[:-1], str(tmp_path / f"{args[0]}.out")]
+        for _ in range(2):  # its own output, written again
+            assert _run(*again, cwd=tmp_path).returncode in (0, 1), again  # (team report: 1 if a file was left out)
+        assert _run(*args, "--overwrite", cwd=tmp_path).returncode in (0, 1), args
+        assert not notebook.read_text().startswith('{"cells": []'), args

@@ -310,12 +310,20 @@ class AuditLog:
             )
         return pd.DataFrame(out, columns=["id", "ts", "kind", "ref", "user", "host", "notebook", "what", "hash"])
 
-    def export(self, path: str | Path | None = None, *, since: str | None = None, format: str = "jsonl") -> str:
+    def export(
+        self,
+        path: str | Path | None = None,
+        *,
+        since: str | None = None,
+        format: str = "jsonl",
+        overwrite: bool = False,
+    ) -> str:
         """Entries since ``since`` (``30d``, an ISO date) as JSON lines, then one ``proof`` line.
 
         The proof holds the hash the first exported entry chains to, the last hash and the
         store's head, so the file can be checked on its own (:func:`verify_export`, with the key).
-        Returns the text; with ``path``, also writes it there.
+        Returns the text; with ``path``, also writes it there (a file there that is not an earlier export is
+        replaced only with ``overwrite``).
         """
         if format != "jsonl":
             raise WorkbenchError(f"audit export writes jsonl only, not {format!r}")
@@ -337,7 +345,7 @@ class AuditLog:
         }
         text = "\n".join([*lines, json.dumps({"proof": proof}, sort_keys=True)]) + "\n"
         if path is not None:
-            write_output(path, text, "the audit export")
+            write_output(path, text, "the audit export", signatures=('{"hash": ', '{"proof": '), overwrite=overwrite)
         return text
 
     def _rows_of(self, kind: str | None, since: str | None) -> list[dict[str, Any]]:

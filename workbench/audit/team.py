@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 BY = ("user", "model", "task", "day")
 
 
+_SIGNATURE = "<!doctype html><meta charset=utf-8><title>Team report</title>"  # how a team report starts
+
+
 @dataclass
 class TeamReport:
     """The merged calls (``calls``: one row per call entry) and the files left out, with why."""
@@ -51,20 +54,22 @@ class TeamReport:
         fig.update_layout(barmode="stack", xaxis_title=None, yaxis_title="USD")
         return fig
 
-    def html(self, path: str | Path | None = None) -> str:
-        """The report as one HTML page (the figure, the table, the files left out); written to ``path`` if given."""
+    def html(self, path: str | Path | None = None, *, overwrite: bool = False) -> str:
+        """The report as one HTML page (the figure, the table, the files left out); written to ``path`` if given (a
+        file there that is not an earlier team report is replaced only with ``overwrite``).
+        """
         left = "".join(f"<li>{html.escape(f)}: {html.escape(why)}</li>" for f, why in self.left_out) or "<li>none</li>"
         table = self.df().to_html(index=False, escape=True, na_rep="", float_format=lambda v: f"{v:.6g}")
         figure = self.figure().to_html(full_html=False, include_plotlyjs="cdn")
         files = ", ".join(html.escape(f) for f in self.files) or "none"
         page = (
-            "<!doctype html><meta charset=utf-8><title>Team report</title>"
+            f"{_SIGNATURE}"
             f"<h1>Team report</h1><p>From {files}: {len(self.calls)} calls, "
             f"${self.calls['cost_usd'].sum():.6f}.</p>{figure}<h2>By user, model, task and day</h2>{table}"
             f"<h2>Left out (their proof did not verify)</h2><ul>{left}</ul>"
         )
         if path is not None:
-            write_output(path, page, "the team report")
+            write_output(path, page, "the team report", signatures=(_SIGNATURE,), overwrite=overwrite)
         return page
 
     def __str__(self) -> str:

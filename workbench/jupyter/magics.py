@@ -584,6 +584,7 @@ class WorkbenchMagics(Magics):
     @argument("--kind", help="only entries of this kind (call, tool_call, approval, budget, guard, config, ...)")
     @argument("--since", help="only entries since: an age (24h, 30d) or an ISO date")
     @argument("--export", metavar="FILE", help="write the entries (since --since) and the chain proof as JSON lines")
+    @argument("--overwrite", action="store_true", help="with --export: replace a file that is not an earlier export")
     @line_magic
     @_as_usage
     def llm_audit(self, line: str) -> Any:
@@ -595,7 +596,7 @@ class WorkbenchMagics(Magics):
             print(result)
             return None
         if args.export:
-            text = wb.audit.export(_unquote(args.export), since=args.since)
+            text = wb.audit.export(_unquote(args.export), since=args.since, overwrite=args.overwrite)
             print(f"{text.count(chr(10)) - 1} entries and their proof written to {_unquote(args.export)}")
             return None
         return wb.audit.df(kind=args.kind, since=args.since)
@@ -603,13 +604,14 @@ class WorkbenchMagics(Magics):
     @magic_arguments()
     @argument("session", help="the session to report on")
     @argument("-o", "--output", help="the HTML file (default: SESSION.html)")
+    @argument("--overwrite", action="store_true", help="replace a file there that is not an earlier report")
     @line_magic
     @_as_usage
     def llm_report(self, line: str) -> Any:
         """Write a standalone HTML report of a session (calls, cost, latency, tool calls, guard events, approvals)."""
         args = _parse(self.llm_report, line)
         session = _unquote(args.session)
-        path = _wb().report(session, _unquote(args.output) or f"{session}.html")
+        path = _wb().report(session, _unquote(args.output) or f"{session}.html", overwrite=args.overwrite)
         print(f"report of session {session} written to {path}")
 
     @magic_arguments()

@@ -25,6 +25,9 @@ th,td{border-bottom:1px solid #eee;padding:4px 6px;text-align:left;vertical-alig
 .ok{color:#2a7} .bad{color:#c33}"""
 
 
+SIGNATURE = "<!doctype html><html><head><meta charset=utf-8><title>workbench · "  # how a report starts
+
+
 def session_report(store: Store, session: str) -> str:
     """The HTML text of the report for ``session``."""
     import pandas as pd
@@ -113,8 +116,7 @@ def session_report(store: Store, session: str) -> str:
         f"<p class={'ok' if chain.ok else 'bad'}>{html.escape(str(chain))}</p>",
     ]
     return (
-        f"<!doctype html><html><head><meta charset=utf-8><title>workbench · {html.escape(session)}</title>"
-        f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>"
+        f"{SIGNATURE}{html.escape(session)}</title><style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>"
     )
 
 
