@@ -51,3 +51,32 @@ def test_checksums():
     assert not luhn("4111111111111112")
     assert iban_valid("DE89 3704 0044 0532 0130 00")
     assert not iban_valid("DE89 3704 0044 0532 0130 01")
+
+
+def test_a_name_with_a_control_or_invisible_character_is_refused_before_anything_is_recorded(tmp_path):
+    """Names are shown as written (the CLI, reports, the panel): a newline forges a line ("approved by: root"), a
+    terminal escape recolours the terminal, a bidi override or a zero-width space hides what the name says.
+    Letters of any script and an emoji's joiner are fine.
+    """
+    from workbench.errors import WorkbenchError
+    from workbench.runtime import Workbench
+
+    wb = Workbench.from_config(store=str(tmp_path / "n.db"))
+    row = wb.approvals.request("db.drop", {"table": "t"}, risk="destructive", reason="r")
+    attempts = {
+        "session": lambda bad: wb.ask("hi", model="local/echo", session=bad),
+        "user": lambda bad: wb.ask("hi", model="local/echo", user=bad),
+        "by": lambda bad: wb.approvals.decide(row["id"], "reject", by=bad),
+        "memory scope": lambda bad: wb.memory.add("Ana likes tea", f"user:{bad}"),
+        "budget scope": lambda bad: wb.budgets.set(f"user:{bad}", 5),
+        "workflow": lambda bad: wb.workflow(bad),
+    }
+    for bad in ("ana\napproved by: root", "ana\x1b[31m", "ana\u202egnp.exe", "an\u200ba", "ana\x00", "ana\tb"):
+        for what, attempt in attempts.items():
+            with pytest.raises(WorkbenchError, match="holds a control or invisible character") as caught:
+                attempt(bad)
+            assert "\n" not in str(caught.value), what
+    assert wb.store.query("SELECT COUNT(*) AS n FROM calls")[0]["n"] == 0
+    assert wb.approvals.get(row["id"])["status"] == "pending"
+    assert wb.ask("hi", model="local/echo", session="👩‍💻 café Zürich 東京").session == "👩‍💻 café Zürich 東京"
+    wb.close()

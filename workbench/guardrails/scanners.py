@@ -288,9 +288,11 @@ def scrub_values(value: Any) -> Any:
 
 def check_name(what: str, name: _Name) -> _Name:
     """``name`` (a session, user, task, agent or workflow name, a scope; ``None``: not given) if it holds no
-    secret; else a one-line :class:`~workbench.errors.WorkbenchError`. A name is stored, shown and matched as
-    written, so one holding a key is refused before anything is recorded: redacting it would file unrelated
-    work under one ``[REDACTED:...]`` name. The error shows the name redacted.
+    secret and no control or invisible character; else a one-line :class:`~workbench.errors.WorkbenchError`. A name
+    is stored, shown and matched as written, so one holding a key is refused before anything is recorded:
+    redacting it would file unrelated work under one ``[REDACTED:...]`` name (the error shows it redacted). So is
+    one holding a newline, a terminal escape, a bidi override or a zero-width character: shown by the CLI, a
+    report or the panel, it could forge a line ("approved by: root") or hide what it says.
     """
     if not isinstance(name, str):
         return name
@@ -299,6 +301,12 @@ def check_name(what: str, name: _Name) -> _Name:
         raise WorkbenchError(
             f"{what} {redact(name, found)!r} holds what looks like a secret ({found[0].kind}): names are stored "
             "and shown as written, so nothing was recorded; use a name without the key"
+        )
+    if not name.isprintable() and not name.replace("\u200d", "").isprintable():  # (an emoji's joiner is fine)
+        at = next(i for i, ch in enumerate(name) if ch != "\u200d" and not ch.isprintable())
+        raise WorkbenchError(
+            f"{what} {name!r} holds a control or invisible character ({name[at]!r} at {at}): names are stored and "
+            "shown as written, so nothing was recorded; use printable text"
         )
     return name
 
