@@ -49,6 +49,32 @@ def test_a_million_rows_are_not_copied():
     assert peak < frame.memory_usage(deep=True).sum() / 4  # no copy of the frame (16 MB): under 4 MB at the peak
 
 
+def test_a_wide_frame_shows_its_first_columns_and_counts_the_rest_in_a_fraction_of_a_second():
+    """A frame of 100,000 columns (one-hot features, a transposed table) took 23 s to render: a summary of every
+    column, all of them in every row. Now its first 100 columns are shown and the rest counted by dtype.
+    """
+    import time
+
+    wide = pd.concat([pd.DataFrame(np.zeros((10, 99_990))), pd.DataFrame({"label": list("abcdefghij")})], axis=1)
+    wide.columns = [f"c{i}" for i in range(99_990)] + ["label"]
+    t = time.perf_counter()
+    rendered = render_value(wide, 2000, name="features")
+    assert time.perf_counter() - t < 3.0
+    lines = rendered.text.splitlines()
+    assert lines[0] == "DataFrame features: 10 rows × 99,991 columns"
+    assert lines[1].startswith("dtypes: c0 float64, c1 float64") and lines[1].endswith("c99 float64")
+    assert lines[2] == "[cut: 99,891 of 99,991 columns not shown: 99,890 float64, 1 str]"
+    dup = pd.DataFrame([[1, 2.5, "x"]], columns=["a", "a", "b"])  # columns by position: a repeated name is fine
+    assert "| mean | 1 | 2.5 |" in render_value(dup, 2000, name="dup").text
+
+
+def test_a_huge_dict_or_list_is_written_only_as_far_as_shows():
+    for value in ({str(i): i for i in range(2_000_000)}, list(range(5_000_000))):
+        rendered = render_value(value, 2000, name="v", count=_tokens)
+        assert _tokens(rendered.text) <= 2000
+        assert rendered.cut is not None and rendered.cut.startswith("[cut: all but the first ")
+
+
 def test_a_budget_too_small_to_show_anything_is_refused():
     with pytest.raises(ValueError, match="at least 50"):
         render_value([1], 10)

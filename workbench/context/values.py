@@ -51,17 +51,36 @@ def render_value(
         )
     if isinstance(value, dict | list | tuple):
         try:
-            text = json.dumps(value, indent=1, ensure_ascii=False, default=str)
+            text, more = _json_prefix(value, max_tokens * _CHARS_PER_TOKEN_MAX)
             kind = "json"
         except (TypeError, ValueError):
-            text = repr(value)
+            text, more = repr(value), False
+        if more:  # only the start was written: more than fits, so it is cut, and the note says the rest
+            return _clip(text, kind, max_tokens, count, whole=False)
     else:
         text = str(value)  # str(): what the object says of itself (repr unless it defines __str__)
     return _clip(text, kind, max_tokens, count)
 
 
-def _clip(text: str, kind: str, max_tokens: int, count: Counter) -> Rendered:
-    tokens = count(text)
+_CHARS_PER_TOKEN_MAX = 32  # no token is longer: a JSON prefix this many characters a token long holds all that fits
+
+
+def _json_prefix(value: Any, limit: int) -> tuple[str, bool]:
+    """``value`` as indented JSON, written only as far as ``limit`` characters (a dict of millions of keys is not
+    written whole to show its start); and whether there was more.
+    """
+    parts, size = [], 0
+    for part in json.JSONEncoder(indent=1, ensure_ascii=False, default=str).iterencode(value):
+        parts.append(part)
+        size += len(part)
+        if size > limit:
+            return "".join(parts)[:limit], True
+    return "".join(parts), False
+
+
+def _clip(text: str, kind: str, max_tokens: int, count: Counter, whole: bool = True) -> Rendered:
+    """``text`` as it fits ``max_tokens``, cut with a note; ``whole=False``: ``text`` is only the start of it."""
+    tokens = count(text) if whole else max_tokens + 1
     if tokens <= max_tokens:
         return Rendered(text, kind, tokens)
     lo, hi = 0, len(text)
@@ -71,7 +90,11 @@ def _clip(text: str, kind: str, max_tokens: int, count: Counter) -> Rendered:
             lo = mid
         else:
             hi = mid - 1
-    note = f"[cut: {len(text) - lo:,} of {len(text):,} characters not shown (max {max_tokens} tokens)]"
+    note = (
+        f"[cut: {len(text) - lo:,} of {len(text):,} characters not shown (max {max_tokens} tokens)]"
+        if whole
+        else f"[cut: all but the first {lo:,} characters not shown (max {max_tokens} tokens)]"
+    )
     shown = f"{text[:lo]}\n{note}"
     return Rendered(shown, kind, count(shown), note)
 
@@ -88,8 +111,8 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def _rows(frame: Any, start: int, stop: int) -> list[list[Any]]:
-    part = frame.iloc[start:stop]
+def _rows(frame: Any, start: int, stop: int, columns: int) -> list[list[Any]]:
+    part = frame.iloc[start:stop, :columns]
     return [[index, *values] for index, values in zip(part.index, part.itertuples(index=False, name=None), strict=True)]
 
 
@@ -132,6 +155,9 @@ def _summary(values: Any) -> list[float]:
     return [float(n), mean, std, float(low), float(q1), float(q2), float(q3), float(high)]
 
 
+MAX_COLUMNS = 100  # the most columns of a frame shown (a budget of tokens holds no more, and each costs a summary)
+
+
 def _frame(frame: Any, max_tokens: int, name: str, count: Counter, kind: str = "DataFrame") -> Rendered:
     n_rows, n_cols = frame.shape
     head = [
@@ -139,21 +165,32 @@ def _frame(frame: Any, max_tokens: int, name: str, count: Counter, kind: str = "
         if kind == "DataFrame"
         else f"Series {name}: {n_rows:,} rows"
     ]
-    head.append("dtypes: " + ", ".join(f"{c} {t}" for c, t in frame.dtypes.astype(str).items()))
-    numeric = [c for c, t in frame.dtypes.items() if t.kind in "iuf"]
+    shown_cols = min(n_cols, MAX_COLUMNS)  # a wide frame: its first columns, and the rest counted by dtype
+    dtypes = frame.dtypes.iloc[:shown_cols]
+    head.append("dtypes: " + ", ".join(f"{c} {t}" for c, t in dtypes.astype(str).items()))
+    if shown_cols < n_cols:
+        rest = frame.dtypes.iloc[shown_cols:].astype(str).value_counts()
+        head.append(
+            f"[cut: {n_cols - shown_cols:,} of {n_cols:,} columns not shown: "
+            + ", ".join(f"{n:,} {t}" for t, n in rest.items())
+            + "]"
+        )
+    numeric = [i for i, t in enumerate(dtypes) if t.kind in "iuf"]
     if numeric and n_rows:
-        stats = {str(c): _summary(frame[c].to_numpy()) for c in numeric}
-        rows = [[stat, *(_number(col[i], stat) for col in stats.values())] for i, stat in enumerate(_STATS)]
+        summaries = [_summary(frame.iloc[:, i].to_numpy()) for i in numeric]  # (by position: names may repeat)
+        rows = [[stat, *(_number(col[k], stat) for col in summaries)] for k, stat in enumerate(_STATS)]
         how = "" if n_rows <= _EXACT_QUANTILES else f"; quartiles from {_SAMPLE:,} evenly spaced rows"
-        head.append(f"numeric summary (as describe(){how}):\n" + _table(["", *stats], rows))
-    header = ["index", *map(str, frame.columns)]
+        names = [str(frame.columns[i]) for i in numeric]
+        head.append(f"numeric summary (as describe(){how}):\n" + _table(["", *names], rows))
+    header = ["index", *map(str, frame.columns[:shown_cols])]
     preamble = "\n".join(head)
 
     def block(k: int) -> str:
         if k * 2 >= n_rows:
-            shown, label = _rows(frame, 0, n_rows), f"all {n_rows:,} rows"
+            shown, label = _rows(frame, 0, n_rows, shown_cols), f"all {n_rows:,} rows"
         else:
-            shown = _rows(frame, 0, k) + [["...", *(["..."] * n_cols)]] + _rows(frame, n_rows - k, n_rows)
+            gap = [["...", *(["..."] * shown_cols)]]
+            shown = _rows(frame, 0, k, shown_cols) + gap + _rows(frame, n_rows - k, n_rows, shown_cols)
             label = f"first {k} and last {k} of {n_rows:,} rows"
         return f"{preamble}\nrows ({label}):\n{_table(header, shown)}"
 
