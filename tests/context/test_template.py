@@ -60,6 +60,8 @@ class _Unprintable:
 def test_a_value_that_cannot_be_rendered_is_one_line():
     deep = nested()
     with pytest.raises(TemplateError, match=r"^\{v\} in the prompt is nested too deeply to render \(RecursionError"):
-        fill_values("Look at {v}", {"v": deep})
+        fill("Look at {v}", {"v": deep})  # (str() of it)
+    shown = fill_values("Look at {v}", {"v": deep})  # rendered for a model: written only as far as fits
+    assert shown.text.startswith("Look at [\n [\n  [") and shown.values[0][1].cut.startswith("[cut: all but the first")
     with pytest.raises(TemplateError, match=r"^\{v\} in the prompt could not be rendered \(RuntimeError: boom\)"):
         fill_values("Look at {v}", {"v": _Unprintable()})
