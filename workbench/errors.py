@@ -19,7 +19,7 @@
     ├── RunBusy               another caller is still continuing this run
     ├── WorkflowError         a malformed workflow (unknown dependency, cycle) or a failed step
     ├── AuditKeyMissing       no audit key to check or extend the chain
-    │   └── AuditKeyUnsafe    the key file can be read by others, or is another user's: not used
+    │   └── AuditKeyUnsafe    the key is short enough to guess, or its file is readable by others or theirs
     ├── AuditChainBroken      the chain's tail does not match its head: appends stop
     └── GuardrailViolation    a guardrail blocked the call (nothing was sent)
         ├── ToolDenied        a tool call broke a boundary (path, host, argument check)

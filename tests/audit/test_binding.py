@@ -175,7 +175,7 @@ def test_verify_needs_the_key_and_says_which_it_used(tmp_path, monkeypatch):
     check = wb.audit.verify()
     assert f"from {key_file()}" in str(check)
     assert stat.S_IMODE(os.stat(key_file()).st_mode) == 0o600
-    monkeypatch.setenv("WORKBENCH_AUDIT_KEY", "another-key")
+    monkeypatch.setenv("WORKBENCH_AUDIT_KEY", "another-key-of-24-chars!")
     with pytest.raises(
         AuditKeyMissing, match="written with key [0-9a-f]{12}, not with key [0-9a-f]{12} from WORKBENCH_AUDIT_KEY"
     ):
@@ -189,9 +189,10 @@ def test_verify_needs_the_key_and_says_which_it_used(tmp_path, monkeypatch):
     assert not (tmp_path / "nowhere").exists()  # verifying never makes a key
 
 
-def test_a_key_file_others_can_read_or_that_belongs_to_someone_else_is_not_used(tmp_path, monkeypatch):
-    """Whoever reads the key can rewrite the log so that verify() says intact: like ssh with a private key, a key
-    file open to others is refused, before anything is recorded, until it is private again.
+def test_a_key_others_can_read_or_guess_or_another_users_key_file_is_not_used(tmp_path, monkeypatch):
+    """Whoever reads (or guesses) the key can rewrite the log so that verify() says intact: like ssh with a private
+    key, a key file open to others or another user's is refused, before anything is recorded, until it is private
+    again; so is a key under 16 characters, from the environment or the file.
     """
     from workbench.store import chain
 
@@ -212,6 +213,19 @@ def test_a_key_file_others_can_read_or_that_belongs_to_someone_else_is_not_used(
     chain._cache.clear()
     wb.ask("private again")
     assert wb.audit.verify().ok
+    for short in ("a", "password", "fifteen-chars!!"):  # guessable: whoever guesses it forges the log
+        monkeypatch.setenv("WORKBENCH_AUDIT_KEY", short)
+        chain._cache.clear()
+        with pytest.raises(AuditKeyUnsafe, match=rf"from WORKBENCH_AUDIT_KEY is {len(short)} characters: short enough"):
+            wb.ask("with a guessable key")
+    monkeypatch.delenv("WORKBENCH_AUDIT_KEY")
+    real = key_file().read_text()
+    key_file().write_text("short\n")
+    chain._cache.clear()
+    with pytest.raises(AuditKeyUnsafe, match="is 5 characters: short enough to guess"):
+        wb.audit.verify()
+    key_file().write_text(real)
+    chain._cache.clear()
     if os.getuid() == 0:  # (only root can give a file away)
         os.chown(key_file(), 1, -1)
         chain._cache.clear()

@@ -41,7 +41,7 @@ class AuditKeyMissing(WorkbenchError):
 
 
 class AuditKeyUnsafe(AuditKeyMissing):
-    """The key file can be read by others, or belongs to someone else: it is not used."""
+    """The key is short enough to guess, or its file can be read by others or belongs to someone else: not used."""
 
 
 class AuditChainBroken(WorkbenchError):
@@ -85,8 +85,17 @@ def audit_key(create: bool = True) -> AuditKey:
         key = AuditKey(env.encode(), KEY_ENV)
     else:
         key = AuditKey(_read_or_make(key_file(), create), str(key_file()))
+    if len(key.secret) < MIN_KEY_CHARS:
+        raise AuditKeyUnsafe(
+            f"the audit key from {key.source} is {len(key.secret)} characters: short enough to guess, and whoever "
+            f"guesses it can forge the log. Use at least {MIN_KEY_CHARS} random characters, e.g. "
+            "python -c 'import secrets; print(secrets.token_hex(32))'"
+        )
     _cache[where] = key
     return key
+
+
+MIN_KEY_CHARS = 16  # the shortest audit key accepted (a made key file holds 64 hex characters)
 
 
 def _read_or_make(path: Path, create: bool) -> bytes:
