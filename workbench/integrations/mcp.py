@@ -153,8 +153,11 @@ class ScrubbedLog:
                 self._out.write(scrub(line) or "")
                 self._out.flush()
 
-    def close(self, wait_s: float = 2.0) -> None:
-        """Close this process's end of the pipe; the copy ends when the server's end closes too."""
+    def close(self, wait_s: float = 10.0) -> None:
+        """Close this process's end of the pipe; the copy ends when the server's end closes too (at once, the
+        server being stopped first), so what it said is in the log when this returns. ``wait_s`` only bounds a
+        machine too busy to schedule the copy: 2 s was once not enough, and the log was read empty.
+        """
         self.writer.close()
         self._thread.join(timeout=wait_s)
 
