@@ -297,13 +297,9 @@ def _words_before(spaced: str, positions: list[int]) -> dict[int, int]:
 def _shape_names(text: str) -> set[str]:
     """``"#name"`` of each shape ``text`` holds (what :func:`_shapes` finds, without where)."""
     out = {"#code_call"} if "(" in text and _calls(text, first=True) else set()
-    for name, literals, rx in _RULES:
-        if name not in out:
-            for literal in literals:
-                if literal in text:
-                    if rx.search(text):
-                        out.add(name)
-                    break
+    for name, rx in _rules_for(text):
+        if name not in out and rx.search(text):
+            out.add(name)
     return out
 
 
