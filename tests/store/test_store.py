@@ -219,3 +219,21 @@ def test_an_older_store_gets_hourly_spend_totals_of_its_calls(tmp_path):
         ("session", "s", "2026-11-30T10"): (1.0, 2),
     }
     store.close()
+
+
+def test_ids_start_with_the_time_so_rows_made_together_sit_together_and_never_repeat():
+    """A call's rows, and the next call's, land side by side in the indexes keyed on their ids (fewer pages a
+    commit writes) instead of on random pages; the 48 random bits after the time keep them unique."""
+    import time
+
+    from workbench.store import new_id
+
+    ids = [new_id() for _ in range(20_000)]
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 16 and set(i) <= set("0123456789abcdef") for i in ids)
+    together = sum(a[:4] == b[:4] for a, b in zip(ids, ids[1:], strict=False))
+    assert together > 0.9 * len(ids), together  # the prefix moves every 4.2 ms
+    assert len({i[4:] for i in ids}) == len(ids)  # and the rest is random
+    trace = new_id(16)
+    assert len(trace) == 32 and abs(int(trace[:12], 16) - time.time_ns() // 1_000_000) < 60_000  # its millisecond
+    assert len(new_id(4)) == 8

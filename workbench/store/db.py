@@ -12,6 +12,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ from workbench.store.chain import (
     row_digests,
     select_sql,
 )
+from workbench.store.checkpoint import BACKSTOP, EVERY, Checkpointer
 from workbench.store.migrations import migrate, pending
 from workbench.store.records import ATTEMPT_COLUMNS, CALL_COLUMNS, AttemptRow, CallRow, check_keys
 
@@ -93,8 +95,19 @@ _TOUCH_SESSION = (
 
 
 def new_id(nbytes: int = 8) -> str:
-    """A random lowercase hex id (16 hex digits by default, 32 for trace ids)."""
-    return os.urandom(nbytes).hex()
+    """A lowercase hex id (16 hex digits by default, 32 for trace ids) that starts with the time.
+
+    The first 4 digits count 4.2 ms steps (wrapping every 4.6 minutes; a trace id starts with the millisecond, as
+    a UUIDv7 does), so a call's rows land next to each other, and next to the last call's, in the indexes keyed on
+    them, instead of on a random page of each: a commit writes fewer pages. The other 48 bits are random: two ids
+    collide no more often than two fully random 64-bit ones do over a store's life, and two made in one step
+    about once in 2^48.
+    """
+    if nbytes >= 16:
+        return f"{time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF:012x}{os.urandom(nbytes - 6).hex()}"
+    if nbytes >= 8:
+        return f"{time.time_ns() >> 22 & 0xFFFF:04x}{os.urandom(nbytes - 2).hex()}"
+    return os.urandom(nbytes).hex()  # (a short token: all random)
 
 
 def utcnow() -> str:
@@ -144,10 +157,13 @@ class Store:
         self._kill_checked: tuple[tuple[Any, ...], int | None] | None = None  # the kill entry last checked, its answer
         self.on_spans: Callable[[list[str]], None] | None = None  # told the ids of spans just written (OTel)
         self.on_broken_chain: Callable[[str], None] | None = None  # told when the audit chain refuses to grow
+        self._commits = 0  # every checkpoint.EVERY commits, the checkpointer is woken (see store/checkpoint.py)
+        self._checkpointer: Checkpointer | None = None
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            self._wal = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] == "wal"
             conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP if self._wal else 1000}")
             with self.lock:
                 if pending(conn):
                     migrate(self.db)
@@ -201,6 +217,15 @@ class Store:
                     self.on_broken_chain(str(exc))
                 raise
             self.conn.execute("COMMIT")
+            self._committed()
+
+    def _committed(self) -> None:
+        """Count a commit; every ``EVERY``-th wakes the background checkpointer (started on the first)."""
+        self._commits += 1
+        if self._wal and self._commits % EVERY == 0:
+            if self._checkpointer is None:
+                self._checkpointer = Checkpointer(self.path, self)
+            self._checkpointer.wake()
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -222,6 +247,7 @@ class Store:
             finally:
                 self._depth -= 1
                 self.conn.execute("COMMIT")
+                self._committed()
                 self.conn.execute(f"PRAGMA cache_size = {int(cache)}")
                 self.conn.execute(f"PRAGMA wal_autocheckpoint = {int(checkpoint)}")
 
@@ -697,6 +723,8 @@ class Store:
             conn.execute(sql, params)
 
     def close(self) -> None:
-        """Close the connection (the file stays)."""
+        """Close the connection (the file stays), after the background checkpointer's."""
         with self.lock:
+            if self._checkpointer is not None:
+                self._checkpointer.stop()
             self.conn.close()

@@ -1,0 +1,76 @@
+"""The WAL is checkpointed off the calling thread, and stays bounded when the thread cannot keep up."""
+
+import gc
+import os
+import sqlite3
+import threading
+import time
+
+from workbench.runtime import Workbench
+from workbench.store import Store
+from workbench.store.checkpoint import BACKSTOP, EVERY
+
+
+def _threads(store_path) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == f"workbench-checkpoint:{store_path.name}"]
+
+
+def _backfilled(path) -> bool:
+    """Whether every frame in the WAL is in the database file (a passive checkpoint from another connection
+    copies nothing more): then the next write starts the WAL again from its beginning."""
+    conn = sqlite3.connect(path)
+    try:
+        _, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return frames == copied
+    finally:
+        conn.close()
+
+
+def test_recorded_calls_are_checkpointed_by_the_background_thread_and_the_wal_starts_again(tmp_path):
+    path = tmp_path / "w.db"
+    wb = Workbench.from_config(store=path)
+    assert wb.store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == BACKSTOP
+    largest = 0
+    for n in range(1, 301):
+        wb.ask(f"question {n}", model="local/echo")
+        largest = max(largest, os.path.getsize(f"{path}-wal"))
+        if n % EVERY == 0:
+            time.sleep(0.05)  # a pause, as between cells: the thread's checkpoint finishes in it
+    assert _threads(path), "the checkpointer was started"
+    # 300 calls write ~26 MB of frames; the writer alone would let the WAL reach 16 MB (BACKSTOP) before copying
+    # it back. The thread copied it every EVERY commits, so each write after a pause began at the WAL's start.
+    assert largest < 8 * 1024 * 1024, largest
+    wb.close()
+    assert not _threads(path), "close() stops the checkpointer"
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT count(*) FROM calls").fetchone()[0] == 300
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_the_writer_bounds_the_wal_when_it_never_pauses(tmp_path):
+    """No idle moment for the thread's checkpoint to catch up in: the writer's own backstop restarts the WAL."""
+    path = tmp_path / "w.db"
+    store = Store(path)
+    store.conn.execute("CREATE TABLE t (x TEXT)")
+    largest = 0
+    for _ in range(2500):
+        with store.transaction() as conn:
+            conn.execute("INSERT INTO t VALUES (?)", (os.urandom(2000).hex(),))  # a page or two a commit
+        largest = max(largest, os.path.getsize(f"{path}-wal"))
+    assert largest <= (BACKSTOP + 200) * (4096 + 24), largest
+    store.close()
+
+
+def test_a_store_dropped_without_close_stops_its_checkpointer(tmp_path):
+    path = tmp_path / "w.db"
+    store = Store(path)
+    for _ in range(EVERY):
+        store.append_audit("note", "x", {"n": 1})
+    assert _threads(path)
+    del store
+    gc.collect()
+    deadline = time.monotonic() + 10
+    while _threads(path) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not _threads(path)
+    assert _backfilled(path)
