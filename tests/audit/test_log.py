@@ -95,6 +95,28 @@ def test_secrets_are_redacted_before_the_entry_is_written(tmp_path):
     assert wb.audit.verify().ok
 
 
+def test_an_entry_keeps_every_value_as_given_and_redacts_only_the_secret():
+    """One pass over all of an entry's strings decides when none can hold a secret; a key in any one value (however
+    deep, or in who wrote it) is still redacted there, and every other value is kept exactly."""
+    from workbench.audit.entry import entry_payload
+
+    key = "ghp_" + "x9Y8z7W6" * 5
+    plain = {
+        "call": "0a1b2c3d4e5f6071",
+        "note": "the monkey took a token ride",  # holds literals a secret pattern needs, but no secret
+        "nested": {"list": ["a", ("b", 3)], "n": 1.5, "none": None},
+        "unicode": "café ſecret=x",
+    }
+    clean = json.loads(entry_payload(plain, {"user": "ana"}))
+    assert {k: clean[k] for k in plain} == json.loads(json.dumps(plain))
+    assert clean["who"]["user"] == "ana"
+    for where in ({"nested": {"list": ["a", f"token={key}"]}}, {"call": f"pwd={key}"}):
+        text = entry_payload({**plain, **where}, {"user": "ana"})
+        assert key not in text and "[REDACTED:" in text
+        assert json.loads(text)["note"] == plain["note"]
+    assert key not in entry_payload(plain, {"user": "ana", "task": key})
+
+
 def test_config_and_spec_versions_are_audited_once_each(tmp_path):
     (tmp_path / "contexts").mkdir()
     spec = tmp_path / "contexts" / "brief.yaml"

@@ -31,6 +31,26 @@ def test_a_call_is_a_tree_of_stage_spans(wb):
     assert wb.trace(wb.calls.last()["id"]).trace_id == view.trace_id
 
 
+def test_span_attributes_are_stored_as_set_with_a_secret_redacted_where_it_is():
+    from workbench.observability.spans import Trace
+
+    key = "sk-proj-" + "A1b2C3d4" * 4
+    trace = Trace()
+    with trace.span("llm.call", route="fast"):
+        with trace.span("tool", query="the token bucket"):
+            pass
+        with trace.span("tool", header=f"Bearer {key}"):
+            pass
+    rows = trace.for_store("c1")
+    assert [r[3] for r in rows] == ["c1"] * 3
+    assert rows[0][8] == '{"route": "fast"}' and rows[1][8] == '{"query": "the token bucket"}'
+    assert key not in rows[2][8] and "[REDACTED:" in rows[2][8]
+    bare = Trace()
+    bare.begin("empty")
+    bare.end()
+    assert bare.for_store("c2")[0][8] is None
+
+
 def test_an_agent_run_is_one_trace_with_tool_calls_guard_checks_and_approvals(tmp_path):
     wb = Workbench.from_config(store=str(tmp_path / "a.db"), scripted={"rules": RULES}, default_route="local/scripted")
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -272,6 +272,26 @@ def map_strings(value: Any, fn: Callable[[str], str], other: Callable[[Any], Any
     if other is None or value is None or isinstance(value, int | float):
         return value
     return other(value)
+
+
+def none_may_hold_secret(texts: Iterable[str]) -> bool:
+    """Whether no text of ``texts`` can hold a secret (each ASCII, none holding a literal some pattern needs),
+    decided in one pass over them all: the many short ids, names and numbers an audit entry or a call's spans
+    carry need no scan of their own when this says so (then :func:`scrub` would give each back unchanged).
+    """
+    return not _may_hold_secret("\x00".join(texts))  # (no literal holds a NUL, so none spans two texts)
+
+
+def value_strings(value: Any) -> Iterator[str]:
+    """Every string :func:`scrub_values` would scrub in ``value`` (dict values, list and tuple items; not keys)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from value_strings(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from value_strings(v)
 
 
 def scrub_values(value: Any) -> Any:

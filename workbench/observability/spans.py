@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from workbench.guardrails.scanners import scrub
+from workbench.guardrails.scanners import none_may_hold_secret, scrub
 from workbench.store import new_id
 
 _encode = json.JSONEncoder(default=str).encode  # json.dumps(..., default=str) without building an encoder a span
@@ -61,12 +61,13 @@ class Trace:
         self.rows.append([new_id(), self.trace_id, parent, None, name, start_ns, end_ns, status, attributes])
 
     def for_store(self, call_id: str) -> list[tuple[Any, ...]]:
-        """Rows in ``spans`` column order, stamped with the call id."""
-        out = []
-        for row in self.rows:
-            attrs = row[8]
-            out.append((*row[:3], call_id, *row[4:8], scrub(_encode(attrs)) if attrs else None))
-        return out
+        """Rows in ``spans`` column order, stamped with the call id (attributes as JSON, secrets scrubbed)."""
+        texts = [_encode(row[8]) if row[8] else None for row in self.rows]
+        clean = none_may_hold_secret(t for t in texts if t)  # one pass over them all, instead of a scan each
+        return [
+            (*row[:3], call_id, *row[4:8], text if clean or text is None else scrub(text))
+            for row, text in zip(self.rows, texts, strict=True)
+        ]
 
 
 def run_trace(kind: str, run_id: str) -> tuple[str, str]:

@@ -312,12 +312,16 @@ def select_sql(table: str, where_key: bool = True) -> str:
 
 
 def _digest(key: AuditKey, table: str, part: str, values: tuple[Any, ...]) -> str:
-    text = json.dumps([table, part, *values], separators=(",", ":"), ensure_ascii=False, default=_plain)
+    text = _encode_row([table, part, *values])
     return hmac.digest(key.secret, text.encode(), "sha256").hex()[:DIGEST_HEX]
 
 
 def _plain(value: Any) -> Any:
     return value.hex() if isinstance(value, bytes | bytearray | memoryview) else str(value)
+
+
+# json.dumps(..., separators=(",", ":"), ensure_ascii=False, default=_plain), without building an encoder a row
+_encode_row = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_plain).encode
 
 
 def row_digests(key: AuditKey, table: str, row: tuple[Any, ...]) -> dict[str, Any]:
