@@ -74,3 +74,16 @@ def test_a_store_dropped_without_close_stops_its_checkpointer(tmp_path):
         time.sleep(0.01)
     assert not _threads(path)
     assert _backfilled(path)
+
+
+def test_the_checkpointer_never_makes_a_removed_store_again(tmp_path):
+    """Its connection opens the file read-write only: a store deleted under a running process is not recreated
+    empty by the thread (the writer's next commit reports the loss as it would have)."""
+    from workbench.store.checkpoint import Checkpointer
+
+    path = tmp_path / "gone.db"
+    owner = Store(tmp_path / "kept.db")
+    checkpointer = Checkpointer(path, owner)
+    checkpointer.wake()
+    checkpointer.stop()
+    assert not path.exists()

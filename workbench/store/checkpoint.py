@@ -49,7 +49,8 @@ class Checkpointer:
 
     def _run(self) -> None:
         try:
-            conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+            uri = f"{self.path.resolve().as_uri()}?mode=rw"  # (a store removed meanwhile is not made again, empty)
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
         except sqlite3.Error:
             return  # the writer's backstop checkpoints instead
         try:
