@@ -32,10 +32,13 @@ def test_recorded_calls_are_checkpointed_by_the_background_thread_and_the_wal_st
     assert wb.store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == BACKSTOP
     largest = 0
     for n in range(1, 301):
+        woken = wb.store._commits // EVERY
         wb.ask(f"question {n}", model="local/echo")
         largest = max(largest, os.path.getsize(f"{path}-wal"))
-        if n % EVERY == 0:
-            time.sleep(0.05)  # a pause, as between cells: the thread's checkpoint finishes in it
+        if wb.store._commits // EVERY > woken:  # the thread was woken: a pause, as between cells, lets it finish
+            deadline = time.monotonic() + 10
+            while wb.store._checkpointer.done < wb.store._commits // EVERY and time.monotonic() < deadline:
+                time.sleep(0.001)
     assert _threads(path), "the checkpointer was started"
     # 300 calls write ~26 MB of frames; the writer alone would let the WAL reach 16 MB (BACKSTOP) before copying
     # it back. The thread copied it every EVERY commits, so each write after a pause began at the WAL's start.

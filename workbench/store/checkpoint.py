@@ -32,6 +32,7 @@ class Checkpointer:
         self.path = path
         self._wanted = threading.Event()
         self._stopping = False
+        self.done = 0  # checkpoints run (tried) so far
         self._thread = threading.Thread(target=self._run, name=f"workbench-checkpoint:{path.name}", daemon=True)
         self._thread.start()
         weakref.finalize(owner, self.stop)  # a store dropped without close() does not leave its thread behind
@@ -64,5 +65,6 @@ class Checkpointer:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 except sqlite3.Error:
                     pass  # (busy, or the file went away): the next wake, or the writer's backstop, tries again
+                self.done += 1
         finally:
             conn.close()
