@@ -73,6 +73,7 @@ def test_migrates_an_in_memory_database():
         "m027_bind_attempts",
         "m028_bind_memories",
         "m029_audit_call_session_index",
+        "m030_fewer_indexes_per_call",
     ]
 
 
@@ -237,3 +238,28 @@ def test_ids_start_with_the_time_so_rows_made_together_sit_together_and_never_re
     trace = new_id(16)
     assert len(trace) == 32 and abs(int(trace[:12], 16) - time.time_ns() // 1_000_000) < 60_000  # its millisecond
     assert len(new_id(4)) == 8
+
+
+def test_a_call_without_a_session_is_in_no_session_index_and_a_sessions_calls_are_still_found_by_index(tmp_path):
+    """Fewer index pages a recorded call writes (m030): the session indexes hold only calls and entries that have
+    a session, the unused attempts-by-deployment index is gone, and every query for one session still uses them."""
+    from workbench.runtime import Workbench
+    from workbench.store.db import _SESSION_CALLS
+
+    wb = Workbench.from_config(store=tmp_path / "w.db")
+    wb.ask("no session", model="local/echo")
+    wb.ask("in one", model="local/echo", session="s")
+    conn = wb.store.conn
+    indexes = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"))
+    assert "idx_attempts_deployment_id" not in indexes
+    assert 'WHERE "session" IS NOT NULL' in indexes["idx_calls_session_started_at"]
+    assert "IS NOT NULL" in indexes["audit_call_session"]
+    counted = "SELECT count(*) FROM calls INDEXED BY idx_calls_session_started_at WHERE session >= ''"
+    assert conn.execute(counted).fetchone()[0] == 1
+    for sql, args in (
+        ("SELECT id FROM calls WHERE session = ? AND status = 'ok' AND started_at >= ? ORDER BY started_at", ("s", "")),
+        (_SESSION_CALLS, ("s", "")),
+    ):
+        plan = " ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
+        assert "idx_calls_session_started_at" in plan or "audit_call_session" in plan, plan
+    assert wb.replay("s") is not None and wb.audit.verify().ok

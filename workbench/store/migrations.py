@@ -654,6 +654,24 @@ def m029_audit_call_session_index(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration
+def m030_fewer_indexes_per_call(db: sqlite_utils.Database) -> None:
+    """Fewer index pages a recorded call writes: ``attempts (deployment, id)`` goes (no query reads attempts by
+    deployment), and a call without a session (most calls) no longer has an entry in the two indexes that find a
+    session's calls and the audit entries recording them; every query of those asks for one session by name.
+    """
+    db.execute("DROP INDEX IF EXISTS idx_attempts_deployment_id")
+    db.execute("DROP INDEX IF EXISTS idx_calls_session_started_at")
+    db.execute(
+        'CREATE INDEX idx_calls_session_started_at ON calls ("session", "started_at") WHERE "session" IS NOT NULL'
+    )
+    db.execute("DROP INDEX IF EXISTS audit_call_session")
+    db.execute(
+        "CREATE INDEX audit_call_session ON audit (json_extract(payload, '$.session'), ts) "
+        "WHERE kind = 'call' AND json_extract(payload, '$.session') IS NOT NULL"
+    )
+
+
 def _adopt_later(db: sqlite_utils.Database, *tables: str) -> None:
     """Mark ``tables``, which audit entries begin to bind in this version, for adoption by the next write
     (``adopt_tables``), in a store that already has a log; joined to tables an earlier migration marked and no
