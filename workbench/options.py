@@ -129,8 +129,9 @@ class AskOptions:
             close = difflib.get_close_matches(unknown[0], NAMES, n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise UnknownOption(f"ask() got an unexpected keyword argument {unknown[0]!r}{hint}")
-        base = options if options is not None else cls()
-        return (replace(base, **overrides) if overrides else base).checked()
+        if options is None:
+            return cls(**overrides).checked()
+        return (replace(options, **overrides) if overrides else options).checked()
 
     def checked(self) -> AskOptions:
         """These options, or a one-line :class:`~workbench.errors.WorkbenchError` for a value no call can take

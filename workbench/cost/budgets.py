@@ -291,10 +291,10 @@ class Budgets:
         with self.store.lock:
             row = self.store.conn.execute(
                 "SELECT (SELECT reason FROM switches WHERE name = 'kill' AND active = 1), "
-                "EXISTS (SELECT 1 FROM budgets)"
+                "EXISTS (SELECT 1 FROM budgets), EXISTS (SELECT 1 FROM audit WHERE kind = 'kill' AND ref = 'switch')"
             ).fetchone()
         killed, budgeted = row[0], LOCAL if row[1] else 0
-        if killed is None:
+        if killed is None and row[2]:  # (no entry about the switch: the log says off too)
             self.store.check_kill_switch()  # (the row says off: so must the log)
         if killed is None and self.team is not None:
             try:

@@ -24,7 +24,11 @@ OUTPUT_PARAMS = ("temperature", "max_tokens", "top_p", "stop", "seed", "response
 
 def canonical_json(value: Any) -> str:
     """Deterministic JSON (sorted keys, no spaces) for hashing and storing."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _canonical(value)
+
+
+# json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str), its encoder built once
+_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode
 
 
 @dataclass(slots=True)
