@@ -7,7 +7,6 @@ the entry and the event commit together or not at all.
 from __future__ import annotations
 
 import getpass
-import itertools
 import json
 import os
 import socket
@@ -45,7 +44,7 @@ def entry_payload(
 ) -> str:
     """The JSON text hashed into the chain: the event, scrubbed, with ``who`` wrote it and the rows it binds."""
     who = {**actor(), **{k: v for k, v in (who or {}).items() if v is not None}}
-    if none_may_hold_secret(itertools.chain(value_strings(payload), value_strings(who))):
+    if none_may_hold_secret(value_strings(payload) + value_strings(who)):
         body = {**payload, "who": who}  # (what scrubbing would give: one pass over all its strings says so)
     else:
         body = scrub_values(payload)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -282,16 +282,21 @@ def none_may_hold_secret(texts: Iterable[str]) -> bool:
     return not _may_hold_secret("\x00".join(texts))  # (no literal holds a NUL, so none spans two texts)
 
 
-def value_strings(value: Any) -> Iterator[str]:
-    """Every string :func:`scrub_values` would scrub in ``value`` (dict values, list and tuple items; not keys)."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from value_strings(v)
-    elif isinstance(value, list | tuple):
-        for v in value:
-            yield from value_strings(v)
+def value_strings(value: Any) -> list[str]:
+    """Every string :func:`scrub_values` would scrub in ``value`` (dict values, list and tuple items; not keys),
+    in no particular order.
+    """
+    out: list[str] = []
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, dict):
+            todo.extend(item.values())
+        elif isinstance(item, list | tuple):
+            todo.extend(item)
+    return out
 
 
 def scrub_values(value: Any) -> Any:

@@ -73,7 +73,6 @@ _SESSION_CALLS = (  # the answered live calls the log recorded for a session sin
 )
 
 
-_CALL_ATTEMPTS = "SELECT id FROM attempts WHERE call_id = ? ORDER BY id"
 _ATTEMPT_FIELDS = ("id", *BOUND["attempts"].core)
 _ATTEMPTS_OF = select_sql("attempts", where_key=False) + " WHERE call_id = ? ORDER BY id"
 _RECORDED_COLUMNS = ("id", *BOUND["calls"].core, *BOUND["calls"].optional, *BOUND["calls"].body, "compacted_at")
@@ -298,17 +297,14 @@ class Store:
             if call.get("session"):
                 conn.execute(_TOUCH_SESSION, (call["session"], call["started_at"]))
             conn.execute(_INSERT_CALL, call_row)
-            if attempt_rows:
-                conn.executemany(_INSERT_ATTEMPT, attempt_rows)
+            attempt_ids = [conn.execute(_INSERT_ATTEMPT, row).lastrowid for row in attempt_rows]  # (ids: the table's)
             if spans:
                 conn.executemany(_INSERT_SPAN, spans)
                 if self.on_spans is not None:
                     self.on_spans([s[0] for s in spans])
             if settle_reservation:
                 conn.execute("DELETE FROM reservations WHERE call_id = ?", (call["id"],))
-            bind = [("calls", call["id"])]
-            if attempt_rows:  # (their ids, given by the table, read back: one indexed read)
-                bind += [("attempts", str(r[0])) for r in conn.execute(_CALL_ATTEMPTS, (call["id"],))]
+            bind = [("calls", call["id"]), *(("attempts", str(i)) for i in attempt_ids)]
             for sha, mime, width, height, data in blobs:
                 stored = conn.execute(
                     "INSERT OR IGNORE INTO blobs (sha256, mime, width, height, bytes, data, first_call, created_at) "
