@@ -69,3 +69,18 @@ def test_an_export_never_writes_over_a_file_it_did_not_write(wb, tmp_path, suffi
     assert "sale items" in wb.session("chat").export(export).read_text()  # its own earlier export: replaced
     wb.session("chat").export(mine, overwrite=True)
     assert "refund window" in mine.read_text()
+
+
+def test_a_transcript_that_cannot_be_written_is_one_line_and_loses_nothing(wb, tmp_path):
+    """A folder at the path, or a file where a folder of the path should be: one line saying what to do."""
+    from workbench.memory.transcript import export
+
+    wb.ask("hello", session="t")
+    (tmp_path / "chat.md").mkdir()
+    with pytest.raises(WorkbenchError, match=r"cannot write the transcript to .*chat\.md .*pass a file in a folder"):
+        export(wb.store, "t", tmp_path / "chat.md", overwrite=True)
+    (tmp_path / "notes").write_text("mine")
+    with pytest.raises(WorkbenchError, match=r"cannot make the folder .*notes for the transcript"):
+        export(wb.store, "t", tmp_path / "notes" / "chat.md")
+    assert (tmp_path / "notes").read_text() == "mine"
+    assert len(wb.store.query("SELECT id FROM calls WHERE session = 't'")) == 1

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from workbench.errors import WorkbenchError
+from workbench.files import write_output
 from workbench.guardrails.scanners import scrub
 from workbench.store import Store
 
@@ -63,8 +64,14 @@ def export(
     if not found:
         raise WorkbenchError(f"session {session!r} has no calls since its last reset: nothing to export")
     text = {"md": _markdown, "ipynb": _notebook, "jsonl": _jsonl}[kind](session, found)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # (a file where a folder of the path should be)
+        raise WorkbenchError(
+            f"cannot make the folder {target.parent} for the transcript ({exc.strerror or type(exc).__name__}): "
+            "pass a path in a folder that exists or can be made"
+        ) from None
+    write_output(target, text, "the transcript", overwrite=True)  # (checked above: a transcript, or overwrite)
     return target
 
 
