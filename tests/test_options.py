@@ -88,3 +88,31 @@ def test_edge_values_that_are_fine_pass_and_one_image_need_not_be_a_list(wb, tmp
     Image.new("RGB", (4, 4), "red").save(tmp_path / "dot.png")
     shown = wb.ask("what is this?", model="local/echo", images=str(tmp_path / "dot.png"))
     assert shown.text.count("[image 4x4 png") == 1
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"max_tokens": [1] * 1_000_000},
+        {"temperature": "x" * 10_000_000},
+        {"format": "y" * 100_000},
+        {"priority": list(range(1_000_000))},
+        {"response_format": "z" * 1_000_000},
+    ],
+)
+def test_a_huge_wrong_value_is_quoted_short_in_its_one_line_error(wb, options):
+    """The error quotes the start of what was given, not a million items or characters of it."""
+    with pytest.raises(WorkbenchError) as caught:
+        wb.ask("hi", model="local/echo", **options)
+    message = str(caught.value)
+    assert "\n" not in message and len(message) < 300, message[:300]
+    assert "..." in message
+    assert wb.calls.df().empty  # nothing was recorded
+
+
+def test_a_huge_since_is_quoted_short():
+    from workbench.store.db import cutoff
+
+    with pytest.raises(WorkbenchError, match=r"^'q+\.\.\.q+' is not a time: write an age") as caught:
+        cutoff("q" * 5000)
+    assert len(str(caught.value)) < 300

@@ -94,6 +94,23 @@ class TeamStateDown(WorkbenchError):
     """The team's Redis (``[team] redis_url``) cannot be reached and budgets fail closed: nothing was sent."""
 
 
+def shown(value: Any) -> str:
+    """``repr(value)`` as an error message quotes it: at most ~60 characters of a string, six items of a list or
+    dict ("..." for the rest), so a wrong value of a million items or characters is still a short line, made
+    at once (``reprlib``).
+    """
+    global _REPR
+    if _REPR is None:
+        import reprlib
+
+        _REPR = reprlib.Repr()
+        _REPR.maxstring = _REPR.maxother = _REPR.maxlong = 60
+    return _REPR.repr(value)
+
+
+_REPR: Any = None
+
+
 def warn_at_caller(message: str, category: type[Warning]) -> None:
     """``warnings.warn`` attributed to the first frame outside the workbench package: the user's line (a
     notebook cell, a script) that made the call, however deep inside the workbench the warning arose.

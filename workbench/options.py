@@ -119,7 +119,7 @@ class AskOptions:
     @classmethod
     def of(cls, options: AskOptions | None = None, overrides: dict[str, Any] | None = None) -> AskOptions:
         """``options`` (or the defaults) with ``overrides`` applied; an unknown name is an ``UnknownOption``."""
-        from workbench.errors import UnknownOption
+        from workbench.errors import UnknownOption, shown
 
         if options is not None and not isinstance(options, AskOptions):
             raise UnknownOption(f"options must be an AskOptions, not {type(options).__name__}: pass keywords instead")
@@ -128,7 +128,7 @@ class AskOptions:
         if unknown:
             close = difflib.get_close_matches(unknown[0], NAMES, n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise UnknownOption(f"ask() got an unexpected keyword argument {unknown[0]!r}{hint}")
+            raise UnknownOption(f"ask() got an unexpected keyword argument {shown(unknown[0])}{hint}")
         if options is None:
             return cls(**overrides).checked()
         return (replace(options, **overrides) if overrides else options).checked()
@@ -137,31 +137,31 @@ class AskOptions:
         """These options, or a one-line :class:`~workbench.errors.WorkbenchError` for a value no call can take
         (checked before anything is sent or recorded); a single image (a path or bytes) counts as a list of one.
         """
-        from workbench.errors import WorkbenchError
+        from workbench.errors import WorkbenchError, shown
 
         wrong = None
         if self.max_tokens is not None and not (whole_number(self.max_tokens) and self.max_tokens > 0):
-            wrong = f"max_tokens must be a whole number of tokens above 0, not {self.max_tokens!r}"
+            wrong = f"max_tokens must be a whole number of tokens above 0, not {shown(self.max_tokens)}"
         elif self.temperature is not None and not (
             real_number(self.temperature) and 0 <= self.temperature and math.isfinite(self.temperature)
         ):
-            wrong = f"temperature must be a number from 0 (most providers take up to 2), not {self.temperature!r}"
+            wrong = f"temperature must be a number from 0 (most providers take up to 2), not {shown(self.temperature)}"
         elif self.budget is not None and not (real_number(self.budget) and self.budget >= 0):
-            wrong = f"budget must be dollars (0 or more), not {self.budget!r}"
+            wrong = f"budget must be dollars (0 or more), not {shown(self.budget)}"
         elif self.format not in FORMATS:
-            wrong = f"format must be one of {', '.join(FORMATS)}, not {self.format!r}"
+            wrong = f"format must be one of {', '.join(FORMATS)}, not {shown(self.format)}"
         elif not isinstance(self.stream, bool):
-            wrong = f"stream is True or False, not {self.stream!r}"
+            wrong = f"stream is True or False, not {shown(self.stream)}"
         elif not isinstance(self.remember, bool):
-            wrong = f"remember is True or False, not {self.remember!r}"
+            wrong = f"remember is True or False, not {shown(self.remember)}"
         elif self.cache is not None and not isinstance(self.cache, bool):
-            wrong = f"cache must be True, False or None (as configured), not {self.cache!r}"
+            wrong = f"cache must be True, False or None (as configured), not {shown(self.cache)}"
         elif not whole_number(self.priority):
-            wrong = f"priority must be a whole number (higher goes first), not {self.priority!r}"
+            wrong = f"priority must be a whole number (higher goes first), not {shown(self.priority)}"
         elif self.max_value_tokens is not None and not (
             whole_number(self.max_value_tokens) and self.max_value_tokens > 0
         ):
-            wrong = f"max_value_tokens must be a whole number above 0, not {self.max_value_tokens!r}"
+            wrong = f"max_value_tokens must be a whole number above 0, not {shown(self.max_value_tokens)}"
         elif self.context is not None and not isinstance(self.context, str | Mapping | list | tuple):
             wrong = f"context must be text, {{id: text}} or a list of texts, not {type(self.context).__name__}"
         elif not isinstance(self.images, str | bytes | bytearray | os.PathLike | list | tuple) and not _image(
@@ -173,7 +173,7 @@ class AskOptions:
         elif self.response_format is not None and not isinstance(self.response_format, Mapping):
             wrong = (
                 "response_format is what the provider takes, a dict such as {'type': 'json_object'} (schema= takes a "
-                f"JSON schema or a pydantic model), not {self.response_format!r}"
+                f"JSON schema or a pydantic model), not {shown(self.response_format)}"
             )
         elif isinstance(self.response_format, Mapping) and (problem := json_problem(self.response_format)):
             wrong = f"response_format cannot be written as JSON ({problem}): give plain values"

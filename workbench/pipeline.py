@@ -45,6 +45,7 @@ from workbench.errors import (
     ReplayMiss,
     TeamStateDown,
     WorkbenchError,
+    shown,
 )
 from workbench.guardrails import (
     SINKS,
@@ -361,9 +362,9 @@ class Pipeline:
     @staticmethod
     def _queueing(call: _Call, priority: int, max_wait: float | None) -> None:
         if not isinstance(priority, int) or isinstance(priority, bool):
-            raise WorkbenchError(f"priority must be a whole number (higher goes first), not {priority!r}")
+            raise WorkbenchError(f"priority must be a whole number (higher goes first), not {shown(priority)}")
         if max_wait is not None and not (isinstance(max_wait, int | float) and max_wait >= 0):
-            raise WorkbenchError(f"max_wait must be seconds >= 0, not {max_wait!r}")
+            raise WorkbenchError(f"max_wait must be seconds >= 0, not {shown(max_wait)}")
         call.request.priority, call.request.max_wait_s = priority, max_wait
 
     def _preview(self, on_token: TokenSink | None) -> TokenSink | None:
@@ -1324,7 +1325,9 @@ def _with_values(
 
 def _sink(sink: str | None) -> str | None:
     if sink is not None and sink not in SINKS:
-        raise WorkbenchError(f"sink must be one of {', '.join(SINKS)} (where the answer will be used), not {sink!r}")
+        raise WorkbenchError(
+            f"sink must be one of {', '.join(SINKS)} (where the answer will be used), not {shown(sink)}"
+        )
     return sink
 
 

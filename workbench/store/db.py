@@ -20,7 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, shown
 from workbench.store.chain import (
     BOUND,
     GENESIS,
@@ -127,7 +127,7 @@ def cutoff(when: str) -> str:
         parsed = datetime.fromisoformat(when)
     except (TypeError, ValueError):
         raise WorkbenchError(
-            f"{when!r} is not a time: write an age such as 30d, 12h or 90m, or an ISO date such as 2026-11-01"
+            f"{shown(when)} is not a time: write an age such as 30d, 12h or 90m, or an ISO date such as 2026-11-01"
         ) from None
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).isoformat(timespec="microseconds")
 
