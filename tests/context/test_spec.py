@@ -71,3 +71,12 @@ def test_an_edited_spec_is_reloaded_and_an_unchanged_one_is_not_reparsed(tmp_pat
     assert load_spec("s", tmp_path) is first  # same content: the parsed spec is reused
     (tmp_path / "s.yaml").write_text("budget_tokens: 200\n")
     assert load_spec("s", tmp_path).budget_tokens == 200
+
+
+def test_a_spec_that_cannot_be_read_is_one_config_error_line(tmp_path):
+    """A name too long for a file name, or a spec file that is a folder: one line, not a raw OSError."""
+    with pytest.raises(ConfigError, match=r"cannot read the context spec 'x+\.\.\.x+' \(File name too long\)"):
+        load_spec("x" * 300, tmp_path)
+    (tmp_path / "support.yaml").mkdir()
+    with pytest.raises(ConfigError, match=r"^no such context spec file: '.*support\.yaml'$"):
+        load_spec(tmp_path / "support.yaml", tmp_path)

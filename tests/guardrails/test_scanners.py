@@ -80,3 +80,23 @@ def test_a_name_with_a_control_or_invisible_character_is_refused_before_anything
     assert wb.approvals.get(row["id"])["status"] == "pending"
     assert wb.ask("hi", model="local/echo", session="👩‍💻 café Zürich 東京").session == "👩‍💻 café Zürich 東京"
     wb.close()
+
+
+def test_a_name_of_megabytes_is_refused_in_a_short_line_before_anything_is_recorded(tmp_path):
+    """A name is stored in every row and index entry that names it: one of a million characters was accepted and
+    written into each; a name past 4,096 characters (PATH_MAX: a document's path is its name) is refused."""
+    from workbench.errors import WorkbenchError
+    from workbench.guardrails.scanners import MAX_NAME
+    from workbench.runtime import Workbench
+
+    wb = Workbench.from_config(store=str(tmp_path / "n.db"))
+    for option in ("session", "user", "task", "agent", "model", "spec"):
+        too_long = rf"the {option} given is 1,000,000 characters: a name is at most"
+        with pytest.raises(WorkbenchError, match=too_long) as e:
+            wb.ask("hi", **{"model": "local/echo", option: "n" * 1_000_000})
+        assert len(str(e.value)) < 200
+    with pytest.raises(WorkbenchError, match="at most 4,096"):
+        wb.memory.add("Ana likes tea", "user:" + "a" * MAX_NAME)
+    assert wb.store.query("SELECT COUNT(*) AS n FROM calls")[0]["n"] == 0
+    assert wb.ask("hi", model="local/echo", session="s" * MAX_NAME).session == "s" * MAX_NAME
+    wb.close()

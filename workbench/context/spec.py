@@ -34,7 +34,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from workbench.config import _one_line, _Strict
-from workbench.errors import ConfigError, TemplateError
+from workbench.errors import ConfigError, TemplateError, shown
 
 SUFFIXES = (".yaml", ".yml", ".toml")
 
@@ -137,20 +137,26 @@ def find_spec(name: str, folder: Path) -> Path:
         if path.is_file():
             return path
     known = sorted({p.stem for p in folder.glob("*") if p.suffix in SUFFIXES}) if folder.is_dir() else []
-    shown = Path(os.path.relpath(folder))  # relative, so the message reads the same in any checkout
+    where = Path(os.path.relpath(folder))  # relative, so the message reads the same in any checkout
     raise ConfigError(
-        f"no context spec {name!r} in {shown}/ (have: {', '.join(known) or 'none'}); create {shown / name}.yaml"
+        f"no context spec {shown(name)} in {where}/ (have: {', '.join(known) or 'none'}); create {where / name}.yaml"
     )
 
 
 def load_spec(name_or_path: str | Path, folder: Path) -> ContextSpec:
     """Load and validate a spec by name (from ``folder``) or path; version = hash of the file."""
-    path = Path(name_or_path)
-    if path.suffix not in SUFFIXES:
-        path = find_spec(str(name_or_path), folder)
-    elif not path.is_file():
-        raise ConfigError(f"no such context spec file: {path}")
-    raw = path.read_bytes()
+    try:
+        path = Path(name_or_path)
+        if path.suffix not in SUFFIXES:
+            path = find_spec(str(name_or_path), folder)
+        elif not path.is_file():
+            raise ConfigError(f"no such context spec file: {shown(str(path))}")
+        raw = path.read_bytes()
+    except OSError as exc:  # (a name too long for a file name, a spec file that may not be read)
+        raise ConfigError(
+            f"cannot read the context spec {shown(str(name_or_path))} ({exc.strerror or type(exc).__name__}): "
+            f"name a spec in {folder}/ or a .yaml or .toml file that can be read"
+        ) from None
     digest = hashlib.sha256(raw).hexdigest()
     cached = _PARSED.get((str(path), digest))
     if cached is not None:  # parsing YAML costs more than the rest of planning a context

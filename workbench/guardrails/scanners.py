@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, shown
 
 _Name = TypeVar("_Name", bound=str | None)
 
@@ -321,19 +321,27 @@ def check_name(what: str, name: _Name) -> _Name:
     """
     if not isinstance(name, str):
         return name
+    if len(name) > MAX_NAME:  # (stored in every row and index entry that names it)
+        raise WorkbenchError(
+            f"the {what} given is {len(name):,} characters: a name is at most {MAX_NAME:,}, so nothing was "
+            "recorded; use a shorter name"
+        )
     found = find_secrets(name)
     if found:
         raise WorkbenchError(
-            f"{what} {redact(name, found)!r} holds what looks like a secret ({found[0].kind}): names are stored "
-            "and shown as written, so nothing was recorded; use a name without the key"
+            f"{what} {shown(redact(name, found))} holds what looks like a secret ({found[0].kind}): names are "
+            "stored and shown as written, so nothing was recorded; use a name without the key"
         )
     if not name.isprintable() and not name.replace("\u200d", "").isprintable():  # (an emoji's joiner is fine)
         at = next(i for i, ch in enumerate(name) if ch != "\u200d" and not ch.isprintable())
         raise WorkbenchError(
-            f"{what} {name!r} holds a control or invisible character ({name[at]!r} at {at}): names are stored and "
-            "shown as written, so nothing was recorded; use printable text"
+            f"{what} {shown(name)} holds a control or invisible character ({name[at]!r} at {at}): names are stored "
+            "and shown as written, so nothing was recorded; use printable text"
         )
     return name
+
+
+MAX_NAME = 4096  # characters in a name (a session, user, scope, route, a document's path or URL): as PATH_MAX
 
 
 def find_pii(text: str) -> list[Finding]:

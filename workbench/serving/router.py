@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.config import Deployment, Route, Settings, shown_url
-from workbench.errors import BudgetExceeded, ProviderError, UnknownModel
+from workbench.errors import BudgetExceeded, ProviderError, UnknownModel, shown
 from workbench.guardrails.scanners import check_name
 from workbench.plugins import REGISTRY
 from workbench.serving import catalog, offline, openai_http, tokens
@@ -451,17 +451,17 @@ class Router:
             "provider-prefixed litellm name such as 'openai/gpt-4o-mini'; %llm_models lists them"
         )
         if name.startswith("local/"):
-            raise UnknownModel(f"unknown model {name!r}: {hint}")
+            raise UnknownModel(f"unknown model {shown(name)}: {hint}")
         known = catalog.knows_bare_name(name)  # a typo is named at once, not after seconds of importing litellm
         if known is not None:
             if known:
                 return
-            raise UnknownModel(f"unknown model or route {name!r}: {hint}")
+            raise UnknownModel(f"unknown model or route {shown(name)}: {hint}")
         litellm = litellm_module()
         provider = name.split("/", 1)[0] if "/" in name else None
         if provider in litellm.provider_list or name in litellm.model_cost:
             return
-        raise UnknownModel(f"unknown model or route {name!r}: {hint}")
+        raise UnknownModel(f"unknown model or route {shown(name)}: {hint}")
 
     def _kwargs(self, deployment: Deployment, request: Request) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
