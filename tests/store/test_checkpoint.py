@@ -16,14 +16,13 @@ def _threads(store_path) -> list[threading.Thread]:
 
 
 def _backfilled(path) -> bool:
-    """Whether every frame in the WAL is in the database file (a passive checkpoint from another connection
-    copies nothing more): then the next write starts the WAL again from its beginning."""
-    conn = sqlite3.connect(path)
-    try:
-        _, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        return frames == copied
-    finally:
-        conn.close()
+    """Whether every frame in the WAL is in the database file (then the next write starts the WAL again from its
+    beginning), read from the WAL index (``-shm``) without checkpointing: its header's last frame (``mxFrame``, at
+    byte 16) against the frames copied back (``nBackfill``, at byte 96; sqlite.org/walformat.html)."""
+    import struct
+
+    shm = open(f"{path}-shm", "rb").read(100)
+    return struct.unpack_from("=I", shm, 96)[0] == struct.unpack_from("=I", shm, 16)[0]
 
 
 def test_recorded_calls_are_checkpointed_by_the_background_thread_and_the_wal_starts_again(tmp_path):
@@ -76,7 +75,7 @@ def test_a_store_dropped_without_close_stops_its_checkpointer(tmp_path):
     while _threads(path) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not _threads(path)
-    assert _backfilled(path)
+    assert sqlite3.connect(path).execute("SELECT count(*) FROM audit WHERE kind = 'note'").fetchone()[0] == EVERY
 
 
 def test_the_checkpointer_never_makes_a_removed_store_again(tmp_path):
@@ -90,3 +89,22 @@ def test_the_checkpointer_never_makes_a_removed_store_again(tmp_path):
     checkpointer.wake()
     checkpointer.stop()
     assert not path.exists()
+
+
+def test_the_checkpointer_works_on_the_store_opened_even_after_the_working_folder_changes(tmp_path, monkeypatch):
+    """A notebook opens ``w.db`` relative to its folder, then changes folder (os.chdir): the thread, started later,
+    still checkpoints the file the store's connection opened, and makes no file where the notebook moved to."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    store = Store("w.db")
+    monkeypatch.chdir(tmp_path / "b")
+    for _ in range(EVERY):
+        store.append_audit("note", "x", {"n": 1})
+    deadline = time.monotonic() + 10
+    while store._checkpointer.done < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert store._checkpointer.done == 1
+    assert _backfilled(tmp_path / "a" / "w.db")
+    assert not (tmp_path / "b" / "w.db").exists()
+    store.close()

@@ -50,7 +50,7 @@ class Checkpointer:
 
     def _run(self) -> None:
         try:
-            uri = f"{self.path.resolve().as_uri()}?mode=rw"  # (a store removed meanwhile is not made again, empty)
+            uri = f"{self.path.absolute().as_uri()}?mode=rw"  # (a store removed meanwhile is not made again, empty)
             conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
         except sqlite3.Error:
             return  # the writer's backstop checkpoints instead

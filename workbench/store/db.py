@@ -157,6 +157,7 @@ class Store:
         self.on_spans: Callable[[list[str]], None] | None = None  # told the ids of spans just written (OTel)
         self.on_broken_chain: Callable[[str], None] | None = None  # told when the audit chain refuses to grow
         self._commits = 0  # every checkpoint.EVERY commits, the checkpointer is woken (see store/checkpoint.py)
+        self._file = self.path.absolute()  # (the file this connection opened, whatever the working folder is later)
         self._checkpointer: Checkpointer | None = None
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
@@ -223,7 +224,11 @@ class Store:
         self._commits += 1
         if self._wal and self._commits % EVERY == 0:
             if self._checkpointer is None:
-                self._checkpointer = Checkpointer(self.path, self)
+                try:
+                    self._checkpointer = Checkpointer(self._file, self)
+                except RuntimeError:  # no thread can be started: the writer's own checkpoints (BACKSTOP) do it
+                    self._wal = False
+                    return
             self._checkpointer.wake()
 
     @contextmanager
