@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 Sink = Literal["html", "shell", "sql"]
 FORMATS = ("markdown", "text", "json", "code")  # result.Format's values (imported lazily there)
+MAX_PRIORITY = 1_000_000_000  # a call's queue priority, either way (it is kept in an SQLite integer)
 
 
 def real_number(value: Any) -> bool:
@@ -156,8 +157,11 @@ class AskOptions:
             wrong = f"remember is True or False, not {shown(self.remember)}"
         elif self.cache is not None and not isinstance(self.cache, bool):
             wrong = f"cache must be True, False or None (as configured), not {shown(self.cache)}"
-        elif not whole_number(self.priority):
-            wrong = f"priority must be a whole number (higher goes first), not {shown(self.priority)}"
+        elif not whole_number(self.priority) or abs(self.priority) > MAX_PRIORITY:
+            wrong = (
+                f"priority must be a whole number from -{MAX_PRIORITY:,} to {MAX_PRIORITY:,} (higher goes first), "
+                f"not {shown(self.priority)}"
+            )
         elif self.max_value_tokens is not None and not (
             whole_number(self.max_value_tokens) and self.max_value_tokens > 0
         ):

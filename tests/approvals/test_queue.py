@@ -119,6 +119,7 @@ def test_an_approval_asked_with_a_wrong_tool_arguments_risk_or_reason_is_a_one_l
         ({"tool": " "}, "an approval is asked for a tool, named by text, not ' '"),
         ({"arguments": "table t"}, "the tool's arguments are a dict \\(its JSON object\\), not str"),
         ({"risk": "catastrophic"}, "risk must be one of read, write, destructive, not 'catastrophic'"),
+        ({"risk": "x" * 1_000_000}, "risk must be one of read, write, destructive, not 'x+\\.\\.\\.x+'$"),
         ({"reason": None}, "reason is text \\(a name or a sentence\\), not NoneType"),
         ({"arguments": {"table": nested()}}, "the tool's arguments cannot be written as JSON \\(RecursionError"),
         ({"arguments": circular()}, "the tool's arguments cannot be written as JSON \\(ValueError"),

@@ -172,6 +172,20 @@ def test_bad_budget_settings_are_clear(wb):
         wb.budgets.set("global", 1, period="week")
     with pytest.raises(WorkbenchError, match="needs a limit"):
         wb.budgets.set("global")
+    for huge in ({"usd": [1] * 1_000_000}, {"tokens": "9" * 1_000_000}, {"thresholds": [2] * 1_000_000}):
+        with pytest.raises(WorkbenchError) as caught:
+            wb.budgets.set("global", **huge)
+        assert len(str(caught.value)) < 200  # (it quoted the whole value: 3 MB)
+
+
+def test_a_kill_switch_with_a_long_reason_still_goes_on_and_its_refusals_stay_short(wb):
+    """The reason is shown in every refusal (and sent to the team's Redis): a 1 MB one made each refusal 1 MB."""
+    wb.budgets.kill("runaway agent " + "x" * 1_000_000)
+    with pytest.raises(KillSwitchActive, match="the kill switch is on \\(runaway agent x+…\\)") as caught:
+        wb.ask("hi", model="local/echo")
+    assert len(str(caught.value)) < 700
+    wb.budgets.lift()
+    assert wb.ask("hi", model="local/echo").text
 
 
 def test_daily_budget_counts_only_today(wb):

@@ -206,3 +206,9 @@ def test_bad_priority_and_max_wait_are_refused(wb):
         wb.ask("x", model="local/echo", priority="high")
     with pytest.raises(WorkbenchError, match="max_wait must be seconds >= 0"):
         wb.ask("x", model="local/echo", max_wait=-1)
+    # A priority past what SQLite keeps was a raw OverflowError once a rate-limited deployment queued the call.
+    wb.add_route("paced", [{"name": "p", "model": "local/echo", "rpm": 60}])
+    for huge in (10**100, -(10**30), 2**63):
+        with pytest.raises(WorkbenchError, match=r"priority must be a whole number from -1,000,000,000 to 1,000,000"):
+            wb.ask("x", model="paced", priority=huge)
+    assert wb.ask("x", model="paced", priority=10**9).text

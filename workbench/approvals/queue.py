@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from workbench.config import ApprovalSettings
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, shown
 from workbench.guardrails.guard import Human
 from workbench.guardrails.scanners import check_name, scrub, scrub_values
 from workbench.store import Store, new_id, utcnow
@@ -132,7 +132,7 @@ class Approvals:
             raise ApprovalError(f"an approval is asked for a tool, named by text, not {tool!r}")
         _check_arguments(arguments)
         if risk not in RISKS:  # (the policy and its rules are keyed by these)
-            raise ApprovalError(f"risk must be one of {', '.join(RISKS)}, not {risk!r}")
+            raise ApprovalError(f"risk must be one of {', '.join(RISKS)}, not {shown(risk)}")
         if not isinstance(reason, str):
             raise ApprovalError(f"reason is text (a name or a sentence), not {type(reason).__name__}")
         check_name("tool", tool)

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from workbench.config import Route, Settings
-from workbench.errors import BudgetExceeded, KillSwitchActive, TeamStateDown, WorkbenchError, warn_at_caller
+from workbench.errors import BudgetExceeded, KillSwitchActive, TeamStateDown, WorkbenchError, shown, warn_at_caller
 from workbench.guardrails.scanners import check_name, scrub
 from workbench.options import real_number
 from workbench.serving import Request
@@ -45,6 +45,7 @@ DEFAULT_THRESHOLDS = (0.5, 0.8, 1.0)
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
 LOCAL, TEAM = 1, 2  # which budgets a call is reserved against (Budgets.gate)
 RESERVATION_TTL = timedelta(minutes=15)  # a reservation left by a crashed process stops counting
+MAX_REASON = 500  # characters of a kill switch's reason kept: it is shown in every refusal
 
 
 class BudgetWarning(UserWarning):
@@ -118,17 +119,21 @@ class Budgets:
             try:
                 since = datetime.fromisoformat(since).astimezone(UTC).isoformat(timespec="microseconds")
             except (TypeError, ValueError):
-                raise WorkbenchError(f"budget since={since!r}: give 'now' or an ISO date like 2026-12-01") from None
+                raise WorkbenchError(
+                    f"budget since={shown(since)}: give 'now' or an ISO date like 2026-12-01"
+                ) from None
         if period not in PERIODS:
-            raise WorkbenchError(f"budget period {period!r}: use one of {', '.join(PERIODS)}")
+            raise WorkbenchError(f"budget period {shown(period)}: use one of {', '.join(PERIODS)}")
         if usd is None and tokens is None:
             raise WorkbenchError("a budget needs a limit: give usd=..., tokens=... or both")
         if usd is not None and not (real_number(usd) and 0 <= usd < math.inf):  # (kept, audited: JSON has no inf)
-            raise WorkbenchError(f"a budget's usd is dollars, zero or more, not {usd!r}")
+            raise WorkbenchError(f"a budget's usd is dollars, zero or more, not {shown(usd)}")
         if tokens is not None and not (real_number(tokens) and tokens >= 0 and float(tokens).is_integer()):
-            raise WorkbenchError(f"a budget's tokens is a whole number, zero or more, not {tokens!r}")
+            raise WorkbenchError(f"a budget's tokens is a whole number, zero or more, not {shown(tokens)}")
         if isinstance(thresholds, str) or any(not (real_number(t) and 0 < t <= 1) for t in thresholds):
-            raise WorkbenchError(f"budget thresholds are fractions of the limit, each in (0, 1], not {thresholds!r}")
+            raise WorkbenchError(
+                f"budget thresholds are fractions of the limit, each in (0, 1], not {shown(thresholds)}"
+            )
         if self.shared is not None and self.team is not None:
             shared = self.shared
             self._shared(lambda: shared.set(kind, key, period, usd, tokens, thresholds, since))
@@ -196,7 +201,8 @@ class Budgets:
             raise WorkbenchError(
                 f"the kill switch's reason is text, not {type(reason).__name__}: wb.kill('runaway agent')"
             )
-        reason = scrub(reason) or "kill switch"  # stored, shown in every refusal and sent to the team's Redis
+        # Stored, shown in every refusal and sent to the team's Redis: a long one is cut (the switch still goes on).
+        reason = scrub(reason if len(reason) <= MAX_REASON else reason[:MAX_REASON] + "…") or "kill switch"
         if self.team is not None:
             team = self.team
             self._shared(lambda: team.kill(reason))

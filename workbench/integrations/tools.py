@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, shown
 from workbench.plugins import REGISTRY
 
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ def from_function(
     from pydantic import ConfigDict, Field, ValidationError, create_model
 
     if risk not in RISKS:
-        raise ToolError(f"risk must be one of {', '.join(RISKS)}, not {risk!r}")
+        raise ToolError(f"risk must be one of {', '.join(RISKS)}, not {shown(risk)}")
     name = name or fn.__name__
     if not _NAME.match(name):
         raise ToolError(f"tool name {name!r}: use letters, digits, '_', '-' and '.' (at most 64)")
