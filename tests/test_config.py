@@ -78,6 +78,8 @@ def test_unknown_key_and_bad_toml(tmp_path):
         load_settings(write(tmp_path / "b.toml", "mode = \n"))
     with pytest.raises(ConfigError, match="no such config file"):
         load_settings(tmp_path / "missing.toml")
+    with pytest.raises(ConfigError, match=r"memory\.ttl_days\.episode: Input should be less than or equal to 36500"):
+        load_settings(write(tmp_path / "c.toml", "[memory.ttl_days]\nepisode = 1e300\n"))
 
 
 def test_scripted_rules_file_is_validated(tmp_path):

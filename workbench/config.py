@@ -18,7 +18,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -227,7 +227,7 @@ class MemorySettings(_Strict):
 
     weights: MemoryWeights = Field(default_factory=MemoryWeights)
     half_life_days: float = Field(30.0, gt=0)  # recency halves every this many days since last use
-    ttl_days: dict[MemoryKind, float] = Field(default_factory=_memory_ttls)
+    ttl_days: dict[MemoryKind, Annotated[float, Field(ge=0, le=36_500)]] = Field(default_factory=_memory_ttls)
     duplicate: float = Field(0.8, gt=0, le=1)  # word overlap at or above: the same memory (updated, not re-added)
     related: float = Field(0.5, gt=0, le=1)  # at or above (under duplicate): same subject, new value (supersedes)
     extract: Literal["none", "rules"] = "none"  # what a conversation writes without --remember

@@ -318,8 +318,9 @@ def test_budgets_read_hourly_totals_that_always_equal_the_calls(tmp_path):
         ({"usd": float("nan")}, "a budget's usd is dollars, zero or more, not nan"),  # NaN compares false: no cap
         ({"usd": -1.0}, "a budget's usd is dollars, zero or more, not -1.0"),
         ({"usd": "5"}, "a budget's usd is dollars, zero or more, not '5'"),
-        ({"tokens": float("nan")}, "a budget's tokens is a whole number, zero or more, not nan"),
-        ({"tokens": 2.5}, "a budget's tokens is a whole number, zero or more, not 2.5"),
+        ({"tokens": float("nan")}, "a budget's tokens is a whole number from 0 to 10\\*\\*15, not nan"),
+        ({"tokens": 2.5}, "a budget's tokens is a whole number from 0 to 10\\*\\*15, not 2.5"),
+        ({"tokens": 2**63}, "a budget's tokens is a whole number from 0 to 10\\*\\*15, not 9223372036854775808"),
         ({"usd": 1.0, "thresholds": [float("nan")]}, r"budget thresholds are fractions of the limit, each in \(0, 1\]"),
         ({"usd": 1.0, "thresholds": "0.5"}, r"budget thresholds are fractions of the limit, each in \(0, 1\]"),
     ],

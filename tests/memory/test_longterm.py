@@ -75,6 +75,10 @@ def test_episodes_expire_by_default_and_bad_input_is_refused(wb):
         wb.memory.add("x", "shared", importance=3)
     with pytest.raises(WorkbenchError, match="the memory text is empty"):
         wb.memory.add("  ", "shared")
+    for ttl in (1e300, 10**100, float("nan"), -1e9, "90"):  # (a raw OverflowError or ValueError from timedelta)
+        with pytest.raises(WorkbenchError, match="^ttl_days is how many days the memory is kept, at most 36,500"):
+            wb.memory.add("Bob likes tea", "user:bob", ttl_days=ttl)
+    assert wb.memory.add("Bob likes tea", "user:bob", ttl_days=0).expires_at is None  # (kept until forgotten)
 
 
 def test_memory_survives_reopening_the_store(tmp_path):

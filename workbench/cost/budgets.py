@@ -128,8 +128,8 @@ class Budgets:
             raise WorkbenchError("a budget needs a limit: give usd=..., tokens=... or both")
         if usd is not None and not (real_number(usd) and 0 <= usd < math.inf):  # (kept, audited: JSON has no inf)
             raise WorkbenchError(f"a budget's usd is dollars, zero or more, not {shown(usd)}")
-        if tokens is not None and not (real_number(tokens) and tokens >= 0 and float(tokens).is_integer()):
-            raise WorkbenchError(f"a budget's tokens is a whole number, zero or more, not {shown(tokens)}")
+        if tokens is not None and not (real_number(tokens) and 0 <= tokens <= 10**15 and float(tokens).is_integer()):
+            raise WorkbenchError(f"a budget's tokens is a whole number from 0 to 10**15, not {shown(tokens)}")
         if isinstance(thresholds, str) or any(not (real_number(t) and 0 < t <= 1) for t in thresholds):
             raise WorkbenchError(
                 f"budget thresholds are fractions of the limit, each in (0, 1], not {shown(thresholds)}"

@@ -37,9 +37,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from workbench.config import MemorySettings
 from workbench.context.docs import fts_query
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, shown
 from workbench.guardrails.scanners import check_name
-from workbench.options import whole_number
+from workbench.options import real_number, whole_number
 from workbench.serving.extractive import terms
 from workbench.store import Store, new_id, utcnow
 
@@ -66,6 +66,7 @@ _COLUMNS = (
     "source_call",
 )
 SCAN_LIMIT = 300  # a scope (and kind) this small is compared whole on every write
+MAX_TTL_DAYS = 36_500  # a memory kept longer than a hundred years is kept: None
 _INSERT = f"INSERT INTO memories ({', '.join(_COLUMNS)}, vector) VALUES ({', '.join('?' * len(_COLUMNS))}, ?)"
 
 
@@ -141,6 +142,11 @@ class Memory:
         _check(kind, importance)
         now = utcnow()
         vector = self._vector(text)
+        if ttl_days is not None and not (real_number(ttl_days) and abs(ttl_days) <= MAX_TTL_DAYS):
+            raise WorkbenchError(
+                f"ttl_days is how many days the memory is kept, at most {MAX_TTL_DAYS:,} (0: until forgotten; None: as "
+                f"its kind is configured), not {shown(ttl_days)}"
+            )
         ttl = ttl_days if ttl_days is not None else self.settings.ttl_days.get(kind)
         expires = (datetime.now(UTC) + timedelta(days=ttl)).isoformat(timespec="microseconds") if ttl else None
         with self.store.transaction() as conn:
