@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, shown
 from workbench.options import whole_number
-from workbench.store import Store
+from workbench.store import Store, cutoff
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -69,18 +69,19 @@ class CallLog:
         since: str | None = None,
     ) -> pd.DataFrame:
         """Calls, oldest first (``limit`` keeps the most recent ones); a ``session``'s since its last reset,
-        and only those started at or after ``since`` (an ISO instant) when given.
+        and only those started at or after ``since`` when given (an age such as ``30d``, or an ISO date or instant,
+        as every ``since`` takes).
         """
         import pandas as pd
 
         where, params = _where(session=session, route=route, status=status)
-        starts = [self.store.session_start(session) if session is not None else "", since or ""]
+        starts = [self.store.session_start(session) if session is not None else "", cutoff(since) if since else ""]
         if max(starts):
             where += (" AND " if where else "WHERE ") + "started_at >= ?"
             params.append(max(starts))
         sql = f"SELECT {_COLUMNS} FROM calls {where} ORDER BY started_at DESC"
-        if limit is not None and not (whole_number(limit) and limit >= 0):
-            raise WorkbenchError(f"limit is how many of the latest calls to show, a whole number, not {limit!r}")
+        if limit is not None and not (whole_number(limit) and 0 <= limit < 2**63):
+            raise WorkbenchError(f"limit is how many of the latest calls to show, a whole number, not {shown(limit)}")
         if limit:
             sql += f" LIMIT {int(limit)}"
         rows = self.store.query(sql, params)[::-1]

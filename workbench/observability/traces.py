@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, shown
 from workbench.observability.spans import run_trace
 from workbench.store import Store
 
@@ -50,7 +50,7 @@ def resolve(store: Store, ref: str = "last") -> str:
     for kind, table in (("agent", "agent_runs"), ("workflow", "workflow_runs")):
         if store.query(f"SELECT 1 FROM {table} WHERE id = ?", (ref,)):
             return run_trace(kind, ref)[0]
-    raise WorkbenchError(f"no call, run or trace {ref!r}: %llm_calls lists call ids; use 'last' for the newest")
+    raise WorkbenchError(f"no call, run or trace {shown(ref)}: %llm_calls lists call ids; use 'last' for the newest")
 
 
 class TraceView:
