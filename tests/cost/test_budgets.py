@@ -186,6 +186,12 @@ def test_a_kill_switch_with_a_long_reason_still_goes_on_and_its_refusals_stay_sh
     assert len(str(caught.value)) < 700
     wb.budgets.lift()
     assert wb.ask("hi", model="local/echo").text
+    key = "sk-proj-" + "A1b2C3d4" * 4  # where the cut falls: redacted first, so no part of it is kept
+    wb.budgets.kill("x" * 484 + " " + key)
+    stored = [r["reason"] for r in wb.store.query("SELECT reason FROM switches")]
+    stored += [r["payload"] for r in wb.store.query("SELECT payload FROM audit WHERE kind = 'kill'")]
+    assert stored and not any("sk-proj-A1b2" in text for text in stored)
+    wb.budgets.lift()
 
 
 def test_daily_budget_counts_only_today(wb):

@@ -201,8 +201,10 @@ class Budgets:
             raise WorkbenchError(
                 f"the kill switch's reason is text, not {type(reason).__name__}: wb.kill('runaway agent')"
             )
-        # Stored, shown in every refusal and sent to the team's Redis: a long one is cut (the switch still goes on).
-        reason = scrub(reason if len(reason) <= MAX_REASON else reason[:MAX_REASON] + "…") or "kill switch"
+        # Stored, shown in every refusal and sent to the team's Redis: a long one is cut (the switch still goes on),
+        # after its secrets are redacted (a cut through a key would leave a part no scanner recognises).
+        reason = scrub(reason) or "kill switch"
+        reason = reason if len(reason) <= MAX_REASON else reason[:MAX_REASON] + "…"
         if self.team is not None:
             team = self.team
             self._shared(lambda: team.kill(reason))

@@ -66,7 +66,7 @@ _COLUMNS = (
     "source_call",
 )
 SCAN_LIMIT = 300  # a scope (and kind) this small is compared whole on every write
-MAX_TTL_DAYS = 36_500  # a memory kept longer than a hundred years is kept: None
+MAX_TTL_DAYS = 36_500  # a hundred years; a memory kept for good has ttl_days 0 (or None, when its kind has none)
 _INSERT = f"INSERT INTO memories ({', '.join(_COLUMNS)}, vector) VALUES ({', '.join('?' * len(_COLUMNS))}, ?)"
 
 
@@ -137,16 +137,16 @@ class Memory:
         text = " ".join(text.split())
         if not text:
             raise WorkbenchError("nothing to remember: the memory text is empty")
-        check_scope(scope)
-        text = self.screen(text, f"the memory for {scope}")
-        _check(kind, importance)
-        now = utcnow()
-        vector = self._vector(text)
         if ttl_days is not None and not (real_number(ttl_days) and abs(ttl_days) <= MAX_TTL_DAYS):
             raise WorkbenchError(
                 f"ttl_days is how many days the memory is kept, at most {MAX_TTL_DAYS:,} (0: until forgotten; None: as "
                 f"its kind is configured), not {shown(ttl_days)}"
             )
+        check_scope(scope)
+        text = self.screen(text, f"the memory for {scope}")
+        _check(kind, importance)
+        now = utcnow()
+        vector = self._vector(text)
         ttl = ttl_days if ttl_days is not None else self.settings.ttl_days.get(kind)
         expires = (datetime.now(UTC) + timedelta(days=ttl)).isoformat(timespec="microseconds") if ttl else None
         with self.store.transaction() as conn:
