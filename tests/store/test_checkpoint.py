@@ -21,7 +21,8 @@ def _backfilled(path) -> bool:
     byte 16) against the frames copied back (``nBackfill``, at byte 96; sqlite.org/walformat.html)."""
     import struct
 
-    shm = open(f"{path}-shm", "rb").read(100)
+    with open(f"{path}-shm", "rb") as fh:
+        shm = fh.read(100)
     return struct.unpack_from("=I", shm, 96)[0] == struct.unpack_from("=I", shm, 16)[0]
 
 
@@ -39,7 +40,7 @@ def test_recorded_calls_are_checkpointed_by_the_background_thread_and_the_wal_st
             while wb.store._checkpointer.done < wb.store._commits // EVERY and time.monotonic() < deadline:
                 time.sleep(0.001)
     assert _threads(path), "the checkpointer was started"
-    # 300 calls write ~26 MB of frames; the writer alone would let the WAL reach 16 MB (BACKSTOP) before copying
+    # 300 calls write ~25 MB of frames; the writer alone would let the WAL reach 16 MB (BACKSTOP) before copying
     # it back. The thread copied it every EVERY commits, so each write after a pause began at the WAL's start.
     assert largest < 8 * 1024 * 1024, largest
     wb.close()
