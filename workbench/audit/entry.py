@@ -14,7 +14,7 @@ import sys
 from functools import lru_cache
 from typing import Any
 
-from workbench.guardrails.scanners import none_may_hold_secret, scrub_values, value_strings
+from workbench.guardrails.scanners import scrub_values
 
 
 @lru_cache(maxsize=1)
@@ -43,12 +43,9 @@ def entry_payload(
     payload: dict[str, Any], who: dict[str, Any] | None = None, bind: list[dict[str, Any]] | None = None
 ) -> str:
     """The JSON text hashed into the chain: the event, scrubbed, with ``who`` wrote it and the rows it binds."""
+    body = scrub_values(payload)
     who = {**actor(), **{k: v for k, v in (who or {}).items() if v is not None}}
-    if none_may_hold_secret(value_strings(payload) + value_strings(who)):
-        body = {**payload, "who": who}  # (what scrubbing would give: one pass over all its strings says so)
-    else:
-        body = scrub_values(payload)
-        body["who"] = scrub_values(who)  # a notebook's path, too
+    body["who"] = scrub_values(who)  # a notebook's path, too
     if bind:
         body["bind"] = bind
     return _encode(body)

@@ -283,8 +283,8 @@ def none_may_hold_secret(texts: Iterable[str]) -> bool:
 
 
 def value_strings(value: Any) -> list[str]:
-    """Every string :func:`scrub_values` would scrub in ``value`` (dict values, list and tuple items; not keys),
-    in no particular order.
+    """Every string :func:`scrub_values` scrubs in ``value`` (dict values, list and tuple items; not keys), in no
+    particular order.
     """
     out: list[str] = []
     todo = [value]
@@ -300,15 +300,26 @@ def value_strings(value: Any) -> list[str]:
 
 
 def scrub_values(value: Any) -> Any:
-    """``value`` with every secret in its strings replaced by ``[REDACTED:kind]`` (dicts and lists walked)."""
+    """``value`` with every secret in its strings replaced by ``[REDACTED:kind]`` (dicts and lists walked, as new
+    dicts and lists). Whether any string can hold one is decided first in one pass over them all
+    (:func:`none_may_hold_secret`): the ids, names and numbers an audit entry carries then need no scan each.
+    """
+    return _scrubbed(value, scan=not none_may_hold_secret(value_strings(value)))
+
+
+def _scrubbed(value: Any, scan: bool) -> Any:
+    """``value`` rebuilt (dicts as dicts, lists and tuples as lists), its strings scrubbed when ``scan``."""
     if isinstance(value, str):
-        found = find_secrets(value)
+        found = find_secrets(value) if scan else None
         return redact(value, found) if found else value
     if isinstance(value, dict):
-        return {k: scrub_values(v) for k, v in value.items()}
+        return {k: _scrubbed(v, scan) if scan or isinstance(v, _CONTAINERS) else v for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [scrub_values(v) for v in value]
+        return [_scrubbed(v, scan) if scan or isinstance(v, _CONTAINERS) else v for v in value]
     return value
+
+
+_CONTAINERS = (dict, list, tuple)  # (what scrub_values rebuilds; any other leaf is kept as it is)
 
 
 def check_name(what: str, name: _Name) -> _Name:
