@@ -162,6 +162,8 @@ class AskOptions:
                 f"priority must be a whole number from -{MAX_PRIORITY:,} to {MAX_PRIORITY:,} (higher goes first), "
                 f"not {shown(self.priority)}"
             )
+        elif self.max_wait is not None and not (isinstance(self.max_wait, int | float) and self.max_wait >= 0):
+            wrong = f"max_wait must be seconds >= 0, not {shown(self.max_wait)}"
         elif self.max_value_tokens is not None and not (
             whole_number(self.max_value_tokens) and self.max_value_tokens > 0
         ):

@@ -67,7 +67,7 @@ from workbench.memory import Memory, Sessions, check_scope, visible_scopes
 from workbench.memory.extract import Kind as MemoryKind
 from workbench.memory.extract import extract as extract_memories
 from workbench.observability import Alerts, Trace, new_id
-from workbench.options import MAX_PRIORITY, AskKwargs, AskOptions
+from workbench.options import AskKwargs, AskOptions
 from workbench.result import Format, Result
 from workbench.serving import (
     Completion,
@@ -359,17 +359,6 @@ class Pipeline:
             )
         return replace(again, data=value)
 
-    @staticmethod
-    def _queueing(call: _Call, priority: int, max_wait: float | None) -> None:
-        if not isinstance(priority, int) or isinstance(priority, bool) or abs(priority) > MAX_PRIORITY:
-            raise WorkbenchError(
-                f"priority must be a whole number from -{MAX_PRIORITY:,} to {MAX_PRIORITY:,} (higher goes first), "
-                f"not {shown(priority)}"
-            )
-        if max_wait is not None and not (isinstance(max_wait, int | float) and max_wait >= 0):
-            raise WorkbenchError(f"max_wait must be seconds >= 0, not {shown(max_wait)}")
-        call.request.priority, call.request.max_wait_s = priority, max_wait
-
     def _preview(self, on_token: TokenSink | None) -> TokenSink | None:
         """The live preview of a streamed answer, with secrets redacted as the stored answer will be."""
         if on_token is None or self.settings.guardrails.output.get("secrets", "off") in ("off", "flag"):
@@ -648,7 +637,7 @@ class Pipeline:
         route_cache = route.cache if route.cache is not None else self.settings.cache.enabled
         call.use_cache = opts.cache if opts.cache is not None else route_cache
         call.budget, call.sink = opts.budget, _sink(opts.sink)
-        self._queueing(call, opts.priority, opts.max_wait)
+        call.request.priority, call.request.max_wait_s = opts.priority, opts.max_wait  # (checked with the options)
         return call
 
     def plan_context(
