@@ -32,6 +32,7 @@ message says what was wrong and what to do, in its first line.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import warnings
@@ -99,16 +100,16 @@ def shown(value: Any) -> str:
     dict ("..." for the rest), so a wrong value of a million items or characters is still a short line, made
     at once (``reprlib``).
     """
-    global _REPR
-    if _REPR is None:
-        import reprlib
-
-        _REPR = reprlib.Repr()
-        _REPR.maxstring = _REPR.maxother = _REPR.maxlong = 60
-    return _REPR.repr(value)
+    return _short_repr().repr(value)
 
 
-_REPR: Any = None
+@functools.cache
+def _short_repr() -> Any:
+    import reprlib
+
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = short.maxlong = 60
+    return short
 
 
 def warn_at_caller(message: str, category: type[Warning]) -> None:

@@ -274,7 +274,7 @@ def map_strings(value: Any, fn: Callable[[str], str], other: Callable[[Any], Any
     return other(value)
 
 
-def none_may_hold_secret(texts: Iterable[str]) -> bool:
+def _none_may_hold_secret(texts: Iterable[str]) -> bool:
     """Whether no text of ``texts`` can hold a secret (each ASCII, none holding a literal some pattern needs),
     decided in one pass over them all: the many short ids, names and numbers an audit entry or a call's spans
     carry need no scan of their own when this says so (then :func:`scrub` would give each back unchanged).
@@ -282,7 +282,7 @@ def none_may_hold_secret(texts: Iterable[str]) -> bool:
     return not _may_hold_secret("\x00".join(texts))  # (no literal holds a NUL, so none spans two texts)
 
 
-def value_strings(value: Any) -> list[str]:
+def _value_strings(value: Any) -> list[str]:
     """Every string :func:`scrub_values` scrubs in ``value`` (dict values, list and tuple items; not keys), in no
     particular order.
     """
@@ -302,9 +302,9 @@ def value_strings(value: Any) -> list[str]:
 def scrub_values(value: Any) -> Any:
     """``value`` with every secret in its strings replaced by ``[REDACTED:kind]`` (dicts and lists walked, as new
     dicts and lists). Whether any string can hold one is decided first in one pass over them all
-    (:func:`none_may_hold_secret`): the ids, names and numbers an audit entry carries then need no scan each.
+    (:func:`_none_may_hold_secret`): the ids, names and numbers an audit entry carries then need no scan each.
     """
-    return _scrubbed(value, scan=not none_may_hold_secret(value_strings(value)))
+    return _scrubbed(value, scan=not _none_may_hold_secret(_value_strings(value)))
 
 
 def _scrubbed(value: Any, scan: bool) -> Any:

@@ -8,7 +8,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from workbench.guardrails.scanners import none_may_hold_secret, scrub
+from workbench.guardrails.scanners import scrub, scrub_values
 from workbench.store import new_id
 
 _encode = json.JSONEncoder(default=str).encode  # json.dumps(..., default=str) without building an encoder a span
@@ -56,12 +56,8 @@ class Trace:
 
     def for_store(self, call_id: str) -> list[tuple[Any, ...]]:
         """Rows in ``spans`` column order, stamped with the call id (attributes as JSON, secrets scrubbed)."""
-        texts = [_encode(row[8]) if row[8] else None for row in self.rows]
-        clean = none_may_hold_secret(t for t in texts if t)  # one pass over them all, instead of a scan each
-        return [
-            (*row[:3], call_id, *row[4:8], text if clean or text is None else scrub(text))
-            for row, text in zip(self.rows, texts, strict=True)
-        ]
+        texts = scrub_values([_encode(row[8]) if row[8] else None for row in self.rows])  # (one gate for them all)
+        return [(*row[:3], call_id, *row[4:8], text) for row, text in zip(self.rows, texts, strict=True)]
 
 
 class _Span:
