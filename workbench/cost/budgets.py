@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from workbench.config import Route, Settings
 from workbench.errors import BudgetExceeded, KillSwitchActive, TeamStateDown, WorkbenchError, shown, warn_at_caller
-from workbench.guardrails.scanners import check_name, scrub
+from workbench.guardrails.scanners import check_name, scrub_clipped
 from workbench.options import real_number
 from workbench.serving import Request
 from workbench.serving.policies import unit_prices
@@ -201,10 +201,8 @@ class Budgets:
             raise WorkbenchError(
                 f"the kill switch's reason is text, not {type(reason).__name__}: wb.kill('runaway agent')"
             )
-        # Stored, shown in every refusal and sent to the team's Redis: a long one is cut (the switch still goes on),
-        # after its secrets are redacted (a cut through a key would leave a part no scanner recognises).
-        reason = scrub(reason) or "kill switch"
-        reason = reason if len(reason) <= MAX_REASON else reason[:MAX_REASON] + "…"
+        # Stored, shown in every refusal and sent to the team's Redis: a long one is cut (the switch still goes on).
+        reason = scrub_clipped(reason, MAX_REASON + 1) or "kill switch"  # (its first MAX_REASON characters, then …)
         if self.team is not None:
             team = self.team
             self._shared(lambda: team.kill(reason))

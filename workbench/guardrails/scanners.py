@@ -255,6 +255,14 @@ def scrub(text: str | None) -> str | None:
     return redact(text, found) if found else text
 
 
+def scrub_clipped(text: str, limit: int) -> str:
+    """``text`` scrubbed, then cut to at most ``limit`` characters ("…" last): in that order, since a cut through a
+    key would leave a part of it no scanner recognises. For a reason or a note shown in a line or a cell.
+    """
+    text = scrub(text) or ""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def map_strings(value: Any, fn: Callable[[str], str], other: Callable[[Any], Any] | None = None) -> Any:
     """``value`` (dicts, lists, tuples of JSON values) with ``fn`` applied to every string in it, dict keys
     included, and ``other`` (if given) to every leaf that is not a string, number, bool or None. Parts left

@@ -12,7 +12,7 @@ import html
 from typing import Any
 
 from workbench.errors import WorkbenchError
-from workbench.guardrails.scanners import scrub
+from workbench.guardrails.scanners import scrub_clipped
 from workbench.observability.calls import recorded_sessions
 from workbench.store import Store, utcnow
 
@@ -121,8 +121,7 @@ def session_report(store: Store, session: str) -> str:
 
 
 def _short(text: Any, limit: int = 160) -> str:
-    text = "" if text is None else str(scrub(str(text)))
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return scrub_clipped("" if text is None else str(text), limit)
 
 
 def _table(df: Any) -> str:
