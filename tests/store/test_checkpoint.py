@@ -109,3 +109,46 @@ def test_the_checkpointer_works_on_the_store_opened_even_after_the_working_folde
     assert _backfilled(tmp_path / "a" / "w.db")
     assert not (tmp_path / "b" / "w.db").exists()
     store.close()
+
+
+_RECORDER = """
+import sys, time
+from workbench.runtime import Workbench
+wb = Workbench.from_config(store=sys.argv[1])
+n = 0
+while True:
+    wb.ask(f"question {n}", model="local/echo")
+    n += 1
+    print(n, flush=True)  # recorded: ask() returned after its commit
+    if n % 20 == 0:
+        time.sleep(0.01)  # a pause, so the thread's checkpoints run between calls too
+"""
+
+
+def test_a_process_killed_while_it_records_and_checkpoints_loses_no_recorded_call(tmp_path):
+    """SIGKILL at moments that fall in commits, in the thread's checkpoints and between them: every call the process
+    reported recorded is in the file, the file is intact, and the audit log verifies."""
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "w.db"
+    reported = 0
+    for delay in (1.5, 2.2, 2.9):
+        child = subprocess.Popen([sys.executable, "-c", _RECORDER, str(path)], stdout=subprocess.PIPE, text=True)
+        lines: list[str] = []
+        reader = threading.Thread(target=lines.extend, args=(child.stdout,), daemon=True)
+        reader.start()
+        time.sleep(delay)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        reader.join(10)
+        reported += int(lines[-1]) if lines else 0
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert conn.execute("SELECT count(*) FROM calls").fetchone()[0] >= reported > 3 * EVERY  # (the thread ran)
+    conn.close()
+    wb = Workbench.from_config(store=path)
+    assert wb.audit.verify().ok
+    wb.ask("after the kills", model="local/echo")
+    wb.close()
