@@ -61,23 +61,23 @@ class _NoSpans:
 
 
 def e1_span_cost(tmp: Path, rounds: int) -> None:
-    import workbench.runtime as runtime
+    import workbench.pipeline as pipeline
     from workbench.runtime import Workbench
 
     wb = Workbench.from_config(store=str(tmp / "e1.db"))
     for i in range(50):
         wb.ask(f"warm {i}")
     spans_per_call = len(wb.trace().df)
-    real = runtime.Trace
+    real = pipeline.Trace
     traced, bare = [], []
     for r in range(rounds):
         for label, trace_class, out in (("traced", real, traced), ("bare", _NoSpans, bare)):
-            runtime.Trace = trace_class
+            pipeline.Trace = trace_class
             t = time.perf_counter()
             for i in range(300):
                 wb.ask(f"round {r} {label} call {i}")
             out.append((time.perf_counter() - t) / 300 * 1000)
-    runtime.Trace = real
+    pipeline.Trace = real
     with_spans, without = statistics.median(traced), statistics.median(bare)
     per_span_us = (with_spans - without) / spans_per_call * 1000
     print(
