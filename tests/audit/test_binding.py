@@ -189,6 +189,19 @@ def test_verify_needs_the_key_and_says_which_it_used(tmp_path, monkeypatch):
     assert not (tmp_path / "nowhere").exists()  # verifying never makes a key
 
 
+def test_the_key_is_named_by_its_id_and_never_shown(monkeypatch):
+    """A traceback with locals, a debugger or a log line shows the key object: its repr names the key, never holds it."""
+    from workbench.store import chain
+
+    secret = "a-secret-audit-key-0123456789"
+    monkeypatch.setenv("WORKBENCH_AUDIT_KEY", secret)
+    chain._cache.clear()
+    key = chain.audit_key()
+    assert key.id in repr(key) and "WORKBENCH_AUDIT_KEY" in repr(key)
+    assert secret not in repr(key) and secret not in str(key) and secret not in key.describe()
+    chain._cache.clear()
+
+
 def test_a_key_others_can_read_or_guess_or_another_users_key_file_is_not_used(tmp_path, monkeypatch):
     """Whoever reads (or guesses) the key can rewrite the log so that verify() says intact: like ssh with a private
     key, a key file open to others or another user's is refused, before anything is recorded, until it is private

@@ -23,12 +23,13 @@ import json
 import os
 import secrets
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from workbench.errors import WorkbenchError
+from workbench.store.jsontext import encoder
 
 KEY_ENV = "WORKBENCH_AUDIT_KEY"
 GENESIS = "sha256:" + "0" * 64
@@ -52,13 +53,13 @@ class AuditChainBroken(WorkbenchError):
 class AuditKey:
     """The secret the chain is keyed with, where it came from, and a short id that names it."""
 
-    secret: bytes
+    secret: bytes = field(repr=False)  # (never shown: a traceback or a log line would carry it)
     source: str
+    id: str = field(init=False)  # a fingerprint of the key (safe to show and store: it does not reveal the key)
 
-    @property
-    def id(self) -> str:
-        """A fingerprint of the key (safe to show and store: it does not reveal the key)."""
-        return hmac.new(self.secret, b"workbench-audit-key-id", hashlib.sha256).hexdigest()[:12]
+    def __post_init__(self) -> None:
+        digest = hmac.new(self.secret, b"workbench-audit-key-id", hashlib.sha256).hexdigest()
+        object.__setattr__(self, "id", digest[:12])  # (once: entries and checks ask for it on every call)
 
     def describe(self) -> str:
         """Which key, for messages: ``key a1b2c3d4e5f6 from WORKBENCH_AUDIT_KEY``."""
@@ -320,8 +321,8 @@ def _plain(value: Any) -> Any:
     return value.hex() if isinstance(value, bytes | bytearray | memoryview) else str(value)
 
 
-# json.dumps(..., separators=(",", ":"), ensure_ascii=False, default=_plain), without building an encoder a row
-_encode_row = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_plain).encode
+# json.dumps(..., separators=(",", ":"), ensure_ascii=False, default=_plain), its encoder built once
+_encode_row = encoder(separators=(",", ":"), ensure_ascii=False, default=_plain)
 
 
 def row_digests(key: AuditKey, table: str, row: tuple[Any, ...]) -> dict[str, Any]:
