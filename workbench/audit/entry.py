@@ -7,7 +7,6 @@ the entry and the event commit together or not at all.
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import socket
 import sys
@@ -15,6 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 from workbench.guardrails.scanners import scrub_values
+from workbench.store.jsontext import encoder
 
 
 @lru_cache(maxsize=1)
@@ -43,12 +43,11 @@ def entry_payload(
     payload: dict[str, Any], who: dict[str, Any] | None = None, bind: list[dict[str, Any]] | None = None
 ) -> str:
     """The JSON text hashed into the chain: the event, scrubbed, with ``who`` wrote it and the rows it binds."""
-    body = scrub_values(payload)
     who = {**actor(), **{k: v for k, v in (who or {}).items() if v is not None}}
-    body["who"] = scrub_values(who)  # a notebook's path, too
+    body = scrub_values({**payload, "who": who})  # (who too: a notebook's path)
     if bind:
         body["bind"] = bind
     return _encode(body)
 
 
-_encode = json.JSONEncoder(sort_keys=True, default=str).encode  # json.dumps(..., sort_keys=True, default=str)
+_encode = encoder(sort_keys=True, default=str)  # json.dumps(..., sort_keys=True, default=str), built once

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from datetime import datetime
 from typing import Any
 
 from workbench.guardrails.scanners import scrub, scrub_values
 from workbench.store import new_id
+from workbench.store.jsontext import encoder
 
-_encode = json.JSONEncoder(default=str).encode  # json.dumps(..., default=str) without building an encoder a span
+_encode = encoder(default=str)  # json.dumps(..., default=str), its encoder built once
 
 
 class Trace:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.plugins import REGISTRY
+from workbench.store.jsontext import encoder
 from workbench.store.records import AttemptRow, AttemptStatus
 
 LOCAL_MODELS = ("local/echo", "local/extractive", "local/scripted")  # built in: no key, no network
@@ -28,7 +28,7 @@ def canonical_json(value: Any) -> str:
 
 
 # json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str), its encoder built once
-_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode
+_canonical = encoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 @dataclass(slots=True)
