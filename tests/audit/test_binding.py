@@ -190,7 +190,7 @@ def test_verify_needs_the_key_and_says_which_it_used(tmp_path, monkeypatch):
 
 
 def test_the_key_is_named_by_its_id_and_never_shown(monkeypatch):
-    """A traceback with locals, a debugger or a log line shows the key object: its repr names the key, never holds it."""
+    """A traceback with locals, a debugger or a log line shows the key object: its repr names it, never holds it."""
     from workbench.store import chain
 
     secret = "a-secret-audit-key-0123456789"

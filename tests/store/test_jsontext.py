@@ -14,7 +14,7 @@ OPTIONS = [
 ]
 VALUES = [
     "plain",
-    "é \u2028 \x00 \"quoted\" \\",
+    'é \u2028 \x00 "quoted" \\',
     0,
     -(2**70),
     1.5,
