@@ -272,6 +272,13 @@ PIECES = [
     "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----",
     "AIza" + "b" * 35,
     "sk_live_" + "c" * 20,
+    '"secrets"',  # a word holding a key-like name, not assigned: the gate lets it through unscanned
+    "tokens",
+    '"key": "',
+    '"api_key"',
+    "PASSWORD :",
+    "Bearer ",
+    "Zq8kdP0aa19LmvQ2zzAAx9",
 ]
 
 
