@@ -135,6 +135,7 @@ class _Call:
     sink: str | None = None  # where the answer is going: html | shell | sql
     observe: bool = True  # add the exchange to the session's history (an agent's steps don't)
     meaning: tuple[str, Any] | None = None  # the semantic cache's (context key, prompt vector), when it is on
+    recorded: dict[str, Any] | None = None  # a re-run's recorded call, as its caller read and checked it
 
     @property
     def who(self) -> Attribution:
@@ -799,7 +800,14 @@ class Pipeline:
             task,
         )
 
-    def rerun(self, request: Request, prompt: str, replay_of: str, request_json: str | None = None) -> Result:
+    def rerun(
+        self,
+        request: Request,
+        prompt: str,
+        replay_of: str,
+        request_json: str | None = None,
+        recorded: dict[str, Any] | None = None,
+    ) -> Result:
         """The re-send behind :meth:`Workbench.rerun <workbench.runtime.Workbench.rerun>`."""
         _, route = self._router.resolve(request.route, check=self.mode == "live")
         request.blobs = self.stored_images(refs(request.messages))
@@ -808,11 +816,11 @@ class Pipeline:
         call = self._call(
             trace, time.perf_counter(), route, request, prompt, None, None, None, request_json=request_json
         )
-        call.replay_of = replay_of
+        call.replay_of, call.recorded = replay_of, recorded
         return self._run(call, None, "markdown")
 
     def _replay(self, call: _Call, on_token: TokenSink | None) -> Completion:
-        completion = self._replayer.complete(call.request, call.fingerprint)
+        completion = self._replayer.complete(call.request, call.fingerprint, checked=call.recorded)
         call.replay_of = completion.replay_of
         if on_token and completion.text:
             on_token(completion.text)

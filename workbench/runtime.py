@@ -321,12 +321,21 @@ class Workbench:
         """
         return self._pipeline.embed(texts, model=model, user=user, task=task, session=session)
 
-    def rerun(self, request: Request, prompt: str, replay_of: str, request_json: str | None = None) -> Result:
+    def rerun(
+        self,
+        request: Request,
+        prompt: str,
+        replay_of: str,
+        request_json: str | None = None,
+        recorded: dict[str, Any] | None = None,
+    ) -> Result:
         """Send a recorded request again, exactly as recorded (no composing, no session).
 
-        ``request_json`` is its stored form when the caller has it (it is what the fingerprint hashes).
+        ``request_json`` is its stored form when the caller has it (it is what the fingerprint hashes);
+        ``recorded`` the call ``replay_of`` as ``store.recorded_call`` returned it (read and checked against its
+        audit entry): in replay mode, when it is what answers the request, it is served without a second check.
         """
-        return self._pipeline.rerun(request, prompt, replay_of, request_json)
+        return self._pipeline.rerun(request, prompt, replay_of, request_json, recorded)
 
     # ---- sessions, routes, views --------------------------------------------------
 

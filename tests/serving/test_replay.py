@@ -152,3 +152,22 @@ def test_a_recording_from_before_rows_were_bound_replays_once_adopted(wb):
     tamper(replay, "UPDATE calls SET text = 'edited after adoption' WHERE mode = 'live'")
     with pytest.warns(AlertWarning), pytest.raises(AuditChainBroken, match="^replay refused: recorded call"):
         replay.ask("What did we decide about the invoice?")
+
+
+def test_a_session_rerun_checks_each_recording_once_and_a_newer_copy_where_it_is_served(wb, monkeypatch):
+    """A re-run serves the recording it read and checked before re-sending, without reading it again; a newer
+    recording of the same request (here from another session), which is what a replay answers with, is checked
+    where it is served."""
+    wb.ask("What did we decide about the invoice?", session="s")
+    wb.ask("And why?", session="s")
+    wb.ask("What did we decide about the invoice?", session="other")  # the same request, recorded later
+    first, second, newer = wb.calls.df().sort_values("started_at")["call_id"]
+    replay = replaying(wb)
+    checked: list[str] = []
+    real = replay.store.recorded_call
+    monkeypatch.setattr(replay.store, "recorded_call", lambda call_id, *a: checked.append(call_id) or real(call_id, *a))
+    report = replay.replay("s")
+    assert report["identical"].all() and len(report) == 2
+    assert sorted(checked) == sorted([first, second, newer])
+    served = replay.store.query("SELECT replay_of FROM calls WHERE mode = 'replay' ORDER BY started_at")
+    assert [r["replay_of"] for r in served] == [newer, second]

@@ -91,7 +91,9 @@ def rerun_session(wb: Workbench, session: str) -> pd.DataFrame:
             for row in rows[start : start + BATCH]:
                 stored = json.loads(row["request"])
                 request = Request(stored["route"], stored["messages"], stored.get("params", {}))
-                result = wb.rerun(request, row["prompt"], replay_of=row["id"], request_json=row["request"])
+                result = wb.rerun(
+                    request, row["prompt"], replay_of=row["id"], request_json=row["request"], recorded=row
+                )
                 recorded_tools = json.loads(row["tool_calls"]) if row["tool_calls"] else None
                 identical = result.text == (row["text"] or "") and (result.tool_calls or None) == recorded_tools
                 report.append(

@@ -34,8 +34,12 @@ class ReplayServing:
     def __init__(self, store: Store):
         self.store = store
 
-    def complete(self, request: Request, fingerprint: str) -> Completion:
-        """The most recent recorded live call with this fingerprint, as a completion."""
+    def complete(self, request: Request, fingerprint: str, checked: dict[str, Any] | None = None) -> Completion:
+        """The most recent recorded live call with this fingerprint, as a completion.
+
+        ``checked``: a recorded call the caller has read and checked (``store.recorded_call``), e.g. the one a
+        session re-run re-sends; when it is the one the fingerprint finds, it is served as checked, not read again.
+        """
         rows = self.store.query(
             "SELECT id FROM calls WHERE fingerprint = ? AND mode = 'live' AND status = 'ok' AND compacted_at IS NULL "
             "ORDER BY started_at DESC LIMIT 1",
@@ -43,7 +47,9 @@ class ReplayServing:
         )
         if not rows:
             raise self.miss(request)
-        row = self.store.recorded_call(rows[0]["id"])  # what is served is what was checked: an edit is refused
+        found = rows[0]["id"]
+        row = checked if checked is not None and checked["id"] == found else self.store.recorded_call(found)
+        # (what is served is what was checked: an edit is refused)
         answered = [a for a in row["attempts"] if a["status"] == "ok"]
         served: dict[str, Any] = answered[0] if answered else {}  # with the model version the provider reported
         attempt = Attempt(
