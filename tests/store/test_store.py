@@ -74,6 +74,7 @@ def test_migrates_an_in_memory_database():
         "m028_bind_memories",
         "m029_audit_call_session_index",
         "m030_fewer_indexes_per_call",
+        "m031_spans_by_trace",
     ]
 
 
@@ -263,3 +264,45 @@ def test_a_call_without_a_session_is_in_no_session_index_and_a_sessions_calls_ar
         plan = " ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
         assert "idx_calls_session_started_at" in plan or "audit_call_session" in plan, plan
     assert wb.replay("s") is not None and wb.audit.verify().ok
+
+
+def test_spans_are_kept_by_trace_in_one_tree_and_an_older_stores_spans_move_over(tmp_path):
+    """m031: ``spans`` keyed by (trace_id, span_id), WITHOUT ROWID: one B-tree where there were three. A store
+    written before keeps every span; a trace, a call's spans (by its trace) and a run root's rewrite go by the key."""
+    import sqlite3
+
+    from workbench.runtime import Workbench
+    from workbench.store.migrations import MIGRATIONS
+
+    old = sqlite_utils.Database(sqlite3.connect(tmp_path / "old.db", isolation_level=None))
+    old["_migrations"].create({"name": str, "applied_at": str}, pk="name")
+    for m in MIGRATIONS[:30]:
+        m(old)
+        old["_migrations"].insert({"name": m.__name__, "applied_at": "2026-12-01"})
+    rows = [(f"{i:016x}", f"{i // 3:032x}", None, f"c{i // 3}", "stage", i, i + 1, "ok", "{}") for i in range(30)]
+    old.conn.executemany("INSERT INTO spans VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    old.conn.close()
+    wb = Workbench.from_config(store=tmp_path / "old.db")
+    conn = wb.store.conn
+    assert sorted(conn.execute("SELECT * FROM spans").fetchall()) == sorted(rows)
+    trees = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE tbl_name = 'spans'")]
+    assert trees == ["spans"], trees  # (no rowid table beside it, no index of its own)
+    assert "WITHOUT ROWID" in conn.execute("SELECT sql FROM sqlite_master WHERE name = 'spans'").fetchone()[0]
+    answer = wb.ask("traced", model="local/echo")
+    trace = wb.trace(answer.call_id)
+    assert len(trace.df) >= 5 and set(trace.df["call_id"].dropna()) == {answer.call_id}
+    for sql, args in (
+        ("SELECT * FROM spans WHERE trace_id = ? ORDER BY start_ns", ("t",)),
+        ("SELECT * FROM spans WHERE trace_id = ? AND call_id = ? ORDER BY start_ns", ("t", "c")),
+        ("SELECT * FROM spans WHERE trace_id IN (?, ?) AND span_id IN (?, ?)", ("t", "u", "s", "r")),
+    ):
+        plan = " ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
+        assert "USING PRIMARY KEY" in plan, plan
+    root = ("r" * 16, "t" * 32, None, None, "agent.run", 1, None, "ok", '{"status": "running"}')
+    with wb.store.transaction() as c:
+        wb.store.add_spans(c, [root])
+    with wb.store.transaction() as c:
+        wb.store.add_spans(c, [(*root[:6], 2, "ok", '{"status": "done"}')])  # a run's root, rewritten as it ends
+    assert conn.execute("SELECT end_ns, attributes FROM spans WHERE trace_id = ?", ("t" * 32,)).fetchall() == [
+        (2, '{"status": "done"}')
+    ]

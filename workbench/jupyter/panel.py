@@ -185,8 +185,8 @@ def call(wb: Workbench, call_id: str) -> dict[str, Any]:
     attempts = wb.store.query("SELECT * FROM attempts WHERE call_id = ? ORDER BY n", (call_id,))
     spans = wb.store.query(
         "SELECT span_id, parent_id, name, start_ns, end_ns, status, attributes FROM spans "
-        "WHERE call_id = ? ORDER BY start_ns",
-        (call_id,),
+        "WHERE trace_id = ? AND call_id = ? ORDER BY start_ns",  # (by the key's trace: not every span in the store)
+        (rows[0]["trace_id"], call_id),
     )
     first = spans[0]["start_ns"] if spans else 0
     for span in spans:  # the waterfall: each span's offset and length in ms from the call's first

@@ -169,7 +169,7 @@ class OTel:
         self.store, self.endpoint, self.headers, self.content, self.service = store, endpoint, headers, content, service
         self.errors: list[str] = []
         self.sent = 0
-        self._queue: queue.Queue[list[str] | None] = queue.Queue()
+        self._queue: queue.Queue[list[tuple[str, str]] | threading.Event | None] = queue.Queue()  # (an Event: flush)
         self._thread: threading.Thread | None = None
         self._roots: dict[str, str | None] = {}
 
@@ -212,17 +212,17 @@ class OTel:
 
     # -- streaming ------------------------------------------------------------------------------
 
-    def submit(self, span_ids: list[str]) -> None:
-        """Queue just-written spans for the background exporter (called by the store after a commit)."""
+    def submit(self, spans: list[tuple[str, str]]) -> None:
+        """Queue just-written spans (``(trace_id, span_id)`` each) for the background exporter, after a commit."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._pump, daemon=True, name="workbench-otel")
             self._thread.start()
-        self._queue.put(span_ids)
+        self._queue.put(spans)
 
     def flush(self, timeout: float = 10.0) -> None:
         """Wait until everything queued has been sent (tests, end of a script)."""
         done = threading.Event()
-        self._queue.put(["__flush__", done])  # type: ignore[list-item]
+        self._queue.put(done)
         if self._thread is not None:
             done.wait(timeout)
 
@@ -241,13 +241,19 @@ class OTel:
             item = self._queue.get()
             if item is None:
                 return
-            if item and item[0] == "__flush__":
-                item[1].set()  # type: ignore[attr-defined]
+            if isinstance(item, threading.Event):  # (a flush: everything before it was sent)
+                item.set()
                 continue
             try:
                 exporter = exporter or self._exporter(None)
-                rows = self.store.query(f"{_SPANS} WHERE span_id IN ({','.join('?' * len(item))})", item)
-                rows = [r for r in rows if self._new(r)]
+                traces, ids = sorted({t for t, _ in item}), sorted({s for _, s in item})
+                marks = ",".join("?" * len(traces)), ",".join("?" * len(ids))
+                # (by the key: a row-value IN over VALUES would read the whole table)
+                rows = self.store.query(
+                    f"{_SPANS} WHERE trace_id IN ({marks[0]}) AND span_id IN ({marks[1]})", traces + ids
+                )
+                wanted = set(item)
+                rows = [r for r in rows if (r["trace_id"], r["span_id"]) in wanted and self._new(r)]
                 self._send(rows, exporter)
             except Exception as exc:  # noqa: BLE001 - export must never break a call; the error is kept
                 self.errors = [*self.errors[-99:], f"{type(exc).__name__}: {exc}"[:300]]

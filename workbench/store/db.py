@@ -154,7 +154,7 @@ class Store:
         self.lock = threading.RLock()
         self._depth = 0  # > 0 inside batch(): transactions become savepoints
         self._kill_checked: tuple[tuple[Any, ...], int | None] | None = None  # the kill entry last checked, its answer
-        self.on_spans: Callable[[list[str]], None] | None = None  # told the ids of spans just written (OTel)
+        self.on_spans: Callable[[list[tuple[str, str]]], None] | None = None  # told (trace, span) just written
         self.on_broken_chain: Callable[[str], None] | None = None  # told when the audit chain refuses to grow
         self._commits = 0  # every checkpoint.EVERY commits, the checkpointer is woken (see store/checkpoint.py)
         self._file = self.path.absolute()  # (the file this connection opened, whatever the working folder is later)
@@ -306,7 +306,7 @@ class Store:
             if spans:
                 conn.executemany(_INSERT_SPAN, spans)
                 if self.on_spans is not None:
-                    self.on_spans([s[0] for s in spans])
+                    self.on_spans([(s[1], s[0]) for s in spans])
             if settle_reservation:
                 conn.execute("DELETE FROM reservations WHERE call_id = ?", (call["id"],))
             bind = [("calls", call["id"]), *(("attempts", str(i)) for i in attempt_ids)]
@@ -329,7 +329,7 @@ class Store:
         """
         conn.executemany(_INSERT_SPAN.replace("INSERT", "INSERT OR REPLACE", 1), spans)
         if self.on_spans is not None and spans:
-            self.on_spans([s[0] for s in spans])
+            self.on_spans([(s[1], s[0]) for s in spans])
 
     def append_audit(self, kind: str, ref: str, payload: dict[str, Any], bind: Sequence[tuple[str, str]] = ()) -> int:
         """Add one entry to the hash-chained audit log in its own transaction; returns its id."""
