@@ -349,13 +349,16 @@ class AuditLog:
         return text
 
     def _rows_of(self, kind: str | None, since: str | None) -> list[dict[str, Any]]:
-        where, params = [], []
+        where: list[str] = []
+        params: list[str | int] = []
         if kind:
             where.append("kind = ?")
             params.append(kind)
-        if since:
-            where.append("ts >= ?")
-            params.append(cutoff(since))
+        if since:  # from the first entry written since: the times rise with the ids (an export is one stretch)
+            with self.store.lock:
+                first = self.store.first_entry_at(self.store.conn, cutoff(since))
+            where.append("id >= ?")
+            params.append(first or 0)
         sql = "SELECT id, ts, kind, ref, payload, prev_hash, hash FROM audit"
         return self.store.query(sql + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id", params)
 

@@ -67,10 +67,10 @@ def compact(store: Store, older_than: str, *, dry_run: bool = False) -> Compacti
     size = _size(store)
     if dry_run:
         with store.lock:
-            counts = _counts(store.conn, before)
+            counts = _counts(store, store.conn, before)
         return Compaction(before, *counts[:3], counts[4], size, size, dry_run=True)
     with store.transaction() as conn:
-        calls, spans, tools, last_id, entries = _counts(conn, before)
+        calls, spans, tools, last_id, entries = _counts(store, conn, before)
         key = audit_key()
         carry = store.kept_carry(conn, key)  # (vouched for again below: refused if they were edited)
         if entries:  # the digests the removed entries hold are carried over, newest first
@@ -137,10 +137,13 @@ _UNNAMED = (
 )
 
 
-def _counts(conn: Any, before: str) -> tuple[int, int, int, int | None, int]:
-    """(calls, spans, tool calls, last audit id, audit entries) older than ``before``."""
+def _counts(store: Store, conn: Any, before: str) -> tuple[int, int, int, int | None, int]:
+    """(calls, spans, tool calls, last audit id, audit entries) older than ``before`` (the entries before the first
+    written at or after it: the log's times rise with its ids).
+    """
     calls = conn.execute(f"SELECT COUNT(*) FROM ({_OLD})", (before,)).fetchone()[0]
     spans = conn.execute(f"SELECT COUNT(*) FROM spans WHERE call_id IN ({_OLD})", (before,)).fetchone()[0]
     tools = conn.execute(f"SELECT COUNT(*) FROM ({_OLD_TOOLS})", (before,)).fetchone()[0]
-    last_id, entries = conn.execute("SELECT MAX(id), COUNT(*) FROM audit WHERE ts < ?", (before,)).fetchone()
+    first = store.first_entry_at(conn, before)
+    last_id, entries = conn.execute("SELECT MAX(id), COUNT(*) FROM audit WHERE id < ?", (first or 0,)).fetchone()
     return calls, spans, tools, last_id, entries
