@@ -309,30 +309,32 @@ def test_spans_are_kept_by_trace_in_one_tree_and_an_older_stores_spans_move_over
     ]
 
 
-def test_audit_times_never_step_back_and_the_first_entry_since_a_time_is_found_by_id(tmp_path, monkeypatch):
-    """m032: no index on the log's time. Each entry is written no earlier than the one before it (a clock set back
-    does not make the log go back in time), so the first entry since a time is found by a binary search over the
-    ids; ``audit.df(since=)``, an export since a time and compaction all find it so."""
+def test_the_first_audit_entry_since_a_time_is_found_by_id_and_a_clock_set_back_keeps_its_time(tmp_path, monkeypatch):
+    """m032: no index on the log's time. Entries are appended as they happen, so the first one since a time is
+    found by a binary search over the ids; ``audit.df(since=)`` and compaction find it so. An entry keeps the time
+    its clock said, even one set back (an audit log's times are evidence): the search then finds a place where
+    the times pass the one asked for, and what follows is one unbroken stretch of the chain."""
     import workbench.store.db as db
+    from workbench.audit import AuditLog
 
     store = Store(tmp_path / "a.db")
     times = [f"2026-01-0{d}T00:00:00.000000+00:00" for d in (1, 1, 2, 5, 5, 5, 7, 9)]
     for i, when in enumerate(times):
         monkeypatch.setattr(db, "utcnow", lambda when=when: when)
         store.append_audit("note", str(i), {"i": i})
-    monkeypatch.setattr(db, "utcnow", lambda: "2025-06-01T00:00:00.000000+00:00")  # the clock set back
-    store.append_audit("note", "late", {"i": 8})
     rows = store.query("SELECT id, ts FROM audit ORDER BY id")
-    assert rows[-1]["ts"] == times[-1]  # (as late as the entry before it, not back in 2025)
-    assert all(a["ts"] <= b["ts"] for a, b in zip(rows, rows[1:], strict=False))
     days = ("2025-12-31", "2026-01-01", "2026-01-02", "2026-01-03", "2026-01-05", "2026-01-08", "2026-01-09", "2027")
     for day in days:
         want = next((r["id"] for r in rows if r["ts"] >= day), rows[-1]["id"] + 1)
         assert store.first_entry_at(store.conn, day) == want, day
     indexes = [r["name"] for r in store.query("SELECT name FROM sqlite_master WHERE tbl_name = 'audit'")]
     assert "idx_audit_ts" not in indexes
-    from workbench.audit import AuditLog
-
     log = AuditLog(store)
-    assert log.df(since="2026-01-05")["ref"].tolist() == ["3", "4", "5", "6", "7", "late"]
+    assert log.df(since="2026-01-05")["ref"].tolist() == ["3", "4", "5", "6", "7"]
+    monkeypatch.setattr(db, "utcnow", lambda: "2025-06-01T00:00:00.000000+00:00")  # the clock set back
+    store.append_audit("note", "late", {"i": 8})
+    assert store.query("SELECT ts FROM audit WHERE ref = 'late'") == [{"ts": "2025-06-01T00:00:00.000000+00:00"}]
+    since = log.df(since="2026-01-05")["id"].tolist()
+    assert since == list(range(since[0], rows[-1]["id"] + 2))  # (one stretch, to the last entry)
     assert log.verify().ok
+    assert store.first_entry_at(Store(tmp_path / "empty.db").conn, "2026") is None

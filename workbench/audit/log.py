@@ -354,7 +354,7 @@ class AuditLog:
         if kind:
             where.append("kind = ?")
             params.append(kind)
-        if since:  # from the first entry written since: the times rise with the ids (an export is one stretch)
+        if since:  # from the first entry written since (Store.first_entry_at): an export is one unbroken stretch
             with self.store.lock:
                 first = self.store.first_entry_at(self.store.conn, cutoff(since))
             where.append("id >= ?")

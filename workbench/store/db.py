@@ -360,8 +360,8 @@ class Store:
             self._adopt(conn, key)
         bindings = bind_rows(conn, key, list(bind)) if bind else None
         text = entry_payload(payload, who, bindings)
-        last_id, prev, last_ts = self._tail(conn, key)
-        ts = max(utcnow(), last_ts)  # never before the entry it follows (a clock set back): see first_entry_at
+        last_id, prev = self._tail(conn, key)
+        ts = utcnow()
         digest = entry_hash(key, prev, ts, kind, ref, text)
         entry = last_id + 1
         conn.execute(_INSERT_AUDIT, (entry, ts, kind, ref, text, prev, digest))
@@ -660,10 +660,8 @@ class Store:
                 f"{key.describe()}: set {KEY_ENV} to the key the log was written with ({outcome})"
             )
 
-    def _tail(self, conn: sqlite3.Connection, key: AuditKey) -> tuple[int, str, str]:
-        """The id, hash and time of what a new entry chains to, after checking the tail against the head (in an
-        empty log: the last compaction checkpoint, or genesis, and no time).
-        """
+    def _tail(self, conn: sqlite3.Connection, key: AuditKey) -> tuple[int, str]:
+        """The id and hash a new entry chains to, after checking the tail against the head."""
         head = conn.execute("SELECT id, hash, mac, key_id FROM audit_head WHERE k = 1").fetchone()
         self._check_key(head[3] if head else None, key)
         cursor = conn.execute("SELECT id, ts, kind, ref, payload, prev_hash, hash FROM audit ORDER BY id DESC LIMIT 1")
@@ -675,7 +673,7 @@ class Store:
                     f"the audit log is empty but its head is entry {head[0]}: entries {base_id + 1}-"
                     f"{head[0]} were removed"
                 )
-            return base_id, base, ""
+            return base_id, base
         last = dict(zip(_ENTRY_FIELDS, found, strict=True))
         if head is None:
             self._broken(f"the audit log's head is missing (its last entry is {last['id']})")
@@ -692,14 +690,14 @@ class Store:
             self._broken(f"its last entry {last['id']} is not keyed (the log was rewritten)")
         if not check_entry(key, last):
             self._broken(f"its last entry {last['id']} does not match its hash (edited)")
-        return last["id"], last["hash"], str(last["ts"] or "")
+        return last["id"], last["hash"]
 
     def first_entry_at(self, conn: sqlite3.Connection, ts: str) -> int | None:
         """The id of the first audit entry written at or after ``ts`` (one past the last when none is; ``None`` for an
-        empty log). Each entry is written no earlier than the one before it, so the times rise with the ids and a
-        binary search over them finds it in ~20 point reads, where an index on the time cost every entry written
-        ~13 us. (A store written before times were kept rising may have a step back where a clock was set back:
-        the search then finds one of the places where the time passes ``ts``.)
+        empty log). Entries are appended as they happen, so their times rise with their ids and a binary search
+        over the ids finds it in ~20 point reads, where an index on the time cost every entry written ~13 us. Each
+        entry keeps the time the clock said: where a clock was set back, the times step back once, and the search
+        finds one of the places where they pass ``ts`` (what follows it is still one unbroken stretch of the chain).
         """
         lo, hi = conn.execute("SELECT MIN(id), MAX(id) FROM audit").fetchone()
         if lo is None:

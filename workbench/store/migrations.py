@@ -694,9 +694,9 @@ def m031_spans_by_trace(db: sqlite_utils.Database) -> None:
 
 @migration
 def m032_audit_found_by_id_not_time(db: sqlite_utils.Database) -> None:
-    """The audit log's index on ``ts`` goes: each entry is now written no earlier than the one before it, so the
-    first entry since a time is found by a binary search over the ids (``Store.first_entry_at``), and the ~13 us
-    a call its index cost is not paid by every entry written.
+    """The audit log's index on ``ts`` goes: entries are appended as they happen, so the first entry since a time
+    is found by a binary search over the ids (``Store.first_entry_at``), and the ~13 us a call its index cost is
+    not paid by every entry written.
     """
     db.execute("DROP INDEX IF EXISTS idx_audit_ts")
 

@@ -139,7 +139,7 @@ _UNNAMED = (
 
 def _counts(store: Store, conn: Any, before: str) -> tuple[int, int, int, int | None, int]:
     """(calls, spans, tool calls, last audit id, audit entries) older than ``before`` (the entries before the first
-    written at or after it: the log's times rise with its ids).
+    written at or after it: the log's times rise with its ids, see ``Store.first_entry_at``).
     """
     calls = conn.execute(f"SELECT COUNT(*) FROM ({_OLD})", (before,)).fetchone()[0]
     spans = conn.execute(f"SELECT COUNT(*) FROM spans WHERE call_id IN ({_OLD})", (before,)).fetchone()[0]
