@@ -16,6 +16,7 @@ import sqlite_utils
 from tests.tampering import rechain, tamper
 from workbench.audit import AuditLog, verify_export
 from workbench.errors import GuardrailViolation, WorkbenchError
+from workbench.observability import AlertWarning
 from workbench.runtime import Workbench
 from workbench.store import MIGRATIONS, Store, utcnow
 from workbench.store.chain import AuditChainBroken, AuditKeyMissing, AuditKeyUnsafe, key_file
@@ -422,3 +423,40 @@ def test_attempts_written_before_they_were_bound_are_adopted_by_the_first_write_
     assert json.loads(adopt[-1]["payload"])["tables"] == ["attempts"]
     tamper(wb, "UPDATE attempts SET response_model = 'another-version'")
     assert "attempts row" in wb.audit.verify().reason
+
+
+def test_the_tail_is_checked_in_full_whenever_another_connection_committed(tmp_path, monkeypatch):
+    """A process chains its next entry to the tail it wrote itself, without reading it back, only while no other
+    connection has committed (``PRAGMA data_version``) and its key is the same: any commit from elsewhere, however
+    harmless it looks, and the tail is read and checked again; a tail cut or edited meanwhile is refused."""
+    wb = Workbench.from_config(store=str(tmp_path / "t.db"))
+    wb.ask("first")
+    checks = []
+    real = wb.store._tail
+    monkeypatch.setattr(wb.store, "_tail", lambda conn, key: checks.append(1) or real(conn, key))
+    wb.ask("second")
+    wb.ask("third")
+    assert checks == []  # (its own tail, unchanged since it committed it)
+    tamper(wb, "CREATE TABLE IF NOT EXISTS elsewhere (x)")  # any commit by another connection
+    wb.ask("fourth")
+    assert checks == [1]
+    wb.ask("fifth")
+    assert checks == [1]
+    tamper(wb, "DELETE FROM audit WHERE id = (SELECT MAX(id) FROM audit)")  # the end cut off
+    with pytest.warns(AlertWarning), pytest.raises(AuditChainBroken, match="removed from the end"):
+        wb.ask("sixth")
+    assert wb.store.query("SELECT COUNT(*) AS n FROM calls WHERE prompt = 'sixth'") == [{"n": 0}]
+
+
+def test_an_entry_rolled_back_inside_a_batch_is_not_chained_to(tmp_path):
+    store = Store(tmp_path / "b.db")
+    store.append_audit("note", "before", {})
+    with store.batch():
+        store.append_audit("note", "kept", {})
+        with pytest.raises(RuntimeError), store.transaction() as conn:
+            store.audit(conn, "note", "rolled back", {})
+            raise RuntimeError("the event failed")
+        store.append_audit("note", "after", {})
+    store.append_audit("note", "last", {})
+    assert [r["ref"] for r in store.query("SELECT ref FROM audit ORDER BY id")] == ["before", "kept", "after", "last"]
+    assert AuditLog(store).verify().ok
