@@ -400,7 +400,7 @@ def test_litellm_is_loaded_ahead_only_for_what_a_route_needs_it_for(monkeypatch)
     settings = Settings(prices={"openai/p": {"input_cost_per_token": 0.0, "output_cost_per_token": 0.0}})
     server = {"api_base": "http://127.0.0.1:8000/v1"}
     priced = Route(deployments=[Deployment(model="openai/p", **server), Deployment(model="local/echo")])
-    unpriced = Route(deployments=[Deployment(model="openai/c", **server)])  # litellm's map prices it
+    unpriced = Route(deployments=[Deployment(model="openai/gpt-4o-mini", **server)])  # litellm's map prices it
     provider = Route(deployments=[Deployment(model="openai/gpt-4o-mini")])  # no api_base: litellm calls it
     assert not router.needs_litellm(priced, settings)
     assert router.needs_litellm(unpriced, settings) and router.needs_litellm(provider, settings)
@@ -409,6 +409,21 @@ def test_litellm_is_loaded_ahead_only_for_what_a_route_needs_it_for(monkeypatch)
     assert (os.getpid(), server["api_base"]) in openai_http._CLIENTS
     monkeypatch.setenv(router.VIA_LITELLM, "1")
     assert router.needs_litellm(priced, settings)
+
+
+def test_a_route_is_prepared_once_not_before_every_call(tmp_path, monkeypatch):
+    """prepare() is asked before every live call: its checks run once per route object (a new route, once more)."""
+    wb = Workbench.from_config(store=str(tmp_path / "w.db"))
+    asked = []
+    real = router.needs_litellm
+    monkeypatch.setattr(router, "needs_litellm", lambda route, settings=None: asked.append(1) or real(route, settings))
+    for i in range(3):
+        wb.ask(f"question {i}", model="local/echo")
+    assert len(asked) == 1
+    wb.add_route("again", ["local/echo"])
+    wb.ask("down a new route", model="again")
+    wb.ask("and again", model="again")
+    assert len(asked) == 2
 
 
 def test_retry_after_is_read_from_a_direct_async_answer(tmp_path, chaos):
