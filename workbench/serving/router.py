@@ -108,6 +108,9 @@ def prepare(route: Route, settings: Settings | None = None) -> None:
     servers = [d.api_base for d in route.deployments if d.api_base and _over_http(d)]
     if servers:
         openai_http.prepare(servers)
+    if len(_PREPARED) > 1024:  # (routes made and dropped one after another: forget the dropped ones)
+        for gone in [k for k, ref in _PREPARED.items() if ref() is None]:
+            del _PREPARED[gone]
     _PREPARED[id(route)] = weakref.ref(route)
 
 

@@ -383,7 +383,7 @@ class Store:
             "key_id = excluded.key_id",
             (entry, digest, head_mac(key, entry, digest), key.id),
         )
-        if conn is self.conn:
+        if conn is self.conn and conn.in_transaction:  # (known until it commits or rolls back: transaction())
             self._tail_written = (key.id, entry, digest)
         return entry
 
