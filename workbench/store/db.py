@@ -157,11 +157,10 @@ class Store:
         self.on_spans: Callable[[list[tuple[str, str]]], None] | None = None  # told (trace, span) just written
         self.on_broken_chain: Callable[[str], None] | None = None  # told when the audit chain refuses to grow
         self._commits = 0  # every checkpoint.EVERY commits, the checkpointer is woken (see store/checkpoint.py)
-        # The audit chain's tail as this connection last committed it: (data_version, key id, entry, hash); what the
-        # transaction under way wrote: (key id, entry, hash); and the data_version it began with (see _chain_tail).
+        # The audit chain's tail, (data_version, key id, entry, hash), as this connection last committed it and as the
+        # transaction under way wrote it (see _chain_tail).
         self._tail_seen: tuple[int, str, int, str] | None = None
-        self._tail_written: tuple[str, int, str] | None = None
-        self._version: int | None = None
+        self._tail_written: tuple[int, str, int, str] | None = None
         self._file = self.path.absolute()  # (the file this connection opened, whatever the working folder is later)
         self._checkpointer: Checkpointer | None = None
         try:
@@ -230,9 +229,8 @@ class Store:
         """Count a commit; every ``EVERY``-th wakes the background checkpointer (started on the first). The audit
         chain's tail it wrote, if any, is what the next entry chains to while no other connection commits.
         """
-        if self._tail_written is not None and self._version is not None:
-            self._tail_seen = (self._version, *self._tail_written)
-        self._tail_written = None
+        if self._tail_written is not None:
+            self._tail_seen, self._tail_written = self._tail_written, None
         self._commits += 1
         if self._wal and self._commits % EVERY == 0:
             if self._checkpointer is None:
@@ -372,7 +370,7 @@ class Store:
             self._adopt(conn, key)
         bindings = bind_rows(conn, key, list(bind)) if bind else None
         text = entry_payload(payload, who, bindings)
-        last_id, prev = self._chain_tail(conn, key)
+        version, last_id, prev = self._chain_tail(conn, key)
         ts = utcnow()
         digest = entry_hash(key, prev, ts, kind, ref, text)
         entry = last_id + 1
@@ -383,26 +381,27 @@ class Store:
             "key_id = excluded.key_id",
             (entry, digest, head_mac(key, entry, digest), key.id),
         )
-        if conn is self.conn and conn.in_transaction:  # (known until it commits or rolls back: transaction())
-            self._tail_written = (key.id, entry, digest)
+        if version is not None and conn.in_transaction:  # (known until it commits or rolls back: transaction())
+            self._tail_written = (version, key.id, entry, digest)
         return entry
 
-    def _chain_tail(self, conn: sqlite3.Connection, key: AuditKey) -> tuple[int, str]:
-        """What a new entry chains to: :meth:`_tail`, checked, unless this connection knows it already. That is the
-        entry this transaction wrote last (it holds the write lock), or the tail its last commit left when no other
-        connection has committed since (``PRAGMA data_version`` unchanged) and the key is the same: then nothing can
-        have cut or edited it, and the check (two reads and two HMACs, ~15 us a call) would find what was written.
+    def _chain_tail(self, conn: sqlite3.Connection, key: AuditKey) -> tuple[int | None, int, str]:
+        """The ``PRAGMA data_version`` the transaction began with (``None`` on another connection) and what a new entry
+        chains to: :meth:`_tail`, checked, unless this connection knows it already. That is the entry this
+        transaction wrote last (it holds the write lock), or the tail its last commit left when no other connection
+        has committed since (``data_version`` unchanged) and the key is the same: then nothing can have cut or edited
+        it, and the check (two reads and two HMACs, ~15 us a call) would find what was written.
         """
         if conn is not self.conn:
-            return self._tail(conn, key)
+            return (None, *self._tail(conn, key))
         written = self._tail_written
-        if written is not None and written[0] == key.id:
-            return written[1], written[2]
-        self._version = version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if written is not None and written[1] == key.id:
+            return written[0], written[2], written[3]
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
         seen = self._tail_seen
         if written is None and seen is not None and seen[0] == version and seen[1] == key.id:
-            return seen[2], seen[3]
-        return self._tail(conn, key)
+            return version, seen[2], seen[3]
+        return (version, *self._tail(conn, key))
 
     def next_entry(self, conn: sqlite3.Connection, key: AuditKey) -> int:
         """The id the next audit entry will have (after checking the chain's tail)."""
