@@ -48,8 +48,7 @@ class Checkpointer:
 
     def wake(self) -> None:
         """Ask for a checkpoint: at once, unless the last one is still running (then after it, see the module doc)."""
-        if not self._idle.is_set():
-            self._idle.wait(WAIT_S)
+        self._idle.wait(WAIT_S)
         self._wanted.set()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -81,7 +80,6 @@ class Checkpointer:
                     self._idle.set()
                 self.done += 1
         finally:
-            self._idle.set()
             conn.close()
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
